@@ -1,0 +1,115 @@
+# tunekv build. `make` builds everything into build/ and puts the programs in bin/.
+#   make deps      install missing Debian packages (a no-op when all are present)
+#   make test      deps, build, unit tests (Check, under ASan/UBSan), integration tests
+#   make cluster   deps, build, run the local cluster in the foreground (Ctrl-C stops it)
+#   make bench     deps, build, kvbench against the local cluster next to the peers
+#   make clean
+
+DEB_PKGS := librocksdb-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev \
+            check libcyaml-dev libyaml-dev libxxhash-dev pkg-config
+PKGS := grpc libprotobuf-c rocksdb libcyaml yaml-0.1 check libxxhash
+
+BUILD := build
+GEN := $(BUILD)/gen
+CC ?= cc
+INCLUDES := -Icommon -Icoordinator -Ikvnode -Iclient -I$(GEN)
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+               -MMD -MP $(INCLUDES) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS ?= -O2
+SAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDLIBS := $(shell pkg-config --libs grpc libprotobuf-c libcyaml yaml-0.1 libxxhash 2>/dev/null) \
+          -lrocksdb -lpthread -lm
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+PROTOS := $(wildcard proto/*.proto)
+PB_SRC := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
+PB_HDR := $(PB_SRC:.c=.h)
+
+COMMON_SRC := $(wildcard common/*.c) $(wildcard coordinator/*.c) $(PB_SRC)
+NODE_SRC := $(filter-out kvnode/main.c,$(wildcard kvnode/*.c))
+CLIENT_SRC := $(filter-out client/kvctl.c client/kvbench.c,$(wildcard client/*.c))
+UNIT_SRC := $(wildcard tests/unit/*.c)
+TOOL_SRC := $(wildcard tests/integration/*.c)
+
+# Object paths: sources under $(GEN) compile to .../gen/, everything else mirrors the tree.
+genrel = $(patsubst $(GEN)/%,gen/%,$(1))
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(call genrel,$(1)))
+sanobj = $(patsubst %.c,$(BUILD)/san/%.o,$(call genrel,$(1)))
+
+PROGRAMS := bin/kvnode bin/kvctl bin/kvbench
+TOOLS := $(patsubst tests/integration/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
+
+all: $(PROGRAMS) $(TOOLS)
+
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=proto --c_out=$(GEN) $<
+
+$(BUILD)/obj/%.o: %.c | $(PB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/san/%.o: %.c | $(PB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(BUILD)/obj/gen/%.o: $(GEN)/%.c | $(PB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/san/gen/%.o: $(GEN)/%.c | $(PB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+bin/kvnode: $(call obj,kvnode/main.c $(NODE_SRC) $(COMMON_SRC))
+	@mkdir -p bin
+	$(CC) -o $@ $^ $(LDLIBS)
+
+bin/kvctl: $(call obj,client/kvctl.c $(CLIENT_SRC) $(COMMON_SRC))
+	@mkdir -p bin
+	$(CC) -o $@ $^ $(LDLIBS)
+
+bin/kvbench: $(call obj,client/kvbench.c $(CLIENT_SRC) $(COMMON_SRC))
+	@mkdir -p bin
+	$(CC) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tools/%: $(call obj,tests/integration/%.c $(CLIENT_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(filter-out $(BUILD)/obj/tests/integration/%,$(call obj,$(CLIENT_SRC) $(COMMON_SRC))) \
+	  $(BUILD)/obj/tests/integration/$*.o $(LDLIBS)
+
+$(BUILD)/check_unit: $(call sanobj,$(UNIT_SRC) $(NODE_SRC) $(CLIENT_SRC) $(COMMON_SRC))
+	$(CC) -fsanitize=address,undefined -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing" $$missing; \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+unit: $(BUILD)/check_unit
+	$(BUILD)/check_unit
+
+integration: all
+	tests/integration/run.sh
+
+test: deps
+	$(MAKE) all $(BUILD)/check_unit
+	$(MAKE) unit
+	$(MAKE) integration
+
+cluster: deps
+	$(MAKE) all
+	deploy/cluster.sh config/single.yaml
+
+clean:
+	rm -rf $(BUILD) bin
+
+.PHONY: all deps unit integration test cluster clean
+.SECONDARY:
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

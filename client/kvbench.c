@@ -1,0 +1,519 @@
+/* kvbench.c: closed-loop load for tunekv over libtunekv's async API.
+ *
+ *   kvbench -a ADDR[,ADDR..] (--ops N | --duration S) [--concurrency C] [--value-bytes B]
+ *           [--keys K] [--mix put=50,get=50] [-c LEVEL] [--warmup S] [--json FILE]
+ *           [--keyspace NAME] [--seed N] [--timeout MS] [--blind]
+ *
+ * Exactly C requests are in flight at all times on one completion queue: when one finishes,
+ * the next starts in its place. Requests go round-robin over one client per address. Each
+ * request picks its operation from the mix and its key uniformly from K keys ("k%08d") with
+ * a PRNG seeded by --seed, so the sequence of requests is the same on every run. Puts write
+ * B bytes; gets of missing keys count as ok. Like a read-modify-write client, a put carries
+ * the last context this run received for its key (from a put or get reply), so a key's
+ * siblings stay bounded by the writers racing on it instead of piling up to the keyspace's
+ * sibling cap (after which blind puts fail with RESOURCE_EXHAUSTED). --blind sends puts
+ * without a context, to measure exactly that path.
+ *
+ * Measurement: the first --warmup seconds run but are not counted. A request is measured
+ * when it starts after the warmup and (with --ops) is one of the first N such starts, or
+ * (with --duration) starts within S seconds of the end of the warmup. The window runs from
+ * the end of the warmup to the completion of the last measured request. Per operation:
+ * ops/s = successful measured requests / window; latency percentiles are over successful
+ * requests, kept in a log-linear histogram (common/histogram.h, < 1% error); errors counts
+ * failed measured requests. The first failure of the run (warmup included) is printed once
+ * on stderr as "kvbench: first error (<op> to <addr>): <GRPC_STATUS_NAME>: <message>".
+ *
+ * Output: a table on stdout with a row per operation in the mix. --json FILE writes
+ *   {"put": {"ops_per_sec": .., "p50_ms": .., "p99_ms": .., "p999_ms": .., "errors": ..},
+ *    "get": {..}}
+ * on one line, always with both operations (zeros for one not in the mix).
+ *
+ * Exit status: 0 every measured request succeeded, 3 some failed (results still printed),
+ * 2 usage error, 1 a local failure (cannot write the JSON file, cannot start a call). */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "histogram.h"
+#include "kv_limits.h"
+#include "tunekv.h"
+
+enum { EXIT_OK = 0, EXIT_LOCAL = 1, EXIT_USAGE = 2, EXIT_ERRORS = 3 };
+
+#define CONCURRENCY_MAX 4096u
+#define DURATION_S_MAX 86400.0
+#define KEYS_MAX 100000000u /* the context table holds 16 bytes per key */
+#define OPS_MAX 1000000000000ull
+
+enum { OP_PUT, OP_GET, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"put", "get"};
+
+typedef struct {
+  char *addrs;          /* the -a argument, split in place */
+  uint64_t ops;         /* --ops, 0 = use duration */
+  double duration_s;    /* --duration, 0 = use ops */
+  uint32_t concurrency, value_bytes, keys, timeout_ms;
+  uint32_t mix[OP_COUNT];
+  const char *mix_text, *level, *json_path, *keyspace;
+  double warmup_s;
+  uint64_t seed;
+  bool blind;
+} bench_args_t;
+
+typedef struct {
+  kv_histogram_t hist;
+  uint64_t ok, errors;
+} op_stats_t;
+
+/* One in-flight request: its operation and whether it is measured. The tag of the call. */
+typedef struct {
+  int op;
+  uint32_t client; /* index into bench_t.clients */
+  uint32_t key;
+  bool measured;
+} req_t;
+
+/* The last context received for a key, malloc'd and reused (grown, never shrunk). */
+typedef struct {
+  uint8_t *bytes;
+  uint32_t len, cap;
+} key_ctx_t;
+
+typedef struct {
+  bench_args_t args;
+  kv_client_t *clients[KV_NODES_MAX];
+  const char *client_addrs[KV_NODES_MAX];
+  uint32_t n_clients, next_client;
+  kv_client_async_t *async;
+  kv_client_opts_t opts;
+  uint8_t *value;
+  key_ctx_t *contexts; /* args.keys entries; NULL with --blind or no puts */
+  uint64_t rng;
+  uint64_t t_measure_ns, t_end_ns, started_measured, last_done_ns;
+  bool first_error_printed;
+  op_stats_t stats[OP_COUNT];
+} bench_t;
+
+static void usage(FILE *f) {
+  fputs("usage: kvbench -a ADDR[,ADDR..] (--ops N | --duration S) [--concurrency C]\n"
+        "               [--value-bytes B] [--keys K] [--mix put=50,get=50] [-c LEVEL]\n"
+        "               [--warmup S] [--json FILE] [--keyspace NAME] [--seed N] [--timeout MS]\n"
+        "\n"
+        "  -a ADDR[,ADDR..]   nodes; requests go round-robin over them\n"
+        "  --ops N            measure N requests, or\n"
+        "  --duration S       measure for S seconds\n"
+        "  --concurrency C    requests in flight (default 64, at most 4096)\n"
+        "  --value-bytes B    bytes per put (default 100)\n"
+        "  --keys K           keys k00000000.. chosen uniformly (default 10000)\n"
+        "  --mix OP=W,..      weights of put and get (default put=50,get=50)\n"
+        "  -c LEVEL           consistency level of every request (default: the keyspace's)\n"
+        "  --warmup S         seconds run first and not counted (default 0)\n"
+        "  --json FILE        also write the results as JSON\n"
+        "  --keyspace NAME    keyspace (default \"default\")\n"
+        "  --seed N           PRNG seed for keys and operations (default 1)\n"
+        "  --timeout MS       the server's deadline per request (default: the server's)\n"
+        "  --blind            put without the key's last context (siblings pile up)\n"
+        "\n"
+        "exit status: 0 no errors, 1 local failure, 2 usage error, 3 some requests failed\n",
+        f);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("kvbench: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputs("; see kvbench -h\n", stderr);
+  va_end(ap);
+  return EXIT_USAGE;
+}
+
+/* ---- arguments --------------------------------------------------------------------- */
+
+static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
+  if (!*s) return false;
+  uint64_t v = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p < '0' || *p > '9') return false;
+    if (v > (max - (uint64_t)(*p - '0')) / 10) return false;
+    v = v * 10 + (uint64_t)(*p - '0');
+  }
+  if (v < min) return false;
+  *out = v;
+  return true;
+}
+
+static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out) {
+  uint64_t v;
+  if (!parse_u64(s, min, max, &v)) return false;
+  *out = (uint32_t)v;
+  return true;
+}
+
+static bool parse_seconds(const char *s, double min, double max, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (!*s || *end || errno || !isfinite(v) || v < min || v > max) return false;
+  *out = v;
+  return true;
+}
+
+/* "put=70,get=30": weights 0..1000000 per operation, at least one above 0. */
+static bool parse_mix(const char *text, uint32_t mix[OP_COUNT]) {
+  char buf[256];
+  if (strlen(text) >= sizeof buf) return false;
+  strcpy(buf, text);
+  memset(mix, 0, sizeof(uint32_t) * OP_COUNT);
+  bool seen[OP_COUNT] = {false};
+  uint64_t total = 0;
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(tok, '=');
+    if (!eq) return false;
+    *eq = '\0';
+    int op = -1;
+    for (int i = 0; i < OP_COUNT; i++)
+      if (strcmp(tok, op_names[i]) == 0) op = i;
+    if (op < 0 || seen[op] || !parse_u32(eq + 1, 0, 1000000, &mix[op])) return false;
+    seen[op] = true;
+    total += mix[op];
+  }
+  return total > 0;
+}
+
+static int parse_args(int argc, char **argv, bench_args_t *a) {
+  memset(a, 0, sizeof *a);
+  a->concurrency = 64;
+  a->value_bytes = 100;
+  a->keys = 10000;
+  a->mix_text = "put=50,get=50";
+  a->keyspace = "default";
+  a->seed = 1;
+  bool have_ops = false, have_duration = false;
+  for (int i = 1; i < argc; i++) {
+    const char *k = argv[i];
+    if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
+      usage(stdout);
+      exit(EXIT_OK);
+    }
+    if (k[0] != '-') return usage_error("unexpected argument '%s'", k);
+    if (!strcmp(k, "--blind")) {
+      a->blind = true;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      static const char *const known[] = {"-a", "--ops", "--duration", "--concurrency",
+                                          "--value-bytes", "--keys", "--mix", "-c",
+                                          "--warmup", "--json", "--keyspace", "--seed",
+                                          "--timeout"};
+      for (size_t j = 0; j < sizeof known / sizeof known[0]; j++)
+        if (!strcmp(k, known[j])) return usage_error("option '%s' needs a value", k);
+      return usage_error("unknown option '%s'", k);
+    }
+    const char *v = argv[++i];
+    if (!strcmp(k, "-a")) {
+      free(a->addrs);
+      a->addrs = strdup(v);
+      if (!a->addrs) return usage_error("out of memory");
+    } else if (!strcmp(k, "--ops")) {
+      if (!parse_u64(v, 1, OPS_MAX, &a->ops))
+        return usage_error("--ops needs a whole number from 1 to %llu, not '%s'",
+                           (unsigned long long)OPS_MAX, v);
+      have_ops = true;
+    } else if (!strcmp(k, "--duration")) {
+      if (!parse_seconds(v, 0.001, DURATION_S_MAX, &a->duration_s))
+        return usage_error("--duration needs seconds from 0.001 to %.0f, not '%s'",
+                           DURATION_S_MAX, v);
+      have_duration = true;
+    } else if (!strcmp(k, "--warmup")) {
+      if (!parse_seconds(v, 0, DURATION_S_MAX, &a->warmup_s))
+        return usage_error("--warmup needs seconds from 0 to %.0f, not '%s'", DURATION_S_MAX,
+                           v);
+    } else if (!strcmp(k, "--concurrency")) {
+      if (!parse_u32(v, 1, CONCURRENCY_MAX, &a->concurrency))
+        return usage_error("--concurrency needs a whole number from 1 to %u, not '%s'",
+                           CONCURRENCY_MAX, v);
+    } else if (!strcmp(k, "--value-bytes")) {
+      if (!parse_u32(v, 0, KV_VALUE_BYTES_HARD_MAX, &a->value_bytes))
+        return usage_error("--value-bytes needs a whole number from 0 to %u, not '%s'",
+                           KV_VALUE_BYTES_HARD_MAX, v);
+    } else if (!strcmp(k, "--keys")) {
+      if (!parse_u32(v, 1, KEYS_MAX, &a->keys))
+        return usage_error("--keys needs a whole number from 1 to %u, not '%s'", KEYS_MAX, v);
+    } else if (!strcmp(k, "--mix")) {
+      if (!parse_mix(v, a->mix))
+        return usage_error("--mix needs OP=WEIGHT[,OP=WEIGHT] with OP put or get, weights "
+                           "0 to 1000000 and at least one above 0, not '%s'", v);
+      a->mix_text = v;
+    } else if (!strcmp(k, "-c")) {
+      a->level = v;
+    } else if (!strcmp(k, "--json")) {
+      a->json_path = v;
+    } else if (!strcmp(k, "--keyspace")) {
+      a->keyspace = v;
+    } else if (!strcmp(k, "--seed")) {
+      if (!parse_u64(v, 0, UINT64_MAX, &a->seed))
+        return usage_error("--seed needs a whole number, not '%s'", v);
+    } else if (!strcmp(k, "--timeout")) {
+      if (!parse_u32(v, 1, KV_TIMEOUT_MS_MAX, &a->timeout_ms))
+        return usage_error("--timeout needs milliseconds from 1 to %u, not '%s'",
+                           KV_TIMEOUT_MS_MAX, v);
+    } else {
+      return usage_error("unknown option '%s'", k);
+    }
+  }
+  if (!a->addrs) return usage_error("-a ADDR[,ADDR..] is required");
+  if (have_ops == have_duration) return usage_error("give exactly one of --ops and --duration");
+  if (a->mix[OP_PUT] == 0 && a->mix[OP_GET] == 0) parse_mix(a->mix_text, a->mix);
+  return EXIT_OK;
+}
+
+/* ---- the loop ---------------------------------------------------------------------- */
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* splitmix64: small, fast, and every seed (0 included) gives a good sequence. */
+static uint64_t rng_next(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static bool still_starting(const bench_t *b, uint64_t t) {
+  if (t < b->t_measure_ns) return true;
+  if (b->args.ops) return b->started_measured < b->args.ops;
+  return t < b->t_end_ns;
+}
+
+/* Starts one request in slot r. False (after printing why) when gRPC refuses. */
+static bool start_one(bench_t *b, req_t *r) {
+  uint64_t t = now_ns();
+  r->measured = t >= b->t_measure_ns;
+  if (r->measured) b->started_measured++;
+  uint32_t total = b->args.mix[OP_PUT] + b->args.mix[OP_GET];
+  r->op = rng_next(&b->rng) % total < b->args.mix[OP_PUT] ? OP_PUT : OP_GET;
+  r->key = (uint32_t)(rng_next(&b->rng) % b->args.keys);
+  char key[32];
+  int key_bytes = snprintf(key, sizeof key, "k%08u", (unsigned)r->key);
+  const key_ctx_t *ctx = b->contexts ? &b->contexts[r->key] : NULL;
+  r->client = b->next_client++ % b->n_clients;
+  kv_client_t *c = b->clients[r->client];
+  kv_client_status_t st;
+  int err = r->op == OP_PUT
+                ? kv_client_async_start_put(b->async, c, b->args.keyspace, key,
+                                            (size_t)key_bytes, b->value, b->args.value_bytes,
+                                            ctx ? ctx->bytes : NULL, ctx ? ctx->len : 0,
+                                            &b->opts, r, &st)
+                : kv_client_async_start_get(b->async, c, b->args.keyspace, key,
+                                            (size_t)key_bytes, &b->opts, r, &st);
+  if (err != KV_OK) {
+    fprintf(stderr, "kvbench: cannot start a request: %s: %s\n", kv_client_status_name(&st),
+            st.msg);
+    return false;
+  }
+  return true;
+}
+
+/* Keeps the context of a reply for the next put of its key. */
+static void remember_context(bench_t *b, uint32_t key, const kv_client_completion_t *done) {
+  key_ctx_t *c = &b->contexts[key];
+  if (done->context_bytes > UINT32_MAX) return;
+  if (done->context_bytes > c->cap) {
+    uint8_t *bigger = realloc(c->bytes, done->context_bytes);
+    if (!bigger) return; /* the next put goes without; the server sorts it out */
+    c->bytes = bigger;
+    c->cap = (uint32_t)done->context_bytes;
+  }
+  memcpy(c->bytes, done->context, done->context_bytes);
+  c->len = (uint32_t)done->context_bytes;
+}
+
+static void account(bench_t *b, const kv_client_completion_t *done, uint64_t t) {
+  const req_t *r = done->tag;
+  bool ok = done->status.code == KV_OK;
+  if (ok && b->contexts && done->context_bytes > 0) remember_context(b, r->key, done);
+  if (!ok && !b->first_error_printed) {
+    fprintf(stderr, "kvbench: first error (%s to %s): %s: %s\n", op_names[r->op],
+            b->client_addrs[r->client], kv_client_status_name(&done->status), done->status.msg);
+    b->first_error_printed = true;
+  }
+  if (!r->measured) return;
+  op_stats_t *s = &b->stats[r->op];
+  if (ok) {
+    s->ok++;
+    kv_histogram_record(&s->hist, done->latency_ns);
+  } else {
+    s->errors++;
+  }
+  b->last_done_ns = t;
+}
+
+static int run(bench_t *b) {
+  uint32_t conc = b->args.concurrency;
+  req_t *reqs = calloc(conc, sizeof *reqs);
+  if (!reqs) {
+    fprintf(stderr, "kvbench: out of memory\n");
+    return EXIT_LOCAL;
+  }
+  uint64_t t0 = now_ns();
+  b->t_measure_ns = t0 + (uint64_t)(b->args.warmup_s * 1e9);
+  b->t_end_ns = b->t_measure_ns + (uint64_t)(b->args.duration_s * 1e9);
+  b->last_done_ns = b->t_measure_ns;
+  int rc = EXIT_OK;
+  for (uint32_t i = 0; i < conc && still_starting(b, now_ns()); i++) {
+    if (!start_one(b, &reqs[i])) {
+      rc = EXIT_LOCAL;
+      break;
+    }
+  }
+  kv_client_completion_t done;
+  while (kv_client_async_inflight(b->async) > 0) {
+    if (kv_client_async_next(b->async, -1, &done) != 1) continue;
+    uint64_t t = now_ns();
+    account(b, &done, t);
+    if (rc == EXIT_OK && still_starting(b, t) && !start_one(b, done.tag)) rc = EXIT_LOCAL;
+  }
+  free(reqs);
+  return rc;
+}
+
+/* ---- results ----------------------------------------------------------------------- */
+
+typedef struct {
+  double ops_per_sec, p50_ms, p99_ms, p999_ms;
+  uint64_t errors;
+} op_result_t;
+
+static op_result_t result_of(const bench_t *b, int op, double window_s) {
+  const op_stats_t *s = &b->stats[op];
+  op_result_t r = {0};
+  r.ops_per_sec = window_s > 0 ? (double)s->ok / window_s : 0;
+  r.p50_ms = (double)kv_histogram_percentile(&s->hist, 50) / 1e6;
+  r.p99_ms = (double)kv_histogram_percentile(&s->hist, 99) / 1e6;
+  r.p999_ms = (double)kv_histogram_percentile(&s->hist, 99.9) / 1e6;
+  r.errors = s->errors;
+  return r;
+}
+
+static void print_table(const bench_t *b, double window_s) {
+  const bench_args_t *a = &b->args;
+  printf("kvbench: %u node(s), concurrency %u, %u-byte values, %u keys, mix %s, level %s, "
+         "seed %llu%s\n",
+         b->n_clients, a->concurrency, a->value_bytes, a->keys, a->mix_text,
+         a->level && *a->level ? a->level : "(keyspace default)", (unsigned long long)a->seed,
+         a->blind ? ", blind puts" : "");
+  printf("measured %.3f s after %.3f s of warmup\n\n", window_s, a->warmup_s);
+  printf("%-4s %12s %10s %10s %10s %10s\n", "op", "ops/s", "p50 ms", "p99 ms", "p99.9 ms",
+         "errors");
+  for (int op = 0; op < OP_COUNT; op++) {
+    if (a->mix[op] == 0) continue;
+    op_result_t r = result_of(b, op, window_s);
+    printf("%-4s %12.1f %10.3f %10.3f %10.3f %10llu\n", op_names[op], r.ops_per_sec, r.p50_ms,
+           r.p99_ms, r.p999_ms, (unsigned long long)r.errors);
+  }
+}
+
+static int write_json(const bench_t *b, double window_s) {
+  FILE *f = fopen(b->args.json_path, "w");
+  if (!f) {
+    fprintf(stderr, "kvbench: cannot write %s: %s\n", b->args.json_path, strerror(errno));
+    return EXIT_LOCAL;
+  }
+  fputc('{', f);
+  for (int op = 0; op < OP_COUNT; op++) {
+    op_result_t r = result_of(b, op, window_s);
+    fprintf(f,
+            "%s\"%s\": {\"ops_per_sec\": %.1f, \"p50_ms\": %.4f, \"p99_ms\": %.4f, "
+            "\"p999_ms\": %.4f, \"errors\": %llu}",
+            op ? ", " : "", op_names[op], r.ops_per_sec, r.p50_ms, r.p99_ms, r.p999_ms,
+            (unsigned long long)r.errors);
+  }
+  fputs("}\n", f);
+  if (fclose(f) != 0) {
+    fprintf(stderr, "kvbench: cannot write %s: %s\n", b->args.json_path, strerror(errno));
+    return EXIT_LOCAL;
+  }
+  return EXIT_OK;
+}
+
+/* ---- main -------------------------------------------------------------------------- */
+
+static int open_clients(bench_t *b) {
+  char *save = NULL;
+  for (char *addr = strtok_r(b->args.addrs, ",", &save); addr;
+       addr = strtok_r(NULL, ",", &save)) {
+    if (b->n_clients == KV_NODES_MAX)
+      return usage_error("-a names more than %u addresses", KV_NODES_MAX);
+    kv_client_status_t st;
+    if (kv_client_open(addr, &b->clients[b->n_clients], &st) != KV_OK)
+      return usage_error("-a: '%s': %s", addr, st.msg);
+    b->client_addrs[b->n_clients++] = addr;
+  }
+  if (b->n_clients == 0) return usage_error("-a names no address");
+  return EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+  static bench_t bench; /* histograms are large: keep them off the stack */
+  bench_t *b = &bench;
+  int rc = parse_args(argc, argv, &b->args);
+  if (rc != EXIT_OK) return rc;
+  const bench_args_t *a = &b->args;
+  for (int op = 0; op < OP_COUNT; op++) kv_histogram_init(&b->stats[op].hist);
+  b->rng = a->seed;
+  kv_client_opts_t init = KV_CLIENT_OPTS_INIT;
+  b->opts = init;
+  b->opts.level = a->level;
+  b->opts.timeout_ms = a->timeout_ms;
+  b->value = malloc(a->value_bytes ? a->value_bytes : 1);
+  if (!b->value) {
+    fprintf(stderr, "kvbench: out of memory for a %u-byte value\n", a->value_bytes);
+    return EXIT_LOCAL;
+  }
+  uint64_t vrng = a->seed ^ 0x5bd1e995u;
+  for (uint32_t i = 0; i < a->value_bytes; i++)
+    b->value[i] = (uint8_t)('a' + rng_next(&vrng) % 26);
+
+  if (!a->blind && a->mix[OP_PUT] > 0) {
+    b->contexts = calloc(a->keys, sizeof *b->contexts);
+    if (!b->contexts) {
+      fprintf(stderr, "kvbench: out of memory for the contexts of %u keys\n", a->keys);
+      return EXIT_LOCAL;
+    }
+  }
+
+  rc = open_clients(b);
+  kv_client_status_t st;
+  if (rc == EXIT_OK && kv_client_async_create(a->concurrency, &b->async, &st) != KV_OK) {
+    fprintf(stderr, "kvbench: %s\n", st.msg);
+    rc = EXIT_LOCAL;
+  }
+  if (rc == EXIT_OK) rc = run(b);
+  if (rc == EXIT_OK) {
+    double window_s = (double)(b->last_done_ns - b->t_measure_ns) / 1e9;
+    print_table(b, window_s);
+    if (a->json_path) rc = write_json(b, window_s);
+    if (rc == EXIT_OK && (b->stats[OP_PUT].errors || b->stats[OP_GET].errors)) rc = EXIT_ERRORS;
+  }
+  kv_client_async_destroy(b->async);
+  for (uint32_t i = 0; i < b->n_clients; i++) kv_client_close(b->clients[i]);
+  if (b->contexts)
+    for (uint32_t i = 0; i < a->keys; i++) free(b->contexts[i].bytes);
+  free(b->contexts);
+  free(b->value);
+  free(b->args.addrs);
+  return rc;
+}

@@ -1,0 +1,512 @@
+/* kvctl.c: the tunekv command line (DESIGN section 12), over libtunekv.
+ *
+ *   kvctl [-a HOST:PORT] put KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]
+ *   kvctl [-a HOST:PORT] get KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--json]
+ *   kvctl [-a HOST:PORT] delete KEYSPACE KEY [-c LEVEL] [--context CTX]
+ *   (every command also takes --timeout MS)
+ *
+ * Options may come before or after the positional arguments; "--" ends the options (so a
+ * value starting with '-' can be given), and "-" alone is a positional argument (as VALUE
+ * it means standard input). Long options also take "--name=value".
+ *
+ * Exit status: 0 ok, 1 key not found (get), 2 usage error (including a bad --context, an
+ * unreadable or over-long standard input, and commands not built yet), 3 an error from the
+ * cluster, printed on stderr as "<GRPC_STATUS_NAME>: <message>".
+ *
+ * Output: put and delete print the new context in base64 and a newline. get prints each
+ * sibling's value followed by a newline (raw bytes, one sibling per line); --json prints one
+ * line {"found": bool, "siblings": [{"value": "...", "value_b64": "..."}], "context": "..."}
+ * where value is the JSON-escaped value (bytes that are not UTF-8 become \ufffd) and
+ * value_b64 and context are base64 (standard alphabet, padded). Not found prints nothing on
+ * stdout (or the JSON with found false) and "kvctl: not found" on stderr (not with --json). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "level.h"
+#include "kv_limits.h"
+#include "tunekv.h"
+
+enum { EXIT_OK = 0, EXIT_NOT_FOUND = 1, EXIT_USAGE = 2, EXIT_CLUSTER = 3 };
+
+#define DEFAULT_ADDR "127.0.0.1:7001"
+
+/* Options, as bits, so each command can say which it takes. */
+enum {
+  OPT_LEVEL = 1 << 0,
+  OPT_W = 1 << 1,
+  OPT_R = 1 << 2,
+  OPT_DURABLE = 1 << 3,
+  OPT_LOCAL = 1 << 4,
+  OPT_JSON = 1 << 5,
+  OPT_CONTEXT = 1 << 6,
+};
+
+static const struct {
+  int bit;
+  const char *name;
+} opt_names[] = {{OPT_LEVEL, "-c"},        {OPT_W, "-w"},        {OPT_R, "-r"},
+                 {OPT_DURABLE, "--durable"}, {OPT_LOCAL, "--local"}, {OPT_JSON, "--json"},
+                 {OPT_CONTEXT, "--context"}};
+
+#define POSITIONALS_MAX 8
+
+typedef struct {
+  const char *addr;
+  const char *pos[POSITIONALS_MAX]; /* pos[0] is the command */
+  int n_pos;
+  int used;                         /* OPT_* bits given */
+  const char *level;
+  uint32_t r, w, timeout_ms;
+  bool durable, local, json, help;
+  const char *context_b64;
+} args_t;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: kvctl [-a HOST:PORT] [--timeout MS] COMMAND ARGS...\n"
+          "\n"
+          "commands:\n"
+          "  put KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]\n"
+          "        write VALUE (\"-\" reads it from standard input); prints the new context\n"
+          "  get KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--json]\n"
+          "        print the value, or one line per sibling\n"
+          "  delete KEYSPACE KEY [-c LEVEL] [--context CTX]\n"
+          "        delete the key; prints the new context\n"
+          "  status | ring | hints | conflicts      (not available yet)\n"
+          "  fault partition|delay|drop|clear ...   (not available yet)\n"
+          "\n"
+          "options (before or after the arguments; \"--\" ends them):\n"
+          "  -a HOST:PORT    node to ask (default $TUNEKV_ADDR, else " DEFAULT_ADDR ")\n"
+          "  -c LEVEL        consistency: %s\n"
+          "  -w N, -r N      explicit write acks / read replies\n"
+          "  --durable       acknowledge only after fsync\n"
+          "  --context CTX   causal context (base64) from an earlier get or put\n"
+          "  --local         read only that node's own replica\n"
+          "  --json          print the get result as JSON\n"
+          "  --timeout MS    the server's deadline for the request\n"
+          "  -h, --help      this text\n"
+          "\n"
+          "exit status: 0 ok, 1 key not found, 2 usage error, 3 error from the cluster\n",
+          kv_level_names_list());
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("kvctl: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputs("\n", stderr);
+  va_end(ap);
+  return EXIT_USAGE;
+}
+
+/* ---- base64 ------------------------------------------------------------------------ */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void b64_print(FILE *f, const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16;
+    if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
+    if (i + 2 < n) v |= p[i + 2];
+    char out[4] = {b64_alphabet[(v >> 18) & 63], b64_alphabet[(v >> 12) & 63],
+                   i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=',
+                   i + 2 < n ? b64_alphabet[v & 63] : '='};
+    fwrite(out, 1, 4, f);
+  }
+}
+
+static int b64_value(char c) {
+  const char *p = c ? strchr(b64_alphabet, c) : NULL;
+  return p ? (int)(p - b64_alphabet) : -1;
+}
+
+/* Decodes standard base64, padded or not; false on anything else (bad characters, bad
+ * length, non-zero leftover bits). *out is malloc'd, NULL when empty. */
+static bool b64_decode(const char *s, uint8_t **out, size_t *out_bytes) {
+  size_t len = strlen(s), pad = 0;
+  while (pad < 2 && pad < len && s[len - 1 - pad] == '=') pad++;
+  size_t n = len - pad;
+  if ((pad > 0 && len % 4 != 0) || n % 4 == 1) return false;
+  *out = NULL;
+  *out_bytes = 0;
+  if (n == 0) return true;
+  uint8_t *buf = malloc(n / 4 * 3 + 3);
+  if (!buf) return false;
+  size_t used = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    int v = b64_value(s[i]);
+    if (v < 0) {
+      free(buf);
+      return false;
+    }
+    acc = (acc << 6) | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      buf[used++] = (uint8_t)(acc >> bits);
+      acc &= (1u << bits) - 1;
+    }
+  }
+  if (acc != 0) {
+    free(buf);
+    return false;
+  }
+  *out = buf;
+  *out_bytes = used;
+  return true;
+}
+
+/* ---- JSON -------------------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0 when it is not one. */
+static size_t utf8_len(const uint8_t *p, size_t n) {
+  uint8_t c = p[0];
+  size_t len;
+  uint32_t cp, min;
+  if (c < 0x80) return 1;
+  if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f, min = 0x80;
+  else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f, min = 0x800;
+  else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07, min = 0x10000;
+  else return 0;
+  if (len > n) return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((p[i] & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (p[i] & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return len;
+}
+
+static void json_string(FILE *f, const uint8_t *p, size_t n) {
+  fputc('"', f);
+  for (size_t i = 0; i < n;) {
+    uint8_t c = p[i];
+    size_t len = utf8_len(p + i, n - i);
+    if (len == 0) {
+      fputs("\\ufffd", f);
+      i++;
+      continue;
+    }
+    if (c == '"') fputs("\\\"", f);
+    else if (c == '\\') fputs("\\\\", f);
+    else if (c == '\n') fputs("\\n", f);
+    else if (c == '\r') fputs("\\r", f);
+    else if (c == '\t') fputs("\\t", f);
+    else if (c == '\b') fputs("\\b", f);
+    else if (c == '\f') fputs("\\f", f);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fwrite(p + i, 1, len, f);
+    i += len;
+  }
+  fputc('"', f);
+}
+
+/* ---- arguments --------------------------------------------------------------------- */
+
+/* A whole number in [min, max], digits only. */
+static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out) {
+  if (!*s) return false;
+  uint64_t v = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p < '0' || *p > '9') return false;
+    v = v * 10 + (uint64_t)(*p - '0');
+    if (v > max) return false;
+  }
+  if (v < min) return false;
+  *out = (uint32_t)v;
+  return true;
+}
+
+/* The option's value: after '=' in "--name=value", else the next argument. */
+static const char *opt_value(int argc, char **argv, int *i, const char *inline_value) {
+  if (inline_value) return inline_value;
+  if (*i + 1 >= argc) return NULL;
+  return argv[++*i];
+}
+
+static int parse_args(int argc, char **argv, args_t *a) {
+  memset(a, 0, sizeof *a);
+  bool options_done = false;
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
+      if (a->n_pos == POSITIONALS_MAX) return usage_error("too many arguments");
+      a->pos[a->n_pos++] = arg;
+      continue;
+    }
+    if (strcmp(arg, "--") == 0) {
+      options_done = true;
+      continue;
+    }
+    /* Split "--name=value" for long options. */
+    char name[32];
+    const char *inline_value = NULL;
+    const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+    size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (name_len >= sizeof name) return usage_error("unknown option '%s'", arg);
+    memcpy(name, arg, name_len);
+    name[name_len] = '\0';
+    if (eq) inline_value = eq + 1;
+
+    bool takes_value = !strcmp(name, "-a") || !strcmp(name, "-c") || !strcmp(name, "-w") ||
+                       !strcmp(name, "-r") || !strcmp(name, "--context") ||
+                       !strcmp(name, "--timeout");
+    bool is_flag = !strcmp(name, "--durable") || !strcmp(name, "--local") ||
+                   !strcmp(name, "--json") || !strcmp(name, "-h") || !strcmp(name, "--help");
+    if (!takes_value && !is_flag) return usage_error("unknown option '%s'", name);
+    if (is_flag && inline_value) return usage_error("option '%s' takes no value", name);
+    const char *v = NULL;
+    if (takes_value) {
+      v = opt_value(argc, argv, &i, inline_value);
+      if (!v) return usage_error("option '%s' needs a value", name);
+    }
+    if (!strcmp(name, "-a")) {
+      if (!*v) return usage_error("-a needs HOST:PORT");
+      a->addr = v;
+    } else if (!strcmp(name, "-c")) {
+      a->level = v;
+      a->used |= OPT_LEVEL;
+    } else if (!strcmp(name, "-w") || !strcmp(name, "-r")) {
+      uint32_t *dst = name[1] == 'w' ? &a->w : &a->r;
+      if (!parse_u32(v, 1, UINT32_MAX, dst))
+        return usage_error("%s needs a whole number from 1 up, not '%s'", name, v);
+      a->used |= name[1] == 'w' ? OPT_W : OPT_R;
+    } else if (!strcmp(name, "--timeout")) {
+      if (!parse_u32(v, 1, KV_TIMEOUT_MS_MAX, &a->timeout_ms))
+        return usage_error("--timeout needs milliseconds from 1 to %u, not '%s'",
+                           KV_TIMEOUT_MS_MAX, v);
+    } else if (!strcmp(name, "--context")) {
+      a->context_b64 = v;
+      a->used |= OPT_CONTEXT;
+    } else if (!strcmp(name, "--durable")) {
+      a->durable = true;
+      a->used |= OPT_DURABLE;
+    } else if (!strcmp(name, "--local")) {
+      a->local = true;
+      a->used |= OPT_LOCAL;
+    } else if (!strcmp(name, "--json")) {
+      a->json = true;
+      a->used |= OPT_JSON;
+    } else {
+      a->help = true;
+    }
+  }
+  return EXIT_OK;
+}
+
+/* Usage error unless the command got exactly `want` arguments and only options in `allowed`. */
+static int check_command(const args_t *a, int want, const char *synopsis, int allowed) {
+  const char *cmd = a->pos[0];
+  if (a->n_pos - 1 != want)
+    return usage_error("%s: %s arguments; usage: kvctl %s %s", cmd,
+                       a->n_pos - 1 < want ? "missing" : "too many", cmd, synopsis);
+  for (size_t i = 0; i < sizeof opt_names / sizeof opt_names[0]; i++)
+    if ((a->used & opt_names[i].bit) && !(allowed & opt_names[i].bit))
+      return usage_error("%s does not take %s", cmd, opt_names[i].name);
+  return EXIT_OK;
+}
+
+/* Reads all of standard input, up to the hard value limit. */
+static int read_stdin(uint8_t **out, size_t *out_bytes) {
+  size_t cap = 64 * 1024, len = 0;
+  uint8_t *buf = malloc(cap);
+  if (!buf) return usage_error("out of memory reading standard input");
+  for (;;) {
+    if (len == cap) {
+      if (cap > KV_VALUE_BYTES_HARD_MAX) {
+        free(buf);
+        return usage_error("the value on standard input is over %u bytes",
+                           KV_VALUE_BYTES_HARD_MAX);
+      }
+      cap *= 2;
+      uint8_t *bigger = realloc(buf, cap);
+      if (!bigger) {
+        free(buf);
+        return usage_error("out of memory reading standard input");
+      }
+      buf = bigger;
+    }
+    ssize_t n = read(STDIN_FILENO, buf + len, cap - len);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      free(buf);
+      return usage_error("cannot read standard input: %s", strerror(e));
+    }
+    len += (size_t)n;
+  }
+  if (len > KV_VALUE_BYTES_HARD_MAX) {
+    free(buf);
+    return usage_error("the value on standard input is over %u bytes", KV_VALUE_BYTES_HARD_MAX);
+  }
+  *out = buf;
+  *out_bytes = len;
+  return EXIT_OK;
+}
+
+/* ---- commands ---------------------------------------------------------------------- */
+
+static int cluster_error(const kv_client_status_t *st) {
+  fprintf(stderr, "%s: %s\n", kv_client_status_name(st), st->msg);
+  return EXIT_CLUSTER;
+}
+
+static void opts_from(const args_t *a, kv_client_opts_t *o) {
+  kv_client_opts_t init = KV_CLIENT_OPTS_INIT;
+  *o = init;
+  o->level = a->level;
+  o->r = a->r;
+  o->w = a->w;
+  o->durable = a->durable;
+  o->local = a->local;
+  o->timeout_ms = a->timeout_ms;
+}
+
+static int print_context(const uint8_t *ctx, size_t n) {
+  b64_print(stdout, ctx, n);
+  fputc('\n', stdout);
+  return EXIT_OK;
+}
+
+/* After a write, says on stderr when concurrent versions remain beside it. */
+static void note_siblings(const kv_client_result_t *r, const char *key, bool is_put) {
+  size_t others = r->n_siblings - (is_put && r->n_siblings > 0 ? 1 : 0);
+  if (others > 0)
+    fprintf(stderr, "kvctl: '%s' also has %zu concurrent version(s); 'get' shows them\n", key,
+            others);
+}
+
+static int cmd_write(kv_client_t *c, const args_t *a, bool is_put) {
+  int rc;
+  uint8_t *ctx = NULL, *value = NULL;
+  size_t ctx_bytes = 0, value_bytes = 0;
+  if (a->context_b64 && !b64_decode(a->context_b64, &ctx, &ctx_bytes))
+    return usage_error("--context is not valid base64");
+  const char *keyspace = a->pos[1], *key = a->pos[2];
+  if (is_put && strcmp(a->pos[3], "-") == 0) {
+    rc = read_stdin(&value, &value_bytes);
+    if (rc != EXIT_OK) {
+      free(ctx);
+      return rc;
+    }
+  }
+  kv_client_opts_t o;
+  opts_from(a, &o);
+  kv_client_status_t st;
+  kv_client_result_t r;
+  int err;
+  if (is_put) {
+    const void *v = value ? (const void *)value : a->pos[3];
+    size_t vb = value ? value_bytes : strlen(a->pos[3]);
+    err = kv_client_put(c, keyspace, key, strlen(key), v, vb, ctx, ctx_bytes, &o, &r, &st);
+  } else {
+    err = kv_client_delete(c, keyspace, key, strlen(key), ctx, ctx_bytes, &o, &r, &st);
+  }
+  free(ctx);
+  free(value);
+  if (err != KV_OK) return cluster_error(&st);
+  rc = print_context(r.context, r.context_bytes);
+  note_siblings(&r, key, is_put);
+  kv_client_result_free(&r);
+  return rc;
+}
+
+static void print_get_json(const kv_client_result_t *r) {
+  printf("{\"found\": %s, \"siblings\": [", r->found ? "true" : "false");
+  for (size_t i = 0; i < r->n_siblings; i++) {
+    const kv_client_sibling_t *s = &r->siblings[i];
+    printf("%s{\"value\": ", i ? ", " : "");
+    json_string(stdout, s->value, s->value_bytes);
+    fputs(", \"value_b64\": \"", stdout);
+    b64_print(stdout, s->value, s->value_bytes);
+    fputs("\"}", stdout);
+  }
+  fputs("], \"context\": \"", stdout);
+  b64_print(stdout, r->context, r->context_bytes);
+  fputs("\"}\n", stdout);
+}
+
+static int cmd_get(kv_client_t *c, const args_t *a) {
+  int rc;
+  kv_client_opts_t o;
+  opts_from(a, &o);
+  kv_client_status_t st;
+  kv_client_result_t r;
+  const char *key = a->pos[2];
+  if (kv_client_get(c, a->pos[1], key, strlen(key), &o, &r, &st) != KV_OK)
+    return cluster_error(&st);
+  if (a->json) {
+    print_get_json(&r);
+  } else {
+    for (size_t i = 0; i < r.n_siblings; i++) {
+      fwrite(r.siblings[i].value, 1, r.siblings[i].value_bytes, stdout);
+      fputc('\n', stdout);
+    }
+    if (!r.found) fputs("kvctl: not found\n", stderr);
+  }
+  rc = r.found ? EXIT_OK : EXIT_NOT_FOUND;
+  kv_client_result_free(&r);
+  return rc;
+}
+
+static bool is_future_command(const char *cmd) {
+  static const char *const names[] = {"status", "ring", "hints", "conflicts", "fault"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(cmd, names[i]) == 0) return true;
+  return false;
+}
+
+int main(int argc, char **argv) {
+  args_t a;
+  int rc = parse_args(argc, argv, &a);
+  if (rc != EXIT_OK) return rc;
+  if (a.help || (a.n_pos > 0 && strcmp(a.pos[0], "help") == 0)) {
+    usage(stdout);
+    return EXIT_OK;
+  }
+  if (a.n_pos == 0) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = a.pos[0];
+  bool is_put = strcmp(cmd, "put") == 0, is_get = strcmp(cmd, "get") == 0,
+       is_delete = strcmp(cmd, "delete") == 0;
+  if (is_future_command(cmd)) return usage_error("'%s' is not available yet", cmd);
+  if (is_put)
+    rc = check_command(&a, 3, "KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]",
+                       OPT_LEVEL | OPT_W | OPT_DURABLE | OPT_CONTEXT);
+  else if (is_get)
+    rc = check_command(&a, 2, "KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--json]",
+                       OPT_LEVEL | OPT_R | OPT_LOCAL | OPT_JSON);
+  else if (is_delete)
+    rc = check_command(&a, 2, "KEYSPACE KEY [-c LEVEL] [--context CTX]", OPT_LEVEL | OPT_CONTEXT);
+  else
+    return usage_error("unknown command '%s'; 'kvctl -h' lists them", cmd);
+  if (rc != EXIT_OK) return rc;
+
+  const char *addr = a.addr;
+  if (!addr) addr = getenv("TUNEKV_ADDR");
+  if (!addr || !*addr) addr = DEFAULT_ADDR;
+  kv_client_t *c;
+  kv_client_status_t st;
+  if (kv_client_open(addr, &c, &st) != KV_OK) return usage_error("%s: %s", addr, st.msg);
+  rc = is_get ? cmd_get(c, &a) : cmd_write(c, &a, is_put);
+  kv_client_close(c);
+  if (fflush(stdout) != 0 && rc == EXIT_OK) {
+    perror("kvctl: writing standard output");
+    rc = EXIT_USAGE;
+  }
+  return rc;
+}

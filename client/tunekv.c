@@ -1,0 +1,667 @@
+/* tunekv.c: libtunekv over the gRPC C core (1.51) and protobuf-c.
+ *
+ * Every call, blocking or async, is one unary RPC made of one batch of six ops
+ * (SEND_INITIAL_METADATA, SEND_MESSAGE, SEND_CLOSE_FROM_CLIENT, RECV_INITIAL_METADATA,
+ * RECV_MESSAGE, RECV_STATUS_ON_CLIENT) on a registered method, with a real deadline. The
+ * state one call needs lives in a call_t that outlives the batch:
+ *
+ *   call_start   encodes nothing; creates the call, zeroes and fills the six ops, starts the
+ *                batch. If start_batch fails, no completion will come: the call is undone
+ *                on the spot and the caller learns it from the return value.
+ *   call_finish  after the one completion: copies status and message, unrefs the details
+ *                slice, destroys metadata arrays and both byte buffers, unrefs the call, and
+ *                hands back the reply bytes as one slice (to be unref'd by the caller).
+ *
+ * Blocking calls use the client's own pluck queue and wait for their own tag only. Async
+ * calls use the kv_client_async_t's next queue and a fixed slot table: a slot is on the free
+ * list or in flight, never both, and `inflight` counts the slots not on the free list.
+ * Replies of async calls are decoded into the slot's arena (a fixed buffer with malloc
+ * fallback for big values), reset when the slot is reused.
+ *
+ * grpc_init is called once per open client and per async context, and grpc_shutdown once
+ * when each is closed, so the library stays initialised while anything needs it. */
+#include "tunekv.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <limits.h>
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kv.pb-c.h"
+#include "kv_limits.h"
+#include "log.h"
+
+/* ---- status ------------------------------------------------------------------------ */
+
+kv_err kv_client_err_from_grpc(int grpc_code) {
+  switch (grpc_code) {
+    case GRPC_STATUS_OK: return KV_OK;
+    case GRPC_STATUS_INVALID_ARGUMENT: return KV_EINVAL;
+    case GRPC_STATUS_NOT_FOUND: return KV_ENOTFOUND;
+    case GRPC_STATUS_UNAVAILABLE: return KV_EUNAVAILABLE;
+    case GRPC_STATUS_DEADLINE_EXCEEDED: return KV_ETIMEDOUT;
+    case GRPC_STATUS_RESOURCE_EXHAUSTED: return KV_EBUSY;
+    case GRPC_STATUS_FAILED_PRECONDITION: return KV_EPRECONDITION;
+    case GRPC_STATUS_DATA_LOSS: return KV_ECORRUPT;
+    case GRPC_STATUS_PERMISSION_DENIED:
+    case GRPC_STATUS_UNAUTHENTICATED: return KV_EPERM;
+    default: return KV_EINTERNAL;
+  }
+}
+
+const char *kv_client_status_name(const kv_client_status_t *st) {
+  return kv_grpc_code_name(st->grpc_code);
+}
+
+static void status_ok(kv_client_status_t *st) {
+  if (!st) return;
+  st->code = KV_OK;
+  st->grpc_code = GRPC_STATUS_OK;
+  st->msg[0] = '\0';
+}
+
+/* A failure found on this side of the wire: the gRPC code is the kv_err's own. */
+static kv_err status_local(kv_client_status_t *st, kv_err code, const char *msg) {
+  if (st) {
+    st->code = code;
+    st->grpc_code = kv_err_grpc_code(code);
+    snprintf(st->msg, sizeof st->msg, "%s", msg);
+  }
+  return code;
+}
+
+/* A status as received; an empty message becomes a placeholder so "<NAME>: <msg>" reads. */
+static kv_err status_grpc(kv_client_status_t *st, grpc_status_code code, grpc_slice details) {
+  kv_err err = kv_client_err_from_grpc((int)code);
+  if (st) {
+    st->code = err;
+    st->grpc_code = (int)code;
+    size_t n = GRPC_SLICE_LENGTH(details);
+    if (n >= sizeof st->msg) n = sizeof st->msg - 1;
+    memcpy(st->msg, GRPC_SLICE_START_PTR(details), n);
+    st->msg[n] = '\0';
+    if (n == 0 && code != GRPC_STATUS_OK) snprintf(st->msg, sizeof st->msg, "(no message)");
+  }
+  return err;
+}
+
+/* ---- client ------------------------------------------------------------------------ */
+
+static const char *const method_names[] = {
+    [KV_CLIENT_OP_PUT] = "/tunekv.KV/Put",
+    [KV_CLIENT_OP_GET] = "/tunekv.KV/Get",
+    [KV_CLIENT_OP_DELETE] = "/tunekv.KV/Delete",
+};
+
+struct kv_client {
+  grpc_channel *channel;
+  grpc_completion_queue *cq; /* pluck queue for blocking calls */
+  void *method[3];           /* registered call handles, by kv_client_op_t */
+};
+
+int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st) {
+  KV_ASSERT(addr != NULL && out != NULL);
+  *out = NULL;
+  if (addr[0] == '\0') return status_local(st, KV_EINVAL, "the address is empty");
+  if (strlen(addr) > KV_ADDRESS_BYTES_MAX)
+    return status_local(st, KV_EINVAL, "the address is too long");
+  kv_client_t *c = calloc(1, sizeof *c);
+  if (!c) return status_local(st, KV_ENOMEM, "out of memory opening a client");
+  grpc_init();
+
+  size_t max = kv_limits_grpc_message_bytes(KV_KEY_BYTES_HARD_MAX, KV_VALUE_BYTES_HARD_MAX,
+                                            KV_SIBLINGS_MAX);
+  int max_int = max > (size_t)INT_MAX ? INT_MAX : (int)max;
+  /* Message sizes from the hard limits; reconnects retried within a second (gRPC's default
+   * backoff grows to 120 s), so a long-lived client finds a restarted node quickly. */
+  grpc_arg args[4];
+  memset(args, 0, sizeof args);
+  static const char *const keys[4] = {
+      GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+      GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS};
+  const int values[4] = {max_int, max_int, 100, 1000};
+  for (int i = 0; i < 4; i++) {
+    args[i].type = GRPC_ARG_INTEGER;
+    args[i].key = (char *)keys[i];
+    args[i].value.integer = values[i];
+  }
+  grpc_channel_args chargs = {.num_args = 4, .args = args};
+
+  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  c->channel = grpc_channel_create(addr, creds, &chargs);
+  grpc_channel_credentials_release(creds);
+  c->cq = grpc_completion_queue_create_for_pluck(NULL);
+  for (int i = 0; i < 3; i++)
+    c->method[i] = grpc_channel_register_call(c->channel, method_names[i], NULL, NULL);
+  *out = c;
+  status_ok(st);
+  return KV_OK;
+}
+
+void kv_client_close(kv_client_t *c) {
+  if (!c) return;
+  grpc_completion_queue_shutdown(c->cq);
+  grpc_event ev = grpc_completion_queue_pluck(c->cq, NULL, gpr_inf_past(GPR_CLOCK_REALTIME),
+                                              NULL);
+  KV_ASSERT(ev.type == GRPC_QUEUE_SHUTDOWN);
+  grpc_completion_queue_destroy(c->cq);
+  grpc_channel_destroy(c->channel);
+  free(c);
+  grpc_shutdown();
+}
+
+
+/* ---- encoding ---------------------------------------------------------------------- */
+
+/* Fills cons from opts; returns NULL (no Consistency message) when opts is NULL. */
+static Tunekv__Consistency *consistency_from(const kv_client_opts_t *opts,
+                                             Tunekv__Consistency *cons) {
+  if (!opts) return NULL;
+  tunekv__consistency__init(cons);
+  cons->level = (char *)(opts->level ? opts->level : "");
+  cons->r = opts->r;
+  cons->w = opts->w;
+  cons->pr = opts->pr;
+  cons->pw = opts->pw;
+  cons->durable = opts->durable;
+  cons->timeout_ms = opts->timeout_ms;
+  return cons;
+}
+
+static ProtobufCBinaryData bin(const void *p, size_t n) {
+  KV_ASSERT(p != NULL || n == 0);
+  ProtobufCBinaryData b = {.len = n, .data = (uint8_t *)p};
+  return b;
+}
+
+/* Packs msg into a new byte buffer the caller destroys. */
+static grpc_byte_buffer *pack(const ProtobufCMessage *msg) {
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  grpc_slice s = grpc_slice_malloc(n);
+  size_t packed = protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
+  KV_ASSERT(packed == n);
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+  grpc_slice_unref(s);
+  return bb;
+}
+
+/* The request arguments of any of the three calls, gathered so encoding is in one place. */
+typedef struct {
+  kv_client_op_t op;
+  const char *keyspace;
+  const void *key, *value, *context;
+  size_t key_bytes, value_bytes, context_bytes;
+  const kv_client_opts_t *opts;
+} request_t;
+
+static grpc_byte_buffer *request_pack(const request_t *rq) {
+  KV_ASSERT(rq->keyspace != NULL);
+  Tunekv__Consistency cons;
+  char *keyspace = (char *)rq->keyspace;
+  switch (rq->op) {
+    case KV_CLIENT_OP_PUT: {
+      Tunekv__PutRequest m = TUNEKV__PUT_REQUEST__INIT;
+      m.keyspace = keyspace;
+      m.key = bin(rq->key, rq->key_bytes);
+      m.value = bin(rq->value, rq->value_bytes);
+      m.context = bin(rq->context, rq->context_bytes);
+      m.consistency = consistency_from(rq->opts, &cons);
+      return pack(&m.base);
+    }
+    case KV_CLIENT_OP_GET: {
+      Tunekv__GetRequest m = TUNEKV__GET_REQUEST__INIT;
+      m.keyspace = keyspace;
+      m.key = bin(rq->key, rq->key_bytes);
+      m.consistency = consistency_from(rq->opts, &cons);
+      m.local = rq->opts ? rq->opts->local : false;
+      return pack(&m.base);
+    }
+    case KV_CLIENT_OP_DELETE: {
+      Tunekv__DeleteRequest m = TUNEKV__DELETE_REQUEST__INIT;
+      m.keyspace = keyspace;
+      m.key = bin(rq->key, rq->key_bytes);
+      m.context = bin(rq->context, rq->context_bytes);
+      m.consistency = consistency_from(rq->opts, &cons);
+      return pack(&m.base);
+    }
+  }
+  KV_ASSERT(!"unknown op");
+  return NULL;
+}
+
+/* ---- one call ---------------------------------------------------------------------- */
+
+typedef struct {
+  grpc_call *call;
+  grpc_metadata_array initial_md, trailing_md;
+  grpc_byte_buffer *request, *reply;
+  grpc_status_code status;
+  grpc_slice details;
+} call_t;
+
+static gpr_timespec call_deadline(const kv_client_opts_t *opts) {
+  int64_t ms = (opts && opts->timeout_ms)
+                   ? (int64_t)opts->timeout_ms + KV_CLIENT_DEADLINE_MARGIN_MS
+                   : (int64_t)KV_CLIENT_DEADLINE_DEFAULT_MS;
+  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+/* Starts the six-op batch of rq on cq with tag. On failure everything is undone and no
+ * completion will come. */
+static kv_err call_start(kv_client_t *c, grpc_completion_queue *cq, const request_t *rq,
+                         call_t *k, void *tag, kv_client_status_t *st) {
+  KV_ASSERT(c != NULL);
+  memset(k, 0, sizeof *k);
+  k->request = request_pack(rq);
+  k->call = grpc_channel_create_registered_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                                c->method[rq->op], call_deadline(rq->opts),
+                                                NULL);
+  if (!k->call) {
+    grpc_byte_buffer_destroy(k->request);
+    return status_local(st, KV_EINTERNAL, "gRPC could not create the call");
+  }
+  grpc_metadata_array_init(&k->initial_md);
+  grpc_metadata_array_init(&k->trailing_md);
+  k->details = grpc_empty_slice();
+
+  grpc_op ops[6];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = k->request;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &k->initial_md;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &k->reply;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &k->trailing_md;
+  ops[5].data.recv_status_on_client.status = &k->status;
+  ops[5].data.recv_status_on_client.status_details = &k->details;
+  if (grpc_call_start_batch(k->call, ops, 6, tag, NULL) != GRPC_CALL_OK) {
+    grpc_metadata_array_destroy(&k->initial_md);
+    grpc_metadata_array_destroy(&k->trailing_md);
+    grpc_byte_buffer_destroy(k->request);
+    grpc_call_unref(k->call);
+    memset(k, 0, sizeof *k);
+    return status_local(st, KV_EINTERNAL, "gRPC refused to start the call");
+  }
+  return KV_OK;
+}
+
+/* Releases everything of a completed call. On KV_OK *reply holds the reply bytes (one
+ * slice the caller unrefs); otherwise *reply is empty and st says why. */
+static kv_err call_finish(call_t *k, grpc_slice *reply, kv_client_status_t *st) {
+  *reply = grpc_empty_slice();
+  kv_err err = status_grpc(st, k->status, k->details);
+  if (err == KV_OK) {
+    grpc_byte_buffer_reader reader;
+    if (!k->reply) {
+      err = status_local(st, KV_EINTERNAL, "the server sent no reply message");
+    } else if (!grpc_byte_buffer_reader_init(&reader, k->reply)) {
+      err = status_local(st, KV_EINTERNAL, "the server's reply could not be read");
+    } else {
+      *reply = grpc_byte_buffer_reader_readall(&reader);
+      grpc_byte_buffer_reader_destroy(&reader);
+    }
+  }
+  grpc_slice_unref(k->details);
+  grpc_metadata_array_destroy(&k->initial_md);
+  grpc_metadata_array_destroy(&k->trailing_md);
+  grpc_byte_buffer_destroy(k->request);
+  if (k->reply) grpc_byte_buffer_destroy(k->reply);
+  grpc_call_unref(k->call);
+  memset(k, 0, sizeof *k);
+  return err;
+}
+
+/* Decodes a reply with allocator (NULL = malloc). NULL with st set when malformed. */
+static ProtobufCMessage *reply_unpack(kv_client_op_t op, grpc_slice reply,
+                                      ProtobufCAllocator *allocator, kv_client_status_t *st) {
+  ProtobufCMessage *m = protobuf_c_message_unpack(
+      &tunekv__key_response__descriptor, allocator, GRPC_SLICE_LENGTH(reply), GRPC_SLICE_START_PTR(reply));
+  if (!m) status_local(st, KV_EINTERNAL, "the server's reply could not be decoded");
+  return m;
+}
+
+/* Runs one blocking call; on KV_OK *out is the decoded reply (malloc'd by protobuf-c). */
+static kv_err call_blocking(kv_client_t *c, const request_t *rq, ProtobufCMessage **out,
+                            kv_client_status_t *st) {
+  *out = NULL;
+  call_t k;
+  kv_err err = call_start(c, c->cq, rq, &k, &k, st);
+  if (err != KV_OK) return err;
+  /* The call's deadline bounds the wait: exactly one completion comes for &k. */
+  grpc_event ev = grpc_completion_queue_pluck(c->cq, &k, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                              NULL);
+  KV_ASSERT(ev.type == GRPC_OP_COMPLETE && ev.tag == &k);
+  grpc_slice reply;
+  err = call_finish(&k, &reply, st);
+  if (err == KV_OK) {
+    *out = reply_unpack(rq->op, reply, NULL, st);
+    if (!*out) err = KV_EINTERNAL;
+  }
+  grpc_slice_unref(reply);
+  return err;
+}
+
+/* ---- blocking API ------------------------------------------------------------------ */
+
+/* Runs one blocking call and fills *res from its KeyResponse. */
+static int key_call(kv_client_t *c, const request_t *rq, kv_client_result_t *res,
+                    kv_client_status_t *st) {
+  KV_ASSERT(res != NULL);
+  memset(res, 0, sizeof *res);
+  res->context = (const uint8_t *)"";
+  ProtobufCMessage *m;
+  kv_err err = call_blocking(c, rq, &m, st);
+  if (err != KV_OK) return err;
+  Tunekv__KeyResponse *r = (Tunekv__KeyResponse *)m;
+  if (r->n_siblings > 0) {
+    res->siblings = calloc(r->n_siblings, sizeof *res->siblings);
+    if (!res->siblings) {
+      protobuf_c_message_free_unpacked(m, NULL);
+      return status_local(st, KV_ENOMEM, "out of memory decoding the reply");
+    }
+  }
+  for (size_t i = 0; i < r->n_siblings; i++) {
+    const Tunekv__Sibling *s = r->siblings[i];
+    res->siblings[i].value = s->value.len ? s->value.data : (const uint8_t *)"";
+    res->siblings[i].value_bytes = s->value.len;
+    res->siblings[i].hlc = s->hlc;
+  }
+  res->n_siblings = r->n_siblings;
+  res->found = r->found;
+  if (r->context.len) res->context = r->context.data;
+  res->context_bytes = r->context.len;
+  res->priv_ = m;
+  return KV_OK;
+}
+
+int kv_client_put(kv_client_t *c, const char *keyspace, const void *key, size_t key_bytes,
+                  const void *value, size_t value_bytes, const void *context,
+                  size_t context_bytes, const kv_client_opts_t *opts, kv_client_result_t *res,
+                  kv_client_status_t *st) {
+  request_t rq = {.op = KV_CLIENT_OP_PUT, .keyspace = keyspace, .key = key,
+                  .key_bytes = key_bytes, .value = value, .value_bytes = value_bytes,
+                  .context = context, .context_bytes = context_bytes, .opts = opts};
+  return key_call(c, &rq, res, st);
+}
+
+int kv_client_delete(kv_client_t *c, const char *keyspace, const void *key, size_t key_bytes,
+                     const void *context, size_t context_bytes, const kv_client_opts_t *opts,
+                     kv_client_result_t *res, kv_client_status_t *st) {
+  request_t rq = {.op = KV_CLIENT_OP_DELETE, .keyspace = keyspace, .key = key,
+                  .key_bytes = key_bytes, .context = context, .context_bytes = context_bytes,
+                  .opts = opts};
+  return key_call(c, &rq, res, st);
+}
+
+int kv_client_get(kv_client_t *c, const char *keyspace, const void *key, size_t key_bytes,
+                  const kv_client_opts_t *opts, kv_client_result_t *res,
+                  kv_client_status_t *st) {
+  request_t rq = {.op = KV_CLIENT_OP_GET, .keyspace = keyspace, .key = key,
+                  .key_bytes = key_bytes, .opts = opts};
+  return key_call(c, &rq, res, st);
+}
+
+void kv_client_result_free(kv_client_result_t *res) {
+  if (!res) return;
+  free(res->siblings);
+  if (res->priv_) protobuf_c_message_free_unpacked(res->priv_, NULL);
+  memset(res, 0, sizeof *res);
+  res->context = (const uint8_t *)"";
+}
+
+/* ---- async ------------------------------------------------------------------------- */
+
+/* A bump allocator for decoding one reply: allocations come from buf while it lasts, then
+ * from malloc (chained through a header so a reset frees them). protobuf-c frees nothing
+ * through it; arena_reset frees everything at once. */
+#define ARENA_BYTES 4096u
+
+typedef union big_hdr {
+  union big_hdr *next;
+  max_align_t align;
+} big_hdr_t;
+
+typedef struct {
+  alignas(max_align_t) unsigned char buf[ARENA_BYTES];
+  size_t used;
+  big_hdr_t *big;
+  bool failed; /* an allocation failed: the decode error is out of memory, not malformed */
+} arena_t;
+
+static void *arena_alloc(void *data, size_t size) {
+  arena_t *a = data;
+  size_t align = alignof(max_align_t);
+  size_t need = (size + align - 1) & ~(align - 1);
+  if (need >= size && need <= ARENA_BYTES - a->used) {
+    void *p = a->buf + a->used;
+    a->used += need;
+    return p;
+  }
+  if (size > SIZE_MAX - sizeof(big_hdr_t)) {
+    a->failed = true;
+    return NULL;
+  }
+  big_hdr_t *h = malloc(sizeof *h + size);
+  if (!h) {
+    a->failed = true;
+    return NULL;
+  }
+  h->next = a->big;
+  a->big = h;
+  return h + 1;
+}
+
+static void arena_free(void *data, void *p) {
+  (void)data;
+  (void)p;
+}
+
+static void arena_reset(arena_t *a) {
+  while (a->big) {
+    big_hdr_t *next = a->big->next;
+    free(a->big);
+    a->big = next;
+  }
+  a->used = 0;
+  a->failed = false;
+}
+
+typedef struct slot {
+  call_t k;
+  kv_client_op_t op;
+  void *tag;
+  uint64_t t0_ns;
+  bool busy;
+  struct slot *next_free;
+  arena_t arena;
+} slot_t;
+
+struct kv_client_async {
+  grpc_completion_queue *cq; /* next queue shared by every call of this context */
+  slot_t *slots;
+  uint32_t n_slots;
+  uint32_t inflight;
+  slot_t *free_list;
+  uint8_t *context;          /* the last completion's context; grows, never shrinks */
+  size_t context_cap;
+};
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int kv_client_async_create(uint32_t max_inflight, kv_client_async_t **out,
+                           kv_client_status_t *st) {
+  KV_ASSERT(out != NULL);
+  *out = NULL;
+  if (max_inflight < 1 || max_inflight > KV_CLIENT_ASYNC_MAX)
+    return status_local(st, KV_EINVAL, "max_inflight is out of range");
+  kv_client_async_t *a = calloc(1, sizeof *a);
+  slot_t *slots = calloc(max_inflight, sizeof *slots);
+  if (!a || !slots) {
+    free(a);
+    free(slots);
+    return status_local(st, KV_ENOMEM, "out of memory creating an async context");
+  }
+  grpc_init();
+  a->slots = slots;
+  a->n_slots = max_inflight;
+  for (uint32_t i = max_inflight; i-- > 0;) {
+    slots[i].next_free = a->free_list;
+    a->free_list = &slots[i];
+  }
+  a->cq = grpc_completion_queue_create_for_next(NULL);
+  *out = a;
+  status_ok(st);
+  return KV_OK;
+}
+
+uint32_t kv_client_async_inflight(const kv_client_async_t *a) { return a->inflight; }
+
+static int async_start(kv_client_async_t *a, kv_client_t *c, const request_t *rq, void *tag,
+                       kv_client_status_t *st) {
+  KV_ASSERT(a != NULL && c != NULL);
+  slot_t *s = a->free_list;
+  if (!s) return status_local(st, KV_EBUSY, "every async call slot is in flight");
+  s->op = rq->op;
+  s->tag = tag;
+  s->t0_ns = now_ns();
+  kv_err err = call_start(c, a->cq, rq, &s->k, s, st);
+  if (err != KV_OK) return err;
+  a->free_list = s->next_free;
+  s->next_free = NULL;
+  s->busy = true;
+  a->inflight++;
+  status_ok(st);
+  return KV_OK;
+}
+
+int kv_client_async_start_put(kv_client_async_t *a, kv_client_t *c, const char *keyspace,
+                              const void *key, size_t key_bytes, const void *value,
+                              size_t value_bytes, const void *context, size_t context_bytes,
+                              const kv_client_opts_t *opts, void *tag, kv_client_status_t *st) {
+  request_t rq = {.op = KV_CLIENT_OP_PUT, .keyspace = keyspace, .key = key,
+                  .key_bytes = key_bytes, .value = value, .value_bytes = value_bytes,
+                  .context = context, .context_bytes = context_bytes, .opts = opts};
+  return async_start(a, c, &rq, tag, st);
+}
+
+int kv_client_async_start_get(kv_client_async_t *a, kv_client_t *c, const char *keyspace,
+                              const void *key, size_t key_bytes, const kv_client_opts_t *opts,
+                              void *tag, kv_client_status_t *st) {
+  request_t rq = {.op = KV_CLIENT_OP_GET, .keyspace = keyspace, .key = key,
+                  .key_bytes = key_bytes, .opts = opts};
+  return async_start(a, c, &rq, tag, st);
+}
+
+int kv_client_async_start_delete(kv_client_async_t *a, kv_client_t *c, const char *keyspace,
+                                 const void *key, size_t key_bytes, const void *context,
+                                 size_t context_bytes, const kv_client_opts_t *opts, void *tag,
+                                 kv_client_status_t *st) {
+  request_t rq = {.op = KV_CLIENT_OP_DELETE, .keyspace = keyspace, .key = key,
+                  .key_bytes = key_bytes, .context = context, .context_bytes = context_bytes,
+                  .opts = opts};
+  return async_start(a, c, &rq, tag, st);
+}
+
+/* Copies a reply's context into a's buffer (grown as needed, so a closed loop soon stops
+ * allocating) and points out at it. */
+static void async_keep_context(kv_client_async_t *a, ProtobufCBinaryData ctx,
+                               kv_client_completion_t *out) {
+  if (ctx.len == 0) return;
+  if (ctx.len > a->context_cap) {
+    uint8_t *bigger = realloc(a->context, ctx.len);
+    if (!bigger) {
+      status_local(&out->status, KV_ENOMEM, "out of memory keeping the reply's context");
+      return;
+    }
+    a->context = bigger;
+    a->context_cap = ctx.len;
+  }
+  memcpy(a->context, ctx.data, ctx.len);
+  out->context = a->context;
+  out->context_bytes = ctx.len;
+}
+
+/* Finishes slot s (its completion has arrived), fills out (when not NULL) and frees s. */
+static void async_complete(kv_client_async_t *a, slot_t *s, kv_client_completion_t *out) {
+  kv_client_completion_t discard;
+  if (!out) out = &discard;
+  memset(out, 0, sizeof *out);
+  out->tag = s->tag;
+  out->op = s->op;
+  out->latency_ns = now_ns() - s->t0_ns;
+  out->context = (const uint8_t *)"";
+  grpc_slice reply;
+  if (call_finish(&s->k, &reply, &out->status) == KV_OK) {
+    ProtobufCAllocator alloc = {arena_alloc, arena_free, &s->arena};
+    ProtobufCMessage *m = reply_unpack(s->op, reply, &alloc, &out->status);
+    if (!m && s->arena.failed) {
+      status_local(&out->status, KV_ENOMEM, "out of memory decoding the reply");
+    } else if (m) {
+      const Tunekv__KeyResponse *r = (const Tunekv__KeyResponse *)m;
+      out->found = r->found;
+      out->n_siblings = (uint32_t)r->n_siblings;
+      for (size_t i = 0; i < r->n_siblings; i++) out->value_bytes += r->siblings[i]->value.len;
+      async_keep_context(a, r->context, out);
+    }
+    arena_reset(&s->arena);
+  }
+  grpc_slice_unref(reply);
+  s->busy = false;
+  s->tag = NULL;
+  s->next_free = a->free_list;
+  a->free_list = s;
+  KV_ASSERT(a->inflight > 0);
+  a->inflight--;
+}
+
+int kv_client_async_next(kv_client_async_t *a, int timeout_ms, kv_client_completion_t *out) {
+  KV_ASSERT(a != NULL && out != NULL);
+  if (a->inflight == 0) return 0;
+  gpr_timespec deadline =
+      timeout_ms < 0 ? gpr_inf_future(GPR_CLOCK_MONOTONIC)
+                     : gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                    gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+  grpc_event ev = grpc_completion_queue_next(a->cq, deadline, NULL);
+  if (ev.type == GRPC_QUEUE_TIMEOUT) return 0;
+  KV_ASSERT(ev.type == GRPC_OP_COMPLETE);
+  slot_t *s = ev.tag;
+  KV_ASSERT(s >= a->slots && s < a->slots + a->n_slots && s->busy);
+  async_complete(a, s, out);
+  return 1;
+}
+
+void kv_client_async_destroy(kv_client_async_t *a) {
+  if (!a) return;
+  for (uint32_t i = 0; i < a->n_slots; i++)
+    if (a->slots[i].busy) grpc_call_cancel(a->slots[i].k.call, NULL);
+  while (a->inflight > 0) {
+    grpc_event ev = grpc_completion_queue_next(a->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    KV_ASSERT(ev.type == GRPC_OP_COMPLETE);
+    async_complete(a, ev.tag, NULL);
+  }
+  grpc_completion_queue_shutdown(a->cq);
+  grpc_event ev;
+  do {
+    ev = grpc_completion_queue_next(a->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+  } while (ev.type != GRPC_QUEUE_SHUTDOWN);
+  grpc_completion_queue_destroy(a->cq);
+  free(a->context);
+  free(a->slots);
+  free(a);
+  grpc_shutdown();
+}

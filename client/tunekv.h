@@ -1,0 +1,190 @@
+/* tunekv.h: libtunekv, the C client of tunekv (service tunekv.KV, proto/kv.proto).
+ *
+ * Shape (after LMDB): opaque handles with open/close, every function returns a kv_err
+ * (0 = KV_OK, negative = failure) and, when `st` is not NULL, fills a kv_client_status_t with
+ * the gRPC status code and the server's sentence. Every pointer below says who owns it and
+ * how long it lives. Nothing here prints, exits or reads environment variables.
+ *
+ * Errors. A call that reached the server returns the server's status: st->grpc_code is the
+ * numeric gRPC code exactly as received (3 = INVALID_ARGUMENT, 14 = UNAVAILABLE, ...),
+ * st->msg its message, and st->code / the return value the kv_err it maps to (see
+ * kv_client_err_from_grpc). Transport failures come back the same way, as gRPC reports them
+ * (e.g. UNAVAILABLE "failed to connect to all addresses; ..." when nothing listens).
+ * Failures found before anything is sent (bad arguments, out of memory, a full async table)
+ * carry the gRPC code of their kv_err (kv_err_grpc_code). kv_client_status_name() gives the
+ * status name, so "<NAME>: <msg>" is how a tool shows an error.
+ *
+ * A missing key is not an error: a get answers KV_OK with found = false.
+ *
+ * Sizes. The channel's maximum send and receive message sizes are set from the hard maxima
+ * of common/kv_limits.h, so the server, not the transport, judges keys, values and contexts.
+ *
+ * Deadlines. Every call has a real deadline: opts->timeout_ms + KV_CLIENT_DEADLINE_MARGIN_MS
+ * when timeout_ms is set (the server's own deadline is timeout_ms, so its DEADLINE_EXCEEDED
+ * with the number of acks arrives before ours), else KV_CLIENT_DEADLINE_DEFAULT_MS.
+ *
+ * Threads. A kv_client_t's blocking calls are made by one thread at a time. A kv_client_t may
+ * be shared by several kv_client_async_t, and used for blocking calls at the same time as by
+ * async calls. A kv_client_async_t is used by one thread at a time. */
+#ifndef KV_TUNEKV_H
+#define KV_TUNEKV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv_err.h"
+
+#define KV_CLIENT_DEADLINE_MARGIN_MS 1000u
+#define KV_CLIENT_DEADLINE_DEFAULT_MS 10000u
+/* Most calls one kv_client_async_t keeps in flight. */
+#define KV_CLIENT_ASYNC_MAX 16384u
+
+/* A status as it came from the server (or the transport, or the library itself). Caller-owned,
+ * no heap. */
+typedef struct {
+  kv_err code;                   /* kv_client_err_from_grpc(grpc_code) */
+  int grpc_code;                 /* numeric gRPC status code, 0 = OK */
+  char msg[KV_STATUS_MSG_BYTES]; /* the status message, NUL-terminated, cut to fit */
+} kv_client_status_t;
+
+/* The gRPC status name of st->grpc_code ("INVALID_ARGUMENT"); a static string. */
+const char *kv_client_status_name(const kv_client_status_t *st);
+/* The kv_err a gRPC code maps to: INVALID_ARGUMENT -> KV_EINVAL, NOT_FOUND -> KV_ENOTFOUND,
+ * UNAVAILABLE -> KV_EUNAVAILABLE, DEADLINE_EXCEEDED -> KV_ETIMEDOUT, RESOURCE_EXHAUSTED ->
+ * KV_EBUSY, FAILED_PRECONDITION -> KV_EPRECONDITION, DATA_LOSS -> KV_ECORRUPT,
+ * PERMISSION_DENIED and UNAUTHENTICATED -> KV_EPERM, anything else -> KV_EINTERNAL. */
+kv_err kv_client_err_from_grpc(int grpc_code);
+
+/* Consistency and other per-request options. Zero it (or use KV_CLIENT_OPTS_INIT) and set
+ * what you need; a NULL opts means all defaults. */
+typedef struct {
+  const char *level;   /* borrowed for the call; NULL or "" = the keyspace default. Sent
+                          verbatim: the server matches it case-insensitively and rejects
+                          unknown names with INVALID_ARGUMENT. */
+  uint32_t r, w;       /* explicit read / write counts; 0 = from the level */
+  uint32_t pr, pw;     /* replies / acks that must come from primaries; 0 = none */
+  bool durable;        /* writes: acknowledged only after fsync */
+  uint32_t timeout_ms; /* the server's deadline for the request; 0 = server default */
+  bool local;          /* get only: read the receiving node's own replica, no coordination */
+} kv_client_opts_t;
+
+#define KV_CLIENT_OPTS_INIT {NULL, 0, 0, 0, 0, false, 0, false}
+
+/* One connection (one gRPC channel) to one node. Opaque. */
+typedef struct kv_client kv_client_t;
+
+/* Opens a client for `addr` ("HOST:PORT", borrowed for the call). No connection is made
+ * here: an unreachable node shows up as UNAVAILABLE on the first call. *out is owned by the
+ * caller until kv_client_close. Errors: KV_EINVAL (empty or over-long address), KV_ENOMEM. */
+int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st);
+/* Closes the channel and frees c. Blocking calls on c must have returned; async calls
+ * started on c should have been harvested (or their kv_client_async_t destroyed). c may be
+ * NULL. */
+void kv_client_close(kv_client_t *c);
+
+typedef struct {
+  const uint8_t *value; /* owned by the result; never NULL (points at "" when empty) */
+  size_t value_bytes;
+  uint64_t hlc;         /* hybrid logical clock timestamp of the write */
+} kv_client_sibling_t;
+
+/* What every call answers: the key's live versions and a context covering them. A put or
+ * delete answers like a get of the object it left (Riak's return_body): the write plus any
+ * concurrent versions, so writing back with this context replaces only versions you were
+ * shown. Owned by the caller and released with kv_client_result_free; every pointer inside
+ * lives until then. */
+typedef struct {
+  bool found;                     /* at least one live version */
+  size_t n_siblings;              /* 0 when not found */
+  kv_client_sibling_t *siblings;  /* n_siblings concurrent versions, in the server's order */
+  const uint8_t *context;         /* covers every version returned; never NULL */
+  size_t context_bytes;
+  void *priv_;                    /* the decoded reply the pointers above point into */
+} kv_client_result_t;
+
+/* Writes `value` under `key` in `keyspace`.
+ *   keyspace: NUL-terminated, borrowed for the call.
+ *   key, value, context: borrowed for the call; may be NULL when their length is 0.
+ *   context: the causal context of an earlier call's result (empty = none).
+ *   res: filled on KV_OK; on failure it is empty (freeing it is harmless).
+ * Errors: the server's (see the top of this file). */
+int kv_client_put(kv_client_t *c, const char *keyspace, const void *key, size_t key_bytes,
+                  const void *value, size_t value_bytes, const void *context,
+                  size_t context_bytes, const kv_client_opts_t *opts, kv_client_result_t *res,
+                  kv_client_status_t *st);
+
+/* Deletes `key` (writes a tombstone over the versions `context` covers). Arguments as for
+ * kv_client_put; res holds any concurrent versions the delete did not cover. */
+int kv_client_delete(kv_client_t *c, const char *keyspace, const void *key, size_t key_bytes,
+                     const void *context, size_t context_bytes, const kv_client_opts_t *opts,
+                     kv_client_result_t *res, kv_client_status_t *st);
+
+/* Reads `key`. keyspace, key and opts are borrowed for the call (opts->local asks for the
+ * node's own replica only). found may be false on KV_OK. */
+int kv_client_get(kv_client_t *c, const char *keyspace, const void *key, size_t key_bytes,
+                  const kv_client_opts_t *opts, kv_client_result_t *res,
+                  kv_client_status_t *st);
+/* Frees what *res holds and zeroes it. res may be NULL; a zeroed result is fine. */
+void kv_client_result_free(kv_client_result_t *res);
+
+/* ---------------------------------------------------------------------------------------
+ * Async calls, for load generators. One kv_client_async_t owns one completion queue and a
+ * fixed table of call slots made at create time; starting a call takes a slot, harvesting
+ * its completion gives it back, so a closed loop does no allocation of its own per call
+ * (gRPC allocates what it needs; replies are decoded into a per-slot arena). Calls may go
+ * to any kv_client_t, so one queue can spread load over many nodes. Replies are decoded
+ * and checked but their values are not handed out: a completion says whether a get found
+ * the key, how many siblings and how many value bytes it saw, and gives the reply's causal
+ * context so a load generator can write back with it. */
+
+typedef enum { KV_CLIENT_OP_PUT, KV_CLIENT_OP_GET, KV_CLIENT_OP_DELETE } kv_client_op_t;
+
+typedef struct kv_client_async kv_client_async_t;
+
+typedef struct {
+  void *tag;                 /* what the call was started with (borrowed back to you) */
+  kv_client_op_t op;
+  kv_client_status_t status;
+  uint64_t latency_ns;       /* from start to harvest, monotonic clock */
+  bool found;                /* the key has a live version */
+  uint32_t n_siblings;       /* siblings returned */
+  size_t value_bytes;        /* value bytes over all siblings */
+  const uint8_t *context;    /* the reply's context (any op); owned by the async context,
+                                valid until the next kv_client_async_* call on it; never NULL */
+  size_t context_bytes;      /* 0 when the call failed or the server sent none */
+} kv_client_completion_t;
+
+/* Creates an async context with room for `max_inflight` calls (1..KV_CLIENT_ASYNC_MAX).
+ * *out is owned by the caller until kv_client_async_destroy. Errors: KV_EINVAL, KV_ENOMEM. */
+int kv_client_async_create(uint32_t max_inflight, kv_client_async_t **out,
+                           kv_client_status_t *st);
+/* Cancels calls still in flight, waits for their completions (discarding them) and frees a.
+ * a may be NULL. */
+void kv_client_async_destroy(kv_client_async_t *a);
+/* Calls started and not yet harvested. */
+uint32_t kv_client_async_inflight(const kv_client_async_t *a);
+
+/* Start a call on c. Every buffer and string is borrowed for the duration of the start call
+ * only (the request is encoded before it returns). `tag` is handed back untouched in the
+ * completion. On failure nothing is in flight and no completion will come for tag.
+ * Errors: KV_EBUSY when max_inflight calls are in flight; KV_ENOMEM; KV_EINTERNAL when gRPC
+ * refuses to start the call. Server errors arrive in the completion, never here. */
+int kv_client_async_start_put(kv_client_async_t *a, kv_client_t *c, const char *keyspace,
+                              const void *key, size_t key_bytes, const void *value,
+                              size_t value_bytes, const void *context, size_t context_bytes,
+                              const kv_client_opts_t *opts, void *tag, kv_client_status_t *st);
+int kv_client_async_start_get(kv_client_async_t *a, kv_client_t *c, const char *keyspace,
+                              const void *key, size_t key_bytes, const kv_client_opts_t *opts,
+                              void *tag, kv_client_status_t *st);
+int kv_client_async_start_delete(kv_client_async_t *a, kv_client_t *c, const char *keyspace,
+                                 const void *key, size_t key_bytes, const void *context,
+                                 size_t context_bytes, const kv_client_opts_t *opts, void *tag,
+                                 kv_client_status_t *st);
+
+/* Waits up to timeout_ms (0 = just poll, negative = until one arrives or nothing is in
+ * flight) for one call to finish, and fills *out. Returns 1 when *out was filled, 0 when
+ * the time ran out or nothing is in flight. */
+int kv_client_async_next(kv_client_async_t *a, int timeout_ms, kv_client_completion_t *out);
+
+#endif

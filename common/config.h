@@ -1,0 +1,83 @@
+/* config.h: the cluster configuration file (YAML, DESIGN section 12), loaded with libcyaml.
+ *
+ * Every node runs with the same file and picks itself by id. Loading checks everything a
+ * node needs to trust the file; any problem is reported as "FILE:LINE: sentence" in the
+ * status, with KV_ECONFIG, and kvnode exits 2 with that line.
+ *
+ *   cluster:   { name: demo, partitions: 256 }          # partitions: power of two
+ *   nodes:     - { id: n1, address: "127.0.0.1:7001", region: local, rack: r1 }
+ *   keyspaces: - name: default
+ *                replication: { local: 3 }               # replicas per region
+ *                read: QUORUM                            # default levels
+ *                write: QUORUM
+ *                handler: siblings                       # conflict handler
+ *                # optional: siblings_max, key_bytes_max, value_bytes_max, sloppy_quorum
+ */
+#ifndef KV_CONFIG_H
+#define KV_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kv_err.h"
+#include "level.h"
+#include "kv_limits.h"
+
+typedef struct {
+  char id[KV_NODE_ID_BYTES_MAX + 1];
+  char address[KV_ADDRESS_BYTES_MAX + 1]; /* HOST:PORT, port 1..65535 */
+  char region[KV_REGION_BYTES_MAX + 1];   /* "local" when not given */
+  char rack[KV_RACK_BYTES_MAX + 1];       /* "" when not given */
+  uint32_t line;                          /* where the node is defined, for messages */
+} kv_node_conf_t;
+
+typedef struct {
+  char region[KV_REGION_BYTES_MAX + 1];
+  uint32_t replicas;                      /* 1 .. KV_REPLICAS_MAX */
+} kv_replication_conf_t;
+
+typedef struct {
+  char name[KV_KEYSPACE_NAME_BYTES_MAX + 1];
+  kv_replication_conf_t replication[KV_REGIONS_MAX];
+  uint32_t replication_count;             /* regions listed */
+  uint32_t n;                             /* replicas summed over regions: N */
+  kv_level_t read;                        /* default read level; never KV_LEVEL_DEFAULT */
+  kv_level_t write;                       /* default write level; never KV_LEVEL_DEFAULT */
+  char handler[KV_HANDLER_NAME_BYTES_MAX + 1];
+  uint32_t siblings_max;                  /* default KV_SIBLINGS_DEFAULT, <= KV_SIBLINGS_MAX */
+  uint32_t key_bytes_max;                 /* default KV_KEY_BYTES_DEFAULT */
+  uint32_t value_bytes_max;               /* default KV_VALUE_BYTES_DEFAULT */
+  bool sloppy_quorum;                     /* default true */
+  uint32_t line;
+} kv_keyspace_conf_t;
+
+typedef struct {
+  char path[256];                         /* the file it was loaded from */
+  char cluster_name[KV_CLUSTER_NAME_BYTES_MAX + 1]; /* "tunekv" when not given */
+  uint32_t partitions;                    /* power of two, 1 .. KV_PARTITIONS_MAX */
+  kv_node_conf_t nodes[KV_NODES_MAX];
+  uint32_t node_count;
+  uint32_t nodes_line;                    /* line of the "nodes:" key */
+  kv_keyspace_conf_t keyspaces[KV_KEYSPACES_MAX];
+  uint32_t keyspace_count;
+} kv_config_t;
+
+/* Loads and validates path into *out (caller-owned, zeroed on failure; no heap survives).
+ * Errors: KV_ECONFIG with st->msg "FILE:LINE: sentence" for an unreadable file, YAML syntax
+ * error, unknown field, missing required field, bad value, duplicate node id or keyspace,
+ * bad address, partitions not a power of two, a replication region with no node in it, an
+ * unknown level name, or a value over its hard limit. LINE is 0 when the file itself cannot be
+ * read. KV_ENOMEM ("FILE: out of memory while loading") when memory runs out. */
+kv_err kv_config_load(const char *path, kv_config_t *out, kv_status_t *st);
+
+/* The node with this id, or NULL. Borrowed; valid while cfg lives. */
+const kv_node_conf_t *kv_config_node(const kv_config_t *cfg, const char *id);
+/* Index of the node with this id, or -1. */
+int kv_config_node_index(const kv_config_t *cfg, const char *id);
+/* The keyspace with this name, or NULL. Borrowed; valid while cfg lives. */
+const kv_keyspace_conf_t *kv_config_keyspace(const kv_config_t *cfg, const char *name);
+/* The largest key, value and sibling limits over all keyspaces (for message sizes). */
+void kv_config_limits(const kv_config_t *cfg, uint32_t *key_bytes_max,
+                      uint32_t *value_bytes_max, uint32_t *siblings_max);
+
+#endif

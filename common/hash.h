@@ -1,0 +1,19 @@
+/* hash.h: partition hashing (DESIGN section 5).
+ *
+ * A key's 64-bit hash is xxHash64 of the key seeded with the xxHash64 of the keyspace name,
+ * so the same key in two keyspaces lands on unrelated partitions. With Q partitions (a power of
+ * two) the partition is the top log2(Q) bits of the hash, so partitions are contiguous
+ * ranges of the hash space. */
+#ifndef KV_HASH_H
+#define KV_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+uint64_t kv_hash_key(const char *keyspace, const void *key, size_t key_bytes);
+/* partitions must be a power of two, 1 .. KV_PARTITIONS_MAX. */
+uint32_t kv_hash_partition(uint64_t hash, uint32_t partitions);
+/* True when n is a power of two (and not 0). */
+static inline int kv_is_pow2(uint64_t n) { return n && !(n & (n - 1)); }
+
+#endif

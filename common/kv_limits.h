@@ -1,0 +1,64 @@
+/* kv_limits.h: every bound in tunekv, in one place.
+ *
+ * *_DEFAULT values are what a keyspace gets when the config says nothing; *_HARD_MAX values
+ * are the most a config may ask for. Fixed-size arrays in structs use the *_MAX values.
+ * The gRPC maximum message size is derived from these (kv_limits_grpc_message_bytes), so a
+ * request the limits allow is never cut off by the transport. */
+#ifndef KV_LIMITS_H
+#define KV_LIMITS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Keys and values. */
+#define KV_KEY_BYTES_DEFAULT (1024u)
+#define KV_KEY_BYTES_HARD_MAX (64u * 1024u)
+#define KV_VALUE_BYTES_DEFAULT (1024u * 1024u)
+#define KV_VALUE_BYTES_HARD_MAX (16u * 1024u * 1024u)
+
+/* Versions: siblings per key, actors per version vector, loose dots per context. */
+#define KV_SIBLINGS_DEFAULT 16u
+#define KV_SIBLINGS_MAX 64u
+#define KV_VV_ENTRIES_MAX 64u
+#define KV_CLOUD_DOTS_MAX 64u
+/* An encoded causal context: at most (VV + cloud) dots of at most ~60 bytes each. */
+#define KV_CONTEXT_BYTES_MAX (16u * 1024u)
+
+/* Cluster shape. */
+#define KV_NODES_MAX 64u
+#define KV_NODE_ID_BYTES_MAX 32u     /* without the NUL */
+#define KV_ADDRESS_BYTES_MAX 255u
+#define KV_REGIONS_MAX 8u
+#define KV_REGION_BYTES_MAX 32u
+#define KV_RACK_BYTES_MAX 32u
+#define KV_KEYSPACES_MAX 64u
+#define KV_KEYSPACE_NAME_BYTES_MAX 64u
+#define KV_HANDLER_NAME_BYTES_MAX 64u
+#define KV_CLUSTER_NAME_BYTES_MAX 64u
+#define KV_PARTITIONS_DEFAULT 256u
+#define KV_PARTITIONS_MAX 65536u
+#define KV_REPLICAS_MAX 16u          /* N summed over regions */
+
+/* Requests. */
+#define KV_TIMEOUT_MS_DEFAULT 2000u
+#define KV_TIMEOUT_MS_MAX 600000u
+
+/* gRPC server runtime. */
+#define KV_SERVER_THREADS_DEFAULT 4u
+#define KV_SERVER_THREADS_MAX 64u
+#define KV_SERVER_ARMED_CALLS 256u   /* requests kept armed per completion queue */
+
+/* Room in a message for everything that is not a key, value or context. */
+#define KV_MESSAGE_OVERHEAD_BYTES (64u * 1024u)
+
+/* The largest gRPC message any tunekv endpoint accepts or sends: a get reply with every
+ * sibling at the largest value, or a put with the largest key, value and context. */
+static inline size_t kv_limits_grpc_message_bytes(uint32_t key_bytes_max,
+                                                  uint32_t value_bytes_max,
+                                                  uint32_t siblings_max) {
+  size_t put = (size_t)key_bytes_max + value_bytes_max + KV_CONTEXT_BYTES_MAX;
+  size_t get = (size_t)siblings_max * value_bytes_max + KV_CONTEXT_BYTES_MAX;
+  return (put > get ? put : get) + KV_MESSAGE_OVERHEAD_BYTES;
+}
+
+#endif

@@ -1,0 +1,57 @@
+/* store.h: tunekv's storage on RocksDB. The only module that includes rocksdb/c.h.
+ *
+ * Column families: "default" (unused), "data" (key records), "hints" (hinted handoff),
+ * "meta" (node facts such as the incarnation id).
+ * Data keys are laid out partition-first so one partition is one contiguous range:
+ *   [partition: 4 bytes big-endian][keyspace name][0x00][user key]
+ * Every stored record is framed as [magic "TKV1": 4][xxh64 of payload: 8 LE][payload];
+ * a frame that fails its check is KV_ECORRUPT with a sentence naming the keyspace and key,
+ * never a crash.
+ * The incarnation id is a random 64-bit number written to meta when the data directory is
+ * created, and read back on every later open.
+ *
+ * Thread-safety: all functions may be called from several threads at once. Writes with
+ * sync=true are fsynced before the call returns; RocksDB groups concurrent synced writes
+ * into one fsync (group commit). */
+#ifndef KV_STORE_H
+#define KV_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv_err.h"
+
+typedef struct kv_store kv_store_t;
+
+/* Opens (creating if needed) the database in dir. KV_EIO with a sentence on failure;
+ * KV_ECORRUPT when the stored incarnation id fails its check. */
+kv_err kv_store_open(const char *dir, kv_store_t **out, kv_status_t *st);
+/* Flushes and closes; s is freed. NULL is a no-op. */
+void kv_store_close(kv_store_t *s);
+/* The incarnation id of this data directory (never 0). */
+uint64_t kv_store_incarnation(const kv_store_t *s);
+
+/* Reads the record of (partition, keyspace, key). On success *found tells whether it exists;
+ * when found, *rec is a malloc'd copy of the payload (checksum verified) that the caller
+ * frees, and *rec_bytes its length. KV_ECORRUPT / KV_EIO with a sentence on failure. */
+kv_err kv_store_get(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
+                    size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
+                    kv_status_t *st);
+/* Writes the record (framed with its checksum). sync: fsync before returning. */
+kv_err kv_store_put(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
+                    size_t key_bytes, const void *rec, size_t rec_bytes, bool sync,
+                    kv_status_t *st);
+/* Removes the record (for reaping). */
+kv_err kv_store_delete(kv_store_t *s, uint32_t partition, const char *keyspace,
+                       const void *key, size_t key_bytes, bool sync, kv_status_t *st);
+
+/* Called for each record of a partition in key order; return false to stop. The pointers
+ * are borrowed for the duration of the call. A corrupt record stops the scan with
+ * KV_ECORRUPT naming its key. */
+typedef bool (*kv_store_scan_fn)(void *arg, const char *keyspace, const void *key,
+                                 size_t key_bytes, const void *rec, size_t rec_bytes);
+kv_err kv_store_scan_partition(kv_store_t *s, uint32_t partition, kv_store_scan_fn fn,
+                               void *arg, kv_status_t *st);
+
+#endif

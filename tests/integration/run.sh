@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# run.sh: integration tests on real kvnode processes (127.0.0.1 only), driven by kvctl.
+# Each test starts the nodes it needs on ports of its own and stops every process it started,
+# by pid. Prints one line per test and ends with "N passed, N failed"; exits 1 on failure.
+set -u
+cd "$(dirname "$0")/../.." || exit 2
+KVNODE=bin/kvnode KVCTL=bin/kvctl RAW=build/tools/raw_rpc
+work=$(mktemp -d /tmp/tunekv-it.XXXXXX)
+pids=()
+passed=0 failed=0
+port=$((21000 + ($$ % 400) * 10))   # this run's ports: $port and up
+
+cleanup() {
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
+
+# expect NAME RC TEXT CMD...: CMD exits with RC and its output (stdout+stderr) contains TEXT.
+expect() {
+  local name=$1 want_rc=$2 want=$3 out rc
+  shift 3
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" != "$want_rc" ]; then fail "$name" "exit $rc, wanted $want_rc; output: ${out:0:300}"
+  elif [[ "$out" != *"$want"* ]]; then fail "$name" "output lacks '$want': ${out:0:300}"
+  else ok "$name"; fi
+}
+
+# single_config FILE PORT: a one-node cluster on 127.0.0.1:PORT.
+single_config() {
+  cat >"$1" <<YAML
+cluster:
+  name: it
+  partitions: 64
+nodes:
+  - { id: n1, address: "127.0.0.1:$2", region: local, rack: r1 }
+keyspaces:
+  - name: default
+    replication: { local: 1 }
+    read: ONE
+    write: ONE
+    handler: siblings
+YAML
+}
+
+# start_node CONFIG ID DIR LOG: starts kvnode, waits for its "serving" line; sets node_pid.
+start_node() {
+  "$KVNODE" --config "$1" --node "$2" --data-dir "$3" >"$4" 2>&1 &
+  node_pid=$!
+  pids+=("$node_pid")
+  for _ in $(seq 100); do
+    grep -q "serving on" "$4" && return 0
+    kill -0 "$node_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "kvnode did not start:"; cat "$4"
+  return 1
+}
+
+# stop_node PID: SIGTERM, then the exit status (0 is a clean shutdown).
+stop_node() {
+  kill -TERM "$1"
+  wait "$1"
+}
+
+# ---- config errors: kvnode exits 2 with FILE:LINE and a sentence ----------------------
+# bad_config NAME MESSAGE YAML: kvnode must refuse the file with exit 2 and that message.
+bad_config() {
+  printf '%s\n' "$3" >"$work/bad.yaml"
+  expect "config: $1" 2 "kvnode: $work/bad.yaml:$2" "$KVNODE" --config "$work/bad.yaml" --node n1 --data-dir "$work/never"
+}
+node1='  - { id: n1, address: "127.0.0.1:7001" }'
+ks='keyspaces:
+  - { name: default, replication: { local: 1 } }'
+bad_config "unknown field" "3: unknown field 'colour' in a node" "nodes:
+$node1
+  - { id: n2, address: \"127.0.0.1:7002\", colour: red }
+$ks"
+bad_config "duplicate node id" "3: node id 'n1' is used twice (first at line 2)" "nodes:
+$node1
+  - { id: n1, address: \"127.0.0.1:7002\" }
+$ks"
+bad_config "bad address" "2: address '127.0.0.1' has no port; write it as HOST:PORT" "nodes:
+  - { id: n1, address: \"127.0.0.1\" }
+$ks"
+bad_config "port out of range" "2: address '127.0.0.1:70000' has port 70000; the port must be between 1 and 65535" "nodes:
+  - { id: n1, address: \"127.0.0.1:70000\" }
+$ks"
+bad_config "partitions not a power of two" "2: partitions is 100; it must be a power of two between 1 and 65536" "cluster:
+  partitions: 100
+nodes:
+$node1
+$ks"
+single_config "$work/ok.yaml" "$port"
+expect "config: --node not in the file" 2 "kvnode: $work/ok.yaml:4: node 'n7' is not in the nodes list of this file" \
+  "$KVNODE" --config "$work/ok.yaml" --node n7 --data-dir "$work/never"
+expect "config: missing file" 2 "kvnode: $work/none.yaml:0: cannot open the file: No such file or directory" \
+  "$KVNODE" --config "$work/none.yaml" --node n1
+expect "usage: unknown flag exits 2" 2 "usage: kvnode" "$KVNODE" --bogus
+if [ ! -e "$work/never" ]; then ok "a refused config creates no data directory"; else fail "a refused config creates no data directory" "$work/never exists"; fi
+
+# ---- one node: round trips, bad input, siblings, shutdown ------------------------------
+cfg=$work/single.yaml
+single_config "$cfg" "$port"
+addr=127.0.0.1:$port
+start_node "$cfg" n1 "$work/d1" "$work/n1.log" || exit 1
+pid1=$node_pid
+ctl() { "$KVCTL" -a "$addr" "$@"; }
+
+expect "put then get round-trips" 0 "hello" bash -c "'$KVCTL' -a $addr put default k1 hello >/dev/null && '$KVCTL' -a $addr get default k1"
+expect "get of a missing key exits 1" 1 "" ctl get default nosuchkey
+expect "binary value from stdin round-trips" 0 "" bash -c "head -c 5000 /dev/urandom > $work/v && '$KVCTL' -a $addr put default bin - < $work/v >/dev/null && '$KVCTL' -a $addr get default bin --json | python3 -c 'import sys,json,base64; d=json.load(sys.stdin); sys.exit(0 if base64.b64decode(d[\"siblings\"][0][\"value_b64\"])==open(\"$work/v\",\"rb\").read() else 1)'"
+expect "empty key is INVALID_ARGUMENT" 3 "INVALID_ARGUMENT: key is empty" ctl put default "" v
+long_key=$(head -c 1025 /dev/zero | tr '\0' k)
+expect "key over the limit is INVALID_ARGUMENT" 3 \
+  "INVALID_ARGUMENT: key is 1025 bytes; keyspace 'default' allows at most 1024" ctl put default "$long_key" v
+expect "value over the limit is INVALID_ARGUMENT" 3 \
+  "INVALID_ARGUMENT: value is 1048577 bytes; keyspace 'default' allows at most 1048576" \
+  bash -c "head -c 1048577 /dev/zero | '$KVCTL' -a $addr put default big -"
+expect "a value at the limit is accepted" 0 "" \
+  bash -c "head -c 1048576 /dev/zero | '$KVCTL' -a $addr put default big -"
+expect "unknown keyspace is NOT_FOUND" 3 "NOT_FOUND: keyspace 'nope' does not exist" ctl get nope k1
+expect "unknown level is INVALID_ARGUMENT" 3 \
+  "INVALID_ARGUMENT: unknown consistency level 'QUORM'; use one of ONE, TWO, THREE, QUORUM, ALL, ANY, LOCAL_ONE, LOCAL_QUORUM, EACH_QUORUM" \
+  ctl get default k1 -c QUORM
+expect "r larger than N is INVALID_ARGUMENT" 3 \
+  "INVALID_ARGUMENT: r is 2 but keyspace 'default' has only N=1 replicas" ctl get default k1 -r 2
+expect "w larger than N is INVALID_ARGUMENT" 3 \
+  "INVALID_ARGUMENT: w is 4 but keyspace 'default' has only N=1 replicas" ctl put default k1 v -w 4
+expect "a level N cannot meet is INVALID_ARGUMENT" 3 \
+  "INVALID_ARGUMENT: level THREE needs 3 replicas but keyspace 'default' has N=1" ctl put default k1 v -c three
+for lvl in one quorum all any local_one local_quorum each_quorum; do
+  expect "level $lvl is accepted on puts" 0 "" ctl put default lv v -c "$lvl"
+done
+expect "malformed protobuf is INVALID_ARGUMENT" 0 \
+  "INVALID_ARGUMENT: request is not a valid tunekv.PutRequest message" "$RAW" "$addr" /tunekv.KV/Put ffffffffffff
+expect "malformed get is INVALID_ARGUMENT" 0 \
+  "INVALID_ARGUMENT: request is not a valid tunekv.GetRequest message" "$RAW" "$addr" /tunekv.KV/Get 0a05ff
+expect "the server keeps serving after malformed input" 0 "hello" ctl get default k1
+
+# Siblings: two writes without context are concurrent; a write with the read context wins.
+ctl put default s1 red >/dev/null
+expect "a put beside a concurrent version says so" 0 \
+  "kvctl: 's1' also has 1 concurrent version(s); 'get' shows them" ctl put default s1 blue
+expect "two puts without context give two siblings" 0 "" bash -c \
+  "[ \"\$('$KVCTL' -a $addr get default s1 | sort | tr '\n' ' ')\" = 'blue red ' ]"
+ctx=$(ctl get default s1 --json | python3 -c 'import sys,json; print(json.load(sys.stdin)["context"])')
+ctl put default s1 purple --context "$ctx" >/dev/null
+expect "a put with the read context resolves the siblings" 0 "" bash -c \
+  "[ \"\$('$KVCTL' -a $addr get default s1)\" = purple ]"
+
+# Deletes are tombstones; a delete with an old context keeps the concurrent write.
+ctl put default d1 v1 >/dev/null
+ctl delete default d1 --context "$(ctl get default d1 --json | python3 -c 'import sys,json; print(json.load(sys.stdin)["context"])')" >/dev/null
+expect "get after delete says not found" 1 "" ctl get default d1
+old=$(ctl put default d2 first)
+ctl put default d2 second >/dev/null 2>&1       # concurrent with the context held in $old
+ctl delete default d2 --context "$old" >/dev/null 2>&1
+expect "delete with an old context keeps the concurrent sibling" 0 "second" ctl get default d2
+expect "... and only it" 0 "" bash -c "[ \"\$('$KVCTL' -a $addr get default d2 | wc -l)\" = 1 ]"
+
+expect "a second node on a bound port exits 1" 1 "cannot listen on 127.0.0.1:$port" \
+  "$KVNODE" --config "$cfg" --node n1 --data-dir "$work/other"
+stop_node "$pid1"; rc=$?
+if [ $rc = 0 ] && grep -q "stopped cleanly" "$work/n1.log"; then ok "SIGTERM stops the node cleanly (exit 0)"
+else fail "SIGTERM stops the node cleanly (exit 0)" "exit $rc; log: $(tail -3 "$work/n1.log")"; fi
+
+# ---- durability: durable puts survive SIGKILL ------------------------------------------
+start_node "$cfg" n1 "$work/d1" "$work/n1b.log" || exit 1
+pid1=$node_pid
+expect "data written before a clean shutdown is still there" 0 "hello" ctl get default k1
+for i in $(seq 1 50); do ctl put default "dur$i" "value$i" --durable >/dev/null || echo "put $i failed"; done
+kill -KILL "$pid1"; wait "$pid1" 2>/dev/null
+start_node "$cfg" n1 "$work/d1" "$work/n1c.log" || exit 1
+pid1=$node_pid
+missing=0
+for i in $(seq 1 50); do [ "$(ctl get default "dur$i")" = "value$i" ] || missing=$((missing + 1)); done
+if [ $missing = 0 ]; then ok "50 durable puts survive SIGKILL and restart"
+else fail "50 durable puts survive SIGKILL and restart" "$missing missing"; fi
+inc1=$(grep -o 'incarnation [0-9a-f]*' "$work/n1.log"); inc2=$(grep -o 'incarnation [0-9a-f]*' "$work/n1c.log")
+if [ -n "$inc1" ] && [ "$inc1" = "$inc2" ]; then ok "the incarnation survives restarts"; else fail "the incarnation survives restarts" "$inc1 vs $inc2"; fi
+stop_node "$pid1" >/dev/null
+start_node "$cfg" n1 "$work/fresh" "$work/n1d.log" || exit 1
+inc3=$(grep -o 'incarnation [0-9a-f]*' "$work/n1d.log")
+if [ "$inc3" != "$inc1" ]; then ok "a new data directory gets a new incarnation"; else fail "a new data directory gets a new incarnation" "$inc3"; fi
+stop_node "$node_pid" >/dev/null
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

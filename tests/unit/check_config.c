@@ -1,0 +1,556 @@
+/* check_config.c: loading the cluster config: the repo's configs, defaults, lookups, and
+ * every error a user can reach, each with its exact "FILE:LINE: sentence".
+ *
+ * Each test writes its YAML to a fresh temporary directory, so the YAML sits next to the
+ * assertion that is about it; one string literal is one line of the file. The repo's own
+ * configs are loaded by relative path, so the runner must start in the repo root (as
+ * `make unit` does). */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+typedef struct {
+  char dir[64];
+  char path[96];
+} tmp_file_t;
+
+static void tmp_write(tmp_file_t *t, const char *yaml) {
+  const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  snprintf(t->dir, sizeof t->dir, "%s/tunekv-config-XXXXXX", base);
+  ck_assert_ptr_nonnull(mkdtemp(t->dir));
+  snprintf(t->path, sizeof t->path, "%s/c.yaml", t->dir);
+  FILE *f = fopen(t->path, "w");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(yaml, 1, strlen(yaml), f), strlen(yaml));
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+static void tmp_remove(tmp_file_t *t) {
+  unlink(t->path);
+  rmdir(t->dir);
+}
+
+static kv_err load_text(const char *yaml, kv_config_t *cfg, kv_status_t *st) {
+  tmp_file_t t;
+  tmp_write(&t, yaml);
+  kv_err err = kv_config_load(t.path, cfg, st);
+  tmp_remove(&t);
+  return err;
+}
+
+/* Loads yaml and asserts KV_ECONFIG with exactly "PATH:line: sentence". */
+static void expect_error(const char *yaml, unsigned line, const char *sentence) {
+  static kv_config_t cfg;
+  kv_status_t st;
+  tmp_file_t t;
+  tmp_write(&t, yaml);
+  kv_err err = kv_config_load(t.path, &cfg, &st);
+  tmp_remove(&t);
+  char want[KV_STATUS_MSG_BYTES];
+  snprintf(want, sizeof want, "%s:%u: %s", t.path, line, sentence);
+  ck_assert_str_eq(st.msg, want);
+  ck_assert_int_eq(err, KV_ECONFIG);
+  ck_assert_int_eq(st.code, KV_ECONFIG);
+  ck_assert_uint_eq(cfg.node_count, 0);
+}
+
+/* Lines 1-4 of most error tests: one node in region local. */
+#define ONE_NODE                                     \
+  "nodes:\n"                                         \
+  "  - { id: n1, address: \"127.0.0.1:7001\" }\n"    \
+  "keyspaces:\n"                                     \
+  "  - name: default\n"
+
+/* Lines 1-5: one node and a keyspace with valid replication; options follow on line 6. */
+#define ONE_KEYSPACE ONE_NODE "    replication: { local: 1 }\n"
+
+/* ---------------------------------------------------------------------------------------- */
+
+START_TEST(repo_configs_load) {
+  static kv_config_t cfg;
+  kv_status_t st;
+  ck_assert_int_eq(kv_config_load("config/single.yaml", &cfg, &st), KV_OK);
+  ck_assert_str_eq(st.msg, "");
+  ck_assert_str_eq(cfg.path, "config/single.yaml");
+  ck_assert_uint_eq(cfg.node_count, 1);
+  ck_assert_uint_eq(cfg.keyspaces[0].n, 1);
+  ck_assert_int_eq(cfg.keyspaces[0].read, KV_LEVEL_ONE);
+
+  ck_assert_int_eq(kv_config_load("config/cluster3.yaml", &cfg, &st), KV_OK);
+  ck_assert_uint_eq(cfg.node_count, 3);
+  ck_assert_str_eq(cfg.nodes[2].id, "n3");
+  ck_assert_str_eq(cfg.nodes[2].address, "127.0.0.1:7003");
+  ck_assert_str_eq(cfg.nodes[2].rack, "r3");
+  ck_assert_uint_eq(cfg.keyspaces[0].n, 3);
+  ck_assert_int_eq(cfg.keyspaces[0].write, KV_LEVEL_QUORUM);
+
+  ck_assert_int_eq(kv_config_load("config/regions2.yaml", &cfg, &st), KV_OK);
+  ck_assert_uint_eq(cfg.node_count, 6);
+  ck_assert_str_eq(cfg.nodes[5].region, "west");
+  ck_assert_uint_eq(cfg.keyspaces[0].replication_count, 2);
+  ck_assert_str_eq(cfg.keyspaces[0].replication[1].region, "west");
+  ck_assert_uint_eq(cfg.keyspaces[0].n, 6);
+  ck_assert_int_eq(cfg.keyspaces[0].read, KV_LEVEL_LOCAL_QUORUM);
+}
+END_TEST
+
+START_TEST(omitted_fields_get_defaults) {
+  static kv_config_t cfg;
+  kv_status_t st;
+  ck_assert_int_eq(load_text("# nothing but what is required\n"
+                             "nodes:\n"
+                             "  - id: n1\n"
+                             "    address: \"127.0.0.1:7001\"\n"
+                             "keyspaces:\n"
+                             "  - name: default\n"
+                             "    replication: { local: 1 }\n",
+                             &cfg, &st),
+                   KV_OK);
+  ck_assert_str_eq(cfg.cluster_name, "tunekv");
+  ck_assert_uint_eq(cfg.partitions, KV_PARTITIONS_DEFAULT);
+  ck_assert_uint_eq(cfg.nodes_line, 2);
+  ck_assert_uint_eq(cfg.nodes[0].line, 3);
+  ck_assert_str_eq(cfg.nodes[0].region, "local");
+  ck_assert_str_eq(cfg.nodes[0].rack, "");
+  const kv_keyspace_conf_t *k = &cfg.keyspaces[0];
+  ck_assert_uint_eq(k->line, 6);
+  ck_assert_int_eq(k->read, KV_LEVEL_QUORUM);
+  ck_assert_int_eq(k->write, KV_LEVEL_QUORUM);
+  ck_assert_str_eq(k->handler, "siblings");
+  ck_assert_uint_eq(k->siblings_max, KV_SIBLINGS_DEFAULT);
+  ck_assert_uint_eq(k->key_bytes_max, KV_KEY_BYTES_DEFAULT);
+  ck_assert_uint_eq(k->value_bytes_max, KV_VALUE_BYTES_DEFAULT);
+  ck_assert(k->sloppy_quorum);
+}
+END_TEST
+
+START_TEST(every_option_is_read) {
+  static kv_config_t cfg;
+  kv_status_t st;
+  ck_assert_int_eq(load_text("cluster: { name: lab, partitions: 1024 }\n"
+                             "nodes:\n"
+                             "  - { id: a.1, address: \"[::1]:7001\", region: eu, rack: r-1 }\n"
+                             "  - { id: b_2, address: \"db-2.example.com:65535\", region: eu }\n"
+                             "  - { id: c3, address: \"10.0.0.3:1\", region: us }\n"
+                             "keyspaces:\n"
+                             "  - name: carts\n"
+                             "    replication: { eu: 2, us: 1 }\n"
+                             "    read: local_quorum\n"
+                             "    write: Two\n"
+                             "    handler: lww\n"
+                             "    siblings_max: 64\n"
+                             "    key_bytes_max: 65536\n"
+                             "    value_bytes_max: 16777216\n"
+                             "    sloppy_quorum: off\n",
+                             &cfg, &st),
+                   KV_OK);
+  ck_assert_str_eq(cfg.cluster_name, "lab");
+  ck_assert_uint_eq(cfg.partitions, 1024);
+  ck_assert_str_eq(cfg.nodes[0].address, "[::1]:7001");
+  ck_assert_str_eq(cfg.nodes[0].rack, "r-1");
+  ck_assert_uint_eq(cfg.nodes[2].line, 5);
+  const kv_keyspace_conf_t *k = &cfg.keyspaces[0];
+  ck_assert_uint_eq(k->replication_count, 2);
+  ck_assert_str_eq(k->replication[0].region, "eu");
+  ck_assert_uint_eq(k->replication[0].replicas, 2);
+  ck_assert_uint_eq(k->n, 3);
+  ck_assert_int_eq(k->read, KV_LEVEL_LOCAL_QUORUM);
+  ck_assert_int_eq(k->write, KV_LEVEL_TWO);
+  ck_assert_str_eq(k->handler, "lww");
+  ck_assert_uint_eq(k->siblings_max, KV_SIBLINGS_MAX);
+  ck_assert_uint_eq(k->key_bytes_max, KV_KEY_BYTES_HARD_MAX);
+  ck_assert_uint_eq(k->value_bytes_max, KV_VALUE_BYTES_HARD_MAX);
+  ck_assert(!k->sloppy_quorum);
+}
+END_TEST
+
+START_TEST(lookups_find_nodes_keyspaces_and_limits) {
+  static kv_config_t cfg;
+  kv_status_t st;
+  ck_assert_int_eq(load_text(ONE_KEYSPACE
+                             "    value_bytes_max: 100\n"
+                             "  - name: big\n"
+                             "    replication: { local: 1 }\n"
+                             "    key_bytes_max: 2048\n"
+                             "    siblings_max: 3\n",
+                             &cfg, &st),
+                   KV_OK);
+  ck_assert_int_eq(kv_config_node_index(&cfg, "n1"), 0);
+  ck_assert_int_eq(kv_config_node_index(&cfg, "n9"), -1);
+  ck_assert_ptr_eq(kv_config_node(&cfg, "n1"), &cfg.nodes[0]);
+  ck_assert_ptr_null(kv_config_node(&cfg, "n9"));
+  ck_assert_ptr_eq(kv_config_keyspace(&cfg, "big"), &cfg.keyspaces[1]);
+  ck_assert_ptr_null(kv_config_keyspace(&cfg, "small"));
+  uint32_t key_max, value_max, siblings_max;
+  kv_config_limits(&cfg, &key_max, &value_max, &siblings_max);
+  ck_assert_uint_eq(key_max, 2048);
+  ck_assert_uint_eq(value_max, KV_VALUE_BYTES_DEFAULT);
+  ck_assert_uint_eq(siblings_max, KV_SIBLINGS_DEFAULT);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------- */
+
+START_TEST(unreadable_files_are_reported) {
+  static kv_config_t cfg;
+  kv_status_t st;
+  ck_assert_int_eq(kv_config_load("/nonexistent-tunekv/c.yaml", &cfg, &st), KV_ECONFIG);
+  ck_assert_str_eq(st.msg, "/nonexistent-tunekv/c.yaml:0: cannot open the file: No such file "
+                           "or directory");
+  ck_assert_int_eq(kv_config_load("/", &cfg, &st), KV_ECONFIG);
+  ck_assert_str_eq(st.msg, "/:0: cannot read the file: Is a directory");
+  char *big = malloc(1024 * 1024 + 2);
+  ck_assert_ptr_nonnull(big);
+  memset(big, '#', 1024 * 1024 + 1);
+  big[1024 * 1024 + 1] = '\0';
+  expect_error(big, 0, "the file is larger than 1048576 bytes; it is not a tunekv config");
+  free(big);
+  char long_path[300];
+  memset(long_path, 'a', sizeof long_path - 1);
+  long_path[sizeof long_path - 1] = '\0';
+  ck_assert_int_eq(kv_config_load(long_path, &cfg, &st), KV_ECONFIG);
+  ck_assert_ptr_nonnull(strstr(st.msg, ":0: the path is 299 bytes; the limit is 255"));
+}
+END_TEST
+
+START_TEST(yaml_errors_have_lines) {
+  expect_error("nodes:\n"
+               "  - { id: n1, address: \"127.0.0.1:7001\"\n"
+               "keyspaces:\n",
+               3, "YAML syntax error: did not find expected ',' or '}' (while parsing a flow "
+                  "mapping at line 2)");
+  expect_error("nodes:\n"
+               "\t- { id: n1 }\n",
+               2, "YAML syntax error: found character that cannot start any token (while "
+                  "scanning for the next token at line 2)");
+  expect_error(ONE_NODE
+               "    replication: { local: 1 }\n"
+               "    name: other\n",
+               6, "field 'name' is given twice (first at line 4)");
+  expect_error(ONE_KEYSPACE
+               "---\n"
+               "nodes: []\n",
+               6, "the file holds more than one YAML document");
+  expect_error("base: &b { id: n1, address: \"127.0.0.1:7001\" }\n"
+               "nodes:\n"
+               "  - *b\n",
+               3, "YAML aliases such as '*b' are not supported in the config");
+  expect_error("nodes:\n"
+               "  - { ? [a, b] : c }\n",
+               2, "a key must be a plain word, not a mapping or a list");
+  expect_error("nodes: [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]\n",
+               1, "the document nests deeper than 16 levels");
+  char *yaml = malloc(2 * 8192 + 64);
+  ck_assert_ptr_nonnull(yaml);
+  size_t used = (size_t)sprintf(yaml, "nodes: [0");
+  for (int i = 0; i < 8192; i++) used += (size_t)sprintf(yaml + used, ",0");
+  sprintf(yaml + used, "]\n");
+  expect_error(yaml, 1, "the file has more than 8192 entries; it is not a tunekv config");
+  free(yaml);
+}
+END_TEST
+
+START_TEST(unknown_fields_are_rejected) {
+  expect_error(ONE_KEYSPACE
+               "colour: red\n",
+               6, "unknown field 'colour' at the top level");
+  expect_error("nodes:\n"
+               "  - { id: n1, address: \"127.0.0.1:7001\" }\n"
+               "  - id: n2\n"
+               "    address: \"127.0.0.1:7002\"\n"
+               "\n"
+               "    colour: red\n",
+               6, "unknown field 'colour' in a node");
+  expect_error(ONE_KEYSPACE
+               "    replicas: 3\n",
+               6, "unknown field 'replicas' in a keyspace");
+  expect_error("cluster: { name: x, partition: 8 }\n"
+               ONE_KEYSPACE,
+               1, "unknown field 'partition' in the cluster section");
+}
+END_TEST
+
+START_TEST(wrong_shapes_and_numbers_are_rejected) {
+  expect_error("nodes: n1\n", 1, "'nodes' must be a list, not a single value");
+  expect_error("nodes:\n"
+               "  - { id: n1, address: \"127.0.0.1:7001\" }\n"
+               "  - n2\n",
+               3, "entry 2 of 'nodes' must be a mapping, not a single value");
+  expect_error("- n1\n", 1, "the file must be a mapping, not a list");
+  expect_error(ONE_NODE
+               "    replication: { local: 1 }\n"
+               "    read: [ONE]\n",
+               6, "'read' must be a single value, not a list");
+  expect_error("cluster:\n"
+               "  partitions: many\n"
+               ONE_KEYSPACE,
+               2, "partitions is 'many'; it must be a power of two between 1 and 65536");
+  expect_error(ONE_KEYSPACE
+               "    siblings_max: -1\n",
+               6, "siblings_max is '-1'; it must be between 1 and 64");
+  expect_error(ONE_KEYSPACE
+               "    key_bytes_max: 99999999999999999999999\n",
+               6, "key_bytes_max is '99999999999999999999999'; it must be between 1 and 65536");
+}
+END_TEST
+
+START_TEST(missing_required_fields_are_rejected) {
+  expect_error("", 1, "the file is missing the required field 'nodes'");
+  expect_error("# only a comment\n", 1, "the file is missing the required field 'nodes'");
+  expect_error("cluster: { name: x }\n", 1, "the file is missing the required field 'nodes'");
+  expect_error("nodes:\n"
+               "  - { id: n1, address: \"127.0.0.1:7001\" }\n",
+               1, "the file is missing the required field 'keyspaces'");
+  expect_error("nodes:\n"
+               "  - { id: n1, address: \"127.0.0.1:7001\" }\n"
+               "  - { address: \"127.0.0.1:7002\" }\n",
+               3, "a node is missing the required field 'id'");
+  expect_error("nodes:\n"
+               "  - id: n1\n"
+               "    region: local\n",
+               2, "a node is missing the required field 'address'");
+  expect_error(ONE_KEYSPACE
+               "  - replication: { local: 1 }\n",
+               6, "a keyspace is missing the required field 'name'");
+  expect_error(ONE_NODE
+               "    read: ONE\n",
+               4, "a keyspace is missing the required field 'replication'");
+  expect_error("nodes: []\n", 1, "the nodes list is empty; a cluster needs at least one node");
+  expect_error("nodes:\n"
+               "  - { id: n1, address: \"127.0.0.1:7001\" }\n"
+               "keyspaces: []\n",
+               3, "the keyspaces list is empty; define at least one keyspace");
+}
+END_TEST
+
+START_TEST(duplicates_are_rejected) {
+  expect_error("nodes:\n"
+               "  - { id: n1, address: \"127.0.0.1:7001\" }\n"
+               "  - { id: n2, address: \"127.0.0.1:7002\" }\n"
+               "  - { id: n1, address: \"127.0.0.1:7003\" }\n",
+               4, "node id 'n1' is used twice (first at line 2)");
+  expect_error("nodes:\n"
+               "  - { id: n1, address: \"127.0.0.1:7001\" }\n"
+               "  - id: n2\n"
+               "    address: \"127.0.0.1:7001\"\n",
+               4, "address '127.0.0.1:7001' is used twice (first at line 2)");
+  expect_error(ONE_KEYSPACE
+               "  - name: default\n"
+               "    replication: { local: 1 }\n",
+               6, "keyspace 'default' is defined twice (first at line 4)");
+}
+END_TEST
+
+/* Lines 1-2 of the address tests; the address is on line 2. */
+static void expect_bad_address(const char *address, const char *sentence) {
+  char yaml[512];
+  snprintf(yaml, sizeof yaml, "nodes:\n  - { id: n1, address: \"%s\" }\n", address);
+  expect_error(yaml, 2, sentence);
+}
+
+START_TEST(bad_addresses_are_rejected) {
+  expect_bad_address("127.0.0.1", "address '127.0.0.1' has no port; write it as HOST:PORT");
+  expect_bad_address("127.0.0.1:", "address '127.0.0.1:' has no port; write it as HOST:PORT");
+  expect_bad_address(":7001", "address ':7001' has no host; write it as HOST:PORT");
+  expect_bad_address("127.0.0.1:0", "address '127.0.0.1:0' has port 0; the port must be between "
+                                    "1 and 65535");
+  expect_bad_address("127.0.0.1:65536", "address '127.0.0.1:65536' has port 65536; the port "
+                                        "must be between 1 and 65535");
+  expect_bad_address("localhost:http", "address 'localhost:http' has port 'http'; the port "
+                                       "must be a number between 1 and 65535");
+  expect_bad_address("local host:1", "address 'local host:1' has a bad host; use a host name, "
+                                     "an IPv4 address or an IPv6 address in brackets");
+  expect_bad_address("::1:7001", "address '::1:7001' has a bad host; use a host name, an IPv4 "
+                                 "address or an IPv6 address in brackets");
+  expect_bad_address("[]:7001", "address '[]:7001' has a bad host; use a host name, an IPv4 "
+                                "address or an IPv6 address in brackets");
+  /* A long value is cut short in the message. */
+  char yaml[512], host[300], want[200];
+  memset(host, 'h', 260);
+  host[260] = '\0';
+  snprintf(yaml, sizeof yaml, "nodes:\n  - { id: n1, address: \"%s:1\" }\n", host);
+  snprintf(want, sizeof want, "address '%.68s...' is 262 bytes; the limit is 255", host);
+  expect_error(yaml, 2, want);
+}
+END_TEST
+
+START_TEST(partitions_must_be_a_power_of_two) {
+  expect_error("cluster:\n"
+               "  name: demo\n"
+               "  partitions: 100\n"
+               ONE_KEYSPACE,
+               3, "partitions is 100; it must be a power of two between 1 and 65536");
+  expect_error("cluster: { partitions: 0 }\n"
+               ONE_KEYSPACE,
+               1, "partitions is 0; it must be a power of two between 1 and 65536");
+  expect_error("cluster: { partitions: 131072 }\n"
+               ONE_KEYSPACE,
+               1, "partitions is 131072; it must be a power of two between 1 and 65536");
+}
+END_TEST
+
+START_TEST(bad_names_are_rejected) {
+  expect_error("nodes:\n"
+               "  - { id: \"\", address: \"127.0.0.1:7001\" }\n",
+               2, "node id is empty");
+  expect_error("nodes:\n"
+               "  - { id: n123456789012345678901234567890123, address: \"127.0.0.1:7001\" }\n",
+               2, "node id 'n123456789012345678901234567890123' is 34 bytes; the limit is 32");
+  expect_error("nodes:\n"
+               "  - { id: \"n 1\", address: \"127.0.0.1:7001\" }\n",
+               2, "node id 'n 1' has the character ' '; use letters, digits, '-', '_' and '.'");
+  expect_error("nodes:\n"
+               "  - { id: n1, address: \"127.0.0.1:7001\", region: \"eu/west\" }\n",
+               2, "region 'eu/west' has the character '/'; use letters, digits, '-', '_' and '.'");
+  expect_error("nodes:\n"
+               "  - { id: n1, address: \"127.0.0.1:7001\", rack: \"r\\t1\" }\n",
+               2, "rack 'r\\x091' has the character '\\x09'; use letters, digits, '-', '_' and "
+                  "'.'");
+  expect_error("cluster: { name: \"my cluster\" }\n"
+               ONE_KEYSPACE,
+               1, "cluster name 'my cluster' has the character ' '; use letters, digits, '-', "
+                  "'_' and '.'");
+  expect_error(ONE_KEYSPACE
+               "  - name: \"users:v2\"\n",
+               6, "keyspace name 'users:v2' has the character ':'; use letters, digits, '-', "
+                  "'_' and '.'");
+  expect_error(ONE_KEYSPACE
+               "    handler: \"\"\n",
+               6, "handler is empty");
+}
+END_TEST
+
+/* A file with count nodes n1.. on ports 7001.., in region "r<i % regions>". */
+static char *many_nodes(unsigned count, unsigned regions) {
+  size_t cap = 128 + count * 80;
+  char *yaml = malloc(cap);
+  ck_assert_ptr_nonnull(yaml);
+  size_t used = (size_t)snprintf(yaml, cap, "nodes:\n");
+  for (unsigned i = 0; i < count; i++)
+    used += (size_t)snprintf(yaml + used, cap - used,
+                             "  - { id: n%u, address: \"127.0.0.1:%u\", region: r%u }\n", i + 1,
+                             7001 + i, i % regions);
+  return yaml;
+}
+
+START_TEST(too_many_of_anything_is_rejected) {
+  char *yaml = many_nodes(KV_NODES_MAX + 1, 1);
+  expect_error(yaml, KV_NODES_MAX + 2, "there are 65 nodes; the limit is 64");
+  free(yaml);
+  yaml = many_nodes(KV_REGIONS_MAX + 1, KV_REGIONS_MAX + 1);
+  expect_error(yaml, KV_REGIONS_MAX + 2, "region 'r8' is one region too many; the limit is 8 "
+                                         "regions");
+  free(yaml);
+
+  size_t cap = 64 * 1024, used;
+  yaml = malloc(cap);
+  ck_assert_ptr_nonnull(yaml);
+  used = (size_t)snprintf(yaml, cap, ONE_NODE "    replication: { local: 1 }\n");
+  for (unsigned i = 1; i <= KV_KEYSPACES_MAX; i++)
+    used += (size_t)snprintf(yaml + used, cap - used,
+                             "  - { name: k%u, replication: { local: 1 } }\n", i);
+  expect_error(yaml, 5 + KV_KEYSPACES_MAX, "there are 65 keyspaces; the limit is 64");
+  free(yaml);
+}
+END_TEST
+
+START_TEST(replication_must_fit_the_nodes) {
+  expect_error(ONE_NODE
+               "    replication: { local: 1, west: 1 }\n",
+               5, "replication region 'west' has no nodes (the nodes are in: local)");
+  expect_error(ONE_NODE
+               "    replication: { local: 0 }\n",
+               5, "replication for region 'local' is 0; it must be at least 1");
+  expect_error(ONE_NODE
+               "    replication:\n"
+               "      local: 2\n",
+               6, "replication for region 'local' is 2, but the region has 1 node");
+  expect_error(ONE_NODE
+               "    replication: { local: three }\n",
+               5, "replication for region 'local' must be a whole number of replicas");
+  expect_error(ONE_NODE
+               "    replication: 3\n",
+               5, "replication must be a mapping of region to replicas, like { local: 3 }");
+  expect_error(ONE_NODE
+               "    replication: {}\n",
+               5, "replication is empty; name at least one region, like { local: 3 }");
+  /* 17 nodes in one region allow 17 replicas there, but N has a hard limit. */
+  char *nodes = many_nodes(KV_REPLICAS_MAX + 1, 1);
+  char yaml[4096];
+  snprintf(yaml, sizeof yaml, "%skeyspaces:\n  - name: default\n    replication: { r0: 17 }\n",
+           nodes);
+  free(nodes);
+  expect_error(yaml, KV_REPLICAS_MAX + 5, "replication adds up to 17 replicas; the limit is 16");
+}
+END_TEST
+
+START_TEST(levels_must_be_known_and_possible) {
+  expect_error(ONE_KEYSPACE
+               "    read: QUORM\n",
+               6, "read level 'QUORM' is unknown; use one of ONE, TWO, THREE, QUORUM, ALL, ANY, "
+                  "LOCAL_ONE, LOCAL_QUORUM, EACH_QUORUM");
+  expect_error(ONE_KEYSPACE
+               "    write: \"\"\n",
+               6, "write level '' is unknown; use one of ONE, TWO, THREE, QUORUM, ALL, ANY, "
+                  "LOCAL_ONE, LOCAL_QUORUM, EACH_QUORUM");
+  expect_error(ONE_KEYSPACE
+               "    read: ANY\n",
+               6, "read level ANY is only for writes");
+  expect_error(ONE_KEYSPACE
+               "    write: two\n",
+               6, "write level TWO needs 2 replicas, but keyspace 'default' has 1");
+}
+END_TEST
+
+START_TEST(keyspace_limits_are_enforced) {
+  expect_error(ONE_KEYSPACE
+               "    siblings_max: 0\n",
+               6, "siblings_max is 0; it must be between 1 and 64");
+  expect_error(ONE_KEYSPACE
+               "    siblings_max: 65\n",
+               6, "siblings_max is 65; it must be between 1 and 64");
+  expect_error(ONE_KEYSPACE
+               "    key_bytes_max: 65537\n",
+               6, "key_bytes_max is 65537; it must be between 1 and 65536");
+  expect_error(ONE_KEYSPACE
+               "    value_bytes_max: 16777217\n",
+               6, "value_bytes_max is 16777217; it must be between 1 and 16777216");
+  expect_error(ONE_KEYSPACE
+               "    sloppy_quorum: maybe\n",
+               6, "sloppy_quorum is 'maybe'; it must be true or false");
+  expect_error(ONE_KEYSPACE
+               "    handler: h1234567890123456789012345678901234567890123456789012345678901234\n",
+               6, "handler 'h1234567890123456789012345678901234567890123456789012345678901234' "
+                  "is 65 bytes; the limit is 64");
+}
+END_TEST
+
+Suite *config_suite(void) {
+  Suite *s = suite_create("config");
+  TCase *good = tcase_create("good");
+  tcase_add_test(good, repo_configs_load);
+  tcase_add_test(good, omitted_fields_get_defaults);
+  tcase_add_test(good, every_option_is_read);
+  tcase_add_test(good, lookups_find_nodes_keyspaces_and_limits);
+  suite_add_tcase(s, good);
+  TCase *bad = tcase_create("errors");
+  tcase_add_test(bad, unreadable_files_are_reported);
+  tcase_add_test(bad, yaml_errors_have_lines);
+  tcase_add_test(bad, unknown_fields_are_rejected);
+  tcase_add_test(bad, wrong_shapes_and_numbers_are_rejected);
+  tcase_add_test(bad, missing_required_fields_are_rejected);
+  tcase_add_test(bad, duplicates_are_rejected);
+  tcase_add_test(bad, bad_addresses_are_rejected);
+  tcase_add_test(bad, partitions_must_be_a_power_of_two);
+  tcase_add_test(bad, bad_names_are_rejected);
+  tcase_add_test(bad, too_many_of_anything_is_rejected);
+  tcase_add_test(bad, replication_must_fit_the_nodes);
+  tcase_add_test(bad, levels_must_be_known_and_possible);
+  tcase_add_test(bad, keyspace_limits_are_enforced);
+  suite_add_tcase(s, bad);
+  return s;
+}

@@ -1,0 +1,25 @@
+/* check_main.c: runs every unit suite (one per module). CK_RUN_SUITE=name runs one. */
+#include <check.h>
+#include <stdlib.h>
+
+Suite *common_suite(void);
+Suite *dvv_suite(void);
+Suite *config_suite(void);
+Suite *store_suite(void);
+Suite *consistency_suite(void);
+Suite *node_suite(void);
+Suite *histogram_suite(void);
+
+int main(void) {
+  SRunner *sr = srunner_create(common_suite());
+  srunner_add_suite(sr, dvv_suite());
+  srunner_add_suite(sr, config_suite());
+  srunner_add_suite(sr, store_suite());
+  srunner_add_suite(sr, consistency_suite());
+  srunner_add_suite(sr, node_suite());
+  srunner_add_suite(sr, histogram_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,209 @@
+/* check_node.c: request validation and local writes of kv_node, on a real store.
+ * The config is built in code so these tests do not depend on the YAML loader. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+
+static kv_config_t cfg;
+static kv_store_t *store;
+static kv_node_t *node;
+static char dir[64];
+
+static void node_setup(void) {
+  memset(&cfg, 0, sizeof cfg);
+  snprintf(cfg.path, sizeof cfg.path, "test.yaml");
+  snprintf(cfg.cluster_name, sizeof cfg.cluster_name, "unit");
+  cfg.partitions = 16;
+  cfg.node_count = 1;
+  snprintf(cfg.nodes[0].id, sizeof cfg.nodes[0].id, "n1");
+  snprintf(cfg.nodes[0].address, sizeof cfg.nodes[0].address, "127.0.0.1:1");
+  snprintf(cfg.nodes[0].region, sizeof cfg.nodes[0].region, "local");
+  cfg.keyspace_count = 1;
+  kv_keyspace_conf_t *ks = &cfg.keyspaces[0];
+  snprintf(ks->name, sizeof ks->name, "default");
+  ks->replication_count = 1;
+  snprintf(ks->replication[0].region, sizeof ks->replication[0].region, "local");
+  ks->replication[0].replicas = 1;
+  ks->n = 1;
+  ks->read = ks->write = KV_LEVEL_ONE;
+  snprintf(ks->handler, sizeof ks->handler, "siblings");
+  ks->siblings_max = 3;
+  ks->key_bytes_max = 8;
+  ks->value_bytes_max = 16;
+  ks->sloppy_quorum = true;
+  snprintf(dir, sizeof dir, "/tmp/tunekv-node-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  kv_status_t st;
+  kv_status_clear(&st);
+  ck_assert_int_eq(kv_store_open(dir, &store, &st), KV_OK);
+  ck_assert_int_eq(kv_node_create(&cfg, "n1", store, &node, &st), KV_OK);
+}
+
+static void node_teardown(void) {
+  kv_node_destroy(node);
+  kv_store_close(store);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+static kv_node_req_t req_for(const char *key, const char *value) {
+  kv_node_req_t r = {.keyspace = "default", .key = (const uint8_t *)key,
+                     .key_bytes = strlen(key), .level = ""};
+  if (value) {
+    r.value = (const uint8_t *)value;
+    r.value_bytes = strlen(value);
+  }
+  return r;
+}
+
+/* Puts and returns the kv_err, checking the message when one is expected. */
+static kv_err put_expect(const kv_node_req_t *r, kv_err want, const char *msg) {
+  kv_node_result_t res;
+  kv_status_t st;
+  kv_status_clear(&st);
+  kv_err err = kv_node_put(node, r, 1000, &res, &st);
+  ck_assert_int_eq(err, want);
+  if (msg) ck_assert_str_eq(st.msg, msg);
+  kv_node_result_free(&res);
+  return err;
+}
+
+START_TEST(bad_requests_get_exact_errors) {
+  kv_node_req_t r = req_for("k", "v");
+  r.keyspace = "nope";
+  put_expect(&r, KV_ENOTFOUND, "keyspace 'nope' does not exist");
+  r.keyspace = "";
+  put_expect(&r, KV_EINVAL, "keyspace is empty");
+  r = req_for("", "v");
+  put_expect(&r, KV_EINVAL, "key is empty");
+  r = req_for("123456789", "v");
+  put_expect(&r, KV_EINVAL, "key is 9 bytes; keyspace 'default' allows at most 8");
+  r = req_for("k", "12345678901234567");
+  put_expect(&r, KV_EINVAL, "value is 17 bytes; keyspace 'default' allows at most 16");
+  r = req_for("k", "v");
+  r.level = "most";
+  put_expect(&r, KV_EINVAL,
+             "unknown consistency level 'most'; use one of ONE, TWO, THREE, QUORUM, ALL, ANY, "
+             "LOCAL_ONE, LOCAL_QUORUM, EACH_QUORUM");
+  r.level = "";
+  r.count = 2;
+  put_expect(&r, KV_EINVAL, "w is 2 but keyspace 'default' has only N=1 replicas");
+  r.count = 0;
+  r.timeout_ms = 600001;
+  put_expect(&r, KV_EINVAL, "timeout_ms is 600001; the limit is 600000");
+  r.timeout_ms = 0;
+  r.context = (const uint8_t *)"\xff\xff\xff";
+  r.context_bytes = 3;
+  kv_node_result_t res;
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_put(node, &r, 1000, &res, &st), KV_EINVAL);
+  ck_assert_msg(strncmp(st.msg, "context is malformed", 20) == 0, "%s", st.msg);
+  kv_node_result_free(&res);
+}
+END_TEST
+
+START_TEST(reads_refuse_any_and_big_r) {
+  kv_node_req_t r = req_for("k", NULL);
+  r.level = "any";
+  kv_node_result_t res;
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_get(node, &r, &res, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "ANY is a write level; reads need at least ONE");
+  kv_node_result_free(&res);
+  r.level = "";
+  r.count = 3;
+  ck_assert_int_eq(kv_node_get(node, &r, &res, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "r is 3 but keyspace 'default' has only N=1 replicas");
+  kv_node_result_free(&res);
+}
+END_TEST
+
+static uint32_t live_siblings(const char *key, kv_node_result_t *res) {
+  kv_node_req_t r = req_for(key, NULL);
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_get(node, &r, res, &st), KV_OK);
+  return res->object.sib_count;
+}
+
+START_TEST(siblings_context_and_tombstones) {
+  kv_node_req_t a = req_for("k", "a"), b = req_for("k", "b");
+  put_expect(&a, KV_OK, NULL);
+  put_expect(&b, KV_OK, NULL);
+  kv_node_result_t got;
+  ck_assert_uint_eq(live_siblings("k", &got), 2);
+  ck_assert(got.found);
+  /* Writing back with the read context replaces both. */
+  kv_node_req_t c = req_for("k", "c");
+  c.context = got.context;
+  c.context_bytes = got.context_bytes;
+  put_expect(&c, KV_OK, NULL);
+  kv_node_result_free(&got);
+  ck_assert_uint_eq(live_siblings("k", &got), 1);
+  ck_assert_mem_eq(got.object.sib[0].value, "c", 1);
+  /* A delete with that context leaves nothing live, but a context that covers it. */
+  kv_node_req_t d = req_for("k", NULL);
+  d.context = got.context;
+  d.context_bytes = got.context_bytes;
+  kv_node_result_t wres;
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_delete(node, &d, 1000, &wres, &st), KV_OK);
+  kv_node_result_free(&wres);
+  kv_node_result_free(&got);
+  ck_assert_uint_eq(live_siblings("k", &got), 0);
+  ck_assert(!got.found);
+  ck_assert_uint_gt(got.context_bytes, 0);
+  kv_node_result_free(&got);
+}
+END_TEST
+
+START_TEST(sibling_cap_is_resource_exhausted_and_keeps_data) {
+  kv_node_req_t r = req_for("k", "v");
+  for (int i = 0; i < 3; i++) put_expect(&r, KV_OK, NULL);
+  put_expect(&r, KV_EBUSY, NULL);
+  kv_node_result_t got;
+  ck_assert_uint_eq(live_siblings("k", &got), 3);
+  kv_node_result_free(&got);
+}
+END_TEST
+
+START_TEST(values_survive_reopen) {
+  kv_node_req_t r = req_for("persist", "yes");
+  r.durable = true;
+  put_expect(&r, KV_OK, NULL);
+  kv_node_destroy(node);
+  kv_store_close(store);
+  kv_status_t st;
+  ck_assert_int_eq(kv_store_open(dir, &store, &st), KV_OK);
+  ck_assert_int_eq(kv_node_create(&cfg, "n1", store, &node, &st), KV_OK);
+  kv_node_result_t got;
+  ck_assert_uint_eq(live_siblings("persist", &got), 1);
+  ck_assert_mem_eq(got.object.sib[0].value, "yes", 3);
+  kv_node_result_free(&got);
+}
+END_TEST
+
+START_TEST(unknown_node_is_a_config_error) {
+  kv_node_t *other;
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_create(&cfg, "n9", store, &other, &st), KV_ECONFIG);
+  ck_assert_str_eq(st.msg, "node 'n9' is not in test.yaml");
+}
+END_TEST
+
+Suite *node_suite(void) {
+  Suite *s = suite_create("node");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, node_setup, node_teardown);
+  tcase_add_test(tc, bad_requests_get_exact_errors);
+  tcase_add_test(tc, reads_refuse_any_and_big_r);
+  tcase_add_test(tc, siblings_context_and_tombstones);
+  tcase_add_test(tc, sibling_cap_is_resource_exhausted_and_keeps_data);
+  tcase_add_test(tc, values_survive_reopen);
+  tcase_add_test(tc, unknown_node_is_a_config_error);
+  suite_add_tcase(s, tc);
+  return s;
+}
