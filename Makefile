@@ -2,7 +2,7 @@
 #   make deps      install missing Debian packages (a no-op when all are present)
 #   make test      deps, build, unit tests (Check, under ASan/UBSan), integration tests
 #   make cluster   deps, build, run the local cluster in the foreground (Ctrl-C stops it)
-#   make bench     deps, build, kvbench against the local cluster next to the peers
+#   make bench     deps, build, kvbench against a local node next to the peers (echo ceiling)
 #   make clean
 
 DEB_PKGS := librocksdb-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev \
@@ -106,10 +106,14 @@ cluster: deps
 	$(MAKE) all
 	deploy/cluster.sh config/single.yaml
 
+bench: deps
+	$(MAKE) all
+	deploy/bench.sh
+
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: all deps unit integration test cluster clean
+.PHONY: all deps unit integration test cluster bench clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -2,7 +2,7 @@
  *
  *   kvbench -a ADDR[,ADDR..] (--ops N | --duration S) [--concurrency C] [--value-bytes B]
  *           [--keys K] [--mix put=50,get=50] [-c LEVEL] [--warmup S] [--json FILE]
- *           [--keyspace NAME] [--seed N] [--timeout MS] [--blind]
+ *           [--keyspace NAME] [--seed N] [--timeout MS] [--blind] [--durable]
  *
  * Exactly C requests are in flight at all times on one completion queue: when one finishes,
  * the next starts in its place. Requests go round-robin over one client per address. Each
@@ -12,7 +12,8 @@
  * the last context this run received for its key (from a put or get reply), so a key's
  * siblings stay bounded by the writers racing on it instead of piling up to the keyspace's
  * sibling cap (after which blind puts fail with RESOURCE_EXHAUSTED). --blind sends puts
- * without a context, to measure exactly that path.
+ * without a context, to measure exactly that path. --durable asks for every put to be
+ * fsynced before it is acknowledged (the server groups them behind shared fsyncs).
  *
  * Measurement: the first --warmup seconds run but are not counted. A request is measured
  * when it starts after the warmup and (with --ops) is one of the first N such starts, or
@@ -64,6 +65,7 @@ typedef struct {
   double warmup_s;
   uint64_t seed;
   bool blind;
+  bool durable;
 } bench_args_t;
 
 typedef struct {
@@ -119,6 +121,7 @@ static void usage(FILE *f) {
         "  --seed N           PRNG seed for keys and operations (default 1)\n"
         "  --timeout MS       the server's deadline per request (default: the server's)\n"
         "  --blind            put without the key's last context (siblings pile up)\n"
+        "  --durable          acknowledge puts only after fsync\n"
         "\n"
         "exit status: 0 no errors, 1 local failure, 2 usage error, 3 some requests failed\n",
         f);
@@ -207,6 +210,10 @@ static int parse_args(int argc, char **argv, bench_args_t *a) {
     if (k[0] != '-') return usage_error("unexpected argument '%s'", k);
     if (!strcmp(k, "--blind")) {
       a->blind = true;
+      continue;
+    }
+    if (!strcmp(k, "--durable")) {
+      a->durable = true;
       continue;
     }
     if (i + 1 >= argc) {
@@ -411,10 +418,10 @@ static op_result_t result_of(const bench_t *b, int op, double window_s) {
 static void print_table(const bench_t *b, double window_s) {
   const bench_args_t *a = &b->args;
   printf("kvbench: %u node(s), concurrency %u, %u-byte values, %u keys, mix %s, level %s, "
-         "seed %llu%s\n",
+         "seed %llu%s%s\n",
          b->n_clients, a->concurrency, a->value_bytes, a->keys, a->mix_text,
          a->level && *a->level ? a->level : "(keyspace default)", (unsigned long long)a->seed,
-         a->blind ? ", blind puts" : "");
+         a->blind ? ", blind puts" : "", a->durable ? ", durable puts" : "");
   printf("measured %.3f s after %.3f s of warmup\n\n", window_s, a->warmup_s);
   printf("%-4s %12s %10s %10s %10s %10s\n", "op", "ops/s", "p50 ms", "p99 ms", "p99.9 ms",
          "errors");
@@ -477,6 +484,7 @@ int main(int argc, char **argv) {
   kv_client_opts_t init = KV_CLIENT_OPTS_INIT;
   b->opts = init;
   b->opts.level = a->level;
+  b->opts.durable = a->durable;
   b->opts.timeout_ms = a->timeout_ms;
   b->value = malloc(a->value_bytes ? a->value_bytes : 1);
   if (!b->value) {

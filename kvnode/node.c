@@ -1,8 +1,8 @@
 /* node.c: validation and local execution of client requests on one node.
  *
  * A write is: validate -> lock the key's stripe -> read the record -> decode -> DVV put
- * (mint a dot as actor (node id, incarnation)) -> encode -> write (fsynced when durable)
- * -> unlock. The stripe lock is what makes the read-modify-write atomic per key; stripes are
+ * (mint a dot as actor (node id, incarnation)) -> encode -> write -> unlock. Durable
+ * requests are fsynced afterwards, in groups, by kv_node_sync. The stripe lock is what makes the read-modify-write atomic per key; stripes are
  * chosen by the key hash, so unrelated keys rarely wait on each other.
  *
  * Invariant: every record this node writes passed kv_dvv_put or decode, so it satisfies
@@ -182,7 +182,7 @@ static void node_result_init(kv_node_result_t *res) {
   kv_dvv_init(&res->object);
 }
 
-/* Writes obj as the key's record; durable writes are fsynced before this returns. */
+/* Writes obj as the key's record, to the OS but not fsynced (see kv_node_sync). */
 static kv_err node_store(kv_node_t *node, uint32_t partition, const kv_node_req_t *req,
                          const kv_dvv_t *obj, kv_status_t *st) {
   uint8_t *rec;
@@ -190,7 +190,7 @@ static kv_err node_store(kv_node_t *node, uint32_t partition, const kv_node_req_
   if (kv_dvv_encode(obj, &rec, &rec_bytes) != KV_OK)
     return kv_status_set(st, KV_ENOMEM, "cannot encode the record");
   kv_err err = kv_store_put(node->store, partition, req->keyspace, req->key, req->key_bytes,
-                            rec, rec_bytes, req->durable, st);
+                            rec, rec_bytes, false, st);
   free(rec);
   return err;
 }
@@ -239,6 +239,8 @@ kv_err kv_node_get(kv_node_t *node, const kv_node_req_t *req, kv_node_result_t *
   err = node_load(node, partition, req, &res->object, st);
   return err == KV_OK ? node_answer(res, st) : err;
 }
+
+kv_err kv_node_sync(kv_node_t *node, kv_status_t *st) { return kv_store_sync(node->store, st); }
 
 void kv_node_result_free(kv_node_result_t *res) {
   kv_dvv_deinit(&res->object);

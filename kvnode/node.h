@@ -36,7 +36,7 @@ typedef struct {
   const char *level;          /* "" = keyspace default */
   uint32_t count;             /* explicit r (get) or w (put/delete); 0 = level */
   uint32_t primaries;         /* pr (get) or pw (put/delete) */
-  bool durable;
+  bool durable;               /* the caller must kv_node_sync before answering */
   uint32_t timeout_ms;        /* 0 = default */
   bool local;                 /* get only: this node's replica, no coordination */
 } kv_node_req_t;
@@ -69,6 +69,12 @@ kv_err kv_node_get(kv_node_t *node, const kv_node_req_t *req, kv_node_result_t *
                    kv_status_t *st);
 
 void kv_node_result_free(kv_node_result_t *res);
+
+/* Writes are made durable apart from their requests: kv_node_put/delete never fsync, and a
+ * durable request is answered only after a kv_node_sync that began after it returned. One
+ * sync covers every write before it, so the caller can group many durable requests behind
+ * one fsync (group commit). */
+kv_err kv_node_sync(kv_node_t *node, kv_status_t *st);
 
 /* The largest message this node's keyspaces can produce or accept (gRPC limits). */
 size_t kv_node_max_message_bytes(const kv_node_t *node);

@@ -13,9 +13,16 @@
  * An ARMED completion with success == 0 means the server is shutting down: free it.
  * Everything an operation writes into lives in call_t until its completion arrives.
  *
+ * Durable writes (group commit): the worker applies the write without fsync and hands the
+ * call, reply built, to the syncer thread instead of replying. The syncer takes every call
+ * queued so far, makes them durable with one kv_node_sync, and replies to all of them; calls
+ * queued meanwhile wait for the next round. The queue needs no bound of its own: each call
+ * in it is one of the armed calls.
+ *
  * Shutdown: stop re-arming, shutdown_and_notify, wait for the notification (cancelling all
- * calls after the grace period), destroy the server, shut the queues down and let each
- * worker drain its queue to GRPC_QUEUE_SHUTDOWN, join, destroy the queues. */
+ * calls after the grace period; the syncer keeps answering until then), stop the syncer,
+ * destroy the server, shut the queues down and let each worker drain its queue to
+ * GRPC_QUEUE_SHUTDOWN, join, destroy the queues. */
 #include "server_rpc.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -43,7 +50,9 @@ typedef enum { CALL_ARMED, CALL_REPLYING } call_state_t;
 
 typedef struct worker worker_t;
 
-typedef struct {
+typedef struct call call_t;
+
+struct call {
   call_state_t state;
   method_t method;
   worker_t *worker;
@@ -54,7 +63,9 @@ typedef struct {
   grpc_byte_buffer *reply;    /* NULL when the status is not OK */
   grpc_slice details;         /* status message; empty slice when OK */
   int cancelled;
-} call_t;
+  bool durable;               /* reply only after a sync (see the syncer) */
+  call_t *next_sync;          /* the syncer's queue */
+};
 
 struct worker {
   kv_server_t *srv;
@@ -62,8 +73,17 @@ struct worker {
   pthread_t thread;
 };
 
+typedef struct {
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  call_t *head, *tail;        /* durable calls waiting for the next sync */
+  bool stop;
+} syncer_t;
+
 struct kv_server {
   grpc_server *server;
+  syncer_t syncer;
   kv_node_t *node;
   void *methods[METHOD_COUNT];
   worker_t workers[KV_SERVER_THREADS_MAX];
@@ -197,6 +217,7 @@ static grpc_byte_buffer *handle_put(kv_node_t *node, call_t *c, kv_status_t *st)
                        .value_bytes = m->value.len, .context = m->context.data,
                        .context_bytes = m->context.len};
   req_consistency(&req, m->consistency, true);
+  c->durable = req.durable;
   grpc_byte_buffer *reply = node_call(node, METHOD_PUT, &req, st);
   tunekv__put_request__free_unpacked(m, NULL);
   return reply;
@@ -210,6 +231,7 @@ static grpc_byte_buffer *handle_delete(kv_node_t *node, call_t *c, kv_status_t *
                        .key_bytes = m->key.len, .context = m->context.data,
                        .context_bytes = m->context.len};
   req_consistency(&req, m->consistency, true);
+  c->durable = req.durable;
   grpc_byte_buffer *reply = node_call(node, METHOD_DELETE, &req, st);
   tunekv__delete_request__free_unpacked(m, NULL);
   return reply;
@@ -256,6 +278,67 @@ static void call_reply(call_t *c, const kv_status_t *st) {
   }
 }
 
+/* ---- Group commit ------------------------------------------------------------------ */
+
+static void syncer_push(syncer_t *sy, call_t *c) {
+  c->next_sync = NULL;
+  pthread_mutex_lock(&sy->lock);
+  if (sy->tail) sy->tail->next_sync = c;
+  else sy->head = c;
+  sy->tail = c;
+  pthread_cond_signal(&sy->cond);
+  pthread_mutex_unlock(&sy->lock);
+}
+
+/* Takes the whole queue; NULL once stopped and empty. */
+static call_t *syncer_take(syncer_t *sy) {
+  pthread_mutex_lock(&sy->lock);
+  while (!sy->head && !sy->stop) pthread_cond_wait(&sy->cond, &sy->lock);
+  call_t *batch = sy->head;
+  sy->head = sy->tail = NULL;
+  pthread_mutex_unlock(&sy->lock);
+  return batch;
+}
+
+static void *syncer_main(void *arg) {
+  kv_server_t *srv = arg;
+  call_t *batch;
+  while ((batch = syncer_take(&srv->syncer)) != NULL) {
+    kv_status_t st;
+    kv_status_clear(&st);
+    kv_err err = kv_node_sync(srv->node, &st);
+    if (err != KV_OK) KV_ERROR("durable writes not acknowledged: %s", st.msg);
+    while (batch) {
+      call_t *c = batch;
+      batch = c->next_sync;
+      if (err != KV_OK) {
+        grpc_byte_buffer_destroy(c->reply);
+        c->reply = NULL;
+      }
+      call_reply(c, &st);
+    }
+  }
+  return NULL;
+}
+
+static void syncer_start(kv_server_t *srv) {
+  syncer_t *sy = &srv->syncer;
+  pthread_mutex_init(&sy->lock, NULL);
+  pthread_cond_init(&sy->cond, NULL);
+  pthread_create(&sy->thread, NULL, syncer_main, srv);
+}
+
+/* Answers what is queued, then ends the thread. */
+static void syncer_stop(syncer_t *sy) {
+  pthread_mutex_lock(&sy->lock);
+  sy->stop = true;
+  pthread_cond_signal(&sy->cond);
+  pthread_mutex_unlock(&sy->lock);
+  pthread_join(sy->thread, NULL);
+  pthread_cond_destroy(&sy->cond);
+  pthread_mutex_destroy(&sy->lock);
+}
+
 static void call_handle(call_t *c) {
   kv_node_t *node = c->worker->srv->node;
   kv_status_t st;
@@ -267,7 +350,8 @@ static void call_handle(call_t *c) {
     case METHOD_COUNT: KV_ASSERT(!"no such method");
   }
   KV_ASSERT((st.code == KV_OK) == (c->reply != NULL));
-  call_reply(c, &st);
+  if (st.code == KV_OK && c->durable) syncer_push(&c->worker->srv->syncer, c);
+  else call_reply(c, &st);
 }
 
 static void server_note_shutdown(kv_server_t *srv) {
@@ -347,6 +431,7 @@ kv_err kv_server_start(kv_node_t *node, const kv_server_opts_t *opts, kv_server_
     return KV_EIO;
   }
   grpc_server_start(srv->server);
+  syncer_start(srv);
   for (uint32_t i = 0; i < srv->worker_count; i++) {
     for (int m = 0; m < METHOD_COUNT; m++)
       for (int k = 0; k < ARMED_PER_METHOD; k++) call_arm(&srv->workers[i], (method_t)m);
@@ -385,6 +470,7 @@ void kv_server_stop(kv_server_t *srv, uint32_t grace_ms) {
     while (!srv->shutdown_done) pthread_cond_wait(&srv->shutdown_cond, &srv->lock);
     pthread_mutex_unlock(&srv->lock);
   }
+  syncer_stop(&srv->syncer);
   grpc_server_destroy(srv->server);
   for (uint32_t i = 0; i < srv->worker_count; i++) grpc_completion_queue_shutdown(srv->workers[i].cq);
   for (uint32_t i = 0; i < srv->worker_count; i++) {

@@ -323,15 +323,18 @@ kv_err kv_store_open(const char *dir, kv_store_t **out, kv_status_t *st) {
   return KV_OK;
 }
 
+kv_err kv_store_sync(kv_store_t *s, kv_status_t *st) {
+  char *err = NULL;
+  rocksdb_flush_wal(s->db, 1, &err);
+  if (err != NULL) return kv_store_rocks_fail(st, err, "cannot fsync the write-ahead log");
+  return KV_OK;
+}
+
 void kv_store_close(kv_store_t *s) {
   if (s == NULL) return;
   /* Make every write so far durable, synced or not, before the handles go. */
-  char *err = NULL;
-  rocksdb_flush_wal(s->db, 1, &err);
-  if (err != NULL) {
-    KV_WARN("closing the store: syncing the WAL failed: rocksdb: %s", err);
-    rocksdb_free(err);
-  }
+  kv_status_t st;
+  if (kv_store_sync(s, &st) != KV_OK) KV_WARN("closing the store: %s", st.msg);
   kv_store_free(s);
 }
 

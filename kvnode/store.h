@@ -32,6 +32,10 @@ void kv_store_close(kv_store_t *s);
 /* The incarnation id of this data directory (never 0). */
 uint64_t kv_store_incarnation(const kv_store_t *s);
 
+/* Makes every write so far durable (one fsync of the write-ahead log covers all of them):
+ * the group commit of durable writes. KV_EIO with a sentence on failure. */
+kv_err kv_store_sync(kv_store_t *s, kv_status_t *st);
+
 /* Reads the record of (partition, keyspace, key). On success *found tells whether it exists;
  * when found, *rec is a malloc'd copy of the payload (checksum verified) that the caller
  * frees, and *rec_bytes its length. KV_ECORRUPT / KV_EIO with a sentence on failure. */

@@ -174,9 +174,10 @@ START_TEST(values_survive_reopen) {
   kv_node_req_t r = req_for("persist", "yes");
   r.durable = true;
   put_expect(&r, KV_OK, NULL);
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_sync(node, &st), KV_OK);
   kv_node_destroy(node);
   kv_store_close(store);
-  kv_status_t st;
   ck_assert_int_eq(kv_store_open(dir, &store, &st), KV_OK);
   ck_assert_int_eq(kv_node_create(&cfg, "n1", store, &node, &st), KV_OK);
   kv_node_result_t got;
