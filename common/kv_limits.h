@@ -51,6 +51,18 @@
 #define KV_SERVER_THREADS_MAX 64u
 #define KV_SERVER_ARMED_CALLS 256u   /* requests kept armed per completion queue */
 
+/* Storage memory (kvnode/store.c). One block cache shared by all column families, sized for
+ * a small (2-core, few GiB) node; without it each family would get a private cache of
+ * RocksDB's choosing. */
+#define KV_STORE_BLOCK_CACHE_BYTES (64u << 20)
+/* Memtables summed over all column families, so four families cannot hold 4 x 2 x 64 MiB of
+ * unflushed writes on a small machine. */
+#define KV_STORE_MEMTABLES_BYTES (128u << 20)
+/* A WAL file is kept until every family with writes in it has flushed. Meta and hints see
+ * few writes, so their memtables would pin old WAL files up to RocksDB's default cap
+ * (4 x all memtables); past this smaller cap RocksDB flushes them instead. */
+#define KV_STORE_WAL_BYTES_MAX (256u << 20)
+
 /* Room in a message for everything that is not a key, value or context. */
 #define KV_MESSAGE_OVERHEAD_BYTES (64u * 1024u)
 

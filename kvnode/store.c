@@ -39,16 +39,6 @@
 #include "kv_limits.h"
 #include "log.h"
 
-/* One block cache shared by all column families, sized for a small (2-core, few GiB) node;
- * without it each family would get a small private cache of RocksDB's choosing. */
-#define KV_STORE_BLOCK_CACHE_BYTES (64u << 20)
-/* A cap on memtables summed over all families, so four families cannot hold 4 x 2 x 64 MiB
- * of unflushed writes on a small machine. */
-#define KV_STORE_MEMTABLES_BYTES (128u << 20)
-/* A WAL file is kept until every family with writes in it has flushed. Meta and hints see
- * few writes, so their memtables would pin old WAL files up to RocksDB's default cap
- * (4 x all memtables, 2 GiB here); past this smaller cap RocksDB flushes them instead. */
-#define KV_STORE_WAL_BYTES_MAX (256u << 20)
 /* Ten bits per key gives about a 1% false-positive rate for point lookups of missing keys. */
 #define KV_STORE_BLOOM_BITS_PER_KEY 10.0
 
