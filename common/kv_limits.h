@@ -43,6 +43,14 @@
 #define KV_TIMEOUT_MS_DEFAULT 2000u
 #define KV_TIMEOUT_MS_MAX 600000u
 
+/* Coordination: client requests in flight on one node, and node-to-node messages queued for
+ * one peer while a batch to it is in flight (past either: RESOURCE_EXHAUSTED). */
+#define KV_COORD_PENDING_MAX 4096u
+#define KV_PEER_QUEUE_MAX 8192u
+#define KV_PEER_BATCH_MAX 1024u          /* messages in one batch RPC */
+#define KV_PEER_HEARTBEAT_MS 100u        /* an idle peer hears from us this often */
+#define KV_PEER_HEARTBEAT_TIMEOUT_MS 500u
+
 /* gRPC server runtime. */
 /* One worker by default: on a 2-core machine shared with its clients, one thread served
  * 18.6k gets/s against 14.0k with two (kvbench, 64 in flight). fsyncs never block it: durable

@@ -17,10 +17,14 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "coord.h"
 #include "log.h"
 #include "node.h"
+#include "peer_rpc.h"
+#include "ring.h"
 #include "server_rpc.h"
 #include "store.h"
+#include "syncer.h"
 
 #define SHUTDOWN_GRACE_MS 5000u
 
@@ -113,6 +117,53 @@ static void block_signals(void) {
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
+/* Everything a running node owns, torn down in the reverse order of set-up. */
+typedef struct {
+  kv_store_t *store;
+  kv_node_t *node;
+  kv_ring_t ring;
+  kv_syncer_t syncer;
+  bool syncer_started;
+  kv_peers_t *peers;
+  kv_coord_t *coord;
+  kv_server_t *server;
+} daemon_t;
+
+static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
+                           const kv_node_conf_t *self, const char *dir, kv_status_t *st) {
+  if (kv_store_open(dir, &d->store, st) != KV_OK ||
+      kv_node_create(cfg, self->id, d->store, &d->node, st) != KV_OK ||
+      kv_ring_init(&d->ring, cfg, st) != KV_OK)
+    return st->code;
+  kv_syncer_start(&d->syncer, d->node);
+  d->syncer_started = true;
+  size_t max_message = kv_node_max_message_bytes(d->node);
+  if (kv_peers_create(cfg, kv_node_self(d->node), max_message, &d->peers, st) != KV_OK)
+    return st->code;
+  kv_coord_transport_t tr;
+  kv_peers_transport(d->peers, &tr);
+  if (kv_coord_create(d->node, &d->ring, &d->syncer, &tr, kv_server_reply, &d->coord, st) != KV_OK)
+    return st->code;
+  kv_peers_run(d->peers, d->coord);
+  kv_server_deps_t deps = {.cfg = cfg, .node = d->node, .coord = d->coord,
+                           .syncer = &d->syncer, .peers = d->peers};
+  kv_server_opts_t opts = {.address = self->address, .threads = a->threads,
+                           .max_message_bytes = max_message};
+  return kv_server_start(&deps, &opts, &d->server, st);
+}
+
+/* Stops in the order that lets in-flight work finish: the server first (its calls may wait
+ * on replica answers, which the peer thread delivers, and on the syncer), then the peers,
+ * the coordinator, the syncer, and the store last. */
+static void daemon_stop(daemon_t *d) {
+  if (d->server) kv_server_stop(d->server, SHUTDOWN_GRACE_MS);
+  kv_peers_destroy(d->peers);
+  kv_coord_destroy(d->coord);
+  if (d->syncer_started) kv_syncer_stop(&d->syncer);
+  kv_node_destroy(d->node);
+  kv_store_close(d->store);
+}
+
 /* Runs the node until a signal; returns the exit code. */
 static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *self) {
   char default_dir[128];
@@ -128,36 +179,20 @@ static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *se
   }
   kv_status_t st;
   kv_status_clear(&st);
-  kv_store_t *store = NULL;
-  kv_node_t *node = NULL;
-  kv_server_t *server = NULL;
-  int exit_code = 1;
-  if (kv_store_open(dir, &store, &st) != KV_OK) {
-    KV_ERROR("cannot open the store in %s: %s", dir, st.msg);
-    return 1;
-  }
-  if (kv_node_create(cfg, self->id, store, &node, &st) != KV_OK) {
-    KV_ERROR("%s", st.msg);
-    goto out;
-  }
+  static daemon_t d; /* large (the ring); lives for the whole process */
   grpc_init();
-  kv_server_opts_t opts = {.address = self->address, .threads = a->threads,
-                           .max_message_bytes = kv_node_max_message_bytes(node)};
-  if (kv_server_start(node, &opts, &server, &st) != KV_OK) {
+  int exit_code = 0;
+  if (daemon_start(&d, a, cfg, self, dir, &st) != KV_OK) {
     KV_ERROR("%s", st.msg);
-    grpc_shutdown();
-    goto out;
+    exit_code = 1;
+  } else {
+    KV_INFO("serving on %s (cluster %s, data %s, incarnation %016" PRIx64 ", %u threads)",
+            self->address, cfg->cluster_name, dir, kv_store_incarnation(d.store), a->threads);
+    int sig = wait_for_signal();
+    KV_INFO("%s: stopping (finishing in-flight calls)", strsignal(sig));
   }
-  KV_INFO("serving on %s (cluster %s, data %s, incarnation %016" PRIx64 ", %u threads)",
-          self->address, cfg->cluster_name, dir, kv_store_incarnation(store), a->threads);
-  int sig = wait_for_signal();
-  KV_INFO("%s: stopping (finishing in-flight calls)", strsignal(sig));
-  kv_server_stop(server, SHUTDOWN_GRACE_MS);
+  daemon_stop(&d);
   grpc_shutdown();
-  exit_code = 0;
-out:
-  kv_node_destroy(node);
-  kv_store_close(store);
   if (exit_code == 0) KV_INFO("stopped cleanly");
   return exit_code;
 }

@@ -27,6 +27,7 @@ struct kv_node {
   kv_store_t *store;
   kv_actor_t self;
   const kv_node_conf_t *self_conf;
+  uint32_t self_index;
   pthread_mutex_t hlc_lock;
   kv_hlc_t hlc;
   pthread_mutex_t stripes[NODE_LOCK_STRIPES];
@@ -41,6 +42,7 @@ kv_err kv_node_create(const kv_config_t *cfg, const char *self_id, kv_store_t *s
   node->cfg = cfg;
   node->store = store;
   node->self_conf = self;
+  node->self_index = (uint32_t)kv_config_node_index(cfg, self_id);
   snprintf(node->self.node, sizeof node->self.node, "%s", self_id);
   node->self.incarnation = kv_store_incarnation(store);
   kv_hlc_init(&node->hlc);
@@ -56,6 +58,10 @@ void kv_node_destroy(kv_node_t *node) {
   pthread_mutex_destroy(&node->hlc_lock);
   free(node);
 }
+
+uint32_t kv_node_self(const kv_node_t *node) { return node->self_index; }
+
+uint64_t kv_node_incarnation(const kv_node_t *node) { return node->self.incarnation; }
 
 size_t kv_node_max_message_bytes(const kv_node_t *node) {
   uint32_t key_max, value_max, siblings_max;
@@ -78,17 +84,8 @@ static void node_shape(const kv_node_t *node, const kv_keyspace_conf_t *ks,
   }
 }
 
-/* Checks everything about a request that does not depend on stored data. On success
- * *ks_out is the keyspace and *ctx the decoded context (writes only). */
-static kv_err node_validate(const kv_node_t *node, const kv_node_req_t *req, bool is_write,
-                            const kv_keyspace_conf_t **ks_out, kv_cc_t *ctx,
-                            kv_status_t *st) {
-  const kv_keyspace_conf_t *ks = kv_config_keyspace(node->cfg, req->keyspace);
-  if (!ks) {
-    if (req->keyspace[0] == '\0') return kv_status_set(st, KV_EINVAL, "keyspace is empty");
-    return kv_status_set(st, KV_ENOTFOUND, "keyspace '%.*s' does not exist",
-                         (int)KV_KEYSPACE_NAME_BYTES_MAX, req->keyspace);
-  }
+static kv_err node_check_sizes(const kv_node_req_t *req, const kv_keyspace_conf_t *ks,
+                               kv_status_t *st) {
   if (req->key_bytes == 0) return kv_status_set(st, KV_EINVAL, "key is empty");
   if (req->key_bytes > ks->key_bytes_max)
     return kv_status_set(st, KV_EINVAL, "key is %zu bytes; keyspace '%s' allows at most %u",
@@ -96,53 +93,65 @@ static kv_err node_validate(const kv_node_t *node, const kv_node_req_t *req, boo
   if (req->value_bytes > ks->value_bytes_max)
     return kv_status_set(st, KV_EINVAL, "value is %zu bytes; keyspace '%s' allows at most %u",
                          req->value_bytes, ks->name, ks->value_bytes_max);
+  return KV_OK;
+}
+
+static kv_err node_resolve_level(const kv_node_t *node, const kv_node_req_t *req,
+                                 bool is_write, kv_node_plan_t *plan, kv_status_t *st) {
   kv_consistency_t c = {.count = req->count, .primaries = req->primaries};
   if (!kv_level_parse(req->level, &c.level))
     return kv_status_set(st, KV_EINVAL, "unknown consistency level '%.32s'; use one of %s",
                          req->level, kv_level_names_list());
-  if (c.level == KV_LEVEL_DEFAULT) c.level = is_write ? ks->write : ks->read;
+  if (c.level == KV_LEVEL_DEFAULT) c.level = is_write ? plan->ks->write : plan->ks->read;
+  plan->level = c.level;
   kv_replica_shape_t shape;
-  node_shape(node, ks, &shape);
-  kv_need_t need;
-  kv_err err = kv_consistency_resolve(&c, is_write, &shape, &need, st);
+  node_shape(node, plan->ks, &shape);
+  return kv_consistency_resolve(&c, is_write, &shape, &plan->need, st);
+}
+
+kv_err kv_node_plan(const kv_node_t *node, const kv_node_req_t *req, bool is_write,
+                    kv_node_plan_t *plan, kv_status_t *st) {
+  memset(plan, 0, sizeof *plan);
+  plan->ks = kv_config_keyspace(node->cfg, req->keyspace);
+  if (!plan->ks) {
+    if (req->keyspace[0] == '\0') return kv_status_set(st, KV_EINVAL, "keyspace is empty");
+    return kv_status_set(st, KV_ENOTFOUND, "keyspace '%.*s' does not exist",
+                         (int)KV_KEYSPACE_NAME_BYTES_MAX, req->keyspace);
+  }
+  kv_err err = node_check_sizes(req, plan->ks, st);
+  if (err == KV_OK) err = node_resolve_level(node, req, is_write, plan, st);
   if (err != KV_OK) return err;
   if (req->timeout_ms > KV_TIMEOUT_MS_MAX)
     return kv_status_set(st, KV_EINVAL, "timeout_ms is %u; the limit is %u", req->timeout_ms,
                          KV_TIMEOUT_MS_MAX);
-  if (ctx) {
-    err = kv_cc_decode(req->context, req->context_bytes, ctx, st);
-    if (err != KV_OK) return err;
-  }
-  *ks_out = ks;
+  plan->timeout_ms = req->timeout_ms ? req->timeout_ms : KV_TIMEOUT_MS_DEFAULT;
+  plan->hash = kv_hash_key(req->keyspace, req->key, req->key_bytes);
+  plan->partition = kv_hash_partition(plan->hash, node->cfg->partitions);
+  kv_cc_init(&plan->ctx);
+  if (is_write) return kv_cc_decode(req->context, req->context_bytes, &plan->ctx, st);
   return KV_OK;
-}
-
-static uint32_t node_partition(const kv_node_t *node, const kv_node_req_t *req,
-                               uint64_t *hash) {
-  *hash = kv_hash_key(req->keyspace, req->key, req->key_bytes);
-  return kv_hash_partition(*hash, node->cfg->partitions);
 }
 
 /* Reads and decodes the key's object into *obj (uninitialized on entry, initialized on
  * return whatever happens); a missing key is the empty object. */
-static kv_err node_load(kv_node_t *node, uint32_t partition, const kv_node_req_t *req,
-                        kv_dvv_t *obj, kv_status_t *st) {
+static kv_err node_load(kv_node_t *node, uint32_t partition, const char *keyspace,
+                        const uint8_t *key, size_t key_bytes, kv_dvv_t *obj, kv_status_t *st) {
   uint8_t *rec = NULL;
   size_t rec_bytes = 0;
   bool found = false;
   kv_dvv_init(obj);
-  kv_err err = kv_store_get(node->store, partition, req->keyspace, req->key, req->key_bytes,
-                            &rec, &rec_bytes, &found, st);
+  kv_err err = kv_store_get(node->store, partition, keyspace, key, key_bytes, &rec,
+                            &rec_bytes, &found, st);
   if (err != KV_OK || !found) return err;
   err = kv_dvv_decode(rec, rec_bytes, obj, st);
   free(rec);
   if (err != KV_OK) {
     kv_dvv_init(obj);
-    char key[KV_FMT_KEY_BYTES], why[KV_STATUS_MSG_BYTES];
-    kv_fmt_bytes(key, sizeof key, req->key, req->key_bytes);
+    char shown[KV_FMT_KEY_BYTES], why[KV_STATUS_MSG_BYTES];
+    kv_fmt_bytes(shown, sizeof shown, key, key_bytes);
     snprintf(why, sizeof why, "%s", st->msg);
-    kv_status_set(st, err, "record for key '%s' in keyspace '%s' is corrupt: %s", key,
-                  req->keyspace, why);
+    kv_status_set(st, err, "record for key '%s' in keyspace '%s' is corrupt: %s", shown,
+                  keyspace, why);
   }
   return err;
 }
@@ -167,9 +176,13 @@ static void node_keep_live(kv_dvv_t *obj) {
   obj->sib_count = kept;
 }
 
-/* Turns the loaded (or just written) object in res into the answer: live siblings and the
- * object's whole context. */
-static kv_err node_answer(kv_node_result_t *res, kv_status_t *st) {
+static void node_result_init(kv_node_result_t *res) {
+  memset(res, 0, sizeof *res);
+  kv_dvv_init(&res->object);
+}
+
+/* Turns the object in res into the answer: live siblings and the object's whole context. */
+static kv_err node_finish_answer(kv_node_result_t *res, kv_status_t *st) {
   node_keep_live(&res->object);
   res->found = res->object.sib_count > 0;
   if (kv_cc_encode(&res->object.cc, &res->context, &res->context_bytes) != KV_OK)
@@ -177,67 +190,100 @@ static kv_err node_answer(kv_node_result_t *res, kv_status_t *st) {
   return KV_OK;
 }
 
-static void node_result_init(kv_node_result_t *res) {
-  memset(res, 0, sizeof *res);
-  kv_dvv_init(&res->object);
+kv_err kv_node_answer(kv_dvv_t *obj, kv_node_result_t *res, kv_status_t *st) {
+  node_result_init(res);
+  res->object = *obj;
+  kv_dvv_init(obj);
+  return node_finish_answer(res, st);
 }
 
-/* Writes obj as the key's record, to the OS but not fsynced (see kv_node_sync). */
-static kv_err node_store(kv_node_t *node, uint32_t partition, const kv_node_req_t *req,
-                         const kv_dvv_t *obj, kv_status_t *st) {
-  uint8_t *rec;
-  size_t rec_bytes;
-  if (kv_dvv_encode(obj, &rec, &rec_bytes) != KV_OK)
+/* Encodes obj and writes it as the key's record, to the OS but not fsynced (see
+ * kv_node_sync). The encoding is handed back in *rec (malloc'd) when rec is not NULL. */
+static kv_err node_store(kv_node_t *node, uint32_t partition, const char *keyspace,
+                         const uint8_t *key, size_t key_bytes, const kv_dvv_t *obj,
+                         uint8_t **rec, size_t *rec_bytes, kv_status_t *st) {
+  uint8_t *buf;
+  size_t n;
+  if (kv_dvv_encode(obj, &buf, &n) != KV_OK)
     return kv_status_set(st, KV_ENOMEM, "cannot encode the record");
-  kv_err err = kv_store_put(node->store, partition, req->keyspace, req->key, req->key_bytes,
-                            rec, rec_bytes, false, st);
-  free(rec);
+  kv_err err = kv_store_put(node->store, partition, keyspace, key, key_bytes, buf, n, false, st);
+  if (err == KV_OK && rec) {
+    *rec = buf;
+    *rec_bytes = n;
+  } else {
+    free(buf);
+  }
   return err;
 }
 
 /* Applies one put of value (or a tombstone) with the request's context, atomically. */
-static kv_err node_write(kv_node_t *node, const kv_node_req_t *req, bool tombstone,
-                         uint64_t now_ms, kv_node_result_t *res, kv_status_t *st) {
+static kv_err node_write(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan_t *plan,
+                         bool tombstone, uint64_t now_ms, kv_node_result_t *res,
+                         kv_status_t *st) {
   node_result_init(res);
-  const kv_keyspace_conf_t *ks;
-  kv_cc_t ctx;
-  kv_err err = node_validate(node, req, true, &ks, &ctx, st);
+  pthread_mutex_t *stripe = &node->stripes[plan->hash % NODE_LOCK_STRIPES];
+  pthread_mutex_lock(stripe);
+  kv_err err = node_load(node, plan->partition, req->keyspace, req->key, req->key_bytes,
+                         &res->object, st);
+  if (err == KV_OK)
+    err = kv_dvv_put(&res->object, &node->self, &plan->ctx, tombstone ? NULL : req->value,
+                     tombstone ? 0 : (uint32_t)req->value_bytes, tombstone,
+                     node_hlc_now(node, now_ms), plan->ks->siblings_max, st);
+  if (err == KV_OK)
+    err = node_store(node, plan->partition, req->keyspace, req->key, req->key_bytes,
+                     &res->object, &res->record, &res->record_bytes, st);
+  pthread_mutex_unlock(stripe);
+  return err == KV_OK ? node_finish_answer(res, st) : err;
+}
+
+kv_err kv_node_put(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan_t *plan,
+                   uint64_t now_ms, kv_node_result_t *res, kv_status_t *st) {
+  return node_write(node, req, plan, false, now_ms, res, st);
+}
+
+kv_err kv_node_delete(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan_t *plan,
+                      uint64_t now_ms, kv_node_result_t *res, kv_status_t *st) {
+  KV_ASSERT(req->value_bytes == 0);
+  return node_write(node, req, plan, true, now_ms, res, st);
+}
+
+kv_err kv_node_get(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan_t *plan,
+                   kv_node_result_t *res, kv_status_t *st) {
+  node_result_init(res);
+  kv_err err = node_load(node, plan->partition, req->keyspace, req->key, req->key_bytes,
+                         &res->object, st);
+  return err == KV_OK ? node_finish_answer(res, st) : err;
+}
+
+kv_err kv_node_merge(kv_node_t *node, const char *keyspace, const uint8_t *key,
+                     size_t key_bytes, const uint8_t *rec, size_t rec_bytes, kv_status_t *st) {
+  kv_dvv_t incoming, obj;
+  kv_err err = kv_dvv_decode(rec, rec_bytes, &incoming, st);
   if (err != KV_OK) return err;
-  uint64_t hash;
-  uint32_t partition = node_partition(node, req, &hash);
+  uint64_t hash = kv_hash_key(keyspace, key, key_bytes);
+  uint32_t partition = kv_hash_partition(hash, node->cfg->partitions);
   pthread_mutex_t *stripe = &node->stripes[hash % NODE_LOCK_STRIPES];
   pthread_mutex_lock(stripe);
-  err = node_load(node, partition, req, &res->object, st);
+  err = node_load(node, partition, keyspace, key, key_bytes, &obj, st);
+  if (err == KV_OK) err = kv_dvv_merge(&obj, &incoming, st);
   if (err == KV_OK)
-    err = kv_dvv_put(&res->object, &node->self, &ctx, tombstone ? NULL : req->value,
-                     tombstone ? 0 : (uint32_t)req->value_bytes, tombstone,
-                     node_hlc_now(node, now_ms), ks->siblings_max, st);
-  if (err == KV_OK) err = node_store(node, partition, req, &res->object, st);
+    err = node_store(node, partition, keyspace, key, key_bytes, &obj, NULL, NULL, st);
   pthread_mutex_unlock(stripe);
-  return err == KV_OK ? node_answer(res, st) : err;
+  kv_dvv_deinit(&obj);
+  kv_dvv_deinit(&incoming);
+  return err;
 }
 
-kv_err kv_node_put(kv_node_t *node, const kv_node_req_t *req, uint64_t now_ms,
-                   kv_node_result_t *res, kv_status_t *st) {
-  return node_write(node, req, false, now_ms, res, st);
-}
-
-kv_err kv_node_delete(kv_node_t *node, const kv_node_req_t *req, uint64_t now_ms,
-                      kv_node_result_t *res, kv_status_t *st) {
-  KV_ASSERT(req->value_bytes == 0);
-  return node_write(node, req, true, now_ms, res, st);
-}
-
-kv_err kv_node_get(kv_node_t *node, const kv_node_req_t *req, kv_node_result_t *res,
-                   kv_status_t *st) {
-  node_result_init(res);
-  const kv_keyspace_conf_t *ks;
-  kv_err err = node_validate(node, req, false, &ks, NULL, st);
-  if (err != KV_OK) return err;
-  uint64_t hash;
-  uint32_t partition = node_partition(node, req, &hash);
-  err = node_load(node, partition, req, &res->object, st);
-  return err == KV_OK ? node_answer(res, st) : err;
+kv_err kv_node_read_record(kv_node_t *node, const char *keyspace, const uint8_t *key,
+                           size_t key_bytes, uint8_t **rec, size_t *rec_bytes,
+                           kv_status_t *st) {
+  uint64_t hash = kv_hash_key(keyspace, key, key_bytes);
+  uint32_t partition = kv_hash_partition(hash, node->cfg->partitions);
+  bool found = false;
+  *rec = NULL;
+  *rec_bytes = 0;
+  return kv_store_get(node->store, partition, keyspace, key, key_bytes, rec, rec_bytes, &found,
+                      st);
 }
 
 kv_err kv_node_sync(kv_node_t *node, kv_status_t *st) { return kv_store_sync(node->store, st); }
@@ -245,5 +291,7 @@ kv_err kv_node_sync(kv_node_t *node, kv_status_t *st) { return kv_store_sync(nod
 void kv_node_result_free(kv_node_result_t *res) {
   kv_dvv_deinit(&res->object);
   free(res->context);
+  free(res->record);
   res->context = NULL;
+  res->record = NULL;
 }

@@ -1,17 +1,18 @@
-/* node.h: one kvnode's request handling, below the gRPC edge.
+/* node.h: one kvnode's replica: request validation, and the key operations on its own store.
  *
  * The RPC layer turns protobuf messages into kv_node_req_t (plain structs, borrowed
- * pointers) and calls kv_node_put / get / delete; every rule about what a request may ask
- * for lives here, so each error a user can reach is one place and one unit test.
- *
- * Validation order (the first failure is the answer):
+ * pointers); kv_node_plan checks the request once and resolves what it asks for, and every
+ * rule about what a request may ask for lives there, so each error a user can reach is one
+ * place and one unit test. Validation order (the first failure is the answer):
  *   keyspace known (NOT_FOUND) -> key 1..key_bytes_max -> value <= value_bytes_max ->
  *   level name known -> r/w/pr/pw and the level satisfiable by N -> timeout <= max ->
  *   context well-formed.
  *
- * Writes are read-modify-write of the key's DVV object under a per-key stripe lock, so two
- * puts to one key on this node never lose each other; reads take no lock (a RocksDB get sees
- * one whole record). Thread-safe. */
+ * Operations on this replica: a coordinated write (kv_node_put / kv_node_delete: mint a dot
+ * here), a replica write (kv_node_merge: merge a state another replica sent), and reads.
+ * Writes are read-modify-write of the key's DVV object under a per-key stripe lock, so no
+ * two writes to one key on this node lose each other; reads take no lock (a RocksDB get sees
+ * one whole record). No operation fsyncs: see kv_node_sync. Thread-safe. */
 #ifndef KV_NODE_H
 #define KV_NODE_H
 
@@ -20,6 +21,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "consistency.h"
 #include "dvv.h"
 #include "kv_err.h"
 #include "store.h"
@@ -36,20 +38,35 @@ typedef struct {
   const char *level;          /* "" = keyspace default */
   uint32_t count;             /* explicit r (get) or w (put/delete); 0 = level */
   uint32_t primaries;         /* pr (get) or pw (put/delete) */
-  bool durable;               /* the caller must kv_node_sync before answering */
-  uint32_t timeout_ms;        /* 0 = default */
+  bool durable;               /* answered only after a kv_node_sync */
+  uint32_t timeout_ms;        /* 0 = KV_TIMEOUT_MS_DEFAULT */
   bool local;                 /* get only: this node's replica, no coordination */
 } kv_node_req_t;
 
-/* What every operation answers: the key's live siblings and a context covering everything
- * the replica holds for the key (tombstones too). A put or delete is answered like a get of
- * the object it left (Riak's return_body), so a client that writes back with that context
- * has been shown every version it replaces. Free with kv_node_result_free. */
+/* A checked request: what it touches and what it needs. */
+typedef struct {
+  const kv_keyspace_conf_t *ks;
+  uint32_t partition;
+  uint64_t hash;
+  kv_level_t level;           /* resolved (never DEFAULT); for messages */
+  kv_need_t need;
+  uint32_t timeout_ms;        /* resolved */
+  kv_cc_t ctx;                /* writes: the decoded client context */
+} kv_node_plan_t;
+
+/* What an operation answers: the key's live siblings and a context covering everything the
+ * replica holds for the key (tombstones too). A put or delete is answered like a get of the
+ * object it left (Riak's return_body), so a client that writes back with that context has
+ * been shown every version it replaces. For writes, record is the full encoded state that
+ * was stored (tombstones included), for sending to the other replicas. Free with
+ * kv_node_result_free. */
 typedef struct {
   bool found;                 /* at least one live sibling */
   kv_dvv_t object;            /* live siblings only */
   uint8_t *context;           /* malloc'd */
   size_t context_bytes;
+  uint8_t *record;            /* writes: malloc'd; NULL for reads */
+  size_t record_bytes;
 } kv_node_result_t;
 
 typedef struct kv_node kv_node_t;
@@ -58,19 +75,38 @@ typedef struct kv_node kv_node_t;
 kv_err kv_node_create(const kv_config_t *cfg, const char *self_id, kv_store_t *store,
                       kv_node_t **out, kv_status_t *st);
 void kv_node_destroy(kv_node_t *node);
+/* This node's index in cfg->nodes, and the incarnation of its data directory. */
+uint32_t kv_node_self(const kv_node_t *node);
+uint64_t kv_node_incarnation(const kv_node_t *node);
 
-/* now_ms: wall-clock milliseconds, for the write's hybrid logical timestamp. */
-/* Each fills *res (also on failure, so kv_node_result_free is always safe). */
-kv_err kv_node_put(kv_node_t *node, const kv_node_req_t *req, uint64_t now_ms,
+/* Checks req and resolves it into *plan. */
+kv_err kv_node_plan(const kv_node_t *node, const kv_node_req_t *req, bool is_write,
+                    kv_node_plan_t *plan, kv_status_t *st);
+
+/* Coordinated writes on this replica. now_ms: wall-clock ms for the write's hybrid logical
+ * timestamp. Each fills *res (also on failure, so kv_node_result_free is always safe). */
+kv_err kv_node_put(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan_t *plan,
+                   uint64_t now_ms, kv_node_result_t *res, kv_status_t *st);
+kv_err kv_node_delete(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan_t *plan,
+                      uint64_t now_ms, kv_node_result_t *res, kv_status_t *st);
+/* This replica's view of the key. */
+kv_err kv_node_get(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan_t *plan,
                    kv_node_result_t *res, kv_status_t *st);
-kv_err kv_node_delete(kv_node_t *node, const kv_node_req_t *req, uint64_t now_ms,
-                      kv_node_result_t *res, kv_status_t *st);
-kv_err kv_node_get(kv_node_t *node, const kv_node_req_t *req, kv_node_result_t *res,
-                   kv_status_t *st);
-
+/* The answer for a state gathered elsewhere (a coordinated read's merge): takes obj (its
+ * values move into res; obj is left empty). */
+kv_err kv_node_answer(kv_dvv_t *obj, kv_node_result_t *res, kv_status_t *st);
 void kv_node_result_free(kv_node_result_t *res);
 
-/* Writes are made durable apart from their requests: kv_node_put/delete never fsync, and a
+/* Replica operations, for other nodes. kv_node_merge merges an encoded record into this
+ * replica's state of the key (KV_ECORRUPT when the record does not decode).
+ * kv_node_read_record gives this replica's encoded record (malloc'd; NULL, 0 when none). */
+kv_err kv_node_merge(kv_node_t *node, const char *keyspace, const uint8_t *key,
+                     size_t key_bytes, const uint8_t *rec, size_t rec_bytes, kv_status_t *st);
+kv_err kv_node_read_record(kv_node_t *node, const char *keyspace, const uint8_t *key,
+                           size_t key_bytes, uint8_t **rec, size_t *rec_bytes,
+                           kv_status_t *st);
+
+/* Writes are made durable apart from their requests: no operation above fsyncs, and a
  * durable request is answered only after a kv_node_sync that began after it returned. One
  * sync covers every write before it, so the caller can group many durable requests behind
  * one fsync (group commit). */

@@ -1,4 +1,4 @@
-/* server_rpc.c: async gRPC server for tunekv.KV.
+/* server_rpc.c: async gRPC server for tunekv.KV, tunekv.peer.Peer and tunekv.peer.Admin.
  *
  * Threads and queues: each worker thread owns one completion queue and drains only it.
  * Every method is registered with GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, so a call
@@ -7,22 +7,19 @@
  *
  * A call's life (the tag of every operation is its call_t):
  *   ARMED     request_registered_call is pending. On completion: arm a replacement first
- *             (unless stopping), decode, run the node operation, start the reply batch
- *             (SEND_INITIAL_METADATA, SEND_MESSAGE when ok, SEND_STATUS, RECV_CLOSE).
- *   REPLYING  the reply batch is pending. On completion: free everything.
+ *             (unless stopping), decode, and hand the request on: client calls to the
+ *             coordinator, which answers through kv_server_reply (now, or later from
+ *             the peer thread when the replicas have answered); peer batches to the
+ *             replica, answered at once or, when they carry durable writes, after the
+ *             syncer's fsync; status calls at once.
+ *   REPLYING  the reply batch (SEND_INITIAL_METADATA, SEND_MESSAGE when ok, SEND_STATUS,
+ *             RECV_CLOSE) is pending. On completion: free everything.
  * An ARMED completion with success == 0 means the server is shutting down: free it.
  * Everything an operation writes into lives in call_t until its completion arrives.
  *
- * Durable writes (group commit): the worker applies the write without fsync and hands the
- * call, reply built, to the syncer thread instead of replying. The syncer takes every call
- * queued so far, makes them durable with one kv_node_sync, and replies to all of them; calls
- * queued meanwhile wait for the next round. The queue needs no bound of its own: each call
- * in it is one of the armed calls.
- *
  * Shutdown: stop re-arming, shutdown_and_notify, wait for the notification (cancelling all
- * calls after the grace period; the syncer keeps answering until then), stop the syncer,
- * destroy the server, shut the queues down and let each worker drain its queue to
- * GRPC_QUEUE_SHUTDOWN, join, destroy the queues. */
+ * calls after the grace period), destroy the server, shut the queues down and let each
+ * worker drain its queue to GRPC_QUEUE_SHUTDOWN, join, destroy the queues. */
 #include "server_rpc.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -31,6 +28,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,13 +36,22 @@
 #include "kv.pb-c.h"
 #include "kv_limits.h"
 #include "log.h"
+#include "peer.pb-c.h"
 
 #define ARMED_PER_METHOD 64
 
-typedef enum { METHOD_PUT, METHOD_GET, METHOD_DELETE, METHOD_COUNT } method_t;
+typedef enum {
+  METHOD_PUT,
+  METHOD_GET,
+  METHOD_DELETE,
+  METHOD_PEER_BATCH,
+  METHOD_STATUS,
+  METHOD_COUNT
+} method_t;
 
 static const char *const method_paths[METHOD_COUNT] = {
-    "/tunekv.KV/Put", "/tunekv.KV/Get", "/tunekv.KV/Delete"};
+    "/tunekv.KV/Put", "/tunekv.KV/Get", "/tunekv.KV/Delete", "/tunekv.peer.Peer/Batch",
+    "/tunekv.peer.Admin/Status"};
 
 typedef enum { CALL_ARMED, CALL_REPLYING } call_state_t;
 
@@ -63,8 +70,7 @@ struct call {
   grpc_byte_buffer *reply;    /* NULL when the status is not OK */
   grpc_slice details;         /* status message; empty slice when OK */
   int cancelled;
-  bool durable;               /* reply only after a sync (see the syncer) */
-  call_t *next_sync;          /* the syncer's queue */
+  kv_sync_waiter_t waiter;    /* a peer batch with durable writes waits on the syncer */
 };
 
 struct worker {
@@ -73,18 +79,9 @@ struct worker {
   pthread_t thread;
 };
 
-typedef struct {
-  pthread_t thread;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  call_t *head, *tail;        /* durable calls waiting for the next sync */
-  bool stop;
-} syncer_t;
-
 struct kv_server {
   grpc_server *server;
-  syncer_t syncer;
-  kv_node_t *node;
+  kv_server_deps_t deps;
   void *methods[METHOD_COUNT];
   worker_t workers[KV_SERVER_THREADS_MAX];
   uint32_t worker_count;
@@ -193,63 +190,13 @@ static grpc_byte_buffer *key_reply(const kv_node_result_t *res) {
   return message_pack(&r.base);
 }
 
-/* Runs a decoded request on the node and packs the answer; NULL (with st set) on failure. */
-static grpc_byte_buffer *node_call(kv_node_t *node, method_t method, const kv_node_req_t *req,
-                                   kv_status_t *st) {
-  kv_node_result_t res;
-  kv_err err;
-  switch (method) {
-    case METHOD_PUT: err = kv_node_put(node, req, wall_ms(), &res, st); break;
-    case METHOD_DELETE: err = kv_node_delete(node, req, wall_ms(), &res, st); break;
-    default: err = kv_node_get(node, req, &res, st); break;
-  }
-  grpc_byte_buffer *reply = err == KV_OK ? key_reply(&res) : NULL;
-  kv_node_result_free(&res);
-  return reply;
+static uint64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static grpc_byte_buffer *handle_put(kv_node_t *node, call_t *c, kv_status_t *st) {
-  Tunekv__PutRequest *m =
-      (Tunekv__PutRequest *)payload_unpack(c, &tunekv__put_request__descriptor, st);
-  if (!m) return NULL;
-  kv_node_req_t req = {.keyspace = m->keyspace, .key = m->key.data,
-                       .key_bytes = m->key.len, .value = m->value.data,
-                       .value_bytes = m->value.len, .context = m->context.data,
-                       .context_bytes = m->context.len};
-  req_consistency(&req, m->consistency, true);
-  c->durable = req.durable;
-  grpc_byte_buffer *reply = node_call(node, METHOD_PUT, &req, st);
-  tunekv__put_request__free_unpacked(m, NULL);
-  return reply;
-}
-
-static grpc_byte_buffer *handle_delete(kv_node_t *node, call_t *c, kv_status_t *st) {
-  Tunekv__DeleteRequest *m =
-      (Tunekv__DeleteRequest *)payload_unpack(c, &tunekv__delete_request__descriptor, st);
-  if (!m) return NULL;
-  kv_node_req_t req = {.keyspace = m->keyspace, .key = m->key.data,
-                       .key_bytes = m->key.len, .context = m->context.data,
-                       .context_bytes = m->context.len};
-  req_consistency(&req, m->consistency, true);
-  c->durable = req.durable;
-  grpc_byte_buffer *reply = node_call(node, METHOD_DELETE, &req, st);
-  tunekv__delete_request__free_unpacked(m, NULL);
-  return reply;
-}
-
-static grpc_byte_buffer *handle_get(kv_node_t *node, call_t *c, kv_status_t *st) {
-  Tunekv__GetRequest *m =
-      (Tunekv__GetRequest *)payload_unpack(c, &tunekv__get_request__descriptor, st);
-  if (!m) return NULL;
-  kv_node_req_t req = {.keyspace = m->keyspace, .key = m->key.data,
-                       .key_bytes = m->key.len, .local = m->local};
-  req_consistency(&req, m->consistency, false);
-  grpc_byte_buffer *reply = node_call(node, METHOD_GET, &req, st);
-  tunekv__get_request__free_unpacked(m, NULL);
-  return reply;
-}
-
-/* ---- Call handling ------------------------------------------------------------------ */
+/* ---- Replies ------------------------------------------------------------------------ */
 
 static void call_reply(call_t *c, const kv_status_t *st) {
   grpc_op ops[4];
@@ -278,80 +225,183 @@ static void call_reply(call_t *c, const kv_status_t *st) {
   }
 }
 
-/* ---- Group commit ------------------------------------------------------------------ */
-
-static void syncer_push(syncer_t *sy, call_t *c) {
-  c->next_sync = NULL;
-  pthread_mutex_lock(&sy->lock);
-  if (sy->tail) sy->tail->next_sync = c;
-  else sy->head = c;
-  sy->tail = c;
-  pthread_cond_signal(&sy->cond);
-  pthread_mutex_unlock(&sy->lock);
+void kv_server_reply(void *call, const kv_status_t *st, const kv_node_result_t *res) {
+  call_t *c = call;
+  KV_ASSERT((st->code == KV_OK) == (res != NULL));
+  c->reply = res ? key_reply(res) : NULL;
+  call_reply(c, st);
 }
 
-/* Takes the whole queue; NULL once stopped and empty. */
-static call_t *syncer_take(syncer_t *sy) {
-  pthread_mutex_lock(&sy->lock);
-  while (!sy->head && !sy->stop) pthread_cond_wait(&sy->cond, &sy->lock);
-  call_t *batch = sy->head;
-  sy->head = sy->tail = NULL;
-  pthread_mutex_unlock(&sy->lock);
-  return batch;
-}
+/* ---- Client calls ------------------------------------------------------------------- */
 
-static void *syncer_main(void *arg) {
-  kv_server_t *srv = arg;
-  call_t *batch;
-  while ((batch = syncer_take(&srv->syncer)) != NULL) {
-    kv_status_t st;
-    kv_status_clear(&st);
-    kv_err err = kv_node_sync(srv->node, &st);
-    if (err != KV_OK) KV_ERROR("durable writes not acknowledged: %s", st.msg);
-    while (batch) {
-      call_t *c = batch;
-      batch = c->next_sync;
-      if (err != KV_OK) {
-        grpc_byte_buffer_destroy(c->reply);
-        c->reply = NULL;
-      }
-      call_reply(c, &st);
-    }
+/* Decodes a client call into a request and hands it to the coordinator, which answers
+ * through kv_server_reply. The request points into m, which lives until the coordinator
+ * returns: it copies what it keeps. */
+static void handle_client(kv_server_t *srv, call_t *c) {
+  static const ProtobufCMessageDescriptor *const descs[] = {
+      [METHOD_PUT] = &tunekv__put_request__descriptor,
+      [METHOD_GET] = &tunekv__get_request__descriptor,
+      [METHOD_DELETE] = &tunekv__delete_request__descriptor};
+  kv_status_t st;
+  kv_status_clear(&st);
+  ProtobufCMessage *m = payload_unpack(c, descs[c->method], &st);
+  if (!m) {
+    call_reply(c, &st);
+    return;
   }
-  return NULL;
+  kv_node_req_t req = {.level = ""};
+  kv_op_t op;
+  if (c->method == METHOD_PUT) {
+    Tunekv__PutRequest *r = (Tunekv__PutRequest *)m;
+    req = (kv_node_req_t){.keyspace = r->keyspace, .key = r->key.data,
+                          .key_bytes = r->key.len, .value = r->value.data,
+                          .value_bytes = r->value.len, .context = r->context.data,
+                          .context_bytes = r->context.len};
+    req_consistency(&req, r->consistency, true);
+    op = KV_OP_PUT;
+  } else if (c->method == METHOD_DELETE) {
+    Tunekv__DeleteRequest *r = (Tunekv__DeleteRequest *)m;
+    req = (kv_node_req_t){.keyspace = r->keyspace, .key = r->key.data,
+                          .key_bytes = r->key.len, .context = r->context.data,
+                          .context_bytes = r->context.len};
+    req_consistency(&req, r->consistency, true);
+    op = KV_OP_DELETE;
+  } else {
+    Tunekv__GetRequest *r = (Tunekv__GetRequest *)m;
+    req = (kv_node_req_t){.keyspace = r->keyspace, .key = r->key.data,
+                          .key_bytes = r->key.len, .local = r->local};
+    req_consistency(&req, r->consistency, false);
+    op = KV_OP_GET;
+  }
+  kv_coord_request(srv->deps.coord, c, op, &req, mono_us(), wall_ms());
+  protobuf_c_message_free_unpacked(m, NULL);
 }
 
-static void syncer_start(kv_server_t *srv) {
-  syncer_t *sy = &srv->syncer;
-  pthread_mutex_init(&sy->lock, NULL);
-  pthread_cond_init(&sy->cond, NULL);
-  pthread_create(&sy->thread, NULL, syncer_main, srv);
+/* ---- Peer batches ------------------------------------------------------------------- */
+
+static void peer_batch_synced(kv_sync_waiter_t *w, const kv_status_t *st) {
+  call_t *c = (call_t *)((char *)w - offsetof(call_t, waiter));
+  if (st->code != KV_OK) {
+    /* The whole batch fails: its writes were not made durable. */
+    grpc_byte_buffer_destroy(c->reply);
+    c->reply = NULL;
+  }
+  call_reply(c, st);
 }
 
-/* Answers what is queued, then ends the thread. */
-static void syncer_stop(syncer_t *sy) {
-  pthread_mutex_lock(&sy->lock);
-  sy->stop = true;
-  pthread_cond_signal(&sy->cond);
-  pthread_mutex_unlock(&sy->lock);
-  pthread_join(sy->thread, NULL);
-  pthread_cond_destroy(&sy->cond);
-  pthread_mutex_destroy(&sy->lock);
+/* Runs one peer message on this replica; true when it was a durable write that succeeded. */
+static bool peer_message_run(kv_node_t *node, const Tunekv__Peer__PeerMessage *m,
+                             Tunekv__Peer__PeerAnswer *a) {
+  kv_status_t st;
+  kv_status_clear(&st);
+  kv_err err;
+  bool durable = false;
+  a->id = m->id;
+  if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_WRITE) {
+    const Tunekv__Peer__ReplicaWrite *w = m->write;
+    err = kv_node_merge(node, w->keyspace, w->key.data, w->key.len, w->record.data,
+                        w->record.len, &st);
+    a->applied_ms = wall_ms();
+    durable = err == KV_OK && w->durable;
+  } else if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_READ) {
+    const Tunekv__Peer__ReplicaRead *r = m->read;
+    err = kv_node_read_record(node, r->keyspace, r->key.data, r->key.len, &a->record.data,
+                              &a->record.len, &st);
+  } else {
+    err = kv_status_set(&st, KV_EINVAL, "peer message %llu has no body",
+                        (unsigned long long)m->id);
+  }
+  a->code = (uint32_t)kv_err_grpc_code(err);
+  if (err != KV_OK) a->message = strdup(st.msg);
+  return durable;
+}
+
+static void handle_peer_batch(kv_server_t *srv, call_t *c) {
+  kv_status_t st;
+  kv_status_clear(&st);
+  Tunekv__Peer__PeerBatch *m =
+      (Tunekv__Peer__PeerBatch *)payload_unpack(c, &tunekv__peer__peer_batch__descriptor, &st);
+  if (!m) {
+    call_reply(c, &st);
+    return;
+  }
+  size_t n = m->n_messages;
+  Tunekv__Peer__PeerAnswer *answers = calloc(n ? n : 1, sizeof *answers);
+  Tunekv__Peer__PeerAnswer **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+  KV_ASSERT(answers && ptrs);
+  bool durable = false;
+  for (size_t i = 0; i < n; i++) {
+    tunekv__peer__peer_answer__init(&answers[i]);
+    durable |= peer_message_run(srv->deps.node, m->messages[i], &answers[i]);
+    ptrs[i] = &answers[i];
+  }
+  Tunekv__Peer__PeerBatchReply r = TUNEKV__PEER__PEER_BATCH_REPLY__INIT;
+  r.n_answers = n;
+  r.answers = ptrs;
+  c->reply = message_pack(&r.base);
+  for (size_t i = 0; i < n; i++) {
+    free(answers[i].record.data);
+    if (answers[i].message != protobuf_c_empty_string) free(answers[i].message);
+  }
+  free(answers);
+  free(ptrs);
+  tunekv__peer__peer_batch__free_unpacked(m, NULL);
+  if (durable) kv_syncer_push(srv->deps.syncer, &c->waiter, peer_batch_synced);
+  else call_reply(c, &st);
+}
+
+/* ---- Status ------------------------------------------------------------------------- */
+
+static void handle_status(kv_server_t *srv, call_t *c) {
+  const kv_config_t *cfg = srv->deps.cfg;
+  uint32_t self = kv_node_self(srv->deps.node);
+  Tunekv__Peer__PeerStatus peers[KV_NODES_MAX];
+  Tunekv__Peer__PeerStatus *ptrs[KV_NODES_MAX];
+  size_t n = 0;
+  for (uint32_t i = 0; i < cfg->node_count; i++) {
+    if (i == self) continue;
+    kv_peer_state_t ps = kv_peers_state(srv->deps.peers, i);
+    tunekv__peer__peer_status__init(&peers[n]);
+    peers[n].id = (char *)cfg->nodes[i].id;
+    peers[n].address = (char *)cfg->nodes[i].address;
+    peers[n].up = ps.up;
+    peers[n].last_heard_ms_ago = ps.last_heard_ms_ago;
+    ptrs[n] = &peers[n];
+    n++;
+  }
+  static kv_histogram_t lag; /* 31 KiB: not on a worker's stack; status calls are rare */
+  static pthread_mutex_t lag_lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&lag_lock);
+  kv_coord_lag(srv->deps.coord, &lag);
+  Tunekv__Peer__Lag l = TUNEKV__PEER__LAG__INIT;
+  l.writes = lag.total;
+  l.p50_ms = (double)kv_histogram_percentile(&lag, 50) / 1000.0;
+  l.p99_ms = (double)kv_histogram_percentile(&lag, 99) / 1000.0;
+  l.max_ms = (double)lag.max / 1000.0;
+  pthread_mutex_unlock(&lag_lock);
+  Tunekv__Peer__StatusReply r = TUNEKV__PEER__STATUS_REPLY__INIT;
+  r.node = (char *)cfg->nodes[self].id;
+  r.cluster = (char *)cfg->cluster_name;
+  r.incarnation = kv_node_incarnation(srv->deps.node);
+  r.n_peers = n;
+  r.peers = ptrs;
+  r.lag = &l;
+  c->reply = message_pack(&r.base);
+  kv_status_t st;
+  kv_status_clear(&st);
+  call_reply(c, &st);
 }
 
 static void call_handle(call_t *c) {
-  kv_node_t *node = c->worker->srv->node;
-  kv_status_t st;
-  kv_status_clear(&st);
+  kv_server_t *srv = c->worker->srv;
   switch (c->method) {
-    case METHOD_PUT: c->reply = handle_put(node, c, &st); break;
-    case METHOD_GET: c->reply = handle_get(node, c, &st); break;
-    case METHOD_DELETE: c->reply = handle_delete(node, c, &st); break;
+    case METHOD_PUT:
+    case METHOD_GET:
+    case METHOD_DELETE: handle_client(srv, c); break;
+    case METHOD_PEER_BATCH: handle_peer_batch(srv, c); break;
+    case METHOD_STATUS: handle_status(srv, c); break;
     case METHOD_COUNT: KV_ASSERT(!"no such method");
   }
-  KV_ASSERT((st.code == KV_OK) == (c->reply != NULL));
-  if (st.code == KV_OK && c->durable) syncer_push(&c->worker->srv->syncer, c);
-  else call_reply(c, &st);
 }
 
 static void server_note_shutdown(kv_server_t *srv) {
@@ -383,12 +433,12 @@ static void *worker_main(void *arg) {
 
 /* ---- Start and stop ----------------------------------------------------------------- */
 
-kv_err kv_server_start(kv_node_t *node, const kv_server_opts_t *opts, kv_server_t **out,
-                       kv_status_t *st) {
+kv_err kv_server_start(const kv_server_deps_t *deps, const kv_server_opts_t *opts,
+                       kv_server_t **out, kv_status_t *st) {
   KV_ASSERT(opts->threads >= 1 && opts->threads <= KV_SERVER_THREADS_MAX);
   kv_server_t *srv = calloc(1, sizeof *srv);
   if (!srv) return kv_status_set(st, KV_ENOMEM, "out of memory starting the server");
-  srv->node = node;
+  srv->deps = *deps;
   srv->worker_count = opts->threads;
   pthread_mutex_init(&srv->lock, NULL);
   pthread_cond_init(&srv->shutdown_cond, NULL);
@@ -431,7 +481,6 @@ kv_err kv_server_start(kv_node_t *node, const kv_server_opts_t *opts, kv_server_
     return KV_EIO;
   }
   grpc_server_start(srv->server);
-  syncer_start(srv);
   for (uint32_t i = 0; i < srv->worker_count; i++) {
     for (int m = 0; m < METHOD_COUNT; m++)
       for (int k = 0; k < ARMED_PER_METHOD; k++) call_arm(&srv->workers[i], (method_t)m);
@@ -470,7 +519,6 @@ void kv_server_stop(kv_server_t *srv, uint32_t grace_ms) {
     while (!srv->shutdown_done) pthread_cond_wait(&srv->shutdown_cond, &srv->lock);
     pthread_mutex_unlock(&srv->lock);
   }
-  syncer_stop(&srv->syncer);
   grpc_server_destroy(srv->server);
   for (uint32_t i = 0; i < srv->worker_count; i++) grpc_completion_queue_shutdown(srv->workers[i].cq);
   for (uint32_t i = 0; i < srv->worker_count; i++) {

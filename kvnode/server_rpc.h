@@ -1,13 +1,17 @@
-/* server_rpc.h: the gRPC edge of kvnode: an async server on completion queues that turns
- * tunekv.KV calls into kv_node requests and their results back into replies. */
+/* server_rpc.h: the gRPC edge of kvnode: an async server on completion queues for the client
+ * API (tunekv.KV), node-to-node batches (tunekv.peer.Peer) and administration
+ * (tunekv.peer.Admin). Client calls go to the coordinator; peer batches to the replica. */
 #ifndef KV_SERVER_RPC_H
 #define KV_SERVER_RPC_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "coord.h"
 #include "kv_err.h"
 #include "node.h"
+#include "peer_rpc.h"
+#include "syncer.h"
 
 typedef struct {
   const char *address;        /* HOST:PORT to listen on; borrowed for the call */
@@ -15,12 +19,24 @@ typedef struct {
   size_t max_message_bytes;   /* gRPC send and receive limit */
 } kv_server_opts_t;
 
+/* What the server serves with; all borrowed, all must outlive the server. */
+typedef struct {
+  const kv_config_t *cfg;
+  kv_node_t *node;
+  kv_coord_t *coord;
+  kv_syncer_t *syncer;
+  kv_peers_t *peers;
+} kv_server_deps_t;
+
 typedef struct kv_server kv_server_t;
 
-/* Starts serving. node is borrowed and must outlive the server. grpc_init() must have been
- * called. KV_EIO with a sentence when the address cannot be bound. */
-kv_err kv_server_start(kv_node_t *node, const kv_server_opts_t *opts, kv_server_t **out,
-                       kv_status_t *st);
+/* Starts serving. grpc_init() must have been called. KV_EIO with a sentence when the address
+ * cannot be bound. */
+kv_err kv_server_start(const kv_server_deps_t *deps, const kv_server_opts_t *opts,
+                       kv_server_t **out, kv_status_t *st);
+/* The coordinator's reply callback (kv_coord_reply_fn) for client calls this server handed
+ * it: packs the answer and replies. Safe from any thread. */
+void kv_server_reply(void *call, const kv_status_t *st, const kv_node_result_t *res);
 /* Stops accepting calls, lets in-flight calls finish (cancelling what is still running after
  * grace_ms), joins the workers and frees the server. */
 void kv_server_stop(kv_server_t *srv, uint32_t grace_ms);

@@ -9,6 +9,8 @@ Suite *store_suite(void);
 Suite *consistency_suite(void);
 Suite *node_suite(void);
 Suite *histogram_suite(void);
+Suite *ring_suite(void);
+Suite *quorum_suite(void);
 
 int main(void) {
   SRunner *sr = srunner_create(common_suite());
@@ -18,6 +20,8 @@ int main(void) {
   srunner_add_suite(sr, consistency_suite());
   srunner_add_suite(sr, node_suite());
   srunner_add_suite(sr, histogram_suite());
+  srunner_add_suite(sr, ring_suite());
+  srunner_add_suite(sr, quorum_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);

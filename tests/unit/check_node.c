@@ -60,12 +60,23 @@ static kv_node_req_t req_for(const char *key, const char *value) {
   return r;
 }
 
+/* Plans and runs one operation on the node, like the coordinator does for this replica. */
+static kv_err node_op(const kv_node_req_t *r, char op, kv_node_result_t *res, kv_status_t *st) {
+  kv_node_plan_t plan;
+  kv_status_clear(st);
+  memset(res, 0, sizeof *res);
+  kv_err err = kv_node_plan(node, r, op != 'g', &plan, st);
+  if (err != KV_OK) return err;
+  if (op == 'p') return kv_node_put(node, r, &plan, 1000, res, st);
+  if (op == 'd') return kv_node_delete(node, r, &plan, 1000, res, st);
+  return kv_node_get(node, r, &plan, res, st);
+}
+
 /* Puts and returns the kv_err, checking the message when one is expected. */
 static kv_err put_expect(const kv_node_req_t *r, kv_err want, const char *msg) {
   kv_node_result_t res;
   kv_status_t st;
-  kv_status_clear(&st);
-  kv_err err = kv_node_put(node, r, 1000, &res, &st);
+  kv_err err = node_op(r, 'p', &res, &st);
   ck_assert_int_eq(err, want);
   if (msg) ck_assert_str_eq(st.msg, msg);
   kv_node_result_free(&res);
@@ -100,7 +111,7 @@ START_TEST(bad_requests_get_exact_errors) {
   r.context_bytes = 3;
   kv_node_result_t res;
   kv_status_t st;
-  ck_assert_int_eq(kv_node_put(node, &r, 1000, &res, &st), KV_EINVAL);
+  ck_assert_int_eq(node_op(&r, 'p', &res, &st), KV_EINVAL);
   ck_assert_msg(strncmp(st.msg, "context is malformed", 20) == 0, "%s", st.msg);
   kv_node_result_free(&res);
 }
@@ -111,12 +122,12 @@ START_TEST(reads_refuse_any_and_big_r) {
   r.level = "any";
   kv_node_result_t res;
   kv_status_t st;
-  ck_assert_int_eq(kv_node_get(node, &r, &res, &st), KV_EINVAL);
+  ck_assert_int_eq(node_op(&r, 'g', &res, &st), KV_EINVAL);
   ck_assert_str_eq(st.msg, "ANY is a write level; reads need at least ONE");
   kv_node_result_free(&res);
   r.level = "";
   r.count = 3;
-  ck_assert_int_eq(kv_node_get(node, &r, &res, &st), KV_EINVAL);
+  ck_assert_int_eq(node_op(&r, 'g', &res, &st), KV_EINVAL);
   ck_assert_str_eq(st.msg, "r is 3 but keyspace 'default' has only N=1 replicas");
   kv_node_result_free(&res);
 }
@@ -125,7 +136,7 @@ END_TEST
 static uint32_t live_siblings(const char *key, kv_node_result_t *res) {
   kv_node_req_t r = req_for(key, NULL);
   kv_status_t st;
-  ck_assert_int_eq(kv_node_get(node, &r, res, &st), KV_OK);
+  ck_assert_int_eq(node_op(&r, 'g', res, &st), KV_OK);
   return res->object.sib_count;
 }
 
@@ -150,7 +161,7 @@ START_TEST(siblings_context_and_tombstones) {
   d.context_bytes = got.context_bytes;
   kv_node_result_t wres;
   kv_status_t st;
-  ck_assert_int_eq(kv_node_delete(node, &d, 1000, &wres, &st), KV_OK);
+  ck_assert_int_eq(node_op(&d, 'd', &wres, &st), KV_OK);
   kv_node_result_free(&wres);
   kv_node_result_free(&got);
   ck_assert_uint_eq(live_siblings("k", &got), 0);

@@ -1,0 +1,55 @@
+/* ring.h: partitions to nodes, and preference lists (DESIGN section 5). Sans-IO.
+ *
+ * Q partitions (a power of two) are claimed deterministically from the config alone, so every
+ * node computes the same ring: the nodes are put in a claim order that interleaves racks and
+ * regions, and partition p belongs to claim[p mod S]. Walking the ring from any partition
+ * therefore meets every node once in S steps, with neighbours on different racks wherever
+ * the cluster has them, and each node owns Q/S partitions (+-1).
+ *
+ * The preference list of a key in a keyspace: for each region r of the keyspace's
+ * replication, walk the ring from the key's partition and take the first n_r distinct nodes
+ * of region r, preferring nodes whose rack is not yet used (a second pass fills up with
+ * repeated racks). Those are the primaries, grouped by the keyspace's region order. Walking
+ * on, every other node follows as a fallback (for sloppy quorum), in walk order. */
+#ifndef KV_RING_H
+#define KV_RING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "kv_err.h"
+#include "kv_limits.h"
+
+#define KV_RING_NO_REGION 0xFFu
+
+typedef struct {
+  uint32_t partitions;
+  uint32_t node_count;
+  uint8_t claim[KV_NODES_MAX];   /* claim order: node indexes into cfg->nodes */
+  uint8_t node_rack[KV_NODES_MAX]; /* rack number per node (equal racks, equal numbers) */
+  const kv_config_t *cfg;        /* borrowed; must outlive the ring */
+} kv_ring_t;
+
+typedef struct {
+  uint32_t count;                /* entries used: every node of the cluster */
+  uint32_t primary_count;        /* the first primary_count entries are primaries: N */
+  uint8_t node[KV_NODES_MAX];    /* node indexes: primaries, then fallbacks */
+  /* For each entry, its node's region as an index into the keyspace's replication list,
+   * or KV_RING_NO_REGION when the keyspace keeps no replicas in that node's region. */
+  uint8_t region[KV_NODES_MAX];
+} kv_preflist_t;
+
+/* Builds the ring of a loaded config (cfg is borrowed for the ring's life). Fails with
+ * KV_ECONFIG when a keyspace asks for more replicas in a region than it has nodes (the
+ * loader already refuses that; this is the ring's own check). */
+kv_err kv_ring_init(kv_ring_t *ring, const kv_config_t *cfg, kv_status_t *st);
+/* The node index that claims partition p (the first node of every walk from p). */
+uint32_t kv_ring_owner(const kv_ring_t *ring, uint32_t partition);
+/* The preference list of partition p for keyspace ks. */
+void kv_ring_preflist(const kv_ring_t *ring, const kv_keyspace_conf_t *ks, uint32_t partition,
+                      kv_preflist_t *out);
+/* True when node is one of the primaries of pl. */
+bool kv_preflist_is_primary(const kv_preflist_t *pl, uint32_t node);
+
+#endif

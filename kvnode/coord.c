@@ -1,0 +1,373 @@
+/* coord.c: requests in flight and the quorum counting behind them (see coord.h).
+ *
+ * Request table: KV_COORD_PENDING_MAX slots. A slot's id in messages is
+ *   slot << 24 | generation << 8 | target index,
+ * so an answer for a finished request (whose slot moved on to a new generation) is ignored.
+ *
+ * A slot's life:
+ *   FREE -> (request) PENDING -> (quorum decided) REPLIED -> (quorum finished, no fsync
+ *   outstanding) FREE.
+ * Replication lag is measured here in microseconds (the quorum counter works in ms, too
+ * coarse for a loopback cluster): decided_us is when the W-th ack arrived, last_ok_us the
+ * last ack; a write whose every target acked records last_ok_us - decided_us. */
+#include "coord.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "quorum.h"
+
+#define ID_TARGET_BITS 8u
+#define ID_GEN_BITS 16u
+
+typedef struct {
+  bool in_use;
+  uint16_t gen;
+  kv_op_t op;
+  void *call;                   /* the client call; NULL once replied */
+  kv_level_t level;
+  kv_quorum_t q;
+  uint32_t self_target;         /* this node's index among the targets */
+  kv_node_result_t *result;     /* put/delete: the answer to give when the quorum is met */
+  kv_dvv_t *merged;             /* get: the merge of the answers so far */
+  bool sync_pending;            /* a durable self-ack waits on the syncer */
+  kv_sync_waiter_t waiter;
+  uint64_t decided_us, last_ok_us;
+  struct kv_coord *coord;
+} slot_t;
+
+struct kv_coord {
+  pthread_mutex_t lock;
+  kv_node_t *node;
+  const kv_ring_t *ring;
+  kv_syncer_t *syncer;
+  kv_coord_transport_t tr;
+  kv_coord_reply_fn reply;
+  slot_t slots[KV_COORD_PENDING_MAX];
+  uint32_t free_list[KV_COORD_PENDING_MAX];
+  uint32_t free_count;
+  kv_histogram_t lag_us;
+};
+
+kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *syncer,
+                       const kv_coord_transport_t *transport, kv_coord_reply_fn reply,
+                       kv_coord_t **out, kv_status_t *st) {
+  kv_coord_t *c = calloc(1, sizeof *c);
+  if (!c) return kv_status_set(st, KV_ENOMEM, "out of memory creating the coordinator");
+  pthread_mutex_init(&c->lock, NULL);
+  c->node = node;
+  c->ring = ring;
+  c->syncer = syncer;
+  c->tr = *transport;
+  c->reply = reply;
+  for (uint32_t i = 0; i < KV_COORD_PENDING_MAX; i++) {
+    c->slots[i].coord = c;
+    c->free_list[i] = KV_COORD_PENDING_MAX - 1 - i;
+  }
+  c->free_count = KV_COORD_PENDING_MAX;
+  kv_histogram_init(&c->lag_us);
+  *out = c;
+  return KV_OK;
+}
+
+static void slot_release(kv_coord_t *c, slot_t *s) {
+  if (s->result) {
+    kv_node_result_free(s->result);
+    free(s->result);
+  }
+  if (s->merged) {
+    kv_dvv_deinit(s->merged);
+    free(s->merged);
+  }
+  s->result = NULL;
+  s->merged = NULL;
+  s->in_use = false;
+  s->gen++;
+  c->free_list[c->free_count++] = (uint32_t)(s - c->slots);
+}
+
+void kv_coord_destroy(kv_coord_t *c) {
+  if (!c) return;
+  for (uint32_t i = 0; i < KV_COORD_PENDING_MAX; i++)
+    if (c->slots[i].in_use) slot_release(c, &c->slots[i]);
+  pthread_mutex_destroy(&c->lock);
+  free(c);
+}
+
+static uint64_t slot_id(const kv_coord_t *c, const slot_t *s, uint32_t target) {
+  uint64_t index = (uint64_t)(s - c->slots);
+  return index << (ID_GEN_BITS + ID_TARGET_BITS) | (uint64_t)s->gen << ID_TARGET_BITS | target;
+}
+
+/* The slot and target an id names, or NULL when it is stale or malformed. */
+static slot_t *slot_of(kv_coord_t *c, uint64_t id, uint32_t *target) {
+  uint64_t index = id >> (ID_GEN_BITS + ID_TARGET_BITS);
+  if (index >= KV_COORD_PENDING_MAX) return NULL;
+  slot_t *s = &c->slots[index];
+  uint16_t gen = (uint16_t)(id >> ID_TARGET_BITS);
+  *target = (uint32_t)(id & ((1u << ID_TARGET_BITS) - 1));
+  if (!s->in_use || s->gen != gen || *target >= s->q.target_count) return NULL;
+  return s;
+}
+
+static void reply_error(kv_coord_t *c, void *call, const kv_status_t *st) {
+  KV_ASSERT(st->code != KV_OK);
+  c->reply(call, st, NULL);
+}
+
+/* ---- deciding and finishing ------------------------------------------------------ */
+
+static void slot_reply(kv_coord_t *c, slot_t *s, uint64_t now_us) {
+  kv_status_t st;
+  kv_status_clear(&st);
+  s->decided_us = now_us;
+  if (s->q.outcome != KV_QUORUM_OK) {
+    kv_quorum_failure(&s->q, kv_level_name(s->level), s->op == KV_OP_GET ? "answered"
+                                                                          : "acknowledged",
+                      &st);
+    reply_error(c, s->call, &st);
+  } else if (s->op == KV_OP_GET) {
+    kv_node_result_t res;
+    if (kv_node_answer(s->merged, &res, &st) == KV_OK) c->reply(s->call, &st, &res);
+    else reply_error(c, s->call, &st);
+    kv_node_result_free(&res);
+  } else {
+    c->reply(s->call, &st, s->result);
+  }
+  s->call = NULL;
+}
+
+/* Frees the slot once nothing more can arrive for it, recording the write's lag. */
+static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
+  if (s->sync_pending || !kv_quorum_finished(&s->q, now_us / 1000)) return;
+  bool all_ok = s->q.ok_count == s->q.target_count;
+  if (s->op != KV_OP_GET && s->q.outcome == KV_QUORUM_OK && all_ok)
+    kv_histogram_record(&c->lag_us, s->last_ok_us - s->decided_us);
+  slot_release(c, s);
+}
+
+static void slot_answer(kv_coord_t *c, slot_t *s, uint32_t target, bool ok, uint64_t now_us) {
+  bool was_answered = s->q.answers[target] != KV_ANSWER_NONE;
+  bool decided = kv_quorum_answer(&s->q, target, ok, now_us / 1000);
+  if (ok && !was_answered) s->last_ok_us = now_us;
+  if (decided) slot_reply(c, s, now_us);
+  slot_maybe_finish(c, s, now_us);
+}
+
+/* ---- requests ----------------------------------------------------------------------- */
+
+/* The targets of a request: the key's primaries, with this node among them. Returns false
+ * (with st) when this node is not a primary. */
+static bool plan_targets(kv_coord_t *c, const kv_node_plan_t *plan, kv_target_t *targets,
+                         uint32_t *count, uint32_t *self_target, kv_status_t *st) {
+  kv_preflist_t pl;
+  kv_ring_preflist(c->ring, plan->ks, plan->partition, &pl);
+  uint32_t self = kv_node_self(c->node);
+  const kv_config_t *cfg = c->ring->cfg;
+  const char *self_region = cfg->nodes[self].region;
+  *self_target = UINT32_MAX;
+  for (uint32_t i = 0; i < pl.primary_count; i++) {
+    targets[i] = (kv_target_t){.node = pl.node[i], .region = pl.region[i], .primary = true,
+                               .local = strcmp(cfg->nodes[pl.node[i]].region, self_region) == 0};
+    if (pl.node[i] == self) *self_target = i;
+  }
+  *count = pl.primary_count;
+  if (*self_target != UINT32_MAX) return true;
+  kv_status_set(st, KV_EUNAVAILABLE,
+                "node %s is not a replica of this key; send the request to its first replica, "
+                "%s", cfg->nodes[self].id, cfg->nodes[pl.node[0]].id);
+  return false;
+}
+
+/* Starts a slot for the request, or answers it (UNAVAILABLE, RESOURCE_EXHAUSTED) and
+ * returns NULL. */
+static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_plan_t *plan,
+                          uint64_t now_us) {
+  kv_target_t targets[KV_REPLICAS_MAX];
+  bool alive[KV_REPLICAS_MAX];
+  uint32_t count, self_target;
+  kv_status_t st;
+  kv_status_clear(&st);
+  if (!plan_targets(c, plan, targets, &count, &self_target, &st)) {
+    reply_error(c, call, &st);
+    return NULL;
+  }
+  for (uint32_t i = 0; i < count; i++)
+    alive[i] = i == self_target || c->tr.alive(c->tr.arg, targets[i].node);
+  if (!kv_quorum_possible(&plan->need, targets, count, alive, kv_level_name(plan->level), &st)) {
+    reply_error(c, call, &st);
+    return NULL;
+  }
+  if (c->free_count == 0) {
+    kv_status_set(&st, KV_EBUSY, "node has %u requests in flight; retry later",
+                  KV_COORD_PENDING_MAX);
+    reply_error(c, call, &st);
+    return NULL;
+  }
+  slot_t *s = &c->slots[c->free_list[--c->free_count]];
+  s->in_use = true;
+  s->op = op;
+  s->call = call;
+  s->level = plan->level;
+  s->self_target = self_target;
+  s->sync_pending = false;
+  s->decided_us = s->last_ok_us = 0;
+  kv_quorum_init(&s->q, &plan->need, targets, count, now_us / 1000,
+                 now_us / 1000 + plan->timeout_ms);
+  return s;
+}
+
+static uint64_t mono_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The syncer made this node's copy of a durable write durable: that is its self-ack. */
+static void self_synced(kv_sync_waiter_t *w, const kv_status_t *st) {
+  slot_t *s = (slot_t *)((char *)w - offsetof(slot_t, waiter));
+  kv_coord_t *c = s->coord;
+  pthread_mutex_lock(&c->lock);
+  s->sync_pending = false;
+  slot_answer(c, s, s->self_target, st->code == KV_OK, mono_now_us());
+  pthread_mutex_unlock(&c->lock);
+}
+
+/* Ends a slot whose request failed before any message left: answers and frees it. */
+static void slot_abort(kv_coord_t *c, slot_t *s, const kv_status_t *st) {
+  reply_error(c, s->call, st);
+  s->call = NULL;
+  slot_release(c, s);
+}
+
+static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
+                        const kv_node_plan_t *plan, uint64_t now_us, uint64_t wall_ms) {
+  /* Refuse before writing anything: a write the cluster cannot acknowledge must not land. */
+  slot_t *s = slot_start(c, call, op, plan, now_us);
+  if (!s) return;
+  kv_status_t st;
+  kv_status_clear(&st);
+  s->result = calloc(1, sizeof *s->result);
+  KV_ASSERT(s->result != NULL);
+  kv_node_result_t *res = s->result;
+  kv_err err = op == KV_OP_PUT ? kv_node_put(c->node, req, plan, wall_ms, res, &st)
+                               : kv_node_delete(c->node, req, plan, wall_ms, res, &st);
+  if (err != KV_OK) {
+    slot_abort(c, s, &st);
+    return;
+  }
+  for (uint32_t i = 0; i < s->q.target_count; i++) {
+    if (i == s->self_target) continue;
+    kv_status_t send_st;
+    if (c->tr.send_write(c->tr.arg, s->q.targets[i].node, slot_id(c, s, i), req->keyspace,
+                         req->key, req->key_bytes, res->record, res->record_bytes,
+                         req->durable, &send_st) != KV_OK)
+      slot_answer(c, s, i, false, now_us);
+  }
+  if (req->durable) {
+    s->sync_pending = true;
+    kv_syncer_push(c->syncer, &s->waiter, self_synced);
+  } else {
+    slot_answer(c, s, s->self_target, true, now_us);
+  }
+}
+
+/* Merges an encoded record into the get's running merge; false when it does not decode or
+ * the merge would pass a limit. */
+static bool merge_record(slot_t *s, const uint8_t *rec, size_t rec_bytes) {
+  if (rec_bytes == 0) return true;
+  kv_dvv_t incoming;
+  kv_status_t st;
+  if (kv_dvv_decode(rec, rec_bytes, &incoming, &st) != KV_OK) {
+    KV_WARN("a replica sent a record that does not decode: %s", st.msg);
+    return false;
+  }
+  kv_err err = kv_dvv_merge(s->merged, &incoming, &st);
+  kv_dvv_deinit(&incoming);
+  return err == KV_OK;
+}
+
+static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
+                      const kv_node_plan_t *plan, uint64_t now_us) {
+  slot_t *s = slot_start(c, call, KV_OP_GET, plan, now_us);
+  if (!s) return;
+  s->merged = malloc(sizeof *s->merged);
+  KV_ASSERT(s->merged != NULL);
+  kv_dvv_init(s->merged);
+  for (uint32_t i = 0; i < s->q.target_count; i++) {
+    if (i == s->self_target) continue;
+    kv_status_t send_st;
+    if (c->tr.send_read(c->tr.arg, s->q.targets[i].node, slot_id(c, s, i), req->keyspace,
+                        req->key, req->key_bytes, &send_st) != KV_OK)
+      slot_answer(c, s, i, false, now_us);
+  }
+  uint8_t *rec;
+  size_t rec_bytes;
+  kv_status_t st;
+  bool ok = kv_node_read_record(c->node, req->keyspace, req->key, req->key_bytes, &rec,
+                                &rec_bytes, &st) == KV_OK &&
+            merge_record(s, rec, rec_bytes);
+  free(rec);
+  slot_answer(c, s, s->self_target, ok, now_us);
+}
+
+/* A get with local=true: this replica's view, no coordination. */
+static void coord_get_local(kv_coord_t *c, void *call, const kv_node_req_t *req,
+                            const kv_node_plan_t *plan) {
+  kv_node_result_t res;
+  kv_status_t st;
+  kv_status_clear(&st);
+  if (kv_node_get(c->node, req, plan, &res, &st) == KV_OK) c->reply(call, &st, &res);
+  else reply_error(c, call, &st);
+  kv_node_result_free(&res);
+}
+
+void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
+                      uint64_t mono_us, uint64_t wall_ms) {
+  kv_node_plan_t plan;
+  kv_status_t st;
+  kv_status_clear(&st);
+  if (kv_node_plan(c->node, req, op != KV_OP_GET, &plan, &st) != KV_OK) {
+    reply_error(c, call, &st);
+    return;
+  }
+  pthread_mutex_lock(&c->lock);
+  if (op == KV_OP_GET && req->local) coord_get_local(c, call, req, &plan);
+  else if (op == KV_OP_GET) coord_get(c, call, req, &plan, mono_us);
+  else coord_write(c, call, op, req, &plan, mono_us, wall_ms);
+  pthread_mutex_unlock(&c->lock);
+}
+
+void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
+                     size_t rec_bytes, uint64_t mono_us) {
+  pthread_mutex_lock(&c->lock);
+  uint32_t target;
+  slot_t *s = slot_of(c, id, &target);
+  if (s) {
+    bool ok = code == KV_OK;
+    if (ok && s->op == KV_OP_GET && s->call) ok = merge_record(s, rec, rec_bytes);
+    slot_answer(c, s, target, ok, mono_us);
+  }
+  pthread_mutex_unlock(&c->lock);
+}
+
+void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
+  pthread_mutex_lock(&c->lock);
+  for (uint32_t i = 0; i < KV_COORD_PENDING_MAX; i++) {
+    slot_t *s = &c->slots[i];
+    if (!s->in_use) continue;
+    if (kv_quorum_tick(&s->q, mono_us / 1000)) slot_reply(c, s, mono_us);
+    slot_maybe_finish(c, s, mono_us);
+  }
+  pthread_mutex_unlock(&c->lock);
+}
+
+void kv_coord_lag(kv_coord_t *c, kv_histogram_t *out) {
+  pthread_mutex_lock(&c->lock);
+  *out = c->lag_us;
+  pthread_mutex_unlock(&c->lock);
+}

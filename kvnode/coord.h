@@ -1,0 +1,75 @@
+/* coord.h: coordination of client requests over the replicas of a key (DESIGN section 7).
+ *
+ * The coordinator turns a client request into replica operations and counts their answers
+ * with kv_quorum (sans-IO); this module is the glue that holds the requests in flight, talks
+ * to the local replica (kv_node), to other nodes (a transport table: kvnode/peer_rpc.c), to
+ * the group-commit syncer, and answers the client through a reply callback. It includes no
+ * gRPC, so it can be driven by tests and, later, the simulator.
+ *
+ * A put (or delete) at QUORUM on N=3:
+ *   plan (validate) -> preference list -> enough live replicas? else UNAVAILABLE at once ->
+ *   apply on this replica (mints the dot) -> send the resulting record to the other two ->
+ *   count acks (this replica's after its fsync when durable) -> reply at W -> keep
+ *   counting late acks; when all have acked, record replication lag (W-th ack to last).
+ * A get: read this replica's record, ask the others for theirs, merge (DVV) as answers come,
+ * reply at R with the merge. A get with local=true reads this replica only.
+ *
+ * Threads: every entry point takes the coordinator's lock, so the state is touched by one
+ * thread at a time; the reply callback and the transport are called with it held (both
+ * only queue work). Bounded: at most KV_COORD_PENDING_MAX requests in flight; past that,
+ * RESOURCE_EXHAUSTED. */
+#ifndef KV_COORD_H
+#define KV_COORD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "histogram.h"
+#include "kv_err.h"
+#include "node.h"
+#include "ring.h"
+#include "syncer.h"
+
+/* How the coordinator reaches other nodes. Messages are queued; each answer comes back
+ * through kv_coord_answer with the id given here. A send that fails (a full queue) has no
+ * answer. */
+typedef struct {
+  void *arg;
+  bool (*alive)(void *arg, uint32_t node);
+  kv_err (*send_write)(void *arg, uint32_t node, uint64_t id, const char *keyspace,
+                       const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                       size_t rec_bytes, bool durable, kv_status_t *st);
+  kv_err (*send_read)(void *arg, uint32_t node, uint64_t id, const char *keyspace,
+                      const uint8_t *key, size_t key_bytes, kv_status_t *st);
+} kv_coord_transport_t;
+
+/* Answers a client call: res is NULL unless st->code is KV_OK. Called once per request. */
+typedef void (*kv_coord_reply_fn)(void *call, const kv_status_t *st,
+                                  const kv_node_result_t *res);
+
+typedef enum { KV_OP_PUT, KV_OP_GET, KV_OP_DELETE } kv_op_t;
+
+typedef struct kv_coord kv_coord_t;
+
+/* Everything is borrowed and must outlive the coordinator. */
+kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *syncer,
+                       const kv_coord_transport_t *transport, kv_coord_reply_fn reply,
+                       kv_coord_t **out, kv_status_t *st);
+/* Requests still in flight are dropped without a reply: stop the transport first. */
+void kv_coord_destroy(kv_coord_t *c);
+
+/* Starts a request; the reply callback runs (maybe before this returns) exactly once.
+ * mono_us: monotonic clock (deadlines, lag); wall_ms: wall clock (write timestamps). */
+void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
+                      uint64_t mono_us, uint64_t wall_ms);
+/* An answer from another node: code KV_OK with rec (a read's record; may be empty) or an
+ * error. Unknown or stale ids (a request already finished) are ignored. */
+void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
+                     size_t rec_bytes, uint64_t mono_us);
+/* The passing of time: deadlines. Call every few milliseconds. */
+void kv_coord_tick(kv_coord_t *c, uint64_t mono_us);
+/* Replication lag so far (microseconds from the W-th ack to the last ack, per write whose
+ * every replica acked), copied into *out. */
+void kv_coord_lag(kv_coord_t *c, kv_histogram_t *out);
+
+#endif

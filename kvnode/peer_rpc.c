@@ -1,0 +1,405 @@
+/* peer_rpc.c: batched node-to-node calls, heartbeats and liveness (see peer_rpc.h).
+ *
+ * Encoding: each message is packed once, when queued, as a PeerMessage. A PeerBatch is field 1
+ * (the sender's id) followed by one field-2 entry per message, and a repeated message field
+ * is just its entries one after another, so a batch is built by concatenating the packed
+ * messages behind their field headers: no message is decoded or copied twice.
+ *
+ * Per peer, under its lock: the queue (a ring of packed messages) and the batch in flight
+ * (the call, its buffers, and the ids of the messages it carries). Lock order: the
+ * coordinator's lock may be held when a peer's lock is taken (sends), never the reverse:
+ * answers are delivered to the coordinator with no peer lock held. */
+#include "peer_rpc.h"
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kv_limits.h"
+#include "log.h"
+#include "peer.pb-c.h"
+
+#define PEER_TICK_MS 5
+
+typedef struct {
+  uint8_t *bytes; /* a packed PeerMessage */
+  size_t len;
+  uint64_t id;
+} queued_t;
+
+typedef struct {
+  kv_peers_t *owner;
+  uint32_t node;
+  grpc_channel *channel;
+  void *method;                 /* registered /tunekv.peer.Peer/Batch */
+  pthread_mutex_t lock;
+  queued_t *queue;              /* KV_PEER_QUEUE_MAX entries, a ring */
+  uint32_t head, count;
+  /* The batch in flight (valid while in_flight). */
+  bool in_flight;
+  grpc_call *call;
+  grpc_byte_buffer *request, *response;
+  grpc_metadata_array initial_md, trailing_md;
+  grpc_status_code status;
+  grpc_slice details;
+  uint64_t ids[KV_PEER_BATCH_MAX];
+  uint32_t id_count;
+  uint64_t last_sent_ms;
+  atomic_bool up;
+  atomic_int_fast64_t last_heard_ms; /* -1: never */
+} peer_t;
+
+struct kv_peers {
+  const kv_config_t *cfg;
+  uint32_t self;
+  peer_t *peers;                /* one per node of cfg; peers[self] is unused */
+  grpc_completion_queue *cq;
+  pthread_t thread;
+  bool running;
+  atomic_bool stop;
+  kv_coord_t *coord;
+};
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- batches ------------------------------------------------------------------------ */
+
+static size_t varint_put(uint8_t *out, uint64_t v) {
+  size_t n = 0;
+  do {
+    uint8_t b = v & 0x7f;
+    v >>= 7;
+    out[n++] = b | (v ? 0x80 : 0);
+  } while (v);
+  return n;
+}
+
+/* Builds the batch request from up to KV_PEER_BATCH_MAX queued messages (taking them off
+ * the queue and remembering their ids). Called with the peer's lock held. */
+static grpc_byte_buffer *batch_build(peer_t *p, const char *from) {
+  uint32_t n = p->count < KV_PEER_BATCH_MAX ? p->count : KV_PEER_BATCH_MAX;
+  size_t from_len = strlen(from);
+  size_t total = 1 + 10 + from_len;
+  for (uint32_t i = 0; i < n; i++) total += 1 + 10 + p->queue[(p->head + i) % KV_PEER_QUEUE_MAX].len;
+  grpc_slice slice = grpc_slice_malloc(total);
+  uint8_t *out = GRPC_SLICE_START_PTR(slice), *at = out;
+  *at++ = 0x0a; /* field 1, length-delimited: from */
+  at += varint_put(at, from_len);
+  memcpy(at, from, from_len);
+  at += from_len;
+  p->id_count = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    queued_t *q = &p->queue[p->head];
+    *at++ = 0x12; /* field 2, length-delimited: one PeerMessage */
+    at += varint_put(at, q->len);
+    memcpy(at, q->bytes, q->len);
+    at += q->len;
+    p->ids[p->id_count++] = q->id;
+    free(q->bytes);
+    p->head = (p->head + 1) % KV_PEER_QUEUE_MAX;
+    p->count--;
+  }
+  grpc_slice sent = grpc_slice_sub(slice, 0, (size_t)(at - out));
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sent, 1);
+  grpc_slice_unref(sent);
+  grpc_slice_unref(slice);
+  return bb;
+}
+
+/* Starts a batch with what is queued (possibly nothing: a heartbeat). Peer lock held. */
+static void batch_start(peer_t *p, uint32_t deadline_ms) {
+  KV_ASSERT(!p->in_flight);
+  kv_peers_t *owner = p->owner;
+  p->request = batch_build(p, owner->cfg->nodes[owner->self].id);
+  p->response = NULL;
+  grpc_metadata_array_init(&p->initial_md);
+  grpc_metadata_array_init(&p->trailing_md);
+  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                       gpr_time_from_millis(deadline_ms, GPR_TIMESPAN));
+  p->call = grpc_channel_create_registered_call(p->channel, NULL, GRPC_PROPAGATE_DEFAULTS,
+                                                owner->cq, p->method, deadline, NULL);
+  grpc_op ops[6];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = p->request;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &p->initial_md;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &p->response;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &p->trailing_md;
+  ops[5].data.recv_status_on_client.status = &p->status;
+  ops[5].data.recv_status_on_client.status_details = &p->details;
+  grpc_call_error err = grpc_call_start_batch(p->call, ops, 6, p, NULL);
+  KV_ASSERT(err == GRPC_CALL_OK); /* a fresh call with one of each op cannot be refused */
+  p->in_flight = true;
+  p->last_sent_ms = mono_ms();
+}
+
+/* Delivers the outcome of a finished batch to the coordinator. No lock held. */
+static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32_t n,
+                          grpc_status_code status, grpc_byte_buffer *response) {
+  Tunekv__Peer__PeerBatchReply *reply = NULL;
+  if (status == GRPC_STATUS_OK && response) {
+    grpc_byte_buffer_reader reader;
+    if (grpc_byte_buffer_reader_init(&reader, response)) {
+      grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
+      grpc_byte_buffer_reader_destroy(&reader);
+      reply = tunekv__peer__peer_batch_reply__unpack(NULL, GRPC_SLICE_LENGTH(s),
+                                                     GRPC_SLICE_START_PTR(s));
+      grpc_slice_unref(s);
+    }
+  }
+  atomic_store(&p->up, reply != NULL);
+  if (reply) atomic_store(&p->last_heard_ms, (int_fast64_t)mono_ms());
+  uint64_t now = mono_us();
+  for (uint32_t i = 0; i < n; i++) {
+    if (!ps->coord) break;
+    const Tunekv__Peer__PeerAnswer *a =
+        reply && i < reply->n_answers && reply->answers[i]->id == ids[i] ? reply->answers[i]
+                                                                          : NULL;
+    kv_err code = a && a->code == 0 ? KV_OK : KV_EUNAVAILABLE;
+    kv_coord_answer(ps->coord, ids[i], code, a ? a->record.data : NULL, a ? a->record.len : 0,
+                    now);
+  }
+  if (reply) tunekv__peer__peer_batch_reply__free_unpacked(reply, NULL);
+}
+
+static void batch_complete(kv_peers_t *ps, peer_t *p) {
+  uint64_t ids[KV_PEER_BATCH_MAX];
+  pthread_mutex_lock(&p->lock);
+  uint32_t n = p->id_count;
+  memcpy(ids, p->ids, n * sizeof ids[0]);
+  grpc_status_code status = p->status;
+  grpc_byte_buffer *response = p->response;
+  grpc_byte_buffer_destroy(p->request);
+  grpc_metadata_array_destroy(&p->initial_md);
+  grpc_metadata_array_destroy(&p->trailing_md);
+  grpc_slice_unref(p->details);
+  grpc_call_unref(p->call);
+  p->in_flight = false;
+  pthread_mutex_unlock(&p->lock);
+
+  batch_deliver(ps, p, ids, n, status, response);
+  if (response) grpc_byte_buffer_destroy(response);
+
+  pthread_mutex_lock(&p->lock);
+  if (!p->in_flight && p->count > 0 && !atomic_load(&ps->stop))
+    batch_start(p, KV_TIMEOUT_MS_DEFAULT);
+  pthread_mutex_unlock(&p->lock);
+}
+
+/* ---- sending ------------------------------------------------------------------------ */
+
+static kv_err peer_send(kv_peers_t *ps, uint32_t node, Tunekv__Peer__PeerMessage *m,
+                        kv_status_t *st) {
+  KV_ASSERT(node < ps->cfg->node_count && node != ps->self);
+  peer_t *p = &ps->peers[node];
+  queued_t q = {.len = tunekv__peer__peer_message__get_packed_size(m), .id = m->id};
+  q.bytes = malloc(q.len ? q.len : 1);
+  if (!q.bytes) return kv_status_set(st, KV_ENOMEM, "out of memory queueing a message");
+  tunekv__peer__peer_message__pack(m, q.bytes);
+  pthread_mutex_lock(&p->lock);
+  if (p->count == KV_PEER_QUEUE_MAX) {
+    pthread_mutex_unlock(&p->lock);
+    free(q.bytes);
+    return kv_status_set(st, KV_EBUSY, "the queue to node %s is full (%u messages)",
+                         ps->cfg->nodes[node].id, KV_PEER_QUEUE_MAX);
+  }
+  p->queue[(p->head + p->count) % KV_PEER_QUEUE_MAX] = q;
+  p->count++;
+  if (!p->in_flight && !atomic_load(&ps->stop)) batch_start(p, KV_TIMEOUT_MS_DEFAULT);
+  pthread_mutex_unlock(&p->lock);
+  return KV_OK;
+}
+
+static kv_err send_write(void *arg, uint32_t node, uint64_t id, const char *keyspace,
+                         const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                         size_t rec_bytes, bool durable, kv_status_t *st) {
+  Tunekv__Peer__ReplicaWrite w = TUNEKV__PEER__REPLICA_WRITE__INIT;
+  w.keyspace = (char *)keyspace;
+  w.key = (ProtobufCBinaryData){key_bytes, (uint8_t *)key};
+  w.record = (ProtobufCBinaryData){rec_bytes, (uint8_t *)rec};
+  w.durable = durable;
+  Tunekv__Peer__PeerMessage m = TUNEKV__PEER__PEER_MESSAGE__INIT;
+  m.id = id;
+  m.body_case = TUNEKV__PEER__PEER_MESSAGE__BODY_WRITE;
+  m.write = &w;
+  return peer_send(arg, node, &m, st);
+}
+
+static kv_err send_read(void *arg, uint32_t node, uint64_t id, const char *keyspace,
+                        const uint8_t *key, size_t key_bytes, kv_status_t *st) {
+  Tunekv__Peer__ReplicaRead r = TUNEKV__PEER__REPLICA_READ__INIT;
+  r.keyspace = (char *)keyspace;
+  r.key = (ProtobufCBinaryData){key_bytes, (uint8_t *)key};
+  Tunekv__Peer__PeerMessage m = TUNEKV__PEER__PEER_MESSAGE__INIT;
+  m.id = id;
+  m.body_case = TUNEKV__PEER__PEER_MESSAGE__BODY_READ;
+  m.read = &r;
+  return peer_send(arg, node, &m, st);
+}
+
+static bool peer_alive(void *arg, uint32_t node) {
+  kv_peers_t *ps = arg;
+  return node == ps->self || atomic_load(&ps->peers[node].up);
+}
+
+void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
+  *tr = (kv_coord_transport_t){.arg = p, .alive = peer_alive, .send_write = send_write,
+                               .send_read = send_read};
+}
+
+kv_peer_state_t kv_peers_state(kv_peers_t *ps, uint32_t node) {
+  if (node == ps->self) return (kv_peer_state_t){.up = true, .last_heard_ms_ago = 0};
+  peer_t *p = &ps->peers[node];
+  int64_t heard = (int64_t)atomic_load(&p->last_heard_ms);
+  return (kv_peer_state_t){.up = atomic_load(&p->up),
+                           .last_heard_ms_ago = heard < 0 ? -1 : (int64_t)mono_ms() - heard};
+}
+
+/* ---- the thread --------------------------------------------------------------------- */
+
+static void heartbeats(kv_peers_t *ps, uint64_t now) {
+  for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
+    if (i == ps->self) continue;
+    peer_t *p = &ps->peers[i];
+    pthread_mutex_lock(&p->lock);
+    if (!p->in_flight && now - p->last_sent_ms >= KV_PEER_HEARTBEAT_MS)
+      batch_start(p, KV_PEER_HEARTBEAT_TIMEOUT_MS);
+    pthread_mutex_unlock(&p->lock);
+  }
+}
+
+static void *peers_main(void *arg) {
+  kv_peers_t *ps = arg;
+  uint64_t next_tick = 0;
+  for (;;) {
+    gpr_timespec wait = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                     gpr_time_from_millis(PEER_TICK_MS, GPR_TIMESPAN));
+    grpc_event ev = grpc_completion_queue_next(ps->cq, wait, NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) return NULL;
+    if (ev.type == GRPC_OP_COMPLETE) batch_complete(ps, ev.tag);
+    uint64_t now = mono_ms();
+    if (now >= next_tick && !atomic_load(&ps->stop)) {
+      kv_coord_tick(ps->coord, mono_us());
+      heartbeats(ps, now);
+      next_tick = now + PEER_TICK_MS;
+    }
+  }
+}
+
+/* ---- set-up --------------------------------------------------------------------------- */
+
+static grpc_channel *peer_channel(const char *address, size_t max_message_bytes) {
+  int max = max_message_bytes > INT32_MAX ? INT32_MAX : (int)max_message_bytes;
+  /* Reconnect quickly (gRPC's default backoff grows to 2 minutes), so a restarted peer is
+   * back in service within about a second. */
+  grpc_arg args[5];
+  memset(args, 0, sizeof args);
+  const char *keys[5] = {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+                         GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                         GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS};
+  int values[5] = {max, max, 100, 100, 1000};
+  for (int i = 0; i < 5; i++) {
+    args[i].type = GRPC_ARG_INTEGER;
+    args[i].key = (char *)keys[i];
+    args[i].value.integer = values[i];
+  }
+  grpc_channel_args channel_args = {5, args};
+  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  grpc_channel *ch = grpc_channel_create(address, creds, &channel_args);
+  grpc_channel_credentials_release(creds);
+  return ch;
+}
+
+kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message_bytes,
+                       kv_peers_t **out, kv_status_t *st) {
+  kv_peers_t *ps = calloc(1, sizeof *ps);
+  if (ps) ps->peers = calloc(cfg->node_count, sizeof *ps->peers);
+  if (!ps || !ps->peers) {
+    free(ps);
+    return kv_status_set(st, KV_ENOMEM, "out of memory creating the peer connections");
+  }
+  ps->cfg = cfg;
+  ps->self = self;
+  ps->cq = grpc_completion_queue_create_for_next(NULL);
+  for (uint32_t i = 0; i < cfg->node_count; i++) {
+    if (i == self) continue;
+    peer_t *p = &ps->peers[i];
+    p->owner = ps;
+    p->node = i;
+    p->queue = calloc(KV_PEER_QUEUE_MAX, sizeof *p->queue);
+    KV_ASSERT(p->queue != NULL);
+    pthread_mutex_init(&p->lock, NULL);
+    p->channel = peer_channel(cfg->nodes[i].address, max_message_bytes);
+    p->method = grpc_channel_register_call(p->channel, "/tunekv.peer.Peer/Batch", NULL, NULL);
+    atomic_store(&p->up, true); /* until a call says otherwise */
+    atomic_store(&p->last_heard_ms, -1);
+  }
+  *out = ps;
+  return KV_OK;
+}
+
+void kv_peers_run(kv_peers_t *ps, kv_coord_t *coord) {
+  ps->coord = coord;
+  ps->running = true;
+  pthread_create(&ps->thread, NULL, peers_main, ps);
+}
+
+void kv_peers_destroy(kv_peers_t *ps) {
+  if (!ps) return;
+  atomic_store(&ps->stop, true);
+  for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
+    if (i == ps->self) continue;
+    pthread_mutex_lock(&ps->peers[i].lock);
+    if (ps->peers[i].in_flight) grpc_call_cancel(ps->peers[i].call, NULL);
+    pthread_mutex_unlock(&ps->peers[i].lock);
+  }
+  /* The thread finishes the cancelled batches (answering their messages as failed), then
+   * sees the queue shut down. */
+  bool busy = true;
+  while (busy && ps->running) {
+    busy = false;
+    for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
+      if (i == ps->self) continue;
+      pthread_mutex_lock(&ps->peers[i].lock);
+      busy |= ps->peers[i].in_flight;
+      pthread_mutex_unlock(&ps->peers[i].lock);
+    }
+    if (busy) {
+      struct timespec pause = {0, 1000000};
+      nanosleep(&pause, NULL);
+    }
+  }
+  grpc_completion_queue_shutdown(ps->cq);
+  if (ps->running) pthread_join(ps->thread, NULL);
+  grpc_completion_queue_destroy(ps->cq);
+  for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
+    if (i == ps->self) continue;
+    peer_t *p = &ps->peers[i];
+    for (uint32_t k = 0; k < p->count; k++) free(p->queue[(p->head + k) % KV_PEER_QUEUE_MAX].bytes);
+    free(p->queue);
+    grpc_channel_destroy(p->channel);
+    pthread_mutex_destroy(&p->lock);
+  }
+  free(ps->peers);
+  free(ps);
+}

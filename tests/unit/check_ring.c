@@ -1,0 +1,424 @@
+/* check_ring.c: the claim (shares, rack and region interleaving, determinism) and preference
+ * lists (primaries per region, distinct racks, fallbacks, region indexes). */
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ring.h"
+
+/* Configs are ~60 KiB each: kept off the test's stack. */
+static kv_config_t cfg, cfg2;
+static kv_ring_t ring, ring2;
+
+static void cfg_reset(kv_config_t *c, uint32_t partitions) {
+  memset(c, 0, sizeof *c);
+  c->partitions = partitions;
+}
+
+static void add_node(kv_config_t *c, const char *id, const char *region, const char *rack) {
+  kv_node_conf_t *n = &c->nodes[c->node_count++];
+  snprintf(n->id, sizeof n->id, "%s", id);
+  snprintf(n->address, sizeof n->address, "127.0.0.1:%u", 7000 + c->node_count);
+  snprintf(n->region, sizeof n->region, "%s", region);
+  snprintf(n->rack, sizeof n->rack, "%s", rack);
+}
+
+/* count nodes named n00.., dealt over the regions in turn; within its region, node i goes
+ * to rack "r<i mod racks>". */
+static void add_cluster(kv_config_t *c, uint32_t count, const char *const *regions,
+                        uint32_t region_count, uint32_t racks) {
+  for (uint32_t i = 0; i < count; i++) {
+    char id[16], rack[16];
+    snprintf(id, sizeof id, "n%02u", i);
+    snprintf(rack, sizeof rack, "r%u", (i / region_count) % racks);
+    add_node(c, id, regions[i % region_count], rack);
+  }
+}
+
+/* A keyspace with replicas in region r0, and in r1 unless r1 is NULL. */
+static const kv_keyspace_conf_t *add_keyspace(kv_config_t *c, const char *name,
+                                              const char *r0, uint32_t n0, const char *r1,
+                                              uint32_t n1) {
+  kv_keyspace_conf_t *ks = &c->keyspaces[c->keyspace_count++];
+  snprintf(ks->name, sizeof ks->name, "%s", name);
+  const char *regions[2] = {r0, r1};
+  uint32_t replicas[2] = {n0, n1};
+  for (uint32_t r = 0; r < 2 && regions[r]; r++) {
+    snprintf(ks->replication[r].region, sizeof ks->replication[r].region, "%s", regions[r]);
+    ks->replication[r].replicas = replicas[r];
+    ks->replication_count++;
+    ks->n += replicas[r];
+  }
+  return ks;
+}
+
+static void ring_ok(kv_ring_t *r, const kv_config_t *c) {
+  kv_status_t st;
+  kv_status_clear(&st);
+  ck_assert_int_eq(kv_ring_init(r, c, &st), KV_OK);
+}
+
+static const char *const LOCAL[] = {"local"};
+static const char *const EAST_WEST[] = {"east", "west"};
+
+static const char *rack_of(uint32_t node) { return cfg.nodes[node].rack; }
+static const char *region_of(uint32_t node) { return cfg.nodes[node].region; }
+
+/* Checks the shape every preference list has: every node once, N primaries first. */
+static void check_preflist_shape(const kv_preflist_t *pl, const kv_keyspace_conf_t *ks) {
+  bool seen[KV_NODES_MAX] = {false};
+  ck_assert_uint_eq(pl->count, cfg.node_count);
+  ck_assert_uint_eq(pl->primary_count, ks->n);
+  for (uint32_t i = 0; i < pl->count; i++) {
+    ck_assert_uint_lt(pl->node[i], cfg.node_count);
+    ck_assert(!seen[pl->node[i]]);
+    seen[pl->node[i]] = true;
+    ck_assert(kv_preflist_is_primary(pl, pl->node[i]) == (i < pl->primary_count));
+  }
+}
+
+START_TEST(same_config_gives_same_ring) {
+  cfg_reset(&cfg, 256);
+  cfg_reset(&cfg2, 256);
+  add_cluster(&cfg, 7, EAST_WEST, 2, 3);
+  add_cluster(&cfg2, 7, EAST_WEST, 2, 3);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "east", 2, "west", 2);
+  const kv_keyspace_conf_t *ks2 = add_keyspace(&cfg2, "ks", "east", 2, "west", 2);
+  ring_ok(&ring, &cfg);
+  ring_ok(&ring2, &cfg2);
+  ck_assert_mem_eq(ring.claim, ring2.claim, sizeof ring.claim);
+  ck_assert_mem_eq(ring.node_rack, ring2.node_rack, sizeof ring.node_rack);
+  for (uint32_t p = 0; p < 256; p++) {
+    kv_preflist_t a, b;
+    kv_ring_preflist(&ring, ks, p, &a);
+    kv_ring_preflist(&ring2, ks2, p, &b);
+    ck_assert_mem_eq(&a, &b, sizeof a);
+  }
+}
+END_TEST
+
+START_TEST(file_order_does_not_change_the_ring) {
+  /* cfg2 lists cfg's nodes in reverse; owners and preference lists must match by id. */
+  cfg_reset(&cfg, 64);
+  cfg_reset(&cfg2, 64);
+  add_cluster(&cfg, 9, EAST_WEST, 2, 2);
+  for (uint32_t i = cfg.node_count; i-- > 0;)
+    add_node(&cfg2, cfg.nodes[i].id, cfg.nodes[i].region, cfg.nodes[i].rack);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "west", 2, "east", 1);
+  const kv_keyspace_conf_t *ks2 = add_keyspace(&cfg2, "ks", "west", 2, "east", 1);
+  ring_ok(&ring, &cfg);
+  ring_ok(&ring2, &cfg2);
+  for (uint32_t p = 0; p < 64; p++) {
+    kv_preflist_t a, b;
+    kv_ring_preflist(&ring, ks, p, &a);
+    kv_ring_preflist(&ring2, ks2, p, &b);
+    ck_assert_str_eq(cfg.nodes[kv_ring_owner(&ring, p)].id, cfg2.nodes[kv_ring_owner(&ring2, p)].id);
+    ck_assert_uint_eq(a.count, b.count);
+    for (uint32_t i = 0; i < a.count; i++)
+      ck_assert_str_eq(cfg.nodes[a.node[i]].id, cfg2.nodes[b.node[i]].id);
+  }
+}
+END_TEST
+
+START_TEST(each_node_owns_its_share) {
+  static const uint32_t shapes[][2] = {{256, 1}, {256, 3}, {256, 5}, {256, 7}, {64, 6}};
+  for (uint32_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    uint32_t q = shapes[s][0], nodes = shapes[s][1];
+    uint32_t owned[KV_NODES_MAX] = {0};
+    cfg_reset(&cfg, q);
+    add_cluster(&cfg, nodes, EAST_WEST, nodes > 1 ? 2 : 1, 2);
+    ring_ok(&ring, &cfg);
+    for (uint32_t p = 0; p < q; p++) owned[kv_ring_owner(&ring, p)]++;
+    for (uint32_t i = 0; i < nodes; i++) {
+      ck_assert_uint_ge(owned[i], q / nodes);
+      ck_assert_uint_le(owned[i], q / nodes + 1);
+    }
+  }
+}
+END_TEST
+
+START_TEST(owner_is_the_claim_and_walks_meet_every_node) {
+  cfg_reset(&cfg, 256);
+  add_cluster(&cfg, 5, LOCAL, 1, 3);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "local", 3, NULL, 0);
+  ring_ok(&ring, &cfg);
+  for (uint32_t p = 0; p < 256; p++) {
+    ck_assert_uint_eq(kv_ring_owner(&ring, p), ring.claim[p % 5]);
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, ks, p, &pl);
+    ck_assert_uint_eq(pl.node[0], kv_ring_owner(&ring, p));
+  }
+  bool seen[5] = {false};
+  for (uint32_t p = 17; p < 17 + 5; p++) {
+    uint32_t owner = kv_ring_owner(&ring, p);
+    ck_assert(!seen[owner]);
+    seen[owner] = true;
+  }
+}
+END_TEST
+
+START_TEST(preflist_holds_every_node_once) {
+  cfg_reset(&cfg, 256);
+  add_cluster(&cfg, 7, LOCAL, 1, 3);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "local", 3, NULL, 0);
+  ring_ok(&ring, &cfg);
+  for (uint32_t p = 0; p < 256; p++) {
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, ks, p, &pl);
+    check_preflist_shape(&pl, ks);
+    for (uint32_t i = 0; i < pl.count; i++) ck_assert_uint_eq(pl.region[i], 0);
+  }
+}
+END_TEST
+
+START_TEST(each_region_gets_its_primaries) {
+  /* east 4 nodes, west 3 nodes; the keyspace lists west first. */
+  cfg_reset(&cfg, 128);
+  add_cluster(&cfg, 7, EAST_WEST, 2, 2);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "west", 1, "east", 2);
+  ring_ok(&ring, &cfg);
+  for (uint32_t p = 0; p < 128; p++) {
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, ks, p, &pl);
+    check_preflist_shape(&pl, ks);
+    ck_assert_str_eq(region_of(pl.node[0]), "west");
+    ck_assert_str_eq(region_of(pl.node[1]), "east");
+    ck_assert_str_eq(region_of(pl.node[2]), "east");
+    for (uint32_t i = 0; i < pl.count; i++)
+      ck_assert_str_eq(region_of(pl.node[i]), ks->replication[pl.region[i]].region);
+  }
+}
+END_TEST
+
+START_TEST(two_regions_of_three_give_three_and_three) {
+  cfg_reset(&cfg, 256);
+  add_cluster(&cfg, 6, EAST_WEST, 2, 3);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "east", 3, "west", 3);
+  ring_ok(&ring, &cfg);
+  for (uint32_t p = 0; p < 256; p++) {
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, ks, p, &pl);
+    check_preflist_shape(&pl, ks);
+    ck_assert_uint_eq(pl.count, 6);
+    for (uint32_t i = 0; i < 6; i++) {
+      ck_assert_str_eq(region_of(pl.node[i]), i < 3 ? "east" : "west");
+      ck_assert_uint_eq(pl.region[i], i < 3 ? 0 : 1);
+    }
+  }
+}
+END_TEST
+
+START_TEST(other_regions_are_fallbacks_without_a_region) {
+  cfg_reset(&cfg, 64);
+  add_cluster(&cfg, 6, EAST_WEST, 2, 3);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "east", 2, NULL, 0);
+  ring_ok(&ring, &cfg);
+  for (uint32_t p = 0; p < 64; p++) {
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, ks, p, &pl);
+    check_preflist_shape(&pl, ks);
+    uint32_t east = 0, none = 0;
+    for (uint32_t i = 0; i < pl.count; i++) {
+      bool in_east = strcmp(region_of(pl.node[i]), "east") == 0;
+      ck_assert_uint_eq(pl.region[i], in_east ? 0 : KV_RING_NO_REGION);
+      if (i < pl.primary_count) ck_assert(in_east);
+      east += in_east;
+      none += !in_east;
+    }
+    ck_assert_uint_eq(east, 3);
+    ck_assert_uint_eq(none, 3);
+  }
+}
+END_TEST
+
+/* Primaries of ks over every partition of a single-region cfg have distinct racks. */
+static void check_distinct_racks(const kv_keyspace_conf_t *ks) {
+  for (uint32_t p = 0; p < cfg.partitions; p++) {
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, ks, p, &pl);
+    check_preflist_shape(&pl, ks);
+    for (uint32_t i = 0; i < pl.primary_count; i++)
+      for (uint32_t j = i + 1; j < pl.primary_count; j++)
+        ck_assert_str_ne(rack_of(pl.node[i]), rack_of(pl.node[j]));
+  }
+}
+
+START_TEST(three_racks_give_three_distinct_racks) {
+  /* Even racks (3 x 2), then uneven ones (a: 3 nodes, b: 2, c: 1). */
+  cfg_reset(&cfg, 256);
+  add_cluster(&cfg, 6, LOCAL, 1, 3);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "local", 3, NULL, 0);
+  ring_ok(&ring, &cfg);
+  check_distinct_racks(ks);
+
+  cfg_reset(&cfg, 256);
+  static const char *const racks[] = {"a", "a", "a", "b", "b", "c"};
+  for (uint32_t i = 0; i < 6; i++) {
+    char id[8];
+    snprintf(id, sizeof id, "n%u", i);
+    add_node(&cfg, id, "local", racks[i]);
+  }
+  ks = add_keyspace(&cfg, "ks", "local", 3, NULL, 0);
+  ring_ok(&ring, &cfg);
+  check_distinct_racks(ks);
+}
+END_TEST
+
+START_TEST(two_racks_both_hold_primaries) {
+  /* Racks of 2 and 2, then of 4 and 1: with N=3 both racks hold a primary everywhere. */
+  static const char *const layouts[][5] = {{"a", "b", "a", "b", NULL},
+                                           {"a", "a", "a", "a", "b"}};
+  for (uint32_t l = 0; l < 2; l++) {
+    cfg_reset(&cfg, 256);
+    for (uint32_t i = 0; i < 5 && layouts[l][i]; i++) {
+      char id[8];
+      snprintf(id, sizeof id, "n%u", i);
+      add_node(&cfg, id, "local", layouts[l][i]);
+    }
+    const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "local", 3, NULL, 0);
+    ring_ok(&ring, &cfg);
+    for (uint32_t p = 0; p < 256; p++) {
+      kv_preflist_t pl;
+      kv_ring_preflist(&ring, ks, p, &pl);
+      check_preflist_shape(&pl, ks);
+      bool on_a = false, on_b = false;
+      for (uint32_t i = 0; i < pl.primary_count; i++) {
+        on_a |= strcmp(rack_of(pl.node[i]), "a") == 0;
+        on_b |= strcmp(rack_of(pl.node[i]), "b") == 0;
+      }
+      ck_assert(on_a && on_b);
+    }
+  }
+}
+END_TEST
+
+START_TEST(neighbours_in_a_region_are_on_other_racks) {
+  /* Racks of 3, 2 and 1 nodes in one region: a 6-node cycle can avoid rack neighbours. */
+  cfg_reset(&cfg, 64);
+  static const char *const racks[] = {"a", "b", "a", "c", "a", "b"};
+  for (uint32_t i = 0; i < 6; i++) {
+    char id[8];
+    snprintf(id, sizeof id, "n%u", i);
+    add_node(&cfg, id, "local", racks[i]);
+  }
+  ring_ok(&ring, &cfg);
+  for (uint32_t i = 0; i < 6; i++)
+    ck_assert_uint_ne(ring.node_rack[ring.claim[i]], ring.node_rack[ring.claim[(i + 1) % 6]]);
+  ck_assert_uint_eq(ring.node_rack[0], ring.node_rack[2]);
+  ck_assert_uint_ne(ring.node_rack[0], ring.node_rack[1]);
+}
+END_TEST
+
+START_TEST(same_rack_name_in_two_regions_is_two_racks) {
+  cfg_reset(&cfg, 64);
+  add_node(&cfg, "e1", "east", "r1");
+  add_node(&cfg, "w1", "west", "r1");
+  ring_ok(&ring, &cfg);
+  ck_assert_uint_ne(ring.node_rack[0], ring.node_rack[1]);
+}
+END_TEST
+
+START_TEST(regions_alternate_around_the_ring) {
+  /* Two equal regions alternate, so every walk meets east and west in turn. */
+  cfg_reset(&cfg, 64);
+  add_cluster(&cfg, 6, EAST_WEST, 2, 3);
+  ring_ok(&ring, &cfg);
+  for (uint32_t i = 0; i < 6; i++)
+    ck_assert_str_ne(region_of(ring.claim[i]), region_of(ring.claim[(i + 1) % 6]));
+}
+END_TEST
+
+START_TEST(first_primaries_spread_over_all_nodes) {
+  /* One region: every node coordinates Q/S partitions (+-1). */
+  uint32_t first[KV_NODES_MAX] = {0};
+  cfg_reset(&cfg, 256);
+  add_cluster(&cfg, 5, LOCAL, 1, 3);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "local", 3, NULL, 0);
+  ring_ok(&ring, &cfg);
+  for (uint32_t p = 0; p < 256; p++) {
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, ks, p, &pl);
+    first[pl.node[0]]++;
+  }
+  for (uint32_t i = 0; i < 5; i++) ck_assert(first[i] == 51 || first[i] == 52);
+
+  /* Two regions: the first primary is in the keyspace's first region, spread over its nodes;
+   * one keyspace per region order covers every node. */
+  memset(first, 0, sizeof first);
+  cfg_reset(&cfg, 256);
+  add_cluster(&cfg, 6, EAST_WEST, 2, 3);
+  const kv_keyspace_conf_t *east = add_keyspace(&cfg, "e", "east", 3, "west", 3);
+  const kv_keyspace_conf_t *west = add_keyspace(&cfg, "w", "west", 3, "east", 3);
+  ring_ok(&ring, &cfg);
+  for (uint32_t p = 0; p < 256; p++) {
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, east, p, &pl);
+    first[pl.node[0]]++;
+    kv_ring_preflist(&ring, west, p, &pl);
+    first[pl.node[0]]++;
+  }
+  /* The regions alternate, so each node is first for 2 of every 6 walk starts, and each
+   * start serves 256 / 6 partitions rounded down or up: 84 .. 86. */
+  for (uint32_t i = 0; i < 6; i++) ck_assert(first[i] >= 2 * 42 && first[i] <= 2 * 43);
+}
+END_TEST
+
+START_TEST(is_primary_answers_for_primaries_only) {
+  kv_preflist_t pl;
+  memset(&pl, 0, sizeof pl);
+  pl.count = 4;
+  pl.primary_count = 2;
+  pl.node[0] = 3;
+  pl.node[1] = 1;
+  pl.node[2] = 0;
+  pl.node[3] = 2;
+  ck_assert(kv_preflist_is_primary(&pl, 3));
+  ck_assert(kv_preflist_is_primary(&pl, 1));
+  ck_assert(!kv_preflist_is_primary(&pl, 0));
+  ck_assert(!kv_preflist_is_primary(&pl, 2));
+  ck_assert(!kv_preflist_is_primary(&pl, 7));
+}
+END_TEST
+
+START_TEST(too_many_replicas_in_a_region_are_refused) {
+  cfg_reset(&cfg, 64);
+  add_cluster(&cfg, 5, EAST_WEST, 2, 2);
+  add_keyspace(&cfg, "fine", "east", 3, "west", 2);
+  add_keyspace(&cfg, "big", "east", 1, "west", 3);
+  kv_status_t st;
+  kv_status_clear(&st);
+  ck_assert_int_eq(kv_ring_init(&ring, &cfg, &st), KV_ECONFIG);
+  ck_assert_str_eq(st.msg, "keyspace 'big': replication for region 'west' is 3, but the region has 2 nodes");
+
+  cfg_reset(&cfg, 64);
+  add_cluster(&cfg, 3, LOCAL, 1, 1);
+  add_keyspace(&cfg, "elsewhere", "mars", 1, NULL, 0);
+  kv_status_clear(&st);
+  ck_assert_int_eq(kv_ring_init(&ring, &cfg, &st), KV_ECONFIG);
+  ck_assert_str_eq(st.msg, "keyspace 'elsewhere': replication for region 'mars' is 1, but the region has 0 "
+                   "nodes");
+}
+END_TEST
+
+Suite *ring_suite(void) {
+  Suite *s = suite_create("ring");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, same_config_gives_same_ring);
+  tcase_add_test(tc, file_order_does_not_change_the_ring);
+  tcase_add_test(tc, each_node_owns_its_share);
+  tcase_add_test(tc, owner_is_the_claim_and_walks_meet_every_node);
+  tcase_add_test(tc, preflist_holds_every_node_once);
+  tcase_add_test(tc, each_region_gets_its_primaries);
+  tcase_add_test(tc, two_regions_of_three_give_three_and_three);
+  tcase_add_test(tc, other_regions_are_fallbacks_without_a_region);
+  tcase_add_test(tc, three_racks_give_three_distinct_racks);
+  tcase_add_test(tc, two_racks_both_hold_primaries);
+  tcase_add_test(tc, neighbours_in_a_region_are_on_other_racks);
+  tcase_add_test(tc, same_rack_name_in_two_regions_is_two_racks);
+  tcase_add_test(tc, regions_alternate_around_the_ring);
+  tcase_add_test(tc, first_primaries_spread_over_all_nodes);
+  tcase_add_test(tc, is_primary_answers_for_primaries_only);
+  tcase_add_test(tc, too_many_replicas_in_a_region_are_refused);
+  suite_add_tcase(s, tc);
+  return s;
+}
