@@ -1,7 +1,8 @@
 # tunekv build. `make` builds everything into build/ and puts the programs in bin/.
 #   make deps      install missing Debian packages (a no-op when all are present)
 #   make test      deps, build, unit tests (Check, under ASan/UBSan), integration tests
-#   make cluster   deps, build, run the local cluster in the foreground (Ctrl-C stops it)
+#   make cluster   deps, build, run the 3-node cluster of config/cluster3.yaml in the
+#                  foreground, logs prefixed by node id (Ctrl-C stops all three)
 #   make bench     deps, build, kvbench against a local node next to the peers (echo ceiling)
 #   make clean
 
@@ -104,7 +105,7 @@ test: deps
 
 cluster: deps
 	$(MAKE) all
-	deploy/cluster.sh config/single.yaml
+	deploy/cluster.sh config/cluster3.yaml
 
 bench: deps
 	$(MAKE) all

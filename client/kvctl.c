@@ -78,7 +78,9 @@ static void usage(FILE *f) {
           "        print the value, or one line per sibling\n"
           "  delete KEYSPACE KEY [-c LEVEL] [--context CTX]\n"
           "        delete the key; prints the new context\n"
-          "  status | ring | hints | conflicts      (not available yet)\n"
+          "  status\n"
+          "        this node, its peers (up or down, last heard) and replication lag\n"
+          "  ring | hints | conflicts               (not available yet)\n"
           "  fault partition|delay|drop|clear ...   (not available yet)\n"
           "\n"
           "options (before or after the arguments; \"--\" ends them):\n"
@@ -461,8 +463,33 @@ static int cmd_get(kv_client_t *c, const args_t *a) {
   return rc;
 }
 
+static int cmd_status(kv_client_t *c) {
+  kv_client_node_status_t *s = malloc(sizeof *s);
+  if (!s) return usage_error("out of memory");
+  kv_client_status_t st;
+  if (kv_client_node_status(c, s, &st) != KV_OK) {
+    free(s);
+    return cluster_error(&st);
+  }
+  printf("node %s of cluster %s (incarnation %016llx)\n", s->node, s->cluster,
+         (unsigned long long)s->incarnation);
+  printf("%-12s %-24s %-5s %s\n", "peer", "address", "state", "last heard");
+  for (size_t i = 0; i < s->n_peers; i++) {
+    const kv_client_peer_t *p = &s->peers[i];
+    char heard[32] = "never";
+    if (p->last_heard_ms_ago >= 0)
+      snprintf(heard, sizeof heard, "%lld ms ago", (long long)p->last_heard_ms_ago);
+    printf("%-12s %-24s %-5s %s\n", p->id, p->address, p->up ? "up" : "down", heard);
+  }
+  printf("replication lag (W-th ack to last ack) over %llu writes: p50 %.3f ms, p99 %.3f ms, "
+         "max %.3f ms\n",
+         (unsigned long long)s->lag_writes, s->lag_p50_ms, s->lag_p99_ms, s->lag_max_ms);
+  free(s);
+  return EXIT_OK;
+}
+
 static bool is_future_command(const char *cmd) {
-  static const char *const names[] = {"status", "ring", "hints", "conflicts", "fault"};
+  static const char *const names[] = {"ring", "hints", "conflicts", "fault"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcmp(cmd, names[i]) == 0) return true;
   return false;
@@ -482,7 +509,7 @@ int main(int argc, char **argv) {
   }
   const char *cmd = a.pos[0];
   bool is_put = strcmp(cmd, "put") == 0, is_get = strcmp(cmd, "get") == 0,
-       is_delete = strcmp(cmd, "delete") == 0;
+       is_delete = strcmp(cmd, "delete") == 0, is_status = strcmp(cmd, "status") == 0;
   if (is_future_command(cmd)) return usage_error("'%s' is not available yet", cmd);
   if (is_put)
     rc = check_command(&a, 3, "KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]",
@@ -492,6 +519,8 @@ int main(int argc, char **argv) {
                        OPT_LEVEL | OPT_R | OPT_LOCAL | OPT_JSON);
   else if (is_delete)
     rc = check_command(&a, 2, "KEYSPACE KEY [-c LEVEL] [--context CTX]", OPT_LEVEL | OPT_CONTEXT);
+  else if (is_status)
+    rc = check_command(&a, 0, "", 0);
   else
     return usage_error("unknown command '%s'; 'kvctl -h' lists them", cmd);
   if (rc != EXIT_OK) return rc;
@@ -502,7 +531,8 @@ int main(int argc, char **argv) {
   kv_client_t *c;
   kv_client_status_t st;
   if (kv_client_open(addr, &c, &st) != KV_OK) return usage_error("%s: %s", addr, st.msg);
-  rc = is_get ? cmd_get(c, &a) : cmd_write(c, &a, is_put);
+  if (is_status) rc = cmd_status(c);
+  else rc = is_get ? cmd_get(c, &a) : cmd_write(c, &a, is_put);
   kv_client_close(c);
   if (fflush(stdout) != 0 && rc == EXIT_OK) {
     perror("kvctl: writing standard output");

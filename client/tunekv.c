@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "kv.pb-c.h"
+#include "peer.pb-c.h"
 #include "kv_limits.h"
 #include "log.h"
 
@@ -104,6 +105,7 @@ struct kv_client {
   grpc_channel *channel;
   grpc_completion_queue *cq; /* pluck queue for blocking calls */
   void *method[3];           /* registered call handles, by kv_client_op_t */
+  void *status_method;       /* /tunekv.peer.Admin/Status */
 };
 
 int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st) {
@@ -140,6 +142,8 @@ int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st) 
   c->cq = grpc_completion_queue_create_for_pluck(NULL);
   for (int i = 0; i < 3; i++)
     c->method[i] = grpc_channel_register_call(c->channel, method_names[i], NULL, NULL);
+  c->status_method =
+      grpc_channel_register_call(c->channel, "/tunekv.peer.Admin/Status", NULL, NULL);
   *out = c;
   status_ok(st);
   return KV_OK;
@@ -253,16 +257,16 @@ static gpr_timespec call_deadline(const kv_client_opts_t *opts) {
   return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
 }
 
-/* Starts the six-op batch of rq on cq with tag. On failure everything is undone and no
- * completion will come. */
-static kv_err call_start(kv_client_t *c, grpc_completion_queue *cq, const request_t *rq,
-                         call_t *k, void *tag, kv_client_status_t *st) {
+/* Starts the six-op batch of a call to method carrying request (taken over) on cq with tag.
+ * On failure everything is undone and no completion will come. */
+static kv_err call_start_raw(kv_client_t *c, grpc_completion_queue *cq, void *method,
+                             grpc_byte_buffer *request, gpr_timespec deadline, call_t *k,
+                             void *tag, kv_client_status_t *st) {
   KV_ASSERT(c != NULL);
   memset(k, 0, sizeof *k);
-  k->request = request_pack(rq);
+  k->request = request;
   k->call = grpc_channel_create_registered_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                                c->method[rq->op], call_deadline(rq->opts),
-                                                NULL);
+                                                method, deadline, NULL);
   if (!k->call) {
     grpc_byte_buffer_destroy(k->request);
     return status_local(st, KV_EINTERNAL, "gRPC could not create the call");
@@ -296,6 +300,13 @@ static kv_err call_start(kv_client_t *c, grpc_completion_queue *cq, const reques
   return KV_OK;
 }
 
+/* Starts the call of rq on cq with tag (see call_start_raw). */
+static kv_err call_start(kv_client_t *c, grpc_completion_queue *cq, const request_t *rq,
+                         call_t *k, void *tag, kv_client_status_t *st) {
+  return call_start_raw(c, cq, c->method[rq->op], request_pack(rq), call_deadline(rq->opts), k,
+                        tag, st);
+}
+
 /* Releases everything of a completed call. On KV_OK *reply holds the reply bytes (one
  * slice the caller unrefs); otherwise *reply is empty and st says why. */
 static kv_err call_finish(call_t *k, grpc_slice *reply, kv_client_status_t *st) {
@@ -323,12 +334,30 @@ static kv_err call_finish(call_t *k, grpc_slice *reply, kv_client_status_t *st) 
 }
 
 /* Decodes a reply with allocator (NULL = malloc). NULL with st set when malformed. */
-static ProtobufCMessage *reply_unpack(kv_client_op_t op, grpc_slice reply,
+static ProtobufCMessage *reply_unpack(const ProtobufCMessageDescriptor *desc, grpc_slice reply,
                                       ProtobufCAllocator *allocator, kv_client_status_t *st) {
-  ProtobufCMessage *m = protobuf_c_message_unpack(
-      &tunekv__key_response__descriptor, allocator, GRPC_SLICE_LENGTH(reply), GRPC_SLICE_START_PTR(reply));
+  ProtobufCMessage *m = protobuf_c_message_unpack(desc, allocator, GRPC_SLICE_LENGTH(reply),
+                                                  GRPC_SLICE_START_PTR(reply));
   if (!m) status_local(st, KV_EINTERNAL, "the server's reply could not be decoded");
   return m;
+}
+
+/* Waits for the blocking call k started on c->cq; on KV_OK *out is the reply decoded as desc
+ * (malloc'd by protobuf-c). */
+static kv_err call_wait(kv_client_t *c, call_t *k, const ProtobufCMessageDescriptor *desc,
+                        ProtobufCMessage **out, kv_client_status_t *st) {
+  /* The call's deadline bounds the wait: exactly one completion comes for k. */
+  grpc_event ev = grpc_completion_queue_pluck(c->cq, k, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                              NULL);
+  KV_ASSERT(ev.type == GRPC_OP_COMPLETE && ev.tag == k);
+  grpc_slice reply;
+  kv_err err = call_finish(k, &reply, st);
+  if (err == KV_OK) {
+    *out = reply_unpack(desc, reply, NULL, st);
+    if (!*out) err = KV_EINTERNAL;
+  }
+  grpc_slice_unref(reply);
+  return err;
 }
 
 /* Runs one blocking call; on KV_OK *out is the decoded reply (malloc'd by protobuf-c). */
@@ -338,21 +367,39 @@ static kv_err call_blocking(kv_client_t *c, const request_t *rq, ProtobufCMessag
   call_t k;
   kv_err err = call_start(c, c->cq, rq, &k, &k, st);
   if (err != KV_OK) return err;
-  /* The call's deadline bounds the wait: exactly one completion comes for &k. */
-  grpc_event ev = grpc_completion_queue_pluck(c->cq, &k, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                              NULL);
-  KV_ASSERT(ev.type == GRPC_OP_COMPLETE && ev.tag == &k);
-  grpc_slice reply;
-  err = call_finish(&k, &reply, st);
-  if (err == KV_OK) {
-    *out = reply_unpack(rq->op, reply, NULL, st);
-    if (!*out) err = KV_EINTERNAL;
-  }
-  grpc_slice_unref(reply);
-  return err;
+  return call_wait(c, &k, &tunekv__key_response__descriptor, out, st);
 }
 
-/* ---- blocking API ------------------------------------------------------------------ */
+int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
+                          kv_client_status_t *st) {
+  memset(out, 0, sizeof *out);
+  Tunekv__Peer__StatusRequest req = TUNEKV__PEER__STATUS_REQUEST__INIT;
+  call_t k;
+  ProtobufCMessage *m = NULL;
+  kv_err err = call_start_raw(c, c->cq, c->status_method, pack(&req.base), call_deadline(NULL),
+                              &k, &k, st);
+  if (err == KV_OK) err = call_wait(c, &k, &tunekv__peer__status_reply__descriptor, &m, st);
+  if (err != KV_OK) return err;
+  const Tunekv__Peer__StatusReply *r = (const Tunekv__Peer__StatusReply *)m;
+  snprintf(out->node, sizeof out->node, "%s", r->node);
+  snprintf(out->cluster, sizeof out->cluster, "%s", r->cluster);
+  out->incarnation = r->incarnation;
+  for (size_t i = 0; i < r->n_peers && i < KV_NODES_MAX; i++) {
+    kv_client_peer_t *p = &out->peers[out->n_peers++];
+    snprintf(p->id, sizeof p->id, "%s", r->peers[i]->id);
+    snprintf(p->address, sizeof p->address, "%s", r->peers[i]->address);
+    p->up = r->peers[i]->up;
+    p->last_heard_ms_ago = r->peers[i]->last_heard_ms_ago;
+  }
+  if (r->lag) {
+    out->lag_writes = r->lag->writes;
+    out->lag_p50_ms = r->lag->p50_ms;
+    out->lag_p99_ms = r->lag->p99_ms;
+    out->lag_max_ms = r->lag->max_ms;
+  }
+  protobuf_c_message_free_unpacked(m, NULL);
+  return KV_OK;
+}
 
 /* Runs one blocking call and fills *res from its KeyResponse. */
 static int key_call(kv_client_t *c, const request_t *rq, kv_client_result_t *res,
@@ -608,7 +655,7 @@ static void async_complete(kv_client_async_t *a, slot_t *s, kv_client_completion
   grpc_slice reply;
   if (call_finish(&s->k, &reply, &out->status) == KV_OK) {
     ProtobufCAllocator alloc = {arena_alloc, arena_free, &s->arena};
-    ProtobufCMessage *m = reply_unpack(s->op, reply, &alloc, &out->status);
+    ProtobufCMessage *m = reply_unpack(&tunekv__key_response__descriptor, reply, &alloc, &out->status);
     if (!m && s->arena.failed) {
       status_local(&out->status, KV_ENOMEM, "out of memory decoding the reply");
     } else if (m) {

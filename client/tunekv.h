@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "kv_err.h"
+#include "kv_limits.h"
 
 #define KV_CLIENT_DEADLINE_MARGIN_MS 1000u
 #define KV_CLIENT_DEADLINE_DEFAULT_MS 10000u
@@ -127,6 +128,29 @@ int kv_client_get(kv_client_t *c, const char *keyspace, const void *key, size_t 
                   kv_client_status_t *st);
 /* Frees what *res holds and zeroes it. res may be NULL; a zeroed result is fine. */
 void kv_client_result_free(kv_client_result_t *res);
+
+/* One other node as the node asked sees it. */
+typedef struct {
+  char id[KV_NODE_ID_BYTES_MAX + 1];
+  char address[KV_ADDRESS_BYTES_MAX + 1];
+  bool up;
+  int64_t last_heard_ms_ago;      /* -1: never heard from */
+} kv_client_peer_t;
+
+/* A node's view of itself and the cluster (kvctl status). Caller-owned, no heap. */
+typedef struct {
+  char node[KV_NODE_ID_BYTES_MAX + 1];
+  char cluster[KV_CLUSTER_NAME_BYTES_MAX + 1];
+  uint64_t incarnation;
+  size_t n_peers;
+  kv_client_peer_t peers[KV_NODES_MAX];
+  uint64_t lag_writes;            /* writes whose every replica acknowledged */
+  double lag_p50_ms, lag_p99_ms, lag_max_ms; /* W-th ack to last ack */
+} kv_client_node_status_t;
+
+/* Asks the node c talks to for its status. */
+int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
+                          kv_client_status_t *st);
 
 /* ---------------------------------------------------------------------------------------
  * Async calls, for load generators. One kv_client_async_t owns one completion queue and a
