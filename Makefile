@@ -96,7 +96,7 @@ unit: $(BUILD)/check_unit
 	$(BUILD)/check_unit
 
 integration: all
-	tests/integration/run.sh
+	rc=0; tests/integration/run.sh || rc=1; tests/integration/cluster3.sh || rc=1; exit $$rc
 
 test: deps
 	$(MAKE) all $(BUILD)/check_unit

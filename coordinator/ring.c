@@ -4,8 +4,10 @@
  * in the file, so a reordered file gives the same ring. Nodes are sorted by (region, rack,
  * id); a rack is a (region, rack name) pair, so "r1" in two regions is two racks.
  *   1. Within a region, nodes are dealt from the rack with the most nodes left that is not
- *      the rack dealt just before (ties: the rack that sorts first). Equal racks come out
- *      round-robin; unequal ones still avoid rack neighbours wherever that is possible.
+ *      the rack dealt just before (ties: the rack dealt first, then the one that sorts first).
+ *      Equal racks come out round-robin (each run of R nodes covers all R racks); unequal
+ *      ones still avoid rack neighbours, around the cycle too, wherever the largest rack
+ *      holds at most half the region (checked exhaustively for regions of up to 11 nodes).
  *   2. Regions are merged by smooth weighted round-robin (weight = nodes in the region), so
  *      each region's nodes are spread evenly around the ring rather than bunched at its end.
  *      Even spacing is what keeps a region's primaries and coordinators balanced.
@@ -53,17 +55,21 @@ static void number_racks(kv_ring_t *ring, const uint8_t *order) {
 }
 
 /* The rack (a run of order[]) to deal from next: most nodes left, not prev unless it is the
- * only one left; ties go to the earlier run. Runs are [start[k], start[k] + left[k]). */
-static uint32_t pick_rack(const uint32_t *left, uint32_t racks, uint32_t prev) {
+ * only one left. Ties go to the first rack dealt, so that it is used up early and does not
+ * end the cycle next to itself, then to the rack that sorts first. */
+static uint32_t pick_rack(const uint32_t *left, uint32_t racks, uint32_t prev, uint32_t first) {
   uint32_t best = racks;
   for (uint32_t k = 0; k < racks; k++) {
     if (left[k] == 0 || k == prev) continue;
-    if (best == racks || left[k] > left[best]) best = k;
+    if (best == racks || left[k] > left[best] ||
+        (left[k] == left[best] && k == first))
+      best = k;
   }
   return best == racks ? prev : best;
 }
 
-/* Deals the sorted nodes order[from, to) (one region) into out[from, to), rack-interleaved. */
+/* Deals the sorted nodes order[from, to) (one region) into out[from, to), rack-interleaved.
+ * Rack k is the run order[start[k], start[k] + left[k]); start is its next node to deal. */
 static void deal_region(const kv_ring_t *ring, const uint8_t *order, uint32_t from, uint32_t to,
                         uint8_t *out) {
   uint32_t start[KV_NODES_MAX], left[KV_NODES_MAX], racks = 0;
@@ -74,9 +80,10 @@ static void deal_region(const kv_ring_t *ring, const uint8_t *order, uint32_t fr
     }
     left[racks - 1]++;
   }
-  uint32_t prev = racks;
+  uint32_t prev = racks, first = racks;
   for (uint32_t i = from; i < to; i++) {
-    uint32_t k = pick_rack(left, racks, prev);
+    uint32_t k = pick_rack(left, racks, prev, first);
+    if (i == from) first = k;
     KV_ASSERT(k < racks && left[k] > 0);
     out[i] = order[start[k]++];
     left[k]--;

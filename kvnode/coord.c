@@ -37,6 +37,7 @@ typedef struct {
   bool sync_pending;            /* a durable self-ack waits on the syncer */
   kv_sync_waiter_t waiter;
   uint64_t decided_us, last_ok_us;
+  uint32_t active_pos;          /* where this slot sits in coord->active */
   struct kv_coord *coord;
 } slot_t;
 
@@ -50,6 +51,8 @@ struct kv_coord {
   slot_t slots[KV_COORD_PENDING_MAX];
   uint32_t free_list[KV_COORD_PENDING_MAX];
   uint32_t free_count;
+  uint32_t active[KV_COORD_PENDING_MAX]; /* slots in use, so ticks visit only those */
+  uint32_t active_count;
   kv_histogram_t lag_us;
 };
 
@@ -87,13 +90,16 @@ static void slot_release(kv_coord_t *c, slot_t *s) {
   s->merged = NULL;
   s->in_use = false;
   s->gen++;
-  c->free_list[c->free_count++] = (uint32_t)(s - c->slots);
+  uint32_t index = (uint32_t)(s - c->slots);
+  uint32_t last = c->active[--c->active_count];
+  c->active[s->active_pos] = last;
+  c->slots[last].active_pos = s->active_pos;
+  c->free_list[c->free_count++] = index;
 }
 
 void kv_coord_destroy(kv_coord_t *c) {
   if (!c) return;
-  for (uint32_t i = 0; i < KV_COORD_PENDING_MAX; i++)
-    if (c->slots[i].in_use) slot_release(c, &c->slots[i]);
+  while (c->active_count > 0) slot_release(c, &c->slots[c->active[c->active_count - 1]]);
   pthread_mutex_destroy(&c->lock);
   free(c);
 }
@@ -208,8 +214,11 @@ static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_p
     reply_error(c, call, &st);
     return NULL;
   }
-  slot_t *s = &c->slots[c->free_list[--c->free_count]];
+  uint32_t index = c->free_list[--c->free_count];
+  slot_t *s = &c->slots[index];
   s->in_use = true;
+  s->active_pos = c->active_count;
+  c->active[c->active_count++] = index;
   s->op = op;
   s->call = call;
   s->level = plan->level;
@@ -357,9 +366,9 @@ void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec
 
 void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
   pthread_mutex_lock(&c->lock);
-  for (uint32_t i = 0; i < KV_COORD_PENDING_MAX; i++) {
-    slot_t *s = &c->slots[i];
-    if (!s->in_use) continue;
+  /* Backwards: finishing a slot moves the last active one into its place. */
+  for (uint32_t i = c->active_count; i-- > 0;) {
+    slot_t *s = &c->slots[c->active[i]];
     if (kv_quorum_tick(&s->q, mono_us / 1000)) slot_reply(c, s, mono_us);
     slot_maybe_finish(c, s, mono_us);
   }

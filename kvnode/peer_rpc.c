@@ -277,6 +277,9 @@ kv_peer_state_t kv_peers_state(kv_peers_t *ps, uint32_t node) {
 
 /* ---- the thread --------------------------------------------------------------------- */
 
+/* Sends a heartbeat to each idle peer, and marks down a peer that has left a batch
+ * unanswered for longer than a heartbeat may take: a stopped process keeps its connections
+ * open, so only silence gives it away, and a data batch's own deadline is much longer. */
 static void heartbeats(kv_peers_t *ps, uint64_t now) {
   for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
     if (i == ps->self) continue;
@@ -284,6 +287,8 @@ static void heartbeats(kv_peers_t *ps, uint64_t now) {
     pthread_mutex_lock(&p->lock);
     if (!p->in_flight && now - p->last_sent_ms >= KV_PEER_HEARTBEAT_MS)
       batch_start(p, KV_PEER_HEARTBEAT_TIMEOUT_MS);
+    else if (p->in_flight && now - p->last_sent_ms >= KV_PEER_HEARTBEAT_TIMEOUT_MS)
+      atomic_store(&p->up, false);
     pthread_mutex_unlock(&p->lock);
   }
 }

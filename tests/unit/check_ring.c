@@ -35,6 +35,15 @@ static void add_cluster(kv_config_t *c, uint32_t count, const char *const *regio
   }
 }
 
+/* One region "local" with nodes n0.. on the given racks. */
+static void add_racked_nodes(const char *const *racks, uint32_t count) {
+  for (uint32_t i = 0; i < count; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "n%u", i);
+    add_node(&cfg, id, "local", racks[i]);
+  }
+}
+
 /* A keyspace with replicas in region r0, and in r1 unless r1 is NULL. */
 static const kv_keyspace_conf_t *add_keyspace(kv_config_t *c, const char *name,
                                               const char *r0, uint32_t n0, const char *r1,
@@ -253,11 +262,7 @@ START_TEST(three_racks_give_three_distinct_racks) {
 
   cfg_reset(&cfg, 256);
   static const char *const racks[] = {"a", "a", "a", "b", "b", "c"};
-  for (uint32_t i = 0; i < 6; i++) {
-    char id[8];
-    snprintf(id, sizeof id, "n%u", i);
-    add_node(&cfg, id, "local", racks[i]);
-  }
+  add_racked_nodes(racks, 6);
   ks = add_keyspace(&cfg, "ks", "local", 3, NULL, 0);
   ring_ok(&ring, &cfg);
   check_distinct_racks(ks);
@@ -266,15 +271,11 @@ END_TEST
 
 START_TEST(two_racks_both_hold_primaries) {
   /* Racks of 2 and 2, then of 4 and 1: with N=3 both racks hold a primary everywhere. */
-  static const char *const layouts[][5] = {{"a", "b", "a", "b", NULL},
-                                           {"a", "a", "a", "a", "b"}};
+  static const char *const layouts[][5] = {{"a", "b", "a", "b"}, {"a", "a", "a", "a", "b"}};
+  static const uint32_t sizes[] = {4, 5};
   for (uint32_t l = 0; l < 2; l++) {
     cfg_reset(&cfg, 256);
-    for (uint32_t i = 0; i < 5 && layouts[l][i]; i++) {
-      char id[8];
-      snprintf(id, sizeof id, "n%u", i);
-      add_node(&cfg, id, "local", layouts[l][i]);
-    }
+    add_racked_nodes(layouts[l], sizes[l]);
     const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "local", 3, NULL, 0);
     ring_ok(&ring, &cfg);
     for (uint32_t p = 0; p < 256; p++) {
@@ -293,19 +294,30 @@ START_TEST(two_racks_both_hold_primaries) {
 END_TEST
 
 START_TEST(neighbours_in_a_region_are_on_other_racks) {
-  /* Racks of 3, 2 and 1 nodes in one region: a 6-node cycle can avoid rack neighbours. */
+  /* Racks of 1, 2 and 3 nodes: the largest holds half, so a 6-node cycle has no rack
+   * neighbours; dealing naively ends with the largest rack next to its own start. */
+  static const char *const racks[] = {"a", "b", "c", "b", "c", "c"};
   cfg_reset(&cfg, 64);
-  static const char *const racks[] = {"a", "b", "a", "c", "a", "b"};
-  for (uint32_t i = 0; i < 6; i++) {
-    char id[8];
-    snprintf(id, sizeof id, "n%u", i);
-    add_node(&cfg, id, "local", racks[i]);
-  }
+  add_racked_nodes(racks, 6);
   ring_ok(&ring, &cfg);
   for (uint32_t i = 0; i < 6; i++)
     ck_assert_uint_ne(ring.node_rack[ring.claim[i]], ring.node_rack[ring.claim[(i + 1) % 6]]);
-  ck_assert_uint_eq(ring.node_rack[0], ring.node_rack[2]);
+  ck_assert_uint_eq(ring.node_rack[2], ring.node_rack[5]);
   ck_assert_uint_ne(ring.node_rack[0], ring.node_rack[1]);
+}
+END_TEST
+
+START_TEST(equal_racks_are_dealt_round_robin) {
+  /* 3 racks of 3: every 3 consecutive nodes (around the cycle) are on 3 racks. */
+  static const char *const racks[] = {"a", "a", "a", "b", "b", "b", "c", "c", "c"};
+  cfg_reset(&cfg, 64);
+  add_racked_nodes(racks, 9);
+  ring_ok(&ring, &cfg);
+  for (uint32_t i = 0; i < 9; i++) {
+    uint8_t x = ring.node_rack[ring.claim[i]], y = ring.node_rack[ring.claim[(i + 1) % 9]];
+    uint8_t z = ring.node_rack[ring.claim[(i + 2) % 9]];
+    ck_assert(x != y && y != z && x != z);
+  }
 }
 END_TEST
 
@@ -414,6 +426,7 @@ Suite *ring_suite(void) {
   tcase_add_test(tc, three_racks_give_three_distinct_racks);
   tcase_add_test(tc, two_racks_both_hold_primaries);
   tcase_add_test(tc, neighbours_in_a_region_are_on_other_racks);
+  tcase_add_test(tc, equal_racks_are_dealt_round_robin);
   tcase_add_test(tc, same_rack_name_in_two_regions_is_two_racks);
   tcase_add_test(tc, regions_alternate_around_the_ring);
   tcase_add_test(tc, first_primaries_spread_over_all_nodes);

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# cluster3.sh: integration tests on a real 3-node cluster (127.0.0.1 only), driven by kvctl:
+# replication, consistency levels with nodes down or stopped, siblings, deletes, replication
+# lag, durability across the cluster, clean shutdown. Starts its nodes on ports of its own and
+# stops every process it started, by pid. Prints one line per test and ends with
+# "N passed, N failed"; exits 1 on failure.
+set -u
+cd "$(dirname "$0")/../.." || exit 2
+KVNODE=bin/kvnode KVCTL=bin/kvctl
+work=$(mktemp -d /tmp/tunekv-it3.XXXXXX)
+passed=0 failed=0
+base=$((25000 + ($$ % 300) * 10))   # this run's ports: base+1 .. base+3
+declare -a pid addr
+for i in 1 2 3; do addr[$i]=127.0.0.1:$((base + i)); pid[$i]=; done
+
+cleanup() {
+  for i in 1 2 3; do
+    [ -n "${pid[$i]}" ] || continue
+    kill -CONT "${pid[$i]}" 2>/dev/null
+    kill -KILL "${pid[$i]}" 2>/dev/null && wait "${pid[$i]}" 2>/dev/null
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
+
+# expect NAME RC TEXT CMD...: CMD exits with RC and its output (stdout+stderr) contains TEXT.
+expect() {
+  local name=$1 want_rc=$2 want=$3 out rc
+  shift 3
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" != "$want_rc" ]; then fail "$name" "exit $rc, wanted $want_rc; output: ${out:0:300}"
+  elif [[ "$out" != *"$want"* ]]; then fail "$name" "output lacks '$want': ${out:0:300}"
+  else ok "$name"; fi
+}
+
+# expect_exact NAME RC TEXT MAX_MS CMD...: CMD exits with RC, its whole output (stdout+stderr)
+# is TEXT, and, unless MAX_MS is empty, it took less than MAX_MS milliseconds, kvctl's own
+# process start included. The time taken is printed with the result either way.
+expect_exact() {
+  local name=$1 want_rc=$2 want=$3 max=$4 out rc t0 ms
+  shift 4
+  t0=$(date +%s%N)
+  out=$("$@" 2>&1); rc=$?
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  if [ "$rc" != "$want_rc" ]; then fail "$name ($ms ms)" "exit $rc, wanted $want_rc; output: ${out:0:300}"
+  elif [ "$out" != "$want" ]; then fail "$name ($ms ms)" "output is '${out:0:300}', wanted '$want'"
+  elif [ -n "$max" ] && [ "$ms" -ge "$max" ]; then fail "$name ($ms ms)" "took $ms ms, limit $max ms"
+  else ok "$name ($ms ms)"; fi
+}
+
+# check NAME COND-DESCRIPTION CMD...: CMD (a test) succeeds.
+check() {
+  local name=$1 why=$2
+  shift 2
+  if "$@"; then ok "$name"; else fail "$name" "$why"; fi
+}
+
+cat >"$work/cluster.yaml" <<YAML
+cluster:
+  name: it3
+  partitions: 64
+nodes:
+  - { id: n1, address: "${addr[1]}", region: local, rack: r1 }
+  - { id: n2, address: "${addr[2]}", region: local, rack: r2 }
+  - { id: n3, address: "${addr[3]}", region: local, rack: r3 }
+keyspaces:
+  - name: default
+    replication: { local: 3 }
+    read: QUORUM
+    write: QUORUM
+    handler: siblings
+YAML
+
+starts=0
+# start_node I: starts nI on its data directory (kept across restarts), waits for "serving on".
+start_node() {
+  local i=$1 log
+  starts=$((starts + 1))
+  log=$work/n$i.$starts.log
+  last_log[$i]=$log
+  "$KVNODE" --config "$work/cluster.yaml" --node "n$i" --data-dir "$work/d$i" >"$log" 2>&1 &
+  pid[$i]=$!
+  for _ in $(seq 100); do
+    grep -q "serving on" "$log" && return 0
+    kill -0 "${pid[$i]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "kvnode n$i did not start:"; cat "$log"
+  return 1
+}
+declare -a last_log
+
+# kill_node I SIGNAL: sends SIGNAL to nI and reaps it; sets node_rc to its exit status.
+kill_node() {
+  kill -"$2" "${pid[$1]}"
+  wait "${pid[$1]}" 2>/dev/null; node_rc=$?
+  pid[$1]=
+}
+
+# peer_state I PEER: "up" or "down" as `kvctl status` on nI reports PEER.
+peer_state() { "$KVCTL" -a "${addr[$1]}" status 2>/dev/null | awk -v p="$2" '$1 == p { print $3 }'; }
+
+# wait_state I STATE PEER...: polls (up to 3 s) until nI reports every PEER in STATE.
+wait_state() {
+  local i=$1 want=$2 p all
+  shift 2
+  for _ in $(seq 60); do
+    all=1
+    for p in "$@"; do [ "$(peer_state "$i" "$p")" = "$want" ] || all=0; done
+    [ $all = 1 ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# wait_all_up: every node sees both others up (after a start or restart).
+wait_all_up() {
+  wait_state 1 up n2 n3 && wait_state 2 up n1 n3 && wait_state 3 up n1 n2 ||
+    { echo "the nodes did not see each other up"; for i in 1 2 3; do "$KVCTL" -a "${addr[$i]}" status; done; return 1; }
+}
+
+ctl() { local i=$1; shift; "$KVCTL" -a "${addr[$i]}" "$@"; }
+# get_sorted I KEY [ARGS]: the siblings of KEY through nI, sorted, on one line.
+get_sorted() { local i=$1 k=$2; shift 2; ctl "$i" get default "$k" "$@" | sort | tr '\n' ' '; }
+# context I KEY [ARGS]: the context of a get --json through nI.
+context() {
+  local i=$1 k=$2; shift 2
+  ctl "$i" get default "$k" --json "$@" | python3 -c 'import sys,json; print(json.load(sys.stdin)["context"])'
+}
+# lag_writes I: N of "over N writes" in nI's status.
+lag_writes() { ctl "$1" status | sed -n 's/.*over \([0-9]*\) writes.*/\1/p'; }
+
+t_start=$(date +%s%N)
+for i in 1 2 3; do start_node "$i" || exit 1; done
+wait_all_up || exit 1
+
+# ---- 1. replication: a put at ALL is on every replica ------------------------------------
+ctl 1 put default rep1 "replicated value" -c ALL >/dev/null
+expect_exact "1. ALL put through n1 is in n2's replica (get --local)" 0 "replicated value" "" ctl 2 get default rep1 --local
+expect_exact "1. ALL put through n1 is in n3's replica (get --local)" 0 "replicated value" "" ctl 3 get default rep1 --local
+
+# ---- 6. every level name kvctl accepts -------------------------------------------------
+for lvl in ONE TWO THREE QUORUM ALL ANY LOCAL_ONE LOCAL_QUORUM EACH_QUORUM quorum; do
+  expect "6. put at $lvl is accepted" 0 "" ctl 1 put default lvl "v-$lvl" -c "$lvl"
+done
+for lvl in ONE TWO THREE QUORUM ALL LOCAL_ONE LOCAL_QUORUM EACH_QUORUM; do
+  expect "6. get at $lvl is accepted" 0 "v-" ctl 1 get default lvl -c "$lvl"
+done
+expect_exact "6. get at ANY is INVALID_ARGUMENT" 3 \
+  "INVALID_ARGUMENT: ANY is a write level; reads need at least ONE" "" ctl 1 get default lvl -c ANY
+
+# ---- 4. siblings across coordinators ------------------------------------------------------
+ctl 1 put default sib a >/dev/null 2>&1
+ctl 2 put default sib b >/dev/null 2>&1
+expect_exact "4. puts without context through n1 and n2 give two siblings (QUORUM)" 0 "a b " "" get_sorted 3 sib -c QUORUM
+expect_exact "4. ... also at ALL" 0 "a b " "" get_sorted 1 sib -c ALL
+ctx=$(context 3 sib -c ALL)
+ctl 3 put default sib c --context "$ctx" >/dev/null
+expect_exact "4. a put through n3 with the read context leaves one value (ALL)" 0 "c" "" ctl 1 get default sib -c ALL
+
+# ---- 5. deletes ----------------------------------------------------------------------------
+ctl 1 put default del1 v1 >/dev/null
+ctl 2 delete default del1 --context "$(context 1 del1)" >/dev/null
+expect_exact "5. get after delete with the read context exits 1 (QUORUM)" 1 "kvctl: not found" "" ctl 3 get default del1 -c QUORUM
+expect_exact "5. ... and at ALL" 1 "kvctl: not found" "" ctl 1 get default del1 -c ALL
+old=$(ctl 1 put default del2 x1)
+ctl 2 put default del2 x2 >/dev/null 2>&1        # concurrent with the context held in $old
+ctl 1 delete default del2 --context "$old" >/dev/null 2>&1
+expect_exact "5. delete with an old context keeps only the concurrent sibling (ALL)" 0 "x2" "" ctl 3 get default del2 -c ALL
+
+# ---- 8. replication lag is measured ------------------------------------------------------
+n0=$(lag_writes 2)
+for i in $(seq 10); do ctl 2 put default "lag$i" v -c QUORUM >/dev/null; done
+n=$n0
+for _ in $(seq 40); do n=$(lag_writes 2); [ "${n:-0}" -ge $((n0 + 10)) ] && break; sleep 0.05; done
+check "8. status on the coordinator reports lag over the QUORUM writes (over $n writes, was $n0)" \
+  "'over N writes' went from '$n0' to '$n' after 10 QUORUM writes; status: $(ctl 2 status | tail -1)" \
+  test "${n:-0}" -gt 0 -a "${n:-0}" -ge $((n0 + 10))
+
+# ---- 7. DEADLINE_EXCEEDED: a stopped replica never acknowledges --------------------------
+kill -STOP "${pid[3]}"
+expect_exact "7. ALL put with n3 stopped is DEADLINE_EXCEEDED after --timeout 300" 3 \
+  "DEADLINE_EXCEEDED: 2 of 3 replicas acknowledged within 300 ms; ALL needs 3" "" \
+  ctl 1 put default stopped v -c ALL --timeout 300
+kill -CONT "${pid[3]}"
+wait_all_up || exit 1
+
+# ---- 9. durability across the cluster ------------------------------------------------------
+ctl 2 put default durable "kept" -c QUORUM --durable >/dev/null
+for i in 1 2 3; do kill_node "$i" KILL; done
+for i in 1 2 3; do start_node "$i" || exit 1; done
+wait_all_up || exit 1
+expect_exact "9. a durable QUORUM put survives SIGKILL of all three (read at ALL)" 0 "kept" "" \
+  ctl 1 get default durable -c ALL
+expect_exact "9. ... as does a put at ALL from before" 0 "replicated value" "" ctl 3 get default rep1 -c ALL
+
+# ---- 2. one node down: QUORUM works, ALL is refused at once --------------------------------
+kill_node 3 KILL
+t0=$(date +%s%N)
+if wait_state 1 down n3 && wait_state 2 down n3; then
+  ok "2. n1 and n2 see n3 down after SIGKILL ($((($(date +%s%N) - t0) / 1000000)) ms)"
+else fail "2. n1 and n2 see n3 down after SIGKILL" "n1 says '$(peer_state 1 n3)', n2 '$(peer_state 2 n3)' after 3 s"; fi
+expect "2. QUORUM put through n1 with n3 down" 0 "" ctl 1 put default q1 one -c QUORUM
+expect "2. QUORUM put through n2 with n3 down" 0 "" ctl 2 put default q2 two -c QUORUM
+expect_exact "2. QUORUM get through n2 of n1's put" 0 "one" "" ctl 2 get default q1 -c QUORUM
+expect_exact "2. QUORUM get through n1 of n2's put" 0 "two" "" ctl 1 get default q2 -c QUORUM
+unavail_all="UNAVAILABLE: ALL needs 3 of 3 replicas; 2 are alive"
+expect_exact "2. ALL put through n1 is UNAVAILABLE within 100 ms" 3 "$unavail_all" 100 ctl 1 put default q1 x -c ALL
+expect_exact "2. ALL get through n1 is UNAVAILABLE within 100 ms" 3 "$unavail_all" 100 ctl 1 get default q1 -c ALL
+expect_exact "2. ALL put through n2 is UNAVAILABLE within 100 ms" 3 "$unavail_all" 100 ctl 2 put default q2 x -c ALL
+expect_exact "2. ALL get through n2 is UNAVAILABLE within 100 ms" 3 "$unavail_all" 100 ctl 2 get default q2 -c ALL
+
+# ---- 3. two nodes down: ONE works, QUORUM is refused ---------------------------------------
+kill_node 2 KILL
+if wait_state 1 down n2 n3; then ok "3. n1 sees n2 and n3 down"
+else fail "3. n1 sees n2 and n3 down" "n2 '$(peer_state 1 n2)', n3 '$(peer_state 1 n3)' after 3 s"; fi
+expect "3. ONE put through n1 with n2 and n3 down" 0 "" ctl 1 put default solo alone -c ONE
+expect_exact "3. ONE get through n1 with n2 and n3 down" 0 "alone" "" ctl 1 get default solo -c ONE
+unavail_q="UNAVAILABLE: QUORUM needs 2 of 3 replicas; 1 is alive"
+expect_exact "3. QUORUM put through n1 is UNAVAILABLE" 3 "$unavail_q" "" ctl 1 put default solo x -c QUORUM
+expect_exact "3. QUORUM get through n1 is UNAVAILABLE" 3 "$unavail_q" "" ctl 1 get default solo -c QUORUM
+
+# ---- 10. clean shutdown ------------------------------------------------------------------
+for i in 2 3; do start_node "$i" || exit 1; done
+wait_all_up || exit 1
+for i in 1 2 3; do
+  log=${last_log[$i]}
+  kill_node "$i" TERM
+  if [ "$node_rc" = 0 ] && grep -q "stopped cleanly" "$log"; then ok "10. SIGTERM stops n$i cleanly (exit 0)"
+  else fail "10. SIGTERM stops n$i cleanly (exit 0)" "exit $node_rc; log: $(tail -3 "$log")"; fi
+done
+
+echo "$passed passed, $failed failed ($((($(date +%s%N) - t_start) / 1000000)) ms)"
+[ "$failed" = 0 ]
