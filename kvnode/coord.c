@@ -34,6 +34,10 @@ typedef struct {
   uint32_t self_target;         /* this node's index among the targets */
   kv_node_result_t *result;     /* put/delete: the answer to give when the quorum is met */
   kv_dvv_t *merged;             /* get: the merge of the answers so far */
+  bool asked[KV_REPLICAS_MAX];  /* get: the replicas asked so far */
+  char *keyspace;               /* get: copies, for asking more replicas later */
+  uint8_t *key;
+  size_t key_bytes;
   bool sync_pending;            /* a durable self-ack waits on the syncer */
   kv_sync_waiter_t waiter;
   uint64_t decided_us, last_ok_us;
@@ -86,8 +90,12 @@ static void slot_release(kv_coord_t *c, slot_t *s) {
     kv_dvv_deinit(s->merged);
     free(s->merged);
   }
+  free(s->keyspace);
+  free(s->key);
   s->result = NULL;
   s->merged = NULL;
+  s->keyspace = NULL;
+  s->key = NULL;
   s->in_use = false;
   s->gen++;
   uint32_t index = (uint32_t)(s - c->slots);
@@ -147,8 +155,13 @@ static void slot_reply(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   s->call = NULL;
 }
 
-/* Frees the slot once nothing more can arrive for it, recording the write's lag. */
+/* Frees the slot once nothing more can arrive for it (a get: once answered, since late
+ * read answers carry nothing it uses), recording the write's lag. */
 static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
+  if (s->op == KV_OP_GET && s->q.outcome != KV_QUORUM_PENDING) {
+    slot_release(c, s);
+    return;
+  }
   if (s->sync_pending || !kv_quorum_finished(&s->q, now_us / 1000)) return;
   bool all_ok = s->q.ok_count == s->q.target_count;
   if (s->op != KV_OP_GET && s->q.outcome == KV_QUORUM_OK && all_ok)
@@ -156,12 +169,17 @@ static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   slot_release(c, s);
 }
 
+static void get_ask_more(kv_coord_t *c, slot_t *s, uint64_t now_us);
+
 static void slot_answer(kv_coord_t *c, slot_t *s, uint32_t target, bool ok, uint64_t now_us) {
   bool was_answered = s->q.answers[target] != KV_ANSWER_NONE;
   bool decided = kv_quorum_answer(&s->q, target, ok, now_us / 1000);
   if (ok && !was_answered) s->last_ok_us = now_us;
   if (decided) slot_reply(c, s, now_us);
-  slot_maybe_finish(c, s, now_us);
+  if (!decided && !ok && s->op == KV_OP_GET && s->q.outcome == KV_QUORUM_PENDING)
+    get_ask_more(c, s, now_us);
+  else
+    slot_maybe_finish(c, s, now_us);
 }
 
 /* ---- requests ----------------------------------------------------------------------- */
@@ -300,28 +318,70 @@ static bool merge_record(slot_t *s, const uint8_t *rec, size_t rec_bytes) {
   return err == KV_OK;
 }
 
+/* Asks replica i of a get: this node's own record is read at once. */
+static void get_ask(kv_coord_t *c, slot_t *s, uint32_t i, uint64_t now_us) {
+  s->asked[i] = true;
+  if (i == s->self_target) {
+    uint8_t *rec;
+    size_t rec_bytes;
+    kv_status_t st;
+    bool ok = kv_node_read_record(c->node, s->keyspace, s->key, s->key_bytes, &rec, &rec_bytes,
+                                  &st) == KV_OK &&
+              merge_record(s, rec, rec_bytes);
+    free(rec);
+    slot_answer(c, s, i, ok, now_us);
+    return;
+  }
+  kv_status_t st;
+  if (c->tr.send_read(c->tr.arg, s->q.targets[i].node, slot_id(c, s, i), s->keyspace, s->key,
+                      s->key_bytes, &st) != KV_OK)
+    slot_answer(c, s, i, false, now_us);
+}
+
+/* The next replica to ask: this node first (no network), then live ones in preference
+ * order; UINT32_MAX when every replica has been asked. */
+static uint32_t get_next_target(kv_coord_t *c, const slot_t *s) {
+  if (!s->asked[s->self_target]) return s->self_target;
+  uint32_t dead = UINT32_MAX;
+  for (uint32_t i = 0; i < s->q.target_count; i++) {
+    if (s->asked[i]) continue;
+    if (c->tr.alive(c->tr.arg, s->q.targets[i].node)) return i;
+    if (dead == UINT32_MAX) dead = i;
+  }
+  return dead;
+}
+
+/* Asks replicas until, were every replica asked and not yet failed to answer ok, the read's
+ * need would be met (like Cassandra, R replicas rather than all N: a ONE read on a replica
+ * needs no network). Called again after each failed answer. */
+static void get_ask_more(kv_coord_t *c, slot_t *s, uint64_t now_us) {
+  uint16_t gen = s->gen;
+  for (;;) {
+    bool hopeful[KV_REPLICAS_MAX];
+    for (uint32_t i = 0; i < s->q.target_count; i++)
+      hopeful[i] = s->asked[i] && s->q.answers[i] != KV_ANSWER_ERROR;
+    if (kv_quorum_possible(&s->q.need, s->q.targets, s->q.target_count, hopeful, "", NULL))
+      return;
+    uint32_t next = get_next_target(c, s);
+    KV_ASSERT(next != UINT32_MAX); /* unasked replicas remain while the need is reachable */
+    get_ask(c, s, next, now_us);
+    if (!s->in_use || s->gen != gen || s->q.outcome != KV_QUORUM_PENDING) return;
+  }
+}
+
 static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
                       const kv_node_plan_t *plan, uint64_t now_us) {
   slot_t *s = slot_start(c, call, KV_OP_GET, plan, now_us);
   if (!s) return;
   s->merged = malloc(sizeof *s->merged);
-  KV_ASSERT(s->merged != NULL);
+  s->keyspace = strdup(req->keyspace);
+  s->key = malloc(req->key_bytes);
+  KV_ASSERT(s->merged && s->keyspace && s->key);
+  memcpy(s->key, req->key, req->key_bytes);
+  s->key_bytes = req->key_bytes;
+  memset(s->asked, 0, sizeof s->asked);
   kv_dvv_init(s->merged);
-  for (uint32_t i = 0; i < s->q.target_count; i++) {
-    if (i == s->self_target) continue;
-    kv_status_t send_st;
-    if (c->tr.send_read(c->tr.arg, s->q.targets[i].node, slot_id(c, s, i), req->keyspace,
-                        req->key, req->key_bytes, &send_st) != KV_OK)
-      slot_answer(c, s, i, false, now_us);
-  }
-  uint8_t *rec;
-  size_t rec_bytes;
-  kv_status_t st;
-  bool ok = kv_node_read_record(c->node, req->keyspace, req->key, req->key_bytes, &rec,
-                                &rec_bytes, &st) == KV_OK &&
-            merge_record(s, rec, rec_bytes);
-  free(rec);
-  slot_answer(c, s, s->self_target, ok, now_us);
+  get_ask_more(c, s, now_us);
 }
 
 /* A get with local=true: this replica's view, no coordination. */

@@ -14,6 +14,7 @@
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -155,7 +156,8 @@ static void batch_start(peer_t *p, uint32_t deadline_ms) {
 
 /* Delivers the outcome of a finished batch to the coordinator. No lock held. */
 static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32_t n,
-                          grpc_status_code status, grpc_byte_buffer *response) {
+                          grpc_status_code status, grpc_slice details,
+                          grpc_byte_buffer *response) {
   Tunekv__Peer__PeerBatchReply *reply = NULL;
   if (status == GRPC_STATUS_OK && response) {
     grpc_byte_buffer_reader reader;
@@ -167,8 +169,14 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32
       grpc_slice_unref(s);
     }
   }
-  atomic_store(&p->up, reply != NULL);
+  bool was_up = atomic_exchange(&p->up, reply != NULL);
   if (reply) atomic_store(&p->last_heard_ms, (int_fast64_t)mono_ms());
+  if (was_up && !reply) {
+    char *why = grpc_slice_to_c_string(details);
+    KV_WARN("node %s is down: a batch of %u message(s) failed: %s: %s",
+            ps->cfg->nodes[p->node].id, n, kv_grpc_code_name((int)status), why);
+    gpr_free(why);
+  }
   uint64_t now = mono_us();
   for (uint32_t i = 0; i < n; i++) {
     if (!ps->coord) break;
@@ -188,16 +196,17 @@ static void batch_complete(kv_peers_t *ps, peer_t *p) {
   uint32_t n = p->id_count;
   memcpy(ids, p->ids, n * sizeof ids[0]);
   grpc_status_code status = p->status;
+  grpc_slice details = p->details;
   grpc_byte_buffer *response = p->response;
   grpc_byte_buffer_destroy(p->request);
   grpc_metadata_array_destroy(&p->initial_md);
   grpc_metadata_array_destroy(&p->trailing_md);
-  grpc_slice_unref(p->details);
   grpc_call_unref(p->call);
   p->in_flight = false;
   pthread_mutex_unlock(&p->lock);
 
-  batch_deliver(ps, p, ids, n, status, response);
+  batch_deliver(ps, p, ids, n, status, details, response);
+  grpc_slice_unref(details);
   if (response) grpc_byte_buffer_destroy(response);
 
   pthread_mutex_lock(&p->lock);
@@ -285,10 +294,14 @@ static void heartbeats(kv_peers_t *ps, uint64_t now) {
     if (i == ps->self) continue;
     peer_t *p = &ps->peers[i];
     pthread_mutex_lock(&p->lock);
-    if (!p->in_flight && now - p->last_sent_ms >= KV_PEER_HEARTBEAT_MS)
+    /* Compared without subtracting: another thread may have started a batch after `now`
+     * was read, leaving last_sent_ms ahead of it. */
+    if (!p->in_flight && now >= p->last_sent_ms + KV_PEER_HEARTBEAT_MS)
       batch_start(p, KV_PEER_HEARTBEAT_TIMEOUT_MS);
-    else if (p->in_flight && now - p->last_sent_ms >= KV_PEER_HEARTBEAT_TIMEOUT_MS)
-      atomic_store(&p->up, false);
+    else if (p->in_flight && now >= p->last_sent_ms + KV_PEER_HEARTBEAT_TIMEOUT_MS &&
+             atomic_exchange(&p->up, false))
+      KV_WARN("node %s is down: no answer for %llu ms", ps->cfg->nodes[i].id,
+              (unsigned long long)(now - p->last_sent_ms));
     pthread_mutex_unlock(&p->lock);
   }
 }
@@ -296,12 +309,19 @@ static void heartbeats(kv_peers_t *ps, uint64_t now) {
 static void *peers_main(void *arg) {
   kv_peers_t *ps = arg;
   uint64_t next_tick = 0;
+  gpr_timespec wait = gpr_time_from_millis(PEER_TICK_MS, GPR_TIMESPAN);
   for (;;) {
-    gpr_timespec wait = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                     gpr_time_from_millis(PEER_TICK_MS, GPR_TIMESPAN));
-    grpc_event ev = grpc_completion_queue_next(ps->cq, wait, NULL);
+    grpc_event ev = grpc_completion_queue_next(
+        ps->cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), wait), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN) return NULL;
-    if (ev.type == GRPC_OP_COMPLETE) batch_complete(ps, ev.tag);
+    if (ev.type == GRPC_OP_COMPLETE) {
+      batch_complete(ps, ev.tag);
+      /* Drain what has already arrived before judging anyone's silence: after this thread
+       * was kept off the CPU, answers can be waiting that a heartbeat check would miss. */
+      wait = gpr_time_0(GPR_TIMESPAN);
+      continue;
+    }
+    wait = gpr_time_from_millis(PEER_TICK_MS, GPR_TIMESPAN);
     uint64_t now = mono_ms();
     if (now >= next_tick && !atomic_load(&ps->stop)) {
       kv_coord_tick(ps->coord, mono_us());
