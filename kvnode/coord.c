@@ -39,6 +39,7 @@ typedef struct {
   uint8_t *key;
   size_t key_bytes;
   bool sync_pending;            /* a durable self-ack waits on the syncer */
+  kv_status_t refused;          /* why a message could not be queued (KV_OK: none was) */
   kv_sync_waiter_t waiter;
   uint64_t decided_us, last_ok_us;
   uint32_t active_pos;          /* where this slot sits in coord->active */
@@ -139,7 +140,10 @@ static void slot_reply(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   kv_status_t st;
   kv_status_clear(&st);
   s->decided_us = now_us;
-  if (s->q.outcome != KV_QUORUM_OK) {
+  if (s->q.outcome != KV_QUORUM_OK && s->refused.code != KV_OK) {
+    /* Overload, not failure: say so (RESOURCE_EXHAUSTED), so the client backs off. */
+    reply_error(c, s->call, &s->refused);
+  } else if (s->q.outcome != KV_QUORUM_OK) {
     kv_quorum_failure(&s->q, kv_level_name(s->level), s->op == KV_OP_GET ? "answered"
                                                                           : "acknowledged",
                       &st);
@@ -242,6 +246,7 @@ static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_p
   s->level = plan->level;
   s->self_target = self_target;
   s->sync_pending = false;
+  kv_status_clear(&s->refused);
   s->decided_us = s->last_ok_us = 0;
   kv_quorum_init(&s->q, &plan->need, targets, count, now_us / 1000,
                  now_us / 1000 + plan->timeout_ms);
@@ -289,10 +294,9 @@ static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
   }
   for (uint32_t i = 0; i < s->q.target_count; i++) {
     if (i == s->self_target) continue;
-    kv_status_t send_st;
     if (c->tr.send_write(c->tr.arg, s->q.targets[i].node, slot_id(c, s, i), req->keyspace,
                          req->key, req->key_bytes, res->record, res->record_bytes,
-                         req->durable, &send_st) != KV_OK)
+                         req->durable, &s->refused) != KV_OK)
       slot_answer(c, s, i, false, now_us);
   }
   if (req->durable) {
@@ -332,9 +336,8 @@ static void get_ask(kv_coord_t *c, slot_t *s, uint32_t i, uint64_t now_us) {
     slot_answer(c, s, i, ok, now_us);
     return;
   }
-  kv_status_t st;
   if (c->tr.send_read(c->tr.arg, s->q.targets[i].node, slot_id(c, s, i), s->keyspace, s->key,
-                      s->key_bytes, &st) != KV_OK)
+                      s->key_bytes, &s->refused) != KV_OK)
     slot_answer(c, s, i, false, now_us);
 }
 

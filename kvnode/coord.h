@@ -17,7 +17,8 @@
  * Threads: every entry point takes the coordinator's lock, so the state is touched by one
  * thread at a time; the reply callback and the transport are called with it held (both
  * only queue work). Bounded: at most KV_COORD_PENDING_MAX requests in flight; past that,
- * RESOURCE_EXHAUSTED. */
+ * RESOURCE_EXHAUSTED. A request that fails because a peer's queue was full is answered with
+ * the transport's RESOURCE_EXHAUSTED too, not as a replica failure. */
 #ifndef KV_COORD_H
 #define KV_COORD_H
 

@@ -8,7 +8,6 @@
  * Exit codes: 0 clean shutdown, 1 runtime failure (store, bind), 2 usage or config error. */
 #include <errno.h>
 #include <getopt.h>
-#include <grpc/grpc.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -180,7 +179,7 @@ static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *se
   kv_status_t st;
   kv_status_clear(&st);
   static daemon_t d; /* large (the ring); lives for the whole process */
-  grpc_init();
+  kv_rpc_init();
   int exit_code = 0;
   if (daemon_start(&d, a, cfg, self, dir, &st) != KV_OK) {
     KV_ERROR("%s", st.msg);
@@ -192,7 +191,7 @@ static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *se
     KV_INFO("%s: stopping (finishing in-flight calls)", strsignal(sig));
   }
   daemon_stop(&d);
-  grpc_shutdown();
+  kv_rpc_shutdown();
   if (exit_code == 0) KV_INFO("stopped cleanly");
   return exit_code;
 }

@@ -23,8 +23,8 @@
 
 typedef struct kv_peers kv_peers_t;
 
-/* Opens a channel to every other node of cfg (borrowed; must outlive the peers). grpc_init()
- * must have been called. The thread starts with kv_peers_run. */
+/* Opens a channel to every other node of cfg (borrowed; must outlive the peers). kv_rpc_init()
+ * (server_rpc.h) must have been called. The thread starts with kv_peers_run. */
 kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message_bytes,
                        kv_peers_t **out, kv_status_t *st);
 /* The transport table the coordinator uses to reach the peers. */

@@ -433,6 +433,10 @@ static void *worker_main(void *arg) {
 
 /* ---- Start and stop ----------------------------------------------------------------- */
 
+void kv_rpc_init(void) { grpc_init(); }
+
+void kv_rpc_shutdown(void) { grpc_shutdown(); }
+
 kv_err kv_server_start(const kv_server_deps_t *deps, const kv_server_opts_t *opts,
                        kv_server_t **out, kv_status_t *st) {
   KV_ASSERT(opts->threads >= 1 && opts->threads <= KV_SERVER_THREADS_MAX);

@@ -30,7 +30,12 @@ typedef struct {
 
 typedef struct kv_server kv_server_t;
 
-/* Starts serving. grpc_init() must have been called. KV_EIO with a sentence when the address
+/* gRPC's process-wide start and end (grpc_init / grpc_shutdown): before any server or peer
+ * channel is made, and after every one is gone. */
+void kv_rpc_init(void);
+void kv_rpc_shutdown(void);
+
+/* Starts serving. kv_rpc_init() must have been called. KV_EIO with a sentence when the address
  * cannot be bound. */
 kv_err kv_server_start(const kv_server_deps_t *deps, const kv_server_opts_t *opts,
                        kv_server_t **out, kv_status_t *st);
