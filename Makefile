@@ -96,7 +96,7 @@ unit: $(BUILD)/check_unit
 	$(BUILD)/check_unit
 
 integration: all
-	rc=0; tests/integration/run.sh || rc=1; tests/integration/cluster3.sh || rc=1; exit $$rc
+	rc=0; for t in run cluster3 cluster5; do tests/integration/$$t.sh || rc=1; done; exit $$rc
 
 test: deps
 	$(MAKE) all $(BUILD)/check_unit

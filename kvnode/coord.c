@@ -31,7 +31,8 @@ typedef struct {
   void *call;                   /* the client call; NULL once replied */
   kv_level_t level;
   kv_quorum_t q;
-  uint32_t self_target;         /* this node's index among the targets */
+  uint32_t self_target;         /* this node's index among the targets; UINT32_MAX when it
+                                   is not a replica (a get coordinated from elsewhere) */
   kv_node_result_t *result;     /* put/delete: the answer to give when the quorum is met */
   kv_dvv_t *merged;             /* get: the merge of the answers so far */
   bool asked[KV_REPLICAS_MAX];  /* get: the replicas asked so far */
@@ -188,10 +189,10 @@ static void slot_answer(kv_coord_t *c, slot_t *s, uint32_t target, bool ok, uint
 
 /* ---- requests ----------------------------------------------------------------------- */
 
-/* The targets of a request: the key's primaries, with this node among them. Returns false
- * (with st) when this node is not a primary. */
-static bool plan_targets(kv_coord_t *c, const kv_node_plan_t *plan, kv_target_t *targets,
-                         uint32_t *count, uint32_t *self_target, kv_status_t *st) {
+/* The targets of a request: the key's primaries. *self_target is this node's index among
+ * them, or UINT32_MAX when this node is not a replica of the key. */
+static uint32_t plan_targets(kv_coord_t *c, const kv_node_plan_t *plan, kv_target_t *targets,
+                             uint32_t *self_target) {
   kv_preflist_t pl;
   kv_ring_preflist(c->ring, plan->ks, plan->partition, &pl);
   uint32_t self = kv_node_self(c->node);
@@ -203,34 +204,30 @@ static bool plan_targets(kv_coord_t *c, const kv_node_plan_t *plan, kv_target_t 
                                .local = strcmp(cfg->nodes[pl.node[i]].region, self_region) == 0};
     if (pl.node[i] == self) *self_target = i;
   }
-  *count = pl.primary_count;
-  if (*self_target != UINT32_MAX) return true;
-  kv_status_set(st, KV_EUNAVAILABLE,
-                "node %s is not a replica of this key; send the request to its first replica, "
-                "%s", cfg->nodes[self].id, cfg->nodes[pl.node[0]].id);
+  return pl.primary_count;
+}
+
+/* Whether the live targets could meet the request's need; answers UNAVAILABLE when not. */
+static bool targets_possible(kv_coord_t *c, void *call, const kv_node_plan_t *plan,
+                             const kv_target_t *targets, uint32_t count, uint32_t self_target) {
+  bool alive[KV_REPLICAS_MAX];
+  for (uint32_t i = 0; i < count; i++)
+    alive[i] = i == self_target || c->tr.alive(c->tr.arg, targets[i].node);
+  kv_status_t st;
+  kv_status_clear(&st);
+  if (kv_quorum_possible(&plan->need, targets, count, alive, kv_level_name(plan->level), &st))
+    return true;
+  reply_error(c, call, &st);
   return false;
 }
 
-/* Starts a slot for the request, or answers it (UNAVAILABLE, RESOURCE_EXHAUSTED) and
- * returns NULL. */
+/* Starts a slot for the request over targets, or answers RESOURCE_EXHAUSTED and returns
+ * NULL when the table is full. */
 static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_plan_t *plan,
+                          const kv_target_t *targets, uint32_t count, uint32_t self_target,
                           uint64_t now_us) {
-  kv_target_t targets[KV_REPLICAS_MAX];
-  bool alive[KV_REPLICAS_MAX];
-  uint32_t count, self_target;
-  kv_status_t st;
-  kv_status_clear(&st);
-  if (!plan_targets(c, plan, targets, &count, &self_target, &st)) {
-    reply_error(c, call, &st);
-    return NULL;
-  }
-  for (uint32_t i = 0; i < count; i++)
-    alive[i] = i == self_target || c->tr.alive(c->tr.arg, targets[i].node);
-  if (!kv_quorum_possible(&plan->need, targets, count, alive, kv_level_name(plan->level), &st)) {
-    reply_error(c, call, &st);
-    return NULL;
-  }
   if (c->free_count == 0) {
+    kv_status_t st;
     kv_status_set(&st, KV_EBUSY, "node has %u requests in flight; retry later",
                   KV_COORD_PENDING_MAX);
     reply_error(c, call, &st);
@@ -251,6 +248,24 @@ static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_p
   kv_quorum_init(&s->q, &plan->need, targets, count, now_us / 1000,
                  now_us / 1000 + plan->timeout_ms);
   return s;
+}
+
+/* A write reaching a node that is not one of the key's replicas goes, as received, to the
+ * first live replica, which coordinates it: dots are only minted by replicas. Its answer
+ * goes straight back to the client (the transport relays it). */
+static void coord_forward(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
+                          const kv_node_plan_t *plan, const kv_target_t *targets,
+                          uint32_t count) {
+  kv_status_t st;
+  kv_status_clear(&st);
+  for (uint32_t i = 0; i < count; i++) {
+    if (!c->tr.alive(c->tr.arg, targets[i].node)) continue;
+    if (c->tr.forward(c->tr.arg, targets[i].node, call, op, req->raw, req->raw_bytes,
+                      plan->timeout_ms, &st) != KV_OK)
+      reply_error(c, call, &st);
+    return;
+  }
+  KV_ASSERT(!"targets_possible found a live replica");
 }
 
 static uint64_t mono_now_us(void) {
@@ -278,8 +293,15 @@ static void slot_abort(kv_coord_t *c, slot_t *s, const kv_status_t *st) {
 
 static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
                         const kv_node_plan_t *plan, uint64_t now_us, uint64_t wall_ms) {
+  kv_target_t targets[KV_REPLICAS_MAX];
+  uint32_t self_target, count = plan_targets(c, plan, targets, &self_target);
   /* Refuse before writing anything: a write the cluster cannot acknowledge must not land. */
-  slot_t *s = slot_start(c, call, op, plan, now_us);
+  if (!targets_possible(c, call, plan, targets, count, self_target)) return;
+  if (self_target == UINT32_MAX) {
+    coord_forward(c, call, op, req, plan, targets, count);
+    return;
+  }
+  slot_t *s = slot_start(c, call, op, plan, targets, count, self_target, now_us);
   if (!s) return;
   kv_status_t st;
   kv_status_clear(&st);
@@ -344,7 +366,7 @@ static void get_ask(kv_coord_t *c, slot_t *s, uint32_t i, uint64_t now_us) {
 /* The next replica to ask: this node first (no network), then live ones in preference
  * order; UINT32_MAX when every replica has been asked. */
 static uint32_t get_next_target(kv_coord_t *c, const slot_t *s) {
-  if (!s->asked[s->self_target]) return s->self_target;
+  if (s->self_target != UINT32_MAX && !s->asked[s->self_target]) return s->self_target;
   uint32_t dead = UINT32_MAX;
   for (uint32_t i = 0; i < s->q.target_count; i++) {
     if (s->asked[i]) continue;
@@ -374,7 +396,10 @@ static void get_ask_more(kv_coord_t *c, slot_t *s, uint64_t now_us) {
 
 static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
                       const kv_node_plan_t *plan, uint64_t now_us) {
-  slot_t *s = slot_start(c, call, KV_OP_GET, plan, now_us);
+  kv_target_t targets[KV_REPLICAS_MAX];
+  uint32_t self_target, count = plan_targets(c, plan, targets, &self_target);
+  if (!targets_possible(c, call, plan, targets, count, self_target)) return;
+  slot_t *s = slot_start(c, call, KV_OP_GET, plan, targets, count, self_target, now_us);
   if (!s) return;
   s->merged = malloc(sizeof *s->merged);
   s->keyspace = strdup(req->keyspace);

@@ -11,8 +11,10 @@
  *   apply on this replica (mints the dot) -> send the resulting record to the other two ->
  *   count acks (this replica's after its fsync when durable) -> reply at W -> keep
  *   counting late acks; when all have acked, record replication lag (W-th ack to last).
- * A get: read this replica's record, ask the others for theirs, merge (DVV) as answers come,
- * reply at R with the merge. A get with local=true reads this replica only.
+ * A get: ask R replicas (this one first, when it is one), merge (DVV) as answers come,
+ * reply at R with the merge; a failed answer makes it ask the next replica. A get with
+ * local=true reads this replica only. A write reaching a node that is not a replica of the
+ * key is forwarded, as received, to the first live replica, which coordinates it.
  *
  * Threads: every entry point takes the coordinator's lock, so the state is touched by one
  * thread at a time; the reply callback and the transport are called with it held (both
@@ -31,6 +33,8 @@
 #include "ring.h"
 #include "syncer.h"
 
+typedef enum { KV_OP_PUT, KV_OP_GET, KV_OP_DELETE } kv_op_t;
+
 /* How the coordinator reaches other nodes. Messages are queued; each answer comes back
  * through kv_coord_answer with the id given here. A send that fails (a full queue) has no
  * answer. */
@@ -42,13 +46,15 @@ typedef struct {
                        size_t rec_bytes, bool durable, kv_status_t *st);
   kv_err (*send_read)(void *arg, uint32_t node, uint64_t id, const char *keyspace,
                       const uint8_t *key, size_t key_bytes, kv_status_t *st);
+  /* Sends a client's write request (as received) to node, which coordinates it; the
+   * transport relays node's answer to the client call itself. */
+  kv_err (*forward)(void *arg, uint32_t node, void *call, kv_op_t op, const uint8_t *request,
+                    size_t request_bytes, uint32_t timeout_ms, kv_status_t *st);
 } kv_coord_transport_t;
 
 /* Answers a client call: res is NULL unless st->code is KV_OK. Called once per request. */
 typedef void (*kv_coord_reply_fn)(void *call, const kv_status_t *st,
                                   const kv_node_result_t *res);
-
-typedef enum { KV_OP_PUT, KV_OP_GET, KV_OP_DELETE } kv_op_t;
 
 typedef struct kv_coord kv_coord_t;
 

@@ -143,7 +143,7 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
   kv_peers_transport(d->peers, &tr);
   if (kv_coord_create(d->node, &d->ring, &d->syncer, &tr, kv_server_reply, &d->coord, st) != KV_OK)
     return st->code;
-  kv_peers_run(d->peers, d->coord);
+  kv_peers_run(d->peers, d->coord, kv_server_relay);
   kv_server_deps_t deps = {.cfg = cfg, .node = d->node, .coord = d->coord,
                            .syncer = &d->syncer, .peers = d->peers};
   kv_server_opts_t opts = {.address = self->address, .threads = a->threads,

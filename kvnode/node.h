@@ -41,6 +41,8 @@ typedef struct {
   bool durable;               /* answered only after a kv_node_sync */
   uint32_t timeout_ms;        /* 0 = KV_TIMEOUT_MS_DEFAULT */
   bool local;                 /* get only: this node's replica, no coordination */
+  const uint8_t *raw;         /* the request message as received, for forwarding */
+  size_t raw_bytes;
 } kv_node_req_t;
 
 /* A checked request: what it touches and what it needs. */

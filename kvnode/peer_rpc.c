@@ -33,11 +33,16 @@ typedef struct {
   uint64_t id;
 } queued_t;
 
+/* What a completion on the peers' queue belongs to: each tag's struct starts with one. */
+typedef enum { TAG_BATCH, TAG_FORWARD } tag_kind_t;
+
 typedef struct {
+  tag_kind_t kind;              /* TAG_BATCH */
   kv_peers_t *owner;
   uint32_t node;
   grpc_channel *channel;
   void *method;                 /* registered /tunekv.peer.Peer/Batch */
+  void *forward_method[2];      /* /tunekv.KV/Put and /tunekv.KV/Delete */
   pthread_mutex_t lock;
   queued_t *queue;              /* KV_PEER_QUEUE_MAX entries, a ring */
   uint32_t head, count;
@@ -55,7 +60,19 @@ typedef struct {
   atomic_int_fast64_t last_heard_ms; /* -1: never */
 } peer_t;
 
+/* A client's write forwarded to the replica that coordinates it. */
+typedef struct {
+  tag_kind_t kind;              /* TAG_FORWARD */
+  void *client_call;
+  grpc_call *call;
+  grpc_byte_buffer *request, *response;
+  grpc_metadata_array initial_md, trailing_md;
+  grpc_status_code status;
+  grpc_slice details;
+} forward_t;
+
 struct kv_peers {
+  kv_forward_reply_fn relay;
   const kv_config_t *cfg;
   uint32_t self;
   peer_t *peers;                /* one per node of cfg; peers[self] is unused */
@@ -271,10 +288,6 @@ static bool peer_alive(void *arg, uint32_t node) {
   return node == ps->self || atomic_load(&ps->peers[node].up);
 }
 
-void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
-  *tr = (kv_coord_transport_t){.arg = p, .alive = peer_alive, .send_write = send_write,
-                               .send_read = send_read};
-}
 
 kv_peer_state_t kv_peers_state(kv_peers_t *ps, uint32_t node) {
   if (node == ps->self) return (kv_peer_state_t){.up = true, .last_heard_ms_ago = 0};
@@ -282,6 +295,76 @@ kv_peer_state_t kv_peers_state(kv_peers_t *ps, uint32_t node) {
   int64_t heard = (int64_t)atomic_load(&p->last_heard_ms);
   return (kv_peer_state_t){.up = atomic_load(&p->up),
                            .last_heard_ms_ago = heard < 0 ? -1 : (int64_t)mono_ms() - heard};
+}
+
+/* ---- forwarded writes ------------------------------------------------------------------ */
+
+static kv_err peer_forward(void *arg, uint32_t node, void *client_call, kv_op_t op,
+                           const uint8_t *request, size_t request_bytes, uint32_t timeout_ms,
+                           kv_status_t *st) {
+  kv_peers_t *ps = arg;
+  KV_ASSERT(node < ps->cfg->node_count && node != ps->self && op != KV_OP_GET);
+  peer_t *p = &ps->peers[node];
+  forward_t *f = calloc(1, sizeof *f);
+  if (!f) return kv_status_set(st, KV_ENOMEM, "out of memory forwarding a request");
+  f->kind = TAG_FORWARD;
+  f->client_call = client_call;
+  grpc_slice slice = grpc_slice_from_copied_buffer((const char *)request, request_bytes);
+  f->request = grpc_raw_byte_buffer_create(&slice, 1);
+  grpc_slice_unref(slice);
+  grpc_metadata_array_init(&f->initial_md);
+  grpc_metadata_array_init(&f->trailing_md);
+  /* The replica applies the request's own deadline; this one only bounds the relay. */
+  gpr_timespec deadline = gpr_time_add(
+      gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms + 1000, GPR_TIMESPAN));
+  f->call = grpc_channel_create_registered_call(p->channel, NULL, GRPC_PROPAGATE_DEFAULTS,
+                                                ps->cq, p->forward_method[op == KV_OP_DELETE],
+                                                deadline, NULL);
+  grpc_op ops[6];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = f->request;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &f->initial_md;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &f->response;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &f->trailing_md;
+  ops[5].data.recv_status_on_client.status = &f->status;
+  ops[5].data.recv_status_on_client.status_details = &f->details;
+  grpc_call_error err = grpc_call_start_batch(f->call, ops, 6, f, NULL);
+  KV_ASSERT(err == GRPC_CALL_OK); /* a fresh call with one of each op cannot be refused */
+  return KV_OK;
+}
+
+/* Relays the replica's answer, whatever it was, to the client. No lock held. */
+static void forward_complete(kv_peers_t *ps, forward_t *f) {
+  grpc_slice reply = grpc_empty_slice();
+  grpc_byte_buffer_reader reader;
+  if (f->status == GRPC_STATUS_OK && f->response &&
+      grpc_byte_buffer_reader_init(&reader, f->response)) {
+    reply = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+  }
+  char *message = grpc_slice_to_c_string(f->details);
+  ps->relay(f->client_call, (int)f->status, message, GRPC_SLICE_START_PTR(reply),
+            GRPC_SLICE_LENGTH(reply));
+  gpr_free(message);
+  grpc_slice_unref(reply);
+  grpc_slice_unref(f->details);
+  grpc_byte_buffer_destroy(f->request);
+  if (f->response) grpc_byte_buffer_destroy(f->response);
+  grpc_metadata_array_destroy(&f->initial_md);
+  grpc_metadata_array_destroy(&f->trailing_md);
+  grpc_call_unref(f->call);
+  free(f);
+}
+
+void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
+  *tr = (kv_coord_transport_t){.arg = p, .alive = peer_alive, .send_write = send_write,
+                               .send_read = send_read, .forward = peer_forward};
 }
 
 /* ---- the thread --------------------------------------------------------------------- */
@@ -315,7 +398,8 @@ static void *peers_main(void *arg) {
         ps->cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), wait), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN) return NULL;
     if (ev.type == GRPC_OP_COMPLETE) {
-      batch_complete(ps, ev.tag);
+      if (*(tag_kind_t *)ev.tag == TAG_FORWARD) forward_complete(ps, ev.tag);
+      else batch_complete(ps, ev.tag);
       /* Drain what has already arrived before judging anyone's silence: after this thread
        * was kept off the CPU, answers can be waiting that a heartbeat check would miss. */
       wait = gpr_time_0(GPR_TIMESPAN);
@@ -375,7 +459,11 @@ kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message
     KV_ASSERT(p->queue != NULL);
     pthread_mutex_init(&p->lock, NULL);
     p->channel = peer_channel(cfg->nodes[i].address, max_message_bytes);
+    p->kind = TAG_BATCH;
     p->method = grpc_channel_register_call(p->channel, "/tunekv.peer.Peer/Batch", NULL, NULL);
+    p->forward_method[0] = grpc_channel_register_call(p->channel, "/tunekv.KV/Put", NULL, NULL);
+    p->forward_method[1] =
+        grpc_channel_register_call(p->channel, "/tunekv.KV/Delete", NULL, NULL);
     atomic_store(&p->up, true); /* until a call says otherwise */
     atomic_store(&p->last_heard_ms, -1);
   }
@@ -383,8 +471,9 @@ kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message
   return KV_OK;
 }
 
-void kv_peers_run(kv_peers_t *ps, kv_coord_t *coord) {
+void kv_peers_run(kv_peers_t *ps, kv_coord_t *coord, kv_forward_reply_fn relay) {
   ps->coord = coord;
+  ps->relay = relay;
   ps->running = true;
   pthread_create(&ps->thread, NULL, peers_main, ps);
 }

@@ -29,8 +29,13 @@ kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message
                        kv_peers_t **out, kv_status_t *st);
 /* The transport table the coordinator uses to reach the peers. */
 void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr);
-/* Starts the thread, which delivers answers to coord (borrowed until kv_peers_destroy). */
-void kv_peers_run(kv_peers_t *p, kv_coord_t *coord);
+/* Answers a client call with what the replica a write was forwarded to answered (gRPC
+ * status code and message; the reply message's bytes when the code is 0). */
+typedef void (*kv_forward_reply_fn)(void *call, int grpc_code, const char *message,
+                                    const uint8_t *reply, size_t reply_bytes);
+/* Starts the thread, which delivers answers to coord (borrowed until kv_peers_destroy) and
+ * relays forwarded writes' answers through relay. */
+void kv_peers_run(kv_peers_t *p, kv_coord_t *coord, kv_forward_reply_fn relay);
 /* Stops the thread (calls in flight are cancelled and their messages answered as failed),
  * closes the channels and frees p. */
 void kv_peers_destroy(kv_peers_t *p);

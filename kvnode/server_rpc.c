@@ -120,9 +120,11 @@ static void call_arm(worker_t *w, method_t method) {
 
 /* ---- Messages: protobuf-c <-> byte buffers ---------------------------------------- */
 
-/* Unpacks the call's payload; NULL with a status when it is absent or malformed. */
-static ProtobufCMessage *payload_unpack(call_t *c, const ProtobufCMessageDescriptor *desc,
-                                        kv_status_t *st) {
+/* Unpacks the call's payload, handing back its bytes too (*raw, for the caller to unref);
+ * NULL with a status when it is absent or malformed. */
+static ProtobufCMessage *payload_unpack_kept(call_t *c, const ProtobufCMessageDescriptor *desc,
+                                             grpc_slice *raw, kv_status_t *st) {
+  *raw = grpc_empty_slice();
   if (!c->payload) {
     kv_status_set(st, KV_EINVAL, "request carried no %s message", desc->name);
     return NULL;
@@ -132,12 +134,20 @@ static ProtobufCMessage *payload_unpack(call_t *c, const ProtobufCMessageDescrip
     kv_status_set(st, KV_EINVAL, "request payload could not be read");
     return NULL;
   }
-  grpc_slice slice = grpc_byte_buffer_reader_readall(&reader);
+  *raw = grpc_byte_buffer_reader_readall(&reader);
   grpc_byte_buffer_reader_destroy(&reader);
-  ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(slice),
-                                                    GRPC_SLICE_START_PTR(slice));
-  grpc_slice_unref(slice);
+  ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(*raw),
+                                                    GRPC_SLICE_START_PTR(*raw));
   if (!msg) kv_status_set(st, KV_EINVAL, "request is not a valid %s message", desc->name);
+  return msg;
+}
+
+/* Unpacks the call's payload; NULL with a status when it is absent or malformed. */
+static ProtobufCMessage *payload_unpack(call_t *c, const ProtobufCMessageDescriptor *desc,
+                                        kv_status_t *st) {
+  grpc_slice raw;
+  ProtobufCMessage *msg = payload_unpack_kept(c, desc, &raw, st);
+  grpc_slice_unref(raw);
   return msg;
 }
 
@@ -198,7 +208,7 @@ static uint64_t mono_us(void) {
 
 /* ---- Replies ------------------------------------------------------------------------ */
 
-static void call_reply(call_t *c, const kv_status_t *st) {
+static void call_reply_code(call_t *c, grpc_status_code code, const char *message) {
   grpc_op ops[4];
   memset(ops, 0, sizeof ops);
   size_t n = 0;
@@ -208,9 +218,9 @@ static void call_reply(call_t *c, const kv_status_t *st) {
     ops[n++].data.send_message.send_message = c->reply;
   }
   ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-  ops[n].data.send_status_from_server.status = (grpc_status_code)kv_err_grpc_code(st->code);
-  if (st->code != KV_OK) {
-    c->details = grpc_slice_from_copied_string(st->msg);
+  ops[n].data.send_status_from_server.status = code;
+  if (code != GRPC_STATUS_OK) {
+    c->details = grpc_slice_from_copied_string(message);
     ops[n].data.send_status_from_server.status_details = &c->details;
   }
   n++;
@@ -223,6 +233,22 @@ static void call_reply(call_t *c, const kv_status_t *st) {
     KV_ERROR("cannot reply on %s: grpc error %d", method_paths[c->method], (int)err);
     call_free(c);
   }
+}
+
+static void call_reply(call_t *c, const kv_status_t *st) {
+  call_reply_code(c, (grpc_status_code)kv_err_grpc_code(st->code), st->msg);
+}
+
+void kv_server_relay(void *call, int grpc_code, const char *message, const uint8_t *reply,
+                     size_t reply_bytes) {
+  call_t *c = call;
+  c->reply = NULL;
+  if (grpc_code == GRPC_STATUS_OK) {
+    grpc_slice slice = grpc_slice_from_copied_buffer((const char *)reply, reply_bytes);
+    c->reply = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+  }
+  call_reply_code(c, (grpc_status_code)grpc_code, message);
 }
 
 void kv_server_reply(void *call, const kv_status_t *st, const kv_node_result_t *res) {
@@ -244,8 +270,10 @@ static void handle_client(kv_server_t *srv, call_t *c) {
       [METHOD_DELETE] = &tunekv__delete_request__descriptor};
   kv_status_t st;
   kv_status_clear(&st);
-  ProtobufCMessage *m = payload_unpack(c, descs[c->method], &st);
+  grpc_slice raw;
+  ProtobufCMessage *m = payload_unpack_kept(c, descs[c->method], &raw, &st);
   if (!m) {
+    grpc_slice_unref(raw);
     call_reply(c, &st);
     return;
   }
@@ -273,8 +301,11 @@ static void handle_client(kv_server_t *srv, call_t *c) {
     req_consistency(&req, r->consistency, false);
     op = KV_OP_GET;
   }
+  req.raw = GRPC_SLICE_START_PTR(raw);
+  req.raw_bytes = GRPC_SLICE_LENGTH(raw);
   kv_coord_request(srv->deps.coord, c, op, &req, mono_us(), wall_ms());
   protobuf_c_message_free_unpacked(m, NULL);
+  grpc_slice_unref(raw);
 }
 
 /* ---- Peer batches ------------------------------------------------------------------- */

@@ -42,6 +42,10 @@ kv_err kv_server_start(const kv_server_deps_t *deps, const kv_server_opts_t *opt
 /* The coordinator's reply callback (kv_coord_reply_fn) for client calls this server handed
  * it: packs the answer and replies. Safe from any thread. */
 void kv_server_reply(void *call, const kv_status_t *st, const kv_node_result_t *res);
+/* Answers a client call with another node's answer, as it came (a forwarded write): the
+ * gRPC status code and message, and when the code is OK the reply message's bytes. */
+void kv_server_relay(void *call, int grpc_code, const char *message, const uint8_t *reply,
+                     size_t reply_bytes);
 /* Stops accepting calls, lets in-flight calls finish (cancelling what is still running after
  * grace_ms), joins the workers and frees the server. */
 void kv_server_stop(kv_server_t *srv, uint32_t grace_ms);
