@@ -295,7 +295,8 @@ static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
                         const kv_node_plan_t *plan, uint64_t now_us, uint64_t wall_ms) {
   kv_target_t targets[KV_REPLICAS_MAX];
   uint32_t self_target, count = plan_targets(c, plan, targets, &self_target);
-  /* Refuse before writing anything: a write the cluster cannot acknowledge must not land. */
+  /* Refuse before writing anything: a write that known-dead replicas cannot acknowledge
+   * must not land. */
   if (!targets_possible(c, call, plan, targets, count, self_target)) return;
   if (self_target == UINT32_MAX) {
     coord_forward(c, call, op, req, plan, targets, count);
@@ -444,7 +445,7 @@ void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec
   pthread_mutex_lock(&c->lock);
   uint32_t target;
   slot_t *s = slot_of(c, id, &target);
-  if (s) {
+  if (s && target != s->self_target) { /* this node's own answer never comes over the wire */
     bool ok = code == KV_OK;
     if (ok && s->op == KV_OP_GET && s->call) ok = merge_record(s, rec, rec_bytes);
     slot_answer(c, s, target, ok, mono_us);

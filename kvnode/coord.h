@@ -20,7 +20,12 @@
  * thread at a time; the reply callback and the transport are called with it held (both
  * only queue work). Bounded: at most KV_COORD_PENDING_MAX requests in flight; past that,
  * RESOURCE_EXHAUSTED. A request that fails because a peer's queue was full is answered with
- * the transport's RESOURCE_EXHAUSTED too, not as a replica failure. */
+ * the transport's RESOURCE_EXHAUSTED too, not as a replica failure.
+ *
+ * What a failed write leaves: the UNAVAILABLE check runs before anything is written, so a
+ * write refused for dead replicas lands nowhere. A write that fails later (deadline, replica
+ * errors, full queues) may have landed on some replicas, as in Dynamo and Cassandra; a
+ * client retrying it blind may see both as siblings, and should retry with its context. */
 #ifndef KV_COORD_H
 #define KV_COORD_H
 
@@ -62,7 +67,8 @@ typedef struct kv_coord kv_coord_t;
 kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *syncer,
                        const kv_coord_transport_t *transport, kv_coord_reply_fn reply,
                        kv_coord_t **out, kv_status_t *st);
-/* Requests still in flight are dropped without a reply: stop the transport first. */
+/* Requests still in flight are dropped without a reply. Stop the syncer and the transport
+ * first: both hold pointers into requests in flight. */
 void kv_coord_destroy(kv_coord_t *c);
 
 /* Starts a request; the reply callback runs (maybe before this returns) exactly once.

@@ -152,13 +152,14 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
 }
 
 /* Stops in the order that lets in-flight work finish: the server first (its calls may wait
- * on replica answers, which the peer thread delivers, and on the syncer), then the peers,
- * the coordinator, the syncer, and the store last. */
+ * on replica answers, which the peer thread delivers, and on the syncer), then the syncer
+ * (a durable write answered by its peers may still wait on its own fsync, in a coordinator
+ * slot), the peers, the coordinator, and the store last. */
 static void daemon_stop(daemon_t *d) {
   if (d->server) kv_server_stop(d->server, SHUTDOWN_GRACE_MS);
+  if (d->syncer_started) kv_syncer_stop(&d->syncer);
   kv_peers_destroy(d->peers);
   kv_coord_destroy(d->coord);
-  if (d->syncer_started) kv_syncer_stop(&d->syncer);
   kv_node_destroy(d->node);
   kv_store_close(d->store);
 }

@@ -1,0 +1,1111 @@
+/* check_coord.c: the coordinator driven event by event, with no network. n1 coordinates on a
+ * real store; n2 and n3 are reached through a fake transport that records every message
+ * (or refuses it, as a full peer queue would), and the test answers those messages in the
+ * order it chooses, at the (fake, monotonic) times it chooses. Only the durable self-ack
+ * runs on a real thread (the syncer) with the real clock. The config is built in code. */
+#include <check.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coord.h"
+
+#define T0 UINT64_C(1000000) /* fake monotonic start: 1 s, in microseconds */
+#define WALL_MS UINT64_C(1700000000000)
+#define MSGS_MAX 64u
+#define REPLIES_MAX 64u
+#define VALUE_SHOWN_MAX 32u
+
+/* Configs are ~60 KiB: kept off the test's stack. */
+static kv_config_t cfg;
+static kv_store_t *store;
+static kv_node_t *node;
+static kv_ring_t ring;
+static kv_syncer_t syncer;
+static kv_coord_t *coord;
+static char dir[64];
+static pthread_t main_thread;
+
+/* ---- the fake transport ------------------------------------------------------------ */
+
+#define QUEUE_FULL_MSG "queue to the peer is full (8192 messages); retry later"
+
+typedef struct {
+  char kind; /* 'w' ReplicaWrite, 'r' ReplicaRead, 'f' a forwarded client write */
+  uint32_t node;
+  uint64_t id;
+  char keyspace[KV_KEYSPACE_NAME_BYTES_MAX + 1];
+  uint8_t key[64];
+  size_t key_bytes;
+  uint8_t *rec; /* malloc'd copy; NULL for reads */
+  size_t rec_bytes;
+  bool durable;
+  void *call; /* forwards: the client call, its op and timeout */
+  kv_op_t op;
+  uint32_t timeout_ms;
+} msg_t;
+
+static bool alive[3];
+static bool queue_full[3];
+static msg_t msgs[MSGS_MAX];
+static uint32_t msg_count;     /* messages queued (only the first MSGS_MAX are kept) */
+static uint32_t refused_count; /* sends refused because the queue was full */
+
+static bool fake_alive(void *arg, uint32_t n) {
+  ck_assert_uint_lt(n, 3);
+  return alive[n];
+}
+
+static kv_err fake_record(char kind, uint32_t n, uint64_t id, const char *keyspace,
+                          const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                          size_t rec_bytes, bool durable, kv_status_t *st) {
+  ck_assert_uint_lt(n, 3);
+  ck_assert_msg(n != kv_node_self(node), "the coordinator sent a message to itself");
+  if (queue_full[n]) {
+    refused_count++;
+    return kv_status_set(st, KV_EBUSY, QUEUE_FULL_MSG);
+  }
+  if (msg_count < MSGS_MAX) {
+    msg_t *m = &msgs[msg_count];
+    memset(m, 0, sizeof *m);
+    m->kind = kind;
+    m->node = n;
+    m->id = id;
+    snprintf(m->keyspace, sizeof m->keyspace, "%s", keyspace);
+    ck_assert_uint_le(key_bytes, sizeof m->key);
+    if (key_bytes) memcpy(m->key, key, key_bytes);
+    m->key_bytes = key_bytes;
+    if (rec) {
+      m->rec = malloc(rec_bytes ? rec_bytes : 1);
+      ck_assert_ptr_nonnull(m->rec);
+      memcpy(m->rec, rec, rec_bytes);
+      m->rec_bytes = rec_bytes;
+    }
+    m->durable = durable;
+  }
+  msg_count++;
+  return KV_OK;
+}
+
+static kv_err fake_send_write(void *arg, uint32_t n, uint64_t id, const char *keyspace,
+                              const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                              size_t rec_bytes, bool durable, kv_status_t *st) {
+  ck_assert_ptr_nonnull(rec);
+  return fake_record('w', n, id, keyspace, key, key_bytes, rec, rec_bytes, durable, st);
+}
+
+static kv_err fake_send_read(void *arg, uint32_t n, uint64_t id, const char *keyspace,
+                             const uint8_t *key, size_t key_bytes, kv_status_t *st) {
+  return fake_record('r', n, id, keyspace, key, key_bytes, NULL, 0, false, st);
+}
+
+static kv_err fake_forward(void *arg, uint32_t n, void *call, kv_op_t op,
+                           const uint8_t *request, size_t request_bytes, uint32_t timeout_ms,
+                           kv_status_t *st) {
+  ck_assert_ptr_nonnull(request);
+  uint32_t before = msg_count;
+  kv_err err = fake_record('f', n, 0, "", NULL, 0, request, request_bytes, false, st);
+  if (msg_count > before && before < MSGS_MAX) {
+    msgs[before].call = call;
+    msgs[before].op = op;
+    msgs[before].timeout_ms = timeout_ms;
+  }
+  return err;
+}
+
+static void msgs_clear(void) {
+  for (uint32_t i = 0; i < msg_count && i < MSGS_MAX; i++) free(msgs[i].rec);
+  memset(msgs, 0, sizeof msgs);
+  msg_count = 0;
+  refused_count = 0;
+}
+
+/* The index of the latest message of that kind to node n (there must be one). */
+static uint32_t msg_to(char kind, uint32_t n) {
+  for (uint32_t i = msg_count; i-- > 0;)
+    if (i < MSGS_MAX && msgs[i].kind == kind && msgs[i].node == n) return i;
+  ck_abort_msg("no '%c' message to node %u", kind, n);
+  return 0;
+}
+
+/* ---- recorded replies ------------------------------------------------------------- */
+
+typedef struct {
+  void *call;
+  kv_err code;
+  char msg[KV_STATUS_MSG_BYTES];
+  bool has_res;
+  bool found;
+  uint32_t sib_count;
+  char values[KV_SIBLINGS_MAX][VALUE_SHOWN_MAX + 1];
+  uint8_t *context; /* malloc'd copy */
+  size_t context_bytes;
+  pthread_t thread;
+} reply_t;
+
+static pthread_mutex_t reply_lock = PTHREAD_MUTEX_INITIALIZER;
+static reply_t replies[REPLIES_MAX];
+static uint32_t reply_count;
+
+static void fake_reply(void *call, const kv_status_t *st, const kv_node_result_t *res) {
+  if (st->code == KV_OK) ck_assert_ptr_nonnull(res);
+  else ck_assert_ptr_null(res);
+  pthread_mutex_lock(&reply_lock);
+  if (reply_count >= REPLIES_MAX) { /* counted, not kept */
+    reply_count++;
+    pthread_mutex_unlock(&reply_lock);
+    return;
+  }
+  reply_t *r = &replies[reply_count];
+  memset(r, 0, sizeof *r);
+  r->call = call;
+  r->code = st->code;
+  snprintf(r->msg, sizeof r->msg, "%s", st->msg);
+  r->thread = pthread_self();
+  if (res) {
+    r->has_res = true;
+    r->found = res->found;
+    r->sib_count = res->object.sib_count;
+    for (uint32_t i = 0; i < res->object.sib_count; i++) {
+      const kv_sibling_t *s = &res->object.sib[i];
+      ck_assert_uint_le(s->value_bytes, VALUE_SHOWN_MAX);
+      memcpy(r->values[i], s->value, s->value_bytes);
+      r->values[i][s->value_bytes] = '\0';
+    }
+    if (res->context_bytes) {
+      r->context = malloc(res->context_bytes);
+      ck_assert_ptr_nonnull(r->context);
+      memcpy(r->context, res->context, res->context_bytes);
+      r->context_bytes = res->context_bytes;
+    }
+  }
+  reply_count++;
+  pthread_mutex_unlock(&reply_lock);
+}
+
+static uint32_t replies_seen(void) {
+  pthread_mutex_lock(&reply_lock);
+  uint32_t n = reply_count;
+  pthread_mutex_unlock(&reply_lock);
+  return n;
+}
+
+static void replies_clear(void) {
+  for (uint32_t i = 0; i < reply_count && i < REPLIES_MAX; i++) free(replies[i].context);
+  reply_count = 0;
+}
+
+static bool reply_has_value(const reply_t *r, const char *value) {
+  for (uint32_t i = 0; i < r->sib_count; i++)
+    if (strcmp(r->values[i], value) == 0) return true;
+  return false;
+}
+
+/* Asserts the latest reply answers call with code and (when msg is not NULL) that text. */
+static const reply_t *last_reply(void *call, kv_err code, const char *msg) {
+  ck_assert_uint_gt(reply_count, 0);
+  ck_assert_uint_le(reply_count, REPLIES_MAX);
+  const reply_t *r = &replies[reply_count - 1];
+  ck_assert_ptr_eq(r->call, call);
+  ck_assert_msg(r->code == code, "reply is %s (%s), expected %s", kv_err_name(r->code), r->msg,
+                kv_err_name(code));
+  if (msg) ck_assert_str_eq(r->msg, msg);
+  return r;
+}
+
+/* ---- fixture ------------------------------------------------------------------------ */
+
+static void cfg_build(void) {
+  memset(&cfg, 0, sizeof cfg);
+  snprintf(cfg.path, sizeof cfg.path, "test.yaml");
+  snprintf(cfg.cluster_name, sizeof cfg.cluster_name, "unit");
+  cfg.partitions = 16;
+  cfg.node_count = 3;
+  for (uint32_t i = 0; i < 3; i++) {
+    kv_node_conf_t *n = &cfg.nodes[i];
+    snprintf(n->id, sizeof n->id, "n%u", i + 1);
+    snprintf(n->address, sizeof n->address, "127.0.0.1:%u", 7001 + i);
+    snprintf(n->region, sizeof n->region, "local");
+    snprintf(n->rack, sizeof n->rack, "r%u", i + 1);
+  }
+  cfg.keyspace_count = 1;
+  kv_keyspace_conf_t *ks = &cfg.keyspaces[0];
+  snprintf(ks->name, sizeof ks->name, "default");
+  ks->replication_count = 1;
+  snprintf(ks->replication[0].region, sizeof ks->replication[0].region, "local");
+  ks->replication[0].replicas = 3;
+  ks->n = 3;
+  ks->read = ks->write = KV_LEVEL_QUORUM;
+  snprintf(ks->handler, sizeof ks->handler, "siblings");
+  ks->siblings_max = 16;
+  ks->key_bytes_max = KV_KEY_BYTES_DEFAULT;
+  ks->value_bytes_max = KV_VALUE_BYTES_DEFAULT;
+  ks->sloppy_quorum = true;
+  /* "pair": N=2, so n1 is not a replica of every key (writes there are forwarded). */
+  cfg.keyspaces[1] = *ks;
+  ks = &cfg.keyspaces[1];
+  snprintf(ks->name, sizeof ks->name, "pair");
+  ks->replication[0].replicas = 2;
+  ks->n = 2;
+  ks->read = ks->write = KV_LEVEL_ONE;
+  cfg.keyspace_count = 2;
+}
+
+static void coord_setup(void) {
+  main_thread = pthread_self();
+  cfg_build();
+  snprintf(dir, sizeof dir, "/tmp/tunekv-coord-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  kv_status_t st;
+  kv_status_clear(&st);
+  ck_assert_int_eq(kv_store_open(dir, &store, &st), KV_OK);
+  ck_assert_int_eq(kv_node_create(&cfg, "n1", store, &node, &st), KV_OK);
+  ck_assert_uint_eq(kv_node_self(node), 0);
+  ck_assert_int_eq(kv_ring_init(&ring, &cfg, &st), KV_OK);
+  kv_syncer_start(&syncer, node);
+  for (uint32_t i = 0; i < 3; i++) {
+    alive[i] = true;
+    queue_full[i] = false;
+  }
+  msgs_clear();
+  replies_clear();
+  kv_coord_transport_t tr = {.arg = NULL, .alive = fake_alive, .send_write = fake_send_write,
+                             .send_read = fake_send_read, .forward = fake_forward};
+  ck_assert_int_eq(kv_coord_create(node, &ring, &syncer, &tr, fake_reply, &coord, &st), KV_OK);
+}
+
+static void coord_teardown(void) {
+  kv_syncer_stop(&syncer); /* runs queued self-acks while the coordinator still exists */
+  kv_coord_destroy(coord);
+  kv_node_destroy(node);
+  kv_store_close(store);
+  msgs_clear();
+  replies_clear();
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static kv_node_req_t req_for(const char *key, const char *value, const char *level) {
+  kv_node_req_t r = {.keyspace = "default", .key = (const uint8_t *)key,
+                     .key_bytes = strlen(key), .level = level};
+  if (value) {
+    r.value = (const uint8_t *)value;
+    r.value_bytes = strlen(value);
+  }
+  return r;
+}
+
+/* Distinct call pointers, so each reply can be matched to its request. */
+static int calls[REPLIES_MAX];
+#define CALL(i) ((void *)&calls[i])
+
+static void put(void *call, const char *key, const char *value, const char *level,
+                uint64_t now_us) {
+  kv_node_req_t r = req_for(key, value, level);
+  kv_coord_request(coord, call, KV_OP_PUT, &r, now_us, WALL_MS);
+}
+
+static void get(void *call, const char *key, const char *level, uint64_t now_us) {
+  kv_node_req_t r = req_for(key, NULL, level);
+  kv_coord_request(coord, call, KV_OP_GET, &r, now_us, WALL_MS);
+}
+
+static void ack(uint32_t msg, uint64_t now_us) {
+  ck_assert_uint_lt(msg, msg_count);
+  kv_coord_answer(coord, msgs[msg].id, KV_OK, NULL, 0, now_us);
+}
+
+static bool local_has(const char *key) {
+  uint8_t *rec;
+  size_t rec_bytes;
+  kv_status_t st;
+  ck_assert_int_eq(
+      kv_node_read_record(node, "default", (const uint8_t *)key, strlen(key), &rec, &rec_bytes,
+                          &st),
+      KV_OK);
+  free(rec);
+  return rec_bytes > 0;
+}
+
+static uint64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Waits (up to 2 s) for the reply count to reach n: replies from the syncer thread. */
+static void wait_replies(uint32_t n) {
+  for (int i = 0; i < 400 && replies_seen() < n; i++) usleep(5000);
+  ck_assert_uint_eq(replies_seen(), n);
+}
+
+/* ---- writes ------------------------------------------------------------------------- */
+
+START_TEST(put_quorum_replies_at_first_ack_and_records_lag) {
+  put(CALL(0), "k", "v1", "quorum", T0);
+  ck_assert_uint_eq(msg_count, 2);
+  ck_assert_uint_eq(reply_count, 0);
+  uint32_t to2 = msg_to('w', 1), to3 = msg_to('w', 2);
+  for (uint32_t m = 0; m < 2; m++) {
+    ck_assert_str_eq(msgs[m].keyspace, "default");
+    ck_assert_uint_eq(msgs[m].key_bytes, 1);
+    ck_assert_mem_eq(msgs[m].key, "k", 1);
+    ck_assert(!msgs[m].durable);
+    kv_dvv_t obj;
+    kv_status_t st;
+    ck_assert_int_eq(kv_dvv_decode(msgs[m].rec, msgs[m].rec_bytes, &obj, &st), KV_OK);
+    ck_assert_uint_eq(obj.sib_count, 1);
+    ck_assert_uint_eq(obj.sib[0].value_bytes, 2);
+    ck_assert_mem_eq(obj.sib[0].value, "v1", 2);
+    ck_assert_str_eq(obj.sib[0].dot.actor.node, "n1");
+    kv_dvv_deinit(&obj);
+  }
+  ck_assert_uint_ne(msgs[0].id, msgs[1].id);
+  /* The write landed here before it was sent. */
+  ck_assert(local_has("k"));
+
+  ack(to3, T0 + 10000);
+  ck_assert_uint_eq(reply_count, 1);
+  const reply_t *r = last_reply(CALL(0), KV_OK, NULL);
+  ck_assert(r->found);
+  ck_assert_uint_eq(r->sib_count, 1);
+  ck_assert_str_eq(r->values[0], "v1");
+  ck_assert_uint_gt(r->context_bytes, 0);
+
+  static kv_histogram_t lag;
+  kv_coord_lag(coord, &lag);
+  ck_assert_uint_eq(lag.total, 0);
+  ack(to2, T0 + 35000); /* the late ack: 25 ms after the deciding one */
+  ck_assert_uint_eq(reply_count, 1);
+  kv_coord_lag(coord, &lag);
+  ck_assert_uint_eq(lag.total, 1);
+  uint64_t p50 = kv_histogram_percentile(&lag, 50);
+  ck_assert_msg(p50 >= 24750 && p50 <= 25250, "lag %llu us, expected 25000",
+                (unsigned long long)p50);
+  /* The slot is finished: answering again changes nothing. */
+  ack(to2, T0 + 40000);
+  ack(to3, T0 + 40000);
+  kv_coord_lag(coord, &lag);
+  ck_assert_uint_eq(lag.total, 1);
+  ck_assert_uint_eq(reply_count, 1);
+}
+END_TEST
+
+START_TEST(put_all_waits_for_every_replica) {
+  put(CALL(0), "k", "v", "all", T0);
+  ck_assert_uint_eq(msg_count, 2);
+  ack(msg_to('w', 1), T0 + 1000);
+  ck_assert_uint_eq(reply_count, 0);
+  ack(msg_to('w', 2), T0 + 2000);
+  ck_assert_uint_eq(reply_count, 1);
+  const reply_t *r = last_reply(CALL(0), KV_OK, NULL);
+  ck_assert(r->found);
+  ck_assert_str_eq(r->values[0], "v");
+  /* Every replica acked at once: a lag of 0 is recorded (decided by the last ack). */
+  static kv_histogram_t lag;
+  kv_coord_lag(coord, &lag);
+  ck_assert_uint_eq(lag.total, 1);
+  ck_assert_uint_eq(lag.max, 0);
+}
+END_TEST
+
+START_TEST(put_all_with_a_failed_replica_is_unavailable) {
+  put(CALL(0), "k", "v", "all", T0);
+  ack(msg_to('w', 1), T0 + 1000);
+  ck_assert_uint_eq(reply_count, 0);
+  kv_coord_answer(coord, msgs[msg_to('w', 2)].id, KV_EIO, NULL, 0, T0 + 2000);
+  ck_assert_uint_eq(reply_count, 1);
+  last_reply(CALL(0), KV_EUNAVAILABLE, "2 of 3 replicas acknowledged, 1 failed; ALL needs 3");
+  /* A failed write records no lag. */
+  static kv_histogram_t lag;
+  kv_coord_lag(coord, &lag);
+  ck_assert_uint_eq(lag.total, 0);
+}
+END_TEST
+
+START_TEST(put_all_fails_as_soon_as_one_replica_fails) {
+  put(CALL(0), "k", "v", "all", T0);
+  kv_coord_answer(coord, msgs[msg_to('w', 1)].id, KV_ETIMEDOUT, NULL, 0, T0 + 1000);
+  ck_assert_uint_eq(reply_count, 1);
+  last_reply(CALL(0), KV_EUNAVAILABLE, "1 of 3 replicas acknowledged, 1 failed; ALL needs 3");
+  ack(msg_to('w', 2), T0 + 2000); /* late, after the decision: recorded, no second reply */
+  ck_assert_uint_eq(reply_count, 1);
+}
+END_TEST
+
+START_TEST(put_one_replies_before_any_peer) {
+  put(CALL(0), "k", "v", "one", T0);
+  ck_assert_uint_eq(msg_count, 2);
+  msg_to('w', 1);
+  msg_to('w', 2);
+  ck_assert_uint_eq(reply_count, 1);
+  const reply_t *r = last_reply(CALL(0), KV_OK, NULL);
+  ck_assert(r->found);
+  ck_assert_str_eq(r->values[0], "v");
+  /* Lag of a ONE write: from this replica's ack (the deciding one) to the last peer's. */
+  ack(msg_to('w', 1), T0 + 3000);
+  ack(msg_to('w', 2), T0 + 7000);
+  ck_assert_uint_eq(reply_count, 1);
+  static kv_histogram_t lag;
+  kv_coord_lag(coord, &lag);
+  ck_assert_uint_eq(lag.total, 1);
+  ck_assert_uint_eq(lag.max, 7000);
+}
+END_TEST
+
+START_TEST(put_refused_before_anything_is_written) {
+  alive[1] = alive[2] = false;
+  put(CALL(0), "k", "v", "quorum", T0);
+  ck_assert_uint_eq(reply_count, 1);
+  last_reply(CALL(0), KV_EUNAVAILABLE, "QUORUM needs 2 of 3 replicas; 1 is alive");
+  ck_assert_uint_eq(msg_count, 0);
+  ck_assert_uint_eq(refused_count, 0);
+  ck_assert(!local_has("k"));
+  /* ALL with one peer down; a get at QUORUM with both down. */
+  alive[1] = true;
+  put(CALL(1), "k", "v", "all", T0);
+  last_reply(CALL(1), KV_EUNAVAILABLE, "ALL needs 3 of 3 replicas; 2 are alive");
+  alive[1] = false;
+  get(CALL(2), "k", "quorum", T0);
+  last_reply(CALL(2), KV_EUNAVAILABLE, "QUORUM needs 2 of 3 replicas; 1 is alive");
+  ck_assert_uint_eq(reply_count, 3);
+  ck_assert_uint_eq(msg_count, 0);
+  ck_assert(!local_has("k"));
+  /* ONE needs only this replica. */
+  put(CALL(3), "k", "v", "one", T0);
+  last_reply(CALL(3), KV_OK, NULL);
+  ck_assert(local_has("k"));
+}
+END_TEST
+
+START_TEST(put_times_out_at_its_deadline) {
+  kv_node_req_t r = req_for("k", "v", "quorum");
+  r.timeout_ms = 200;
+  kv_coord_request(coord, CALL(0), KV_OP_PUT, &r, T0, WALL_MS);
+  ck_assert_uint_eq(msg_count, 2);
+  kv_coord_tick(coord, T0 + 100000);
+  kv_coord_tick(coord, T0 + 199999);
+  ck_assert_uint_eq(reply_count, 0);
+  kv_coord_tick(coord, T0 + 200000);
+  ck_assert_uint_eq(reply_count, 1);
+  last_reply(CALL(0), KV_ETIMEDOUT, "1 of 3 replicas acknowledged within 200 ms; QUORUM needs 2");
+  /* Finished: a later ack and tick change nothing. */
+  ack(msg_to('w', 1), T0 + 250000);
+  kv_coord_tick(coord, T0 + 300000);
+  ck_assert_uint_eq(reply_count, 1);
+  static kv_histogram_t lag;
+  kv_coord_lag(coord, &lag);
+  ck_assert_uint_eq(lag.total, 0);
+}
+END_TEST
+
+START_TEST(an_answer_after_the_deadline_times_out_without_a_tick) {
+  kv_node_req_t r = req_for("k", "v", "quorum");
+  r.timeout_ms = 200;
+  kv_coord_request(coord, CALL(0), KV_OP_PUT, &r, T0, WALL_MS);
+  ack(msg_to('w', 1), T0 + 200000);
+  ck_assert_uint_eq(reply_count, 1);
+  last_reply(CALL(0), KV_ETIMEDOUT, "1 of 3 replicas acknowledged within 200 ms; QUORUM needs 2");
+}
+END_TEST
+
+START_TEST(duplicate_acks_count_once) {
+  put(CALL(0), "k", "v", "all", T0);
+  uint32_t to2 = msg_to('w', 1);
+  ack(to2, T0 + 1000);
+  ack(to2, T0 + 2000);
+  ack(to2, T0 + 3000);
+  ck_assert_uint_eq(reply_count, 0);
+  /* A contradicting second answer from the same peer is noise too. */
+  kv_coord_answer(coord, msgs[to2].id, KV_EIO, NULL, 0, T0 + 3500);
+  ck_assert_uint_eq(reply_count, 0);
+  ack(msg_to('w', 2), T0 + 4000);
+  ck_assert_uint_eq(reply_count, 1);
+  last_reply(CALL(0), KV_OK, NULL);
+}
+END_TEST
+
+START_TEST(stale_and_unknown_ids_are_ignored) {
+  put(CALL(0), "k", "v", "quorum", T0);
+  uint64_t old2 = msgs[msg_to('w', 1)].id, old3 = msgs[msg_to('w', 2)].id;
+  ack(msg_to('w', 1), T0 + 1000);
+  ack(msg_to('w', 2), T0 + 2000);
+  ck_assert_uint_eq(reply_count, 1);
+  /* Answers for the finished request, and ids no request ever had. */
+  kv_coord_answer(coord, old2, KV_OK, NULL, 0, T0 + 3000);
+  kv_coord_answer(coord, old3, KV_EIO, NULL, 0, T0 + 3000);
+  kv_coord_answer(coord, UINT64_C(0xdeadbeefcafef00d), KV_OK, NULL, 0, T0 + 3000);
+  kv_coord_answer(coord, UINT64_MAX, KV_OK, NULL, 0, T0 + 3000);
+  kv_coord_answer(coord, old2 | 0xffu, KV_OK, NULL, 0, T0 + 3000); /* no such target */
+  ck_assert_uint_eq(reply_count, 1);
+  /* A new request on the same key (same targets, and here the same slot) is not moved by
+   * the old request's ids. */
+  msgs_clear();
+  put(CALL(1), "k", "v", "all", T0 + 4000);
+  ck_assert_uint_eq(msg_count, 2);
+  ck_assert_uint_ne(msgs[msg_to('w', 1)].id, old2);
+  kv_coord_answer(coord, old2, KV_OK, NULL, 0, T0 + 5000);
+  kv_coord_answer(coord, old3, KV_EIO, NULL, 0, T0 + 5000);
+  ack(msg_to('w', 2), T0 + 6000);
+  ck_assert_uint_eq(reply_count, 1); /* still waiting for n2 */
+  ack(msg_to('w', 1), T0 + 7000);
+  ck_assert_uint_eq(reply_count, 2);
+  last_reply(CALL(1), KV_OK, NULL);
+}
+END_TEST
+
+START_TEST(delete_goes_through_the_quorum) {
+  put(CALL(0), "k", "v", "one", T0);
+  const reply_t *p = last_reply(CALL(0), KV_OK, NULL);
+  msgs_clear();
+  kv_node_req_t d = req_for("k", NULL, "quorum");
+  d.context = p->context;
+  d.context_bytes = p->context_bytes;
+  kv_coord_request(coord, CALL(1), KV_OP_DELETE, &d, T0 + 1000, WALL_MS);
+  ck_assert_uint_eq(msg_count, 2);
+  ck_assert_uint_eq(reply_count, 1);
+  /* The tombstone travels: the record sent has a tombstone sibling. */
+  kv_dvv_t obj;
+  kv_status_t st;
+  ck_assert_int_eq(kv_dvv_decode(msgs[0].rec, msgs[0].rec_bytes, &obj, &st), KV_OK);
+  ck_assert_uint_eq(obj.sib_count, 1);
+  ck_assert(obj.sib[0].tombstone);
+  kv_dvv_deinit(&obj);
+  ack(msg_to('w', 2), T0 + 2000);
+  ck_assert_uint_eq(reply_count, 2);
+  const reply_t *r = last_reply(CALL(1), KV_OK, NULL);
+  ck_assert(!r->found);
+  ck_assert_uint_eq(r->sib_count, 0);
+  get(CALL(2), "k", "one", T0 + 3000);
+  r = last_reply(CALL(2), KV_OK, NULL);
+  ck_assert(!r->found);
+}
+END_TEST
+
+START_TEST(siblings_through_the_coordinator) {
+  put(CALL(0), "k", "a", "one", T0);
+  put(CALL(1), "k", "b", "one", T0 + 1000);
+  const reply_t *r = last_reply(CALL(1), KV_OK, NULL);
+  ck_assert_uint_eq(r->sib_count, 2);
+  ck_assert(reply_has_value(r, "a") && reply_has_value(r, "b"));
+  get(CALL(2), "k", "one", T0 + 2000);
+  const reply_t *g = last_reply(CALL(2), KV_OK, NULL);
+  ck_assert_uint_eq(g->sib_count, 2);
+  kv_node_req_t w = req_for("k", "c", "one");
+  w.context = g->context;
+  w.context_bytes = g->context_bytes;
+  kv_coord_request(coord, CALL(3), KV_OP_PUT, &w, T0 + 3000, WALL_MS);
+  r = last_reply(CALL(3), KV_OK, NULL);
+  ck_assert_uint_eq(r->sib_count, 1);
+  ck_assert_str_eq(r->values[0], "c");
+  ck_assert_uint_eq(reply_count, 4);
+}
+END_TEST
+
+START_TEST(a_write_the_replica_refuses_sends_nothing) {
+  for (uint32_t i = 0; i < 16; i++) put(CALL(0), "k", "v", "one", T0 + i);
+  ck_assert_uint_eq(reply_count, 16);
+  last_reply(CALL(0), KV_OK, NULL);
+  msgs_clear();
+  put(CALL(1), "k", "v", "quorum", T0 + 100);
+  ck_assert_uint_eq(reply_count, 17);
+  last_reply(CALL(1), KV_EBUSY, "key would have 17 siblings; the keyspace allows 16");
+  ck_assert_uint_eq(msg_count, 0);
+}
+END_TEST
+
+START_TEST(full_peer_queues_are_resource_exhausted) {
+  queue_full[1] = queue_full[2] = true;
+  put(CALL(0), "k", "v", "quorum", T0);
+  ck_assert_uint_eq(refused_count, 2);
+  ck_assert_uint_eq(msg_count, 0);
+  ck_assert_uint_eq(reply_count, 1);
+  last_reply(CALL(0), KV_EBUSY, QUEUE_FULL_MSG);
+  /* A get that cannot ask anyone is refused the same way. */
+  get(CALL(1), "k", "quorum", T0 + 1000);
+  ck_assert_uint_eq(reply_count, 2);
+  last_reply(CALL(1), KV_EBUSY, QUEUE_FULL_MSG);
+  ck_assert_uint_eq(msg_count, 0);
+  /* With only n3 full, QUORUM is met by n2. */
+  queue_full[1] = false;
+  refused_count = 0;
+  put(CALL(2), "k2", "v", "quorum", T0 + 2000);
+  ck_assert_uint_eq(refused_count, 1);
+  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_uint_eq(reply_count, 2);
+  ack(msg_to('w', 1), T0 + 3000);
+  ck_assert_uint_eq(reply_count, 3);
+  const reply_t *r = last_reply(CALL(2), KV_OK, NULL);
+  ck_assert_str_eq(r->values[0], "v");
+  /* A get whose first choice is full asks the other peer. */
+  queue_full[1] = true;
+  queue_full[2] = false;
+  msgs_clear();
+  get(CALL(3), "k2", "quorum", T0 + 4000);
+  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_uint_eq(msgs[0].node, 2);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 5000);
+  ck_assert_uint_eq(reply_count, 4);
+  r = last_reply(CALL(3), KV_OK, NULL);
+  ck_assert(r->found);
+}
+END_TEST
+
+START_TEST(too_many_requests_in_flight_is_resource_exhausted) {
+  char key[32];
+  for (uint32_t i = 0; i < KV_COORD_PENDING_MAX; i++) {
+    snprintf(key, sizeof key, "k%u", i);
+    put(CALL(0), key, "v", "all", T0);
+  }
+  ck_assert_uint_eq(reply_count, 0);
+  ck_assert_uint_eq(msg_count, 2 * KV_COORD_PENDING_MAX);
+  put(CALL(1), "one-more", "v", "quorum", T0);
+  ck_assert_uint_eq(reply_count, 1);
+  last_reply(CALL(1), KV_EBUSY, "node has 4096 requests in flight; retry later");
+  ck_assert_uint_eq(msg_count, 2 * KV_COORD_PENDING_MAX);
+  ck_assert(!local_has("one-more"));
+  /* Their deadline answers the waiting calls and frees the slots. */
+  kv_coord_tick(coord, T0 + 2000000);
+  ck_assert_uint_eq(reply_count, 1 + KV_COORD_PENDING_MAX);
+  ck_assert_int_eq(replies[1].code, KV_ETIMEDOUT);
+  replies_clear();
+  put(CALL(2), "one-more", "v", "one", T0 + 2000001);
+  last_reply(CALL(2), KV_OK, NULL);
+}
+END_TEST
+
+/* ---- reads -------------------------------------------------------------------------- */
+
+/* A second real replica (n2) on its own store, for records n1 does not have. */
+static kv_store_t *store2;
+static kv_node_t *node2;
+static char dir2[64];
+
+static void node2_open(void) {
+  snprintf(dir2, sizeof dir2, "/tmp/tunekv-coord2-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir2));
+  kv_status_t st;
+  ck_assert_int_eq(kv_store_open(dir2, &store2, &st), KV_OK);
+  ck_assert_int_eq(kv_node_create(&cfg, "n2", store2, &node2, &st), KV_OK);
+}
+
+static void node2_close(void) {
+  kv_node_destroy(node2);
+  kv_store_close(store2);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir2);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Puts on n2 directly; *rec gets the record it stored (malloc'd). */
+static void node2_put(const char *key, const char *value, uint8_t **rec, size_t *rec_bytes) {
+  kv_node_req_t r = req_for(key, value, "");
+  kv_node_plan_t plan;
+  kv_node_result_t res;
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_plan(node2, &r, true, &plan, &st), KV_OK);
+  ck_assert_int_eq(kv_node_put(node2, &r, &plan, WALL_MS, &res, &st), KV_OK);
+  *rec = res.record;
+  *rec_bytes = res.record_bytes;
+  res.record = NULL;
+  kv_node_result_free(&res);
+}
+
+START_TEST(get_one_reads_only_this_replica) {
+  put(CALL(0), "k", "v1", "one", T0);
+  msgs_clear();
+  get(CALL(1), "k", "one", T0 + 1000);
+  ck_assert_uint_eq(msg_count, 0);
+  ck_assert_uint_eq(reply_count, 2);
+  const reply_t *r = last_reply(CALL(1), KV_OK, NULL);
+  ck_assert(r->found);
+  ck_assert_uint_eq(r->sib_count, 1);
+  ck_assert_str_eq(r->values[0], "v1");
+  /* A key nobody has: not found, still OK. */
+  get(CALL(2), "absent", "one", T0 + 2000);
+  r = last_reply(CALL(2), KV_OK, NULL);
+  ck_assert(!r->found);
+  ck_assert_uint_eq(msg_count, 0);
+}
+END_TEST
+
+START_TEST(get_quorum_asks_one_peer_and_merges) {
+  put(CALL(0), "k", "v1", "one", T0);
+  msgs_clear();
+  get(CALL(1), "k", "quorum", T0 + 1000);
+  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_int_eq(msgs[0].kind, 'r');
+  ck_assert_str_eq(msgs[0].keyspace, "default");
+  ck_assert_mem_eq(msgs[0].key, "k", 1);
+  ck_assert_uint_eq(reply_count, 1);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 2000); /* the peer has nothing */
+  ck_assert_uint_eq(reply_count, 2);
+  const reply_t *r = last_reply(CALL(1), KV_OK, NULL);
+  ck_assert(r->found);
+  ck_assert_uint_eq(r->sib_count, 1);
+  ck_assert_str_eq(r->values[0], "v1");
+
+  /* A key written only on n2, and one with a concurrent version on each. */
+  node2_open();
+  uint8_t *rec_r, *rec_m;
+  size_t rec_r_bytes, rec_m_bytes;
+  node2_put("remote", "r", &rec_r, &rec_r_bytes);
+  put(CALL(2), "mixed", "a", "one", T0 + 3000);
+  node2_put("mixed", "b", &rec_m, &rec_m_bytes);
+  node2_close();
+  msgs_clear();
+  get(CALL(3), "remote", "quorum", T0 + 4000);
+  ck_assert_uint_eq(msg_count, 1);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, rec_r, rec_r_bytes, T0 + 5000);
+  r = last_reply(CALL(3), KV_OK, NULL);
+  ck_assert(r->found);
+  ck_assert_uint_eq(r->sib_count, 1);
+  ck_assert_str_eq(r->values[0], "r");
+  msgs_clear();
+  get(CALL(4), "mixed", "quorum", T0 + 6000);
+  ck_assert_uint_eq(msg_count, 1);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, rec_m, rec_m_bytes, T0 + 7000);
+  r = last_reply(CALL(4), KV_OK, NULL);
+  ck_assert_uint_eq(r->sib_count, 2);
+  ck_assert(reply_has_value(r, "a") && reply_has_value(r, "b"));
+  free(rec_r);
+  free(rec_m);
+  /* A coordinated read does not write the merge back here (no read repair). */
+  ck_assert(!local_has("remote"));
+}
+END_TEST
+
+START_TEST(get_quorum_asks_the_next_peer_after_a_failure) {
+  put(CALL(0), "k", "v1", "one", T0);
+  msgs_clear();
+  get(CALL(1), "k", "quorum", T0 + 1000);
+  ck_assert_uint_eq(msg_count, 1);
+  uint32_t first = msgs[0].node;
+  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, T0 + 2000);
+  ck_assert_uint_eq(reply_count, 1);
+  ck_assert_uint_eq(msg_count, 2);
+  ck_assert_int_eq(msgs[1].kind, 'r');
+  ck_assert_uint_ne(msgs[1].node, first);
+  ck_assert_uint_ne(msgs[1].node, 0);
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 3000);
+  ck_assert_uint_eq(reply_count, 2);
+  const reply_t *r = last_reply(CALL(1), KV_OK, NULL);
+  ck_assert_str_eq(r->values[0], "v1");
+
+  /* Both peers fail: UNAVAILABLE, counted as answers. */
+  msgs_clear();
+  get(CALL(2), "k", "quorum", T0 + 4000);
+  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, T0 + 5000);
+  ck_assert_uint_eq(msg_count, 2);
+  kv_coord_answer(coord, msgs[1].id, KV_ETIMEDOUT, NULL, 0, T0 + 6000);
+  ck_assert_uint_eq(reply_count, 3);
+  last_reply(CALL(2), KV_EUNAVAILABLE, "1 of 3 replicas answered, 2 failed; QUORUM needs 2");
+  ck_assert_uint_eq(msg_count, 2);
+
+  /* A record that does not decode is a failed answer: the other peer is asked. */
+  msgs_clear();
+  get(CALL(3), "k", "quorum", T0 + 7000);
+  static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x01};
+  kv_coord_answer(coord, msgs[0].id, KV_OK, junk, sizeof junk, T0 + 8000);
+  ck_assert_uint_eq(reply_count, 3);
+  ck_assert_uint_eq(msg_count, 2);
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 9000);
+  r = last_reply(CALL(3), KV_OK, NULL);
+  ck_assert(r->found);
+}
+END_TEST
+
+START_TEST(get_quorum_skips_a_dead_peer) {
+  put(CALL(0), "k", "v1", "one", T0);
+  for (uint32_t dead = 1; dead <= 2; dead++) {
+    msgs_clear();
+    alive[1] = alive[2] = true;
+    alive[dead] = false;
+    get(CALL(1), "k", "quorum", T0 + 1000);
+    ck_assert_uint_eq(msg_count, 1);
+    ck_assert_uint_eq(msgs[0].node, 3 - dead);
+    kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 2000);
+    last_reply(CALL(1), KV_OK, NULL);
+  }
+}
+END_TEST
+
+START_TEST(get_all_asks_both_peers) {
+  put(CALL(0), "k", "v1", "one", T0);
+  msgs_clear();
+  get(CALL(1), "k", "all", T0 + 1000);
+  ck_assert_uint_eq(msg_count, 2);
+  uint32_t to2 = msg_to('r', 1), to3 = msg_to('r', 2);
+  kv_coord_answer(coord, msgs[to3].id, KV_OK, NULL, 0, T0 + 2000);
+  ck_assert_uint_eq(reply_count, 1);
+  kv_coord_answer(coord, msgs[to2].id, KV_OK, NULL, 0, T0 + 3000);
+  ck_assert_uint_eq(reply_count, 2);
+  last_reply(CALL(1), KV_OK, NULL);
+}
+END_TEST
+
+START_TEST(get_times_out_at_its_deadline) {
+  kv_node_req_t r = req_for("k", NULL, "quorum");
+  r.timeout_ms = 100;
+  kv_coord_request(coord, CALL(0), KV_OP_GET, &r, T0, WALL_MS);
+  ck_assert_uint_eq(msg_count, 1);
+  kv_coord_tick(coord, T0 + 99999);
+  ck_assert_uint_eq(reply_count, 0);
+  kv_coord_tick(coord, T0 + 100000);
+  ck_assert_uint_eq(reply_count, 1);
+  last_reply(CALL(0), KV_ETIMEDOUT, "1 of 3 replicas answered within 100 ms; QUORUM needs 2");
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 150000);
+  ck_assert_uint_eq(reply_count, 1);
+}
+END_TEST
+
+START_TEST(get_local_reads_this_replica_only) {
+  put(CALL(0), "k", "v1", "one", T0);
+  msgs_clear();
+  alive[1] = alive[2] = false; /* local reads need no peer */
+  kv_node_req_t r = req_for("k", NULL, "all");
+  r.local = true;
+  kv_coord_request(coord, CALL(1), KV_OP_GET, &r, T0 + 1000, WALL_MS);
+  ck_assert_uint_eq(msg_count, 0);
+  ck_assert_uint_eq(reply_count, 2);
+  const reply_t *g = last_reply(CALL(1), KV_OK, NULL);
+  ck_assert(g->found);
+  ck_assert_str_eq(g->values[0], "v1");
+}
+END_TEST
+
+START_TEST(invalid_requests_are_answered_before_anything_happens) {
+  kv_node_req_t r = req_for("k", "v", "quorum");
+  r.keyspace = "nope";
+  kv_coord_request(coord, CALL(0), KV_OP_PUT, &r, T0, WALL_MS);
+  last_reply(CALL(0), KV_ENOTFOUND, "keyspace 'nope' does not exist");
+  kv_coord_request(coord, CALL(1), KV_OP_GET, &r, T0, WALL_MS);
+  last_reply(CALL(1), KV_ENOTFOUND, "keyspace 'nope' does not exist");
+  r = req_for("k", NULL, "");
+  r.count = 4;
+  kv_coord_request(coord, CALL(2), KV_OP_GET, &r, T0, WALL_MS);
+  last_reply(CALL(2), KV_EINVAL, "r is 4 but keyspace 'default' has only N=3 replicas");
+  r = req_for("k", "v", "");
+  r.count = 4;
+  kv_coord_request(coord, CALL(3), KV_OP_PUT, &r, T0, WALL_MS);
+  last_reply(CALL(3), KV_EINVAL, "w is 4 but keyspace 'default' has only N=3 replicas");
+  r = req_for("k", "v", "most");
+  kv_coord_request(coord, CALL(4), KV_OP_PUT, &r, T0, WALL_MS);
+  last_reply(CALL(4), KV_EINVAL,
+             "unknown consistency level 'most'; use one of ONE, TWO, THREE, QUORUM, ALL, ANY, "
+             "LOCAL_ONE, LOCAL_QUORUM, EACH_QUORUM");
+  r = req_for("k", NULL, "any");
+  kv_coord_request(coord, CALL(5), KV_OP_GET, &r, T0, WALL_MS);
+  last_reply(CALL(5), KV_EINVAL, "ANY is a write level; reads need at least ONE");
+  r = req_for("", "v", "");
+  kv_coord_request(coord, CALL(6), KV_OP_PUT, &r, T0, WALL_MS);
+  last_reply(CALL(6), KV_EINVAL, "key is empty");
+  ck_assert_uint_eq(reply_count, 7);
+  ck_assert_uint_eq(msg_count, 0);
+  ck_assert_uint_eq(refused_count, 0);
+  ck_assert(!local_has("k"));
+}
+END_TEST
+
+/* ---- keys this node is not a replica of (keyspace "pair", N=2) ---------------------- */
+
+/* A key of "pair" whose replicas (in preference order) are pl->node[0..1], without n1. */
+static void key_outside_n1(char *key, size_t key_size, kv_preflist_t *pl) {
+  for (uint32_t i = 0; i < 1000; i++) {
+    snprintf(key, key_size, "p%u", i);
+    kv_node_req_t r = req_for(key, NULL, "");
+    r.keyspace = "pair";
+    kv_node_plan_t plan;
+    kv_status_t st;
+    ck_assert_int_eq(kv_node_plan(node, &r, false, &plan, &st), KV_OK);
+    kv_ring_preflist(&ring, plan.ks, plan.partition, pl);
+    ck_assert_uint_eq(pl->primary_count, 2);
+    if (!kv_preflist_is_primary(pl, 0)) return;
+  }
+  ck_abort_msg("no key of keyspace 'pair' lives outside n1");
+}
+
+static const char raw_request[] = "the request as received";
+
+static void pair_write(void *call, kv_op_t op, const char *key, uint64_t now_us) {
+  kv_node_req_t r = req_for(key, op == KV_OP_PUT ? "v" : NULL, "one");
+  r.keyspace = "pair";
+  r.timeout_ms = 300;
+  r.raw = (const uint8_t *)raw_request;
+  r.raw_bytes = sizeof raw_request;
+  kv_coord_request(coord, call, op, &r, now_us, WALL_MS);
+}
+
+START_TEST(writes_at_a_non_replica_are_forwarded) {
+  char key[16];
+  kv_preflist_t pl;
+  key_outside_n1(key, sizeof key, &pl);
+  pair_write(CALL(0), KV_OP_PUT, key, T0);
+  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_int_eq(msgs[0].kind, 'f');
+  ck_assert_uint_eq(msgs[0].node, pl.node[0]);
+  ck_assert_ptr_eq(msgs[0].call, CALL(0));
+  ck_assert_int_eq(msgs[0].op, KV_OP_PUT);
+  ck_assert_uint_eq(msgs[0].timeout_ms, 300);
+  ck_assert_uint_eq(msgs[0].rec_bytes, sizeof raw_request);
+  ck_assert_mem_eq(msgs[0].rec, raw_request, sizeof raw_request);
+  ck_assert_uint_eq(reply_count, 0); /* the transport relays the replica's answer */
+  uint8_t *rec;
+  size_t rec_bytes;
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_read_record(node, "pair", (const uint8_t *)key, strlen(key), &rec,
+                                       &rec_bytes, &st),
+                   KV_OK);
+  ck_assert_uint_eq(rec_bytes, 0); /* no dot minted here */
+  free(rec);
+  /* The first replica down: the next live one; a delete is forwarded as a delete. */
+  alive[pl.node[0]] = false;
+  pair_write(CALL(1), KV_OP_DELETE, key, T0 + 1000);
+  ck_assert_uint_eq(msg_count, 2);
+  ck_assert_uint_eq(msgs[1].node, pl.node[1]);
+  ck_assert_int_eq(msgs[1].op, KV_OP_DELETE);
+  ck_assert_ptr_eq(msgs[1].call, CALL(1));
+  ck_assert_uint_eq(reply_count, 0);
+  /* Its queue full: the transport's RESOURCE_EXHAUSTED. */
+  queue_full[pl.node[1]] = true;
+  pair_write(CALL(2), KV_OP_PUT, key, T0 + 2000);
+  ck_assert_uint_eq(reply_count, 1);
+  last_reply(CALL(2), KV_EBUSY, QUEUE_FULL_MSG);
+  /* No replica alive: refused here. */
+  queue_full[pl.node[1]] = false;
+  alive[pl.node[1]] = false;
+  pair_write(CALL(3), KV_OP_PUT, key, T0 + 3000);
+  ck_assert_uint_eq(reply_count, 2);
+  last_reply(CALL(3), KV_EUNAVAILABLE, "ONE needs 1 of 2 replicas; 0 are alive");
+  ck_assert_uint_eq(msg_count, 2);
+}
+END_TEST
+
+START_TEST(gets_at_a_non_replica_are_coordinated_here) {
+  char key[16];
+  kv_preflist_t pl;
+  key_outside_n1(key, sizeof key, &pl);
+  kv_node_req_t r = req_for(key, NULL, "one");
+  r.keyspace = "pair";
+  kv_coord_request(coord, CALL(0), KV_OP_GET, &r, T0, WALL_MS);
+  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_int_eq(msgs[0].kind, 'r');
+  ck_assert_uint_eq(msgs[0].node, pl.node[0]);
+  ck_assert_str_eq(msgs[0].keyspace, "pair");
+  ck_assert_uint_eq(reply_count, 0);
+  /* Answered with a record from a replica (a value this node never stored). */
+  kv_dvv_t obj;
+  kv_dvv_init(&obj);
+  kv_actor_t who;
+  memset(&who, 0, sizeof who);
+  snprintf(who.node, sizeof who.node, "%s", cfg.nodes[pl.node[0]].id);
+  who.incarnation = 7;
+  kv_cc_t ctx;
+  kv_cc_init(&ctx);
+  kv_status_t st;
+  ck_assert_int_eq(kv_dvv_put(&obj, &who, &ctx, "far", 3, false, 1, 16, &st), KV_OK);
+  uint8_t *rec;
+  size_t rec_bytes;
+  ck_assert_int_eq(kv_dvv_encode(&obj, &rec, &rec_bytes), KV_OK);
+  kv_dvv_deinit(&obj);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, rec, rec_bytes, T0 + 1000);
+  free(rec);
+  ck_assert_uint_eq(reply_count, 1);
+  const reply_t *g = last_reply(CALL(0), KV_OK, NULL);
+  ck_assert(g->found);
+  ck_assert_str_eq(g->values[0], "far");
+  /* A failed answer: the other replica is asked; ALL (2 of 2) asks both at once. */
+  msgs_clear();
+  kv_coord_request(coord, CALL(1), KV_OP_GET, &r, T0 + 2000, WALL_MS);
+  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, T0 + 3000);
+  ck_assert_uint_eq(msg_count, 2);
+  ck_assert_uint_eq(msgs[1].node, pl.node[1]);
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 4000);
+  last_reply(CALL(1), KV_OK, NULL);
+  msgs_clear();
+  r.level = "all";
+  kv_coord_request(coord, CALL(2), KV_OP_GET, &r, T0 + 5000, WALL_MS);
+  ck_assert_uint_eq(msg_count, 2);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 6000);
+  ck_assert_uint_eq(reply_count, 2);
+  kv_coord_answer(coord, msgs[1].id, KV_EIO, NULL, 0, T0 + 7000);
+  ck_assert_uint_eq(reply_count, 3);
+  last_reply(CALL(2), KV_EUNAVAILABLE, "1 of 2 replicas answered, 1 failed; ALL needs 2");
+}
+END_TEST
+
+/* ---- durable writes (the syncer is a real thread on the real clock) ---------------- */
+
+START_TEST(durable_put_all_waits_for_the_syncer) {
+  kv_node_req_t r = req_for("k", "v", "all");
+  r.durable = true;
+  kv_coord_request(coord, CALL(0), KV_OP_PUT, &r, mono_us(), WALL_MS);
+  ck_assert_uint_eq(msg_count, 2);
+  ck_assert(msgs[0].durable && msgs[1].durable);
+  ack(msg_to('w', 1), mono_us());
+  ack(msg_to('w', 2), mono_us());
+  /* ALL needs this replica's ack too, which only the syncer gives. */
+  wait_replies(1);
+  pthread_mutex_lock(&reply_lock);
+  const reply_t *rep = last_reply(CALL(0), KV_OK, NULL);
+  ck_assert(rep->found);
+  ck_assert_str_eq(rep->values[0], "v");
+  pthread_mutex_unlock(&reply_lock);
+}
+END_TEST
+
+START_TEST(durable_put_one_is_acked_by_the_syncer_thread) {
+  alive[1] = alive[2] = false; /* nobody else can ack */
+  kv_node_req_t r = req_for("k", "v", "one");
+  r.durable = true;
+  kv_coord_request(coord, CALL(0), KV_OP_PUT, &r, mono_us(), WALL_MS);
+  wait_replies(1);
+  pthread_mutex_lock(&reply_lock);
+  const reply_t *rep = last_reply(CALL(0), KV_OK, NULL);
+  ck_assert_msg(!pthread_equal(rep->thread, main_thread),
+                "a durable write was acknowledged before its fsync");
+  pthread_mutex_unlock(&reply_lock);
+}
+END_TEST
+
+Suite *coord_suite(void) {
+  Suite *s = suite_create("coord");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, coord_setup, coord_teardown);
+  tcase_add_test(tc, put_quorum_replies_at_first_ack_and_records_lag);
+  tcase_add_test(tc, put_all_waits_for_every_replica);
+  tcase_add_test(tc, put_all_with_a_failed_replica_is_unavailable);
+  tcase_add_test(tc, put_all_fails_as_soon_as_one_replica_fails);
+  tcase_add_test(tc, put_one_replies_before_any_peer);
+  tcase_add_test(tc, put_refused_before_anything_is_written);
+  tcase_add_test(tc, put_times_out_at_its_deadline);
+  tcase_add_test(tc, an_answer_after_the_deadline_times_out_without_a_tick);
+  tcase_add_test(tc, duplicate_acks_count_once);
+  tcase_add_test(tc, stale_and_unknown_ids_are_ignored);
+  tcase_add_test(tc, delete_goes_through_the_quorum);
+  tcase_add_test(tc, siblings_through_the_coordinator);
+  tcase_add_test(tc, a_write_the_replica_refuses_sends_nothing);
+  tcase_add_test(tc, full_peer_queues_are_resource_exhausted);
+  tcase_add_test(tc, too_many_requests_in_flight_is_resource_exhausted);
+  tcase_add_test(tc, get_one_reads_only_this_replica);
+  tcase_add_test(tc, get_quorum_asks_one_peer_and_merges);
+  tcase_add_test(tc, get_quorum_asks_the_next_peer_after_a_failure);
+  tcase_add_test(tc, get_quorum_skips_a_dead_peer);
+  tcase_add_test(tc, get_all_asks_both_peers);
+  tcase_add_test(tc, get_times_out_at_its_deadline);
+  tcase_add_test(tc, get_local_reads_this_replica_only);
+  tcase_add_test(tc, invalid_requests_are_answered_before_anything_happens);
+  tcase_add_test(tc, writes_at_a_non_replica_are_forwarded);
+  tcase_add_test(tc, gets_at_a_non_replica_are_coordinated_here);
+  tcase_add_test(tc, durable_put_all_waits_for_the_syncer);
+  tcase_add_test(tc, durable_put_one_is_acked_by_the_syncer_thread);
+  suite_add_tcase(s, tc);
+  return s;
+}
