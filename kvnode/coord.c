@@ -395,11 +395,36 @@ static void get_ask_more(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   }
 }
 
+/* A get with local=true: this replica's view, no coordination. */
+static void coord_get_local(kv_coord_t *c, void *call, const kv_node_req_t *req,
+                            const kv_node_plan_t *plan) {
+  kv_node_result_t res;
+  kv_status_t st;
+  kv_status_clear(&st);
+  if (kv_node_get(c->node, req, plan, &res, &st) == KV_OK) c->reply(call, &st, &res);
+  else reply_error(c, call, &st);
+  kv_node_result_free(&res);
+}
+
+/* Whether this node's own answer alone meets the read's need (ONE, or r=1, on a replica). */
+static bool self_suffices(const kv_node_plan_t *plan, const kv_target_t *targets,
+                          uint32_t count, uint32_t self_target) {
+  if (self_target == UINT32_MAX) return false;
+  bool only_self[KV_REPLICAS_MAX] = {false};
+  only_self[self_target] = true;
+  return kv_quorum_possible(&plan->need, targets, count, only_self, "", NULL);
+}
+
 static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
                       const kv_node_plan_t *plan, uint64_t now_us) {
   kv_target_t targets[KV_REPLICAS_MAX];
   uint32_t self_target, count = plan_targets(c, plan, targets, &self_target);
   if (!targets_possible(c, call, plan, targets, count, self_target)) return;
+  if (self_suffices(plan, targets, count, self_target)) {
+    /* Asking R replicas, this one first, would end at this one: skip the request table. */
+    coord_get_local(c, call, req, plan);
+    return;
+  }
   slot_t *s = slot_start(c, call, KV_OP_GET, plan, targets, count, self_target, now_us);
   if (!s) return;
   s->merged = malloc(sizeof *s->merged);
@@ -413,16 +438,6 @@ static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
   get_ask_more(c, s, now_us);
 }
 
-/* A get with local=true: this replica's view, no coordination. */
-static void coord_get_local(kv_coord_t *c, void *call, const kv_node_req_t *req,
-                            const kv_node_plan_t *plan) {
-  kv_node_result_t res;
-  kv_status_t st;
-  kv_status_clear(&st);
-  if (kv_node_get(c->node, req, plan, &res, &st) == KV_OK) c->reply(call, &st, &res);
-  else reply_error(c, call, &st);
-  kv_node_result_free(&res);
-}
 
 void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
                       uint64_t mono_us, uint64_t wall_ms) {
