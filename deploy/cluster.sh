@@ -2,7 +2,8 @@
 # cluster.sh: runs every node of a cluster config on this machine, in the foreground.
 #   deploy/cluster.sh [CONFIG]        (default config/single.yaml)
 # Each node keeps its data in data/<cluster>/<node id>; its log lines are prefixed with its
-# id. Ctrl-C (or SIGTERM) stops every node cleanly and waits for them.
+# id. A node that dies is reported and the others keep serving; Ctrl-C (or SIGTERM) stops
+# every node cleanly and waits for them.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 config=${1:-config/single.yaml}
@@ -13,6 +14,7 @@ ids=$(sed -n '/^nodes:/,/^[a-z]/s/.*id: *\([A-Za-z0-9_.-]*\).*/\1/p' "$config")
 [ -n "$ids" ] || { echo "cluster.sh: no nodes found in $config" >&2; exit 2; }
 
 pids=()
+declare -A node_of
 stop() {
   trap - INT TERM
   echo "cluster.sh: stopping ${#pids[@]} node(s)"
@@ -28,10 +30,21 @@ for id in $ids; do
   bin/kvnode --config "$config" --node "$id" --data-dir "data/$cluster/$id" \
     > >(sed -u "s/^/$id | /") 2>&1 &
   pids+=($!)
+  node_of[$!]=$id
 done
 addrs=$(sed -n 's/.*address: *"\{0,1\}\([0-9.]*:[0-9]*\).*/\1/p' "$config" | paste -sd, -)
 echo "cluster.sh: started $(echo $ids | wc -w) node(s) of $config ($addrs); Ctrl-C stops them"
-# Wait for all; if one exits on its own, stop the rest too.
-wait -n "${pids[@]}"
-echo "cluster.sh: a node exited; stopping the others"
-stop
+# Run until Ctrl-C. A node that exits (killed on purpose, to watch the others carry on) is
+# reported and the rest keep running.
+running=("${pids[@]}")
+while [ ${#running[@]} -gt 0 ]; do
+  done_pid=
+  wait -n -p done_pid "${running[@]}"
+  code=$?
+  [ -n "$done_pid" ] || continue
+  still=()
+  for p in "${running[@]}"; do [ "$p" = "$done_pid" ] || still+=("$p"); done
+  running=("${still[@]}")
+  echo "cluster.sh: node ${node_of[$done_pid]} exited ($code); ${#running[@]} still running"
+done
+echo "cluster.sh: every node has exited"

@@ -187,8 +187,10 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32
     }
   }
   bool was_up = atomic_exchange(&p->up, reply != NULL);
+  bool ever_heard = atomic_load(&p->last_heard_ms) >= 0;
   if (reply) atomic_store(&p->last_heard_ms, (int_fast64_t)mono_ms());
-  if (was_up && !reply) {
+  /* A peer never heard from is still starting; only losing a live one is news. */
+  if (was_up && ever_heard && !reply) {
     char *why = grpc_slice_to_c_string(details);
     KV_WARN("node %s is down: a batch of %u message(s) failed: %s: %s",
             ps->cfg->nodes[p->node].id, n, kv_grpc_code_name((int)status), why);
