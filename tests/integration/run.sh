@@ -103,6 +103,25 @@ expect "config: missing file" 2 "kvnode: $work/none.yaml:0: cannot open the file
 expect "usage: unknown flag exits 2" 2 "usage: kvnode" "$KVNODE" --bogus
 if [ ! -e "$work/never" ]; then ok "a refused config creates no data directory"; else fail "a refused config creates no data directory" "$work/never exists"; fi
 
+# ---- usage errors: exit 2 and a sentence, before anything is sent ----------------------
+expect "kvctl: unknown command" 2 "kvctl: unknown command 'frob'; 'kvctl -h' lists them" "$KVCTL" frob
+expect "kvctl: missing arguments" 2 \
+  "kvctl: get: missing arguments; usage: kvctl get KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--json]" \
+  "$KVCTL" get default
+expect "kvctl: option the command does not take" 2 "kvctl: get does not take --durable" \
+  "$KVCTL" get default k --durable
+expect "kvctl: -w 0" 2 "kvctl: -w needs a whole number from 1 up, not '0'" "$KVCTL" put default k v -w 0
+expect "kvctl: bad --context" 2 "kvctl: --context is not valid base64" "$KVCTL" put default k v --context '!!!'
+expect "kvctl: a command of a later release" 2 "kvctl: 'ring' is not available yet" "$KVCTL" ring
+expect "kvctl: nothing listening is UNAVAILABLE" 3 "UNAVAILABLE: failed to connect to all addresses" \
+  "$KVCTL" -a 127.0.0.1:1 get default k
+expect "kvnode: bad --threads" 2 "kvnode: --threads must be 1..64, not '0'" \
+  "$KVNODE" --config config/single.yaml --node n1 --threads 0
+expect "kvbench: neither --ops nor --duration" 2 "kvbench: give exactly one of --ops and --duration; see kvbench -h" \
+  bin/kvbench -a 127.0.0.1:1
+expect "kvbench: bad --mix" 2 "kvbench: --mix needs OP=WEIGHT[,OP=WEIGHT] with OP put or get" \
+  bin/kvbench -a 127.0.0.1:1 --ops 10 --mix put=x
+
 # ---- one node: round trips, bad input, siblings, shutdown ------------------------------
 cfg=$work/single.yaml
 single_config "$cfg" "$port"
