@@ -36,6 +36,16 @@ typedef struct {
 /* What a completion on the peers' queue belongs to: each tag's struct starts with one. */
 typedef enum { TAG_BATCH, TAG_FORWARD } tag_kind_t;
 
+/* One unary call in flight: everything its six-op batch writes into, which must live until
+ * its completion arrives. */
+typedef struct {
+  grpc_call *call;
+  grpc_byte_buffer *request, *response;
+  grpc_metadata_array initial_md, trailing_md;
+  grpc_status_code status;
+  grpc_slice details;
+} unary_t;
+
 typedef struct {
   tag_kind_t kind;              /* TAG_BATCH */
   kv_peers_t *owner;
@@ -48,11 +58,7 @@ typedef struct {
   uint32_t head, count;
   /* The batch in flight (valid while in_flight). */
   bool in_flight;
-  grpc_call *call;
-  grpc_byte_buffer *request, *response;
-  grpc_metadata_array initial_md, trailing_md;
-  grpc_status_code status;
-  grpc_slice details;
+  unary_t rpc;
   uint64_t ids[KV_PEER_BATCH_MAX];
   uint32_t id_count;
   uint64_t last_sent_ms;
@@ -64,11 +70,7 @@ typedef struct {
 typedef struct {
   tag_kind_t kind;              /* TAG_FORWARD */
   void *client_call;
-  grpc_call *call;
-  grpc_byte_buffer *request, *response;
-  grpc_metadata_array initial_md, trailing_md;
-  grpc_status_code status;
-  grpc_slice details;
+  unary_t rpc;
 } forward_t;
 
 struct kv_peers {
@@ -93,6 +95,48 @@ static uint64_t mono_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- unary calls -------------------------------------------------------------------- */
+
+/* Starts a call of method on channel carrying request (taken over), completing on cq with
+ * tag after at most deadline_ms. */
+static void unary_start(unary_t *u, grpc_channel *channel, grpc_completion_queue *cq,
+                        void *method, grpc_byte_buffer *request, uint32_t deadline_ms,
+                        void *tag) {
+  memset(u, 0, sizeof *u);
+  u->request = request;
+  grpc_metadata_array_init(&u->initial_md);
+  grpc_metadata_array_init(&u->trailing_md);
+  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                       gpr_time_from_millis(deadline_ms, GPR_TIMESPAN));
+  u->call = grpc_channel_create_registered_call(channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                                method, deadline, NULL);
+  grpc_op ops[6];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = u->request;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &u->initial_md;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &u->response;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &u->trailing_md;
+  ops[5].data.recv_status_on_client.status = &u->status;
+  ops[5].data.recv_status_on_client.status_details = &u->details;
+  grpc_call_error err = grpc_call_start_batch(u->call, ops, 6, tag, NULL);
+  KV_ASSERT(err == GRPC_CALL_OK); /* a fresh call with one of each op cannot be refused */
+}
+
+/* Releases a completed call: the call, its request and metadata. u->response (may be NULL)
+ * and u->details stay with the caller, to destroy and unref. */
+static void unary_end(unary_t *u) {
+  grpc_byte_buffer_destroy(u->request);
+  grpc_metadata_array_destroy(&u->initial_md);
+  grpc_metadata_array_destroy(&u->trailing_md);
+  grpc_call_unref(u->call);
 }
 
 /* ---- batches ------------------------------------------------------------------------ */
@@ -143,30 +187,8 @@ static grpc_byte_buffer *batch_build(peer_t *p, const char *from) {
 static void batch_start(peer_t *p, uint32_t deadline_ms) {
   KV_ASSERT(!p->in_flight);
   kv_peers_t *owner = p->owner;
-  p->request = batch_build(p, owner->cfg->nodes[owner->self].id);
-  p->response = NULL;
-  grpc_metadata_array_init(&p->initial_md);
-  grpc_metadata_array_init(&p->trailing_md);
-  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                       gpr_time_from_millis(deadline_ms, GPR_TIMESPAN));
-  p->call = grpc_channel_create_registered_call(p->channel, NULL, GRPC_PROPAGATE_DEFAULTS,
-                                                owner->cq, p->method, deadline, NULL);
-  grpc_op ops[6];
-  memset(ops, 0, sizeof ops);
-  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[1].op = GRPC_OP_SEND_MESSAGE;
-  ops[1].data.send_message.send_message = p->request;
-  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &p->initial_md;
-  ops[4].op = GRPC_OP_RECV_MESSAGE;
-  ops[4].data.recv_message.recv_message = &p->response;
-  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[5].data.recv_status_on_client.trailing_metadata = &p->trailing_md;
-  ops[5].data.recv_status_on_client.status = &p->status;
-  ops[5].data.recv_status_on_client.status_details = &p->details;
-  grpc_call_error err = grpc_call_start_batch(p->call, ops, 6, p, NULL);
-  KV_ASSERT(err == GRPC_CALL_OK); /* a fresh call with one of each op cannot be refused */
+  unary_start(&p->rpc, p->channel, owner->cq, p->method,
+              batch_build(p, owner->cfg->nodes[owner->self].id), deadline_ms, p);
   p->in_flight = true;
   p->last_sent_ms = mono_ms();
 }
@@ -214,13 +236,10 @@ static void batch_complete(kv_peers_t *ps, peer_t *p) {
   pthread_mutex_lock(&p->lock);
   uint32_t n = p->id_count;
   memcpy(ids, p->ids, n * sizeof ids[0]);
-  grpc_status_code status = p->status;
-  grpc_slice details = p->details;
-  grpc_byte_buffer *response = p->response;
-  grpc_byte_buffer_destroy(p->request);
-  grpc_metadata_array_destroy(&p->initial_md);
-  grpc_metadata_array_destroy(&p->trailing_md);
-  grpc_call_unref(p->call);
+  grpc_status_code status = p->rpc.status;
+  grpc_slice details = p->rpc.details;
+  grpc_byte_buffer *response = p->rpc.response;
+  unary_end(&p->rpc);
   p->in_flight = false;
   pthread_mutex_unlock(&p->lock);
 
@@ -312,32 +331,11 @@ static kv_err peer_forward(void *arg, uint32_t node, void *client_call, kv_op_t 
   f->kind = TAG_FORWARD;
   f->client_call = client_call;
   grpc_slice slice = grpc_slice_from_copied_buffer((const char *)request, request_bytes);
-  f->request = grpc_raw_byte_buffer_create(&slice, 1);
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
   grpc_slice_unref(slice);
-  grpc_metadata_array_init(&f->initial_md);
-  grpc_metadata_array_init(&f->trailing_md);
   /* The replica applies the request's own deadline; this one only bounds the relay. */
-  gpr_timespec deadline = gpr_time_add(
-      gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms + 1000, GPR_TIMESPAN));
-  f->call = grpc_channel_create_registered_call(p->channel, NULL, GRPC_PROPAGATE_DEFAULTS,
-                                                ps->cq, p->forward_method[op == KV_OP_DELETE],
-                                                deadline, NULL);
-  grpc_op ops[6];
-  memset(ops, 0, sizeof ops);
-  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[1].op = GRPC_OP_SEND_MESSAGE;
-  ops[1].data.send_message.send_message = f->request;
-  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &f->initial_md;
-  ops[4].op = GRPC_OP_RECV_MESSAGE;
-  ops[4].data.recv_message.recv_message = &f->response;
-  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[5].data.recv_status_on_client.trailing_metadata = &f->trailing_md;
-  ops[5].data.recv_status_on_client.status = &f->status;
-  ops[5].data.recv_status_on_client.status_details = &f->details;
-  grpc_call_error err = grpc_call_start_batch(f->call, ops, 6, f, NULL);
-  KV_ASSERT(err == GRPC_CALL_OK); /* a fresh call with one of each op cannot be refused */
+  unary_start(&f->rpc, p->channel, ps->cq, p->forward_method[op == KV_OP_DELETE], bb,
+              timeout_ms + 1000, f);
   return KV_OK;
 }
 
@@ -345,22 +343,20 @@ static kv_err peer_forward(void *arg, uint32_t node, void *client_call, kv_op_t 
 static void forward_complete(kv_peers_t *ps, forward_t *f) {
   grpc_slice reply = grpc_empty_slice();
   grpc_byte_buffer_reader reader;
-  if (f->status == GRPC_STATUS_OK && f->response &&
-      grpc_byte_buffer_reader_init(&reader, f->response)) {
+  unary_t *u = &f->rpc;
+  if (u->status == GRPC_STATUS_OK && u->response &&
+      grpc_byte_buffer_reader_init(&reader, u->response)) {
     reply = grpc_byte_buffer_reader_readall(&reader);
     grpc_byte_buffer_reader_destroy(&reader);
   }
-  char *message = grpc_slice_to_c_string(f->details);
-  ps->relay(f->client_call, (int)f->status, message, GRPC_SLICE_START_PTR(reply),
+  char *message = grpc_slice_to_c_string(u->details);
+  ps->relay(f->client_call, (int)u->status, message, GRPC_SLICE_START_PTR(reply),
             GRPC_SLICE_LENGTH(reply));
   gpr_free(message);
   grpc_slice_unref(reply);
-  grpc_slice_unref(f->details);
-  grpc_byte_buffer_destroy(f->request);
-  if (f->response) grpc_byte_buffer_destroy(f->response);
-  grpc_metadata_array_destroy(&f->initial_md);
-  grpc_metadata_array_destroy(&f->trailing_md);
-  grpc_call_unref(f->call);
+  grpc_slice_unref(u->details);
+  if (u->response) grpc_byte_buffer_destroy(u->response);
+  unary_end(u);
   free(f);
 }
 
@@ -486,7 +482,7 @@ void kv_peers_destroy(kv_peers_t *ps) {
   for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
     if (i == ps->self) continue;
     pthread_mutex_lock(&ps->peers[i].lock);
-    if (ps->peers[i].in_flight) grpc_call_cancel(ps->peers[i].call, NULL);
+    if (ps->peers[i].in_flight) grpc_call_cancel(ps->peers[i].rpc.call, NULL);
     pthread_mutex_unlock(&ps->peers[i].lock);
   }
   /* The thread finishes the cancelled batches (answering their messages as failed), then
