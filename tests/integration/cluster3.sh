@@ -4,38 +4,10 @@
 # lag, durability across the cluster, clean shutdown. Starts its nodes on ports of its own and
 # stops every process it started, by pid. Prints one line per test and ends with
 # "N passed, N failed"; exits 1 on failure.
-set -u
-cd "$(dirname "$0")/../.." || exit 2
-KVNODE=bin/kvnode KVCTL=bin/kvctl
-work=$(mktemp -d /tmp/tunekv-it3.XXXXXX)
-passed=0 failed=0
+. "$(dirname "$0")/lib.sh"
 base=$((25000 + ($$ % 300) * 10))   # this run's ports: base+1 .. base+3
 declare -a pid addr
 for i in 1 2 3; do addr[$i]=127.0.0.1:$((base + i)); pid[$i]=; done
-
-cleanup() {
-  for i in 1 2 3; do
-    [ -n "${pid[$i]}" ] || continue
-    kill -CONT "${pid[$i]}" 2>/dev/null
-    kill -KILL "${pid[$i]}" 2>/dev/null && wait "${pid[$i]}" 2>/dev/null
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
-
-# expect NAME RC TEXT CMD...: CMD exits with RC and its output (stdout+stderr) contains TEXT.
-expect() {
-  local name=$1 want_rc=$2 want=$3 out rc
-  shift 3
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" != "$want_rc" ]; then fail "$name" "exit $rc, wanted $want_rc; output: ${out:0:300}"
-  elif [[ "$out" != *"$want"* ]]; then fail "$name" "output lacks '$want': ${out:0:300}"
-  else ok "$name"; fi
-}
 
 # expect_exact NAME RC TEXT MAX_MS CMD...: CMD exits with RC, its whole output (stdout+stderr)
 # is TEXT, and, unless MAX_MS is empty, it took less than MAX_MS milliseconds, kvctl's own
@@ -84,6 +56,7 @@ start_node() {
   last_log[$i]=$log
   "$KVNODE" --config "$work/cluster.yaml" --node "n$i" --data-dir "$work/d$i" >"$log" 2>&1 &
   pid[$i]=$!
+  pids+=($!)
   for _ in $(seq 100); do
     grep -q "serving on" "$log" && return 0
     kill -0 "${pid[$i]}" 2>/dev/null || break
@@ -234,5 +207,4 @@ for i in 1 2 3; do
   else fail "10. SIGTERM stops n$i cleanly (exit 0)" "exit $node_rc; log: $(tail -3 "$log")"; fi
 done
 
-echo "$passed passed, $failed failed ($((($(date +%s%N) - t_start) / 1000000)) ms)"
-[ "$failed" = 0 ]
+summary "($((($(date +%s%N) - t_start) / 1000000)) ms)"

@@ -2,21 +2,8 @@
 # cluster5.sh: five nodes, N=3, so every node is a replica of only some keys. Writes sent to
 # a node that is not a replica are forwarded to the first live replica; reads are coordinated
 # wherever they arrive. Prints one line per test and "N passed, N failed"; exits 1 on failure.
-set -u
-cd "$(dirname "$0")/../.." || exit 2
-KVNODE=bin/kvnode KVCTL=bin/kvctl
-work=$(mktemp -d /tmp/tunekv-it5.XXXXXX)
+. "$(dirname "$0")/lib.sh"
 base=$((26000 + ($$ % 300) * 10))
-pids=()
-passed=0 failed=0
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
 addr() { echo "127.0.0.1:$((base + $1))"; }
 
 {
@@ -100,5 +87,4 @@ for p in "${pids[@]}"; do wait "$p" || clean=0; done
 pids=()
 [ $clean = 1 ] && ok "SIGTERM stops all five cleanly" || fail "SIGTERM stops all five cleanly" "a node exited non-zero"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary

@@ -2,33 +2,8 @@
 # run.sh: integration tests on real kvnode processes (127.0.0.1 only), driven by kvctl.
 # Each test starts the nodes it needs on ports of its own and stops every process it started,
 # by pid. Prints one line per test and ends with "N passed, N failed"; exits 1 on failure.
-set -u
-cd "$(dirname "$0")/../.." || exit 2
-KVNODE=bin/kvnode KVCTL=bin/kvctl RAW=build/tools/raw_rpc
-work=$(mktemp -d /tmp/tunekv-it.XXXXXX)
-pids=()
-passed=0 failed=0
+. "$(dirname "$0")/lib.sh"
 port=$((21000 + ($$ % 400) * 10))   # this run's ports: $port and up
-
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
-
-# expect NAME RC TEXT CMD...: CMD exits with RC and its output (stdout+stderr) contains TEXT.
-expect() {
-  local name=$1 want_rc=$2 want=$3 out rc
-  shift 3
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" != "$want_rc" ]; then fail "$name" "exit $rc, wanted $want_rc; output: ${out:0:300}"
-  elif [[ "$out" != *"$want"* ]]; then fail "$name" "output lacks '$want': ${out:0:300}"
-  else ok "$name"; fi
-}
 
 # single_config FILE PORT: a one-node cluster on 127.0.0.1:PORT.
 single_config() {
@@ -208,5 +183,4 @@ inc3=$(grep -o 'incarnation [0-9a-f]*' "$work/n1d.log")
 if [ "$inc3" != "$inc1" ]; then ok "a new data directory gets a new incarnation"; else fail "a new data directory gets a new incarnation" "$inc3"; fi
 stop_node "$node_pid" >/dev/null
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary

@@ -1,0 +1,41 @@
+# lib.sh: the harness the integration suites share (sourced, not run). After sourcing:
+#   KVNODE KVCTL RAW     the programs under test, run from the repository's root
+#   work                 a temporary directory, removed at exit
+#   pids                 append every process you start; at exit each is continued (in case
+#                        a test stopped it) and killed, so a failing suite leaves nothing behind
+#   ok NAME / fail NAME WHY / expect NAME RC TEXT CMD...   one line per test
+#   summary [EXTRA]      prints "N passed, N failed" and fails when any test failed
+set -u
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
+KVNODE=bin/kvnode KVCTL=bin/kvctl RAW=build/tools/raw_rpc
+work=$(mktemp -d /tmp/tunekv-it.XXXXXX)
+pids=()
+passed=0 failed=0
+
+cleanup() {
+  for p in "${pids[@]}"; do
+    kill -CONT "$p" 2>/dev/null
+    kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
+
+# expect NAME RC TEXT CMD...: CMD exits with RC and its output (stdout+stderr) contains TEXT.
+expect() {
+  local name=$1 want_rc=$2 want=$3 out rc
+  shift 3
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" != "$want_rc" ]; then fail "$name" "exit $rc, wanted $want_rc; output: ${out:0:300}"
+  elif [[ "$out" != *"$want"* ]]; then fail "$name" "output lacks '$want': ${out:0:300}"
+  else ok "$name"; fi
+}
+
+summary() {
+  echo "$passed passed, $failed failed${1:+ $1}"
+  [ "$failed" = 0 ]
+}
