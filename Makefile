@@ -4,6 +4,8 @@
 #   make cluster   deps, build, run the 3-node cluster of config/cluster3.yaml in the
 #                  foreground, logs prefixed by node id (Ctrl-C stops all three)
 #   make bench     deps, build, kvbench against a local node next to the peers (echo ceiling)
+#   make sim       the deterministic simulator over SEEDS (default 1-300; `make test` runs it)
+#   make sim-mutants  the simulator built with each planted bug of tests/sim/mutants/
 #   make clean
 
 DEB_PKGS := librocksdb-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev \
@@ -31,11 +33,16 @@ NODE_SRC := $(filter-out kvnode/main.c,$(wildcard kvnode/*.c))
 CLIENT_SRC := $(filter-out client/kvctl.c client/kvbench.c,$(wildcard client/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 TOOL_SRC := $(wildcard tests/integration/*.c)
+# The simulator: the core (node.c, coord.c and below) with the sim's store and syncer in
+# place of store.c and syncer.c, fault points compiled in (-DKV_SIM), in its own object tree.
+SIM_SRC := $(wildcard tests/sim/*.c) kvnode/node.c kvnode/coord.c $(COMMON_SRC)
+SEEDS ?= 1-300
 
 # Object paths: sources under $(GEN) compile to .../gen/, everything else mirrors the tree.
 genrel = $(patsubst $(GEN)/%,gen/%,$(1))
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(call genrel,$(1)))
 sanobj = $(patsubst %.c,$(BUILD)/san/%.o,$(call genrel,$(1)))
+simobj = $(patsubst %.c,$(BUILD)/sim/%.o,$(call genrel,$(1)))
 
 PROGRAMS := bin/kvnode bin/kvctl bin/kvbench
 TOOLS := $(patsubst tests/integration/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
@@ -53,6 +60,14 @@ $(BUILD)/obj/%.o: %.c | $(PB_HDR)
 $(BUILD)/san/%.o: %.c | $(PB_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(BUILD)/sim/%.o: %.c | $(PB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Itests/sim -DKV_SIM $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/sim/gen/%.o: $(GEN)/%.c | $(PB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj/gen/%.o: $(GEN)/%.c | $(PB_HDR)
 	@mkdir -p $(dir $@)
@@ -82,6 +97,9 @@ $(BUILD)/tools/%: $(call obj,tests/integration/%.c $(CLIENT_SRC) $(COMMON_SRC))
 $(BUILD)/check_unit: $(call sanobj,$(UNIT_SRC) $(NODE_SRC) $(CLIENT_SRC) $(COMMON_SRC))
 	$(CC) -fsanitize=address,undefined -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
+$(BUILD)/kvsim: $(call simobj,$(SIM_SRC))
+	$(CC) -o $@ $^ $(shell pkg-config --libs libprotobuf-c libcyaml yaml-0.1 libxxhash) -lm
+
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
@@ -95,12 +113,19 @@ deps:
 unit: $(BUILD)/check_unit
 	$(BUILD)/check_unit
 
+sim: $(BUILD)/kvsim
+	tests/sim/run.sh $(BUILD)/kvsim $(SEEDS)
+
+sim-mutants:
+	tests/sim/mutants.sh
+
 integration: all
 	rc=0; for t in run cluster3 cluster5; do tests/integration/$$t.sh || rc=1; done; exit $$rc
 
 test: deps
-	$(MAKE) all $(BUILD)/check_unit
+	$(MAKE) all $(BUILD)/check_unit $(BUILD)/kvsim
 	$(MAKE) unit
+	$(MAKE) sim
 	$(MAKE) integration
 
 cluster: deps
@@ -114,7 +139,7 @@ bench: deps
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: all deps unit integration test cluster bench clean
+.PHONY: all deps unit sim sim-mutants integration test cluster bench clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "buggify.h"
 #include "log.h"
 #include "quorum.h"
 
@@ -268,19 +268,13 @@ static void coord_forward(kv_coord_t *c, void *call, kv_op_t op, const kv_node_r
   KV_ASSERT(!"targets_possible found a live replica");
 }
 
-static uint64_t mono_now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* The syncer made this node's copy of a durable write durable: that is its self-ack. */
-static void self_synced(kv_sync_waiter_t *w, const kv_status_t *st) {
+static void self_synced(kv_sync_waiter_t *w, const kv_status_t *st, uint64_t mono_us) {
   slot_t *s = (slot_t *)((char *)w - offsetof(slot_t, waiter));
   kv_coord_t *c = s->coord;
   pthread_mutex_lock(&c->lock);
   s->sync_pending = false;
-  slot_answer(c, s, s->self_target, st->code == KV_OK, mono_now_us());
+  slot_answer(c, s, s->self_target, st->code == KV_OK, mono_us);
   pthread_mutex_unlock(&c->lock);
 }
 
@@ -464,6 +458,11 @@ void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec
     bool ok = code == KV_OK;
     if (ok && s->op == KV_OP_GET && s->call) ok = merge_record(s, rec, rec_bytes);
     slot_answer(c, s, target, ok, mono_us);
+    /* Fault point: the same answer again, as a network that duplicates would deliver it. */
+    if (KV_BUGGIFY() && (s = slot_of(c, id, &target)) != NULL) {
+      if (ok && s->op == KV_OP_GET && s->call) ok = merge_record(s, rec, rec_bytes);
+      slot_answer(c, s, target, ok, mono_us);
+    }
   }
   pthread_mutex_unlock(&c->lock);
 }
@@ -477,6 +476,13 @@ void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
     slot_maybe_finish(c, s, mono_us);
   }
   pthread_mutex_unlock(&c->lock);
+}
+
+uint32_t kv_coord_in_flight(kv_coord_t *c) {
+  pthread_mutex_lock(&c->lock);
+  uint32_t n = c->active_count;
+  pthread_mutex_unlock(&c->lock);
+  return n;
 }
 
 void kv_coord_lag(kv_coord_t *c, kv_histogram_t *out) {

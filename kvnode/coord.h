@@ -81,6 +81,8 @@ void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec
                      size_t rec_bytes, uint64_t mono_us);
 /* The passing of time: deadlines. Call every few milliseconds. */
 void kv_coord_tick(kv_coord_t *c, uint64_t mono_us);
+/* Requests in the table: answered or not, still waiting for acks or an fsync. */
+uint32_t kv_coord_in_flight(kv_coord_t *c);
 /* Replication lag so far (microseconds from the W-th ack to the last ack, per write whose
  * every replica acked), copied into *out. */
 void kv_coord_lag(kv_coord_t *c, kv_histogram_t *out);

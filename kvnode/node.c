@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buggify.h"
 #include "consistency.h"
 #include "fmt.h"
 #include "hash.h"
@@ -257,6 +258,8 @@ kv_err kv_node_get(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan
 
 kv_err kv_node_merge(kv_node_t *node, const char *keyspace, const uint8_t *key,
                      size_t key_bytes, const uint8_t *rec, size_t rec_bytes, kv_status_t *st) {
+  /* Fault point: the disk refuses a replica write. */
+  if (KV_BUGGIFY()) return kv_status_set(st, KV_EIO, "simulated disk error merging a record");
   kv_dvv_t incoming, obj;
   kv_err err = kv_dvv_decode(rec, rec_bytes, &incoming, st);
   if (err != KV_OK) return err;
@@ -282,6 +285,8 @@ kv_err kv_node_read_record(kv_node_t *node, const char *keyspace, const uint8_t 
   bool found = false;
   *rec = NULL;
   *rec_bytes = 0;
+  /* Fault point: the disk fails a read; the coordinator asks another replica. */
+  if (KV_BUGGIFY()) return kv_status_set(st, KV_EIO, "simulated disk error reading a record");
   return kv_store_get(node->store, partition, keyspace, key, key_bytes, rec, rec_bytes, &found,
                       st);
 }

@@ -310,7 +310,7 @@ static void handle_client(kv_server_t *srv, call_t *c) {
 
 /* ---- Peer batches ------------------------------------------------------------------- */
 
-static void peer_batch_synced(kv_sync_waiter_t *w, const kv_status_t *st) {
+static void peer_batch_synced(kv_sync_waiter_t *w, const kv_status_t *st, uint64_t mono_us) {
   call_t *c = (call_t *)((char *)w - offsetof(call_t, waiter));
   if (st->code != KV_OK) {
     /* The whole batch fails: its writes were not made durable. */

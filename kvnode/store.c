@@ -14,7 +14,14 @@
  *     store keeps serving every other key.
  *  4. The incarnation id lives in meta under "incarnation" as an 8-byte little-endian
  *     payload. It is written (synced) the first time a directory is opened, before open
- *     returns, so no data can exist in a directory without one. It is never 0.
+ *     returns, so no data can exist in a directory without one. It is never 0. It is
+ *     replaced by a new one when the last process did not close the store: the node mints
+ *     dots as (node, incarnation, counter), and a power loss can take back writes whose dots
+ *     other replicas already hold, so counting on from the surviving records would mint
+ *     those dots again for different values (the simulator found this). A clean close
+ *     leaves meta "clean" (synced, after a WAL sync); open takes it away again, so its
+ *     presence at open means nothing since was lost. Each unclean restart adds one actor to
+ *     the version vectors of keys written afterwards (Riak's vnode epochs do the same).
  *  5. Writes always go through the WAL: a non-synced write is in the OS page cache when the
  *     call returns (it survives the process being killed, not the machine losing power); a
  *     synced write is fsynced first. RocksDB's write thread joins concurrent writers into
@@ -47,6 +54,7 @@
 #define KV_STORE_FRAME_HEAD_BYTES (KV_STORE_MAGIC_BYTES + 8)
 #define KV_STORE_PREFIX_BYTES 4
 #define KV_STORE_INCARNATION_KEY "incarnation"
+#define KV_STORE_CLEAN_KEY "clean"
 
 enum { KV_STORE_CF_DEFAULT, KV_STORE_CF_DATA, KV_STORE_CF_HINTS, KV_STORE_CF_META,
        KV_STORE_CF_COUNT };
@@ -260,7 +268,24 @@ static kv_err kv_store_create_incarnation(kv_store_t *s, kv_status_t *st) {
   return KV_OK;
 }
 
-/* Reads the incarnation id, or makes one if this directory is new (note 4). */
+/* Whether the last process closed the store (note 4); takes the mark away either way. */
+static kv_err kv_store_take_clean_mark(kv_store_t *s, bool *clean, kv_status_t *st) {
+  const char *key = KV_STORE_CLEAN_KEY;
+  size_t key_bytes = strlen(key);
+  char *err = NULL;
+  rocksdb_pinnableslice_t *v = rocksdb_get_pinned_cf(s->db, s->read, s->cf[KV_STORE_CF_META],
+                                                     key, key_bytes, &err);
+  if (err != NULL) return kv_store_rocks_fail(st, err, "reading the clean-close mark");
+  *clean = v != NULL;
+  rocksdb_pinnableslice_destroy(v);
+  if (!*clean) return KV_OK;
+  rocksdb_delete_cf(s->db, s->write_sync, s->cf[KV_STORE_CF_META], key, key_bytes, &err);
+  if (err != NULL) return kv_store_rocks_fail(st, err, "removing the clean-close mark");
+  return KV_OK;
+}
+
+/* Reads the incarnation id, or makes one if this directory is new or was not closed
+ * (note 4). */
 static kv_err kv_store_load_incarnation(kv_store_t *s, const char *dir, kv_status_t *st) {
   const char *key = KV_STORE_INCARNATION_KEY;
   char *err = NULL;
@@ -280,7 +305,10 @@ static kv_err kv_store_load_incarnation(kv_store_t *s, const char *dir, kv_statu
   if (fault != NULL)
     return kv_status_set(st, KV_ECORRUPT, "the incarnation id in '%s' is corrupt: %s", dir,
                          fault);
-  return KV_OK;
+  bool clean = false;
+  kv_err e = kv_store_take_clean_mark(s, &clean, st);
+  if (e == KV_OK && !clean) e = kv_store_create_incarnation(s, st);
+  return e;
 }
 
 /* Releases everything open made; safe on a partly opened store. */
@@ -324,7 +352,19 @@ void kv_store_close(kv_store_t *s) {
   if (s == NULL) return;
   /* Make every write so far durable, synced or not, before the handles go. */
   kv_status_t st;
-  if (kv_store_sync(s, &st) != KV_OK) KV_WARN("closing the store: %s", st.msg);
+  if (kv_store_sync(s, &st) != KV_OK) {
+    KV_WARN("closing the store: %s", st.msg);
+  } else {
+    /* Everything is durable: the next open may keep the incarnation (note 4). */
+    const char *key = KV_STORE_CLEAN_KEY;
+    size_t key_bytes = strlen(key);
+    char *err = NULL;
+    kv_store_write_frame(s, s->cf[KV_STORE_CF_META], &key, &key_bytes, 1, "", 0, true, &err);
+    if (err != NULL) {
+      KV_WARN("closing the store: writing the clean-close mark: rocksdb: %s", err);
+      rocksdb_free(err);
+    }
+  }
   kv_store_free(s);
 }
 

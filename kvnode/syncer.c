@@ -1,6 +1,8 @@
 /* syncer.c: the group-commit thread (see syncer.h). */
 #include "syncer.h"
 
+#include <time.h>
+
 #include "log.h"
 
 void kv_syncer_push(kv_syncer_t *sy, kv_sync_waiter_t *w, kv_sync_fn fn) {
@@ -32,10 +34,13 @@ static void *syncer_main(void *arg) {
     kv_status_clear(&st);
     if (kv_node_sync(sy->node, &st) != KV_OK)
       KV_ERROR("durable writes not acknowledged: %s", st.msg);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t mono_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
     while (batch) {
       kv_sync_waiter_t *w = batch;
       batch = w->next; /* read before fn: fn may free the memory w lives in */
-      w->fn(w, &st);
+      w->fn(w, &st, mono_us);
     }
   }
   return NULL;

@@ -11,12 +11,15 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "kv_err.h"
 #include "node.h"
 
 typedef struct kv_sync_waiter kv_sync_waiter_t;
-typedef void (*kv_sync_fn)(kv_sync_waiter_t *w, const kv_status_t *st);
+/* mono_us: the monotonic clock when the fsync ended (the driver's clock, so the coordinator
+ * reads none itself). */
+typedef void (*kv_sync_fn)(kv_sync_waiter_t *w, const kv_status_t *st, uint64_t mono_us);
 
 /* Embedded in the caller's own request state; must live until fn has run. */
 struct kv_sync_waiter {

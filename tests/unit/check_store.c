@@ -372,6 +372,46 @@ START_TEST(incarnation_is_stable_and_new_per_directory) {
 }
 END_TEST
 
+/* A process that ends without closing (here: a child that _exits) leaves no clean mark, so
+ * the next open takes a new incarnation: dots minted before a power loss may have reached
+ * other replicas and must never be minted again. What it wrote is still there. */
+START_TEST(incarnation_is_new_after_an_unclean_end) {
+  char dir[DIR_BYTES];
+  test_dir(dir, sizeof dir, "inc-crash");
+  kv_store_t *s = open_ok(dir);
+  uint64_t first = kv_store_incarnation(s);
+  kv_store_close(s);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    kv_status_t st;
+    kv_store_t *child;
+    if (kv_store_open(dir, &child, &st) != KV_OK || kv_store_incarnation(child) != first ||
+        kv_store_put(child, 1, "default", "k", 1, "v", 1, true, &st) != KV_OK)
+      _exit(1);
+    _exit(0); /* no kv_store_close: a killed process */
+  }
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  s = open_ok(dir);
+  uint64_t second = kv_store_incarnation(s);
+  ck_assert_uint_ne(second, first);
+  ck_assert_uint_ne(second, 0);
+  kv_status_t st;
+  uint8_t *rec;
+  size_t rec_bytes;
+  bool found;
+  ck_assert_int_eq(kv_store_get(s, 1, "default", "k", 1, &rec, &rec_bytes, &found, &st), KV_OK);
+  ck_assert(found);
+  free(rec);
+  kv_store_close(s);
+  s = open_ok(dir); /* and a clean close keeps the new one */
+  ck_assert_uint_eq(kv_store_incarnation(s), second);
+  kv_store_close(s);
+}
+END_TEST
+
 START_TEST(records_survive_close_and_reopen) {
   char dir[DIR_BYTES];
   test_dir(dir, sizeof dir, "reopen");
@@ -691,6 +731,7 @@ Suite *store_suite(void) {
   tcase_add_test(tc, scan_returns_one_partition_in_key_order);
   tcase_add_test(tc, scan_stops_when_callback_says_so);
   tcase_add_test(tc, incarnation_is_stable_and_new_per_directory);
+  tcase_add_test(tc, incarnation_is_new_after_an_unclean_end);
   tcase_add_test(tc, records_survive_close_and_reopen);
   tcase_add_test(tc, records_survive_sigkill);
   tcase_add_test(tc, on_disk_layout_matches_header);

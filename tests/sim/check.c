@@ -1,0 +1,224 @@
+/* check.c: the checkers over a simulated run (the list is in workload.h). Each failure is
+ * one sentence in w->failure naming what broke; the run's seed replays it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "log.h"
+#include "workload.h"
+
+static void dot_show(const kv_dot_t *d, char *buf, size_t bytes) {
+  snprintf(buf, bytes, "(%s/%016llx, %llu)", d->actor.node,
+           (unsigned long long)d->actor.incarnation, (unsigned long long)d->counter);
+}
+
+/* A put's acknowledgement may be undone by a power loss after it unless it was durable. */
+static bool op_exempt(const world_t *w, const op_t *put) {
+  return !put->durable && w->power_losses > 0 && w->last_power_loss_us >= put->start_us;
+}
+
+/* ---- read_sees_acked ---------------------------------------------------------------- */
+
+void check_read(world_t *w, const op_t *read) {
+  const struct workload *wl = w->wl;
+  for (uint32_t i = 0; i < wl->op_count; i++) {
+    const op_t *p = &wl->ops[i];
+    if (p->op != KV_OP_PUT || p->outcome != OUT_OK || p->key != read->key) continue;
+    if (p->end_us >= read->start_us || p->needed + read->needed <= SIM_N || op_exempt(w, p))
+      continue;
+    if (kv_cc_covers(read->seen, &p->dot)) continue;
+    char dot[128];
+    dot_show(&p->dot, dot, sizeof dot);
+    world_fail(w,
+               "a read of k%u (r=%u, at %llu us) missed put %s (w=%u, dot %s) acknowledged at "
+               "%llu us",
+               read->key, read->needed, (unsigned long long)read->start_us, p->value, p->needed,
+               dot, (unsigned long long)p->end_us);
+    return;
+  }
+}
+
+/* ---- dots_unique -------------------------------------------------------------------- */
+
+static int dot_seen_cmp(const dot_seen_t *a, uint32_t key, const kv_dot_t *dot) {
+  if (a->key != key) return a->key < key ? -1 : 1;
+  return kv_dot_cmp(&a->dot, dot);
+}
+
+void check_dot(world_t *w, uint32_t key, const kv_dot_t *dot, const uint8_t *value,
+               uint32_t value_bytes, bool tombstone) {
+  struct workload *wl = w->wl;
+  uint64_t h = tombstone ? 0 : XXH64(value, value_bytes, 1);
+  uint32_t lo = 0, hi = wl->dot_count;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if (dot_seen_cmp(&wl->dots[mid], key, dot) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < wl->dot_count && dot_seen_cmp(&wl->dots[lo], key, dot) == 0) {
+    if (wl->dots[lo].value_hash != h) {
+      char d[128];
+      dot_show(dot, d, sizeof d);
+      world_fail(w, "dot %s of k%u names two different values (now '%.*s')", d, key,
+                 (int)value_bytes, tombstone ? "" : (const char *)value);
+    }
+    return;
+  }
+  if (wl->dot_count == wl->dot_cap) {
+    wl->dot_cap = wl->dot_cap ? wl->dot_cap * 2 : 256;
+    wl->dots = realloc(wl->dots, wl->dot_cap * sizeof *wl->dots);
+    KV_ASSERT(wl->dots != NULL);
+  }
+  memmove(&wl->dots[lo + 1], &wl->dots[lo], (wl->dot_count - lo) * sizeof *wl->dots);
+  wl->dots[lo] = (dot_seen_t){.key = key, .dot = *dot, .value_hash = h};
+  wl->dot_count++;
+}
+
+void check_answer_dots(world_t *w, uint32_t key, const kv_dvv_t *o) {
+  for (uint32_t i = 0; i < o->sib_count; i++)
+    check_dot(w, key, &o->sib[i].dot, o->sib[i].value, o->sib[i].value_bytes, o->sib[i].tombstone);
+}
+
+/* ---- records_valid ------------------------------------------------------------------ */
+
+typedef struct {
+  world_t *w;
+  uint32_t node;
+  kv_dvv_t *states;              /* [key]: this node's state, when has[key] */
+  bool *has;
+} scan_t;
+
+static bool scan_record(void *arg, const char *keyspace, const void *key, size_t key_bytes,
+                        const void *rec, size_t rec_bytes) {
+  scan_t *sc = arg;
+  uint32_t k = sim_key_index(key, key_bytes);
+  kv_dvv_t o;
+  kv_status_t st;
+  if (kv_dvv_decode(rec, rec_bytes, &o, &st) != KV_OK) {
+    world_fail(sc->w, "n%u holds a record of k%u that does not decode: %s", sc->node + 1, k,
+               st.msg);
+    return true;
+  }
+  if (!kv_dvv_check(&o, &st))
+    world_fail(sc->w, "n%u holds a malformed record of k%u: %s", sc->node + 1, k, st.msg);
+  check_answer_dots(sc->w, k, &o);
+  sc->states[k] = o;
+  sc->has[k] = true;
+  return true;
+}
+
+static bool merged(const kv_dvv_t *a, const kv_dvv_t *b, kv_dvv_t *out) {
+  kv_status_t st;
+  KV_ASSERT(kv_dvv_copy(out, a) == KV_OK);
+  if (kv_dvv_merge(out, b, &st) == KV_OK) return true;
+  kv_dvv_deinit(out);
+  return false; /* over a limit: the laws are checked where merges succeed */
+}
+
+/* merge(a, b) == merge(b, a), merge(a, a) == a, and with c, associativity. */
+static void check_laws(world_t *w, uint32_t key, const kv_dvv_t *a, const kv_dvv_t *b,
+                       const kv_dvv_t *c) {
+  kv_dvv_t ab, ba, aa, ab_c, bc, a_bc;
+  if (merged(a, a, &aa)) {
+    if (!kv_dvv_equal(&aa, a)) world_fail(w, "merging k%u's state with itself changed it", key);
+    kv_dvv_deinit(&aa);
+  }
+  if (!merged(a, b, &ab)) return;
+  if (merged(b, a, &ba)) {
+    if (!kv_dvv_equal(&ab, &ba)) world_fail(w, "merging two replicas of k%u is not commutative", key);
+    kv_dvv_deinit(&ba);
+  }
+  if (c && merged(&ab, c, &ab_c)) {
+    if (merged(b, c, &bc)) {
+      if (merged(a, &bc, &a_bc)) {
+        if (!kv_dvv_equal(&ab_c, &a_bc))
+          world_fail(w, "merging three replicas of k%u is not associative", key);
+        kv_dvv_deinit(&a_bc);
+      }
+      kv_dvv_deinit(&bc);
+    }
+    kv_dvv_deinit(&ab_c);
+  }
+  kv_dvv_deinit(&ab);
+}
+
+void check_records(world_t *w) {
+  static kv_dvv_t states[SIM_NODES_MAX][SIM_KEYS_MAX];
+  bool has[SIM_NODES_MAX][SIM_KEYS_MAX];
+  memset(has, 0, sizeof has);
+  for (uint32_t i = 0; i < w->node_count; i++) {
+    if (!w->nodes[i].up) continue;
+    scan_t sc = {.w = w, .node = i, .states = states[i], .has = has[i]};
+    kv_status_t st;
+    for (uint32_t p = 0; p < w->cfg.partitions; p++)
+      KV_ASSERT(kv_store_scan_partition(w->nodes[i].store, p, scan_record, &sc, &st) == KV_OK);
+  }
+  for (uint32_t k = 0; k < SIM_KEYS_MAX; k++) {
+    const kv_dvv_t *held[SIM_NODES_MAX];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < w->node_count; i++)
+      if (has[i][k]) held[n++] = &states[i][k];
+    for (uint32_t a = 0; a < n; a++)
+      for (uint32_t b = a + 1; b < n; b++)
+        check_laws(w, k, held[a], held[b], b + 1 < n ? held[b + 1] : NULL);
+  }
+  for (uint32_t i = 0; i < w->node_count; i++)
+    for (uint32_t k = 0; k < SIM_KEYS_MAX; k++)
+      if (has[i][k]) kv_dvv_deinit(&states[i][k]);
+}
+
+/* ---- no_lost_write ------------------------------------------------------------------ */
+
+static bool present(const kv_dvv_t *o, const char *value) {
+  for (uint32_t i = 0; i < o->sib_count; i++)
+    if (!o->sib[i].tombstone && o->sib[i].value_bytes == strlen(value) &&
+        memcmp(o->sib[i].value, value, o->sib[i].value_bytes) == 0)
+      return true;
+  return false;
+}
+
+/* Whether a write (acknowledged or not: a failed write may still have landed) was sent
+ * with a context covering the dot, so it may have replaced that version. */
+static bool replaced(const struct workload *wl, uint32_t key, const kv_dot_t *dot) {
+  for (uint32_t i = 0; i < wl->op_count; i++) {
+    const op_t *q = &wl->ops[i];
+    if (q->op != KV_OP_GET && q->key == key && q->ctx && kv_cc_covers(q->ctx, dot)) return true;
+  }
+  return false;
+}
+
+void check_final(world_t *w) {
+  const struct workload *wl = w->wl;
+  for (uint32_t i = 0; i < wl->op_count && !w->failure[0]; i++) {
+    const op_t *p = &wl->ops[i];
+    if (p->outcome != OUT_OK || op_exempt(w, p) || p->final) continue;
+    const kv_dvv_t *final = &wl->final[p->key];
+    if (p->op == KV_OP_PUT && !present(final, p->value) && !replaced(wl, p->key, &p->dot)) {
+      char dot[128];
+      dot_show(&p->dot, dot, sizeof dot);
+      world_fail(w, "put %s of k%u (dot %s, w=%u, acknowledged at %llu us) is lost", p->value,
+                 p->key, dot, p->needed, (unsigned long long)p->end_us);
+    }
+    if (p->op == KV_OP_DELETE && p->ctx) {
+      for (uint32_t s = 0; s < final->sib_count; s++) {
+        if (final->sib[s].tombstone || !kv_cc_covers(p->ctx, &final->sib[s].dot)) continue;
+        world_fail(w, "a value of k%u that an acknowledged delete removed is back", p->key);
+      }
+    }
+  }
+}
+
+/* ---- bounded ------------------------------------------------------------------------ */
+
+void check_bounded(world_t *w) {
+  for (uint32_t i = 0; i < w->node_count; i++) {
+    sim_node_t *n = &w->nodes[i];
+    if (!n->up) continue;
+    uint32_t held = kv_coord_in_flight(n->coord);
+    if (held != 0) world_fail(w, "n%u still holds %u requests after the cluster settled", i + 1, held);
+    if (n->syncer.head) world_fail(w, "n%u still has writes waiting for an fsync", i + 1);
+  }
+  if (w->wl->max_in_flight > KV_COORD_PENDING_MAX)
+    world_fail(w, "a coordinator held %u requests", w->wl->max_in_flight);
+}

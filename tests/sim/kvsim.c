@@ -1,0 +1,223 @@
+/* kvsim: whole tunekv clusters in one thread, from one seed (DESIGN section 3).
+ *
+ *   kvsim --seed S [--nodes K] [--steps N]    one run; the last line is "trace <hex>"
+ *   kvsim --seeds A-B [--nodes K] [--steps N] many runs; ends "N passed, N failed"
+ *
+ * A run: K nodes (3..7; drawn from the seed unless --nodes) and a few clients doing N
+ * operations in all while the nemesis partitions, clogs, crashes (some crashes are power
+ * losses) and restarts nodes, and the network loses and duplicates messages. Then the
+ * faults stop, every node comes back, the cluster settles, and the checkers of workload.h
+ * run. The trace hash covers every event in order, so the same seed gives the same hash.
+ *
+ * Exit status: 0 every run passed, 1 a run failed a check, 2 usage. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "workload.h"
+
+#define STEPS_DEFAULT 300u
+#define NEMESIS_GAP_US_MAX 1000000u
+#define SETTLE_US 3000000u
+#define RECORD_CHECK_US 2000000u
+#define RUN_US_MAX 600000000u       /* ten virtual minutes: a stuck run is a failure */
+
+typedef struct {
+  uint32_t crashes, power_losses, partitions, clogs;
+} faults_t;
+
+static faults_t faults;
+
+static void nemesis_partition(world_t *w) {
+  bool side[SIM_NODES_MAX];
+  uint32_t a = 0;
+  while (a == 0 || a == w->node_count) {
+    a = 0;
+    for (uint32_t i = 0; i < w->node_count; i++) a += side[i] = sim_chance(0.5);
+  }
+  bool one_way = sim_chance(0.3);
+  for (uint32_t i = 0; i < w->node_count; i++)
+    for (uint32_t j = 0; j < w->node_count; j++)
+      if (side[i] && !side[j]) {
+        w->cut[i][j] = true;
+        if (!one_way) w->cut[j][i] = true;
+      }
+  faults.partitions++;
+}
+
+static void nemesis_crash(world_t *w) {
+  uint32_t up[SIM_NODES_MAX], n = 0;
+  for (uint32_t i = 0; i < w->node_count; i++)
+    if (w->nodes[i].up) up[n++] = i;
+  if (n <= 1) return;
+  uint32_t victim = up[sim_below(n)];
+  bool power = sim_chance(w->net.power_loss);
+  world_crash(w, victim, power);
+  faults.crashes++;
+  faults.power_losses += power;
+  world_schedule(w, w->now_us + 50000 + sim_below(2000000), EV_RESTART, victim, 0, 0, NULL);
+}
+
+/* One node's links slow down one after another, then recover together. */
+static void nemesis_clog(world_t *w) {
+  uint32_t x = (uint32_t)sim_below(w->node_count);
+  uint64_t t = w->now_us;
+  for (uint32_t j = 0; j < w->node_count; j++) {
+    if (j == x) continue;
+    t += 50000;
+    world_schedule(w, t, EV_CLOG, x, j, 50000 + sim_below(300000), NULL);
+  }
+  uint64_t end = t + 500000 + sim_below(1500000);
+  for (uint32_t j = 0; j < w->node_count; j++)
+    if (j != x) world_schedule(w, end, EV_CLOG, x, j, 0, NULL);
+  faults.clogs++;
+}
+
+void kvsim_nemesis(world_t *w) {
+  if (!w->faults_on) return;
+  uint64_t roll = sim_below(100);
+  if (roll < 25) nemesis_partition(w);
+  else if (roll < 45) world_heal(w);
+  else if (roll < 70) nemesis_crash(w);
+  else if (roll < 85) nemesis_clog(w);
+  world_schedule(w, w->now_us + 100000 + sim_below(NEMESIS_GAP_US_MAX), EV_NEMESIS, 0, 0, 0,
+                 NULL);
+}
+
+/* Node count for a seed when not given: drawn apart from the run's generator. */
+static uint32_t nodes_for(uint64_t seed) {
+  uint64_t z = seed * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9ull;
+  return 3 + (uint32_t)((z >> 33) % (SIM_NODES_MAX - 2));
+}
+
+typedef struct {
+  uint64_t trace;
+  bool ok;
+} run_result_t;
+
+/* Faults stop, every node comes back, and the cluster is given time to settle. */
+static void settle(world_t *w) {
+  w->faults_on = false;
+  world_heal(w);
+  for (uint32_t i = 0; i < w->node_count; i++)
+    if (!w->nodes[i].up) world_restart(w, i);
+  world_run_until(w, w->now_us + SETTLE_US);
+}
+
+static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verbose) {
+  world_t *w = calloc(1, sizeof *w);
+  KV_ASSERT(w != NULL);
+  memset(&faults, 0, sizeof faults);
+  w->seed = seed;
+  world_init(w, nodes ? nodes : nodes_for(seed));
+  workload_init(w, steps);
+  w->faults_on = true;
+  world_schedule(w, sim_below(NEMESIS_GAP_US_MAX), EV_NEMESIS, 0, 0, 0, NULL);
+  uint64_t next_check = RECORD_CHECK_US;
+  while (!workload_finished(w) && !w->failure[0]) {
+    if (w->now_us > RUN_US_MAX) {
+      world_fail(w, "the clients did not finish in %u virtual seconds", RUN_US_MAX / 1000000);
+      break;
+    }
+    world_run_until(w, w->now_us + 100000);
+    if (w->now_us >= next_check) {
+      check_records(w);
+      next_check += RECORD_CHECK_US;
+    }
+  }
+  uint64_t faults_end_us = w->now_us;
+  if (!w->failure[0]) settle(w);
+  if (!w->failure[0]) check_records(w);
+  if (!w->failure[0] && workload_final_reads(w, (uint32_t)sim_below(w->node_count)))
+    check_final(w);
+  if (!w->failure[0]) {
+    world_run_until(w, w->now_us + SETTLE_US);
+    check_bounded(w);
+  }
+  run_result_t r = {.trace = XXH64_digest(w->trace), .ok = !w->failure[0]};
+  if (verbose) {
+    uint32_t outcomes[4] = {0};
+    for (uint32_t i = 0; i < w->wl->op_count; i++) outcomes[w->wl->ops[i].outcome]++;
+    printf("seed %" PRIu64 ": %u nodes, %u clients, %u keys, %u ops (ok %u, failed %u, "
+           "unknown %u)\n",
+           seed, w->node_count, w->wl->client_count, w->wl->key_count, w->wl->op_count,
+           outcomes[OUT_OK], outcomes[OUT_FAIL], outcomes[OUT_UNKNOWN]);
+    printf("faults until %.2f s: %u crashes (%u power losses), %u partitions, %u clogs; "
+           "loss %.1f%%, duplication %.1f%%\n",
+           (double)faults_end_us / 1e6, faults.crashes, faults.power_losses, faults.partitions,
+           faults.clogs, w->net.drop * 100, w->net.dup * 100);
+    printf("%" PRIu64 " events, %.2f virtual s, most in flight at a coordinator %u, most on a "
+           "link %u\n",
+           w->events, (double)w->now_us / 1e6, w->wl->max_in_flight, w->link_in_flight_max);
+  }
+  if (!r.ok) printf("seed %" PRIu64 ": FAIL %s\n", seed, w->failure);
+  workload_deinit(w);
+  world_deinit(w);
+  free(w);
+  return r;
+}
+
+static int usage(const char *why) {
+  fprintf(stderr, "kvsim: %s\nusage: kvsim --seed S [--nodes K] [--steps N]\n"
+                  "       kvsim --seeds A-B [--nodes K] [--steps N]\n", why);
+  return 2;
+}
+
+static bool parse_u64(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *end || s[0] == '-') return false;
+  *out = v;
+  return true;
+}
+
+int main(int argc, char **argv) {
+  uint64_t first = 0, last = 0, nodes = 0, steps = STEPS_DEFAULT;
+  bool one = false, many = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (i + 1 >= argc) return usage("every option takes a value");
+    const char *v = argv[++i];
+    if (strcmp(a, "--seed") == 0) {
+      if (!parse_u64(v, &first)) return usage("--seed takes a number");
+      last = first;
+      one = true;
+    } else if (strcmp(a, "--seeds") == 0) {
+      const char *dash = strchr(v, '-');
+      char lo[32];
+      if (!dash || (size_t)(dash - v) >= sizeof lo) return usage("--seeds takes A-B");
+      memcpy(lo, v, (size_t)(dash - v));
+      lo[dash - v] = '\0';
+      if (!parse_u64(lo, &first) || !parse_u64(dash + 1, &last) || last < first)
+        return usage("--seeds takes A-B with A <= B");
+      many = true;
+    } else if (strcmp(a, "--nodes") == 0) {
+      if (!parse_u64(v, &nodes) || nodes < SIM_N || nodes > SIM_NODES_MAX)
+        return usage("--nodes takes 3 to 7");
+    } else if (strcmp(a, "--steps") == 0) {
+      if (!parse_u64(v, &steps) || steps == 0 || steps > 1000000)
+        return usage("--steps takes 1 to 1000000");
+    } else {
+      return usage("unknown option");
+    }
+  }
+  if (one == many) return usage("give --seed or --seeds");
+  if (one) {
+    run_result_t r = run(first, (uint32_t)nodes, (uint32_t)steps, true);
+    printf("trace %016" PRIx64 "\n", r.trace);
+    return r.ok ? 0 : 1;
+  }
+  uint64_t passed = 0, failed = 0;
+  for (uint64_t s = first; s <= last; s++) {
+    if (run(s, (uint32_t)nodes, (uint32_t)steps, false).ok) passed++;
+    else failed++;
+    if (s == UINT64_MAX) break;
+  }
+  printf("%" PRIu64 " passed, %" PRIu64 " failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,240 @@
+/* memstore.c: the store.h API in memory, for the simulator (see sim.h).
+ *
+ * A disk holds two images of the data: `live` (what reads see, every write so far) and
+ * `durable` (as of the last kv_store_sync). A sync copies live into durable; a power loss
+ * copies durable back into live; a process crash changes neither, as a RocksDB write that
+ * returned is in the OS page cache (store.c note 5). Each image is an array of records
+ * sorted by the same composite key store.c uses ([partition BE32][keyspace][0][key]), so
+ * scans see the same order as on RocksDB.
+ *
+ * The incarnation id follows store.c note 4: made (from the run's generator) when the disk
+ * is first opened, kept across a clean close, and made anew after a crash. Sizes are small (a simulated run touches tens
+ * of keys), so the images are plain arrays copied whole on sync. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "sim.h"
+
+#define DISKS_MAX 16u
+
+typedef struct {
+  uint8_t *key;  /* composite key */
+  size_t key_bytes;
+  uint8_t *rec;
+  size_t rec_bytes;
+} entry_t;
+
+typedef struct {
+  entry_t *e;
+  size_t count, cap;
+} image_t;
+
+typedef struct {
+  char name[64];
+  uint64_t incarnation;
+  bool clean;                    /* the last process closed the store */
+  image_t live, durable;
+} disk_t;
+
+struct kv_store {
+  disk_t *disk;
+};
+
+static disk_t *disks[DISKS_MAX];
+static uint32_t disk_count;
+
+static void image_clear(image_t *im) {
+  for (size_t i = 0; i < im->count; i++) {
+    free(im->e[i].key);
+    free(im->e[i].rec);
+  }
+  free(im->e);
+  memset(im, 0, sizeof *im);
+}
+
+static uint8_t *dup_bytes(const void *p, size_t n) {
+  uint8_t *d = malloc(n ? n : 1);
+  KV_ASSERT(d != NULL);
+  if (n) memcpy(d, p, n);
+  return d;
+}
+
+static void image_copy(image_t *dst, const image_t *src) {
+  image_clear(dst);
+  dst->cap = dst->count = src->count;
+  dst->e = calloc(src->count ? src->count : 1, sizeof *dst->e);
+  KV_ASSERT(dst->e != NULL);
+  for (size_t i = 0; i < src->count; i++) {
+    dst->e[i].key = dup_bytes(src->e[i].key, src->e[i].key_bytes);
+    dst->e[i].key_bytes = src->e[i].key_bytes;
+    dst->e[i].rec = dup_bytes(src->e[i].rec, src->e[i].rec_bytes);
+    dst->e[i].rec_bytes = src->e[i].rec_bytes;
+  }
+}
+
+static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
+  int c = memcmp(a, b, an < bn ? an : bn);
+  if (c != 0) return c;
+  return an < bn ? -1 : an > bn;
+}
+
+/* Index of the first entry >= key; *hit when it equals key. */
+static size_t image_find(const image_t *im, const uint8_t *key, size_t key_bytes, bool *hit) {
+  size_t lo = 0, hi = im->count;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (key_cmp(im->e[mid].key, im->e[mid].key_bytes, key, key_bytes) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  *hit = lo < im->count && key_cmp(im->e[lo].key, im->e[lo].key_bytes, key, key_bytes) == 0;
+  return lo;
+}
+
+/* The composite key of store.c note 2; malloc'd. */
+static uint8_t *compose(uint32_t partition, const char *keyspace, const void *key,
+                        size_t key_bytes, size_t *out_bytes) {
+  size_t ks = strlen(keyspace);
+  *out_bytes = 4 + ks + 1 + key_bytes;
+  uint8_t *k = malloc(*out_bytes);
+  KV_ASSERT(k != NULL);
+  k[0] = (uint8_t)(partition >> 24);
+  k[1] = (uint8_t)(partition >> 16);
+  k[2] = (uint8_t)(partition >> 8);
+  k[3] = (uint8_t)partition;
+  memcpy(k + 4, keyspace, ks + 1);
+  memcpy(k + 5 + ks, key, key_bytes);
+  return k;
+}
+
+kv_err kv_store_open(const char *dir, kv_store_t **out, kv_status_t *st) {
+  disk_t *d = NULL;
+  for (uint32_t i = 0; i < disk_count; i++)
+    if (strcmp(disks[i]->name, dir) == 0) d = disks[i];
+  if (!d) {
+    KV_ASSERT(disk_count < DISKS_MAX);
+    d = calloc(1, sizeof *d);
+    KV_ASSERT(d != NULL);
+    snprintf(d->name, sizeof d->name, "%s", dir);
+    disks[disk_count++] = d;
+  }
+  if (!d->clean) {
+    d->incarnation = 0;
+    while (d->incarnation == 0) d->incarnation = sim_rand();
+  }
+  d->clean = false;
+  kv_store_t *s = calloc(1, sizeof *s);
+  KV_ASSERT(s != NULL);
+  s->disk = d;
+  *out = s;
+  return KV_OK;
+}
+
+void kv_store_close(kv_store_t *s) {
+  if (!s) return;
+  image_copy(&s->disk->durable, &s->disk->live); /* a clean close flushes */
+  s->disk->clean = true;
+  free(s);
+}
+
+void sim_store_crash(kv_store_t *s, bool power_loss) {
+  if (power_loss) image_copy(&s->disk->live, &s->disk->durable);
+  free(s);
+}
+
+void sim_disks_reset(void) {
+  for (uint32_t i = 0; i < disk_count; i++) {
+    image_clear(&disks[i]->live);
+    image_clear(&disks[i]->durable);
+    free(disks[i]);
+  }
+  disk_count = 0;
+}
+
+uint64_t kv_store_incarnation(const kv_store_t *s) { return s->disk->incarnation; }
+
+kv_err kv_store_sync(kv_store_t *s, kv_status_t *st) {
+  image_copy(&s->disk->durable, &s->disk->live);
+  return KV_OK;
+}
+
+kv_err kv_store_get(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
+                    size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
+                    kv_status_t *st) {
+  size_t kb;
+  uint8_t *k = compose(partition, keyspace, key, key_bytes, &kb);
+  const image_t *im = &s->disk->live;
+  size_t i = image_find(im, k, kb, found);
+  free(k);
+  *rec = NULL;
+  *rec_bytes = 0;
+  if (*found) {
+    *rec = dup_bytes(im->e[i].rec, im->e[i].rec_bytes);
+    *rec_bytes = im->e[i].rec_bytes;
+  }
+  return KV_OK;
+}
+
+kv_err kv_store_put(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
+                    size_t key_bytes, const void *rec, size_t rec_bytes, bool sync,
+                    kv_status_t *st) {
+  size_t kb;
+  uint8_t *k = compose(partition, keyspace, key, key_bytes, &kb);
+  image_t *im = &s->disk->live;
+  bool hit;
+  size_t i = image_find(im, k, kb, &hit);
+  if (hit) {
+    free(k);
+    free(im->e[i].rec);
+  } else {
+    if (im->count == im->cap) {
+      im->cap = im->cap ? im->cap * 2 : 16;
+      im->e = realloc(im->e, im->cap * sizeof *im->e);
+      KV_ASSERT(im->e != NULL);
+    }
+    memmove(&im->e[i + 1], &im->e[i], (im->count - i) * sizeof *im->e);
+    im->count++;
+    im->e[i].key = k;
+    im->e[i].key_bytes = kb;
+  }
+  im->e[i].rec = dup_bytes(rec, rec_bytes);
+  im->e[i].rec_bytes = rec_bytes;
+  if (sync) return kv_store_sync(s, st);
+  return KV_OK;
+}
+
+kv_err kv_store_delete(kv_store_t *s, uint32_t partition, const char *keyspace,
+                       const void *key, size_t key_bytes, bool sync, kv_status_t *st) {
+  size_t kb;
+  uint8_t *k = compose(partition, keyspace, key, key_bytes, &kb);
+  image_t *im = &s->disk->live;
+  bool hit;
+  size_t i = image_find(im, k, kb, &hit);
+  free(k);
+  if (hit) {
+    free(im->e[i].key);
+    free(im->e[i].rec);
+    memmove(&im->e[i], &im->e[i + 1], (im->count - i - 1) * sizeof *im->e);
+    im->count--;
+  }
+  if (sync) return kv_store_sync(s, st);
+  return KV_OK;
+}
+
+kv_err kv_store_scan_partition(kv_store_t *s, uint32_t partition, kv_store_scan_fn fn,
+                               void *arg, kv_status_t *st) {
+  const image_t *im = &s->disk->live;
+  uint8_t prefix[4] = {(uint8_t)(partition >> 24), (uint8_t)(partition >> 16),
+                       (uint8_t)(partition >> 8), (uint8_t)partition};
+  bool hit;
+  size_t i = image_find(im, prefix, sizeof prefix, &hit);
+  for (; i < im->count && memcmp(im->e[i].key, prefix, 4) == 0; i++) {
+    const entry_t *e = &im->e[i];
+    const char *ks = (const char *)e->key + 4;
+    size_t ks_len = strlen(ks);
+    const uint8_t *key = e->key + 5 + ks_len;
+    if (!fn(arg, ks, key, e->key_bytes - 5 - ks_len, e->rec, e->rec_bytes)) break;
+  }
+  return KV_OK;
+}

@@ -1,0 +1,47 @@
+/* sim.h: what the simulator's stand-ins for the runtime share with its world (kvsim.c).
+ *
+ * The simulator links the real core (coordinator/, common/, kvnode/node.c and coord.c) with
+ * two stand-ins in place of kvnode/store.c and kvnode/syncer.c:
+ *   memstore.c  the store.h API in memory, with the crash semantics of store.c note 5: a
+ *               process crash keeps every write, a power loss keeps only synced ones;
+ *   simsyncer.c the syncer.h API without a thread: pushes ask the world for a "synced" event
+ *               after a simulated disk delay.
+ * Everything random comes from one generator seeded per run (sim_rand), so a run replays
+ * exactly from its seed. */
+#ifndef KV_SIM_H
+#define KV_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+#include "syncer.h"
+
+/* The run's generator (xoshiro256**): every random decision of the run draws from it. */
+void sim_rng_seed(uint64_t seed);
+uint64_t sim_rand(void);
+/* Uniform in [0, n); n > 0. */
+uint64_t sim_below(uint64_t n);
+/* True with probability p (0..1). */
+bool sim_chance(double p);
+
+/* ---- memstore.c ---- */
+
+/* A store is opened on a named disk ("n3"); the disk outlives the handle, like a data
+ * directory outlives its process. */
+/* Ends the process that had s open without closing it: a power loss also drops every write
+ * since the last kv_store_sync. s is freed. */
+void sim_store_crash(kv_store_t *s, bool power_loss);
+/* Frees every disk (between runs). */
+void sim_disks_reset(void);
+
+/* ---- simsyncer.c ---- */
+
+/* Called by kv_syncer_push: the world schedules sim_syncer_run for this syncer. */
+void sim_sync_wanted(kv_syncer_t *sy);
+/* The simulated fsync: one kv_node_sync, then every callback queued so far, at mono_us. */
+void sim_syncer_run(kv_syncer_t *sy, uint64_t mono_us);
+/* Forgets the queued callbacks (their requests die with the crashed process). */
+void sim_syncer_drop(kv_syncer_t *sy);
+
+#endif

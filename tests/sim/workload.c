@@ -1,0 +1,296 @@
+/* workload.c: simulated clients, their calls into the coordinators, and the history
+ * (workload.h).
+ *
+ * A call id (1-based index into wl->calls) is what the coordinator is given as its opaque
+ * `call`; it outlives the call, so an answer for a call that already ended (timed out, or
+ * the forwarding node crashed) is recognised and dropped. A write sent to a node that is
+ * not its replica is forwarded by the coordinator through the transport (MSG_FORWARD); the
+ * node it reaches coordinates it under a relay call whose answer travels back
+ * (MSG_FORWARD_REPLY) to the node the client is waiting on. */
+#include "workload.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define CLIENT_TIMEOUT_SLACK_US 500000u /* past the request's own timeout */
+#define THINK_US_MAX 20000u
+#define REQUEST_TIMEOUT_MS 1000u
+
+static void *grow(void *p, uint32_t *cap, size_t size) {
+  *cap = *cap ? *cap * 2 : 256;
+  p = realloc(p, *cap * size);
+  KV_ASSERT(p != NULL);
+  return p;
+}
+
+static uint8_t *dup_bytes(const void *p, size_t n) {
+  uint8_t *d = malloc(n ? n : 1);
+  KV_ASSERT(d != NULL);
+  if (n) memcpy(d, p, n);
+  return d;
+}
+
+static uint64_t call_new(struct workload *wl, call_t c) {
+  if (wl->call_count == wl->call_cap) wl->calls = grow(wl->calls, &wl->call_cap, sizeof *wl->calls);
+  wl->calls[wl->call_count++] = c;
+  return wl->call_count;
+}
+
+static call_t *call_get(struct workload *wl, uint64_t id) {
+  KV_ASSERT(id >= 1 && id <= wl->call_count);
+  return &wl->calls[id - 1];
+}
+
+/* The request the coordinator is handed for an operation; pointers into op. */
+static kv_node_req_t op_request(const op_t *op) {
+  size_t key_bytes;
+  const uint8_t *key = sim_key(op->key, &key_bytes);
+  return (kv_node_req_t){.keyspace = SIM_KEYSPACE, .key = key, .key_bytes = key_bytes,
+                         .value = (const uint8_t *)op->value,
+                         .value_bytes = op->op == KV_OP_PUT ? strlen(op->value) : 0,
+                         .context = op->ctx_bytes, .context_bytes = op->ctx_len,
+                         .level = op->level, .count = op->count, .primaries = op->primaries,
+                         .durable = op->durable, .timeout_ms = REQUEST_TIMEOUT_MS};
+}
+
+static sim_result_t result_from(const kv_status_t *st, const kv_node_result_t *res) {
+  sim_result_t r = {.code = st->code};
+  if (st->code != KV_OK) return r;
+  r.found = res->found;
+  KV_ASSERT(kv_dvv_copy(&r.object, &res->object) == KV_OK);
+  r.context = dup_bytes(res->context, res->context_bytes);
+  r.context_bytes = res->context_bytes;
+  return r;
+}
+
+/* ---- how an operation ends ---------------------------------------------------------- */
+
+static void client_next(world_t *w, uint32_t client) {
+  world_schedule(w, w->now_us + sim_below(THINK_US_MAX), EV_CLIENT, client, 0, 0, NULL);
+}
+
+static void op_record_answer(world_t *w, op_t *op, const sim_result_t *r) {
+  client_t *cl = &w->wl->clients[op->client];
+  check_answer_dots(w, op->key, &r->object);
+  op->siblings = kv_dvv_live_count(&r->object);
+  op->seen = malloc(sizeof *op->seen);
+  KV_ASSERT(op->seen != NULL);
+  kv_status_t st;
+  if (kv_cc_decode(r->context, r->context_bytes, op->seen, &st) != KV_OK)
+    world_fail(w, "an answer's context does not decode: %s", st.msg);
+  free(cl->ctx[op->key]);
+  cl->ctx[op->key] = dup_bytes(r->context, r->context_bytes);
+  cl->ctx_len[op->key] = r->context_bytes;
+  if (op->op == KV_OP_PUT) {
+    for (uint32_t i = 0; i < r->object.sib_count; i++) {
+      const kv_sibling_t *s = &r->object.sib[i];
+      if (!s->tombstone && s->value_bytes == strlen(op->value) &&
+          memcmp(s->value, op->value, s->value_bytes) == 0) {
+        op->has_dot = true;
+        op->dot = s->dot;
+      }
+    }
+    if (!op->has_dot)
+      world_fail(w, "put %s of k%u was acknowledged without its version in the answer",
+                 op->value, op->key);
+  }
+  if (op->op == KV_OP_GET) check_read(w, op);
+}
+
+/* The client learns how its call ended (r NULL: it gave up waiting). */
+static void client_done(world_t *w, uint64_t call_id, const sim_result_t *r) {
+  struct workload *wl = w->wl;
+  call_t *c = call_get(wl, call_id);
+  if (c->done) return;
+  c->done = true;
+  op_t *op = &wl->ops[c->op];
+  op->end_us = w->now_us;
+  if (!r) op->outcome = OUT_UNKNOWN;
+  else if (r->code == KV_OK) op->outcome = OUT_OK;
+  else op->outcome = OUT_FAIL;
+  op->code = r ? r->code : KV_ETIMEDOUT;
+  world_trace(w, (uint64_t)op->outcome << 32 | (uint32_t)op->code);
+  if (op->outcome == OUT_OK) {
+    op_record_answer(w, op, r);
+    world_trace(w, op->siblings);
+  }
+  if (op->final) {
+    if (op->outcome == OUT_OK) {
+      KV_ASSERT(kv_dvv_copy(&wl->final[op->key], &r->object) == KV_OK);
+      wl->final_read[op->key] = true;
+    }
+    return;
+  }
+  wl->clients[op->client].call = 0;
+  client_next(w, op->client);
+}
+
+void workload_reply(void *call, const kv_status_t *st, const kv_node_result_t *res) {
+  world_t *w = sim_world;
+  uint64_t id = (uint64_t)(uintptr_t)call;
+  call_t *c = call_get(w->wl, id);
+  sim_result_t r = result_from(st, res);
+  if (c->kind == CALL_CLIENT) {
+    client_done(w, id, &r);
+    sim_result_free(&r);
+    return;
+  }
+  /* A relay: the answer goes back to the node that forwarded the request. */
+  c->done = true;
+  msg_t *m = msg_new(MSG_FORWARD_REPLY, c->at, c->origin);
+  m->id = c->origin_call;
+  m->to_life = c->origin_life;
+  m->result = r;
+  world_send(w, m);
+}
+
+void workload_forwarded(world_t *w, uint32_t node, uint64_t call_id) {
+  struct workload *wl = w->wl;
+  call_t *origin = call_get(wl, call_id);
+  op_t *op = &wl->ops[origin->op];
+  uint64_t relay = call_new(wl, (call_t){.kind = CALL_RELAY, .at = node, .origin = op->node,
+                                         .origin_life = w->nodes[op->node].life,
+                                         .origin_call = call_id});
+  kv_node_req_t req = op_request(op);
+  kv_coord_request(w->nodes[node].coord, (void *)(uintptr_t)relay, op->op, &req, w->now_us,
+                   world_wall_ms(w, node));
+}
+
+void workload_forward_reply(world_t *w, uint64_t call_id, sim_result_t *res) {
+  client_done(w, call_id, res);
+}
+
+/* ---- starting operations ------------------------------------------------------------ */
+
+static const char *const levels[] = {"", "ONE", "TWO", "QUORUM", "ALL"};
+static const uint32_t level_needs[] = {2, 1, 2, 2, 3}; /* of N = 3; "" is QUORUM */
+
+static void op_choose_level(op_t *op) {
+  uint32_t l = (uint32_t)sim_below(sizeof levels / sizeof levels[0]);
+  snprintf(op->level, sizeof op->level, "%s", levels[l]);
+  op->needed = level_needs[l];
+  if (sim_chance(0.2)) op->needed = op->count = 1 + (uint32_t)sim_below(SIM_N);
+  if (sim_chance(0.2)) op->primaries = 1 + (uint32_t)sim_below(op->needed);
+}
+
+static void client_start(world_t *w, uint32_t ci) {
+  struct workload *wl = w->wl;
+  client_t *cl = &wl->clients[ci];
+  if (cl->ops_left == 0) {
+    wl->clients_done++;
+    return;
+  }
+  cl->ops_left--;
+  if (wl->op_count == wl->op_cap) wl->ops = grow(wl->ops, &wl->op_cap, sizeof *wl->ops);
+  uint32_t index = wl->op_count++;
+  op_t *op = &wl->ops[index];
+  memset(op, 0, sizeof *op);
+  uint64_t roll = sim_below(100);
+  op->op = roll < 45 ? KV_OP_PUT : roll < 85 ? KV_OP_GET : KV_OP_DELETE;
+  op->client = ci;
+  op->key = (uint32_t)sim_below(wl->key_count);
+  op->node = (uint32_t)sim_below(w->node_count);
+  op->start_us = w->now_us;
+  op->durable = op->op != KV_OP_GET && sim_chance(0.3);
+  op_choose_level(op);
+  if (op->op == KV_OP_PUT) snprintf(op->value, sizeof op->value, "c%u.%u", ci, index);
+  bool with_ctx = op->op == KV_OP_DELETE || (op->op == KV_OP_PUT && sim_chance(0.7));
+  if (with_ctx && cl->ctx[op->key]) {
+    op->ctx_bytes = dup_bytes(cl->ctx[op->key], cl->ctx_len[op->key]);
+    op->ctx_len = cl->ctx_len[op->key];
+    op->ctx = malloc(sizeof *op->ctx);
+    kv_status_t st;
+    KV_ASSERT(op->ctx && kv_cc_decode(op->ctx_bytes, op->ctx_len, op->ctx, &st) == KV_OK);
+  }
+  world_trace(w, (uint64_t)op->op << 48 | (uint64_t)op->key << 32 | op->node);
+  uint64_t id = call_new(wl, (call_t){.kind = CALL_CLIENT, .op = index});
+  cl->call = id;
+  sim_node_t *n = &w->nodes[op->node];
+  if (!n->up) { /* connection refused */
+    sim_result_t r = {.code = KV_EUNAVAILABLE};
+    client_done(w, id, &r);
+    return;
+  }
+  for (uint32_t i = 0; i < w->node_count; i++) {
+    if (!w->nodes[i].up) continue;
+    uint32_t in_flight = kv_coord_in_flight(w->nodes[i].coord);
+    if (in_flight > wl->max_in_flight) wl->max_in_flight = in_flight;
+  }
+  world_schedule(w, w->now_us + REQUEST_TIMEOUT_MS * 1000ull + CLIENT_TIMEOUT_SLACK_US,
+                 EV_CLIENT_TIMEOUT, ci, id, 0, NULL);
+  kv_node_req_t req = op_request(op);
+  kv_coord_request(n->coord, (void *)(uintptr_t)id, op->op, &req, w->now_us,
+                   world_wall_ms(w, op->node));
+}
+
+void workload_event(world_t *w, const event_t *ev) {
+  if (ev->type == EV_CLIENT) client_start(w, ev->node);
+  else client_done(w, ev->a, NULL);
+}
+
+/* ---- set-up and the settled reads --------------------------------------------------- */
+
+void workload_init(world_t *w, uint32_t ops) {
+  struct workload *wl = calloc(1, sizeof *wl);
+  KV_ASSERT(wl != NULL);
+  w->wl = wl;
+  wl->client_count = 2 + (uint32_t)sim_below(SIM_CLIENTS_MAX - 1);
+  wl->key_count = 1 + (uint32_t)sim_below(SIM_KEYS_MAX / 2);
+  for (uint32_t i = 0; i < wl->client_count; i++) {
+    wl->clients[i].ops_left = ops / wl->client_count + (i < ops % wl->client_count);
+    client_next(w, i);
+  }
+}
+
+bool workload_finished(const world_t *w) {
+  return w->wl->clients_done == w->wl->client_count;
+}
+
+bool workload_final_reads(world_t *w, uint32_t node) {
+  struct workload *wl = w->wl;
+  for (uint32_t k = 0; k < wl->key_count; k++) {
+    bool answered = false;
+    for (uint32_t attempt = 0; attempt < 20 && !answered; attempt++) {
+      if (wl->op_count == wl->op_cap) wl->ops = grow(wl->ops, &wl->op_cap, sizeof *wl->ops);
+      uint32_t index = wl->op_count++;
+      op_t *op = &wl->ops[index];
+      memset(op, 0, sizeof *op);
+      *op = (op_t){.op = KV_OP_GET, .key = k, .node = node, .needed = SIM_N,
+                   .start_us = w->now_us, .final = true};
+      snprintf(op->level, sizeof op->level, "ALL");
+      uint64_t id = call_new(wl, (call_t){.kind = CALL_CLIENT, .op = index});
+      kv_node_req_t req = op_request(op);
+      kv_coord_request(w->nodes[node].coord, (void *)(uintptr_t)id, KV_OP_GET, &req,
+                       w->now_us, world_wall_ms(w, node));
+      world_run_until(w, w->now_us + REQUEST_TIMEOUT_MS * 1000ull + 100000);
+      answered = wl->ops[index].outcome == OUT_OK;
+    }
+    if (!answered) {
+      world_fail(w, "the settled ALL read of k%u failed 20 times (last: %s)", k,
+                 kv_err_name(wl->ops[wl->op_count - 1].code));
+      return false;
+    }
+  }
+  return true;
+}
+
+void workload_deinit(world_t *w) {
+  struct workload *wl = w->wl;
+  for (uint32_t i = 0; i < wl->op_count; i++) {
+    free(wl->ops[i].ctx_bytes);
+    free(wl->ops[i].ctx);
+    free(wl->ops[i].seen);
+  }
+  for (uint32_t i = 0; i < wl->client_count; i++)
+    for (uint32_t k = 0; k < SIM_KEYS_MAX; k++) free(wl->clients[i].ctx[k]);
+  for (uint32_t k = 0; k < wl->key_count; k++)
+    if (wl->final_read[k]) kv_dvv_deinit(&wl->final[k]);
+  free(wl->ops);
+  free(wl->calls);
+  free(wl->dots);
+  free(wl);
+  w->wl = NULL;
+}

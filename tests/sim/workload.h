@@ -1,0 +1,114 @@
+/* workload.h: the simulated clients, the history they leave, and the checkers over it.
+ *
+ * Clients run one operation at a time: a put, get or delete of one of a few keys, at a
+ * random level (ONE, TWO, QUORUM, ALL, the keyspace default, or an explicit r/w, sometimes
+ * with pr/pw), sometimes durable, through a random node. A put either writes back the
+ * context the client last saw for that key (read-modify-write) or writes blind. Every
+ * operation is kept in the history with what was sent, when, and how it ended; an
+ * operation whose node never answered (it crashed, or the answer was lost) ends UNKNOWN
+ * at its timeout, as a real client would see it.
+ *
+ * Checkers (check.c), each failing the run with a sentence naming keys, values and times:
+ *   read_sees_acked   a read with r + w > N that started after a put was acknowledged sees
+ *                     it (the read's context covers the put's dot);
+ *   dots_unique       a dot of a key never names two different values, on any node or in
+ *                     any answer;
+ *   records_valid     every stored record decodes and passes kv_dvv_check, and the
+ *                     replicas' states of a key merge commutatively, idempotently and
+ *                     associatively;
+ *   no_lost_write     after faults stop and the cluster settles, an ALL read of each key
+ *                     holds every acknowledged put, unless a write whose context covered it
+ *                     (what its client had read) replaced it; no value an acknowledged delete
+ *                     covered is back;
+ *   bounded           once settled, no coordinator holds a request and no fsync waits.
+ * A write not made durable may be lost by a power loss (memstore keeps only synced writes,
+ * as the OS keeps only fsynced ones); such writes are exempt once a power loss followed
+ * them. */
+#ifndef KV_SIM_WORKLOAD_H
+#define KV_SIM_WORKLOAD_H
+
+#include "world.h"
+
+typedef enum { OUT_PENDING, OUT_OK, OUT_FAIL, OUT_UNKNOWN } outcome_t;
+
+typedef struct {
+  kv_op_t op;
+  uint32_t client, key, node;    /* node: where it was sent */
+  char value[24];                /* put: unique in the run ("c<client>.<n>") */
+  uint8_t *ctx_bytes;            /* writes: the context sent (malloc'd; NULL: blind) */
+  size_t ctx_len;
+  kv_cc_t *ctx;                  /* decoded ctx_bytes; NULL when blind */
+  char level[16];                /* "" = keyspace default */
+  uint32_t count;                /* explicit r / w; 0 = level */
+  uint32_t primaries;
+  uint32_t needed;               /* replies the level needs (r or w as a number) */
+  bool durable;
+  uint64_t start_us, end_us;
+  outcome_t outcome;
+  kv_err code;
+  bool has_dot;                  /* ok put: its version's dot */
+  kv_dot_t dot;
+  kv_cc_t *seen;                 /* ok: the answer's context (malloc'd) */
+  uint32_t siblings;             /* ok: live siblings in the answer */
+  bool final;                    /* one of the settled ALL reads */
+} op_t;
+
+typedef enum { CALL_CLIENT, CALL_RELAY } call_kind_t;
+
+typedef struct {
+  call_kind_t kind;
+  uint32_t op;                   /* client calls: index in the history */
+  uint32_t at;                   /* relays: the node coordinating */
+  uint32_t origin, origin_life;  /* relays: the node that forwarded, and its life */
+  uint64_t origin_call;          /* relays: the call it forwarded */
+  bool done;
+} call_t;
+
+typedef struct {
+  uint32_t ops_left;
+  uint64_t call;                 /* the call in flight (0: none) */
+  uint8_t *ctx[SIM_KEYS_MAX];    /* the last context answered per key (malloc'd) */
+  size_t ctx_len[SIM_KEYS_MAX];
+} client_t;
+
+/* A dot of a key seen anywhere, and the hash of the value it named (0: a tombstone). */
+typedef struct {
+  uint32_t key;
+  kv_dot_t dot;
+  uint64_t value_hash;
+} dot_seen_t;
+
+struct workload {
+  uint32_t client_count, key_count;
+  client_t clients[SIM_CLIENTS_MAX];
+  op_t *ops;
+  uint32_t op_count, op_cap;
+  call_t *calls;                 /* call id i + 1 is calls[i] */
+  uint32_t call_count, call_cap;
+  dot_seen_t *dots;              /* sorted by dot */
+  uint32_t dot_count, dot_cap;
+  uint32_t clients_done;
+  kv_dvv_t final[SIM_KEYS_MAX];  /* the settled ALL reads (live siblings) */
+  bool final_read[SIM_KEYS_MAX];
+  uint32_t max_in_flight;        /* over every coordinator, sampled at each client op */
+};
+
+/* Sets up clients (count and keys from the run's generator) sharing `ops` operations, and
+ * schedules their first operations. */
+void workload_init(world_t *w, uint32_t ops);
+void workload_deinit(world_t *w);
+bool workload_finished(const world_t *w);
+/* Reads every key at ALL through live node `node`, running the world until each answered
+ * (retrying failed reads); the answers go to wl->final. False when a key never answered. */
+bool workload_final_reads(world_t *w, uint32_t node);
+
+/* check.c */
+void check_read(world_t *w, const op_t *read);
+void check_dot(world_t *w, uint32_t key, const kv_dot_t *dot, const uint8_t *value,
+               uint32_t value_bytes, bool tombstone);
+void check_answer_dots(world_t *w, uint32_t key, const kv_dvv_t *object);
+void check_records(world_t *w);
+void check_final(world_t *w);
+void check_bounded(world_t *w);
+
+#endif

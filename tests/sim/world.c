@@ -1,0 +1,540 @@
+/* world.c: events, nodes, the network and the replica side of peer messages (world.h).
+ *
+ * Event queue: a binary min-heap on (at_us, seq); seq is the order of scheduling, so events
+ * at the same time run in the order they were made and a run never depends on anything but
+ * its seed.
+ *
+ * A node's process: world_restart makes it (store open, kv_node, kv_coord, syncer, a tick
+ * and a heartbeat loop), world_crash ends it (the core is destroyed without replies, as a
+ * killed process answers nothing; the store keeps what its crash kind keeps). Events and
+ * replies carry the life they belong to and are dropped when it has ended. */
+#include "world.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+world_t *sim_world;
+
+/* ---- the generator and fault points --------------------------------------------------- */
+
+static uint64_t rng[4];
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+void sim_rng_seed(uint64_t seed) {
+  for (int i = 0; i < 4; i++) { /* splitmix64 expands the seed */
+    seed += 0x9e3779b97f4a7c15ull;
+    uint64_t z = seed;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    rng[i] = z ^ (z >> 31);
+  }
+}
+
+uint64_t sim_rand(void) { /* xoshiro256** */
+  uint64_t result = rotl(rng[1] * 5, 7) * 9;
+  uint64_t t = rng[1] << 17;
+  rng[2] ^= rng[0];
+  rng[3] ^= rng[1];
+  rng[1] ^= rng[2];
+  rng[0] ^= rng[3];
+  rng[2] ^= t;
+  rng[3] = rotl(rng[3], 45);
+  return result;
+}
+
+uint64_t sim_below(uint64_t n) {
+  KV_ASSERT(n > 0);
+  return sim_rand() % n;
+}
+
+bool sim_chance(double p) { return (double)(sim_rand() >> 11) * 0x1.0p-53 < p; }
+
+/* Exponential with the given mean, capped at 20 means. */
+static uint64_t sim_exponential(uint64_t mean) {
+  double u = (double)((sim_rand() >> 11) + 1) * 0x1.0p-53;
+  double x = -log(u) * (double)mean;
+  return x > 20.0 * (double)mean ? 20 * mean : (uint64_t)x;
+}
+
+#define BUGGIFY_SITES_MAX 64u
+
+typedef struct {
+  const char *file;
+  int line;
+  bool on;
+} site_t;
+
+static site_t sites[BUGGIFY_SITES_MAX];
+static uint32_t site_count;
+
+/* A fault point is switched on for the whole run (probability 1/4) the first time it is
+ * reached, and then fires 1 time in 20. Only while faults are on. */
+bool kv_sim_buggify(const char *file, int line) {
+  if (!sim_world || !sim_world->faults_on) return false;
+  uint32_t i = 0;
+  while (i < site_count && (sites[i].line != line || strcmp(sites[i].file, file) != 0)) i++;
+  if (i == site_count) {
+    KV_ASSERT(site_count < BUGGIFY_SITES_MAX);
+    sites[site_count++] = (site_t){.file = file, .line = line, .on = sim_chance(0.25)};
+  }
+  return sites[i].on && sim_chance(0.05);
+}
+
+/* ---- tracing and failures ----------------------------------------------------------- */
+
+void world_trace(world_t *w, uint64_t v) { XXH64_update(w->trace, &v, sizeof v); }
+
+void world_fail(world_t *w, const char *fmt, ...) {
+  if (w->failure[0]) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(w->failure, sizeof w->failure, fmt, ap);
+  va_end(ap);
+}
+
+const uint8_t *sim_key(uint32_t i, size_t *bytes) {
+  static char keys[SIM_KEYS_MAX][8];
+  KV_ASSERT(i < SIM_KEYS_MAX);
+  *bytes = (size_t)snprintf(keys[i], sizeof keys[i], "k%u", i);
+  return (const uint8_t *)keys[i];
+}
+
+uint32_t sim_key_index(const uint8_t *key, size_t key_bytes) {
+  KV_ASSERT(key_bytes >= 2 && key[0] == 'k');
+  uint32_t i = 0;
+  for (size_t j = 1; j < key_bytes; j++) i = i * 10 + (uint32_t)(key[j] - '0');
+  KV_ASSERT(i < SIM_KEYS_MAX);
+  return i;
+}
+
+uint64_t world_wall_ms(const world_t *w, uint32_t node) {
+  /* An epoch-like origin, so timestamps look like the runtime's. */
+  return (uint64_t)((int64_t)(1700000000000ull + w->now_us / 1000) + w->nodes[node].skew_ms);
+}
+
+/* ---- the event queue ---------------------------------------------------------------- */
+
+static bool ev_before(const event_t *a, const event_t *b) {
+  return a->at_us < b->at_us || (a->at_us == b->at_us && a->seq < b->seq);
+}
+
+void world_schedule(world_t *w, uint64_t at_us, ev_type_t type, uint32_t node, uint64_t a,
+                    uint64_t b, msg_t *msg) {
+  if (w->heap_count == w->heap_cap) {
+    w->heap_cap = w->heap_cap ? w->heap_cap * 2 : 1024;
+    w->heap = realloc(w->heap, w->heap_cap * sizeof *w->heap);
+    KV_ASSERT(w->heap != NULL);
+  }
+  event_t ev = {.at_us = at_us < w->now_us ? w->now_us : at_us, .seq = w->seq++, .type = type,
+                .node = node, .a = a, .b = b, .msg = msg};
+  size_t i = w->heap_count++;
+  while (i > 0 && ev_before(&ev, &w->heap[(i - 1) / 2])) {
+    w->heap[i] = w->heap[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  w->heap[i] = ev;
+}
+
+static event_t heap_pop(world_t *w) {
+  event_t top = w->heap[0];
+  event_t last = w->heap[--w->heap_count];
+  size_t i = 0;
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    const event_t *mv = &last;
+    if (l < w->heap_count && ev_before(&w->heap[l], mv)) m = l, mv = &w->heap[l];
+    if (r < w->heap_count && ev_before(&w->heap[r], mv)) m = r;
+    if (m == i) break;
+    w->heap[i] = w->heap[m];
+    i = m;
+  }
+  if (w->heap_count > 0) w->heap[i] = last;
+  return top;
+}
+
+/* ---- messages and the network ------------------------------------------------------- */
+
+msg_t *msg_new(msg_type_t type, uint32_t from, uint32_t to) {
+  msg_t *m = calloc(1, sizeof *m);
+  KV_ASSERT(m != NULL);
+  m->type = type;
+  m->from = from;
+  m->to = to;
+  return m;
+}
+
+void sim_result_free(sim_result_t *r) {
+  if (r->code == KV_OK) kv_dvv_deinit(&r->object);
+  free(r->context);
+  r->context = NULL;
+  r->code = KV_EINTERNAL;
+}
+
+void msg_free(msg_t *m) {
+  if (!m) return;
+  free(m->rec);
+  if (m->type == MSG_FORWARD_REPLY) sim_result_free(&m->result);
+  free(m);
+}
+
+static msg_t *msg_copy(const msg_t *m) {
+  msg_t *c = msg_new(m->type, m->from, m->to);
+  *c = *m;
+  if (m->rec) {
+    c->rec = malloc(m->rec_bytes ? m->rec_bytes : 1);
+    KV_ASSERT(c->rec != NULL);
+    memcpy(c->rec, m->rec, m->rec_bytes);
+  }
+  if (m->type == MSG_FORWARD_REPLY) {
+    if (m->result.code == KV_OK) KV_ASSERT(kv_dvv_copy(&c->result.object, &m->result.object) == KV_OK);
+    c->result.context = malloc(m->result.context_bytes ? m->result.context_bytes : 1);
+    KV_ASSERT(c->result.context != NULL);
+    if (m->result.context_bytes) memcpy(c->result.context, m->result.context, m->result.context_bytes);
+  }
+  return c;
+}
+
+static void net_put(world_t *w, msg_t *m) {
+  uint64_t delay = w->net.delay_us + sim_exponential(w->net.tail_us) + w->clog_us[m->from][m->to];
+  w->link_in_flight[m->from][m->to]++;
+  if (w->link_in_flight[m->from][m->to] > w->link_in_flight_max)
+    w->link_in_flight_max = w->link_in_flight[m->from][m->to];
+  world_schedule(w, w->now_us + delay, EV_DELIVER, m->to, 0, 0, m);
+}
+
+bool world_send(world_t *w, msg_t *m) {
+  KV_ASSERT(m->from < w->node_count && m->to < w->node_count && m->from != m->to);
+  m->from_life = w->nodes[m->from].life;
+  if (w->link_in_flight[m->from][m->to] >= KV_PEER_QUEUE_MAX) {
+    msg_free(m);
+    return false;
+  }
+  bool lost = w->cut[m->from][m->to] || (w->faults_on && sim_chance(w->net.drop));
+  if (lost) {
+    msg_free(m);
+    return true;
+  }
+  if (w->faults_on && sim_chance(w->net.dup)) net_put(w, msg_copy(m));
+  net_put(w, m);
+  return true;
+}
+
+/* ---- the transport the coordinator is given ------------------------------------------ */
+
+static uint32_t node_index(const world_t *w, const sim_node_t *n) {
+  return (uint32_t)(n - w->nodes);
+}
+
+static bool tr_alive(void *arg, uint32_t peer) {
+  sim_node_t *n = arg;
+  return sim_world->now_us - n->last_heard_us[peer] <= KV_PEER_HEARTBEAT_TIMEOUT_MS * 1000ull;
+}
+
+static kv_err tr_refused(uint32_t peer, kv_status_t *st) {
+  return kv_status_set(st, KV_EBUSY, "the queue to peer %u is full", peer);
+}
+
+static kv_err tr_send_write(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
+                            const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                            size_t rec_bytes, bool durable, kv_status_t *st) {
+  world_t *w = sim_world;
+  msg_t *m = msg_new(MSG_WRITE, node_index(w, arg), peer);
+  m->id = id;
+  m->key = sim_key_index(key, key_bytes);
+  m->rec = malloc(rec_bytes);
+  KV_ASSERT(m->rec != NULL);
+  memcpy(m->rec, rec, rec_bytes);
+  m->rec_bytes = rec_bytes;
+  m->durable = durable;
+  return world_send(w, m) ? KV_OK : tr_refused(peer, st);
+}
+
+static kv_err tr_send_read(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
+                           const uint8_t *key, size_t key_bytes, kv_status_t *st) {
+  world_t *w = sim_world;
+  msg_t *m = msg_new(MSG_READ, node_index(w, arg), peer);
+  m->id = id;
+  m->key = sim_key_index(key, key_bytes);
+  return world_send(w, m) ? KV_OK : tr_refused(peer, st);
+}
+
+static kv_err tr_forward(void *arg, uint32_t peer, void *call, kv_op_t op,
+                         const uint8_t *request, size_t request_bytes, uint32_t timeout_ms,
+                         kv_status_t *st) {
+  world_t *w = sim_world;
+  msg_t *m = msg_new(MSG_FORWARD, node_index(w, arg), peer);
+  m->id = (uint64_t)(uintptr_t)call;
+  return world_send(w, m) ? KV_OK : tr_refused(peer, st);
+}
+
+/* ---- the replica side of peer messages (server_rpc.c's peer_message_run) -------------- */
+
+/* A durable replica write waits for the fsync before it is answered. */
+typedef struct {
+  kv_sync_waiter_t waiter;       /* first: the waiter is the allocation */
+  msg_t *answer;
+} replica_wait_t;
+
+static void replica_synced(kv_sync_waiter_t *wt, const kv_status_t *st, uint64_t mono_us) {
+  replica_wait_t *rw = (replica_wait_t *)wt;
+  if (st->code != KV_OK) rw->answer->code = st->code;
+  world_send(sim_world, rw->answer);
+  free(rw);
+}
+
+/* Coordinator slots embed their waiter (freed with the coordinator); replica waits are
+ * allocated here: a crash frees those. Told apart by the callback. */
+static void replica_waiter_drop(kv_sync_waiter_t *wt) {
+  if (wt->fn != replica_synced) return;
+  replica_wait_t *rw = (replica_wait_t *)wt;
+  msg_free(rw->answer);
+  free(rw);
+}
+
+void sim_sync_wanted(kv_syncer_t *sy) {
+  world_t *w = sim_world;
+  for (uint32_t i = 0; i < w->node_count; i++) {
+    sim_node_t *n = &w->nodes[i];
+    if (&n->syncer != sy || n->sync_scheduled) continue;
+    n->sync_scheduled = true;
+    uint64_t delay = w->net.sync_us + sim_exponential(w->net.sync_us / 4 + 1);
+    world_schedule(w, w->now_us + delay, EV_SYNC, i, n->life, 0, NULL);
+  }
+}
+
+static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
+  size_t key_bytes;
+  const uint8_t *key = sim_key(m->key, &key_bytes);
+  kv_status_t st;
+  kv_status_clear(&st);
+  msg_t *a = msg_new(MSG_ANSWER, m->to, m->from);
+  a->id = m->id;
+  a->key = m->key;
+  a->to_life = m->from_life; /* answered on the call the asker made */
+  if (m->type == MSG_WRITE) {
+    a->code = kv_node_merge(n->node, SIM_KEYSPACE, key, key_bytes, m->rec, m->rec_bytes, &st);
+    if (a->code == KV_OK && m->durable) {
+      replica_wait_t *rw = calloc(1, sizeof *rw);
+      KV_ASSERT(rw != NULL);
+      rw->answer = a;
+      kv_syncer_push(&n->syncer, &rw->waiter, replica_synced);
+      return;
+    }
+  } else {
+    a->code = kv_node_read_record(n->node, SIM_KEYSPACE, key, key_bytes, &a->rec, &a->rec_bytes,
+                                  &st);
+  }
+  world_send(w, a);
+}
+
+/* ---- nodes -------------------------------------------------------------------------- */
+
+void world_restart(world_t *w, uint32_t i) {
+  sim_node_t *n = &w->nodes[i];
+  KV_ASSERT(!n->up);
+  kv_status_t st;
+  kv_status_clear(&st);
+  char disk[16];
+  snprintf(disk, sizeof disk, "n%u", i + 1);
+  KV_ASSERT(kv_store_open(disk, &n->store, &st) == KV_OK);
+  KV_ASSERT(kv_node_create(&w->cfg, w->cfg.nodes[i].id, n->store, &n->node, &st) == KV_OK);
+  kv_syncer_start(&n->syncer, n->node);
+  n->tr = (kv_coord_transport_t){.arg = n, .alive = tr_alive, .send_write = tr_send_write,
+                                 .send_read = tr_send_read, .forward = tr_forward};
+  KV_ASSERT(kv_coord_create(n->node, &w->ring, &n->syncer, &n->tr, workload_reply, &n->coord,
+                            &st) == KV_OK);
+  n->up = true;
+  n->life++;
+  n->sync_scheduled = false;
+  for (uint32_t j = 0; j < w->node_count; j++) n->last_heard_us[j] = w->now_us;
+  world_schedule(w, w->now_us + sim_below(SIM_TICK_US), EV_TICK, i, n->life, 0, NULL);
+  world_schedule(w, w->now_us + sim_below(KV_PEER_HEARTBEAT_MS * 1000), EV_HEARTBEAT, i,
+                 n->life, 0, NULL);
+}
+
+void world_crash(world_t *w, uint32_t i, bool power_loss) {
+  sim_node_t *n = &w->nodes[i];
+  KV_ASSERT(n->up);
+  /* The syncer's waiters live in coordinator slots and in replica batches; both die here. */
+  kv_sync_waiter_t *pending = n->syncer.head;
+  sim_syncer_drop(&n->syncer);
+  while (pending) {
+    kv_sync_waiter_t *next = pending->next;
+    replica_waiter_drop(pending);
+    pending = next;
+  }
+  kv_coord_destroy(n->coord);
+  kv_node_destroy(n->node);
+  sim_store_crash(n->store, power_loss);
+  n->coord = NULL;
+  n->node = NULL;
+  n->store = NULL;
+  n->up = false;
+  n->crashed_us = w->now_us;
+  if (power_loss) {
+    w->power_losses++;
+    w->last_power_loss_us = w->now_us;
+  }
+}
+
+void world_heal(world_t *w) {
+  memset(w->cut, 0, sizeof w->cut);
+  memset(w->clog_us, 0, sizeof w->clog_us);
+}
+
+static void deliver(world_t *w, msg_t *m) {
+  sim_node_t *n = &w->nodes[m->to];
+  KV_ASSERT(w->link_in_flight[m->from][m->to] > 0);
+  w->link_in_flight[m->from][m->to]--;
+  world_trace(w, (uint64_t)m->type << 48 | (uint64_t)m->from << 40 | (uint64_t)m->to << 32 | m->code);
+  world_trace(w, m->id);
+  if (!n->up || (m->to_life != 0 && m->to_life != n->life)) {
+    msg_free(m);
+    return;
+  }
+  n->last_heard_us[m->from] = w->now_us;
+  switch (m->type) {
+  case MSG_WRITE:
+  case MSG_READ:
+    replica_handle(w, n, m);
+    break;
+  case MSG_ANSWER:
+    kv_coord_answer(n->coord, m->id, m->code, m->rec, m->rec_bytes, w->now_us);
+    break;
+  case MSG_HEARTBEAT: {
+    msg_t *ack = msg_new(MSG_HEARTBEAT_ACK, m->to, m->from);
+    ack->to_life = m->from_life;
+    world_send(w, ack);
+    break;
+  }
+  case MSG_HEARTBEAT_ACK:
+    break;
+  case MSG_FORWARD:
+    workload_forwarded(w, m->to, m->id);
+    break;
+  case MSG_FORWARD_REPLY:
+    workload_forward_reply(w, m->id, &m->result);
+    break;
+  }
+  msg_free(m);
+}
+
+static void node_event(world_t *w, const event_t *ev) {
+  sim_node_t *n = &w->nodes[ev->node];
+  if (!n->up || ev->a != n->life) return; /* for a process that has ended */
+  if (ev->type == EV_TICK) {
+    kv_coord_tick(n->coord, w->now_us);
+    world_schedule(w, w->now_us + SIM_TICK_US, EV_TICK, ev->node, n->life, 0, NULL);
+  } else if (ev->type == EV_HEARTBEAT) {
+    for (uint32_t j = 0; j < w->node_count; j++)
+      if (j != ev->node) world_send(w, msg_new(MSG_HEARTBEAT, ev->node, j));
+    world_schedule(w, w->now_us + KV_PEER_HEARTBEAT_MS * 1000, EV_HEARTBEAT, ev->node, n->life,
+                   0, NULL);
+  } else {
+    n->sync_scheduled = false;
+    sim_syncer_run(&n->syncer, w->now_us);
+  }
+}
+
+static void clog_event(world_t *w, const event_t *ev) {
+  w->clog_us[ev->node][ev->a] = ev->b;
+  w->clog_us[ev->a][ev->node] = ev->b;
+}
+
+extern void kvsim_nemesis(world_t *w);
+
+void world_run_until(world_t *w, uint64_t until_us) {
+  while (w->heap_count > 0 && w->heap[0].at_us <= until_us) {
+    event_t ev = heap_pop(w);
+    KV_ASSERT(ev.at_us >= w->now_us);
+    w->now_us = ev.at_us;
+    w->events++;
+    world_trace(w, ev.at_us);
+    world_trace(w, (uint64_t)ev.type << 32 | ev.node);
+    switch (ev.type) {
+    case EV_DELIVER: deliver(w, ev.msg); break;
+    case EV_TICK:
+    case EV_HEARTBEAT:
+    case EV_SYNC: node_event(w, &ev); break;
+    case EV_CLIENT:
+    case EV_CLIENT_TIMEOUT: workload_event(w, &ev); break;
+    case EV_NEMESIS: kvsim_nemesis(w); break;
+    case EV_RESTART:
+      if (!w->nodes[ev.node].up) world_restart(w, ev.node);
+      break;
+    case EV_CLOG: clog_event(w, &ev); break;
+    }
+  }
+  if (w->now_us < until_us) w->now_us = until_us;
+}
+
+/* ---- set-up ------------------------------------------------------------------------- */
+
+/* The config of a K-node cluster with one keyspace of N=3, loaded like any other (from a
+ * temporary file, so the real loader checks it). */
+static void world_config(world_t *w, uint32_t k) {
+  char path[] = "/tmp/kvsim-config-XXXXXX";
+  int fd = mkstemp(path);
+  KV_ASSERT(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  KV_ASSERT(f != NULL);
+  fprintf(f, "cluster: { name: sim, partitions: 16 }\nnodes:\n");
+  for (uint32_t i = 0; i < k; i++)
+    fprintf(f, "  - { id: n%u, address: \"127.0.0.1:%u\", rack: r%u }\n", i + 1, 7001 + i, i % 3);
+  fprintf(f, "keyspaces:\n  - name: %s\n    replication: { local: %u }\n", SIM_KEYSPACE, SIM_N);
+  fclose(f);
+  kv_status_t st;
+  kv_err err = kv_config_load(path, &w->cfg, &st);
+  unlink(path);
+  if (err != KV_OK) {
+    fprintf(stderr, "kvsim: %s\n", st.msg);
+    exit(2);
+  }
+  KV_ASSERT(kv_ring_init(&w->ring, &w->cfg, &st) == KV_OK);
+}
+
+void world_init(world_t *w, uint32_t node_count) {
+  KV_ASSERT(node_count >= SIM_N && node_count <= SIM_NODES_MAX);
+  uint64_t seed = w->seed;
+  memset(w, 0, sizeof *w);
+  w->seed = seed;
+  sim_world = w;
+  site_count = 0;
+  sim_rng_seed(seed);
+  w->trace = XXH64_createState();
+  XXH64_reset(w->trace, 0);
+  w->node_count = node_count;
+  world_config(w, node_count);
+  w->net = (net_params_t){
+      .delay_us = 50 + sim_below(500),
+      .tail_us = 100 + sim_below(3000),
+      .drop = sim_chance(0.5) ? (double)sim_below(60) / 1000.0 : 0.0,
+      .dup = sim_chance(0.5) ? (double)sim_below(60) / 1000.0 : 0.0,
+      .sync_us = 200 + sim_below(3000),
+      .power_loss = sim_chance(0.5) ? 0.5 : 0.0,
+  };
+  for (uint32_t i = 0; i < node_count; i++) {
+    w->nodes[i].skew_ms = (int64_t)sim_below(101) - 50;
+    world_restart(w, i);
+  }
+}
+
+void world_deinit(world_t *w) {
+  for (uint32_t i = 0; i < w->node_count; i++)
+    if (w->nodes[i].up) world_crash(w, i, false);
+  while (w->heap_count > 0) {
+    event_t ev = heap_pop(w);
+    if (ev.type == EV_DELIVER) msg_free(ev.msg);
+  }
+  free(w->heap);
+  XXH64_freeState(w->trace);
+  sim_disks_reset();
+  sim_world = NULL;
+}

@@ -1,0 +1,185 @@
+/* world.h: one simulated cluster, driven from one thread by a virtual clock.
+ *
+ * The world holds K node cores (the real kv_node + kv_coord, on memstore and simsyncer),
+ * a seeded network between them, and an event queue ordered by (time, sequence). Nothing
+ * happens except by an event: a message delivered, a tick, a heartbeat, an fsync, a client
+ * starting its next operation, a fault. The trace hash folds in every event as it runs, so
+ * two runs of one seed can be compared by one number.
+ *
+ * The network models what a peer channel can do to a message: delay (a base plus an
+ * exponential tail, so messages reorder), loss, duplication, one-way and two-way cuts
+ * (partitions) and clogging (one node's links slowed one after another). A reply is only
+ * delivered to the process life that sent the request, as a gRPC call dies with its
+ * process. Liveness follows the runtime's rule (peer_rpc.c): a peer is down when nothing has
+ * been heard from it for KV_PEER_HEARTBEAT_TIMEOUT_MS; heartbeats go every
+ * KV_PEER_HEARTBEAT_MS.
+ *
+ * Files: world.c (events, nodes, network, the replica side of peer messages), workload.c
+ * (clients and their history), check.c (the checkers), kvsim.c (runs, faults, the CLI). */
+#ifndef KV_SIM_WORLD_H
+#define KV_SIM_WORLD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <xxhash.h>
+
+#include "config.h"
+#include "coord.h"
+#include "dvv.h"
+#include "ring.h"
+#include "sim.h"
+
+#define SIM_NODES_MAX 7u
+#define SIM_CLIENTS_MAX 8u
+#define SIM_KEYS_MAX 16u
+#define SIM_KEYSPACE "sim"
+#define SIM_N 3u                     /* replicas per key */
+#define SIM_TICK_US 5000u            /* kv_coord_tick, as peer_rpc.c's thread does */
+
+typedef enum {
+  EV_DELIVER,    /* ptr: msg_t */
+  EV_TICK,       /* node; a: life */
+  EV_HEARTBEAT,  /* node; a: life */
+  EV_SYNC,       /* node; a: life */
+  EV_CLIENT,     /* node: client index: start its next operation */
+  EV_CLIENT_TIMEOUT, /* node: client index; a: call id */
+  EV_NEMESIS,    /* the next fault */
+  EV_RESTART,    /* node */
+  EV_CLOG,       /* node: the clogged node; a: peer; b: extra delay us (0: unclog) */
+} ev_type_t;
+
+typedef enum {
+  MSG_WRITE,     /* ReplicaWrite: merge rec */
+  MSG_READ,      /* ReplicaRead */
+  MSG_ANSWER,    /* to a coordinator: id, code, rec */
+  MSG_HEARTBEAT,
+  MSG_HEARTBEAT_ACK,
+  MSG_FORWARD,   /* a client write to coordinate: call id */
+  MSG_FORWARD_REPLY, /* its answer: call id, code, result */
+} msg_type_t;
+
+/* What a client is told: the status and, on success, the key's state as answered. */
+typedef struct {
+  kv_err code;
+  bool found;
+  kv_dvv_t object;               /* live siblings; initialized only when code is KV_OK */
+  uint8_t *context;              /* malloc'd encoded context */
+  size_t context_bytes;
+} sim_result_t;
+
+typedef struct msg {
+  msg_type_t type;
+  uint32_t from, to;
+  uint32_t from_life;            /* the sender's life (set by world_send) */
+  uint32_t to_life;              /* replies: the life that asked; 0 = any */
+  uint64_t id;                   /* coordinator message id, or a call id */
+  uint32_t key;                  /* key index */
+  uint8_t *rec;                  /* malloc'd record (write, answer) */
+  size_t rec_bytes;
+  bool durable;
+  kv_err code;
+  sim_result_t result;           /* FORWARD_REPLY */
+} msg_t;
+
+typedef struct {
+  bool up;
+  uint32_t life;                 /* 1 for the first process, +1 per restart */
+  kv_store_t *store;
+  kv_node_t *node;
+  kv_coord_t *coord;
+  kv_syncer_t syncer;
+  bool sync_scheduled;
+  uint64_t last_heard_us[SIM_NODES_MAX];
+  int64_t skew_ms;               /* this node's wall clock minus the true time */
+  kv_coord_transport_t tr;
+  uint64_t crashed_us;           /* when it last went down */
+} sim_node_t;
+
+typedef struct {
+  uint64_t at_us, seq;
+  ev_type_t type;
+  uint32_t node;
+  uint64_t a, b;
+  msg_t *msg;
+} event_t;
+
+typedef struct world world_t;
+
+/* Network and fault parameters of a run (drawn from the seed). */
+typedef struct {
+  uint64_t delay_us;             /* base one-way delay */
+  uint64_t tail_us;              /* mean of the exponential tail added to it */
+  double drop, dup;              /* per message */
+  uint64_t sync_us;              /* fsync time */
+  double power_loss;             /* of crashes */
+} net_params_t;
+
+struct world {
+  uint64_t seed;
+  uint64_t now_us;
+  uint64_t seq;
+  XXH64_state_t *trace;
+  kv_config_t cfg;
+  kv_ring_t ring;
+  uint32_t node_count;
+  sim_node_t nodes[SIM_NODES_MAX];
+  bool cut[SIM_NODES_MAX][SIM_NODES_MAX];        /* messages from i to j are lost */
+  uint64_t clog_us[SIM_NODES_MAX][SIM_NODES_MAX]; /* extra delay from i to j */
+  uint32_t link_in_flight[SIM_NODES_MAX][SIM_NODES_MAX];
+  uint32_t link_in_flight_max;
+  net_params_t net;
+  bool faults_on;                /* nemesis active, losses on */
+  uint64_t power_losses;         /* count, and when the last one happened */
+  uint64_t last_power_loss_us;
+  uint64_t events;
+  event_t *heap;
+  size_t heap_count, heap_cap;
+  struct workload *wl;
+  char failure[512];             /* first checker failure; "" while none */
+};
+
+/* Sets up K nodes (all up) from w->seed; the config is built in memory. */
+void world_init(world_t *w, uint32_t node_count);
+void world_deinit(world_t *w);
+/* Runs events until the queue is empty or the time passes until_us. */
+void world_run_until(world_t *w, uint64_t until_us);
+
+void world_schedule(world_t *w, uint64_t at_us, ev_type_t type, uint32_t node, uint64_t a,
+                    uint64_t b, msg_t *msg);
+/* Sends a message over the network (it may be lost, duplicated, delayed, cut). False when the
+ * link's queue is full (KV_PEER_QUEUE_MAX). Takes msg. */
+bool world_send(world_t *w, msg_t *msg);
+msg_t *msg_new(msg_type_t type, uint32_t from, uint32_t to);
+void msg_free(msg_t *m);
+
+void world_crash(world_t *w, uint32_t node, bool power_loss);
+void world_restart(world_t *w, uint32_t node);
+/* Heals every cut and clog. */
+void world_heal(world_t *w);
+
+/* The node's wall clock, for write timestamps. */
+uint64_t world_wall_ms(const world_t *w, uint32_t node);
+/* Folds a number into the trace hash. */
+void world_trace(world_t *w, uint64_t v);
+/* Records the first failure of the run (printf-style); later ones are dropped. */
+void world_fail(world_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The key of index i ("k<i>"), its bytes in *bytes. */
+const uint8_t *sim_key(uint32_t i, size_t *bytes);
+uint32_t sim_key_index(const uint8_t *key, size_t key_bytes);
+
+/* The world being run (the core's callbacks carry no world pointer of their own). */
+extern world_t *sim_world;
+
+/* ---- workload.c: the coordinator's reply callback and forwarded requests ---- */
+void workload_reply(void *call, const kv_status_t *st, const kv_node_result_t *res);
+/* A forwarded request arrives at node: coordinate it there. */
+void workload_forwarded(world_t *w, uint32_t node, uint64_t call_id);
+/* A forwarded request's answer arrives back at the node that forwarded it. */
+void workload_forward_reply(world_t *w, uint64_t call_id, sim_result_t *res);
+/* A client's event (next operation, or a timeout). */
+void workload_event(world_t *w, const event_t *ev);
+
+void sim_result_free(sim_result_t *r);
+
+#endif
