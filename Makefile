@@ -34,7 +34,8 @@ CLIENT_SRC := $(filter-out client/kvctl.c client/kvbench.c,$(wildcard client/*.c
 UNIT_SRC := $(wildcard tests/unit/*.c)
 TOOL_SRC := $(wildcard tests/integration/*.c)
 # The simulator: the core (node.c, coord.c and below) with the sim's store and syncer in
-# place of store.c and syncer.c, fault points compiled in (-DKV_SIM), in its own object tree.
+# place of store.c and syncer.c, fault points compiled in (-DKV_SIM), under ASan/UBSan, in its
+# own object tree.
 SIM_SRC := $(wildcard tests/sim/*.c) kvnode/node.c kvnode/coord.c $(COMMON_SRC)
 SEEDS ?= 1-300
 
@@ -63,11 +64,11 @@ $(BUILD)/san/%.o: %.c | $(PB_HDR)
 
 $(BUILD)/sim/%.o: %.c | $(PB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Itests/sim -DKV_SIM $(CFLAGS) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) -Itests/sim -DKV_SIM $(SAN_FLAGS) -c -o $@ $<
 
 $(BUILD)/sim/gen/%.o: $(GEN)/%.c | $(PB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 $(BUILD)/obj/gen/%.o: $(GEN)/%.c | $(PB_HDR)
 	@mkdir -p $(dir $@)
@@ -98,7 +99,8 @@ $(BUILD)/check_unit: $(call sanobj,$(UNIT_SRC) $(NODE_SRC) $(CLIENT_SRC) $(COMMO
 	$(CC) -fsanitize=address,undefined -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
 $(BUILD)/kvsim: $(call simobj,$(SIM_SRC))
-	$(CC) -o $@ $^ $(shell pkg-config --libs libprotobuf-c libcyaml yaml-0.1 libxxhash) -lm
+	$(CC) -fsanitize=address,undefined -o $@ $^ \
+	  $(shell pkg-config --libs libprotobuf-c libcyaml yaml-0.1 libxxhash) -lm
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
@@ -116,8 +118,8 @@ unit: $(BUILD)/check_unit
 sim: $(BUILD)/kvsim
 	tests/sim/run.sh $(BUILD)/kvsim $(SEEDS)
 
-sim-mutants:
-	tests/sim/mutants.sh
+sim-mutants: $(BUILD)/kvsim
+	tests/sim/mutants.sh $(BUILD)
 
 integration: all
 	rc=0; for t in run cluster3 cluster5; do tests/integration/$$t.sh || rc=1; done; exit $$rc

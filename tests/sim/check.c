@@ -39,6 +39,33 @@ void check_read(world_t *w, const op_t *read) {
   }
 }
 
+/* ---- durable_acked ------------------------------------------------------------------ */
+
+void check_durable(world_t *w, const op_t *put) {
+  size_t key_bytes;
+  const uint8_t *key = sim_key(put->key, &key_bytes);
+  uint32_t partition = kv_hash_partition(kv_hash_key(SIM_KEYSPACE, key, key_bytes),
+                                         w->cfg.partitions);
+  uint32_t holders = 0;
+  for (uint32_t i = 0; i < w->node_count; i++) {
+    char disk[16];
+    snprintf(disk, sizeof disk, "n%u", i + 1);
+    uint8_t *rec;
+    size_t rec_bytes;
+    sim_disk_durable_get(disk, partition, SIM_KEYSPACE, key, key_bytes, &rec, &rec_bytes);
+    kv_dvv_t o;
+    kv_status_t st;
+    if (rec && kv_dvv_decode(rec, rec_bytes, &o, &st) == KV_OK) {
+      holders += kv_cc_covers(&o.cc, &put->dot);
+      kv_dvv_deinit(&o);
+    }
+    free(rec);
+  }
+  if (holders < put->needed)
+    world_fail(w, "durable put %s of k%u was acknowledged at w=%u with %u synced copies",
+               put->value, put->key, put->needed, holders);
+}
+
 /* ---- dots_unique -------------------------------------------------------------------- */
 
 static int dot_seen_cmp(const dot_seen_t *a, uint32_t key, const kv_dot_t *dot) {

@@ -19,7 +19,7 @@
 #include "log.h"
 #include "workload.h"
 
-#define STEPS_DEFAULT 300u
+#define STEPS_DEFAULT 1000u
 #define NEMESIS_GAP_US_MAX 1000000u
 #define SETTLE_US 3000000u
 #define RECORD_CHECK_US 2000000u
@@ -54,6 +54,10 @@ static void nemesis_crash(world_t *w) {
     if (w->nodes[i].up) up[n++] = i;
   if (n <= 1) return;
   uint32_t victim = up[sim_below(n)];
+  /* Half the time, a node with an fsync under way if there is one: the moment a power loss
+   * tells a write made durable from one only said to be. */
+  for (uint32_t i = 0; i < n; i++)
+    if (w->nodes[up[i]].sync_scheduled && sim_chance(0.5)) victim = up[i];
   bool power = sim_chance(w->net.power_loss);
   world_crash(w, victim, power);
   faults.crashes++;

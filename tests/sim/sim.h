@@ -32,6 +32,10 @@ bool sim_chance(double p);
 /* Ends the process that had s open without closing it: a power loss also drops every write
  * since the last kv_store_sync. s is freed. */
 void sim_store_crash(kv_store_t *s, bool power_loss);
+/* The record of (partition, keyspace, key) as of the disk's last sync: what a power loss
+ * would leave. *rec is malloc'd (NULL, 0 when there is none). */
+void sim_disk_durable_get(const char *disk, uint32_t partition, const char *keyspace,
+                          const void *key, size_t key_bytes, uint8_t **rec, size_t *rec_bytes);
 /* Frees every disk (between runs). */
 void sim_disks_reset(void);
 

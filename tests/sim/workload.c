@@ -96,6 +96,8 @@ static void op_record_answer(world_t *w, op_t *op, const sim_result_t *r) {
     if (!op->has_dot)
       world_fail(w, "put %s of k%u was acknowledged without its version in the answer",
                  op->value, op->key);
+    else if (op->durable)
+      check_durable(w, op);
   }
   if (op->op == KV_OP_GET) check_read(w, op);
 }

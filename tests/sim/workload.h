@@ -11,6 +11,8 @@
  * Checkers (check.c), each failing the run with a sentence naming keys, values and times:
  *   read_sees_acked   a read with r + w > N that started after a put was acknowledged sees
  *                     it (the read's context covers the put's dot);
+ *   durable_acked     when a durable put is acknowledged at w, at least w replicas hold it
+ *                     (its dot) in what they have synced: a power loss cannot take it back;
  *   dots_unique       a dot of a key never names two different values, on any node or in
  *                     any answer;
  *   records_valid     every stored record decodes and passes kv_dvv_check, and the
@@ -104,6 +106,7 @@ bool workload_final_reads(world_t *w, uint32_t node);
 
 /* check.c */
 void check_read(world_t *w, const op_t *read);
+void check_durable(world_t *w, const op_t *put);
 void check_dot(world_t *w, uint32_t key, const kv_dot_t *dot, const uint8_t *value,
                uint32_t value_bytes, bool tombstone);
 void check_answer_dots(world_t *w, uint32_t key, const kv_dvv_t *object);

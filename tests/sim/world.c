@@ -305,6 +305,8 @@ void sim_sync_wanted(kv_syncer_t *sy) {
     if (&n->syncer != sy || n->sync_scheduled) continue;
     n->sync_scheduled = true;
     uint64_t delay = w->net.sync_us + sim_exponential(w->net.sync_us / 4 + 1);
+    /* A slow disk: now and then an fsync takes a long time (a busy device, a full queue). */
+    if (w->faults_on && sim_chance(w->net.slow_sync)) delay += 20000 + sim_below(300000);
     world_schedule(w, w->now_us + delay, EV_SYNC, i, n->life, 0, NULL);
   }
 }
@@ -519,6 +521,7 @@ void world_init(world_t *w, uint32_t node_count) {
       .dup = sim_chance(0.5) ? (double)sim_below(60) / 1000.0 : 0.0,
       .sync_us = 200 + sim_below(3000),
       .power_loss = sim_chance(0.5) ? 0.5 : 0.0,
+      .slow_sync = sim_chance(0.5) ? 0.1 : 0.0,
   };
   for (uint32_t i = 0; i < node_count; i++) {
     w->nodes[i].skew_ms = (int64_t)sim_below(101) - 50;

@@ -111,6 +111,7 @@ typedef struct {
   uint64_t tail_us;              /* mean of the exponential tail added to it */
   double drop, dup;              /* per message */
   uint64_t sync_us;              /* fsync time */
+  double slow_sync;              /* chance an fsync is slow (tens to hundreds of ms) */
   double power_loss;             /* of crashes */
 } net_params_t;
 
