@@ -153,7 +153,8 @@ static void check_laws(world_t *w, uint32_t key, const kv_dvv_t *a, const kv_dvv
   }
   if (!merged(a, b, &ab)) return;
   if (merged(b, a, &ba)) {
-    if (!kv_dvv_equal(&ab, &ba)) world_fail(w, "merging two replicas of k%u is not commutative", key);
+    if (!kv_dvv_equal(&ab, &ba))
+      world_fail(w, "merging two replicas of k%u is not commutative", key);
     kv_dvv_deinit(&ba);
   }
   if (c && merged(&ab, c, &ab_c)) {
@@ -243,7 +244,8 @@ void check_bounded(world_t *w) {
     sim_node_t *n = &w->nodes[i];
     if (!n->up) continue;
     uint32_t held = kv_coord_in_flight(n->coord);
-    if (held != 0) world_fail(w, "n%u still holds %u requests after the cluster settled", i + 1, held);
+    if (held != 0)
+      world_fail(w, "n%u still holds %u requests after the cluster settled", i + 1, held);
     if (n->syncer.head) world_fail(w, "n%u still has writes waiting for an fsync", i + 1);
   }
   if (w->wl->max_in_flight > KV_COORD_PENDING_MAX)

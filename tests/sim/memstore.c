@@ -8,8 +8,9 @@
  * scans see the same order as on RocksDB.
  *
  * The incarnation id follows store.c note 4: made (from the run's generator) when the disk
- * is first opened, kept across a clean close, and made anew after a crash. Sizes are small (a simulated run touches tens
- * of keys), so the images are plain arrays copied whole on sync. */
+ * is first opened, kept across a clean close, and made anew after a crash. Sizes are small
+ * (a simulated run touches tens of keys), so the images are plain arrays copied whole on
+ * sync. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

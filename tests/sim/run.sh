@@ -15,7 +15,10 @@ fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 a=$("$kvsim" --seed 7 --steps 300 | tail -1)
 b=$("$kvsim" --seed 7 --steps 300 | tail -1)
 c=$("$kvsim" --seed 8 --steps 300 | tail -1)
-case $a in trace\ ????????????????) ok ;; *) fail "the last line of a run is its trace: '$a'" ;; esac
+case $a in
+  trace\ ????????????????) ok ;;
+  *) fail "the last line of a run is its trace: '$a'" ;;
+esac
 [ "$a" = "$b" ] && ok || fail "seed 7 twice gave two traces: $a, $b"
 [ "$a" != "$c" ] && ok || fail "seeds 7 and 8 gave the same trace: $a"
 
@@ -23,7 +26,8 @@ usage() { # expected-stderr-fragment args...
   local want=$1; shift
   local err rc
   err=$("$kvsim" "$@" 2>&1 >/dev/null); rc=$?
-  if [ "$rc" = 2 ] && grep -qF -- "$want" <<< "$err"; then ok; else fail "kvsim $*: exit $rc, '$err'"; fi
+  if [ "$rc" = 2 ] && grep -qF -- "$want" <<< "$err"; then ok
+  else fail "kvsim $*: exit $rc, '$err'"; fi
 }
 usage "give --seed or --seeds"
 usage "--seeds takes A-B with A <= B" --seeds 9-3

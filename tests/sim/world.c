@@ -192,11 +192,12 @@ static msg_t *msg_copy(const msg_t *m) {
     KV_ASSERT(c->rec != NULL);
     memcpy(c->rec, m->rec, m->rec_bytes);
   }
-  if (m->type == MSG_FORWARD_REPLY) {
-    if (m->result.code == KV_OK) KV_ASSERT(kv_dvv_copy(&c->result.object, &m->result.object) == KV_OK);
-    c->result.context = malloc(m->result.context_bytes ? m->result.context_bytes : 1);
+  if (m->type == MSG_FORWARD_REPLY && m->result.code == KV_OK) {
+    const sim_result_t *r = &m->result;
+    KV_ASSERT(kv_dvv_copy(&c->result.object, &r->object) == KV_OK);
+    c->result.context = malloc(r->context_bytes ? r->context_bytes : 1);
     KV_ASSERT(c->result.context != NULL);
-    if (m->result.context_bytes) memcpy(c->result.context, m->result.context, m->result.context_bytes);
+    if (r->context_bytes) memcpy(c->result.context, r->context, r->context_bytes);
   }
   return c;
 }
@@ -395,7 +396,8 @@ static void deliver(world_t *w, msg_t *m) {
   sim_node_t *n = &w->nodes[m->to];
   KV_ASSERT(w->link_in_flight[m->from][m->to] > 0);
   w->link_in_flight[m->from][m->to]--;
-  world_trace(w, (uint64_t)m->type << 48 | (uint64_t)m->from << 40 | (uint64_t)m->to << 32 | m->code);
+  world_trace(w, (uint64_t)m->type << 48 | (uint64_t)m->from << 40 | (uint64_t)m->to << 32 |
+                     (uint32_t)m->code);
   world_trace(w, m->id);
   if (!n->up || (m->to_life != 0 && m->to_life != n->life)) {
     msg_free(m);
