@@ -1,7 +1,8 @@
 /* kvctl.c: the tunekv command line (DESIGN section 12), over libtunekv.
  *
  *   kvctl [-a HOST:PORT] put KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]
- *   kvctl [-a HOST:PORT] get KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--json]
+ *   kvctl [-a HOST:PORT] get KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--read-repair MODE]
+ *         [--json]
  *   kvctl [-a HOST:PORT] delete KEYSPACE KEY [-c LEVEL] [--context CTX]
  *   (every command also takes --timeout MS)
  *
@@ -45,6 +46,7 @@ enum {
   OPT_LOCAL = 1 << 4,
   OPT_JSON = 1 << 5,
   OPT_CONTEXT = 1 << 6,
+  OPT_REPAIR = 1 << 7,
 };
 
 static const struct {
@@ -52,7 +54,7 @@ static const struct {
   const char *name;
 } opt_names[] = {{OPT_LEVEL, "-c"},        {OPT_W, "-w"},        {OPT_R, "-r"},
                  {OPT_DURABLE, "--durable"}, {OPT_LOCAL, "--local"}, {OPT_JSON, "--json"},
-                 {OPT_CONTEXT, "--context"}};
+                 {OPT_CONTEXT, "--context"}, {OPT_REPAIR, "--read-repair"}};
 
 #define POSITIONALS_MAX 8
 
@@ -65,6 +67,7 @@ typedef struct {
   uint32_t r, w, timeout_ms;
   bool durable, local, json, help;
   const char *context_b64;
+  const char *read_repair;
 } args_t;
 
 static void usage(FILE *f) {
@@ -74,7 +77,7 @@ static void usage(FILE *f) {
           "commands:\n"
           "  put KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]\n"
           "        write VALUE (\"-\" reads it from standard input); prints the new context\n"
-          "  get KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--json]\n"
+          "  get KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--read-repair MODE] [--json]\n"
           "        print the value, or one line per sibling\n"
           "  delete KEYSPACE KEY [-c LEVEL] [--context CTX]\n"
           "        delete the key; prints the new context\n"
@@ -90,6 +93,8 @@ static void usage(FILE *f) {
           "  --durable       acknowledge only after fsync\n"
           "  --context CTX   causal context (base64) from an earlier get or put\n"
           "  --local         read only that node's own replica\n"
+          "  --read-repair MODE  blocking (repair replicas found behind, then answer; the\n"
+          "                  default at QUORUM and above) or async (answer, then repair)\n"
           "  --json          print the get result as JSON\n"
           "  --timeout MS    the server's deadline for the request\n"
           "  -h, --help      this text\n"
@@ -263,7 +268,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
 
     bool takes_value = !strcmp(name, "-a") || !strcmp(name, "-c") || !strcmp(name, "-w") ||
                        !strcmp(name, "-r") || !strcmp(name, "--context") ||
-                       !strcmp(name, "--timeout");
+                       !strcmp(name, "--timeout") || !strcmp(name, "--read-repair");
     bool is_flag = !strcmp(name, "--durable") || !strcmp(name, "--local") ||
                    !strcmp(name, "--json") || !strcmp(name, "-h") || !strcmp(name, "--help");
     if (!takes_value && !is_flag) return usage_error("unknown option '%s'", name);
@@ -291,6 +296,9 @@ static int parse_args(int argc, char **argv, args_t *a) {
     } else if (!strcmp(name, "--context")) {
       a->context_b64 = v;
       a->used |= OPT_CONTEXT;
+    } else if (!strcmp(name, "--read-repair")) {
+      a->read_repair = v;
+      a->used |= OPT_REPAIR;
     } else if (!strcmp(name, "--durable")) {
       a->durable = true;
       a->used |= OPT_DURABLE;
@@ -373,6 +381,7 @@ static void opts_from(const args_t *a, kv_client_opts_t *o) {
   o->w = a->w;
   o->durable = a->durable;
   o->local = a->local;
+  o->read_repair = a->read_repair;
   o->timeout_ms = a->timeout_ms;
 }
 
@@ -515,8 +524,9 @@ int main(int argc, char **argv) {
     rc = check_command(&a, 3, "KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]",
                        OPT_LEVEL | OPT_W | OPT_DURABLE | OPT_CONTEXT);
   else if (is_get)
-    rc = check_command(&a, 2, "KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--json]",
-                       OPT_LEVEL | OPT_R | OPT_LOCAL | OPT_JSON);
+    rc = check_command(&a, 2,
+                       "KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--read-repair MODE] [--json]",
+                       OPT_LEVEL | OPT_R | OPT_LOCAL | OPT_JSON | OPT_REPAIR);
   else if (is_delete)
     rc = check_command(&a, 2, "KEYSPACE KEY [-c LEVEL] [--context CTX]", OPT_LEVEL | OPT_CONTEXT);
   else if (is_status)

@@ -225,6 +225,7 @@ static grpc_byte_buffer *request_pack(const request_t *rq) {
       m.key = bin(rq->key, rq->key_bytes);
       m.consistency = consistency_from(rq->opts, &cons);
       m.local = rq->opts ? rq->opts->local : false;
+      if (rq->opts && rq->opts->read_repair) m.read_repair = (char *)rq->opts->read_repair;
       return pack(&m.base);
     }
     case KV_CLIENT_OP_DELETE: {

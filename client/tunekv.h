@@ -68,9 +68,11 @@ typedef struct {
   bool durable;        /* writes: acknowledged only after fsync */
   uint32_t timeout_ms; /* the server's deadline for the request; 0 = server default */
   bool local;          /* get only: read the receiving node's own replica, no coordination */
+  const char *read_repair; /* get only: "blocking", "async", or NULL / "" for the level's
+                              default (blocking at QUORUM and above); borrowed for the call */
 } kv_client_opts_t;
 
-#define KV_CLIENT_OPTS_INIT {NULL, 0, 0, 0, 0, false, 0, false}
+#define KV_CLIENT_OPTS_INIT {NULL, 0, 0, 0, 0, false, 0, false, NULL}
 
 /* One connection (one gRPC channel) to one node. Opaque. */
 typedef struct kv_client kv_client_t;

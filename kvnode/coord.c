@@ -1,12 +1,23 @@
 /* coord.c: requests in flight and the quorum counting behind them (see coord.h).
  *
  * Request table: KV_COORD_PENDING_MAX slots. A slot's id in messages is
- *   slot << 24 | generation << 8 | target index,
- * so an answer for a finished request (whose slot moved on to a new generation) is ignored.
+ *   slot << 24 | generation << 8 | repair flag << 7 | target index,
+ * so an answer for a finished request (whose slot moved on to a new generation) is ignored,
+ * and a read repair's ack is told from the same replica's read answer.
  *
  * A slot's life:
  *   FREE -> (request) PENDING -> (quorum decided) REPLIED -> (quorum finished, no fsync
  *   outstanding) FREE.
+ * A get whose read repair blocks goes PENDING -> (quorum decided) REPAIRING -> (every repair
+ * acked) REPLIED; a failed or late repair fails the read (as Cassandra's blocking read repair
+ * times out the read), because answering would let the next quorum read go back in time.
+ *
+ * Read repair: a get asks every live replica and answers at R. Each ok answer's record is
+ * remembered by its hash (held[]); records encode canonically (dvv.h), so a replica whose
+ * hash differs from the merge's is behind, and is sent the merge (a ReplicaWrite that
+ * merges: it can never lose anything there). Blocking repairs go to the replicas that had
+ * answered when the quorum was met, before the answer; every other repair goes once every
+ * asked replica has answered (or the deadline passed), with the final merge.
  * Replication lag is measured here in microseconds (the quorum counter works in ms, too
  * coarse for a loopback cluster): decided_us is when the W-th ack arrived, last_ok_us the
  * last ack; a write whose every target acked records last_ok_us - decided_us. */
@@ -17,12 +28,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "buggify.h"
 #include "log.h"
 #include "quorum.h"
 
 #define ID_TARGET_BITS 8u
 #define ID_GEN_BITS 16u
+#define ID_REPAIR 0x80u                  /* in the target bits: a read repair's ack */
 
 typedef struct {
   bool in_use;
@@ -36,6 +50,13 @@ typedef struct {
   kv_node_result_t *result;     /* put/delete: the answer to give when the quorum is met */
   kv_dvv_t *merged;             /* get: the merge of the answers so far */
   bool asked[KV_REPLICAS_MAX];  /* get: the replicas asked so far */
+  uint64_t held[KV_REPLICAS_MAX]; /* get: hash of each ok answer's record */
+  bool repair_blocking;         /* get: repair before answering */
+  uint32_t repairs_pending;     /* get: blocking repairs not yet acked */
+  bool repair_failed;
+  uint64_t repair_hash;         /* get: the merge the blocking repairs carry */
+  bool repair_wait[KV_REPLICAS_MAX]; /* get: a blocking repair to this replica is unacked */
+  kv_dvv_t *answer;             /* get: the merge as of the decision, while repairing */
   char *keyspace;               /* get: copies, for asking more replicas later */
   uint8_t *key;
   size_t key_bytes;
@@ -92,10 +113,15 @@ static void slot_release(kv_coord_t *c, slot_t *s) {
     kv_dvv_deinit(s->merged);
     free(s->merged);
   }
+  if (s->answer) {
+    kv_dvv_deinit(s->answer);
+    free(s->answer);
+  }
   free(s->keyspace);
   free(s->key);
   s->result = NULL;
   s->merged = NULL;
+  s->answer = NULL;
   s->keyspace = NULL;
   s->key = NULL;
   s->in_use = false;
@@ -119,13 +145,16 @@ static uint64_t slot_id(const kv_coord_t *c, const slot_t *s, uint32_t target) {
   return index << (ID_GEN_BITS + ID_TARGET_BITS) | (uint64_t)s->gen << ID_TARGET_BITS | target;
 }
 
-/* The slot and target an id names, or NULL when it is stale or malformed. */
-static slot_t *slot_of(kv_coord_t *c, uint64_t id, uint32_t *target) {
+/* The slot and target an id names, or NULL when it is stale or malformed; *repair tells a
+ * read repair's ack from a read answer. */
+static slot_t *slot_of(kv_coord_t *c, uint64_t id, uint32_t *target, bool *repair) {
   uint64_t index = id >> (ID_GEN_BITS + ID_TARGET_BITS);
   if (index >= KV_COORD_PENDING_MAX) return NULL;
   slot_t *s = &c->slots[index];
   uint16_t gen = (uint16_t)(id >> ID_TARGET_BITS);
-  *target = (uint32_t)(id & ((1u << ID_TARGET_BITS) - 1));
+  uint32_t bits = (uint32_t)(id & ((1u << ID_TARGET_BITS) - 1));
+  *repair = (bits & ID_REPAIR) != 0;
+  *target = bits & ~ID_REPAIR;
   if (!s->in_use || s->gen != gen || *target >= s->q.target_count) return NULL;
   return s;
 }
@@ -150,26 +179,138 @@ static void slot_reply(kv_coord_t *c, slot_t *s, uint64_t now_us) {
                       &st);
     reply_error(c, s->call, &st);
   } else if (s->op == KV_OP_GET) {
+    /* The answer takes a copy: the merge goes on gathering late answers for repair. */
+    kv_dvv_t copy;
     kv_node_result_t res;
-    if (kv_node_answer(s->merged, &res, &st) == KV_OK) c->reply(s->call, &st, &res);
+    KV_ASSERT(kv_dvv_copy(&copy, s->answer ? s->answer : s->merged) == KV_OK);
+    if (kv_node_answer(&copy, &res, &st) == KV_OK) c->reply(s->call, &st, &res);
     else reply_error(c, s->call, &st);
     kv_node_result_free(&res);
+    kv_dvv_deinit(&copy);
   } else {
     c->reply(s->call, &st, s->result);
   }
   s->call = NULL;
 }
 
-/* Frees the slot once nothing more can arrive for it (a get: once answered, since late
- * read answers carry nothing it uses), recording the write's lag. */
+/* Ends a get whose blocking repairs are done (or failed, or ran out of time). */
+static void get_repaired(kv_coord_t *c, slot_t *s, uint64_t now_us) {
+  if (!s->repair_failed) {
+    slot_reply(c, s, now_us);
+    return;
+  }
+  kv_status_t st;
+  kv_status_set(&st, KV_EUNAVAILABLE,
+                "%s read answered, but repairing a replica that was behind failed or timed out; "
+                "retry",
+                kv_level_name(s->level));
+  reply_error(c, s->call, &st);
+  s->call = NULL;
+}
+
+static uint64_t record_hash(const uint8_t *rec, size_t rec_bytes) {
+  return XXH64(rec_bytes ? rec : (const uint8_t *)"", rec_bytes, 0);
+}
+
+typedef enum { REPAIR_NONE, REPAIR_SENT, REPAIR_FAILED } repair_t;
+
+/* Sends the merge to replica i when it answered with something else; this node's own
+ * replica merges it at once (REPAIR_NONE when that worked). */
+static repair_t get_repair(kv_coord_t *c, slot_t *s, uint32_t i, const uint8_t *rec,
+                           size_t rec_bytes, uint64_t hash) {
+  if (s->q.answers[i] != KV_ANSWER_OK || s->held[i] == hash) return REPAIR_NONE;
+  kv_status_t st;
+  if (i == s->self_target) {
+    if (kv_node_merge(c->node, s->keyspace, s->key, s->key_bytes, rec, rec_bytes, &st) != KV_OK) {
+      KV_WARN("read repair of this replica failed: %s", st.msg);
+      return REPAIR_FAILED;
+    }
+    s->held[i] = hash;
+    return REPAIR_NONE;
+  }
+  if (c->tr.send_write(c->tr.arg, s->q.targets[i].node, slot_id(c, s, i) | ID_REPAIR,
+                       s->keyspace, s->key, s->key_bytes, rec, rec_bytes, false, &st) != KV_OK)
+    return REPAIR_FAILED;
+  return REPAIR_SENT;
+}
+
+/* The quorum is met: blocking repairs go out to the replicas that answered with less than
+ * the merge, and the answer waits for them; without any, it goes at once. */
+static void get_decided(kv_coord_t *c, slot_t *s, uint64_t now_us) {
+  if (s->q.outcome != KV_QUORUM_OK || !s->repair_blocking) {
+    slot_reply(c, s, now_us);
+    return;
+  }
+  uint8_t *rec;
+  size_t rec_bytes;
+  KV_ASSERT(kv_dvv_encode(s->merged, &rec, &rec_bytes) == KV_OK);
+  s->repair_hash = record_hash(rec, rec_bytes);
+  for (uint32_t i = 0; i < s->q.target_count; i++) {
+    repair_t r = get_repair(c, s, i, rec, rec_bytes, s->repair_hash);
+    if (r == REPAIR_FAILED) s->repair_failed = true;
+    if (r != REPAIR_SENT) continue;
+    s->repair_wait[i] = true;
+    s->repairs_pending++;
+  }
+  free(rec);
+  if (s->repairs_pending == 0) {
+    get_repaired(c, s, now_us);
+    return;
+  }
+  s->answer = malloc(sizeof *s->answer);
+  KV_ASSERT(s->answer && kv_dvv_copy(s->answer, s->merged) == KV_OK);
+}
+
+/* A blocking repair's ack (or its failure to be sent). */
+static void get_repair_acked(kv_coord_t *c, slot_t *s, uint32_t i, bool ok, uint64_t now_us) {
+  if (!s->repair_wait[i]) return; /* a duplicate, or an async repair's ack */
+  s->repair_wait[i] = false;
+  s->repairs_pending--;
+  if (ok) s->held[i] = s->repair_hash;
+  else s->repair_failed = true;
+  if (s->repairs_pending == 0 && s->call) get_repaired(c, s, now_us);
+}
+
+/* Every asked replica has answered (or the deadline passed): replicas still behind the
+ * final merge are sent it, and no answer is waited for. */
+static void get_repair_async(kv_coord_t *c, slot_t *s) {
+  bool differ = false;
+  int first = -1;
+  for (uint32_t i = 0; i < s->q.target_count; i++) {
+    if (s->q.answers[i] != KV_ANSWER_OK) continue;
+    if (first < 0) first = (int)i;
+    else if (s->held[i] != s->held[first]) differ = true;
+  }
+  if (!differ) return; /* all answered the same state, which is then the merge */
+  uint8_t *rec;
+  size_t rec_bytes;
+  KV_ASSERT(kv_dvv_encode(s->merged, &rec, &rec_bytes) == KV_OK);
+  uint64_t hash = record_hash(rec, rec_bytes);
+  for (uint32_t i = 0; i < s->q.target_count; i++) (void)get_repair(c, s, i, rec, rec_bytes, hash);
+  free(rec);
+}
+
+/* Whether every replica a get asked has answered. */
+static bool get_all_answered(const slot_t *s) {
+  for (uint32_t i = 0; i < s->q.target_count; i++)
+    if (s->asked[i] && s->q.answers[i] == KV_ANSWER_NONE) return false;
+  return true;
+}
+
+/* Frees the slot once nothing more can arrive for it, recording a write's lag or sending a
+ * get's remaining repairs. */
 static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
-  if (s->op == KV_OP_GET && s->q.outcome != KV_QUORUM_PENDING) {
+  uint64_t now_ms = now_us / 1000;
+  if (s->op == KV_OP_GET) {
+    if (s->q.outcome == KV_QUORUM_PENDING || s->call) return;
+    if (!get_all_answered(s) && now_ms < s->q.deadline_ms) return;
+    get_repair_async(c, s);
     slot_release(c, s);
     return;
   }
-  if (s->sync_pending || !kv_quorum_finished(&s->q, now_us / 1000)) return;
+  if (s->sync_pending || !kv_quorum_finished(&s->q, now_ms)) return;
   bool all_ok = s->q.ok_count == s->q.target_count;
-  if (s->op != KV_OP_GET && s->q.outcome == KV_QUORUM_OK && all_ok)
+  if (s->q.outcome == KV_QUORUM_OK && all_ok)
     kv_histogram_record(&c->lag_us, s->last_ok_us - s->decided_us);
   slot_release(c, s);
 }
@@ -180,7 +321,8 @@ static void slot_answer(kv_coord_t *c, slot_t *s, uint32_t target, bool ok, uint
   bool was_answered = s->q.answers[target] != KV_ANSWER_NONE;
   bool decided = kv_quorum_answer(&s->q, target, ok, now_us / 1000);
   if (ok && !was_answered) s->last_ok_us = now_us;
-  if (decided) slot_reply(c, s, now_us);
+  if (decided && s->op == KV_OP_GET) get_decided(c, s, now_us);
+  else if (decided) slot_reply(c, s, now_us);
   if (!decided && !ok && s->op == KV_OP_GET && s->q.outcome == KV_QUORUM_PENDING)
     get_ask_more(c, s, now_us);
   else
@@ -324,9 +466,11 @@ static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
   }
 }
 
-/* Merges an encoded record into the get's running merge; false when it does not decode or
- * the merge would pass a limit. */
-static bool merge_record(slot_t *s, const uint8_t *rec, size_t rec_bytes) {
+/* Takes replica i's answer into the get: merges the record into the running merge and
+ * remembers its hash (for read repair). False when it does not decode or the merge would
+ * pass a limit. */
+static bool get_took(slot_t *s, uint32_t i, const uint8_t *rec, size_t rec_bytes) {
+  s->held[i] = record_hash(rec, rec_bytes);
   if (rec_bytes == 0) return true;
   kv_dvv_t incoming;
   kv_status_t st;
@@ -339,16 +483,17 @@ static bool merge_record(slot_t *s, const uint8_t *rec, size_t rec_bytes) {
   return err == KV_OK;
 }
 
-/* Asks replica i of a get: this node's own record is read at once. */
+/* Asks replica i of a get (the caller marked it asked): this node's own record is read at
+ * once. */
 static void get_ask(kv_coord_t *c, slot_t *s, uint32_t i, uint64_t now_us) {
-  s->asked[i] = true;
+  KV_ASSERT(s->asked[i]);
   if (i == s->self_target) {
     uint8_t *rec;
     size_t rec_bytes;
     kv_status_t st;
     bool ok = kv_node_read_record(c->node, s->keyspace, s->key, s->key_bytes, &rec, &rec_bytes,
                                   &st) == KV_OK &&
-              merge_record(s, rec, rec_bytes);
+              get_took(s, i, rec, rec_bytes);
     free(rec);
     slot_answer(c, s, i, ok, now_us);
     return;
@@ -358,22 +503,24 @@ static void get_ask(kv_coord_t *c, slot_t *s, uint32_t i, uint64_t now_us) {
     slot_answer(c, s, i, false, now_us);
 }
 
-/* The next replica to ask: this node first (no network), then live ones in preference
- * order; UINT32_MAX when every replica has been asked. */
-static uint32_t get_next_target(kv_coord_t *c, const slot_t *s) {
-  if (s->self_target != UINT32_MAX && !s->asked[s->self_target]) return s->self_target;
-  uint32_t dead = UINT32_MAX;
-  for (uint32_t i = 0; i < s->q.target_count; i++) {
-    if (s->asked[i]) continue;
-    if (c->tr.alive(c->tr.arg, s->q.targets[i].node)) return i;
-    if (dead == UINT32_MAX) dead = i;
+/* Asks every replica believed alive, this node first (no network). All are marked asked
+ * before any is asked, so the slot stays until each has answered even when the first
+ * answer already decides. */
+static void get_ask_live(kv_coord_t *c, slot_t *s, uint64_t now_us) {
+  uint32_t order[KV_REPLICAS_MAX], n = 0;
+  if (s->self_target != UINT32_MAX) order[n++] = s->self_target;
+  for (uint32_t i = 0; i < s->q.target_count; i++)
+    if (i != s->self_target && c->tr.alive(c->tr.arg, s->q.targets[i].node)) order[n++] = i;
+  for (uint32_t k = 0; k < n; k++) s->asked[order[k]] = true;
+  uint16_t gen = s->gen;
+  for (uint32_t k = 0; k < n; k++) {
+    get_ask(c, s, order[k], now_us);
+    if (!s->in_use || s->gen != gen) return;
   }
-  return dead;
 }
 
-/* Asks replicas until, were every replica asked and not yet failed to answer ok, the read's
- * need would be met (like Cassandra, R replicas rather than all N: a ONE read on a replica
- * needs no network). Called again after each failed answer. */
+/* After failed answers: asks replicas not asked yet (those believed dead) until, were every
+ * replica asked and not yet failed to answer ok, the read's need could be met. */
 static void get_ask_more(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   uint16_t gen = s->gen;
   for (;;) {
@@ -382,8 +529,10 @@ static void get_ask_more(kv_coord_t *c, slot_t *s, uint64_t now_us) {
       hopeful[i] = s->asked[i] && s->q.answers[i] != KV_ANSWER_ERROR;
     if (kv_quorum_possible(&s->q.need, s->q.targets, s->q.target_count, hopeful, "", NULL))
       return;
-    uint32_t next = get_next_target(c, s);
-    KV_ASSERT(next != UINT32_MAX); /* unasked replicas remain while the need is reachable */
+    uint32_t next = 0;
+    while (next < s->q.target_count && s->asked[next]) next++;
+    KV_ASSERT(next < s->q.target_count); /* unasked replicas remain while the need is reachable */
+    s->asked[next] = true;
     get_ask(c, s, next, now_us);
     if (!s->in_use || s->gen != gen || s->q.outcome != KV_QUORUM_PENDING) return;
   }
@@ -415,7 +564,7 @@ static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
   uint32_t self_target, count = plan_targets(c, plan, targets, &self_target);
   if (!targets_possible(c, call, plan, targets, count, self_target)) return;
   if (self_suffices(plan, targets, count, self_target)) {
-    /* Asking R replicas, this one first, would end at this one: skip the request table. */
+    /* This replica's answer alone decides: skip the request table (and read repair). */
     coord_get_local(c, call, req, plan);
     return;
   }
@@ -428,8 +577,14 @@ static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
   memcpy(s->key, req->key, req->key_bytes);
   s->key_bytes = req->key_bytes;
   memset(s->asked, 0, sizeof s->asked);
+  memset(s->repair_wait, 0, sizeof s->repair_wait);
+  s->repair_blocking = plan->repair_blocking;
+  s->repairs_pending = 0;
+  s->repair_failed = false;
   kv_dvv_init(s->merged);
-  get_ask_more(c, s, now_us);
+  uint16_t gen = s->gen;
+  get_ask_live(c, s, now_us);
+  if (s->in_use && s->gen == gen && s->q.outcome == KV_QUORUM_PENDING) get_ask_more(c, s, now_us);
 }
 
 
@@ -449,20 +604,32 @@ void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t
   pthread_mutex_unlock(&c->lock);
 }
 
+/* One answer from replica `target` of slot s (see kv_coord_answer). */
+static void coord_took(kv_coord_t *c, slot_t *s, uint32_t target, bool repair, kv_err code,
+                       const uint8_t *rec, size_t rec_bytes, uint64_t now_us) {
+  bool ok = code == KV_OK;
+  if (repair) {
+    get_repair_acked(c, s, target, ok, now_us);
+    slot_maybe_finish(c, s, now_us);
+    return;
+  }
+  /* A duplicate is merged again (merging is idempotent) and left to the counter to ignore. */
+  if (ok && s->op == KV_OP_GET) ok = get_took(s, target, rec, rec_bytes);
+  slot_answer(c, s, target, ok, now_us);
+}
+
 void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
                      size_t rec_bytes, uint64_t mono_us) {
   pthread_mutex_lock(&c->lock);
   uint32_t target;
-  slot_t *s = slot_of(c, id, &target);
-  if (s && target != s->self_target) { /* this node's own answer never comes over the wire */
-    bool ok = code == KV_OK;
-    if (ok && s->op == KV_OP_GET && s->call) ok = merge_record(s, rec, rec_bytes);
-    slot_answer(c, s, target, ok, mono_us);
+  bool repair;
+  slot_t *s = slot_of(c, id, &target, &repair);
+  /* This node's own answers never come over the wire. */
+  if (s && target != s->self_target) {
+    coord_took(c, s, target, repair, code, rec, rec_bytes, mono_us);
     /* Fault point: the same answer again, as a network that duplicates would deliver it. */
-    if (KV_BUGGIFY() && (s = slot_of(c, id, &target)) != NULL) {
-      if (ok && s->op == KV_OP_GET && s->call) ok = merge_record(s, rec, rec_bytes);
-      slot_answer(c, s, target, ok, mono_us);
-    }
+    if (KV_BUGGIFY() && (s = slot_of(c, id, &target, &repair)) != NULL)
+      coord_took(c, s, target, repair, code, rec, rec_bytes, mono_us);
   }
   pthread_mutex_unlock(&c->lock);
 }
@@ -472,7 +639,13 @@ void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
   /* Backwards: finishing a slot moves the last active one into its place. */
   for (uint32_t i = c->active_count; i-- > 0;) {
     slot_t *s = &c->slots[c->active[i]];
-    if (kv_quorum_tick(&s->q, mono_us / 1000)) slot_reply(c, s, mono_us);
+    uint64_t now_ms = mono_us / 1000;
+    if (kv_quorum_tick(&s->q, now_ms)) {
+      slot_reply(c, s, mono_us);
+    } else if (s->call && s->repairs_pending > 0 && now_ms >= s->q.deadline_ms) {
+      s->repair_failed = true;
+      get_repaired(c, s, mono_us);
+    }
     slot_maybe_finish(c, s, mono_us);
   }
   pthread_mutex_unlock(&c->lock);

@@ -110,6 +110,13 @@ static kv_err node_resolve_level(const kv_node_t *node, const kv_node_req_t *req
   return kv_consistency_resolve(&c, is_write, &shape, &plan->need, st);
 }
 
+/* Whether a read asks for a quorum or more (of all replicas, or of a region's): such reads
+ * repair before answering unless told otherwise, so two of them in a row never go back. */
+static bool node_level_at_least_quorum(const kv_node_plan_t *plan) {
+  return plan->need.total * 2 > plan->ks->n || plan->level == KV_LEVEL_LOCAL_QUORUM ||
+         plan->level == KV_LEVEL_EACH_QUORUM;
+}
+
 kv_err kv_node_plan(const kv_node_t *node, const kv_node_req_t *req, bool is_write,
                     kv_node_plan_t *plan, kv_status_t *st) {
   memset(plan, 0, sizeof *plan);
@@ -126,6 +133,13 @@ kv_err kv_node_plan(const kv_node_t *node, const kv_node_req_t *req, bool is_wri
     return kv_status_set(st, KV_EINVAL, "timeout_ms is %u; the limit is %u", req->timeout_ms,
                          KV_TIMEOUT_MS_MAX);
   plan->timeout_ms = req->timeout_ms ? req->timeout_ms : KV_TIMEOUT_MS_DEFAULT;
+  const char *repair = req->read_repair && !is_write ? req->read_repair : "";
+  if (strcmp(repair, "blocking") == 0) plan->repair_blocking = true;
+  else if (strcmp(repair, "async") == 0) plan->repair_blocking = false;
+  else if (repair[0] == '\0') plan->repair_blocking = node_level_at_least_quorum(plan);
+  else
+    return kv_status_set(st, KV_EINVAL, "read_repair is '%.64s'; use blocking or async",
+                         repair);
   plan->hash = kv_hash_key(req->keyspace, req->key, req->key_bytes);
   plan->partition = kv_hash_partition(plan->hash, node->cfg->partitions);
   kv_cc_init(&plan->ctx);

@@ -6,7 +6,7 @@
  * place and one unit test. Validation order (the first failure is the answer):
  *   keyspace known (NOT_FOUND) -> key 1..key_bytes_max -> value <= value_bytes_max ->
  *   level name known -> r/w/pr/pw and the level satisfiable by N -> timeout <= max ->
- *   context well-formed.
+ *   read_repair mode known -> context well-formed.
  *
  * Operations on this replica: a coordinated write (kv_node_put / kv_node_delete: mint a dot
  * here), a replica write (kv_node_merge: merge a state another replica sent), and reads.
@@ -41,6 +41,7 @@ typedef struct {
   bool durable;               /* answered only after a kv_node_sync */
   uint32_t timeout_ms;        /* 0 = KV_TIMEOUT_MS_DEFAULT */
   bool local;                 /* get only: this node's replica, no coordination */
+  const char *read_repair;    /* get only: "blocking", "async" or "" (the level's default) */
   const uint8_t *raw;         /* the request message as received, for forwarding */
   size_t raw_bytes;
 } kv_node_req_t;
@@ -54,6 +55,7 @@ typedef struct {
   kv_need_t need;
   uint32_t timeout_ms;        /* resolved */
   kv_cc_t ctx;                /* writes: the decoded client context */
+  bool repair_blocking;       /* gets: repair stale replicas before answering */
 } kv_node_plan_t;
 
 /* What an operation answers: the key's live siblings and a context covering everything the

@@ -297,7 +297,8 @@ static void handle_client(kv_server_t *srv, call_t *c) {
   } else {
     Tunekv__GetRequest *r = (Tunekv__GetRequest *)m;
     req = (kv_node_req_t){.keyspace = r->keyspace, .key = r->key.data,
-                          .key_bytes = r->key.len, .local = r->local};
+                          .key_bytes = r->key.len, .local = r->local,
+                          .read_repair = r->read_repair};
     req_consistency(&req, r->consistency, false);
     op = KV_OP_GET;
   }

@@ -197,9 +197,23 @@ unavail_q="UNAVAILABLE: QUORUM needs 2 of 3 replicas; 1 is alive"
 expect_exact "3. QUORUM put through n1 is UNAVAILABLE" 3 "$unavail_q" "" ctl 1 put default solo x -c QUORUM
 expect_exact "3. QUORUM get through n1 is UNAVAILABLE" 3 "$unavail_q" "" ctl 1 get default solo -c QUORUM
 
-# ---- 10. clean shutdown ------------------------------------------------------------------
+# ---- 11. read repair: replicas that missed writes while down catch up through reads ------
 for i in 2 3; do start_node "$i" || exit 1; done
 wait_all_up || exit 1
+expect "11. n3 missed q1 while it was down (--local)" 1 "not found" ctl 3 get default q1 --local
+expect_exact "11. a QUORUM get of q1 through n1" 0 "one" "" ctl 1 get default q1 -c QUORUM
+repaired=no
+for _ in $(seq 40); do
+  [ "$(ctl 3 get default q1 --local 2>/dev/null)" = one ] && { repaired=yes; break; }
+  sleep 0.05
+done
+check "11. ... repairs n3's replica (--local on n3, within 2 s)" "n3 still lacks q1" [ $repaired = yes ]
+expect_exact "11. an ALL get of solo (written at ONE with n2 and n3 down)" 0 "alone" "" \
+  ctl 1 get default solo -c ALL
+expect_exact "11. ... repairs n2 before answering (blocking)" 0 "alone" "" ctl 2 get default solo --local
+expect_exact "11. ... and n3" 0 "alone" "" ctl 3 get default solo --local
+
+# ---- 10. clean shutdown ------------------------------------------------------------------
 for i in 1 2 3; do
   log=${last_log[$i]}
   kill_node "$i" TERM

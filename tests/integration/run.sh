@@ -81,7 +81,7 @@ if [ ! -e "$work/never" ]; then ok "a refused config creates no data directory";
 # ---- usage errors: exit 2 and a sentence, before anything is sent ----------------------
 expect "kvctl: unknown command" 2 "kvctl: unknown command 'frob'; 'kvctl -h' lists them" "$KVCTL" frob
 expect "kvctl: missing arguments" 2 \
-  "kvctl: get: missing arguments; usage: kvctl get KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--json]" \
+  "kvctl: get: missing arguments; usage: kvctl get KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--read-repair MODE] [--json]" \
   "$KVCTL" get default
 expect "kvctl: option the command does not take" 2 "kvctl: get does not take --durable" \
   "$KVCTL" get default k --durable
@@ -121,6 +121,9 @@ expect "unknown keyspace is NOT_FOUND" 3 "NOT_FOUND: keyspace 'nope' does not ex
 expect "unknown level is INVALID_ARGUMENT" 3 \
   "INVALID_ARGUMENT: unknown consistency level 'QUORM'; use one of ONE, TWO, THREE, QUORUM, ALL, ANY, LOCAL_ONE, LOCAL_QUORUM, EACH_QUORUM" \
   ctl get default k1 -c QUORM
+expect "unknown read repair mode is INVALID_ARGUMENT" 3 \
+  "INVALID_ARGUMENT: read_repair is 'sometimes'; use blocking or async" \
+  ctl get default k1 --read-repair sometimes
 expect "r larger than N is INVALID_ARGUMENT" 3 \
   "INVALID_ARGUMENT: r is 2 but keyspace 'default' has only N=1 replicas" ctl get default k1 -r 2
 expect "w larger than N is INVALID_ARGUMENT" 3 \

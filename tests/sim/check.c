@@ -20,14 +20,18 @@ static bool op_exempt(const world_t *w, const op_t *put) {
 
 /* ---- read_sees_acked ---------------------------------------------------------------- */
 
+static void check_monotonic(world_t *w, const op_t *read);
+
 void check_read(world_t *w, const op_t *read) {
   const struct workload *wl = w->wl;
+  check_monotonic(w, read);
   for (uint32_t i = 0; i < wl->op_count; i++) {
     const op_t *p = &wl->ops[i];
     if (p->op != KV_OP_PUT || p->outcome != OUT_OK || p->key != read->key) continue;
     if (p->end_us >= read->start_us || p->needed + read->needed <= SIM_N || op_exempt(w, p))
       continue;
     if (kv_cc_covers(read->seen, &p->dot)) continue;
+    if (w->failure[0]) return;
     char dot[128];
     dot_show(&p->dot, dot, sizeof dot);
     world_fail(w,
@@ -35,6 +39,27 @@ void check_read(world_t *w, const op_t *read) {
                "%llu us",
                read->key, read->needed, (unsigned long long)read->start_us, p->value, p->needed,
                dot, (unsigned long long)p->end_us);
+    return;
+  }
+}
+
+/* ---- monotonic_reads ---------------------------------------------------------------- */
+
+static void check_monotonic(world_t *w, const op_t *read) {
+  const struct workload *wl = w->wl;
+  for (uint32_t i = 0; i < wl->op_count; i++) {
+    const op_t *g = &wl->ops[i];
+    if (g->op != KV_OP_GET || g->outcome != OUT_OK || !g->repair_blocking || g == read ||
+        g->key != read->key || g->end_us >= read->start_us || g->needed + read->needed <= SIM_N)
+      continue;
+    if (w->power_losses > 0 && w->last_power_loss_us >= g->start_us) continue;
+    kv_order_t order = kv_cc_compare(g->seen, read->seen);
+    if (order == KV_ORDER_EQUAL || order == KV_ORDER_BEFORE) continue;
+    world_fail(w,
+               "a read of k%u (r=%u, at %llu us) went back on a read with blocking repair "
+               "(r=%u) answered at %llu us",
+               read->key, read->needed, (unsigned long long)read->start_us, g->needed,
+               (unsigned long long)g->end_us);
     return;
   }
 }

@@ -53,7 +53,8 @@ static kv_node_req_t op_request(const op_t *op) {
                          .value_bytes = op->op == KV_OP_PUT ? strlen(op->value) : 0,
                          .context = op->ctx_bytes, .context_bytes = op->ctx_len,
                          .level = op->level, .count = op->count, .primaries = op->primaries,
-                         .durable = op->durable, .timeout_ms = REQUEST_TIMEOUT_MS};
+                         .durable = op->durable, .timeout_ms = REQUEST_TIMEOUT_MS,
+                         .read_repair = op->read_repair};
 }
 
 static sim_result_t result_from(const kv_status_t *st, const kv_node_result_t *res) {
@@ -198,6 +199,9 @@ static void client_start(world_t *w, uint32_t ci) {
   op->start_us = w->now_us;
   op->durable = op->op != KV_OP_GET && sim_chance(0.3);
   op_choose_level(op);
+  static const char *const repairs[] = {"", "blocking", "async"};
+  op->read_repair = repairs[sim_below(3)];
+  op->repair_blocking = op->read_repair[0] ? op->read_repair[1] == 'l' : op->needed * 2 > SIM_N;
   if (op->op == KV_OP_PUT) snprintf(op->value, sizeof op->value, "c%u.%u", ci, index);
   bool with_ctx = op->op == KV_OP_DELETE || (op->op == KV_OP_PUT && sim_chance(0.7));
   if (with_ctx && cl->ctx[op->key]) {
@@ -261,7 +265,8 @@ bool workload_final_reads(world_t *w, uint32_t node) {
       op_t *op = &wl->ops[index];
       memset(op, 0, sizeof *op);
       *op = (op_t){.op = KV_OP_GET, .key = k, .node = node, .needed = SIM_N,
-                   .start_us = w->now_us, .final = true};
+                   .read_repair = "", .repair_blocking = true, .start_us = w->now_us,
+                   .final = true};
       snprintf(op->level, sizeof op->level, "ALL");
       uint64_t id = call_new(wl, (call_t){.kind = CALL_CLIENT, .op = index});
       kv_node_req_t req = op_request(op);

@@ -2,7 +2,8 @@
  *
  * Clients run one operation at a time: a put, get or delete of one of a few keys, at a
  * random level (ONE, TWO, QUORUM, ALL, the keyspace default, or an explicit r/w, sometimes
- * with pr/pw), sometimes durable, through a random node. A put either writes back the
+ * with pr/pw), sometimes durable, gets with a random read repair mode, through a random
+ * node. A put either writes back the
  * context the client last saw for that key (read-modify-write) or writes blind. Every
  * operation is kept in the history with what was sent, when, and how it ended; an
  * operation whose node never answered (it crashed, or the answer was lost) ends UNKNOWN
@@ -11,6 +12,9 @@
  * Checkers (check.c), each failing the run with a sentence naming keys, values and times:
  *   read_sees_acked   a read with r + w > N that started after a put was acknowledged sees
  *                     it (the read's context covers the put's dot);
+ *   monotonic_reads   a read with blocking read repair that answered, followed by a read with
+ *                     r + r' > N, is not gone back on: the second's context covers the
+ *                     first's (repairs are not durable, so a power loss exempts the pair);
  *   durable_acked     when a durable put is acknowledged at w, at least w replicas hold it
  *                     (its dot) in what they have synced: a power loss cannot take it back;
  *   dots_unique       a dot of a key never names two different values, on any node or in
@@ -45,6 +49,8 @@ typedef struct {
   uint32_t primaries;
   uint32_t needed;               /* replies the level needs (r or w as a number) */
   bool durable;
+  const char *read_repair;       /* gets: "", "blocking" or "async" */
+  bool repair_blocking;          /* gets: what that resolves to */
   uint64_t start_us, end_us;
   outcome_t outcome;
   kv_err code;

@@ -312,7 +312,15 @@ static void put(void *call, const char *key, const char *value, const char *leve
   kv_coord_request(coord, call, KV_OP_PUT, &r, now_us, WALL_MS);
 }
 
+/* A get whose read repair does not hold the answer back (most read tests are about asking
+ * and merging; the blocking repair has tests of its own). */
 static void get(void *call, const char *key, const char *level, uint64_t now_us) {
+  kv_node_req_t r = req_for(key, NULL, level);
+  r.read_repair = "async";
+  kv_coord_request(coord, call, KV_OP_GET, &r, now_us, WALL_MS);
+}
+
+static void get_blocking(void *call, const char *key, const char *level, uint64_t now_us) {
   kv_node_req_t r = req_for(key, NULL, level);
   kv_coord_request(coord, call, KV_OP_GET, &r, now_us, WALL_MS);
 }
@@ -736,12 +744,13 @@ START_TEST(get_one_reads_only_this_replica) {
 }
 END_TEST
 
-START_TEST(get_quorum_asks_one_peer_and_merges) {
+START_TEST(get_quorum_asks_every_live_peer_and_merges) {
   put(CALL(0), "k", "v1", "one", T0);
   msgs_clear();
   get(CALL(1), "k", "quorum", T0 + 1000);
-  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_uint_eq(msg_count, 2);
   ck_assert_int_eq(msgs[0].kind, 'r');
+  ck_assert_int_eq(msgs[1].kind, 'r');
   ck_assert_str_eq(msgs[0].keyspace, "default");
   ck_assert_mem_eq(msgs[0].key, "k", 1);
   ck_assert_uint_eq(reply_count, 1);
@@ -762,59 +771,78 @@ START_TEST(get_quorum_asks_one_peer_and_merges) {
   node2_close();
   msgs_clear();
   get(CALL(3), "remote", "quorum", T0 + 4000);
-  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_uint_eq(msg_count, 2);
   kv_coord_answer(coord, msgs[0].id, KV_OK, rec_r, rec_r_bytes, T0 + 5000);
   r = last_reply(CALL(3), KV_OK, NULL);
   ck_assert(r->found);
   ck_assert_uint_eq(r->sib_count, 1);
   ck_assert_str_eq(r->values[0], "r");
+  /* Async read repair: once the last asked replica answers, every replica behind the merge
+   * gets it: this one at once, the empty peer by a replica write of the merged record. */
+  ck_assert(!local_has("remote"));
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 5500);
+  ck_assert(local_has("remote"));
+  ck_assert_uint_eq(msg_count, 3);
+  ck_assert_int_eq(msgs[2].kind, 'w');
+  ck_assert_uint_eq(msgs[2].node, msgs[1].node);
+  ck_assert_uint_eq(msgs[2].rec_bytes, rec_r_bytes);
+  ck_assert_mem_eq(msgs[2].rec, rec_r, rec_r_bytes);
   msgs_clear();
   get(CALL(4), "mixed", "quorum", T0 + 6000);
-  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_uint_eq(msg_count, 2);
   kv_coord_answer(coord, msgs[0].id, KV_OK, rec_m, rec_m_bytes, T0 + 7000);
   r = last_reply(CALL(4), KV_OK, NULL);
   ck_assert_uint_eq(r->sib_count, 2);
   ck_assert(reply_has_value(r, "a") && reply_has_value(r, "b"));
   free(rec_r);
   free(rec_m);
-  /* A coordinated read does not write the merge back here (no read repair). */
-  ck_assert(!local_has("remote"));
 }
 END_TEST
 
-START_TEST(get_quorum_asks_the_next_peer_after_a_failure) {
+START_TEST(get_quorum_survives_a_failed_peer) {
   put(CALL(0), "k", "v1", "one", T0);
   msgs_clear();
   get(CALL(1), "k", "quorum", T0 + 1000);
-  ck_assert_uint_eq(msg_count, 1);
-  uint32_t first = msgs[0].node;
+  ck_assert_uint_eq(msg_count, 2);
   kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, T0 + 2000);
   ck_assert_uint_eq(reply_count, 1);
   ck_assert_uint_eq(msg_count, 2);
-  ck_assert_int_eq(msgs[1].kind, 'r');
-  ck_assert_uint_ne(msgs[1].node, first);
-  ck_assert_uint_ne(msgs[1].node, 0);
   kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 3000);
   ck_assert_uint_eq(reply_count, 2);
   const reply_t *r = last_reply(CALL(1), KV_OK, NULL);
   ck_assert_str_eq(r->values[0], "v1");
 
+  /* A peer believed dead is not asked until the live one fails; then it is. */
+  alive[2] = false;
+  msgs_clear();
+  get(CALL(5), "k", "quorum", T0 + 3500);
+  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_uint_eq(msgs[0].node, 1);
+  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, T0 + 3600);
+  ck_assert_uint_eq(msg_count, 2);
+  ck_assert_int_eq(msgs[1].kind, 'r');
+  ck_assert_uint_eq(msgs[1].node, 2);
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 3700);
+  last_reply(CALL(5), KV_OK, NULL);
+  alive[2] = true;
+
   /* Both peers fail: UNAVAILABLE, counted as answers. */
   msgs_clear();
+  replies_clear();
   get(CALL(2), "k", "quorum", T0 + 4000);
   kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, T0 + 5000);
   ck_assert_uint_eq(msg_count, 2);
   kv_coord_answer(coord, msgs[1].id, KV_ETIMEDOUT, NULL, 0, T0 + 6000);
-  ck_assert_uint_eq(reply_count, 3);
+  ck_assert_uint_eq(reply_count, 1);
   last_reply(CALL(2), KV_EUNAVAILABLE, "1 of 3 replicas answered, 2 failed; QUORUM needs 2");
   ck_assert_uint_eq(msg_count, 2);
 
-  /* A record that does not decode is a failed answer: the other peer is asked. */
+  /* A record that does not decode is a failed answer; the other peer decides. */
   msgs_clear();
   get(CALL(3), "k", "quorum", T0 + 7000);
   static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x01};
   kv_coord_answer(coord, msgs[0].id, KV_OK, junk, sizeof junk, T0 + 8000);
-  ck_assert_uint_eq(reply_count, 3);
+  ck_assert_uint_eq(reply_count, 1);
   ck_assert_uint_eq(msg_count, 2);
   kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 9000);
   r = last_reply(CALL(3), KV_OK, NULL);
@@ -851,11 +879,78 @@ START_TEST(get_all_asks_both_peers) {
 }
 END_TEST
 
+/* Blocking read repair (the default at QUORUM): a replica that answered with less than the
+ * merge is sent the merge, and the answer waits for its ack. */
+START_TEST(get_quorum_repairs_a_stale_peer_before_answering) {
+  put(CALL(0), "k", "v1", "one", T0);
+  msgs_clear();
+  get_blocking(CALL(1), "k", "quorum", T0 + 1000);
+  ck_assert_uint_eq(msg_count, 2);
+  uint32_t stale = msgs[0].node;
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 2000); /* it has nothing */
+  ck_assert_uint_eq(reply_count, 1);
+  ck_assert_uint_eq(msg_count, 3);
+  ck_assert_int_eq(msgs[2].kind, 'w');
+  ck_assert_uint_eq(msgs[2].node, stale);
+  ck_assert(!msgs[2].durable);
+  uint64_t repair = msgs[2].id;
+  /* The late answer of the other peer does not release the read. */
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 2500);
+  ck_assert_uint_eq(reply_count, 1);
+  kv_coord_answer(coord, repair, KV_OK, NULL, 0, T0 + 3000);
+  ck_assert_uint_eq(reply_count, 2);
+  const reply_t *r = last_reply(CALL(1), KV_OK, NULL);
+  ck_assert_str_eq(r->values[0], "v1");
+  /* A duplicated ack changes nothing. */
+  kv_coord_answer(coord, repair, KV_OK, NULL, 0, T0 + 3100);
+  ck_assert_uint_eq(reply_count, 2);
+
+  /* A failed repair fails the read: answering would let the next quorum read go back. */
+  msgs_clear();
+  get_blocking(CALL(2), "k", "quorum", T0 + 4000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 5000);
+  ck_assert_uint_eq(msg_count, 3);
+  kv_coord_answer(coord, msgs[2].id, KV_EIO, NULL, 0, T0 + 6000);
+  last_reply(CALL(2), KV_EUNAVAILABLE,
+             "QUORUM read answered, but repairing a replica that was behind failed or timed "
+             "out; retry");
+  /* So does a repair not acked by the deadline. */
+  msgs_clear();
+  get_blocking(CALL(3), "k", "quorum", T0 + 7000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 8000);
+  kv_coord_tick(coord, T0 + 7000 + KV_TIMEOUT_MS_DEFAULT * 1000 - 1);
+  ck_assert_uint_eq(reply_count, 3);
+  kv_coord_tick(coord, T0 + 7000 + KV_TIMEOUT_MS_DEFAULT * 1000);
+  last_reply(CALL(3), KV_EUNAVAILABLE, NULL);
+  ck_assert_uint_eq(kv_coord_in_flight(coord), 0);
+}
+END_TEST
+
+/* This replica behind the peer: it merges the peer's state at once, and the peer, current,
+ * gets nothing; the answer goes without waiting. */
+START_TEST(get_quorum_repairs_this_replica_at_once) {
+  node2_open();
+  uint8_t *rec;
+  size_t rec_bytes;
+  node2_put("far", "x", &rec, &rec_bytes);
+  node2_close();
+  msgs_clear();
+  get_blocking(CALL(0), "far", "quorum", T0);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, rec, rec_bytes, T0 + 1000);
+  const reply_t *r = last_reply(CALL(0), KV_OK, NULL);
+  ck_assert_str_eq(r->values[0], "x");
+  ck_assert(local_has("far"));
+  ck_assert_uint_eq(msg_count, 2);
+  free(rec);
+}
+END_TEST
+
 START_TEST(get_times_out_at_its_deadline) {
   kv_node_req_t r = req_for("k", NULL, "quorum");
   r.timeout_ms = 100;
+  r.read_repair = "async";
   kv_coord_request(coord, CALL(0), KV_OP_GET, &r, T0, WALL_MS);
-  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_uint_eq(msg_count, 2);
   kv_coord_tick(coord, T0 + 99999);
   ck_assert_uint_eq(reply_count, 0);
   kv_coord_tick(coord, T0 + 100000);
@@ -995,9 +1090,10 @@ START_TEST(gets_at_a_non_replica_are_coordinated_here) {
   kv_node_req_t r = req_for(key, NULL, "one");
   r.keyspace = "pair";
   kv_coord_request(coord, CALL(0), KV_OP_GET, &r, T0, WALL_MS);
-  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_uint_eq(msg_count, 2);
   ck_assert_int_eq(msgs[0].kind, 'r');
   ck_assert_uint_eq(msgs[0].node, pl.node[0]);
+  ck_assert_uint_eq(msgs[1].node, pl.node[1]);
   ck_assert_str_eq(msgs[0].keyspace, "pair");
   ck_assert_uint_eq(reply_count, 0);
   /* Answered with a record from a replica (a value this node never stored). */
@@ -1095,8 +1191,10 @@ Suite *coord_suite(void) {
   tcase_add_test(tc, full_peer_queues_are_resource_exhausted);
   tcase_add_test(tc, too_many_requests_in_flight_is_resource_exhausted);
   tcase_add_test(tc, get_one_reads_only_this_replica);
-  tcase_add_test(tc, get_quorum_asks_one_peer_and_merges);
-  tcase_add_test(tc, get_quorum_asks_the_next_peer_after_a_failure);
+  tcase_add_test(tc, get_quorum_asks_every_live_peer_and_merges);
+  tcase_add_test(tc, get_quorum_survives_a_failed_peer);
+  tcase_add_test(tc, get_quorum_repairs_a_stale_peer_before_answering);
+  tcase_add_test(tc, get_quorum_repairs_this_replica_at_once);
   tcase_add_test(tc, get_quorum_skips_a_dead_peer);
   tcase_add_test(tc, get_all_asks_both_peers);
   tcase_add_test(tc, get_times_out_at_its_deadline);

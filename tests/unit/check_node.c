@@ -107,6 +107,17 @@ START_TEST(bad_requests_get_exact_errors) {
   r.timeout_ms = 600001;
   put_expect(&r, KV_EINVAL, "timeout_ms is 600001; the limit is 600000");
   r.timeout_ms = 0;
+  r.read_repair = "sometimes";
+  kv_node_result_t got;
+  kv_status_t got_st;
+  ck_assert_int_eq(node_op(&r, 'g', &got, &got_st), KV_EINVAL);
+  ck_assert_str_eq(got_st.msg, "read_repair is 'sometimes'; use blocking or async");
+  kv_node_result_free(&got);
+  r.read_repair = "async";
+  ck_assert_int_eq(node_op(&r, 'g', &got, &got_st), KV_OK);
+  kv_node_result_free(&got);
+  r.read_repair = NULL;
+  r.timeout_ms = 0;
   r.context = (const uint8_t *)"\xff\xff\xff";
   r.context_bytes = 3;
   kv_node_result_t res;
