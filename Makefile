@@ -36,7 +36,7 @@ TOOL_SRC := $(wildcard tests/integration/*.c)
 # The simulator: the core (node.c, coord.c and below) with the sim's store and syncer in
 # place of store.c and syncer.c, fault points compiled in (-DKV_SIM), under ASan/UBSan, in its
 # own object tree.
-SIM_SRC := $(wildcard tests/sim/*.c) kvnode/node.c kvnode/coord.c $(COMMON_SRC)
+SIM_SRC := $(wildcard tests/sim/*.c) kvnode/node.c kvnode/coord.c kvnode/hints.c $(COMMON_SRC)
 SEEDS ?= 1-300
 
 # Object paths: sources under $(GEN) compile to .../gen/, everything else mirrors the tree.

@@ -46,6 +46,11 @@
 /* Coordination: client requests in flight on one node, and node-to-node messages queued for
  * one peer while a batch to it is in flight (past either: RESOURCE_EXHAUSTED). */
 #define KV_COORD_PENDING_MAX 4096u
+#define KV_HANDOFF_IN_FLIGHT_MAX 256u    /* hinted handoffs waiting for acks */
+#define KV_HINT_BYTES_DEFAULT (64ull << 20) /* per target; kvnode --hint-bytes-max */
+#define KV_HINT_RATE_DEFAULT 2000u       /* hints handed off per second; kvnode --hint-rate */
+#define KV_HINT_BYTES_MAX (1ull << 40)
+#define KV_HINT_RATE_MAX 1000000u
 #define KV_PEER_QUEUE_MAX 8192u
 #define KV_PEER_BATCH_MAX 1024u          /* messages in one batch RPC */
 #define KV_PEER_HEARTBEAT_MS 100u        /* an idle peer hears from us this often */

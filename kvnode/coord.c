@@ -31,6 +31,7 @@
 #include <xxhash.h>
 
 #include "buggify.h"
+#include "hints.h"
 #include "log.h"
 #include "quorum.h"
 
@@ -81,13 +82,22 @@ struct kv_coord {
   uint32_t active[KV_COORD_PENDING_MAX]; /* slots in use, so ticks visit only those */
   uint32_t active_count;
   kv_histogram_t lag_us;
+  kv_hints_t hints;
 };
 
 kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *syncer,
                        const kv_coord_transport_t *transport, kv_coord_reply_fn reply,
-                       kv_coord_t **out, kv_status_t *st) {
+                       const kv_coord_opts_t *opts, kv_coord_t **out, kv_status_t *st) {
+  kv_coord_opts_t defaults = KV_COORD_OPTS_DEFAULT;
+  if (!opts) opts = &defaults;
   kv_coord_t *c = calloc(1, sizeof *c);
   if (!c) return kv_status_set(st, KV_ENOMEM, "out of memory creating the coordinator");
+  kv_err err = kv_hints_init(&c->hints, node, ring->cfg->node_count, opts->hint_bytes_max,
+                             opts->hint_rate_per_s, st);
+  if (err != KV_OK) {
+    free(c);
+    return err;
+  }
   pthread_mutex_init(&c->lock, NULL);
   c->node = node;
   c->ring = ring;
@@ -136,6 +146,7 @@ static void slot_release(kv_coord_t *c, slot_t *s) {
 void kv_coord_destroy(kv_coord_t *c) {
   if (!c) return;
   while (c->active_count > 0) slot_release(c, &c->slots[c->active[c->active_count - 1]]);
+  kv_hints_deinit(&c->hints);
   pthread_mutex_destroy(&c->lock);
   free(c);
 }
@@ -312,6 +323,12 @@ static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   bool all_ok = s->q.ok_count == s->q.target_count;
   if (s->q.outcome == KV_QUORUM_OK && all_ok)
     kv_histogram_record(&c->lag_us, s->last_ok_us - s->decided_us);
+  /* Every replica that did not acknowledge gets a hint of the record written here. */
+  for (uint32_t i = 0; i < s->q.target_count; i++) {
+    if (i == s->self_target || s->q.answers[i] == KV_ANSWER_OK) continue;
+    kv_hints_add(&c->hints, s->q.targets[i].node, s->keyspace, s->key, s->key_bytes,
+                 s->result->record, s->result->record_bytes);
+  }
   slot_release(c, s);
 }
 
@@ -443,7 +460,11 @@ static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
   kv_status_t st;
   kv_status_clear(&st);
   s->result = calloc(1, sizeof *s->result);
-  KV_ASSERT(s->result != NULL);
+  s->keyspace = strdup(req->keyspace);
+  s->key = malloc(req->key_bytes);
+  KV_ASSERT(s->result && s->keyspace && s->key);
+  memcpy(s->key, req->key, req->key_bytes);
+  s->key_bytes = req->key_bytes;
   kv_node_result_t *res = s->result;
   kv_err err = op == KV_OP_PUT ? kv_node_put(c->node, req, plan, wall_ms, res, &st)
                                : kv_node_delete(c->node, req, plan, wall_ms, res, &st);
@@ -621,6 +642,11 @@ static void coord_took(kv_coord_t *c, slot_t *s, uint32_t target, bool repair, k
 void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
                      size_t rec_bytes, uint64_t mono_us) {
   pthread_mutex_lock(&c->lock);
+  if (id & KV_HINT_ID_BIT) {
+    kv_hints_answer(&c->hints, id, code);
+    pthread_mutex_unlock(&c->lock);
+    return;
+  }
   uint32_t target;
   bool repair;
   slot_t *s = slot_of(c, id, &target, &repair);
@@ -648,6 +674,13 @@ void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
     }
     slot_maybe_finish(c, s, mono_us);
   }
+  kv_hints_tick(&c->hints, &c->tr, mono_us);
+  pthread_mutex_unlock(&c->lock);
+}
+
+void kv_coord_hint_stats(kv_coord_t *c, uint32_t target, kv_hint_stats_t *out) {
+  pthread_mutex_lock(&c->lock);
+  kv_hints_stats(&c->hints, target, out);
   pthread_mutex_unlock(&c->lock);
 }
 

@@ -22,6 +22,10 @@
  * RESOURCE_EXHAUSTED. A request that fails because a peer's queue was full is answered with
  * the transport's RESOURCE_EXHAUSTED too, not as a replica failure.
  *
+ * Hinted handoff: a replica that did not acknowledge a write (down, lost message, deadline)
+ * gets a hint kept here and handed over when it is back (hints.h); hints never count
+ * toward W.
+ *
  * What a failed write leaves: the UNAVAILABLE check runs before anything is written, so a
  * write refused for dead replicas lands nowhere. A write that fails later (deadline, replica
  * errors, full queues) may have landed on some replicas, as in Dynamo and Cassandra; a
@@ -33,12 +37,20 @@
 #include <stdint.h>
 
 #include "histogram.h"
+#include "kv_limits.h"
 #include "kv_err.h"
 #include "node.h"
 #include "ring.h"
 #include "syncer.h"
 
 typedef enum { KV_OP_PUT, KV_OP_GET, KV_OP_DELETE } kv_op_t;
+
+typedef struct {
+  uint64_t pending;           /* hints stored for the target */
+  uint64_t bytes;             /* their keys and records */
+  uint64_t delivered;         /* acked and deleted, since start */
+  uint64_t dropped;           /* not stored for lack of room, since start */
+} kv_hint_stats_t;
 
 /* How the coordinator reaches other nodes. Messages are queued; each answer comes back
  * through kv_coord_answer with the id given here. A send that fails (a full queue) has no
@@ -63,10 +75,19 @@ typedef void (*kv_coord_reply_fn)(void *call, const kv_status_t *st,
 
 typedef struct kv_coord kv_coord_t;
 
-/* Everything is borrowed and must outlive the coordinator. */
+/* Tunables; KV_COORD_OPTS_DEFAULT for the defaults. */
+typedef struct {
+  uint64_t hint_bytes_max;    /* hinted handoff: per target (hints.h) */
+  uint32_t hint_rate_per_s;   /* hinted handoff: hints handed over per second */
+} kv_coord_opts_t;
+
+#define KV_COORD_OPTS_DEFAULT {KV_HINT_BYTES_DEFAULT, KV_HINT_RATE_DEFAULT}
+
+/* Everything is borrowed and must outlive the coordinator. Fails when the hints already
+ * stored cannot be counted (a store error). */
 kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *syncer,
                        const kv_coord_transport_t *transport, kv_coord_reply_fn reply,
-                       kv_coord_t **out, kv_status_t *st);
+                       const kv_coord_opts_t *opts, kv_coord_t **out, kv_status_t *st);
 /* Requests still in flight are dropped without a reply. Stop the syncer and the transport
  * first: both hold pointers into requests in flight. */
 void kv_coord_destroy(kv_coord_t *c);
@@ -81,6 +102,8 @@ void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec
                      size_t rec_bytes, uint64_t mono_us);
 /* The passing of time: deadlines. Call every few milliseconds. */
 void kv_coord_tick(kv_coord_t *c, uint64_t mono_us);
+/* Hinted handoff for one target node (see hints.h). */
+void kv_coord_hint_stats(kv_coord_t *c, uint32_t target, kv_hint_stats_t *out);
 /* Requests in the table: answered or not, still waiting for acks or an fsync. */
 uint32_t kv_coord_in_flight(kv_coord_t *c);
 /* Replication lag so far (microseconds from the W-th ack to the last ack, per write whose

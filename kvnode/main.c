@@ -1,6 +1,7 @@
 /* main.c: the kvnode daemon.
  *
- *   kvnode --config FILE --node ID [--data-dir DIR] [--threads N]
+ *   kvnode --config FILE --node ID [--data-dir DIR] [--threads N] [--hint-bytes-max BYTES]
+ *          [--hint-rate N]
  *
  * Start-up: block SIGINT/SIGTERM in every thread (so only sigwait sees them), load the
  * config, open the store, start the gRPC server, log one "serving" line. Shutdown on
@@ -32,16 +33,36 @@ typedef struct {
   const char *node_id;
   const char *data_dir;
   uint32_t threads;
+  kv_coord_opts_t coord;
 } args_t;
 
 static void usage(FILE *out) {
   fprintf(out,
           "usage: kvnode --config FILE --node ID [--data-dir DIR] [--threads N]\n"
+          "              [--hint-bytes-max BYTES] [--hint-rate N]\n"
           "  --config FILE    cluster config (YAML); every node uses the same file\n"
           "  --node ID        which node of the file this process is\n"
           "  --data-dir DIR   where RocksDB keeps data (default data/ID)\n"
-          "  --threads N      gRPC worker threads (default %u)\n",
-          KV_SERVER_THREADS_DEFAULT);
+          "  --threads N      gRPC worker threads (default %u)\n"
+          "  --hint-bytes-max BYTES  hinted handoff: hints kept per peer (default %llu)\n"
+          "  --hint-rate N    hinted handoff: hints handed over per second (default %u)\n",
+          KV_SERVER_THREADS_DEFAULT, (unsigned long long)KV_HINT_BYTES_DEFAULT,
+          KV_HINT_RATE_DEFAULT);
+}
+
+/* A whole number in [min, max] for option `name`; false (with a sentence) otherwise. */
+static bool parse_number(const char *name, const char *text, uint64_t min, uint64_t max,
+                         uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(text, &end, 10);
+  if (errno || end == text || *end || text[0] == '-' || v < min || v > max) {
+    fprintf(stderr, "kvnode: --%s must be %llu..%llu, not '%s'\n", name,
+            (unsigned long long)min, (unsigned long long)max, text);
+    return false;
+  }
+  *out = v;
+  return true;
 }
 
 /* Returns 0 on success, or the exit code to leave with. */
@@ -49,25 +70,28 @@ static int parse_args(int argc, char **argv, args_t *a) {
   static const struct option opts[] = {
       {"config", required_argument, NULL, 'c'}, {"node", required_argument, NULL, 'n'},
       {"data-dir", required_argument, NULL, 'd'}, {"threads", required_argument, NULL, 't'},
+      {"hint-bytes-max", required_argument, NULL, 'b'}, {"hint-rate", required_argument, NULL, 'r'},
       {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-  *a = (args_t){.threads = KV_SERVER_THREADS_DEFAULT};
+  *a = (args_t){.threads = KV_SERVER_THREADS_DEFAULT, .coord = KV_COORD_OPTS_DEFAULT};
+  uint64_t v;
   int ch;
   while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (ch) {
       case 'c': a->config_path = optarg; break;
       case 'n': a->node_id = optarg; break;
       case 'd': a->data_dir = optarg; break;
-      case 't': {
-        char *end;
-        unsigned long t = strtoul(optarg, &end, 10);
-        if (*end || t < 1 || t > KV_SERVER_THREADS_MAX) {
-          fprintf(stderr, "kvnode: --threads must be 1..%u, not '%s'\n", KV_SERVER_THREADS_MAX,
-                  optarg);
-          return 2;
-        }
-        a->threads = (uint32_t)t;
+      case 't':
+        if (!parse_number("threads", optarg, 1, KV_SERVER_THREADS_MAX, &v)) return 2;
+        a->threads = (uint32_t)v;
         break;
-      }
+      case 'b':
+        if (!parse_number("hint-bytes-max", optarg, 0, KV_HINT_BYTES_MAX, &v)) return 2;
+        a->coord.hint_bytes_max = v;
+        break;
+      case 'r':
+        if (!parse_number("hint-rate", optarg, 1, KV_HINT_RATE_MAX, &v)) return 2;
+        a->coord.hint_rate_per_s = (uint32_t)v;
+        break;
       case 'h': usage(stdout); return -1;
       default: usage(stderr); return 2;
     }
@@ -141,7 +165,8 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
     return st->code;
   kv_coord_transport_t tr;
   kv_peers_transport(d->peers, &tr);
-  if (kv_coord_create(d->node, &d->ring, &d->syncer, &tr, kv_server_reply, &d->coord, st) != KV_OK)
+  if (kv_coord_create(d->node, &d->ring, &d->syncer, &tr, kv_server_reply, &a->coord, &d->coord,
+                      st) != KV_OK)
     return st->code;
   kv_peers_run(d->peers, d->coord, kv_server_relay);
   kv_server_deps_t deps = {.cfg = cfg, .node = d->node, .coord = d->coord,

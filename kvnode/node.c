@@ -62,6 +62,8 @@ void kv_node_destroy(kv_node_t *node) {
 
 uint32_t kv_node_self(const kv_node_t *node) { return node->self_index; }
 
+kv_store_t *kv_node_store(kv_node_t *node) { return node->store; }
+
 uint64_t kv_node_incarnation(const kv_node_t *node) { return node->self.incarnation; }
 
 size_t kv_node_max_message_bytes(const kv_node_t *node) {

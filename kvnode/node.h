@@ -116,6 +116,9 @@ kv_err kv_node_read_record(kv_node_t *node, const char *keyspace, const uint8_t 
  * one fsync (group commit). */
 kv_err kv_node_sync(kv_node_t *node, kv_status_t *st);
 
+/* This node's store (borrowed; lives as long as the node), for hinted handoff. */
+kv_store_t *kv_node_store(kv_node_t *node);
+
 /* The largest message this node's keyspaces can produce or accept (gRPC limits). */
 size_t kv_node_max_message_bytes(const kv_node_t *node);
 

@@ -390,9 +390,11 @@ static kv_err kv_store_copy_payload(const kv_store_key_t *k, const char *frame,
   return KV_OK;
 }
 
-kv_err kv_store_get(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
-                    size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
-                    kv_status_t *st) {
+/* The point operations below serve both families laid out by note 2: "data" (by partition)
+ * and "hints" (by target node). */
+static kv_err kv_store_get_cf(kv_store_t *s, int cf, uint32_t partition, const char *keyspace,
+                              const void *key, size_t key_bytes, uint8_t **rec,
+                              size_t *rec_bytes, bool *found, kv_status_t *st) {
   KV_ASSERT(s != NULL && rec != NULL && rec_bytes != NULL && found != NULL);
   kv_store_key_t k;
   kv_store_key_init(&k, partition, keyspace, key, key_bytes);
@@ -404,7 +406,7 @@ kv_err kv_store_get(kv_store_t *s, uint32_t partition, const char *keyspace, con
   if (raw == NULL) return kv_store_key_fail(st, KV_ENOMEM, &k, "out of memory reading", "");
   char *err = NULL;
   rocksdb_pinnableslice_t *v =
-      rocksdb_get_pinned_cf(s->db, s->read, s->cf[KV_STORE_CF_DATA], raw, raw_bytes, &err);
+      rocksdb_get_pinned_cf(s->db, s->read, s->cf[cf], raw, raw_bytes, &err);
   free(raw);
   if (err != NULL) return kv_store_key_rocks_fail(st, err, &k, "reading");
   if (v == NULL) return KV_OK;
@@ -416,31 +418,68 @@ kv_err kv_store_get(kv_store_t *s, uint32_t partition, const char *keyspace, con
   return e;
 }
 
-kv_err kv_store_put(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
-                    size_t key_bytes, const void *rec, size_t rec_bytes, bool sync,
-                    kv_status_t *st) {
+static kv_err kv_store_put_cf(kv_store_t *s, int cf, uint32_t partition, const char *keyspace,
+                              const void *key, size_t key_bytes, const void *rec,
+                              size_t rec_bytes, bool sync, kv_status_t *st) {
   KV_ASSERT(s != NULL && (rec != NULL || rec_bytes == 0));
   kv_store_key_t k;
   kv_store_key_init(&k, partition, keyspace, key, key_bytes);
   char *err = NULL;
-  kv_store_write_frame(s, s->cf[KV_STORE_CF_DATA], k.parts, k.sizes, 3, rec, rec_bytes, sync,
-                       &err);
+  kv_store_write_frame(s, s->cf[cf], k.parts, k.sizes, 3, rec, rec_bytes, sync, &err);
   if (err != NULL) return kv_store_key_rocks_fail(st, err, &k, "writing");
   return KV_OK;
 }
 
-kv_err kv_store_delete(kv_store_t *s, uint32_t partition, const char *keyspace,
-                       const void *key, size_t key_bytes, bool sync, kv_status_t *st) {
+static kv_err kv_store_delete_cf(kv_store_t *s, int cf, uint32_t partition,
+                                 const char *keyspace, const void *key, size_t key_bytes,
+                                 bool sync, kv_status_t *st) {
   KV_ASSERT(s != NULL);
   kv_store_key_t k;
   kv_store_key_init(&k, partition, keyspace, key, key_bytes);
   rocksdb_writebatch_t *b = rocksdb_writebatch_create();
-  rocksdb_writebatch_deletev_cf(b, s->cf[KV_STORE_CF_DATA], 3, k.parts, k.sizes);
+  rocksdb_writebatch_deletev_cf(b, s->cf[cf], 3, k.parts, k.sizes);
   char *err = NULL;
   rocksdb_write(s->db, sync ? s->write_sync : s->write_wal, b, &err);
   rocksdb_writebatch_destroy(b);
   if (err != NULL) return kv_store_key_rocks_fail(st, err, &k, "deleting");
   return KV_OK;
+}
+
+kv_err kv_store_get(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
+                    size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
+                    kv_status_t *st) {
+  return kv_store_get_cf(s, KV_STORE_CF_DATA, partition, keyspace, key, key_bytes, rec,
+                         rec_bytes, found, st);
+}
+
+kv_err kv_store_put(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
+                    size_t key_bytes, const void *rec, size_t rec_bytes, bool sync,
+                    kv_status_t *st) {
+  return kv_store_put_cf(s, KV_STORE_CF_DATA, partition, keyspace, key, key_bytes, rec,
+                         rec_bytes, sync, st);
+}
+
+kv_err kv_store_delete(kv_store_t *s, uint32_t partition, const char *keyspace,
+                       const void *key, size_t key_bytes, bool sync, kv_status_t *st) {
+  return kv_store_delete_cf(s, KV_STORE_CF_DATA, partition, keyspace, key, key_bytes, sync, st);
+}
+
+kv_err kv_store_hint_get(kv_store_t *s, uint32_t target, const char *keyspace, const void *key,
+                         size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
+                         kv_status_t *st) {
+  return kv_store_get_cf(s, KV_STORE_CF_HINTS, target, keyspace, key, key_bytes, rec,
+                         rec_bytes, found, st);
+}
+
+kv_err kv_store_hint_put(kv_store_t *s, uint32_t target, const char *keyspace, const void *key,
+                         size_t key_bytes, const void *rec, size_t rec_bytes, kv_status_t *st) {
+  return kv_store_put_cf(s, KV_STORE_CF_HINTS, target, keyspace, key, key_bytes, rec,
+                         rec_bytes, false, st);
+}
+
+kv_err kv_store_hint_delete(kv_store_t *s, uint32_t target, const char *keyspace,
+                            const void *key, size_t key_bytes, kv_status_t *st) {
+  return kv_store_delete_cf(s, KV_STORE_CF_HINTS, target, keyspace, key, key_bytes, false, st);
 }
 
 /* ---------------------------------------------------------------- scans */
@@ -487,7 +526,7 @@ static kv_err kv_store_scan_iter(rocksdb_iterator_t *it, uint32_t partition,
   return KV_OK;
 }
 
-kv_err kv_store_scan_partition(kv_store_t *s, uint32_t partition, kv_store_scan_fn fn,
+static kv_err kv_store_scan_cf(kv_store_t *s, int cf, uint32_t partition, kv_store_scan_fn fn,
                                void *arg, kv_status_t *st) {
   KV_ASSERT(s != NULL && fn != NULL);
   rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
@@ -502,9 +541,19 @@ kv_err kv_store_scan_partition(kv_store_t *s, uint32_t partition, kv_store_scan_
     kv_store_be32_put(upper, partition + 1);
     rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper, sizeof upper);
   }
-  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[KV_STORE_CF_DATA]);
+  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
   kv_err e = kv_store_scan_iter(it, partition, fn, arg, st);
   rocksdb_iter_destroy(it);
   rocksdb_readoptions_destroy(ro);
   return e;
+}
+
+kv_err kv_store_scan_partition(kv_store_t *s, uint32_t partition, kv_store_scan_fn fn,
+                               void *arg, kv_status_t *st) {
+  return kv_store_scan_cf(s, KV_STORE_CF_DATA, partition, fn, arg, st);
+}
+
+kv_err kv_store_hint_scan(kv_store_t *s, uint32_t target, kv_store_scan_fn fn, void *arg,
+                          kv_status_t *st) {
+  return kv_store_scan_cf(s, KV_STORE_CF_HINTS, target, fn, arg, st);
 }

@@ -1,6 +1,6 @@
 /* store.h: tunekv's storage on RocksDB. The only module that includes rocksdb/c.h.
  *
- * Column families: "default" (unused), "data" (key records), "hints" (hinted handoff),
+ * Column families: "default" (unused), "data" (key records), "hints" (hinted handoff, below),
  * "meta" (node facts such as the incarnation id).
  * Data keys are laid out partition-first so one partition is one contiguous range:
  *   [partition: 4 bytes big-endian][keyspace name][0x00][user key]
@@ -57,5 +57,20 @@ typedef bool (*kv_store_scan_fn)(void *arg, const char *keyspace, const void *ke
                                  size_t key_bytes, const void *rec, size_t rec_bytes);
 kv_err kv_store_scan_partition(kv_store_t *s, uint32_t partition, kv_store_scan_fn fn,
                                void *arg, kv_status_t *st);
+
+/* Hints (hinted handoff): records this node keeps for another node until it can hand them
+ * over, in the "hints" family under the same layout as data, with the target node's index
+ * in place of the partition. Writes are not synced: a hint lost in a power loss leaves the
+ * key to read repair and anti-entropy, as an overflowing hint does. Same errors as above. */
+kv_err kv_store_hint_get(kv_store_t *s, uint32_t target, const char *keyspace, const void *key,
+                         size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
+                         kv_status_t *st);
+kv_err kv_store_hint_put(kv_store_t *s, uint32_t target, const char *keyspace, const void *key,
+                         size_t key_bytes, const void *rec, size_t rec_bytes, kv_status_t *st);
+kv_err kv_store_hint_delete(kv_store_t *s, uint32_t target, const char *keyspace,
+                            const void *key, size_t key_bytes, kv_status_t *st);
+/* Every hint for target, in key order, as kv_store_scan_partition. */
+kv_err kv_store_hint_scan(kv_store_t *s, uint32_t target, kv_store_scan_fn fn, void *arg,
+                          kv_status_t *st);
 
 #endif

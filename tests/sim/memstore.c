@@ -4,8 +4,9 @@
  * `durable` (as of the last kv_store_sync). A sync copies live into durable; a power loss
  * copies durable back into live; a process crash changes neither, as a RocksDB write that
  * returned is in the OS page cache (store.c note 5). Each image is an array of records
- * sorted by the same composite key store.c uses ([partition BE32][keyspace][0][key]), so
- * scans see the same order as on RocksDB.
+ * sorted by a family byte ('d' data, 'h' hints) and then the composite key store.c uses
+ * ([partition or target BE32][keyspace][0][key]), so scans see the same order as on
+ * RocksDB.
  *
  * The incarnation id follows store.c note 4: made (from the run's generator) when the disk
  * is first opened, kept across a clean close, and made anew after a crash. Sizes are small
@@ -93,19 +94,26 @@ static size_t image_find(const image_t *im, const uint8_t *key, size_t key_bytes
   return lo;
 }
 
-/* The composite key of store.c note 2; malloc'd. */
-static uint8_t *compose(uint32_t partition, const char *keyspace, const void *key,
+#define PREFIX_BYTES 5u /* family, then partition or target */
+
+static void prefix_put(uint8_t *k, char family, uint32_t partition) {
+  k[0] = (uint8_t)family;
+  k[1] = (uint8_t)(partition >> 24);
+  k[2] = (uint8_t)(partition >> 16);
+  k[3] = (uint8_t)(partition >> 8);
+  k[4] = (uint8_t)partition;
+}
+
+/* The family byte and the composite key of store.c note 2; malloc'd. */
+static uint8_t *compose(char family, uint32_t partition, const char *keyspace, const void *key,
                         size_t key_bytes, size_t *out_bytes) {
   size_t ks = strlen(keyspace);
-  *out_bytes = 4 + ks + 1 + key_bytes;
+  *out_bytes = PREFIX_BYTES + ks + 1 + key_bytes;
   uint8_t *k = malloc(*out_bytes);
   KV_ASSERT(k != NULL);
-  k[0] = (uint8_t)(partition >> 24);
-  k[1] = (uint8_t)(partition >> 16);
-  k[2] = (uint8_t)(partition >> 8);
-  k[3] = (uint8_t)partition;
-  memcpy(k + 4, keyspace, ks + 1);
-  memcpy(k + 5 + ks, key, key_bytes);
+  prefix_put(k, family, partition);
+  memcpy(k + PREFIX_BYTES, keyspace, ks + 1);
+  memcpy(k + PREFIX_BYTES + ks + 1, key, key_bytes);
   return k;
 }
 
@@ -160,11 +168,11 @@ kv_err kv_store_sync(kv_store_t *s, kv_status_t *st) {
   return KV_OK;
 }
 
-kv_err kv_store_get(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
-                    size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
-                    kv_status_t *st) {
+static kv_err get_in(kv_store_t *s, char family, uint32_t partition, const char *keyspace,
+                     const void *key, size_t key_bytes, uint8_t **rec, size_t *rec_bytes,
+                     bool *found) {
   size_t kb;
-  uint8_t *k = compose(partition, keyspace, key, key_bytes, &kb);
+  uint8_t *k = compose(family, partition, keyspace, key, key_bytes, &kb);
   const image_t *im = &s->disk->live;
   size_t i = image_find(im, k, kb, found);
   free(k);
@@ -177,11 +185,10 @@ kv_err kv_store_get(kv_store_t *s, uint32_t partition, const char *keyspace, con
   return KV_OK;
 }
 
-kv_err kv_store_put(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
-                    size_t key_bytes, const void *rec, size_t rec_bytes, bool sync,
-                    kv_status_t *st) {
+static void put_in(kv_store_t *s, char family, uint32_t partition, const char *keyspace,
+                   const void *key, size_t key_bytes, const void *rec, size_t rec_bytes) {
   size_t kb;
-  uint8_t *k = compose(partition, keyspace, key, key_bytes, &kb);
+  uint8_t *k = compose(family, partition, keyspace, key, key_bytes, &kb);
   image_t *im = &s->disk->live;
   bool hit;
   size_t i = image_find(im, k, kb, &hit);
@@ -201,6 +208,49 @@ kv_err kv_store_put(kv_store_t *s, uint32_t partition, const char *keyspace, con
   }
   im->e[i].rec = dup_bytes(rec, rec_bytes);
   im->e[i].rec_bytes = rec_bytes;
+}
+
+static void delete_in(kv_store_t *s, char family, uint32_t partition, const char *keyspace,
+                      const void *key, size_t key_bytes) {
+  size_t kb;
+  uint8_t *k = compose(family, partition, keyspace, key, key_bytes, &kb);
+  image_t *im = &s->disk->live;
+  bool hit;
+  size_t i = image_find(im, k, kb, &hit);
+  free(k);
+  if (!hit) return;
+  free(im->e[i].key);
+  free(im->e[i].rec);
+  memmove(&im->e[i], &im->e[i + 1], (im->count - i - 1) * sizeof *im->e);
+  im->count--;
+}
+
+static void scan_in(kv_store_t *s, char family, uint32_t partition, kv_store_scan_fn fn,
+                    void *arg) {
+  const image_t *im = &s->disk->live;
+  uint8_t prefix[PREFIX_BYTES];
+  prefix_put(prefix, family, partition);
+  bool hit;
+  size_t i = image_find(im, prefix, sizeof prefix, &hit);
+  for (; i < im->count && memcmp(im->e[i].key, prefix, PREFIX_BYTES) == 0; i++) {
+    const entry_t *e = &im->e[i];
+    const char *ks = (const char *)e->key + PREFIX_BYTES;
+    size_t ks_len = strlen(ks);
+    const uint8_t *key = e->key + PREFIX_BYTES + ks_len + 1;
+    if (!fn(arg, ks, key, e->key_bytes - PREFIX_BYTES - ks_len - 1, e->rec, e->rec_bytes)) break;
+  }
+}
+
+kv_err kv_store_get(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
+                    size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
+                    kv_status_t *st) {
+  return get_in(s, 'd', partition, keyspace, key, key_bytes, rec, rec_bytes, found);
+}
+
+kv_err kv_store_put(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
+                    size_t key_bytes, const void *rec, size_t rec_bytes, bool sync,
+                    kv_status_t *st) {
+  put_in(s, 'd', partition, keyspace, key, key_bytes, rec, rec_bytes);
   if (sync) return kv_store_sync(s, st);
   return KV_OK;
 }
@@ -213,7 +263,7 @@ void sim_disk_durable_get(const char *disk, uint32_t partition, const char *keys
     if (strcmp(disks[d]->name, disk) != 0) continue;
     size_t kb;
     bool hit;
-    uint8_t *k = compose(partition, keyspace, key, key_bytes, &kb);
+    uint8_t *k = compose('d', partition, keyspace, key, key_bytes, &kb);
     const image_t *im = &disks[d]->durable;
     size_t i = image_find(im, k, kb, &hit);
     free(k);
@@ -226,35 +276,37 @@ void sim_disk_durable_get(const char *disk, uint32_t partition, const char *keys
 
 kv_err kv_store_delete(kv_store_t *s, uint32_t partition, const char *keyspace,
                        const void *key, size_t key_bytes, bool sync, kv_status_t *st) {
-  size_t kb;
-  uint8_t *k = compose(partition, keyspace, key, key_bytes, &kb);
-  image_t *im = &s->disk->live;
-  bool hit;
-  size_t i = image_find(im, k, kb, &hit);
-  free(k);
-  if (hit) {
-    free(im->e[i].key);
-    free(im->e[i].rec);
-    memmove(&im->e[i], &im->e[i + 1], (im->count - i - 1) * sizeof *im->e);
-    im->count--;
-  }
+  delete_in(s, 'd', partition, keyspace, key, key_bytes);
   if (sync) return kv_store_sync(s, st);
   return KV_OK;
 }
 
 kv_err kv_store_scan_partition(kv_store_t *s, uint32_t partition, kv_store_scan_fn fn,
                                void *arg, kv_status_t *st) {
-  const image_t *im = &s->disk->live;
-  uint8_t prefix[4] = {(uint8_t)(partition >> 24), (uint8_t)(partition >> 16),
-                       (uint8_t)(partition >> 8), (uint8_t)partition};
-  bool hit;
-  size_t i = image_find(im, prefix, sizeof prefix, &hit);
-  for (; i < im->count && memcmp(im->e[i].key, prefix, 4) == 0; i++) {
-    const entry_t *e = &im->e[i];
-    const char *ks = (const char *)e->key + 4;
-    size_t ks_len = strlen(ks);
-    const uint8_t *key = e->key + 5 + ks_len;
-    if (!fn(arg, ks, key, e->key_bytes - 5 - ks_len, e->rec, e->rec_bytes)) break;
-  }
+  scan_in(s, 'd', partition, fn, arg);
+  return KV_OK;
+}
+
+kv_err kv_store_hint_get(kv_store_t *s, uint32_t target, const char *keyspace, const void *key,
+                         size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
+                         kv_status_t *st) {
+  return get_in(s, 'h', target, keyspace, key, key_bytes, rec, rec_bytes, found);
+}
+
+kv_err kv_store_hint_put(kv_store_t *s, uint32_t target, const char *keyspace, const void *key,
+                         size_t key_bytes, const void *rec, size_t rec_bytes, kv_status_t *st) {
+  put_in(s, 'h', target, keyspace, key, key_bytes, rec, rec_bytes);
+  return KV_OK;
+}
+
+kv_err kv_store_hint_delete(kv_store_t *s, uint32_t target, const char *keyspace,
+                            const void *key, size_t key_bytes, kv_status_t *st) {
+  delete_in(s, 'h', target, keyspace, key, key_bytes);
+  return KV_OK;
+}
+
+kv_err kv_store_hint_scan(kv_store_t *s, uint32_t target, kv_store_scan_fn fn, void *arg,
+                          kv_status_t *st) {
+  scan_in(s, 'h', target, fn, arg);
   return KV_OK;
 }

@@ -351,8 +351,8 @@ void world_restart(world_t *w, uint32_t i) {
   kv_syncer_start(&n->syncer, n->node);
   n->tr = (kv_coord_transport_t){.arg = n, .alive = tr_alive, .send_write = tr_send_write,
                                  .send_read = tr_send_read, .forward = tr_forward};
-  KV_ASSERT(kv_coord_create(n->node, &w->ring, &n->syncer, &n->tr, workload_reply, &n->coord,
-                            &st) == KV_OK);
+  KV_ASSERT(kv_coord_create(n->node, &w->ring, &n->syncer, &n->tr, workload_reply,
+                            &w->coord_opts, &n->coord, &st) == KV_OK);
   n->up = true;
   n->life++;
   n->sync_scheduled = false;
@@ -525,6 +525,10 @@ void world_init(world_t *w, uint32_t node_count) {
       .power_loss = sim_chance(0.5) ? 0.5 : 0.0,
       .slow_sync = sim_chance(0.5) ? 0.1 : 0.0,
   };
+  /* Hint room: plenty, or small enough that hints overflow and are dropped. */
+  w->coord_opts = (kv_coord_opts_t){
+      .hint_bytes_max = sim_chance(0.3) ? 500 + sim_below(3000) : KV_HINT_BYTES_DEFAULT,
+      .hint_rate_per_s = 50 + (uint32_t)sim_below(5000)};
   for (uint32_t i = 0; i < node_count; i++) {
     w->nodes[i].skew_ms = (int64_t)sim_below(101) - 50;
     world_restart(w, i);

@@ -129,6 +129,7 @@ struct world {
   uint32_t link_in_flight[SIM_NODES_MAX][SIM_NODES_MAX];
   uint32_t link_in_flight_max;
   net_params_t net;
+  kv_coord_opts_t coord_opts;
   bool faults_on;                /* nemesis active, losses on */
   uint64_t power_losses;         /* count, and when the last one happened */
   uint64_t last_power_loss_us;

@@ -275,7 +275,7 @@ static void coord_setup(void) {
   replies_clear();
   kv_coord_transport_t tr = {.arg = NULL, .alive = fake_alive, .send_write = fake_send_write,
                              .send_read = fake_send_read, .forward = fake_forward};
-  ck_assert_int_eq(kv_coord_create(node, &ring, &syncer, &tr, fake_reply, &coord, &st), KV_OK);
+  ck_assert_int_eq(kv_coord_create(node, &ring, &syncer, &tr, fake_reply, NULL, &coord, &st), KV_OK);
 }
 
 static void coord_teardown(void) {

@@ -1,0 +1,186 @@
+/* hints.c: hinted handoff kept by the coordinator (see hints.h).
+ *
+ * A handoff's id is KV_HINT_ID_BIT | gen << 16 | index into h->handoffs, so an ack that
+ * arrives after its handoff was given up (and the entry reused) is ignored.
+ *
+ * Per target: IDLE (nothing in flight) -> (tick, target alive, tokens) ROUND (handoffs in
+ * flight) -> (each answered or given up) IDLE. A round scans the target's hints from the
+ * start; delivered hints are gone from the store, so the next round meets the rest. */
+#include "hints.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "log.h"
+#include "store.h"
+
+typedef struct {
+  kv_hints_t *h;
+  uint32_t target;
+} count_t;
+
+static bool count_one(void *arg, const char *keyspace, const void *key, size_t key_bytes,
+                      const void *rec, size_t rec_bytes) {
+  count_t *c = arg;
+  c->h->stats[c->target].pending++;
+  c->h->stats[c->target].bytes += key_bytes + rec_bytes;
+  return true;
+}
+
+kv_err kv_hints_init(kv_hints_t *h, kv_node_t *node, uint32_t node_count, uint64_t bytes_max,
+                     uint32_t rate_per_s, kv_status_t *st) {
+  KV_ASSERT(node_count <= KV_NODES_MAX && rate_per_s > 0);
+  memset(h, 0, sizeof *h);
+  h->node = node;
+  h->node_count = node_count;
+  h->bytes_max = bytes_max;
+  h->rate_per_s = rate_per_s;
+  for (uint32_t t = 0; t < node_count; t++) {
+    count_t c = {.h = h, .target = t};
+    kv_err err = kv_store_hint_scan(kv_node_store(node), t, count_one, &c, st);
+    if (err != KV_OK) return err;
+  }
+  return KV_OK;
+}
+
+void kv_hints_deinit(kv_hints_t *h) {
+  for (uint32_t i = 0; i < KV_HANDOFF_IN_FLIGHT_MAX; i++) free(h->handoffs[i].key);
+}
+
+void kv_hints_add(kv_hints_t *h, uint32_t target, const char *keyspace, const uint8_t *key,
+                  size_t key_bytes, const uint8_t *rec, size_t rec_bytes) {
+  KV_ASSERT(target < h->node_count);
+  kv_hint_stats_t *s = &h->stats[target];
+  kv_store_t *store = kv_node_store(h->node);
+  kv_status_t st;
+  uint8_t *old;
+  size_t old_bytes;
+  bool found;
+  if (kv_store_hint_get(store, target, keyspace, key, key_bytes, &old, &old_bytes, &found,
+                        &st) != KV_OK) {
+    KV_WARN("hint for node %u not stored: %s", target, st.msg);
+    s->dropped++;
+    return;
+  }
+  free(old);
+  uint64_t was = found ? key_bytes + old_bytes : 0;
+  uint64_t now = key_bytes + rec_bytes;
+  if (s->bytes - was + now > h->bytes_max) {
+    s->dropped++;
+    return;
+  }
+  if (kv_store_hint_put(store, target, keyspace, key, key_bytes, rec, rec_bytes, &st) !=
+      KV_OK) {
+    KV_WARN("hint for node %u not stored: %s", target, st.msg);
+    s->dropped++;
+    return;
+  }
+  s->bytes = s->bytes - was + now;
+  if (!found) s->pending++;
+}
+
+/* ---- handoff rounds ----------------------------------------------------------------- */
+
+typedef struct {
+  kv_hints_t *h;
+  const kv_coord_transport_t *tr;
+  uint32_t target;
+  uint64_t now_us;
+} round_t;
+
+static kv_handoff_t *handoff_free(kv_hints_t *h, uint32_t *index) {
+  for (uint32_t i = 0; i < KV_HANDOFF_IN_FLIGHT_MAX; i++) {
+    if (!h->handoffs[i].used) {
+      *index = i;
+      return &h->handoffs[i];
+    }
+  }
+  return NULL;
+}
+
+static bool round_send(void *arg, const char *keyspace, const void *key, size_t key_bytes,
+                       const void *rec, size_t rec_bytes) {
+  round_t *r = arg;
+  kv_hints_t *h = r->h;
+  uint32_t index;
+  kv_handoff_t *ho = h->tokens >= 1.0 ? handoff_free(h, &index) : NULL;
+  if (!ho) return false;
+  uint64_t id = KV_HINT_ID_BIT | (uint64_t)ho->gen << 16 | index;
+  kv_status_t st;
+  if (r->tr->send_write(r->tr->arg, r->target, id, keyspace, key, key_bytes, rec, rec_bytes,
+                        false, &st) != KV_OK)
+    return false; /* the peer's queue is full: the next round */
+  ho->used = true;
+  ho->target = r->target;
+  ho->hash = XXH64(rec, rec_bytes, 0);
+  ho->deadline_us = r->now_us + KV_TIMEOUT_MS_DEFAULT * 1000ull;
+  snprintf(ho->keyspace, sizeof ho->keyspace, "%s", keyspace);
+  ho->key = malloc(key_bytes);
+  KV_ASSERT(ho->key != NULL);
+  memcpy(ho->key, key, key_bytes);
+  ho->key_bytes = key_bytes;
+  h->in_flight[r->target]++;
+  h->tokens -= 1.0;
+  return true;
+}
+
+static void handoff_end(kv_hints_t *h, kv_handoff_t *ho) {
+  h->in_flight[ho->target]--;
+  free(ho->key);
+  ho->key = NULL;
+  ho->used = false;
+  ho->gen++;
+}
+
+void kv_hints_tick(kv_hints_t *h, const kv_coord_transport_t *tr, uint64_t now_us) {
+  /* Pacing: tokens accrue at rate_per_s, at most a tenth of a second's worth banked. */
+  double burst = h->rate_per_s / 10.0 > 1.0 ? h->rate_per_s / 10.0 : 1.0;
+  if (now_us > h->last_tick_us) h->tokens += (double)(now_us - h->last_tick_us) * h->rate_per_s / 1e6;
+  if (h->tokens > burst) h->tokens = burst;
+  h->last_tick_us = now_us;
+  for (uint32_t i = 0; i < KV_HANDOFF_IN_FLIGHT_MAX; i++)
+    if (h->handoffs[i].used && now_us >= h->handoffs[i].deadline_us)
+      handoff_end(h, &h->handoffs[i]);
+  for (uint32_t t = 0; t < h->node_count && h->tokens >= 1.0; t++) {
+    if (h->stats[t].pending == 0 || h->in_flight[t] > 0 || !tr->alive(tr->arg, t)) continue;
+    round_t r = {.h = h, .tr = tr, .target = t, .now_us = now_us};
+    kv_status_t st;
+    if (kv_store_hint_scan(kv_node_store(h->node), t, round_send, &r, &st) != KV_OK)
+      KV_WARN("handing hints to node %u: %s", t, st.msg);
+  }
+}
+
+void kv_hints_answer(kv_hints_t *h, uint64_t id, kv_err code) {
+  KV_ASSERT(id & KV_HINT_ID_BIT);
+  uint32_t index = (uint32_t)(id & 0xFFFF);
+  uint16_t gen = (uint16_t)(id >> 16);
+  if (index >= KV_HANDOFF_IN_FLIGHT_MAX) return;
+  kv_handoff_t *ho = &h->handoffs[index];
+  if (!ho->used || ho->gen != gen) return;
+  if (code == KV_OK) {
+    kv_store_t *store = kv_node_store(h->node);
+    kv_status_t st;
+    uint8_t *rec;
+    size_t rec_bytes;
+    bool found;
+    if (kv_store_hint_get(store, ho->target, ho->keyspace, ho->key, ho->key_bytes, &rec,
+                          &rec_bytes, &found, &st) == KV_OK &&
+        found && XXH64(rec, rec_bytes, 0) == ho->hash &&
+        kv_store_hint_delete(store, ho->target, ho->keyspace, ho->key, ho->key_bytes, &st) ==
+            KV_OK) {
+      kv_hint_stats_t *s = &h->stats[ho->target];
+      s->pending--;
+      s->bytes -= ho->key_bytes + rec_bytes;
+      s->delivered++;
+    }
+    free(rec);
+  }
+  handoff_end(h, ho);
+}
+
+void kv_hints_stats(const kv_hints_t *h, uint32_t target, kv_hint_stats_t *out) {
+  KV_ASSERT(target < h->node_count);
+  *out = h->stats[target];
+}

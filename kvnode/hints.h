@@ -1,0 +1,74 @@
+/* hints.h: hinted handoff (DESIGN section 8), the part kept by a write's coordinator.
+ *
+ * When a replica of a write does not acknowledge it (it was down, the message was lost, the
+ * deadline passed), the coordinator stores the key's record as a hint for that replica in
+ * the store's "hints" family, and hands it over once the replica is seen alive again. Such a
+ * hint never counts toward W: the write succeeded or failed on its acks alone. (Fallback
+ * nodes holding hints for a sloppy quorum are not built yet.)
+ *
+ * A hint is the whole record of the key as this node holds it after the write, so a newer
+ * hint for the same key replaces the older one: the node's own record only grows. Handoff
+ * sends it as a replica write (a merge on the target, so nothing there is lost); the hint is
+ * deleted after the target's ack, and only if it was not replaced meanwhile (its hash is
+ * compared), so a newer hint is never dropped by the ack of an older one.
+ *
+ * Bounds: per target at most bytes_max of hints (keys + records); a hint past it is not
+ * stored, only counted as dropped, and the key is left to read repair and anti-entropy. At
+ * most KV_HANDOFF_IN_FLIGHT_MAX handoffs wait for acks; delivery is paced at rate_per_s
+ * hints a second over all targets, so a returning node is not flooded; one target's round
+ * starts when its previous round is answered. A handoff unanswered after
+ * KV_TIMEOUT_MS_DEFAULT is given up and tried again in a later round.
+ *
+ * Not thread-safe: the coordinator calls every function with its lock held. */
+#ifndef KV_HINTS_H
+#define KV_HINTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coord.h"
+#include "kv_err.h"
+#include "kv_limits.h"
+#include "node.h"
+
+/* Message ids of handoffs have this bit set; coordinator slot ids never do. */
+#define KV_HINT_ID_BIT (1ull << 63)
+
+typedef struct {
+  bool used;
+  uint16_t gen;
+  uint32_t target;
+  uint64_t hash;                 /* of the record sent */
+  uint64_t deadline_us;
+  char keyspace[KV_KEYSPACE_NAME_BYTES_MAX + 1];
+  uint8_t *key;                  /* malloc'd */
+  size_t key_bytes;
+} kv_handoff_t;
+
+typedef struct {
+  kv_node_t *node;
+  uint32_t node_count;
+  uint64_t bytes_max;
+  uint32_t rate_per_s;
+  kv_hint_stats_t stats[KV_NODES_MAX];
+  uint32_t in_flight[KV_NODES_MAX];
+  kv_handoff_t handoffs[KV_HANDOFF_IN_FLIGHT_MAX];
+  double tokens;                 /* handoffs that may start now (pacing) */
+  uint64_t last_tick_us;
+} kv_hints_t;
+
+/* Counts the hints already in the store (a restart keeps them). node is borrowed. */
+kv_err kv_hints_init(kv_hints_t *h, kv_node_t *node, uint32_t node_count, uint64_t bytes_max,
+                     uint32_t rate_per_s, kv_status_t *st);
+/* Stores (or replaces) the hint of (keyspace, key) for target: rec is the key's record. */
+void kv_hints_add(kv_hints_t *h, uint32_t target, const char *keyspace, const uint8_t *key,
+                  size_t key_bytes, const uint8_t *rec, size_t rec_bytes);
+/* Starts the handoffs that pacing allows to targets alive() says are up. */
+void kv_hints_tick(kv_hints_t *h, const kv_coord_transport_t *tr, uint64_t now_us);
+/* A handoff's answer (id has KV_HINT_ID_BIT). Stale and duplicate ids are ignored. */
+void kv_hints_answer(kv_hints_t *h, uint64_t id, kv_err code);
+void kv_hints_stats(const kv_hints_t *h, uint32_t target, kv_hint_stats_t *out);
+/* Frees the handoffs' key copies. */
+void kv_hints_deinit(kv_hints_t *h);
+
+#endif
