@@ -2,7 +2,8 @@
  *
  *   kvbench -a ADDR[,ADDR..] (--ops N | --duration S) [--concurrency C] [--value-bytes B]
  *           [--keys K] [--mix put=50,get=50] [-c LEVEL] [--warmup S] [--json FILE]
- *           [--keyspace NAME] [--seed N] [--timeout MS] [--blind] [--durable]
+ *           [--keyspace NAME] [--seed N] [--timeout MS] [--blind] [--durable] [--sequential]
+ *           [--local]
  *
  * Exactly C requests are in flight at all times on one completion queue: when one finishes,
  * the next starts in its place. Requests go round-robin over one client per address. Each
@@ -14,6 +15,10 @@
  * sibling cap (after which blind puts fail with RESOURCE_EXHAUSTED). --blind sends puts
  * without a context, to measure exactly that path. --durable asks for every put to be
  * fsynced before it is acknowledged (the server groups them behind shared fsyncs).
+ * --sequential takes keys in order instead (k00000000, k00000001, ..., wrapping at K), so
+ * --ops K --mix put=100 --sequential writes every key exactly once. --local sends gets that
+ * read only the receiving node's replica; with --sequential --mix get=100 that checks one
+ * node holds every key (the results count the gets that found nothing).
  *
  * Measurement: the first --warmup seconds run but are not counted. A request is measured
  * when it starts after the warmup and (with --ops) is one of the first N such starts, or
@@ -65,12 +70,15 @@ typedef struct {
   double warmup_s;
   uint64_t seed;
   bool blind;
+  bool sequential;
+  bool local;
   bool durable;
 } bench_args_t;
 
 typedef struct {
   kv_histogram_t hist;
   uint64_t ok, errors;
+  uint64_t not_found;  /* gets answered ok that found no live version */
 } op_stats_t;
 
 /* One in-flight request: its operation and whether it is measured. The tag of the call. */
@@ -92,6 +100,7 @@ typedef struct {
   kv_client_t *clients[KV_NODES_MAX];
   const char *client_addrs[KV_NODES_MAX];
   uint32_t n_clients, next_client;
+  uint64_t next_key;   /* --sequential */
   kv_client_async_t *async;
   kv_client_opts_t opts;
   uint8_t *value;
@@ -106,6 +115,7 @@ static void usage(FILE *f) {
   fputs("usage: kvbench -a ADDR[,ADDR..] (--ops N | --duration S) [--concurrency C]\n"
         "               [--value-bytes B] [--keys K] [--mix put=50,get=50] [-c LEVEL]\n"
         "               [--warmup S] [--json FILE] [--keyspace NAME] [--seed N] [--timeout MS]\n"
+        "               [--blind] [--durable] [--sequential] [--local]\n"
         "\n"
         "  -a ADDR[,ADDR..]   nodes; requests go round-robin over them\n"
         "  --ops N            measure N requests, or\n"
@@ -122,6 +132,8 @@ static void usage(FILE *f) {
         "  --timeout MS       the server's deadline per request (default: the server's)\n"
         "  --blind            put without the key's last context (siblings pile up)\n"
         "  --durable          acknowledge puts only after fsync\n"
+        "  --sequential       keys in order (k00000000, k00000001, ...) instead of at random\n"
+        "  --local            gets read only the receiving node's own replica\n"
         "\n"
         "exit status: 0 no errors, 1 local failure, 2 usage error, 3 some requests failed\n",
         f);
@@ -214,6 +226,14 @@ static int parse_args(int argc, char **argv, bench_args_t *a) {
     }
     if (!strcmp(k, "--durable")) {
       a->durable = true;
+      continue;
+    }
+    if (!strcmp(k, "--sequential")) {
+      a->sequential = true;
+      continue;
+    }
+    if (!strcmp(k, "--local")) {
+      a->local = true;
       continue;
     }
     if (i + 1 >= argc) {
@@ -312,7 +332,8 @@ static bool start_one(bench_t *b, req_t *r) {
   if (r->measured) b->started_measured++;
   uint32_t total = b->args.mix[OP_PUT] + b->args.mix[OP_GET];
   r->op = rng_next(&b->rng) % total < b->args.mix[OP_PUT] ? OP_PUT : OP_GET;
-  r->key = (uint32_t)(rng_next(&b->rng) % b->args.keys);
+  uint64_t pick = rng_next(&b->rng);
+  r->key = (uint32_t)((b->args.sequential ? b->next_key++ : pick) % b->args.keys);
   char key[32];
   int key_bytes = snprintf(key, sizeof key, "k%08u", (unsigned)r->key);
   const key_ctx_t *ctx = b->contexts ? &b->contexts[r->key] : NULL;
@@ -361,6 +382,7 @@ static void account(bench_t *b, const kv_client_completion_t *done, uint64_t t) 
   op_stats_t *s = &b->stats[r->op];
   if (ok) {
     s->ok++;
+    if (r->op == OP_GET && !done->found) s->not_found++;
     kv_histogram_record(&s->hist, done->latency_ns);
   } else {
     s->errors++;
@@ -401,7 +423,7 @@ static int run(bench_t *b) {
 
 typedef struct {
   double ops_per_sec, p50_ms, p99_ms, p999_ms;
-  uint64_t errors;
+  uint64_t errors, not_found;
 } op_result_t;
 
 static op_result_t result_of(const bench_t *b, int op, double window_s) {
@@ -412,6 +434,7 @@ static op_result_t result_of(const bench_t *b, int op, double window_s) {
   r.p99_ms = (double)kv_histogram_percentile(&s->hist, 99) / 1e6;
   r.p999_ms = (double)kv_histogram_percentile(&s->hist, 99.9) / 1e6;
   r.errors = s->errors;
+  r.not_found = s->not_found;
   return r;
 }
 
@@ -431,6 +454,8 @@ static void print_table(const bench_t *b, double window_s) {
     printf("%-4s %12.1f %10.3f %10.3f %10.3f %10llu\n", op_names[op], r.ops_per_sec, r.p50_ms,
            r.p99_ms, r.p999_ms, (unsigned long long)r.errors);
   }
+  if (a->mix[OP_GET])
+    printf("\ngets that found no value: %llu\n", (unsigned long long)b->stats[OP_GET].not_found);
 }
 
 static int write_json(const bench_t *b, double window_s) {
@@ -444,9 +469,9 @@ static int write_json(const bench_t *b, double window_s) {
     op_result_t r = result_of(b, op, window_s);
     fprintf(f,
             "%s\"%s\": {\"ops_per_sec\": %.1f, \"p50_ms\": %.4f, \"p99_ms\": %.4f, "
-            "\"p999_ms\": %.4f, \"errors\": %llu}",
+            "\"p999_ms\": %.4f, \"errors\": %llu, \"not_found\": %llu}",
             op ? ", " : "", op_names[op], r.ops_per_sec, r.p50_ms, r.p99_ms, r.p999_ms,
-            (unsigned long long)r.errors);
+            (unsigned long long)r.errors, (unsigned long long)r.not_found);
   }
   fputs("}\n", f);
   if (fclose(f) != 0) {
@@ -485,6 +510,7 @@ int main(int argc, char **argv) {
   b->opts = init;
   b->opts.level = a->level;
   b->opts.durable = a->durable;
+  b->opts.local = a->local;
   b->opts.timeout_ms = a->timeout_ms;
   b->value = malloc(a->value_bytes ? a->value_bytes : 1);
   if (!b->value) {

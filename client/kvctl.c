@@ -83,7 +83,9 @@ static void usage(FILE *f) {
           "        delete the key; prints the new context\n"
           "  status\n"
           "        this node, its peers (up or down, last heard) and replication lag\n"
-          "  ring | hints | conflicts               (not available yet)\n"
+          "  hints\n"
+          "        hints this node keeps for each peer (pending, bytes, delivered, dropped)\n"
+          "  ring | conflicts                       (not available yet)\n"
           "  fault partition|delay|drop|clear ...   (not available yet)\n"
           "\n"
           "options (before or after the arguments; \"--\" ends them):\n"
@@ -497,8 +499,30 @@ static int cmd_status(kv_client_t *c) {
   return EXIT_OK;
 }
 
+/* kvctl hints: what the node keeps for each peer (hinted handoff). */
+static int cmd_hints(kv_client_t *c) {
+  kv_client_node_status_t *s = malloc(sizeof *s);
+  if (!s) return usage_error("out of memory");
+  kv_client_status_t st;
+  if (kv_client_node_status(c, s, &st) != KV_OK) {
+    free(s);
+    return cluster_error(&st);
+  }
+  printf("hints kept by %s\n", s->node);
+  printf("%-12s %-5s %10s %12s %10s %10s\n", "peer", "state", "pending", "bytes", "delivered",
+         "dropped");
+  for (size_t i = 0; i < s->n_peers; i++) {
+    const kv_client_peer_t *p = &s->peers[i];
+    printf("%-12s %-5s %10llu %12llu %10llu %10llu\n", p->id, p->up ? "up" : "down",
+           (unsigned long long)p->hints_pending, (unsigned long long)p->hint_bytes,
+           (unsigned long long)p->hints_delivered, (unsigned long long)p->hints_dropped);
+  }
+  free(s);
+  return EXIT_OK;
+}
+
 static bool is_future_command(const char *cmd) {
-  static const char *const names[] = {"ring", "hints", "conflicts", "fault"};
+  static const char *const names[] = {"ring", "conflicts", "fault"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcmp(cmd, names[i]) == 0) return true;
   return false;
@@ -518,7 +542,8 @@ int main(int argc, char **argv) {
   }
   const char *cmd = a.pos[0];
   bool is_put = strcmp(cmd, "put") == 0, is_get = strcmp(cmd, "get") == 0,
-       is_delete = strcmp(cmd, "delete") == 0, is_status = strcmp(cmd, "status") == 0;
+       is_delete = strcmp(cmd, "delete") == 0, is_status = strcmp(cmd, "status") == 0,
+       is_hints = strcmp(cmd, "hints") == 0;
   if (is_future_command(cmd)) return usage_error("'%s' is not available yet", cmd);
   if (is_put)
     rc = check_command(&a, 3, "KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]",
@@ -529,7 +554,7 @@ int main(int argc, char **argv) {
                        OPT_LEVEL | OPT_R | OPT_LOCAL | OPT_JSON | OPT_REPAIR);
   else if (is_delete)
     rc = check_command(&a, 2, "KEYSPACE KEY [-c LEVEL] [--context CTX]", OPT_LEVEL | OPT_CONTEXT);
-  else if (is_status)
+  else if (is_status || is_hints)
     rc = check_command(&a, 0, "", 0);
   else
     return usage_error("unknown command '%s'; 'kvctl -h' lists them", cmd);
@@ -542,6 +567,7 @@ int main(int argc, char **argv) {
   kv_client_status_t st;
   if (kv_client_open(addr, &c, &st) != KV_OK) return usage_error("%s: %s", addr, st.msg);
   if (is_status) rc = cmd_status(c);
+  else if (is_hints) rc = cmd_hints(c);
   else rc = is_get ? cmd_get(c, &a) : cmd_write(c, &a, is_put);
   kv_client_close(c);
   if (fflush(stdout) != 0 && rc == EXIT_OK) {

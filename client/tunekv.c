@@ -391,6 +391,10 @@ int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
     snprintf(p->address, sizeof p->address, "%s", r->peers[i]->address);
     p->up = r->peers[i]->up;
     p->last_heard_ms_ago = r->peers[i]->last_heard_ms_ago;
+    p->hints_pending = r->peers[i]->hints_pending;
+    p->hint_bytes = r->peers[i]->hint_bytes;
+    p->hints_delivered = r->peers[i]->hints_delivered;
+    p->hints_dropped = r->peers[i]->hints_dropped;
   }
   if (r->lag) {
     out->lag_writes = r->lag->writes;

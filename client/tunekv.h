@@ -137,6 +137,8 @@ typedef struct {
   char address[KV_ADDRESS_BYTES_MAX + 1];
   bool up;
   int64_t last_heard_ms_ago;      /* -1: never heard from */
+  uint64_t hints_pending, hint_bytes; /* hinted handoff kept for this peer */
+  uint64_t hints_delivered, hints_dropped; /* since the node started */
 } kv_client_peer_t;
 
 /* A node's view of itself and the cluster (kvctl status). Caller-owned, no heap. */

@@ -398,6 +398,12 @@ static void handle_status(kv_server_t *srv, call_t *c) {
     peers[n].address = (char *)cfg->nodes[i].address;
     peers[n].up = ps.up;
     peers[n].last_heard_ms_ago = ps.last_heard_ms_ago;
+    kv_hint_stats_t hs;
+    kv_coord_hint_stats(srv->deps.coord, i, &hs);
+    peers[n].hints_pending = hs.pending;
+    peers[n].hint_bytes = hs.bytes;
+    peers[n].hints_delivered = hs.delivered;
+    peers[n].hints_dropped = hs.dropped;
     ptrs[n] = &peers[n];
     n++;
   }

@@ -92,6 +92,11 @@ expect "kvctl: nothing listening is UNAVAILABLE" 3 "UNAVAILABLE: failed to conne
   "$KVCTL" -a 127.0.0.1:1 get default k
 expect "kvnode: bad --threads" 2 "kvnode: --threads must be 1..64, not '0'" \
   "$KVNODE" --config config/single.yaml --node n1 --threads 0
+expect "kvnode: bad --hint-rate" 2 "kvnode: --hint-rate must be 1..1000000, not '0'" \
+  "$KVNODE" --config config/single.yaml --node n1 --hint-rate 0
+expect "kvnode: bad --hint-bytes-max" 2 \
+  "kvnode: --hint-bytes-max must be 0..1099511627776, not '-5'" \
+  "$KVNODE" --config config/single.yaml --node n1 --hint-bytes-max -5
 expect "kvbench: neither --ops nor --duration" 2 "kvbench: give exactly one of --ops and --duration; see kvbench -h" \
   bin/kvbench -a 127.0.0.1:1
 expect "kvbench: bad --mix" 2 "kvbench: --mix needs OP=WEIGHT[,OP=WEIGHT] with OP put or get" \
