@@ -262,6 +262,74 @@ void check_final(world_t *w) {
   }
 }
 
+/* ---- replicas_converge ------------------------------------------------------------- */
+
+uint64_t check_hints_pending(world_t *w) {
+  uint64_t pending = 0;
+  for (uint32_t i = 0; i < w->node_count; i++) {
+    if (!w->nodes[i].up) continue;
+    for (uint32_t t = 0; t < w->node_count; t++) {
+      kv_hint_stats_t hs;
+      kv_coord_hint_stats(w->nodes[i].coord, t, &hs);
+      pending += hs.pending;
+    }
+  }
+  return pending;
+}
+
+static bool hints_dropped(world_t *w) {
+  for (uint32_t i = 0; i < w->node_count; i++)
+    for (uint32_t t = 0; t < w->node_count; t++) {
+      kv_hint_stats_t hs;
+      kv_coord_hint_stats(w->nodes[i].coord, t, &hs);
+      if (hs.dropped > 0) return true;
+    }
+  return false;
+}
+
+/* Whether node's record of key covers dot. */
+static bool replica_covers(world_t *w, uint32_t node, uint32_t key, const kv_dot_t *dot) {
+  size_t key_bytes;
+  const uint8_t *k = sim_key(key, &key_bytes);
+  uint8_t *rec;
+  size_t rec_bytes;
+  kv_status_t st;
+  KV_ASSERT(kv_node_read_record(w->nodes[node].node, SIM_KEYSPACE, k, key_bytes, &rec,
+                                &rec_bytes, &st) == KV_OK);
+  bool covers = false;
+  kv_dvv_t o;
+  if (rec && kv_dvv_decode(rec, rec_bytes, &o, &st) == KV_OK) {
+    covers = kv_cc_covers(&o.cc, dot);
+    kv_dvv_deinit(&o);
+  }
+  free(rec);
+  return covers;
+}
+
+void check_converged(world_t *w) {
+  if (w->power_losses > 0 || hints_dropped(w)) return;
+  const struct workload *wl = w->wl;
+  const kv_keyspace_conf_t *ks = kv_config_keyspace(&w->cfg, SIM_KEYSPACE);
+  for (uint32_t i = 0; i < wl->op_count && !w->failure[0]; i++) {
+    const op_t *p = &wl->ops[i];
+    if (p->op != KV_OP_PUT || p->outcome != OUT_OK) continue;
+    /* A coordinator that crashed before the write finished kept no hints for it. */
+    if (world_crashed_between(w, p->coordinator, p->start_us, p->end_us + 2000000)) continue;
+    size_t key_bytes;
+    const uint8_t *k = sim_key(p->key, &key_bytes);
+    uint32_t partition = kv_hash_partition(kv_hash_key(SIM_KEYSPACE, k, key_bytes),
+                                           w->cfg.partitions);
+    kv_preflist_t pl;
+    kv_ring_preflist(&w->ring, ks, partition, &pl);
+    for (uint32_t r = 0; r < pl.primary_count; r++) {
+      if (replica_covers(w, pl.node[r], p->key, &p->dot)) continue;
+      world_fail(w, "replica n%u of k%u never got put %s (acknowledged at %llu us, w=%u)",
+                 pl.node[r] + 1, p->key, p->value, (unsigned long long)p->end_us, p->needed);
+      break;
+    }
+  }
+}
+
 /* ---- bounded ------------------------------------------------------------------------ */
 
 void check_bounded(world_t *w) {
@@ -272,6 +340,13 @@ void check_bounded(world_t *w) {
     if (held != 0)
       world_fail(w, "n%u still holds %u requests after the cluster settled", i + 1, held);
     if (n->syncer.head) world_fail(w, "n%u still has writes waiting for an fsync", i + 1);
+    for (uint32_t t = 0; t < w->node_count; t++) {
+      kv_hint_stats_t hs;
+      kv_coord_hint_stats(n->coord, t, &hs);
+      if (hs.pending > 0)
+        world_fail(w, "n%u still keeps %llu hints for n%u after the cluster settled", i + 1,
+                   (unsigned long long)hs.pending, t + 1);
+    }
   }
   if (w->wl->max_in_flight > KV_COORD_PENDING_MAX)
     world_fail(w, "a coordinator held %u requests", w->wl->max_in_flight);

@@ -23,6 +23,7 @@
 #define NEMESIS_GAP_US_MAX 1000000u
 #define SETTLE_US 3000000u
 #define RECORD_CHECK_US 2000000u
+#define HINT_DRAIN_S_MAX 120u
 #define RUN_US_MAX 600000000u       /* ten virtual minutes: a stuck run is a failure */
 
 typedef struct {
@@ -136,6 +137,12 @@ static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verb
   uint64_t faults_end_us = w->now_us;
   if (!w->failure[0]) settle(w);
   if (!w->failure[0]) check_records(w);
+  if (!w->failure[0]) {
+    /* Hints go at their paced rate: give them time (each round is a few seconds at most). */
+    for (uint32_t s = 0; s < HINT_DRAIN_S_MAX && check_hints_pending(w) > 0; s++)
+      world_run_until(w, w->now_us + 1000000);
+    check_converged(w);
+  }
   if (!w->failure[0] && workload_final_reads(w, (uint32_t)sim_below(w->node_count)))
     check_final(w);
   if (!w->failure[0]) {

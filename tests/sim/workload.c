@@ -154,6 +154,7 @@ void workload_forwarded(world_t *w, uint32_t node, uint64_t call_id) {
   struct workload *wl = w->wl;
   call_t *origin = call_get(wl, call_id);
   op_t *op = &wl->ops[origin->op];
+  op->coordinator = node;
   uint64_t relay = call_new(wl, (call_t){.kind = CALL_RELAY, .at = node, .origin = op->node,
                                          .origin_life = w->nodes[op->node].life,
                                          .origin_call = call_id});
@@ -195,7 +196,7 @@ static void client_start(world_t *w, uint32_t ci) {
   op->op = roll < 45 ? KV_OP_PUT : roll < 85 ? KV_OP_GET : KV_OP_DELETE;
   op->client = ci;
   op->key = (uint32_t)sim_below(wl->key_count);
-  op->node = (uint32_t)sim_below(w->node_count);
+  op->node = op->coordinator = (uint32_t)sim_below(w->node_count);
   op->start_us = w->now_us;
   op->durable = op->op != KV_OP_GET && sim_chance(0.3);
   op_choose_level(op);

@@ -26,7 +26,12 @@
  *                     holds every acknowledged put, unless a write whose context covered it
  *                     (what its client had read) replaced it; no value an acknowledged delete
  *                     covered is back;
- *   bounded           once settled, no coordinator holds a request and no fsync waits.
+ *   replicas_converge once settled and every hint handed over, every replica of a key holds
+ *                     every acknowledged put (its dot), unless a hint was dropped for lack of
+ *                     room, a power loss happened, or the put's coordinator crashed before
+ *                     its replicas could ack or be hinted (anti-entropy's cases);
+ *   bounded           once settled, no coordinator holds a request or a hint, and no fsync
+ *                     waits.
  * A write not made durable may be lost by a power loss (memstore keeps only synced writes,
  * as the OS keeps only fsynced ones); such writes are exempt once a power loss followed
  * them. */
@@ -40,6 +45,7 @@ typedef enum { OUT_PENDING, OUT_OK, OUT_FAIL, OUT_UNKNOWN } outcome_t;
 typedef struct {
   kv_op_t op;
   uint32_t client, key, node;    /* node: where it was sent */
+  uint32_t coordinator;          /* where it was coordinated (node, or where node forwarded it) */
   char value[24];                /* put: unique in the run ("c<client>.<n>") */
   uint8_t *ctx_bytes;            /* writes: the context sent (malloc'd; NULL: blind) */
   size_t ctx_len;
@@ -118,6 +124,9 @@ void check_dot(world_t *w, uint32_t key, const kv_dot_t *dot, const uint8_t *val
 void check_answer_dots(world_t *w, uint32_t key, const kv_dvv_t *object);
 void check_records(world_t *w);
 void check_final(world_t *w);
+void check_converged(world_t *w);
+/* Hints the live nodes still keep, over all targets. */
+uint64_t check_hints_pending(world_t *w);
 void check_bounded(world_t *w);
 
 #endif

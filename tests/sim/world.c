@@ -362,6 +362,13 @@ void world_restart(world_t *w, uint32_t i) {
                  n->life, 0, NULL);
 }
 
+bool world_crashed_between(const world_t *w, uint32_t node, uint64_t from_us, uint64_t to_us) {
+  const sim_node_t *n = &w->nodes[node];
+  for (uint32_t k = 0; k < n->crash_count; k++)
+    if (n->crashes_us[k] >= from_us && n->crashes_us[k] <= to_us) return true;
+  return false;
+}
+
 void world_crash(world_t *w, uint32_t i, bool power_loss) {
   sim_node_t *n = &w->nodes[i];
   KV_ASSERT(n->up);
@@ -381,6 +388,9 @@ void world_crash(world_t *w, uint32_t i, bool power_loss) {
   n->store = NULL;
   n->up = false;
   n->crashed_us = w->now_us;
+  n->crashes_us = realloc(n->crashes_us, (n->crash_count + 1) * sizeof *n->crashes_us);
+  KV_ASSERT(n->crashes_us != NULL);
+  n->crashes_us[n->crash_count++] = w->now_us;
   if (power_loss) {
     w->power_losses++;
     w->last_power_loss_us = w->now_us;
@@ -543,6 +553,7 @@ void world_deinit(world_t *w) {
     if (ev.type == EV_DELIVER) msg_free(ev.msg);
   }
   free(w->heap);
+  for (uint32_t i = 0; i < w->node_count; i++) free(w->nodes[i].crashes_us);
   XXH64_freeState(w->trace);
   sim_disks_reset();
   sim_world = NULL;

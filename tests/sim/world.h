@@ -93,6 +93,8 @@ typedef struct {
   int64_t skew_ms;               /* this node's wall clock minus the true time */
   kv_coord_transport_t tr;
   uint64_t crashed_us;           /* when it last went down */
+  uint64_t *crashes_us;          /* every crash, in order (malloc'd) */
+  uint32_t crash_count;
 } sim_node_t;
 
 typedef struct {
@@ -155,6 +157,8 @@ msg_t *msg_new(msg_type_t type, uint32_t from, uint32_t to);
 void msg_free(msg_t *m);
 
 void world_crash(world_t *w, uint32_t node, bool power_loss);
+/* Whether node crashed at a time in [from_us, to_us]. */
+bool world_crashed_between(const world_t *w, uint32_t node, uint64_t from_us, uint64_t to_us);
 void world_restart(world_t *w, uint32_t node);
 /* Heals every cut and clog. */
 void world_heal(world_t *w);
