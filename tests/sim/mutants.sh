@@ -4,6 +4,7 @@
 # objects of build/sim so only the patched file recompiles) and run over seeds 1-500. Every
 # mutant must be caught: the first failing seed and its sentence are printed.
 #   usage: tests/sim/mutants.sh [BUILD]   (BUILD: the build directory holding sim/ and gen/)
+#   MUTANTS="name ..." runs only those; MUTANT_SEEDS=A-B other seeds than 1-500.
 # Ends "N passed, N failed": a mutant passes when some seed catches it.
 set -u
 cd "$(dirname "$0")/../.."
@@ -14,6 +15,7 @@ trap 'rm -rf "$scratch"' EXIT
 passed=0 failed=0
 for patch in tests/sim/mutants/*.patch; do
   name=$(basename "$patch" .patch)
+  [ -n "${MUTANTS:-}" ] && ! grep -qw -- "$name" <<< "$MUTANTS" && continue
   tree="$scratch/$name"
   mkdir -p "$tree/build"
   cp -a Makefile common coordinator kvnode proto tests "$tree/"
