@@ -223,6 +223,21 @@ expect_exact "11. an ALL get of solo (written at ONE with n2 and n3 down)" 0 "al
 expect_exact "11. ... repairs n2 before answering (blocking)" 0 "alone" "" ctl 2 get default solo --local
 expect_exact "11. ... and n3" 0 "alone" "" ctl 3 get default solo --local
 
+# ---- 13. a delete missed by a replica (no hint kept) never brings the value back ----------
+ctl 1 put default doomed "old value" -c ALL >/dev/null
+kill_node 3 KILL
+wait_state 1 down n3 || fail "13. n1 sees n3 down" "after 3 s"
+doomed_ctx=$(context 1 doomed)
+expect "13. delete through n1 with n3 down (n1 keeps no hint)" 0 "" \
+  ctl 1 delete default doomed --context "$doomed_ctx"
+start_node 3 || exit 1
+wait_all_up || exit 1
+expect_exact "13. n3 still has the old value (--local)" 0 "old value" "" ctl 3 get default doomed --local
+expect "13. a QUORUM get through n3 finds nothing" 1 "not found" ctl 3 get default doomed -c QUORUM
+expect "13. an ALL get finds nothing" 1 "not found" ctl 2 get default doomed -c ALL
+expect "13. ... and the tombstone has replaced n3's old value (--local)" 1 "not found" \
+  ctl 3 get default doomed --local
+
 # ---- 12. hinted handoff: 10,000 writes while n3 is down reach it when it is back ----------
 # hints_for I PEER: the hints nI keeps for PEER (kvctl hints).
 hints_for() { ctl "$1" hints | awk -v p="$2" '$1 == p { print $3 }'; }
