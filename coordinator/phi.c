@@ -33,6 +33,12 @@ void kv_phi_init(kv_phi_t *d) {
   memset(d, 0, sizeof *d);
 }
 
+void kv_phi_restart(kv_phi_t *d, uint64_t now_ms) {
+  KV_ASSERT(!d->heard || now_ms >= d->last_ms);
+  d->heard = true;
+  d->last_ms = now_ms;
+}
+
 void kv_phi_heartbeat(kv_phi_t *d, uint64_t now_ms) {
   KV_ASSERT(!d->heard || now_ms >= d->last_ms);
   if (d->heard && now_ms - d->last_ms <= KV_PHI_INTERVAL_MS_MAX) {
@@ -49,9 +55,8 @@ void kv_phi_heartbeat(kv_phi_t *d, uint64_t now_ms) {
     d->sum_ms += interval;
     d->sum_sq_ms2 += (uint64_t)interval * interval;
   }
-  d->heard = true;
-  d->last_ms = now_ms;
   KV_ASSERT(d->count <= KV_PHI_WINDOW_MAX);
+  kv_phi_restart(d, now_ms);
 }
 
 double kv_phi_mean_ms(const kv_phi_t *d) {

@@ -33,6 +33,10 @@ void kv_phi_init(kv_phi_t *d);
  * previous one becomes a sample, evicting the oldest when KV_PHI_WINDOW_MAX are kept, unless it
  * is longer than KV_PHI_INTERVAL_MS_MAX (an outage, not a heartbeat interval). */
 void kv_phi_heartbeat(kv_phi_t *d, uint64_t now_ms);
+/* A heartbeat arrived at now_ms that ends an outage (the caller had judged the peer down):
+ * the silence before it is no heartbeat interval, so it is not a sample, whatever its length;
+ * silence is timed from now_ms. Learning from it would make the next failure slower to see. */
+void kv_phi_restart(kv_phi_t *d, uint64_t now_ms);
 /* The suspicion at now_ms: 0 before the first heartbeat, then growing with the time since the
  * latest one (a time before it counts as none). Finite and non-decreasing in now_ms. */
 double kv_phi(const kv_phi_t *d, uint64_t now_ms);

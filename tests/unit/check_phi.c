@@ -179,6 +179,31 @@ START_TEST(outages_are_not_samples) {
 }
 END_TEST
 
+/* A heartbeat that ends an outage restarts the timing and teaches nothing, even when the
+ * outage was short enough to count as an interval. */
+START_TEST(restart_after_an_outage_is_not_a_sample) {
+  static kv_phi_t d;
+  kv_phi_init(&d);
+  uint64_t t = beat(&d, T0, 100, 20);
+  ck_assert_uint_eq(d.count, 19);
+  t += 1100;
+  kv_phi_restart(&d, t);
+  ck_assert_uint_eq(d.count, 19);
+  ck_assert_uint_eq(d.last_ms, t);
+  ck_assert_double_eq(kv_phi_mean_ms(&d), 100);
+  ck_assert_uint_eq(first_ms_over(&d, 8), crossing(100, KV_PHI_STD_DEV_MIN_MS, Z8));
+  /* The next heartbeat is an interval again. */
+  beat(&d, t, 200, 1);
+  ck_assert_uint_eq(d.count, 20);
+  ck_assert_double_eq(kv_phi_mean_ms(&d), 105);
+  /* A restart may also come first: it is then just the first heartbeat. */
+  kv_phi_init(&d);
+  kv_phi_restart(&d, T0);
+  ck_assert(d.heard);
+  ck_assert_uint_eq(d.count, 0);
+}
+END_TEST
+
 /* A status read can take its clock just before a heartbeat is recorded. */
 START_TEST(time_before_the_latest_heartbeat_is_no_silence) {
   static kv_phi_t d;
@@ -200,6 +225,7 @@ Suite *phi_suite(void) {
   tcase_add_test(tc, a_busy_peer_may_pause_for_a_heartbeat_interval);
   tcase_add_test(tc, window_keeps_the_latest_intervals);
   tcase_add_test(tc, outages_are_not_samples);
+  tcase_add_test(tc, restart_after_an_outage_is_not_a_sample);
   tcase_add_test(tc, time_before_the_latest_heartbeat_is_no_silence);
   suite_add_tcase(s, tc);
   return s;
