@@ -73,6 +73,12 @@
 #define KV_PHI_THRESHOLD_MIN 1.0
 #define KV_PHI_THRESHOLD_MAX 100.0
 
+/* Fault injection (kvctl fault; kvnode/peer_rpc.c): the most a call may be delayed, by delay
+ * and by jitter each, and the calls held back per peer (delayed, or dropped and waiting out
+ * their deadline), past which a write forwarded to that peer is answered RESOURCE_EXHAUSTED. */
+#define KV_FAULT_DELAY_MS_MAX 10000u
+#define KV_FAULT_HELD_MAX 1024u
+
 /* gRPC server runtime. */
 /* One worker by default: on a 2-core machine shared with its clients, one thread served
  * 18.6k gets/s against 14.0k with two (kvbench, 64 in flight). fsyncs never block it: durable

@@ -1,6 +1,6 @@
 /* main.c: the kvnode daemon.
  *
- *   kvnode --config FILE --node ID [--data-dir DIR] [--threads N]
+ *   kvnode --config FILE --node ID [--data-dir DIR] [--threads N] [--allow-fault-injection]
  *
  * Start-up: block SIGINT/SIGTERM in every thread (so only sigwait sees them), load the
  * config, open the store, start the gRPC server, log one "serving" line. Shutdown on
@@ -32,15 +32,20 @@ typedef struct {
   const char *node_id;
   const char *data_dir;
   uint32_t threads;
+  bool allow_faults;
 } args_t;
 
 static void usage(FILE *out) {
   fprintf(out,
           "usage: kvnode --config FILE --node ID [--data-dir DIR] [--threads N]\n"
+          "              [--allow-fault-injection]\n"
           "  --config FILE    cluster config (YAML); every node uses the same file\n"
           "  --node ID        which node of the file this process is\n"
           "  --data-dir DIR   where RocksDB keeps data (default data/ID)\n"
-          "  --threads N      gRPC worker threads (default %u)\n",
+          "  --threads N      gRPC worker threads (default %u)\n"
+          "  --allow-fault-injection\n"
+          "                   let `kvctl fault` delay, drop or cut this node's calls to its\n"
+          "                   peers (for tests and labs; refused without it)\n",
           KV_SERVER_THREADS_DEFAULT);
 }
 
@@ -49,7 +54,8 @@ static int parse_args(int argc, char **argv, args_t *a) {
   static const struct option opts[] = {
       {"config", required_argument, NULL, 'c'}, {"node", required_argument, NULL, 'n'},
       {"data-dir", required_argument, NULL, 'd'}, {"threads", required_argument, NULL, 't'},
-      {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+      {"allow-fault-injection", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
   *a = (args_t){.threads = KV_SERVER_THREADS_DEFAULT};
   int ch;
   while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -57,6 +63,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
       case 'c': a->config_path = optarg; break;
       case 'n': a->node_id = optarg; break;
       case 'd': a->data_dir = optarg; break;
+      case 'f': a->allow_faults = true; break;
       case 't': {
         char *end;
         unsigned long t = strtoul(optarg, &end, 10);
@@ -147,7 +154,8 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
   kv_server_deps_t deps = {.cfg = cfg, .node = d->node, .coord = d->coord,
                            .syncer = &d->syncer, .peers = d->peers};
   kv_server_opts_t opts = {.address = self->address, .threads = a->threads,
-                           .max_message_bytes = max_message};
+                           .max_message_bytes = max_message,
+                           .allow_fault_injection = a->allow_faults};
   return kv_server_start(&deps, &opts, &d->server, st);
 }
 
@@ -188,6 +196,9 @@ static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *se
   } else {
     KV_INFO("serving on %s (cluster %s, data %s, incarnation %016" PRIx64 ", %u threads)",
             self->address, cfg->cluster_name, dir, kv_store_incarnation(d.store), a->threads);
+    if (a->allow_faults)
+      KV_WARN("fault injection is allowed: kvctl fault can delay, drop and cut this node's "
+              "calls to its peers");
     int sig = wait_for_signal();
     KV_INFO("%s: stopping (finishing in-flight calls)", strsignal(sig));
   }
