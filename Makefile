@@ -2,7 +2,8 @@
 #   make deps      install missing Debian packages (a no-op when all are present)
 #   make test      deps, build, unit tests (Check, under ASan/UBSan), integration tests
 #   make cluster   deps, build, run the 3-node cluster of config/cluster3.yaml in the
-#                  foreground, logs prefixed by node id (Ctrl-C stops all three)
+#                  foreground, logs prefixed by node id (Ctrl-C stops all three);
+#                  KVNODE_FLAGS=--allow-fault-injection lets kvctl fault work on it
 #   make bench     deps, build, kvbench against a local node next to the peers (echo ceiling)
 #   make sim       the deterministic simulator over SEEDS (default 1-300; `make test` runs it)
 #   make sim-mutants  the simulator built with each planted bug of tests/sim/mutants/
@@ -38,6 +39,7 @@ TOOL_SRC := $(wildcard tests/integration/*.c)
 # own object tree.
 SIM_SRC := $(wildcard tests/sim/*.c) kvnode/node.c kvnode/coord.c kvnode/hints.c $(COMMON_SRC)
 SEEDS ?= 1-300
+KVNODE_FLAGS ?=
 
 # Object paths: sources under $(GEN) compile to .../gen/, everything else mirrors the tree.
 genrel = $(patsubst $(GEN)/%,gen/%,$(1))
@@ -122,7 +124,7 @@ sim-mutants: $(BUILD)/kvsim
 	tests/sim/mutants.sh $(BUILD)
 
 integration: all
-	rc=0; for t in run cluster3 cluster5; do tests/integration/$$t.sh || rc=1; done; exit $$rc
+	rc=0; for t in run cluster3 cluster5 faults; do tests/integration/$$t.sh || rc=1; done; exit $$rc
 
 test: deps
 	$(MAKE) all $(BUILD)/check_unit $(BUILD)/kvsim
@@ -132,7 +134,7 @@ test: deps
 
 cluster: deps
 	$(MAKE) all
-	deploy/cluster.sh config/cluster3.yaml
+	deploy/cluster.sh config/cluster3.yaml $(KVNODE_FLAGS)
 
 bench: deps
 	$(MAKE) all

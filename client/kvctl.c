@@ -5,6 +5,11 @@
  *         [--json]
  *   kvctl [-a HOST:PORT] delete KEYSPACE KEY [-c LEVEL] [--context CTX]
  *   (every command also takes --timeout MS)
+ *   kvctl [-a HOST:PORT] status
+ *   kvctl [-a HOST:PORT] fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--drop P]
+ *                                                  [--partition]
+ *   kvctl [-a HOST:PORT] fault clear [PEER[,PEER...]]
+ *   kvctl [-a HOST:PORT] fault list
  *
  * Options may come before or after the positional arguments; "--" ends the options (so a
  * value starting with '-' can be given), and "-" alone is a positional argument (as VALUE
@@ -19,7 +24,11 @@
  * line {"found": bool, "siblings": [{"value": "...", "value_b64": "..."}], "context": "..."}
  * where value is the JSON-escaped value (bytes that are not UTF-8 become \ufffd) and
  * value_b64 and context are base64 (standard alphabet, padded). Not found prints nothing on
- * stdout (or the JSON with found false) and "kvctl: not found" on stderr (not with --json). */
+ * stdout (or the JSON with found false) and "kvctl: not found" on stderr (not with --json).
+ * status prints one line per peer: id, address, up or down, phi, when last heard from.
+ * fault set and fault clear print nothing; fault list prints one line per peer with a fault,
+ * "PEER delay N ms, jitter N ms, drop P", with " (partition)" after a drop of 1. Fault values
+ * are checked for form here and for range by the node. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -46,15 +55,22 @@ enum {
   OPT_LOCAL = 1 << 4,
   OPT_JSON = 1 << 5,
   OPT_CONTEXT = 1 << 6,
-  OPT_REPAIR = 1 << 7,
+  OPT_DELAY = 1 << 7,
+  OPT_JITTER = 1 << 8,
+  OPT_DROP = 1 << 9,
+  OPT_PARTITION = 1 << 10,
+  OPT_REPAIR = 1 << 11,
 };
+#define OPTS_FAULT (OPT_DELAY | OPT_JITTER | OPT_DROP | OPT_PARTITION)
 
 static const struct {
   int bit;
   const char *name;
 } opt_names[] = {{OPT_LEVEL, "-c"},        {OPT_W, "-w"},        {OPT_R, "-r"},
                  {OPT_DURABLE, "--durable"}, {OPT_LOCAL, "--local"}, {OPT_JSON, "--json"},
-                 {OPT_CONTEXT, "--context"}, {OPT_REPAIR, "--read-repair"}};
+                 {OPT_CONTEXT, "--context"}, {OPT_DELAY, "--delay-ms"},
+                 {OPT_JITTER, "--jitter-ms"}, {OPT_DROP, "--drop"},
+                 {OPT_PARTITION, "--partition"}, {OPT_REPAIR, "--read-repair"}};
 
 #define POSITIONALS_MAX 8
 
@@ -68,6 +84,9 @@ typedef struct {
   bool durable, local, json, help;
   const char *context_b64;
   const char *read_repair;
+  int64_t delay_ms, jitter_ms;      /* fault set */
+  double drop;
+  bool partition;
 } args_t;
 
 static void usage(FILE *f) {
@@ -82,11 +101,18 @@ static void usage(FILE *f) {
           "  delete KEYSPACE KEY [-c LEVEL] [--context CTX]\n"
           "        delete the key; prints the new context\n"
           "  status\n"
-          "        this node, its peers (up or down, last heard) and replication lag\n"
+          "        this node, its peers (up or down, phi, last heard) and replication lag\n"
           "  hints\n"
           "        hints this node keeps for each peer (pending, bytes, delivered, dropped)\n"
+          "  fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--drop P] [--partition]\n"
+          "        hold each call this node makes to those peers N ms plus up to the jitter,\n"
+          "        or lose it with probability P (0..1); --partition loses every one\n"
+          "  fault clear [PEER[,PEER...]]\n"
+          "        remove the faults of those peers (of all, without PEER)\n"
+          "  fault list\n"
+          "        the faults in force, one line per peer (fault needs a node started with\n"
+          "        --allow-fault-injection)\n"
           "  ring | conflicts                       (not available yet)\n"
-          "  fault partition|delay|drop|clear ...   (not available yet)\n"
           "\n"
           "options (before or after the arguments; \"--\" ends them):\n"
           "  -a HOST:PORT    node to ask (default $TUNEKV_ADDR, else " DEFAULT_ADDR ")\n"
@@ -237,6 +263,34 @@ static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out) 
   return true;
 }
 
+/* A whole number, maybe negative: the node, not kvctl, judges its range. */
+static bool parse_i64(const char *s, int64_t *out) {
+  const char *digits = s + (*s == '-');
+  if (!*digits || strlen(digits) > 18) return false;
+  int64_t v = 0;
+  for (const char *p = digits; *p; p++) {
+    if (*p < '0' || *p > '9') return false;
+    v = v * 10 + (*p - '0');
+  }
+  *out = *s == '-' ? -v : v;
+  return true;
+}
+
+/* A decimal number ("0.25", "1", "-0.5"), no exponent: the node judges its range. */
+static bool parse_number(const char *s, double *out) {
+  const char *digits = s + (*s == '-');
+  size_t n = strspn(digits, "0123456789");
+  if (n == 0) return false;
+  if (digits[n] == '.') {
+    size_t fraction = strspn(digits + n + 1, "0123456789");
+    if (fraction == 0) return false;
+    n += 1 + fraction;
+  }
+  if (digits[n] != '\0') return false;
+  *out = strtod(s, NULL);
+  return true;
+}
+
 /* The option's value: after '=' in "--name=value", else the next argument. */
 static const char *opt_value(int argc, char **argv, int *i, const char *inline_value) {
   if (inline_value) return inline_value;
@@ -270,9 +324,12 @@ static int parse_args(int argc, char **argv, args_t *a) {
 
     bool takes_value = !strcmp(name, "-a") || !strcmp(name, "-c") || !strcmp(name, "-w") ||
                        !strcmp(name, "-r") || !strcmp(name, "--context") ||
-                       !strcmp(name, "--timeout") || !strcmp(name, "--read-repair");
+                       !strcmp(name, "--timeout") || !strcmp(name, "--delay-ms") ||
+                       !strcmp(name, "--jitter-ms") || !strcmp(name, "--drop") ||
+                       !strcmp(name, "--read-repair");
     bool is_flag = !strcmp(name, "--durable") || !strcmp(name, "--local") ||
-                   !strcmp(name, "--json") || !strcmp(name, "-h") || !strcmp(name, "--help");
+                   !strcmp(name, "--json") || !strcmp(name, "--partition") ||
+                   !strcmp(name, "-h") || !strcmp(name, "--help");
     if (!takes_value && !is_flag) return usage_error("unknown option '%s'", name);
     if (is_flag && inline_value) return usage_error("option '%s' takes no value", name);
     const char *v = NULL;
@@ -310,10 +367,30 @@ static int parse_args(int argc, char **argv, args_t *a) {
     } else if (!strcmp(name, "--json")) {
       a->json = true;
       a->used |= OPT_JSON;
+    } else if (!strcmp(name, "--delay-ms") || !strcmp(name, "--jitter-ms")) {
+      bool delay = name[2] == 'd';
+      if (!parse_i64(v, delay ? &a->delay_ms : &a->jitter_ms))
+        return usage_error("%s needs a whole number of milliseconds, not '%s'", name, v);
+      a->used |= delay ? OPT_DELAY : OPT_JITTER;
+    } else if (!strcmp(name, "--drop")) {
+      if (!parse_number(v, &a->drop))
+        return usage_error("--drop needs a number such as 0.25, not '%s'", v);
+      a->used |= OPT_DROP;
+    } else if (!strcmp(name, "--partition")) {
+      a->partition = true;
+      a->used |= OPT_PARTITION;
     } else {
       a->help = true;
     }
   }
+  return EXIT_OK;
+}
+
+/* Usage error when an option not in `allowed` was given to the command called name. */
+static int check_options(const args_t *a, const char *name, int allowed) {
+  for (size_t i = 0; i < sizeof opt_names / sizeof opt_names[0]; i++)
+    if ((a->used & opt_names[i].bit) && !(allowed & opt_names[i].bit))
+      return usage_error("%s does not take %s", name, opt_names[i].name);
   return EXIT_OK;
 }
 
@@ -323,10 +400,44 @@ static int check_command(const args_t *a, int want, const char *synopsis, int al
   if (a->n_pos - 1 != want)
     return usage_error("%s: %s arguments; usage: kvctl %s %s", cmd,
                        a->n_pos - 1 < want ? "missing" : "too many", cmd, synopsis);
-  for (size_t i = 0; i < sizeof opt_names / sizeof opt_names[0]; i++)
-    if ((a->used & opt_names[i].bit) && !(allowed & opt_names[i].bit))
-      return usage_error("%s does not take %s", cmd, opt_names[i].name);
-  return EXIT_OK;
+  return check_options(a, cmd, allowed);
+}
+
+/* Usage error unless `fault ACTION ...` is well formed; sets *op from ACTION. */
+static int check_fault(const args_t *a, kv_client_fault_op_t *op) {
+  static const struct {
+    const char *action;
+    kv_client_fault_op_t op;
+    int min, max; /* arguments after the action */
+    const char *synopsis;
+    int allowed;
+  } forms[] = {
+      {"set", KV_CLIENT_FAULT_SET, 1, 1,
+       " PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--drop P] [--partition]", OPTS_FAULT},
+      {"clear", KV_CLIENT_FAULT_CLEAR, 0, 1, " [PEER[,PEER...]]", 0},
+      {"list", KV_CLIENT_FAULT_LIST, 0, 0, "", 0}};
+  if (a->n_pos < 2)
+    return usage_error("fault: missing arguments; usage: kvctl fault set|clear|list ...");
+  const char *action = a->pos[1];
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    if (strcmp(action, forms[i].action) != 0) continue;
+    int got = a->n_pos - 2;
+    if (got < forms[i].min || got > forms[i].max)
+      return usage_error("fault %s: %s arguments; usage: kvctl fault %s%s", action,
+                         got < forms[i].min ? "missing" : "too many", action, forms[i].synopsis);
+    char name[16];
+    snprintf(name, sizeof name, "fault %s", action);
+    int rc = check_options(a, name, forms[i].allowed);
+    if (rc != EXIT_OK) return rc;
+    *op = forms[i].op;
+    if (*op == KV_CLIENT_FAULT_SET && !(a->used & OPTS_FAULT))
+      return usage_error("fault set needs at least one of --delay-ms, --jitter-ms, --drop and "
+                         "--partition");
+    if ((a->used & OPT_DROP) && (a->used & OPT_PARTITION))
+      return usage_error("fault set takes --drop or --partition, not both");
+    return EXIT_OK;
+  }
+  return usage_error("fault: unknown action '%s'; use set, clear or list", action);
 }
 
 /* Reads all of standard input, up to the hard value limit. */
@@ -484,13 +595,14 @@ static int cmd_status(kv_client_t *c) {
   }
   printf("node %s of cluster %s (incarnation %016llx)\n", s->node, s->cluster,
          (unsigned long long)s->incarnation);
-  printf("%-12s %-24s %-5s %s\n", "peer", "address", "state", "last heard");
+  printf("%-12s %-24s %-5s %8s %s\n", "peer", "address", "state", "phi", "last heard");
   for (size_t i = 0; i < s->n_peers; i++) {
     const kv_client_peer_t *p = &s->peers[i];
     char heard[32] = "never";
     if (p->last_heard_ms_ago >= 0)
       snprintf(heard, sizeof heard, "%lld ms ago", (long long)p->last_heard_ms_ago);
-    printf("%-12s %-24s %-5s %s\n", p->id, p->address, p->up ? "up" : "down", heard);
+    printf("%-12s %-24s %-5s %8.1f %s\n", p->id, p->address, p->up ? "up" : "down", p->phi,
+           heard);
   }
   printf("replication lag (W-th ack to last ack) over %llu writes: p50 %.3f ms, p99 %.3f ms, "
          "max %.3f ms\n",
@@ -521,8 +633,43 @@ static int cmd_hints(kv_client_t *c) {
   return EXIT_OK;
 }
 
+/* fault set|clear|list. PEER[,PEER...] (a->pos[2]) is split at its commas; empty names are
+ * sent as they are, for the node to refuse. */
+static int cmd_fault(kv_client_t *c, const args_t *a, kv_client_fault_op_t op) {
+  char *copy = a->n_pos > 2 ? strdup(a->pos[2]) : NULL;
+  size_t n = 0;
+  for (const char *p = copy; p && *p; p++) n += *p == ',';
+  n += copy != NULL;
+  const char **peers = calloc(n ? n : 1, sizeof *peers);
+  if ((a->n_pos > 2 && !copy) || !peers) {
+    free(copy);
+    free(peers);
+    return usage_error("out of memory");
+  }
+  char *at = copy;
+  for (size_t i = 0; i < n; i++) {
+    peers[i] = at;
+    at += strcspn(at, ",");
+    if (*at) *at++ = '\0';
+  }
+  kv_client_fault_t f = {.delay_ms = a->delay_ms, .jitter_ms = a->jitter_ms,
+                         .drop = a->partition ? 1 : a->drop};
+  kv_client_faults_t out;
+  kv_client_status_t st;
+  int err = kv_client_fault(c, op, peers, n, op == KV_CLIENT_FAULT_SET ? &f : NULL, &out, &st);
+  free(copy);
+  free(peers);
+  if (err != KV_OK) return cluster_error(&st);
+  for (size_t i = 0; op == KV_CLIENT_FAULT_LIST && i < out.n_faults; i++) {
+    const kv_client_fault_t *x = &out.faults[i];
+    printf("%s delay %lld ms, jitter %lld ms, drop %g%s\n", x->peer, (long long)x->delay_ms,
+           (long long)x->jitter_ms, x->drop, x->drop >= 1 ? " (partition)" : "");
+  }
+  return EXIT_OK;
+}
+
 static bool is_future_command(const char *cmd) {
-  static const char *const names[] = {"ring", "conflicts", "fault"};
+  static const char *const names[] = {"ring", "conflicts"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcmp(cmd, names[i]) == 0) return true;
   return false;
@@ -543,7 +690,8 @@ int main(int argc, char **argv) {
   const char *cmd = a.pos[0];
   bool is_put = strcmp(cmd, "put") == 0, is_get = strcmp(cmd, "get") == 0,
        is_delete = strcmp(cmd, "delete") == 0, is_status = strcmp(cmd, "status") == 0,
-       is_hints = strcmp(cmd, "hints") == 0;
+       is_hints = strcmp(cmd, "hints") == 0, is_fault = strcmp(cmd, "fault") == 0;
+  kv_client_fault_op_t fault_op = KV_CLIENT_FAULT_LIST;
   if (is_future_command(cmd)) return usage_error("'%s' is not available yet", cmd);
   if (is_put)
     rc = check_command(&a, 3, "KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]",
@@ -556,6 +704,8 @@ int main(int argc, char **argv) {
     rc = check_command(&a, 2, "KEYSPACE KEY [-c LEVEL] [--context CTX]", OPT_LEVEL | OPT_CONTEXT);
   else if (is_status || is_hints)
     rc = check_command(&a, 0, "", 0);
+  else if (is_fault)
+    rc = check_fault(&a, &fault_op);
   else
     return usage_error("unknown command '%s'; 'kvctl -h' lists them", cmd);
   if (rc != EXIT_OK) return rc;
@@ -568,6 +718,7 @@ int main(int argc, char **argv) {
   if (kv_client_open(addr, &c, &st) != KV_OK) return usage_error("%s: %s", addr, st.msg);
   if (is_status) rc = cmd_status(c);
   else if (is_hints) rc = cmd_hints(c);
+  else if (is_fault) rc = cmd_fault(c, &a, fault_op);
   else rc = is_get ? cmd_get(c, &a) : cmd_write(c, &a, is_put);
   kv_client_close(c);
   if (fflush(stdout) != 0 && rc == EXIT_OK) {

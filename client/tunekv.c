@@ -106,6 +106,7 @@ struct kv_client {
   grpc_completion_queue *cq; /* pluck queue for blocking calls */
   void *method[3];           /* registered call handles, by kv_client_op_t */
   void *status_method;       /* /tunekv.peer.Admin/Status */
+  void *fault_method;        /* /tunekv.peer.Admin/Fault */
 };
 
 int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st) {
@@ -144,6 +145,7 @@ int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st) 
     c->method[i] = grpc_channel_register_call(c->channel, method_names[i], NULL, NULL);
   c->status_method =
       grpc_channel_register_call(c->channel, "/tunekv.peer.Admin/Status", NULL, NULL);
+  c->fault_method = grpc_channel_register_call(c->channel, "/tunekv.peer.Admin/Fault", NULL, NULL);
   *out = c;
   status_ok(st);
   return KV_OK;
@@ -390,6 +392,7 @@ int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
     snprintf(p->id, sizeof p->id, "%s", r->peers[i]->id);
     snprintf(p->address, sizeof p->address, "%s", r->peers[i]->address);
     p->up = r->peers[i]->up;
+    p->phi = r->peers[i]->phi;
     p->last_heard_ms_ago = r->peers[i]->last_heard_ms_ago;
     p->hints_pending = r->peers[i]->hints_pending;
     p->hint_bytes = r->peers[i]->hint_bytes;
@@ -401,6 +404,42 @@ int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
     out->lag_p50_ms = r->lag->p50_ms;
     out->lag_p99_ms = r->lag->p99_ms;
     out->lag_max_ms = r->lag->max_ms;
+  }
+  protobuf_c_message_free_unpacked(m, NULL);
+  return KV_OK;
+}
+
+int kv_client_fault(kv_client_t *c, kv_client_fault_op_t op, const char *const *peers,
+                    size_t n_peers, const kv_client_fault_t *fault, kv_client_faults_t *out,
+                    kv_client_status_t *st) {
+  static const Tunekv__Peer__FaultRequest__Action actions[] = {
+      [KV_CLIENT_FAULT_LIST] = TUNEKV__PEER__FAULT_REQUEST__ACTION__LIST,
+      [KV_CLIENT_FAULT_SET] = TUNEKV__PEER__FAULT_REQUEST__ACTION__SET,
+      [KV_CLIENT_FAULT_CLEAR] = TUNEKV__PEER__FAULT_REQUEST__ACTION__CLEAR};
+  KV_ASSERT((op == KV_CLIENT_FAULT_SET) == (fault != NULL) && out != NULL);
+  memset(out, 0, sizeof *out);
+  Tunekv__Peer__FaultRequest req = TUNEKV__PEER__FAULT_REQUEST__INIT;
+  req.action = actions[op];
+  req.n_peers = n_peers;
+  req.peers = (char **)peers;
+  if (fault) {
+    req.delay_ms = fault->delay_ms;
+    req.jitter_ms = fault->jitter_ms;
+    req.drop = fault->drop;
+  }
+  call_t k;
+  ProtobufCMessage *m = NULL;
+  kv_err err = call_start_raw(c, c->cq, c->fault_method, pack(&req.base), call_deadline(NULL),
+                              &k, &k, st);
+  if (err == KV_OK) err = call_wait(c, &k, &tunekv__peer__fault_reply__descriptor, &m, st);
+  if (err != KV_OK) return err;
+  const Tunekv__Peer__FaultReply *r = (const Tunekv__Peer__FaultReply *)m;
+  for (size_t i = 0; i < r->n_faults && i < KV_NODES_MAX; i++) {
+    kv_client_fault_t *f = &out->faults[out->n_faults++];
+    snprintf(f->peer, sizeof f->peer, "%s", r->faults[i]->peer);
+    f->delay_ms = r->faults[i]->delay_ms;
+    f->jitter_ms = r->faults[i]->jitter_ms;
+    f->drop = r->faults[i]->drop;
   }
   protobuf_c_message_free_unpacked(m, NULL);
   return KV_OK;

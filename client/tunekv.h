@@ -136,6 +136,7 @@ typedef struct {
   char id[KV_NODE_ID_BYTES_MAX + 1];
   char address[KV_ADDRESS_BYTES_MAX + 1];
   bool up;
+  double phi;                     /* the failure detector's suspicion; 0 until heard from */
   int64_t last_heard_ms_ago;      /* -1: never heard from */
   uint64_t hints_pending, hint_bytes; /* hinted handoff kept for this peer */
   uint64_t hints_delivered, hints_dropped; /* since the node started */
@@ -155,6 +156,37 @@ typedef struct {
 /* Asks the node c talks to for its status. */
 int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
                           kv_client_status_t *st);
+
+/* Fault injection on the calls a node makes to its peers (kvctl fault; proto/peer.proto's
+ * FaultRequest). A fault holds each call to a peer back delay_ms plus a uniform 0..jitter_ms,
+ * or loses it with probability drop (1 is a partition). */
+typedef enum {
+  KV_CLIENT_FAULT_LIST,   /* change nothing */
+  KV_CLIENT_FAULT_SET,    /* set *fault on the named peers (at least one) */
+  KV_CLIENT_FAULT_CLEAR   /* clear the named peers' faults; every peer's when none is named */
+} kv_client_fault_op_t;
+
+typedef struct {
+  char peer[KV_NODE_ID_BYTES_MAX + 1];  /* in a listing; ignored in a request */
+  int64_t delay_ms, jitter_ms;
+  double drop;
+} kv_client_fault_t;
+
+/* The faults in force on one node, one per peer that has one. Caller-owned, no heap. */
+typedef struct {
+  size_t n_faults;
+  kv_client_fault_t faults[KV_NODES_MAX];
+} kv_client_faults_t;
+
+/* Sets, clears or lists the faults of the node c talks to, and fills *out with those in force
+ * afterwards. peers: n_peers NUL-terminated node ids, borrowed for the call (ignored by LIST);
+ * fault: SET's delay, jitter and drop (NULL otherwise). The node checks everything: values
+ * are sent as given. Errors: the server's, e.g. PERMISSION_DENIED when the node was not
+ * started with --allow-fault-injection, INVALID_ARGUMENT for an unknown peer or a value out
+ * of range (nothing changes then). */
+int kv_client_fault(kv_client_t *c, kv_client_fault_op_t op, const char *const *peers,
+                    size_t n_peers, const kv_client_fault_t *fault, kv_client_faults_t *out,
+                    kv_client_status_t *st);
 
 /* ---------------------------------------------------------------------------------------
  * Async calls, for load generators. One kv_client_async_t owns one completion queue and a

@@ -53,6 +53,7 @@
 typedef struct {
   char *name;
   char *partitions;
+  char *phi_threshold;
 } cfg_raw_cluster_t;
 
 typedef struct {
@@ -88,6 +89,7 @@ typedef struct {
 static const cyaml_schema_field_t cfg_cluster_fields[] = {
     CFG_STR("name", cfg_raw_cluster_t, name),
     CFG_STR("partitions", cfg_raw_cluster_t, partitions),
+    CFG_STR("phi_threshold", cfg_raw_cluster_t, phi_threshold),
     CYAML_FIELD_END,
 };
 
@@ -531,6 +533,21 @@ static const char *cfg_show_number(char buf[CFG_SHOW_BYTES], const char *text) {
   return buf;
 }
 
+/* A decimal number: digits, then maybe a point and more digits ("8", "12.5"); no sign,
+ * exponent, or spaces. */
+static bool cfg_parse_decimal(const char *s, double *out) {
+  size_t n = strspn(s, "0123456789");
+  if (n == 0) return false;
+  if (s[n] == '.') {
+    size_t fraction = strspn(s + n + 1, "0123456789");
+    if (fraction == 0) return false;
+    n += 1 + fraction;
+  }
+  if (s[n] != '\0') return false;
+  *out = strtod(s, NULL);
+  return true;
+}
+
 static bool cfg_name_char(char ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
          ch == '-' || ch == '_' || ch == '.';
@@ -598,29 +615,49 @@ static kv_err cfg_copy_address(const cfg_load_t *c, const char *addr, uint32_t l
   return KV_OK;
 }
 
+static kv_err cfg_check_partitions(const cfg_load_t *c, const char *raw, uint32_t line,
+                                   kv_config_t *out) {
+  uint64_t q;
+  char shown[CFG_SHOW_BYTES];
+  /* Partition = top bits of a hash (DESIGN section 5), so Q must be a power of two. */
+  if (!cfg_parse_uint(raw, &q) || q == 0 || q > KV_PARTITIONS_MAX || (q & (q - 1)) != 0)
+    return cfg_fail(c, line, "partitions is %s; it must be a power of two between 1 and %u",
+                    cfg_show_number(shown, raw), KV_PARTITIONS_MAX);
+  out->partitions = (uint32_t)q;
+  return KV_OK;
+}
+
+static kv_err cfg_check_phi(const cfg_load_t *c, const char *raw, uint32_t line,
+                            kv_config_t *out) {
+  char shown[CFG_SHOW_BYTES];
+  double phi;
+  bool number = cfg_parse_decimal(raw, &phi);
+  if (!number || phi < KV_PHI_THRESHOLD_MIN || phi > KV_PHI_THRESHOLD_MAX)
+    return cfg_fail(c, line, number ? "phi_threshold is %s; it must be a number between %g and %g"
+                                    : "phi_threshold is '%s'; it must be a number between %g "
+                                      "and %g",
+                    cfg_show(shown, raw), KV_PHI_THRESHOLD_MIN, KV_PHI_THRESHOLD_MAX);
+  out->phi_threshold = phi;
+  return KV_OK;
+}
+
 static kv_err cfg_check_cluster(const cfg_load_t *c, kv_config_t *out) {
   const cfg_raw_cluster_t *raw = cfg_raw(c)->cluster;
   snprintf(out->cluster_name, sizeof out->cluster_name, "tunekv");
   out->partitions = KV_PARTITIONS_DEFAULT;
+  out->phi_threshold = KV_PHI_THRESHOLD_DEFAULT;
   if (!raw) return KV_OK;
   int at = cfg_child(c, 0, "cluster");
   KV_ASSERT(at >= 0);
-  if (raw->name) {
-    kv_err err = cfg_copy_name(c, "cluster name", raw->name, KV_CLUSTER_NAME_BYTES_MAX,
-                               cfg_field_line(c, at, "name"), out->cluster_name);
-    if (err) return err;
-  }
-  if (!raw->partitions) return KV_OK;
-  uint64_t q;
-  char shown[CFG_SHOW_BYTES];
-  /* Partition = top bits of a hash (DESIGN section 5), so Q must be a power of two. */
-  if (!cfg_parse_uint(raw->partitions, &q) || q == 0 || q > KV_PARTITIONS_MAX ||
-      (q & (q - 1)) != 0)
-    return cfg_fail(c, cfg_field_line(c, at, "partitions"),
-                    "partitions is %s; it must be a power of two between 1 and %u",
-                    cfg_show_number(shown, raw->partitions), KV_PARTITIONS_MAX);
-  out->partitions = (uint32_t)q;
-  return KV_OK;
+  kv_err err = KV_OK;
+  if (raw->name)
+    err = cfg_copy_name(c, "cluster name", raw->name, KV_CLUSTER_NAME_BYTES_MAX,
+                        cfg_field_line(c, at, "name"), out->cluster_name);
+  if (!err && raw->partitions)
+    err = cfg_check_partitions(c, raw->partitions, cfg_field_line(c, at, "partitions"), out);
+  if (!err && raw->phi_threshold)
+    err = cfg_check_phi(c, raw->phi_threshold, cfg_field_line(c, at, "phi_threshold"), out);
+  return err;
 }
 
 static uint32_t cfg_region_nodes(const kv_config_t *cfg, const char *region) {

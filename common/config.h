@@ -5,6 +5,8 @@
  * status, with KV_ECONFIG, and kvnode exits 2 with that line.
  *
  *   cluster:   { name: demo, partitions: 256 }          # partitions: power of two
+ *              # optional: phi_threshold (default 8, 1 to 100, decimals allowed): the failure
+ *              # detector's suspicion (coordinator/phi.h) above which a peer counts as down
  *   nodes:     - { id: n1, address: "127.0.0.1:7001", region: local, rack: r1 }
  *   keyspaces: - name: default
  *                replication: { local: 3 }               # replicas per region
@@ -55,6 +57,7 @@ typedef struct {
   char path[256];                         /* the file it was loaded from */
   char cluster_name[KV_CLUSTER_NAME_BYTES_MAX + 1]; /* "tunekv" when not given */
   uint32_t partitions;                    /* power of two, 1 .. KV_PARTITIONS_MAX */
+  double phi_threshold;                   /* KV_PHI_THRESHOLD_MIN .. _MAX; default 8 */
   kv_node_conf_t nodes[KV_NODES_MAX];
   uint32_t node_count;
   uint32_t nodes_line;                    /* line of the "nodes:" key */

@@ -54,7 +54,35 @@
 #define KV_PEER_QUEUE_MAX 8192u
 #define KV_PEER_BATCH_MAX 1024u          /* messages in one batch RPC */
 #define KV_PEER_HEARTBEAT_MS 100u        /* an idle peer hears from us this often */
+/* A heartbeat's deadline. A heartbeat that times out is silence, which the failure detector
+ * judges; it does not by itself mark the peer down (unless the peer was never heard from). */
 #define KV_PEER_HEARTBEAT_TIMEOUT_MS 500u
+
+/* Failure detection: phi accrual (coordinator/phi.h). Per peer, the last KV_PHI_WINDOW_MAX
+ * heartbeat inter-arrival times (1000, as in Akka and Cassandra); an interval longer than
+ * KV_PHI_INTERVAL_MS_MAX is an outage, not a sample (Cassandra's fd_max_interval_ms).
+ * Until two heartbeats have arrived the mean is taken to be the heartbeat interval.
+ * The standard deviation is at least KV_PHI_STD_DEV_MIN_MS (Akka's min-std-deviation):
+ * on loopback an idle peer's heartbeats arrive every 100-106 ms, a deviation of about 2 ms,
+ * and a normal distribution that narrow would condemn a peer for one heartbeat 15 ms late.
+ * With 100 ms, phi passes 8 at 5.61 deviations past the mean: an idle peer that falls silent
+ * is down about 660 ms after its last heartbeat, while a busy one (answers every few ms) may
+ * pause for one whole heartbeat interval with phi still under 1. */
+#define KV_PHI_WINDOW_MAX 1000u
+#define KV_PHI_INTERVAL_MS_MAX 2000u
+#define KV_PHI_FIRST_INTERVAL_MS KV_PEER_HEARTBEAT_MS
+#define KV_PHI_STD_DEV_MIN_MS 100u
+/* The phi above which a peer is down (config: cluster.phi_threshold). 8 (Cassandra's and
+ * Akka's default) means a chance of about 1e-8 that a live peer's heartbeat is this late. */
+#define KV_PHI_THRESHOLD_DEFAULT 8.0
+#define KV_PHI_THRESHOLD_MIN 1.0
+#define KV_PHI_THRESHOLD_MAX 100.0
+
+/* Fault injection (kvctl fault; kvnode/peer_rpc.c): the most a call may be delayed, by delay
+ * and by jitter each, and the calls held back per peer (delayed, or dropped and waiting out
+ * their deadline), past which a write forwarded to that peer is answered RESOURCE_EXHAUSTED. */
+#define KV_FAULT_DELAY_MS_MAX 10000u
+#define KV_FAULT_HELD_MAX 1024u
 
 /* gRPC server runtime. */
 /* One worker by default: on a 2-core machine shared with its clients, one thread served

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cluster.sh: runs every node of a cluster config on this machine, in the foreground.
-#   deploy/cluster.sh [CONFIG]        (default config/single.yaml)
+#   deploy/cluster.sh [CONFIG [KVNODE-FLAG...]]   (default config/single.yaml; the flags,
+#                                                  e.g. --allow-fault-injection, go to every node)
 # Each node keeps its data in data/<cluster>/<node id>; its log lines are prefixed with its
 # id. A node that dies is reported and the others keep serving; Ctrl-C (or SIGTERM) stops
 # every node cleanly and waits for them.
@@ -27,7 +28,7 @@ trap stop INT TERM
 
 for id in $ids; do
   mkdir -p "data/$cluster/$id"
-  bin/kvnode --config "$config" --node "$id" --data-dir "data/$cluster/$id" \
+  bin/kvnode --config "$config" --node "$id" --data-dir "data/$cluster/$id" "${@:2}" \
     > >(sed -u "s/^/$id | /") 2>&1 &
   pids+=($!)
   node_of[$!]=$id

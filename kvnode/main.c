@@ -1,7 +1,7 @@
 /* main.c: the kvnode daemon.
  *
  *   kvnode --config FILE --node ID [--data-dir DIR] [--threads N] [--hint-bytes-max BYTES]
- *          [--hint-rate N]
+ *          [--hint-rate N] [--allow-fault-injection]
  *
  * Start-up: block SIGINT/SIGTERM in every thread (so only sigwait sees them), load the
  * config, open the store, start the gRPC server, log one "serving" line. Shutdown on
@@ -34,18 +34,22 @@ typedef struct {
   const char *data_dir;
   uint32_t threads;
   kv_coord_opts_t coord;
+  bool allow_faults;
 } args_t;
 
 static void usage(FILE *out) {
   fprintf(out,
           "usage: kvnode --config FILE --node ID [--data-dir DIR] [--threads N]\n"
-          "              [--hint-bytes-max BYTES] [--hint-rate N]\n"
+          "              [--hint-bytes-max BYTES] [--hint-rate N] [--allow-fault-injection]\n"
           "  --config FILE    cluster config (YAML); every node uses the same file\n"
           "  --node ID        which node of the file this process is\n"
           "  --data-dir DIR   where RocksDB keeps data (default data/ID)\n"
           "  --threads N      gRPC worker threads (default %u)\n"
           "  --hint-bytes-max BYTES  hinted handoff: hints kept per peer (default %llu)\n"
-          "  --hint-rate N    hinted handoff: hints handed over per second (default %u)\n",
+          "  --hint-rate N    hinted handoff: hints handed over per second (default %u)\n"
+          "  --allow-fault-injection\n"
+          "                   let `kvctl fault` delay, drop or cut this node's calls to its\n"
+          "                   peers (for tests and labs; refused without it)\n",
           KV_SERVER_THREADS_DEFAULT, (unsigned long long)KV_HINT_BYTES_DEFAULT,
           KV_HINT_RATE_DEFAULT);
 }
@@ -71,7 +75,8 @@ static int parse_args(int argc, char **argv, args_t *a) {
       {"config", required_argument, NULL, 'c'}, {"node", required_argument, NULL, 'n'},
       {"data-dir", required_argument, NULL, 'd'}, {"threads", required_argument, NULL, 't'},
       {"hint-bytes-max", required_argument, NULL, 'b'}, {"hint-rate", required_argument, NULL, 'r'},
-      {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+      {"allow-fault-injection", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
   *a = (args_t){.threads = KV_SERVER_THREADS_DEFAULT, .coord = KV_COORD_OPTS_DEFAULT};
   uint64_t v;
   int ch;
@@ -80,6 +85,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
       case 'c': a->config_path = optarg; break;
       case 'n': a->node_id = optarg; break;
       case 'd': a->data_dir = optarg; break;
+      case 'f': a->allow_faults = true; break;
       case 't':
         if (!parse_number("threads", optarg, 1, KV_SERVER_THREADS_MAX, &v)) return 2;
         a->threads = (uint32_t)v;
@@ -172,7 +178,8 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
   kv_server_deps_t deps = {.cfg = cfg, .node = d->node, .coord = d->coord,
                            .syncer = &d->syncer, .peers = d->peers};
   kv_server_opts_t opts = {.address = self->address, .threads = a->threads,
-                           .max_message_bytes = max_message};
+                           .max_message_bytes = max_message,
+                           .allow_fault_injection = a->allow_faults};
   return kv_server_start(&deps, &opts, &d->server, st);
 }
 
@@ -213,6 +220,9 @@ static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *se
   } else {
     KV_INFO("serving on %s (cluster %s, data %s, incarnation %016" PRIx64 ", %u threads)",
             self->address, cfg->cluster_name, dir, kv_store_incarnation(d.store), a->threads);
+    if (a->allow_faults)
+      KV_WARN("fault injection is allowed: kvctl fault can delay, drop and cut this node's "
+              "calls to its peers");
     int sig = wait_for_signal();
     KV_INFO("%s: stopping (finishing in-flight calls)", strsignal(sig));
   }

@@ -5,10 +5,24 @@
  * is just its entries one after another, so a batch is built by concatenating the packed
  * messages behind their field headers: no message is decoded or copied twice.
  *
- * Per peer, under its lock: the queue (a ring of packed messages) and the batch in flight
- * (the call, its buffers, and the ids of the messages it carries). Lock order: the
- * coordinator's lock may be held when a peer's lock is taken (sends), never the reverse:
- * answers are delivered to the coordinator with no peer lock held. */
+ * Per peer, under its lock: the queue (a ring of packed messages), the batch in flight (the
+ * call, its buffers, and the ids of the messages it carries), the failure detector's history,
+ * the fault and the calls it holds back. Lock order: the coordinator's lock may be held when
+ * a peer's lock is taken (sends), never the reverse: answers are delivered to the coordinator
+ * with no peer lock held.
+ *
+ * Faults. Every call to a peer (its batch, a forwarded write) goes through call_send. With no
+ * fault and nothing held it starts at once. Otherwise it becomes a held call: its deadline is
+ * fixed as it is made, as gRPC's would be, and it gets a release time, now + delay +
+ * uniform(0, jitter) but never before the release time of the call held before it (calls to
+ * one peer stay in order, as on one HTTP/2 connection), or, when it is dropped (with
+ * probability drop), none. Held calls leave when their release time comes (checked as each
+ * call is held and on the thread's 5 ms tick); a held call whose deadline comes first fails
+ * with DEADLINE_EXCEEDED, which is how a dropped call ends: exactly as a call whose packets
+ * were lost would. So a dropped batch still holds the peer's one batch slot until its deadline,
+ * its messages are answered as failed only then, and nothing of it reaches the peer. A peer
+ * has at most one batch held; forwards held per peer are bounded by KV_FAULT_HELD_MAX. At
+ * shutdown every held call fails (CANCELLED), like the calls in flight. */
 #include "peer_rpc.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -21,9 +35,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "fmt.h"
 #include "kv_limits.h"
 #include "log.h"
 #include "peer.pb-c.h"
+#include "phi.h"
 
 #define PEER_TICK_MS 5
 
@@ -46,6 +62,17 @@ typedef struct {
   grpc_slice details;
 } unary_t;
 
+/* A call held back by a fault (see the notes at the top). */
+typedef struct {
+  unary_t *u;                   /* the call's state, once it starts or fails */
+  void *tag;                    /* the peer (its batch) or a forward_t */
+  void *method;
+  grpc_byte_buffer *request;
+  gpr_timespec deadline;        /* the call's deadline, fixed when it was made */
+  uint64_t deadline_ms;         /* the same on mono_ms's clock */
+  uint64_t release_ms;          /* when it leaves; UINT64_MAX: dropped, never */
+} held_t;
+
 typedef struct {
   tag_kind_t kind;              /* TAG_BATCH */
   kv_peers_t *owner;
@@ -63,7 +90,12 @@ typedef struct {
   uint32_t id_count;
   uint64_t last_sent_ms;
   atomic_bool up;
-  atomic_int_fast64_t last_heard_ms; /* -1: never */
+  kv_phi_t phi;                 /* arrivals: batches that succeeded */
+  kv_fault_t fault;
+  held_t *held;                 /* KV_FAULT_HELD_MAX + 1, made with the first fault; in order */
+  uint32_t held_count;
+  uint64_t last_release_ms;     /* the latest release time handed out */
+  uint64_t rng;                 /* splitmix64 state, for drops and jitter */
 } peer_t;
 
 /* A client's write forwarded to the replica that coordinates it. */
@@ -100,16 +132,14 @@ static uint64_t mono_us(void) {
 /* ---- unary calls -------------------------------------------------------------------- */
 
 /* Starts a call of method on channel carrying request (taken over), completing on cq with
- * tag after at most deadline_ms. */
+ * tag by deadline. */
 static void unary_start(unary_t *u, grpc_channel *channel, grpc_completion_queue *cq,
-                        void *method, grpc_byte_buffer *request, uint32_t deadline_ms,
+                        void *method, grpc_byte_buffer *request, gpr_timespec deadline,
                         void *tag) {
   memset(u, 0, sizeof *u);
   u->request = request;
   grpc_metadata_array_init(&u->initial_md);
   grpc_metadata_array_init(&u->trailing_md);
-  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                       gpr_time_from_millis(deadline_ms, GPR_TIMESPAN));
   u->call = grpc_channel_create_registered_call(channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
                                                 method, deadline, NULL);
   grpc_op ops[6];
@@ -130,13 +160,96 @@ static void unary_start(unary_t *u, grpc_channel *channel, grpc_completion_queue
   KV_ASSERT(err == GRPC_CALL_OK); /* a fresh call with one of each op cannot be refused */
 }
 
-/* Releases a completed call: the call, its request and metadata. u->response (may be NULL)
- * and u->details stay with the caller, to destroy and unref. */
+/* Fills u as a call that ended with code and why (a static string) without ever being made:
+ * a held call that failed. */
+static void unary_fail(unary_t *u, grpc_byte_buffer *request, grpc_status_code code,
+                       const char *why) {
+  memset(u, 0, sizeof *u);
+  u->request = request;
+  grpc_metadata_array_init(&u->initial_md);
+  grpc_metadata_array_init(&u->trailing_md);
+  u->status = code;
+  u->details = grpc_slice_from_static_string(why);
+}
+
+/* Releases a completed call: the call (none when it failed held), its request and metadata.
+ * u->response (may be NULL) and u->details stay with the caller, to destroy and unref. */
 static void unary_end(unary_t *u) {
   grpc_byte_buffer_destroy(u->request);
   grpc_metadata_array_destroy(&u->initial_md);
   grpc_metadata_array_destroy(&u->trailing_md);
-  grpc_call_unref(u->call);
+  if (u->call) grpc_call_unref(u->call);
+  u->call = NULL;
+}
+
+/* ---- faults ------------------------------------------------------------------------- */
+
+static uint64_t rng_next(peer_t *p) {
+  uint64_t z = (p->rng += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static bool fault_on(const kv_fault_t *f) {
+  return f->delay_ms > 0 || f->jitter_ms > 0 || f->drop > 0;
+}
+
+/* Starts the held calls of p whose release time has come by now, in order, and, when done is
+ * not NULL, takes out those whose deadline has passed, filled in as failed (CANCELLED once
+ * stopping), putting their tags in done for the caller to finish with no lock held. Returns
+ * how many it took out. Peer lock held. */
+static uint32_t held_sweep(kv_peers_t *ps, peer_t *p, uint64_t now, void **done) {
+  bool stop = atomic_load(&ps->stop);
+  uint32_t kept = 0, n = 0;
+  for (uint32_t i = 0; i < p->held_count; i++) {
+    held_t *h = &p->held[i];
+    if (done && now >= h->deadline_ms) {
+      unary_fail(h->u, h->request, stop ? GRPC_STATUS_CANCELLED : GRPC_STATUS_DEADLINE_EXCEEDED,
+                 stop ? "Cancelled" : "Deadline Exceeded");
+      done[n++] = h->tag;
+    } else if (now >= h->release_ms && now < h->deadline_ms) {
+      unary_start(h->u, p->channel, ps->cq, h->method, h->request, h->deadline, h->tag);
+    } else {
+      p->held[kept++] = *h;
+    }
+  }
+  p->held_count = kept;
+  return n;
+}
+
+/* Starts a call of method to p carrying request (taken over), or, under a fault, holds it
+ * back or drops it (see the notes at the top); either way one completion comes for tag, on
+ * the queue or from faults_tick. KV_EBUSY (and nothing comes) when a forward finds
+ * KV_FAULT_HELD_MAX calls held. Peer lock held. */
+static kv_err call_send(kv_peers_t *ps, peer_t *p, unary_t *u, void *method,
+                        grpc_byte_buffer *request, uint32_t deadline_ms, void *tag,
+                        kv_status_t *st) {
+  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                       gpr_time_from_millis(deadline_ms, GPR_TIMESPAN));
+  if (!fault_on(&p->fault) && p->held_count == 0) {
+    unary_start(u, p->channel, ps->cq, method, request, deadline, tag);
+    return KV_OK;
+  }
+  if (tag != p && p->held_count >= KV_FAULT_HELD_MAX) {
+    grpc_byte_buffer_destroy(request);
+    return kv_status_set(st, KV_EBUSY, "%u calls to node %s are held back by fault injection",
+                         p->held_count, ps->cfg->nodes[p->node].id);
+  }
+  KV_ASSERT(p->held_count <= KV_FAULT_HELD_MAX); /* room for the one batch */
+  uint64_t now = mono_ms();
+  held_t h = {.u = u, .tag = tag, .method = method, .request = request, .deadline = deadline,
+              .deadline_ms = now + deadline_ms, .release_ms = UINT64_MAX};
+  /* 53 random bits as a fraction in [0, 1): drop 0 never drops, drop 1 always does. */
+  if ((double)(rng_next(p) >> 11) * 0x1.0p-53 >= p->fault.drop) {
+    uint64_t release = now + (uint64_t)p->fault.delay_ms +
+                       rng_next(p) % ((uint64_t)p->fault.jitter_ms + 1);
+    if (release < p->last_release_ms) release = p->last_release_ms;
+    h.release_ms = p->last_release_ms = release;
+  }
+  p->held[p->held_count++] = h;
+  held_sweep(ps, p, now, NULL);
+  return KV_OK;
 }
 
 /* ---- batches ------------------------------------------------------------------------ */
@@ -157,7 +270,8 @@ static grpc_byte_buffer *batch_build(peer_t *p, const char *from) {
   uint32_t n = p->count < KV_PEER_BATCH_MAX ? p->count : KV_PEER_BATCH_MAX;
   size_t from_len = strlen(from);
   size_t total = 1 + 10 + from_len;
-  for (uint32_t i = 0; i < n; i++) total += 1 + 10 + p->queue[(p->head + i) % KV_PEER_QUEUE_MAX].len;
+  for (uint32_t i = 0; i < n; i++)
+    total += 1 + 10 + p->queue[(p->head + i) % KV_PEER_QUEUE_MAX].len;
   grpc_slice slice = grpc_slice_malloc(total);
   uint8_t *out = GRPC_SLICE_START_PTR(slice), *at = out;
   *at++ = 0x0a; /* field 1, length-delimited: from */
@@ -187,10 +301,11 @@ static grpc_byte_buffer *batch_build(peer_t *p, const char *from) {
 static void batch_start(peer_t *p, uint32_t deadline_ms) {
   KV_ASSERT(!p->in_flight);
   kv_peers_t *owner = p->owner;
-  unary_start(&p->rpc, p->channel, owner->cq, p->method,
-              batch_build(p, owner->cfg->nodes[owner->self].id), deadline_ms, p);
+  grpc_byte_buffer *request = batch_build(p, owner->cfg->nodes[owner->self].id);
   p->in_flight = true;
   p->last_sent_ms = mono_ms();
+  kv_err err = call_send(owner, p, &p->rpc, p->method, request, deadline_ms, p, NULL);
+  KV_ASSERT(err == KV_OK); /* a batch always finds room among the held calls */
 }
 
 /* Delivers the outcome of a finished batch to the coordinator. No lock held. */
@@ -208,15 +323,24 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32
       grpc_slice_unref(s);
     }
   }
-  bool was_up = atomic_exchange(&p->up, reply != NULL);
-  bool ever_heard = atomic_load(&p->last_heard_ms) >= 0;
-  if (reply) atomic_store(&p->last_heard_ms, (int_fast64_t)mono_ms());
-  /* A peer never heard from is still starting; only losing a live one is news. */
-  if (was_up && ever_heard && !reply) {
-    char *why = grpc_slice_to_c_string(details);
-    KV_WARN("node %s is down: a batch of %u message(s) failed: %s: %s",
-            ps->cfg->nodes[p->node].id, n, kv_grpc_code_name((int)status), why);
-    gpr_free(why);
+  uint64_t now_ms = mono_ms();
+  pthread_mutex_lock(&p->lock);
+  bool ever_heard = p->phi.heard;
+  /* The silence before a peer judged down comes back is an outage, not an interval to learn
+   * (`up` changes on this thread only). */
+  if (reply && atomic_load(&p->up)) kv_phi_heartbeat(&p->phi, now_ms);
+  else if (reply) kv_phi_restart(&p->phi, now_ms);
+  pthread_mutex_unlock(&p->lock);
+  /* A timeout is silence, which phi judges, unless there is no history to judge it by. */
+  if (reply || status != GRPC_STATUS_DEADLINE_EXCEEDED || !ever_heard) {
+    bool was_up = atomic_exchange(&p->up, reply != NULL);
+    /* A peer never heard from is still starting; only losing a live one is news. */
+    if (was_up && ever_heard && !reply) {
+      char *why = grpc_slice_to_c_string(details);
+      KV_WARN("node %s is down: a batch of %u message(s) failed: %s: %s",
+              ps->cfg->nodes[p->node].id, n, kv_grpc_code_name((int)status), why);
+      gpr_free(why);
+    }
   }
   uint64_t now = mono_us();
   for (uint32_t i = 0; i < n; i++) {
@@ -309,13 +433,86 @@ static bool peer_alive(void *arg, uint32_t node) {
   return node == ps->self || atomic_load(&ps->peers[node].up);
 }
 
-
 kv_peer_state_t kv_peers_state(kv_peers_t *ps, uint32_t node) {
-  if (node == ps->self) return (kv_peer_state_t){.up = true, .last_heard_ms_ago = 0};
+  kv_peer_state_t s = {.up = true, .phi = 0, .last_heard_ms_ago = 0};
+  if (node == ps->self) return s;
   peer_t *p = &ps->peers[node];
-  int64_t heard = (int64_t)atomic_load(&p->last_heard_ms);
-  return (kv_peer_state_t){.up = atomic_load(&p->up),
-                           .last_heard_ms_ago = heard < 0 ? -1 : (int64_t)mono_ms() - heard};
+  uint64_t now = mono_ms();
+  pthread_mutex_lock(&p->lock);
+  s.up = atomic_load(&p->up);
+  s.phi = kv_phi(&p->phi, now);
+  s.last_heard_ms_ago = -1;
+  /* The peer thread may have recorded an arrival after now was read. */
+  if (p->phi.heard)
+    s.last_heard_ms_ago = now > p->phi.last_ms ? (int64_t)(now - p->phi.last_ms) : 0;
+  pthread_mutex_unlock(&p->lock);
+  return s;
+}
+
+/* Checks a fault and the peers it names; on KV_OK nodes[0..n) are their indexes. */
+static kv_err fault_check(const kv_peers_t *ps, const char *const *ids, size_t n,
+                          const kv_fault_t *f, uint32_t *nodes, kv_status_t *st) {
+  char shown[KV_FMT_KEY_BYTES];
+  if (n == 0) return kv_status_set(st, KV_EINVAL, "the fault names no peer");
+  for (size_t i = 0; i < n; i++) {
+    int node = kv_config_node_index(ps->cfg, ids[i]);
+    if (node < 0)
+      return kv_status_set(st, KV_EINVAL, "unknown peer '%s'; the cluster has no node with that "
+                           "id", kv_fmt_bytes(shown, sizeof shown, ids[i], strlen(ids[i])));
+    if ((uint32_t)node == ps->self)
+      return kv_status_set(st, KV_EINVAL, "'%s' is this node; faults apply to the calls it makes "
+                           "to its peers", ids[i]);
+    nodes[i] = (uint32_t)node;
+  }
+  const char *const names[2] = {"delay_ms", "jitter_ms"};
+  const int64_t values[2] = {f->delay_ms, f->jitter_ms};
+  for (int i = 0; i < 2; i++)
+    if (values[i] < 0 || values[i] > KV_FAULT_DELAY_MS_MAX)
+      return kv_status_set(st, KV_EINVAL, "%s is %lld; it must be between 0 and %u", names[i],
+                           (long long)values[i], KV_FAULT_DELAY_MS_MAX);
+  if (!(f->drop >= 0 && f->drop <= 1)) /* NaN too */
+    return kv_status_set(st, KV_EINVAL, "drop is %g; it must be between 0 and 1", f->drop);
+  return KV_OK;
+}
+
+kv_err kv_peers_fault_set(kv_peers_t *ps, const char *const *ids, size_t n, const kv_fault_t *f,
+                          kv_status_t *st) {
+  uint32_t *nodes = malloc((n ? n : 1) * sizeof *nodes);
+  if (!nodes) return kv_status_set(st, KV_ENOMEM, "out of memory setting a fault");
+  kv_err err = fault_check(ps, ids, n, f, nodes, st);
+  /* Room for held calls first, so that a failure leaves every fault as it was. */
+  for (size_t i = 0; i < n && err == KV_OK && fault_on(f); i++) {
+    peer_t *p = &ps->peers[nodes[i]];
+    pthread_mutex_lock(&p->lock);
+    if (!p->held) p->held = calloc(KV_FAULT_HELD_MAX + 1, sizeof *p->held);
+    if (!p->held) err = kv_status_set(st, KV_ENOMEM, "out of memory setting a fault");
+    pthread_mutex_unlock(&p->lock);
+  }
+  for (size_t i = 0; i < n && err == KV_OK; i++) {
+    peer_t *p = &ps->peers[nodes[i]];
+    pthread_mutex_lock(&p->lock);
+    bool changed = memcmp(&p->fault, f, sizeof *f) != 0;
+    p->fault = *f;
+    pthread_mutex_unlock(&p->lock);
+    const char *id = ps->cfg->nodes[nodes[i]].id;
+    if (changed && fault_on(f))
+      KV_INFO("fault injection on calls to %s: delay %lld ms, jitter %lld ms, drop %g", id,
+              (long long)f->delay_ms, (long long)f->jitter_ms, f->drop);
+    else if (changed)
+      KV_INFO("fault injection on calls to %s cleared", id);
+  }
+  free(nodes);
+  return err;
+}
+
+bool kv_peers_fault(kv_peers_t *ps, uint32_t node, kv_fault_t *out) {
+  *out = (kv_fault_t){0, 0, 0};
+  if (node == ps->self) return false;
+  peer_t *p = &ps->peers[node];
+  pthread_mutex_lock(&p->lock);
+  *out = p->fault;
+  pthread_mutex_unlock(&p->lock);
+  return fault_on(out);
 }
 
 /* ---- forwarded writes ------------------------------------------------------------------ */
@@ -334,9 +531,12 @@ static kv_err peer_forward(void *arg, uint32_t node, void *client_call, kv_op_t 
   grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
   grpc_slice_unref(slice);
   /* The replica applies the request's own deadline; this one only bounds the relay. */
-  unary_start(&f->rpc, p->channel, ps->cq, p->forward_method[op == KV_OP_DELETE], bb,
-              timeout_ms + 1000, f);
-  return KV_OK;
+  pthread_mutex_lock(&p->lock);
+  kv_err err = call_send(ps, p, &f->rpc, p->forward_method[op == KV_OP_DELETE], bb,
+                         timeout_ms + 1000, f, st);
+  pthread_mutex_unlock(&p->lock);
+  if (err != KV_OK) free(f);
+  return err;
 }
 
 /* Relays the replica's answer, whatever it was, to the client. No lock held. */
@@ -367,9 +567,15 @@ void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
 
 /* ---- the thread --------------------------------------------------------------------- */
 
-/* Sends a heartbeat to each idle peer, and marks down a peer that has left a batch
- * unanswered for longer than a heartbeat may take: a stopped process keeps its connections
- * open, so only silence gives it away, and a data batch's own deadline is much longer. */
+/* Ends a call: its completion came on the queue, or it failed held. No lock held. */
+static void call_done(kv_peers_t *ps, void *tag) {
+  if (*(tag_kind_t *)tag == TAG_FORWARD) forward_complete(ps, tag);
+  else batch_complete(ps, tag);
+}
+
+/* Sends a heartbeat to each idle peer, and marks down a peer whose phi has passed the
+ * threshold: a stopped process keeps its connections open, and a lost call is never
+ * refused, so only silence gives them away. */
 static void heartbeats(kv_peers_t *ps, uint64_t now) {
   for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
     if (i == ps->self) continue;
@@ -379,11 +585,29 @@ static void heartbeats(kv_peers_t *ps, uint64_t now) {
      * was read, leaving last_sent_ms ahead of it. */
     if (!p->in_flight && now >= p->last_sent_ms + KV_PEER_HEARTBEAT_MS)
       batch_start(p, KV_PEER_HEARTBEAT_TIMEOUT_MS);
-    else if (p->in_flight && now >= p->last_sent_ms + KV_PEER_HEARTBEAT_TIMEOUT_MS &&
-             atomic_exchange(&p->up, false))
-      KV_WARN("node %s is down: no answer for %llu ms", ps->cfg->nodes[i].id,
-              (unsigned long long)(now - p->last_sent_ms));
+    /* Arrivals are recorded by this thread only, so none is later than now. */
+    double phi = kv_phi(&p->phi, now);
+    uint64_t silent_ms = now - p->phi.last_ms;
+    double mean = kv_phi_mean_ms(&p->phi), deviation = kv_phi_std_dev_ms(&p->phi);
     pthread_mutex_unlock(&p->lock);
+    if (phi > ps->cfg->phi_threshold && atomic_exchange(&p->up, false))
+      KV_WARN("node %s is down: phi %.1f after %llu ms of silence (answers every %.0f ms, "
+              "deviation %.0f ms)", ps->cfg->nodes[i].id, phi, (unsigned long long)silent_ms,
+              mean, deviation);
+  }
+}
+
+/* Starts held calls that are due and fails those past their deadline, every held call once
+ * stopping (kv_peers_destroy makes them all overdue). */
+static void faults_tick(kv_peers_t *ps, uint64_t now) {
+  void *done[KV_FAULT_HELD_MAX + 1];
+  for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
+    if (i == ps->self) continue;
+    peer_t *p = &ps->peers[i];
+    pthread_mutex_lock(&p->lock);
+    uint32_t n = p->held_count ? held_sweep(ps, p, now, done) : 0;
+    pthread_mutex_unlock(&p->lock);
+    for (uint32_t k = 0; k < n; k++) call_done(ps, done[k]);
   }
 }
 
@@ -396,8 +620,7 @@ static void *peers_main(void *arg) {
         ps->cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), wait), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN) return NULL;
     if (ev.type == GRPC_OP_COMPLETE) {
-      if (*(tag_kind_t *)ev.tag == TAG_FORWARD) forward_complete(ps, ev.tag);
-      else batch_complete(ps, ev.tag);
+      call_done(ps, ev.tag);
       /* Drain what has already arrived before judging anyone's silence: after this thread
        * was kept off the CPU, answers can be waiting that a heartbeat check would miss. */
       wait = gpr_time_0(GPR_TIMESPAN);
@@ -405,9 +628,12 @@ static void *peers_main(void *arg) {
     }
     wait = gpr_time_from_millis(PEER_TICK_MS, GPR_TIMESPAN);
     uint64_t now = mono_ms();
-    if (now >= next_tick && !atomic_load(&ps->stop)) {
-      kv_coord_tick(ps->coord, mono_us());
-      heartbeats(ps, now);
+    if (now >= next_tick) {
+      if (!atomic_load(&ps->stop)) {
+        kv_coord_tick(ps->coord, mono_us());
+        heartbeats(ps, now);
+      }
+      faults_tick(ps, now);
       next_tick = now + PEER_TICK_MS;
     }
   }
@@ -463,7 +689,8 @@ kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message
     p->forward_method[1] =
         grpc_channel_register_call(p->channel, "/tunekv.KV/Delete", NULL, NULL);
     atomic_store(&p->up, true); /* until a call says otherwise */
-    atomic_store(&p->last_heard_ms, -1);
+    kv_phi_init(&p->phi);
+    p->rng = mono_us() * 0x9e3779b97f4a7c15ull + i;
   }
   *out = ps;
   return KV_OK;
@@ -481,19 +708,21 @@ void kv_peers_destroy(kv_peers_t *ps) {
   atomic_store(&ps->stop, true);
   for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
     if (i == ps->self) continue;
-    pthread_mutex_lock(&ps->peers[i].lock);
-    if (ps->peers[i].in_flight) grpc_call_cancel(ps->peers[i].rpc.call, NULL);
-    pthread_mutex_unlock(&ps->peers[i].lock);
+    peer_t *p = &ps->peers[i];
+    pthread_mutex_lock(&p->lock);
+    if (p->in_flight && p->rpc.call) grpc_call_cancel(p->rpc.call, NULL);
+    for (uint32_t k = 0; k < p->held_count; k++) p->held[k].deadline_ms = 0;
+    pthread_mutex_unlock(&p->lock);
   }
-  /* The thread finishes the cancelled batches (answering their messages as failed), then
-   * sees the queue shut down. */
+  /* The thread finishes the cancelled batches and fails the held calls (answering their
+   * messages as failed), then sees the queue shut down. */
   bool busy = true;
   while (busy && ps->running) {
     busy = false;
     for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
       if (i == ps->self) continue;
       pthread_mutex_lock(&ps->peers[i].lock);
-      busy |= ps->peers[i].in_flight;
+      busy |= ps->peers[i].in_flight || ps->peers[i].held_count > 0;
       pthread_mutex_unlock(&ps->peers[i].lock);
     }
     if (busy) {
@@ -507,8 +736,10 @@ void kv_peers_destroy(kv_peers_t *ps) {
   for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
     if (i == ps->self) continue;
     peer_t *p = &ps->peers[i];
-    for (uint32_t k = 0; k < p->count; k++) free(p->queue[(p->head + k) % KV_PEER_QUEUE_MAX].bytes);
+    for (uint32_t k = 0; k < p->count; k++)
+      free(p->queue[(p->head + k) % KV_PEER_QUEUE_MAX].bytes);
     free(p->queue);
+    free(p->held);
     grpc_channel_destroy(p->channel);
     pthread_mutex_destroy(&p->lock);
   }

@@ -5,9 +5,21 @@
  * queued (up to KV_PEER_BATCH_MAX); when it completes, whatever queued meanwhile leaves in
  * the next. No timers: batching comes from the round trip itself.
  *
- * Liveness (a simple view; the phi-accrual detector comes later): a peer is up until a batch
- * to it fails, down until one succeeds. An idle peer gets an empty batch (a heartbeat)
- * every KV_PEER_HEARTBEAT_MS, so a dead peer is noticed within about that time.
+ * Liveness (DESIGN section 8). An idle peer gets an empty batch (a heartbeat) every
+ * KV_PEER_HEARTBEAT_MS, and every batch that succeeds is a heartbeat arrival for a
+ * phi-accrual detector (coordinator/phi.h). A peer is down
+ *   - once phi passes the config's phi_threshold: silence (a stopped process, a lost call);
+ *     with the defaults an idle peer about 660 ms after its last answer;
+ *   - at once when a batch to it fails outright (connection refused or reset: any failure but
+ *     a timeout, which is silence and left to phi; before a peer has answered once there is
+ *     no history to judge silence by, so then a timeout counts as a failure too);
+ * and up again as soon as a batch to it succeeds.
+ *
+ * Fault injection (DESIGN section 10). kv_peers_fault_set delays, jitters or drops the calls
+ * this node makes to a peer: its batches (heartbeats too) and the writes it forwards. Never
+ * its answers to the peer's own calls: a partition set on n1 for n3 stops n1 hearing from n3
+ * (n1's calls go nowhere, so n1's phi for n3 grows), while n3's calls to n1 are answered and
+ * n3 still sees n1 up. Set it on both sides for a two-way partition.
  *
  * One thread owns the completion queue: it delivers answers to the coordinator, sends the
  * next batches and heartbeats, and ticks the coordinator every few milliseconds. */
@@ -42,9 +54,28 @@ void kv_peers_destroy(kv_peers_t *p);
 
 typedef struct {
   bool up;
+  double phi;                 /* suspicion now; 0 until heard from */
   int64_t last_heard_ms_ago;  /* -1: never */
 } kv_peer_state_t;
-/* The liveness view of one node (self is always up, heard 0 ms ago). */
+/* The liveness view of one node (self is always up, phi 0, heard 0 ms ago). */
 kv_peer_state_t kv_peers_state(kv_peers_t *p, uint32_t node);
+
+/* A fault on the calls this node makes to one peer: each is held back delay_ms plus a
+ * uniform 0..jitter_ms, or, with probability drop, lost: never sent, and failed with
+ * DEADLINE_EXCEEDED when its deadline passes, as a call whose packets were lost would be.
+ * Calls to one peer leave in the order they were made. All zeros: no fault. */
+typedef struct {
+  int64_t delay_ms, jitter_ms;  /* 0 .. KV_FAULT_DELAY_MS_MAX each */
+  double drop;                  /* 0 .. 1; 1 is a partition */
+} kv_fault_t;
+/* Sets f (all zeros clears) on the calls to each of the n peers named in ids (borrowed for the
+ * call), from the next call on; calls already held keep their fate. Everything is checked
+ * before anything changes. Errors, KV_EINVAL with a sentence: n is 0, an id is unknown or
+ * this node's own, delay_ms or jitter_ms is outside 0..KV_FAULT_DELAY_MS_MAX, drop is outside
+ * 0..1. KV_ENOMEM. Safe from any thread. */
+kv_err kv_peers_fault_set(kv_peers_t *p, const char *const *ids, size_t n, const kv_fault_t *f,
+                          kv_status_t *st);
+/* Whether calls to node have a fault (never self's), and, in *out, which (all zeros if none). */
+bool kv_peers_fault(kv_peers_t *p, uint32_t node, kv_fault_t *out);
 
 #endif

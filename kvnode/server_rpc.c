@@ -11,7 +11,8 @@
  *             coordinator, which answers through kv_server_reply (now, or later from
  *             the peer thread when the replicas have answered); peer batches to the
  *             replica, answered at once or, when they carry durable writes, after the
- *             syncer's fsync; status calls at once.
+ *             syncer's fsync; status and fault calls at once (fault calls are refused
+ *             unless the node was started with fault injection allowed).
  *   REPLYING  the reply batch (SEND_INITIAL_METADATA, SEND_MESSAGE when ok, SEND_STATUS,
  *             RECV_CLOSE) is pending. On completion: free everything.
  * An ARMED completion with success == 0 means the server is shutting down: free it.
@@ -46,12 +47,13 @@ typedef enum {
   METHOD_DELETE,
   METHOD_PEER_BATCH,
   METHOD_STATUS,
+  METHOD_FAULT,
   METHOD_COUNT
 } method_t;
 
 static const char *const method_paths[METHOD_COUNT] = {
     "/tunekv.KV/Put", "/tunekv.KV/Get", "/tunekv.KV/Delete", "/tunekv.peer.Peer/Batch",
-    "/tunekv.peer.Admin/Status"};
+    "/tunekv.peer.Admin/Status", "/tunekv.peer.Admin/Fault"};
 
 typedef enum { CALL_ARMED, CALL_REPLYING } call_state_t;
 
@@ -82,6 +84,7 @@ struct worker {
 struct kv_server {
   grpc_server *server;
   kv_server_deps_t deps;
+  bool allow_faults;
   void *methods[METHOD_COUNT];
   worker_t workers[KV_SERVER_THREADS_MAX];
   uint32_t worker_count;
@@ -398,6 +401,7 @@ static void handle_status(kv_server_t *srv, call_t *c) {
     peers[n].address = (char *)cfg->nodes[i].address;
     peers[n].up = ps.up;
     peers[n].last_heard_ms_ago = ps.last_heard_ms_ago;
+    peers[n].phi = ps.phi;
     kv_hint_stats_t hs;
     kv_coord_hint_stats(srv->deps.coord, i, &hs);
     peers[n].hints_pending = hs.pending;
@@ -430,6 +434,75 @@ static void handle_status(kv_server_t *srv, call_t *c) {
   call_reply(c, &st);
 }
 
+/* ---- Faults ------------------------------------------------------------------------- */
+
+/* Does what a FaultRequest asks (a LIST asks nothing). */
+static kv_err fault_apply(kv_server_t *srv, const Tunekv__Peer__FaultRequest *m,
+                          kv_status_t *st) {
+  const kv_config_t *cfg = srv->deps.cfg;
+  const kv_fault_t none = {0, 0, 0};
+  const char *const *named = (const char *const *)m->peers;
+  switch (m->action) {
+    case TUNEKV__PEER__FAULT_REQUEST__ACTION__LIST:
+      return KV_OK;
+    case TUNEKV__PEER__FAULT_REQUEST__ACTION__SET: {
+      kv_fault_t f = {.delay_ms = m->delay_ms, .jitter_ms = m->jitter_ms, .drop = m->drop};
+      return kv_peers_fault_set(srv->deps.peers, named, m->n_peers, &f, st);
+    }
+    case TUNEKV__PEER__FAULT_REQUEST__ACTION__CLEAR: {
+      if (m->n_peers > 0) return kv_peers_fault_set(srv->deps.peers, named, m->n_peers, &none, st);
+      const char *every[KV_NODES_MAX];
+      size_t n = 0;
+      uint32_t self = kv_node_self(srv->deps.node);
+      for (uint32_t i = 0; i < cfg->node_count; i++)
+        if (i != self) every[n++] = cfg->nodes[i].id;
+      return n == 0 ? KV_OK : kv_peers_fault_set(srv->deps.peers, every, n, &none, st);
+    }
+    default:
+      return kv_status_set(st, KV_EINVAL, "fault action %d is unknown; use LIST, SET or CLEAR",
+                           (int)m->action);
+  }
+}
+
+/* Answers with every fault in force. The peer ids are borrowed from the config. */
+static grpc_byte_buffer *fault_reply(kv_server_t *srv) {
+  const kv_config_t *cfg = srv->deps.cfg;
+  Tunekv__Peer__Fault faults[KV_NODES_MAX];
+  Tunekv__Peer__Fault *ptrs[KV_NODES_MAX];
+  size_t n = 0;
+  for (uint32_t i = 0; i < cfg->node_count; i++) {
+    kv_fault_t f;
+    if (!kv_peers_fault(srv->deps.peers, i, &f)) continue;
+    tunekv__peer__fault__init(&faults[n]);
+    faults[n].peer = (char *)cfg->nodes[i].id;
+    faults[n].delay_ms = f.delay_ms;
+    faults[n].jitter_ms = f.jitter_ms;
+    faults[n].drop = f.drop;
+    ptrs[n] = &faults[n];
+    n++;
+  }
+  Tunekv__Peer__FaultReply r = TUNEKV__PEER__FAULT_REPLY__INIT;
+  r.n_faults = n;
+  r.faults = ptrs;
+  return message_pack(&r.base);
+}
+
+static void handle_fault(kv_server_t *srv, call_t *c) {
+  kv_status_t st;
+  kv_status_clear(&st);
+  if (!srv->allow_faults) {
+    kv_status_set(&st, KV_EPERM, "fault injection is off; start kvnode with "
+                  "--allow-fault-injection");
+    call_reply(c, &st);
+    return;
+  }
+  Tunekv__Peer__FaultRequest *m = (Tunekv__Peer__FaultRequest *)payload_unpack(
+      c, &tunekv__peer__fault_request__descriptor, &st);
+  if (m && fault_apply(srv, m, &st) == KV_OK) c->reply = fault_reply(srv);
+  if (m) tunekv__peer__fault_request__free_unpacked(m, NULL);
+  call_reply(c, &st);
+}
+
 static void call_handle(call_t *c) {
   kv_server_t *srv = c->worker->srv;
   switch (c->method) {
@@ -438,6 +511,7 @@ static void call_handle(call_t *c) {
     case METHOD_DELETE: handle_client(srv, c); break;
     case METHOD_PEER_BATCH: handle_peer_batch(srv, c); break;
     case METHOD_STATUS: handle_status(srv, c); break;
+    case METHOD_FAULT: handle_fault(srv, c); break;
     case METHOD_COUNT: KV_ASSERT(!"no such method");
   }
 }
@@ -481,6 +555,7 @@ kv_err kv_server_start(const kv_server_deps_t *deps, const kv_server_opts_t *opt
   kv_server_t *srv = calloc(1, sizeof *srv);
   if (!srv) return kv_status_set(st, KV_ENOMEM, "out of memory starting the server");
   srv->deps = *deps;
+  srv->allow_faults = opts->allow_fault_injection;
   srv->worker_count = opts->threads;
   pthread_mutex_init(&srv->lock, NULL);
   pthread_cond_init(&srv->shutdown_cond, NULL);

@@ -4,6 +4,7 @@
 #ifndef KV_SERVER_RPC_H
 #define KV_SERVER_RPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,7 @@ typedef struct {
   const char *address;        /* HOST:PORT to listen on; borrowed for the call */
   uint32_t threads;           /* worker threads, one completion queue each */
   size_t max_message_bytes;   /* gRPC send and receive limit */
+  bool allow_fault_injection; /* serve tunekv.peer.Admin/Fault; else PERMISSION_DENIED */
 } kv_server_opts_t;
 
 /* What the server serves with; all borrowed, all must outlive the server. */

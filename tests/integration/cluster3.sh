@@ -1,35 +1,14 @@
 #!/usr/bin/env bash
 # cluster3.sh: integration tests on a real 3-node cluster (127.0.0.1 only), driven by kvctl:
-# replication, consistency levels with nodes down or stopped, siblings, deletes, replication
-# lag, durability across the cluster, clean shutdown. Starts its nodes on ports of its own and
+# replication, consistency levels with nodes down or stopped, failure detection (phi, as
+# kvctl status shows it), siblings, deletes, replication lag, durability across the cluster,
+# clean shutdown. Starts its nodes on ports of its own and
 # stops every process it started, by pid. Prints one line per test and ends with
 # "N passed, N failed"; exits 1 on failure.
 . "$(dirname "$0")/lib.sh"
 base=$((25000 + ($$ % 300) * 10))   # this run's ports: base+1 .. base+3
 declare -a pid addr
 for i in 1 2 3; do addr[$i]=127.0.0.1:$((base + i)); pid[$i]=; done
-
-# expect_exact NAME RC TEXT MAX_MS CMD...: CMD exits with RC, its whole output (stdout+stderr)
-# is TEXT, and, unless MAX_MS is empty, it took less than MAX_MS milliseconds, kvctl's own
-# process start included. The time taken is printed with the result either way.
-expect_exact() {
-  local name=$1 want_rc=$2 want=$3 max=$4 out rc t0 ms
-  shift 4
-  t0=$(date +%s%N)
-  out=$("$@" 2>&1); rc=$?
-  ms=$((($(date +%s%N) - t0) / 1000000))
-  if [ "$rc" != "$want_rc" ]; then fail "$name ($ms ms)" "exit $rc, wanted $want_rc; output: ${out:0:300}"
-  elif [ "$out" != "$want" ]; then fail "$name ($ms ms)" "output is '${out:0:300}', wanted '$want'"
-  elif [ -n "$max" ] && [ "$ms" -ge "$max" ]; then fail "$name ($ms ms)" "took $ms ms, limit $max ms"
-  else ok "$name ($ms ms)"; fi
-}
-
-# check NAME COND-DESCRIPTION CMD...: CMD (a test) succeeds.
-check() {
-  local name=$1 why=$2
-  shift 2
-  if "$@"; then ok "$name"; else fail "$name" "$why"; fi
-}
 
 cat >"$work/cluster.yaml" <<YAML
 cluster:
@@ -80,6 +59,8 @@ kill_node() {
 
 # peer_state I PEER: "up" or "down" as `kvctl status` on nI reports PEER.
 peer_state() { "$KVCTL" -a "${addr[$1]}" status 2>/dev/null | awk -v p="$2" '$1 == p { print $3 }'; }
+# peer_line I PEER: PEER's line in `kvctl status` on nI: id, address, state, phi, "N ms ago".
+peer_line() { "$KVCTL" -a "${addr[$1]}" status 2>/dev/null | awk -v p="$2" '$1 == p'; }
 
 # wait_state I STATE PEER...: polls (up to 3 s) until nI reports every PEER in STATE.
 wait_state() {
@@ -117,6 +98,19 @@ t_start=$(date +%s%N)
 node_opts[1]="--hint-bytes-max 0"
 for i in 1 2 3; do start_node "$i" || exit 1; done
 wait_all_up || exit 1
+
+# ---- 11. status shows each peer's state, phi and last heartbeat -------------------------
+out=$(ctl 1 status)
+if [[ "$(sed -n 2p <<<"$out")" =~ ^peer\ +address\ +state\ +phi\ +last\ heard$ ]]; then
+  ok "11. status has the columns peer, address, state, phi, last heard"
+else fail "11. status has the columns peer, address, state, phi, last heard" "$out"; fi
+re="^n2 +${addr[2]} +up +[0-9]+\.[0-9] +[0-9]+ ms ago\$"
+if [[ "$(peer_line 1 n2)" =~ $re ]]; then
+  ok "11. a live peer's line: up, its phi and its heartbeat's age"
+else fail "11. a live peer's line: up, its phi and its heartbeat's age" "'$(peer_line 1 n2)'"; fi
+read -r _ _ _ phi age _ <<<"$(peer_line 1 n3)"
+check "11. a live peer's phi is low ($phi) and its last heartbeat recent ($age ms)" \
+  "phi $phi, age $age" awk -v p="$phi" -v a="$age" 'BEGIN { exit !(p < 3 && a < 400) }'
 
 # ---- 1. replication: a put at ALL is on every replica ------------------------------------
 ctl 1 put default rep1 "replicated value" -c ALL >/dev/null
@@ -162,10 +156,22 @@ check "8. status on the coordinator reports lag over the QUORUM writes (over $n 
   test "${n:-0}" -gt 0 -a "${n:-0}" -ge $((n0 + 10))
 
 # ---- 7. DEADLINE_EXCEEDED: a stopped replica never acknowledges --------------------------
-kill -STOP "${pid[3]}"
+kill -STOP "${pid[3]}"; t_stop=$(date +%s%N)
 expect_exact "7. ALL put with n3 stopped is DEADLINE_EXCEEDED after --timeout 300" 3 \
   "DEADLINE_EXCEEDED: 2 of 3 replicas acknowledged within 300 ms; ALL needs 3" "" \
   ctl 1 put default stopped v -c ALL --timeout 300
+# The stopped n3 keeps its connections open, so only silence tells: phi passes 8 about
+# 660 ms after its last heartbeat.
+if wait_state 1 down n3 && wait_state 2 down n3; then
+  ms=$((($(date +%s%N) - t_stop) / 1000000))
+  ok "7. n1 and n2 see the stopped n3 down by phi ($ms ms after SIGSTOP)"
+else
+  fail "7. n1 and n2 see the stopped n3 down by phi" \
+    "n1 says '$(peer_state 1 n3)', n2 '$(peer_state 2 n3)' after 3 s"
+fi
+read -r _ _ _ phi age _ <<<"$(peer_line 1 n3)"
+check "7. status shows the stopped peer's phi over 8 ($phi) and its silence ($age ms)" \
+  "phi $phi, age $age" awk -v p="$phi" -v a="$age" 'BEGIN { exit !(p > 8 && a >= 500) }'
 kill -CONT "${pid[3]}"
 wait_all_up || exit 1
 

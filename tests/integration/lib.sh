@@ -4,6 +4,7 @@
 #   pids                 append every process you start; at exit each is continued (in case
 #                        a test stopped it) and killed, so a failing suite leaves nothing behind
 #   ok NAME / fail NAME WHY / expect NAME RC TEXT CMD...   one line per test
+#   expect_exact NAME RC TEXT MAX_MS CMD... / check NAME WHY CMD...
 #   summary [EXTRA]      prints "N passed, N failed" and fails when any test failed
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
@@ -33,6 +34,30 @@ expect() {
   if [ "$rc" != "$want_rc" ]; then fail "$name" "exit $rc, wanted $want_rc; output: ${out:0:300}"
   elif [[ "$out" != *"$want"* ]]; then fail "$name" "output lacks '$want': ${out:0:300}"
   else ok "$name"; fi
+}
+
+# expect_exact NAME RC TEXT MAX_MS CMD...: CMD exits with RC, its whole output (stdout+stderr)
+# is TEXT, and, unless MAX_MS is empty, it took less than MAX_MS milliseconds, kvctl's own
+# process start included. The time taken is printed with the result either way.
+expect_exact() {
+  local name=$1 want_rc=$2 want=$3 max=$4 out rc t0 ms
+  shift 4
+  t0=$(date +%s%N)
+  out=$("$@" 2>&1); rc=$?
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  if [ "$rc" != "$want_rc" ]; then
+    fail "$name ($ms ms)" "exit $rc, wanted $want_rc; output: ${out:0:300}"
+  elif [ "$out" != "$want" ]; then fail "$name ($ms ms)" "output is '${out:0:300}', wanted '$want'"
+  elif [ -n "$max" ] && [ "$ms" -ge "$max" ]; then
+    fail "$name ($ms ms)" "took $ms ms, limit $max ms"
+  else ok "$name ($ms ms)"; fi
+}
+
+# check NAME WHY CMD...: CMD (a test) succeeds; WHY says what was seen when it does not.
+check() {
+  local name=$1 why=$2
+  shift 2
+  if "$@"; then ok "$name"; else fail "$name" "$why"; fi
 }
 
 summary() {

@@ -82,6 +82,7 @@ START_TEST(repo_configs_load) {
 
   ck_assert_int_eq(kv_config_load("config/cluster3.yaml", &cfg, &st), KV_OK);
   ck_assert_uint_eq(cfg.node_count, 3);
+  ck_assert_double_eq(cfg.phi_threshold, 8);
   ck_assert_str_eq(cfg.nodes[2].id, "n3");
   ck_assert_str_eq(cfg.nodes[2].address, "127.0.0.1:7003");
   ck_assert_str_eq(cfg.nodes[2].rack, "r3");
@@ -112,6 +113,7 @@ START_TEST(omitted_fields_get_defaults) {
                    KV_OK);
   ck_assert_str_eq(cfg.cluster_name, "tunekv");
   ck_assert_uint_eq(cfg.partitions, KV_PARTITIONS_DEFAULT);
+  ck_assert_double_eq(cfg.phi_threshold, KV_PHI_THRESHOLD_DEFAULT);
   ck_assert_uint_eq(cfg.nodes_line, 2);
   ck_assert_uint_eq(cfg.nodes[0].line, 3);
   ck_assert_str_eq(cfg.nodes[0].region, "local");
@@ -131,7 +133,7 @@ END_TEST
 START_TEST(every_option_is_read) {
   static kv_config_t cfg;
   kv_status_t st;
-  ck_assert_int_eq(load_text("cluster: { name: lab, partitions: 1024 }\n"
+  ck_assert_int_eq(load_text("cluster: { name: lab, partitions: 1024, phi_threshold: 12.5 }\n"
                              "nodes:\n"
                              "  - { id: a.1, address: \"[::1]:7001\", region: eu, rack: r-1 }\n"
                              "  - { id: b_2, address: \"db-2.example.com:65535\", region: eu }\n"
@@ -150,6 +152,7 @@ START_TEST(every_option_is_read) {
                    KV_OK);
   ck_assert_str_eq(cfg.cluster_name, "lab");
   ck_assert_uint_eq(cfg.partitions, 1024);
+  ck_assert_double_eq(cfg.phi_threshold, 12.5);
   ck_assert_str_eq(cfg.nodes[0].address, "[::1]:7001");
   ck_assert_str_eq(cfg.nodes[0].rack, "r-1");
   ck_assert_uint_eq(cfg.nodes[2].line, 5);
@@ -393,6 +396,40 @@ START_TEST(partitions_must_be_a_power_of_two) {
 }
 END_TEST
 
+START_TEST(phi_threshold_must_be_a_number_in_range) {
+  expect_error("cluster:\n"
+               "  phi_threshold: 0.5\n"
+               ONE_KEYSPACE,
+               2, "phi_threshold is 0.5; it must be a number between 1 and 100");
+  expect_error("cluster: { phi_threshold: 100.01 }\n"
+               ONE_KEYSPACE,
+               1, "phi_threshold is 100.01; it must be a number between 1 and 100");
+  expect_error("cluster: { phi_threshold: high }\n"
+               ONE_KEYSPACE,
+               1, "phi_threshold is 'high'; it must be a number between 1 and 100");
+  expect_error("cluster: { phi_threshold: -8 }\n"
+               ONE_KEYSPACE,
+               1, "phi_threshold is '-8'; it must be a number between 1 and 100");
+  expect_error("cluster: { phi_threshold: 8. }\n"
+               ONE_KEYSPACE,
+               1, "phi_threshold is '8.'; it must be a number between 1 and 100");
+  expect_error("cluster: { phi_threshold: 1e1 }\n"
+               ONE_KEYSPACE,
+               1, "phi_threshold is '1e1'; it must be a number between 1 and 100");
+  expect_error("cluster: { phi_threshold: \"\" }\n"
+               ONE_KEYSPACE,
+               1, "phi_threshold is ''; it must be a number between 1 and 100");
+  /* The bounds themselves are allowed. */
+  static kv_config_t cfg;
+  kv_status_t st;
+  ck_assert_int_eq(load_text("cluster: { phi_threshold: 1 }\n" ONE_KEYSPACE, &cfg, &st), KV_OK);
+  ck_assert_double_eq(cfg.phi_threshold, 1);
+  ck_assert_int_eq(load_text("cluster: { phi_threshold: 100.0 }\n" ONE_KEYSPACE, &cfg, &st),
+                   KV_OK);
+  ck_assert_double_eq(cfg.phi_threshold, 100);
+}
+END_TEST
+
 START_TEST(bad_names_are_rejected) {
   expect_error("nodes:\n"
                "  - { id: \"\", address: \"127.0.0.1:7001\" }\n",
@@ -546,6 +583,7 @@ Suite *config_suite(void) {
   tcase_add_test(bad, duplicates_are_rejected);
   tcase_add_test(bad, bad_addresses_are_rejected);
   tcase_add_test(bad, partitions_must_be_a_power_of_two);
+  tcase_add_test(bad, phi_threshold_must_be_a_number_in_range);
   tcase_add_test(bad, bad_names_are_rejected);
   tcase_add_test(bad, too_many_of_anything_is_rejected);
   tcase_add_test(bad, replication_must_fit_the_nodes);
