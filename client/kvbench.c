@@ -445,7 +445,10 @@ static void print_table(const bench_t *b, double window_s) {
          b->n_clients, a->concurrency, a->value_bytes, a->keys, a->mix_text,
          a->level && *a->level ? a->level : "(keyspace default)", (unsigned long long)a->seed,
          a->blind ? ", blind puts" : "", a->durable ? ", durable puts" : "");
-  printf("measured %.3f s after %.3f s of warmup\n\n", window_s, a->warmup_s);
+  printf("measured %.3f s after %.3f s of warmup", window_s, a->warmup_s);
+  if (a->mix[OP_GET])
+    printf("; %llu gets found no value", (unsigned long long)b->stats[OP_GET].not_found);
+  printf("\n\n");
   printf("%-4s %12s %10s %10s %10s %10s\n", "op", "ops/s", "p50 ms", "p99 ms", "p99.9 ms",
          "errors");
   for (int op = 0; op < OP_COUNT; op++) {
@@ -454,8 +457,7 @@ static void print_table(const bench_t *b, double window_s) {
     printf("%-4s %12.1f %10.3f %10.3f %10.3f %10llu\n", op_names[op], r.ops_per_sec, r.p50_ms,
            r.p99_ms, r.p999_ms, (unsigned long long)r.errors);
   }
-  if (a->mix[OP_GET])
-    printf("\ngets that found no value: %llu\n", (unsigned long long)b->stats[OP_GET].not_found);
+
 }
 
 static int write_json(const bench_t *b, double window_s) {
