@@ -130,8 +130,12 @@ usage "list with a peer" "fault list: too many arguments; usage: kvctl fault lis
 usage "a fault option on put" "put does not take --partition" put default k v --partition
 
 # ---- the cluster ---------------------------------------------------------------------------
+# n1 keeps no hints (--hint-bytes-max 0), so a replica it cannot reach stays behind until a
+# read repairs it (section 11).
 for i in 1 2 3; do
-  start "$work/cluster.yaml" "n$i" "$work/d$i" "$work/n$i.log" --allow-fault-injection || exit 1
+  hints=(); [ "$i" = 1 ] && hints=(--hint-bytes-max 0)
+  start "$work/cluster.yaml" "n$i" "$work/d$i" "$work/n$i.log" --allow-fault-injection \
+    "${hints[@]}" || exit 1
   pid[$i]=$started
 done
 wait_all_up || { echo "the nodes did not see each other up"; exit 1; }
@@ -270,6 +274,21 @@ if [ -n "$key" ]; then
   expect_exact "9. ... and does not land" 0 "v1" "" ctl 3 get one "$key" --local
   ctl 1 fault clear
 else fail "9. a key of keyspace one on n3" "none of fk1..fk60 landed on n3"; fi
+
+# ---- 11. read repair: n3 made stale by a partition, repaired by one QUORUM read ------------
+ctl 1 fault set n3 --partition
+expect "11. a QUORUM put through n1 while n1's calls to n3 are lost" 0 "" \
+  ctl 1 put default stale1 fresh -c QUORUM
+expect "11. n3 never got it (--local)" 1 "not found" ctl 3 get default stale1 --local
+ctl 1 fault clear
+wait_all_up || fail "11. the cluster recovers after fault clear" "not every node sees every other up"
+expect_exact "11. one QUORUM get through n1" 0 "fresh" "" ctl 1 get default stale1 -c QUORUM
+repaired=no
+for _ in $(seq 40); do
+  [ "$(ctl 3 get default stale1 --local 2>/dev/null)" = fresh ] && { repaired=yes; break; }
+  sleep 0.05
+done
+check "11. ... repairs n3 (--local on n3, within 2 s)" "n3 still lacks stale1" [ $repaired = yes ]
 
 # ---- 10. stop cleanly, with faults still set --------------------------------------------------
 ctl 1 fault set n2,n3 --delay-ms 200
