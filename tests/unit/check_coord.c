@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "coord.h"
+#include "hints.h"
 
 #define T0 UINT64_C(1000000) /* fake monotonic start: 1 s, in microseconds */
 #define WALL_MS UINT64_C(1700000000000)
@@ -1171,6 +1172,142 @@ START_TEST(durable_put_one_is_acked_by_the_syncer_thread) {
 }
 END_TEST
 
+/* ---- hinted handoff ----------------------------------------------------------------- */
+
+static kv_hint_stats_t hint_stats(uint32_t target) {
+  kv_hint_stats_t hs;
+  kv_coord_hint_stats(coord, target, &hs);
+  return hs;
+}
+
+/* A QUORUM put acked by n2 whose message to n3 fails: n3 gets a hint. */
+static void put_missing_n3(void *call, const char *key, const char *value, uint64_t now_us) {
+  msgs_clear();
+  put(call, key, value, "quorum", now_us);
+  ack(msg_to('w', 1), now_us + 1000);
+  kv_coord_answer(coord, msgs[msg_to('w', 2)].id, KV_EIO, NULL, 0, now_us + 2000);
+  last_reply(call, KV_OK, NULL);
+}
+
+/* Replaces the fixture's coordinator by one with these hint settings. */
+static void coord_recreate(uint64_t hint_bytes_max, uint32_t hint_rate_per_s) {
+  kv_syncer_stop(&syncer);
+  kv_coord_destroy(coord);
+  kv_syncer_start(&syncer, node);
+  kv_coord_opts_t opts = {.hint_bytes_max = hint_bytes_max, .hint_rate_per_s = hint_rate_per_s};
+  kv_coord_transport_t tr = {.arg = NULL, .alive = fake_alive, .send_write = fake_send_write,
+                             .send_read = fake_send_read, .forward = fake_forward};
+  kv_status_t st;
+  ck_assert_int_eq(kv_coord_create(node, &ring, &syncer, &tr, fake_reply, &opts, &coord, &st),
+                   KV_OK);
+}
+
+START_TEST(an_unacked_replica_gets_a_hint_handed_over_when_alive) {
+  put_missing_n3(CALL(0), "k", "v1", T0);
+  kv_hint_stats_t hs = hint_stats(2);
+  ck_assert_uint_eq(hs.pending, 1);
+  ck_assert_uint_gt(hs.bytes, 1);
+  ck_assert_uint_eq(hint_stats(1).pending, 0);
+  /* Not while n3 is believed down. */
+  alive[2] = false;
+  msgs_clear();
+  kv_coord_tick(coord, T0 + 1000000);
+  ck_assert_uint_eq(msg_count, 0);
+  /* Once it is up: the key's record, as a replica write, with a handoff id. */
+  alive[2] = true;
+  kv_coord_tick(coord, T0 + 2000000);
+  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_int_eq(msgs[0].kind, 'w');
+  ck_assert_uint_eq(msgs[0].node, 2);
+  ck_assert(msgs[0].id & KV_HINT_ID_BIT);
+  uint8_t *rec;
+  size_t rec_bytes;
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_read_record(node, "default", (const uint8_t *)"k", 1, &rec,
+                                       &rec_bytes, &st), KV_OK);
+  ck_assert_uint_eq(msgs[0].rec_bytes, rec_bytes);
+  ck_assert_mem_eq(msgs[0].rec, rec, rec_bytes);
+  free(rec);
+  /* One round at a time: nothing more until it is answered. */
+  kv_coord_tick(coord, T0 + 2100000);
+  ck_assert_uint_eq(msg_count, 1);
+  uint64_t id = msgs[0].id;
+  kv_coord_answer(coord, id, KV_OK, NULL, 0, T0 + 2200000);
+  hs = hint_stats(2);
+  ck_assert_uint_eq(hs.pending, 0);
+  ck_assert_uint_eq(hs.bytes, 0);
+  ck_assert_uint_eq(hs.delivered, 1);
+  kv_coord_answer(coord, id, KV_OK, NULL, 0, T0 + 2300000); /* a duplicate changes nothing */
+  ck_assert_uint_eq(hint_stats(2).delivered, 1);
+  kv_coord_tick(coord, T0 + 3000000);
+  ck_assert_uint_eq(msg_count, 1);
+}
+END_TEST
+
+/* A hint replaced while its handoff is in flight survives that handoff's ack, and the next
+ * round carries the newer record. A failed handoff leaves the hint for a later round. */
+START_TEST(a_hint_replaced_in_flight_is_kept) {
+  put_missing_n3(CALL(0), "k", "v1", T0);
+  msgs_clear();
+  kv_coord_tick(coord, T0 + 1000000);
+  ck_assert_uint_eq(msg_count, 1);
+  uint64_t first = msgs[0].id;
+  size_t first_bytes = msgs[0].rec_bytes;
+  put_missing_n3(CALL(1), "k", "v2", T0 + 1100000);
+  ck_assert_uint_eq(hint_stats(2).pending, 1);
+  kv_coord_answer(coord, first, KV_OK, NULL, 0, T0 + 1200000);
+  ck_assert_uint_eq(hint_stats(2).pending, 1);
+  ck_assert_uint_eq(hint_stats(2).delivered, 0);
+  msgs_clear();
+  kv_coord_tick(coord, T0 + 2000000);
+  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_uint_gt(msgs[0].rec_bytes, first_bytes);
+  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, T0 + 2100000);
+  ck_assert_uint_eq(hint_stats(2).pending, 1);
+  msgs_clear();
+  kv_coord_tick(coord, T0 + 3000000);
+  ck_assert_uint_eq(msg_count, 1);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 3100000);
+  ck_assert_uint_eq(hint_stats(2).pending, 0);
+}
+END_TEST
+
+START_TEST(hints_past_their_room_are_dropped_and_counted) {
+  coord_recreate(1, KV_HINT_RATE_DEFAULT);
+  put_missing_n3(CALL(0), "k", "v1", T0);
+  kv_hint_stats_t hs = hint_stats(2);
+  ck_assert_uint_eq(hs.pending, 0);
+  ck_assert_uint_eq(hs.dropped, 1);
+  msgs_clear();
+  kv_coord_tick(coord, T0 + 1000000);
+  ck_assert_uint_eq(msg_count, 0);
+}
+END_TEST
+
+/* At 10 a second, one handoff per 100 ms; an unanswered one is given up at its deadline. */
+START_TEST(handoff_is_paced_and_gives_up_at_its_deadline) {
+  coord_recreate(KV_HINT_BYTES_DEFAULT, 10);
+  put_missing_n3(CALL(0), "a", "v", T0);
+  put_missing_n3(CALL(1), "b", "v", T0 + 10000);
+  ck_assert_uint_eq(hint_stats(2).pending, 2);
+  msgs_clear();
+  kv_coord_tick(coord, T0 + 1000000);
+  ck_assert_uint_eq(msg_count, 1);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 1001000);
+  kv_coord_tick(coord, T0 + 1050000);
+  ck_assert_uint_eq(msg_count, 1);
+  kv_coord_tick(coord, T0 + 1101000);
+  ck_assert_uint_eq(msg_count, 2);
+  kv_coord_tick(coord, T0 + 1101000 + KV_TIMEOUT_MS_DEFAULT * 1000ull);
+  ck_assert_uint_eq(msg_count, 3); /* given up, then sent again */
+  ck_assert_uint_eq(hint_stats(2).pending, 1);
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 4000000); /* too late: ignored */
+  ck_assert_uint_eq(hint_stats(2).pending, 1);
+  kv_coord_answer(coord, msgs[2].id, KV_OK, NULL, 0, T0 + 4000000);
+  ck_assert_uint_eq(hint_stats(2).pending, 0);
+}
+END_TEST
+
 Suite *coord_suite(void) {
   Suite *s = suite_create("coord");
   TCase *tc = tcase_create("core");
@@ -1199,6 +1336,10 @@ Suite *coord_suite(void) {
   tcase_add_test(tc, get_all_asks_both_peers);
   tcase_add_test(tc, get_times_out_at_its_deadline);
   tcase_add_test(tc, get_local_reads_this_replica_only);
+  tcase_add_test(tc, an_unacked_replica_gets_a_hint_handed_over_when_alive);
+  tcase_add_test(tc, a_hint_replaced_in_flight_is_kept);
+  tcase_add_test(tc, hints_past_their_room_are_dropped_and_counted);
+  tcase_add_test(tc, handoff_is_paced_and_gives_up_at_its_deadline);
   tcase_add_test(tc, invalid_requests_are_answered_before_anything_happens);
   tcase_add_test(tc, writes_at_a_non_replica_are_forwarded);
   tcase_add_test(tc, gets_at_a_non_replica_are_coordinated_here);
