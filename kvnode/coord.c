@@ -326,8 +326,7 @@ static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   /* Every replica that did not acknowledge gets a hint of the record written here. */
   for (uint32_t i = 0; i < s->q.target_count; i++) {
     if (i == s->self_target || s->q.answers[i] == KV_ANSWER_OK) continue;
-    kv_hints_add(&c->hints, s->q.targets[i].node, s->keyspace, s->key, s->key_bytes,
-                 s->result->record, s->result->record_bytes);
+    kv_hints_add(&c->hints, s->q.targets[i].node, s->keyspace, s->key, s->key_bytes);
   }
   slot_release(c, s);
 }

@@ -50,35 +50,43 @@ void kv_hints_deinit(kv_hints_t *h) {
 }
 
 void kv_hints_add(kv_hints_t *h, uint32_t target, const char *keyspace, const uint8_t *key,
-                  size_t key_bytes, const uint8_t *rec, size_t rec_bytes) {
+                  size_t key_bytes) {
   KV_ASSERT(target < h->node_count);
   kv_hint_stats_t *s = &h->stats[target];
   kv_store_t *store = kv_node_store(h->node);
   kv_status_t st;
+  /* The record as it is now, not as the write left it: writes to one key can finish out of
+   * order (a durable one waits for its fsync), and an older record must never replace a
+   * newer hint. */
+  uint8_t *rec;
+  size_t rec_bytes;
+  if (kv_node_read_record(h->node, keyspace, key, key_bytes, &rec, &rec_bytes, &st) != KV_OK ||
+      rec_bytes == 0) {
+    if (rec_bytes == 0) kv_status_set(&st, KV_ENOTFOUND, "the key has no record here");
+    KV_WARN("hint for node %u not stored: %s", target, st.msg);
+    free(rec);
+    s->dropped++;
+    return;
+  }
   uint8_t *old;
   size_t old_bytes;
   bool found;
-  if (kv_store_hint_get(store, target, keyspace, key, key_bytes, &old, &old_bytes, &found,
-                        &st) != KV_OK) {
-    KV_WARN("hint for node %u not stored: %s", target, st.msg);
-    s->dropped++;
-    return;
-  }
+  kv_err err = kv_store_hint_get(store, target, keyspace, key, key_bytes, &old, &old_bytes,
+                                 &found, &st);
   free(old);
   uint64_t was = found ? key_bytes + old_bytes : 0;
   uint64_t now = key_bytes + rec_bytes;
-  if (s->bytes - was + now > h->bytes_max) {
+  if (err == KV_OK && s->bytes - was + now > h->bytes_max) {
     s->dropped++;
-    return;
-  }
-  if (kv_store_hint_put(store, target, keyspace, key, key_bytes, rec, rec_bytes, &st) !=
-      KV_OK) {
+  } else if (err != KV_OK || kv_store_hint_put(store, target, keyspace, key, key_bytes, rec,
+                                               rec_bytes, &st) != KV_OK) {
     KV_WARN("hint for node %u not stored: %s", target, st.msg);
     s->dropped++;
-    return;
+  } else {
+    s->bytes = s->bytes - was + now;
+    if (!found) s->pending++;
   }
-  s->bytes = s->bytes - was + now;
-  if (!found) s->pending++;
+  free(rec);
 }
 
 /* ---- handoff rounds ----------------------------------------------------------------- */

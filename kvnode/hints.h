@@ -6,8 +6,10 @@
  * hint never counts toward W: the write succeeded or failed on its acks alone. (Fallback
  * nodes holding hints for a sloppy quorum are not built yet.)
  *
- * A hint is the whole record of the key as this node holds it after the write, so a newer
- * hint for the same key replaces the older one: the node's own record only grows. Handoff
+ * A hint is the whole record of the key as this node holds it when the hint is stored (not
+ * as the hinted write left it: writes to one key can finish out of order), so a newer hint
+ * for the same key replaces the older one: the node's own record only grows. (The
+ * simulator's convergence checker found the out-of-order case.) Handoff
  * sends it as a replica write (a merge on the target, so nothing there is lost); the hint is
  * deleted after the target's ack, and only if it was not replaced meanwhile (its hash is
  * compared), so a newer hint is never dropped by the ack of an older one.
@@ -60,9 +62,10 @@ typedef struct {
 /* Counts the hints already in the store (a restart keeps them). node is borrowed. */
 kv_err kv_hints_init(kv_hints_t *h, kv_node_t *node, uint32_t node_count, uint64_t bytes_max,
                      uint32_t rate_per_s, kv_status_t *st);
-/* Stores (or replaces) the hint of (keyspace, key) for target: rec is the key's record. */
+/* Stores (or replaces) the hint of (keyspace, key) for target: the key's record as this
+ * node holds it now. */
 void kv_hints_add(kv_hints_t *h, uint32_t target, const char *keyspace, const uint8_t *key,
-                  size_t key_bytes, const uint8_t *rec, size_t rec_bytes);
+                  size_t key_bytes);
 /* Starts the handoffs that pacing allows to targets alive() says are up. */
 void kv_hints_tick(kv_hints_t *h, const kv_coord_transport_t *tr, uint64_t now_us);
 /* A handoff's answer (id has KV_HINT_ID_BIT). Stale and duplicate ids are ignored. */

@@ -157,6 +157,14 @@ static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verb
            "unknown %u)\n",
            seed, w->node_count, w->wl->client_count, w->wl->key_count, w->wl->op_count,
            outcomes[OUT_OK], outcomes[OUT_FAIL], outcomes[OUT_UNKNOWN]);
+    /* Why operations failed: the codes, most frequent first among those seen. */
+    uint32_t by_code[64] = {0};
+    for (uint32_t i = 0; i < w->wl->op_count; i++)
+      if (w->wl->ops[i].outcome == OUT_FAIL) by_code[(uint32_t)-w->wl->ops[i].code % 64]++;
+    printf("failures by code:");
+    for (uint32_t c = 0; c < 64; c++)
+      if (by_code[c]) printf(" %s %u", kv_err_name((kv_err)-(int)c), by_code[c]);
+    printf("\n");
     printf("faults until %.2f s: %u crashes (%u power losses), %u partitions, %u clogs; "
            "loss %.1f%%, duplication %.1f%%\n",
            (double)faults_end_us / 1e6, faults.crashes, faults.power_losses, faults.partitions,

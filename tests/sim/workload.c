@@ -17,6 +17,7 @@
 
 #define CLIENT_TIMEOUT_SLACK_US 500000u /* past the request's own timeout */
 #define THINK_US_MAX 20000u
+#define BACKOFF_US_MIN 50000u
 #define REQUEST_TIMEOUT_MS 1000u
 
 static void *grow(void *p, uint32_t *cap, size_t size) {
@@ -69,8 +70,12 @@ static sim_result_t result_from(const kv_status_t *st, const kv_node_result_t *r
 
 /* ---- how an operation ends ---------------------------------------------------------- */
 
-static void client_next(world_t *w, uint32_t client) {
-  world_schedule(w, w->now_us + sim_below(THINK_US_MAX), EV_CLIENT, client, 0, 0, NULL);
+/* The next operation after a think time; after an UNAVAILABLE the client backs off, as a
+ * real one would, so an outage does not burn through its operations in a few milliseconds. */
+static void client_next(world_t *w, uint32_t client, bool back_off) {
+  uint64_t wait =
+      back_off ? BACKOFF_US_MIN + sim_below(BACKOFF_US_MIN * 4) : sim_below(THINK_US_MAX);
+  world_schedule(w, w->now_us + wait, EV_CLIENT, client, 0, 0, NULL);
 }
 
 static void op_record_answer(world_t *w, op_t *op, const sim_result_t *r) {
@@ -128,7 +133,7 @@ static void client_done(world_t *w, uint64_t call_id, const sim_result_t *r) {
     return;
   }
   wl->clients[op->client].call = 0;
-  client_next(w, op->client);
+  client_next(w, op->client, op->code == KV_EUNAVAILABLE);
 }
 
 void workload_reply(void *call, const kv_status_t *st, const kv_node_result_t *res) {
@@ -248,7 +253,7 @@ void workload_init(world_t *w, uint32_t ops) {
   wl->key_count = 1 + (uint32_t)sim_below(SIM_KEYS_MAX / 2);
   for (uint32_t i = 0; i < wl->client_count; i++) {
     wl->clients[i].ops_left = ops / wl->client_count + (i < ops % wl->client_count);
-    client_next(w, i);
+    client_next(w, i, false);
   }
 }
 
