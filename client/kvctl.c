@@ -585,14 +585,27 @@ static int cmd_get(kv_client_t *c, const args_t *a) {
   return rc;
 }
 
-static int cmd_status(kv_client_t *c) {
+/* The node's status (malloc'd; the caller frees it), or NULL with *rc set to the exit code
+ * after printing why. */
+static kv_client_node_status_t *status_fetch(kv_client_t *c, int *rc) {
   kv_client_node_status_t *s = malloc(sizeof *s);
-  if (!s) return usage_error("out of memory");
+  if (!s) {
+    *rc = usage_error("out of memory");
+    return NULL;
+  }
   kv_client_status_t st;
   if (kv_client_node_status(c, s, &st) != KV_OK) {
     free(s);
-    return cluster_error(&st);
+    *rc = cluster_error(&st);
+    return NULL;
   }
+  return s;
+}
+
+static int cmd_status(kv_client_t *c) {
+  int rc;
+  kv_client_node_status_t *s = status_fetch(c, &rc);
+  if (!s) return rc;
   printf("node %s of cluster %s (incarnation %016llx)\n", s->node, s->cluster,
          (unsigned long long)s->incarnation);
   printf("%-12s %-24s %-5s %8s %s\n", "peer", "address", "state", "phi", "last heard");
@@ -613,13 +626,9 @@ static int cmd_status(kv_client_t *c) {
 
 /* kvctl hints: what the node keeps for each peer (hinted handoff). */
 static int cmd_hints(kv_client_t *c) {
-  kv_client_node_status_t *s = malloc(sizeof *s);
-  if (!s) return usage_error("out of memory");
-  kv_client_status_t st;
-  if (kv_client_node_status(c, s, &st) != KV_OK) {
-    free(s);
-    return cluster_error(&st);
-  }
+  int rc;
+  kv_client_node_status_t *s = status_fetch(c, &rc);
+  if (!s) return rc;
   printf("hints kept by %s\n", s->node);
   printf("%-12s %-5s %10s %12s %10s %10s\n", "peer", "state", "pending", "bytes", "delivered",
          "dropped");

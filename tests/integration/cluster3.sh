@@ -57,23 +57,8 @@ kill_node() {
   pid[$1]=
 }
 
-# peer_state I PEER: "up" or "down" as `kvctl status` on nI reports PEER.
-peer_state() { "$KVCTL" -a "${addr[$1]}" status 2>/dev/null | awk -v p="$2" '$1 == p { print $3 }'; }
 # peer_line I PEER: PEER's line in `kvctl status` on nI: id, address, state, phi, "N ms ago".
 peer_line() { "$KVCTL" -a "${addr[$1]}" status 2>/dev/null | awk -v p="$2" '$1 == p'; }
-
-# wait_state I STATE PEER...: polls (up to 3 s) until nI reports every PEER in STATE.
-wait_state() {
-  local i=$1 want=$2 p all
-  shift 2
-  for _ in $(seq 60); do
-    all=1
-    for p in "$@"; do [ "$(peer_state "$i" "$p")" = "$want" ] || all=0; done
-    [ $all = 1 ] && return 0
-    sleep 0.05
-  done
-  return 1
-}
 
 # wait_all_up: every node sees both others up (after a start or restart).
 wait_all_up() {

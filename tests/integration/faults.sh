@@ -38,22 +38,8 @@ start() {
 
 ctl() { local i=$1; shift; "$KVCTL" -a "${addr[$i]}" "$@"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-# peer_state I PEER: "up" or "down" as `kvctl status` on nI reports PEER.
-peer_state() { ctl "$1" status 2>/dev/null | awk -v p="$2" '$1 == p { print $3 }'; }
 # peer_phi I PEER: PEER's phi in `kvctl status` on nI.
 peer_phi() { ctl "$1" status 2>/dev/null | awk -v p="$2" '$1 == p { print $4 }'; }
-# wait_state I STATE PEER...: polls (up to 3 s) until nI reports every PEER in STATE.
-wait_state() {
-  local i=$1 want=$2 p all
-  shift 2
-  for _ in $(seq 60); do
-    all=1
-    for p in "$@"; do [ "$(peer_state "$i" "$p")" = "$want" ] || all=0; done
-    [ $all = 1 ] && return 0
-    sleep 0.05
-  done
-  return 1
-}
 wait_all_up() { wait_state 1 up n2 n3 && wait_state 2 up n1 n3 && wait_state 3 up n1 n2; }
 # stays STATE I PEER: nI reports PEER in STATE at each of 15 looks over about 1.5 s.
 stays() {

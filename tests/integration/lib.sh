@@ -5,6 +5,7 @@
 #                        a test stopped it) and killed, so a failing suite leaves nothing behind
 #   ok NAME / fail NAME WHY / expect NAME RC TEXT CMD...   one line per test
 #   expect_exact NAME RC TEXT MAX_MS CMD... / check NAME WHY CMD...
+#   peer_state / wait_state   liveness as `kvctl status` reports it (the suite sets addr[I])
 #   summary [EXTRA]      prints "N passed, N failed" and fails when any test failed
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
@@ -58,6 +59,22 @@ check() {
   local name=$1 why=$2
   shift 2
   if "$@"; then ok "$name"; else fail "$name" "$why"; fi
+}
+
+# Liveness as the nodes see it, for suites that set addr[I] to node nI's HOST:PORT.
+# peer_state I PEER: "up" or "down" as `kvctl status` on nI reports PEER.
+peer_state() { "$KVCTL" -a "${addr[$1]}" status 2>/dev/null | awk -v p="$2" '$1 == p { print $3 }'; }
+# wait_state I STATE PEER...: polls (up to 3 s) until nI reports every PEER in STATE.
+wait_state() {
+  local i=$1 want=$2 p all
+  shift 2
+  for _ in $(seq 60); do
+    all=1
+    for p in "$@"; do [ "$(peer_state "$i" "$p")" = "$want" ] || all=0; done
+    [ $all = 1 ] && return 0
+    sleep 0.05
+  done
+  return 1
 }
 
 summary() {

@@ -1,6 +1,7 @@
 /* simsyncer.c: the syncer.h API for the simulator: no thread; a push asks the world to run
  * the group commit later (sim_sync_wanted), and sim_syncer_run is that commit: one
- * kv_node_sync covering every write so far, then the callbacks queued before it began. */
+ * kv_node_sync covering every write so far, then the callbacks queued before it began.
+ * kv_syncer_stop is not provided: simulated processes only crash (sim_syncer_drop). */
 #include "sim.h"
 
 #include "log.h"
@@ -35,8 +36,3 @@ void sim_syncer_run(kv_syncer_t *sy, uint64_t mono_us) {
 }
 
 void sim_syncer_drop(kv_syncer_t *sy) { sy->head = sy->tail = NULL; }
-
-void kv_syncer_stop(kv_syncer_t *sy) {
-  if (sy->head) sim_syncer_run(sy, 0);
-  sy->stop = true;
-}

@@ -132,7 +132,6 @@ static void client_done(world_t *w, uint64_t call_id, const sim_result_t *r) {
     }
     return;
   }
-  wl->clients[op->client].call = 0;
   client_next(w, op->client, op->code == KV_EUNAVAILABLE);
 }
 
@@ -219,7 +218,6 @@ static void client_start(world_t *w, uint32_t ci) {
   }
   world_trace(w, (uint64_t)op->op << 48 | (uint64_t)op->key << 32 | op->node);
   uint64_t id = call_new(wl, (call_t){.kind = CALL_CLIENT, .op = index});
-  cl->call = id;
   sim_node_t *n = &w->nodes[op->node];
   if (!n->up) { /* connection refused */
     sim_result_t r = {.code = KV_EUNAVAILABLE};

@@ -80,7 +80,6 @@ typedef struct {
 
 typedef struct {
   uint32_t ops_left;
-  uint64_t call;                 /* the call in flight (0: none) */
   uint8_t *ctx[SIM_KEYS_MAX];    /* the last context answered per key (malloc'd) */
   size_t ctx_len[SIM_KEYS_MAX];
 } client_t;
@@ -104,7 +103,8 @@ struct workload {
   uint32_t clients_done;
   kv_dvv_t final[SIM_KEYS_MAX];  /* the settled ALL reads (live siblings) */
   bool final_read[SIM_KEYS_MAX];
-  uint32_t max_in_flight;        /* over every coordinator, sampled at each client op */
+  uint32_t max_in_flight;        /* over every coordinator, sampled at each client op (shown
+                                    in the summary; the table refuses past its bound) */
 };
 
 /* Sets up clients (count and keys from the run's generator) sharing `ops` operations, and

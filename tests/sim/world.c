@@ -387,7 +387,6 @@ void world_crash(world_t *w, uint32_t i, bool power_loss) {
   n->node = NULL;
   n->store = NULL;
   n->up = false;
-  n->crashed_us = w->now_us;
   n->crashes_us = realloc(n->crashes_us, (n->crash_count + 1) * sizeof *n->crashes_us);
   KV_ASSERT(n->crashes_us != NULL);
   n->crashes_us[n->crash_count++] = w->now_us;

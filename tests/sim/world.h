@@ -92,7 +92,6 @@ typedef struct {
   uint64_t last_heard_us[SIM_NODES_MAX];
   int64_t skew_ms;               /* this node's wall clock minus the true time */
   kv_coord_transport_t tr;
-  uint64_t crashed_us;           /* when it last went down */
   uint64_t *crashes_us;          /* every crash, in order (malloc'd) */
   uint32_t crash_count;
 } sim_node_t;
