@@ -25,7 +25,9 @@
  * where value is the JSON-escaped value (bytes that are not UTF-8 become \ufffd) and
  * value_b64 and context are base64 (standard alphabet, padded). Not found prints nothing on
  * stdout (or the JSON with found false) and "kvctl: not found" on stderr (not with --json).
- * status prints one line per peer: id, address, up or down, phi, when last heard from.
+ * status prints one line per peer: id, address, up or down, phi, when last heard from; then
+ * replication lag; then one line per peer on the anti-entropy exchanges this node started
+ * with it: how many, how many failed, when the last finished, keys it and all repaired.
  * fault set and fault clear print nothing; fault list prints one line per peer with a fault,
  * "PEER delay N ms, jitter N ms, drop P", with " (partition)" after a drop of 1. Fault values
  * are checked for form here and for range by the node. */
@@ -602,6 +604,26 @@ static kv_client_node_status_t *status_fetch(kv_client_t *c, int *rc) {
   return s;
 }
 
+/* The anti-entropy part of kvctl status: the exchanges this node started with each peer. */
+static void status_aae(const kv_client_node_status_t *s) {
+  if (s->aae_interval_ms == 0) {
+    printf("anti-entropy: off\n");
+    return;
+  }
+  printf("anti-entropy: an exchange with each peer every %u ms\n", s->aae_interval_ms);
+  printf("%-12s %9s %6s %16s %13s %14s\n", "peer", "exchanges", "failed", "last exchange",
+         "last repaired", "total repaired");
+  for (size_t i = 0; i < s->n_peers; i++) {
+    const kv_client_peer_t *p = &s->peers[i];
+    char last[32] = "never";
+    if (p->aae_last_ms_ago >= 0)
+      snprintf(last, sizeof last, "%lld ms ago", (long long)p->aae_last_ms_ago);
+    printf("%-12s %9llu %6llu %16s %13llu %14llu\n", p->id, (unsigned long long)p->aae_exchanges,
+           (unsigned long long)p->aae_failed, last, (unsigned long long)p->aae_last_repaired,
+           (unsigned long long)p->aae_keys_repaired);
+  }
+}
+
 static int cmd_status(kv_client_t *c) {
   int rc;
   kv_client_node_status_t *s = status_fetch(c, &rc);
@@ -620,6 +642,7 @@ static int cmd_status(kv_client_t *c) {
   printf("replication lag (W-th ack to last ack) over %llu writes: p50 %.3f ms, p99 %.3f ms, "
          "max %.3f ms\n",
          (unsigned long long)s->lag_writes, s->lag_p50_ms, s->lag_p99_ms, s->lag_max_ms);
+  status_aae(s);
   free(s);
   return EXIT_OK;
 }

@@ -31,6 +31,7 @@
 #include <xxhash.h>
 
 #include "buggify.h"
+#include "exchange.h"
 #include "hints.h"
 #include "log.h"
 #include "quorum.h"
@@ -83,6 +84,7 @@ struct kv_coord {
   uint32_t active_count;
   kv_histogram_t lag_us;
   kv_hints_t hints;
+  kv_xch_t xch;
 };
 
 kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *syncer,
@@ -104,6 +106,7 @@ kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *sync
   c->syncer = syncer;
   c->tr = *transport;
   c->reply = reply;
+  kv_xch_init(&c->xch, node, ring);
   for (uint32_t i = 0; i < KV_COORD_PENDING_MAX; i++) {
     c->slots[i].coord = c;
     c->free_list[i] = KV_COORD_PENDING_MAX - 1 - i;
@@ -147,6 +150,7 @@ void kv_coord_destroy(kv_coord_t *c) {
   if (!c) return;
   while (c->active_count > 0) slot_release(c, &c->slots[c->active[c->active_count - 1]]);
   kv_hints_deinit(&c->hints);
+  kv_xch_deinit(&c->xch);
   pthread_mutex_destroy(&c->lock);
   free(c);
 }
@@ -646,6 +650,11 @@ void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec
     pthread_mutex_unlock(&c->lock);
     return;
   }
+  if (id & KV_AAE_ID_BIT) {
+    kv_xch_answer(&c->xch, &c->tr, id, code, NULL, rec, rec_bytes, mono_us);
+    pthread_mutex_unlock(&c->lock);
+    return;
+  }
   uint32_t target;
   bool repair;
   slot_t *s = slot_of(c, id, &target, &repair);
@@ -674,6 +683,20 @@ void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
     slot_maybe_finish(c, s, mono_us);
   }
   kv_hints_tick(&c->hints, &c->tr, mono_us);
+  kv_xch_tick(&c->xch, &c->tr, mono_us);
+  pthread_mutex_unlock(&c->lock);
+}
+
+void kv_coord_aae_answer(kv_coord_t *c, uint64_t id, kv_err code, const kv_aae_answer_t *ans,
+                         uint64_t mono_us) {
+  pthread_mutex_lock(&c->lock);
+  kv_xch_answer(&c->xch, &c->tr, id, code, ans, NULL, 0, mono_us);
+  pthread_mutex_unlock(&c->lock);
+}
+
+void kv_coord_aae_stats(kv_coord_t *c, uint32_t peer, kv_aae_stats_t *out) {
+  pthread_mutex_lock(&c->lock);
+  kv_xch_stats(&c->xch, peer, out);
   pthread_mutex_unlock(&c->lock);
 }
 

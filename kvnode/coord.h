@@ -26,6 +26,9 @@
  * gets a hint kept here and handed over when it is back (hints.h); hints never count
  * toward W.
  *
+ * Anti-entropy: the exchanges this node starts run here too (exchange.h), on the same
+ * transport and lock.
+ *
  * What a failed write leaves: the UNAVAILABLE check runs before anything is written, so a
  * write refused for dead replicas lands nowhere. A write that fails later (deadline, replica
  * errors, full queues) may have landed on some replicas, as in Dynamo and Cassandra; a
@@ -36,6 +39,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "aae.h"
 #include "histogram.h"
 #include "kv_limits.h"
 #include "kv_err.h"
@@ -52,6 +56,15 @@ typedef struct {
   uint64_t dropped;           /* not stored for lack of room, since start */
 } kv_hint_stats_t;
 
+/* Anti-entropy exchanges this node started with one peer (exchange.h). */
+typedef struct {
+  uint64_t exchanges;         /* finished, since start */
+  uint64_t failed;            /* given up: the peer went silent or answered an error */
+  uint64_t keys_repaired;     /* since start */
+  uint64_t last_us;           /* monotonic time the last one finished; 0: never */
+  uint64_t last_repaired;     /* keys the last one repaired */
+} kv_aae_stats_t;
+
 /* How the coordinator reaches other nodes. Messages are queued; each answer comes back
  * through kv_coord_answer with the id given here. A send that fails (a full queue) has no
  * answer. */
@@ -67,6 +80,10 @@ typedef struct {
    * transport relays node's answer to the client call itself. */
   kv_err (*forward)(void *arg, uint32_t node, void *call, kv_op_t op, const uint8_t *request,
                     size_t request_bytes, uint32_t timeout_ms, kv_status_t *st);
+  /* Sends an anti-entropy request (aae.h); its answer comes back through
+   * kv_coord_aae_answer. */
+  kv_err (*send_aae)(void *arg, uint32_t node, uint64_t id, const kv_aae_req_t *req,
+                     kv_status_t *st);
 } kv_coord_transport_t;
 
 /* Answers a client call: res is NULL unless st->code is KV_OK. Called once per request. */
@@ -100,8 +117,14 @@ void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t
  * error. Unknown or stale ids (a request already finished) are ignored. */
 void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
                      size_t rec_bytes, uint64_t mono_us);
+/* The answer to an anti-entropy request (ans borrowed for the call; NULL unless code is
+ * KV_OK). Replica reads and writes of exchanges answer through kv_coord_answer. */
+void kv_coord_aae_answer(kv_coord_t *c, uint64_t id, kv_err code, const kv_aae_answer_t *ans,
+                         uint64_t mono_us);
 /* The passing of time: deadlines. Call every few milliseconds. */
 void kv_coord_tick(kv_coord_t *c, uint64_t mono_us);
+/* Anti-entropy exchanges this node started with peer (see exchange.h). */
+void kv_coord_aae_stats(kv_coord_t *c, uint32_t peer, kv_aae_stats_t *out);
 /* Hinted handoff for one target node (see hints.h). */
 void kv_coord_hint_stats(kv_coord_t *c, uint32_t target, kv_hint_stats_t *out);
 /* Requests in the table: answered or not, still waiting for acks or an fsync. */

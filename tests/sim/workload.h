@@ -27,9 +27,12 @@
  *                     (what its client had read) replaced it; no value an acknowledged delete
  *                     covered is back;
  *   replicas_converge once settled and every hint handed over, every replica of a key holds
- *                     every acknowledged put (its dot), unless a hint was dropped for lack of
- *                     room, a power loss happened, or the put's coordinator crashed before
- *                     its replicas could ack or be hinted (anti-entropy's cases);
+ *                     every acknowledged put (its dot). Without anti-entropy, unless a hint
+ *                     was dropped for lack of room, a power loss happened, or the put's
+ *                     coordinator crashed before its replicas could ack or be hinted. With it
+ *                     (three seeds in four), after two more exchange intervals the replicas
+ *                     of every key hold byte-identical records, and only a power loss
+ *                     exempts a put;
  *   bounded           once settled, no coordinator holds a request or a hint, and no fsync
  *                     waits.
  * A write not made durable may be lost by a power loss (memstore keeps only synced writes,

@@ -180,18 +180,31 @@ void sim_result_free(sim_result_t *r) {
 void msg_free(msg_t *m) {
   if (!m) return;
   free(m->rec);
+  free(m->parts);
+  free(m->segs);
+  kv_aae_answer_free(&m->tree);
   if (m->type == MSG_FORWARD_REPLY) sim_result_free(&m->result);
   free(m);
+}
+
+static void *dup_array(const void *p, size_t bytes) {
+  if (!p) return NULL;
+  void *c = malloc(bytes ? bytes : 1);
+  KV_ASSERT(c != NULL);
+  memcpy(c, p, bytes);
+  return c;
 }
 
 static msg_t *msg_copy(const msg_t *m) {
   msg_t *c = msg_new(m->type, m->from, m->to);
   *c = *m;
-  if (m->rec) {
-    c->rec = malloc(m->rec_bytes ? m->rec_bytes : 1);
-    KV_ASSERT(c->rec != NULL);
-    memcpy(c->rec, m->rec, m->rec_bytes);
-  }
+  c->rec = dup_array(m->rec, m->rec_bytes);
+  c->parts = dup_array(m->parts, m->part_count * sizeof *m->parts);
+  c->segs = dup_array(m->segs, m->seg_count * sizeof *m->segs);
+  c->tree.hashes = dup_array(m->tree.hashes, m->tree.hash_count * sizeof *m->tree.hashes);
+  c->tree.keys = dup_array(m->tree.keys, m->tree.key_count * sizeof *m->tree.keys);
+  for (uint32_t i = 0; i < m->tree.key_count; i++)
+    c->tree.keys[i].data = dup_array(m->tree.keys[i].data, m->tree.keys[i].len);
   if (m->type == MSG_FORWARD_REPLY && m->result.code == KV_OK) {
     const sim_result_t *r = &m->result;
     KV_ASSERT(kv_dvv_copy(&c->result.object, &r->object) == KV_OK);
@@ -275,6 +288,19 @@ static kv_err tr_forward(void *arg, uint32_t peer, void *call, kv_op_t op,
   return world_send(w, m) ? KV_OK : tr_refused(peer, st);
 }
 
+static kv_err tr_send_aae(void *arg, uint32_t peer, uint64_t id, const kv_aae_req_t *req,
+                          kv_status_t *st) {
+  world_t *w = sim_world;
+  msg_t *m = msg_new(MSG_TREE, node_index(w, arg), peer);
+  m->id = id;
+  m->tree_kind = req->kind;
+  m->part_count = req->partition_count;
+  m->parts = dup_array(req->partitions, req->partition_count * sizeof *req->partitions);
+  m->seg_count = req->segment_count;
+  m->segs = dup_array(req->segments, req->segment_count * sizeof *req->segments);
+  return world_send(w, m) ? KV_OK : tr_refused(peer, st);
+}
+
 /* ---- the replica side of peer messages (server_rpc.c's peer_message_run) -------------- */
 
 /* A durable replica write waits for the fsync before it is answered. */
@@ -321,7 +347,13 @@ static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
   a->id = m->id;
   a->key = m->key;
   a->to_life = m->from_life; /* answered on the call the asker made */
-  if (m->type == MSG_WRITE) {
+  if (m->type == MSG_TREE) {
+    kv_aae_req_t req = {.kind = m->tree_kind, .keyspace = SIM_KEYSPACE, .partitions = m->parts,
+                        .partition_count = m->part_count, .segments = m->segs,
+                        .segment_count = m->seg_count};
+    a->type = MSG_TREE_ANSWER;
+    a->code = kv_aae_serve(n->node, &req, &a->tree, &st);
+  } else if (m->type == MSG_WRITE) {
     a->code = kv_node_merge(n->node, SIM_KEYSPACE, key, key_bytes, m->rec, m->rec_bytes, &st);
     if (a->code == KV_OK && m->durable) {
       replica_wait_t *rw = calloc(1, sizeof *rw);
@@ -350,7 +382,8 @@ void world_restart(world_t *w, uint32_t i) {
   KV_ASSERT(kv_node_create(&w->cfg, w->cfg.nodes[i].id, n->store, &n->node, &st) == KV_OK);
   kv_syncer_start(&n->syncer, n->node);
   n->tr = (kv_coord_transport_t){.arg = n, .alive = tr_alive, .send_write = tr_send_write,
-                                 .send_read = tr_send_read, .forward = tr_forward};
+                                 .send_read = tr_send_read, .forward = tr_forward,
+                                 .send_aae = tr_send_aae};
   KV_ASSERT(kv_coord_create(n->node, &w->ring, &n->syncer, &n->tr, workload_reply,
                             &w->coord_opts, &n->coord, &st) == KV_OK);
   n->up = true;
@@ -416,7 +449,12 @@ static void deliver(world_t *w, msg_t *m) {
   switch (m->type) {
   case MSG_WRITE:
   case MSG_READ:
+  case MSG_TREE:
     replica_handle(w, n, m);
+    break;
+  case MSG_TREE_ANSWER:
+    kv_coord_aae_answer(n->coord, m->id, m->code, m->code == KV_OK ? &m->tree : NULL,
+                        w->now_us);
     break;
   case MSG_ANSWER:
     kv_coord_answer(n->coord, m->id, m->code, m->rec, m->rec_bytes, w->now_us);
@@ -498,7 +536,8 @@ static void world_config(world_t *w, uint32_t k) {
   KV_ASSERT(fd >= 0);
   FILE *f = fdopen(fd, "w");
   KV_ASSERT(f != NULL);
-  fprintf(f, "cluster: { name: sim, partitions: 16 }\nnodes:\n");
+  fprintf(f, "cluster: { name: sim, partitions: 16, anti_entropy_interval_ms: %u }\nnodes:\n",
+          w->aae_interval_ms);
   for (uint32_t i = 0; i < k; i++)
     fprintf(f, "  - { id: n%u, address: \"127.0.0.1:%u\", rack: r%u }\n", i + 1, 7001 + i, i % 3);
   fprintf(f, "keyspaces:\n  - name: %s\n    replication: { local: %u }\n", SIM_KEYSPACE, SIM_N);
@@ -524,6 +563,8 @@ void world_init(world_t *w, uint32_t node_count) {
   w->trace = XXH64_createState();
   XXH64_reset(w->trace, 0);
   w->node_count = node_count;
+  /* Anti-entropy off in a quarter of the seeds; else an interval from 0.2 to 3 s. */
+  w->aae_interval_ms = sim_chance(0.25) ? 0 : 200 + (uint32_t)sim_below(2800);
   world_config(w, node_count);
   w->net = (net_params_t){
       .delay_us = 50 + sim_below(500),

@@ -56,6 +56,8 @@ typedef enum {
   MSG_HEARTBEAT_ACK,
   MSG_FORWARD,   /* a client write to coordinate: call id */
   MSG_FORWARD_REPLY, /* its answer: call id, code, result */
+  MSG_TREE,      /* an anti-entropy tree request: tree_kind, parts, segs */
+  MSG_TREE_ANSWER, /* its answer: id, code, tree */
 } msg_type_t;
 
 /* What a client is told: the status and, on success, the key's state as answered. */
@@ -79,6 +81,10 @@ typedef struct msg {
   bool durable;
   kv_err code;
   sim_result_t result;           /* FORWARD_REPLY */
+  kv_aae_kind_t tree_kind;       /* TREE */
+  uint32_t *parts, *segs;        /* TREE: malloc'd */
+  uint32_t part_count, seg_count;
+  kv_aae_answer_t tree;          /* TREE_ANSWER: owned */
 } msg_t;
 
 typedef struct {
@@ -132,6 +138,7 @@ struct world {
   net_params_t net;
   kv_coord_opts_t coord_opts;
   bool faults_on;                /* nemesis active, losses on */
+  uint32_t aae_interval_ms;      /* the config's anti_entropy_interval_ms; 0: off */
   uint64_t power_losses;         /* count, and when the last one happened */
   uint64_t last_power_loss_us;
   uint64_t events;
