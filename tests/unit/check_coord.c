@@ -1074,12 +1074,20 @@ START_TEST(writes_at_a_non_replica_are_forwarded) {
   pair_write(CALL(2), KV_OP_PUT, key, T0 + 2000);
   ck_assert_uint_eq(reply_count, 1);
   last_reply(CALL(2), KV_EBUSY, QUEUE_FULL_MSG);
-  /* No replica alive: refused here. */
+  /* No replica alive: refused here. n1 itself could stand in for one (it is the key's
+   * fallback), which meets ONE, but a fallback never coordinates. */
   queue_full[pl.node[1]] = false;
   alive[pl.node[1]] = false;
   pair_write(CALL(3), KV_OP_PUT, key, T0 + 3000);
   ck_assert_uint_eq(reply_count, 2);
-  last_reply(CALL(3), KV_EUNAVAILABLE, "ONE needs 1 of 2 replicas; 0 are alive");
+  last_reply(CALL(3), KV_EUNAVAILABLE,
+             "ONE write needs a live primary replica to coordinate it; all 2 are down");
+  ck_assert_uint_eq(msg_count, 2);
+  /* Without sloppy quorum there is no stand-in: the level itself cannot be met. */
+  cfg.keyspaces[1].sloppy_quorum = false;
+  pair_write(CALL(4), KV_OP_PUT, key, T0 + 4000);
+  ck_assert_uint_eq(reply_count, 3);
+  last_reply(CALL(4), KV_EUNAVAILABLE, "ONE needs 1 of 2 replicas; 0 are alive");
   ck_assert_uint_eq(msg_count, 2);
 }
 END_TEST
