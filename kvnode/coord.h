@@ -27,14 +27,17 @@
  * primary believed dead, the request also goes to a fallback, the next live node on the ring
  * past the preference list in that primary's region (kv_preflist_fallback), not already
  * standing in for another primary of the request. Targets are then the N primaries followed
- * by the fallbacks (at most KV_TARGETS_MAX). A fallback is sent the write as a hint for its
- * primary (the transport's send_hint_write) and its ack counts toward W, R and the level's
- * regions, never toward pw / pr. A read asks it for its hint (send_hint_read), and a read
- * repair merges into that hint. The dead primary is still sent the write, in case the
- * failure detector is wrong. A node that is not a replica and coordinates a get may be a
- * fallback of it: it reads its own hint. With no fallback to be had (a 3-node cluster at
- * N=3, every spare node of the region dead, or sloppy quorum off) the request counts
- * primaries only, as before.
+ * by the fallbacks (at most KV_TARGETS_MAX), and the UNAVAILABLE check counts the fallbacks
+ * as live replicas. A fallback is sent the write as a hint for its primary (the transport's
+ * send_hint_write) and its ack counts toward W, R and the level's regions (it is in its
+ * primary's region), never toward pw / pr. A read asks it for its hint (send_hint_read), and
+ * a read repair merges into that hint. The dead primary is still sent the write, in case
+ * the failure detector is wrong. A fallback never coordinates a write: a write whose
+ * primaries are all dead is refused with UNAVAILABLE even when fallbacks could meet its
+ * level. A node that is not a replica and coordinates a get may be a fallback of it: it
+ * reads its own hint. With no fallback to be had (a 3-node cluster at N=3, every spare node
+ * of the region dead, or sloppy quorum off) only primaries count. R + W > N then no longer
+ * promises that a read meets the last acknowledged write; PR + PW > N does.
  *
  * Hinted handoff: a primary that did not acknowledge a write (down, lost message, deadline)
  * gets a hint kept here and handed over when it is back (hints.h), unless a fallback
