@@ -62,6 +62,8 @@ enum {
   OPT_DROP = 1 << 9,
   OPT_PARTITION = 1 << 10,
   OPT_REPAIR = 1 << 11,
+  OPT_PW = 1 << 12,
+  OPT_PR = 1 << 13,
 };
 #define OPTS_FAULT (OPT_DELAY | OPT_JITTER | OPT_DROP | OPT_PARTITION)
 
@@ -72,7 +74,8 @@ static const struct {
                  {OPT_DURABLE, "--durable"}, {OPT_LOCAL, "--local"}, {OPT_JSON, "--json"},
                  {OPT_CONTEXT, "--context"}, {OPT_DELAY, "--delay-ms"},
                  {OPT_JITTER, "--jitter-ms"}, {OPT_DROP, "--drop"},
-                 {OPT_PARTITION, "--partition"}, {OPT_REPAIR, "--read-repair"}};
+                 {OPT_PARTITION, "--partition"}, {OPT_REPAIR, "--read-repair"},
+                 {OPT_PW, "--pw"},          {OPT_PR, "--pr"}};
 
 #define POSITIONALS_MAX 8
 
@@ -82,7 +85,7 @@ typedef struct {
   int n_pos;
   int used;                         /* OPT_* bits given */
   const char *level;
-  uint32_t r, w, timeout_ms;
+  uint32_t r, w, pr, pw, timeout_ms;
   bool durable, local, json, help;
   const char *context_b64;
   const char *read_repair;
@@ -96,9 +99,9 @@ static void usage(FILE *f) {
           "usage: kvctl [-a HOST:PORT] [--timeout MS] COMMAND ARGS...\n"
           "\n"
           "commands:\n"
-          "  put KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]\n"
+          "  put KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--pw N] [--durable] [--context CTX]\n"
           "        write VALUE (\"-\" reads it from standard input); prints the new context\n"
-          "  get KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--read-repair MODE] [--json]\n"
+          "  get KEYSPACE KEY [-c LEVEL] [-r N] [--pr N] [--local] [--read-repair MODE] [--json]\n"
           "        print the value, or one line per sibling\n"
           "  delete KEYSPACE KEY [-c LEVEL] [--context CTX]\n"
           "        delete the key; prints the new context\n"
@@ -120,9 +123,11 @@ static void usage(FILE *f) {
           "  -a HOST:PORT    node to ask (default $TUNEKV_ADDR, else " DEFAULT_ADDR ")\n"
           "  -c LEVEL        consistency: %s\n"
           "  -w N, -r N      explicit write acks / read replies\n"
+          "  --pw N, --pr N  of those, how many must come from primary replicas (a fallback\n"
+          "                  standing in for a dead one does not count)\n"
           "  --durable       acknowledge only after fsync\n"
           "  --context CTX   causal context (base64) from an earlier get or put\n"
-          "  --local         read only that node's own replica\n"
+          "  --local         read only that node's own replica (and the hints it keeps)\n"
           "  --read-repair MODE  blocking (repair replicas found behind, then answer; the\n"
           "                  default at QUORUM and above) or async (answer, then repair)\n"
           "  --json          print the get result as JSON\n"
@@ -325,7 +330,8 @@ static int parse_args(int argc, char **argv, args_t *a) {
     if (eq) inline_value = eq + 1;
 
     bool takes_value = !strcmp(name, "-a") || !strcmp(name, "-c") || !strcmp(name, "-w") ||
-                       !strcmp(name, "-r") || !strcmp(name, "--context") ||
+                       !strcmp(name, "-r") || !strcmp(name, "--pw") || !strcmp(name, "--pr") ||
+                       !strcmp(name, "--context") ||
                        !strcmp(name, "--timeout") || !strcmp(name, "--delay-ms") ||
                        !strcmp(name, "--jitter-ms") || !strcmp(name, "--drop") ||
                        !strcmp(name, "--read-repair");
@@ -350,6 +356,11 @@ static int parse_args(int argc, char **argv, args_t *a) {
       if (!parse_u32(v, 1, UINT32_MAX, dst))
         return usage_error("%s needs a whole number from 1 up, not '%s'", name, v);
       a->used |= name[1] == 'w' ? OPT_W : OPT_R;
+    } else if (!strcmp(name, "--pw") || !strcmp(name, "--pr")) {
+      uint32_t *dst = name[3] == 'w' ? &a->pw : &a->pr;
+      if (!parse_u32(v, 1, UINT32_MAX, dst))
+        return usage_error("%s needs a whole number from 1 up, not '%s'", name, v);
+      a->used |= name[3] == 'w' ? OPT_PW : OPT_PR;
     } else if (!strcmp(name, "--timeout")) {
       if (!parse_u32(v, 1, KV_TIMEOUT_MS_MAX, &a->timeout_ms))
         return usage_error("--timeout needs milliseconds from 1 to %u, not '%s'",
@@ -494,6 +505,8 @@ static void opts_from(const args_t *a, kv_client_opts_t *o) {
   o->level = a->level;
   o->r = a->r;
   o->w = a->w;
+  o->pr = a->pr;
+  o->pw = a->pw;
   o->durable = a->durable;
   o->local = a->local;
   o->read_repair = a->read_repair;
@@ -726,12 +739,14 @@ int main(int argc, char **argv) {
   kv_client_fault_op_t fault_op = KV_CLIENT_FAULT_LIST;
   if (is_future_command(cmd)) return usage_error("'%s' is not available yet", cmd);
   if (is_put)
-    rc = check_command(&a, 3, "KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]",
-                       OPT_LEVEL | OPT_W | OPT_DURABLE | OPT_CONTEXT);
+    rc = check_command(&a, 3,
+                       "KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--pw N] [--durable] [--context CTX]",
+                       OPT_LEVEL | OPT_W | OPT_PW | OPT_DURABLE | OPT_CONTEXT);
   else if (is_get)
     rc = check_command(&a, 2,
-                       "KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--read-repair MODE] [--json]",
-                       OPT_LEVEL | OPT_R | OPT_LOCAL | OPT_JSON | OPT_REPAIR);
+                       "KEYSPACE KEY [-c LEVEL] [-r N] [--pr N] [--local] [--read-repair MODE] "
+                       "[--json]",
+                       OPT_LEVEL | OPT_R | OPT_PR | OPT_LOCAL | OPT_JSON | OPT_REPAIR);
   else if (is_delete)
     rc = check_command(&a, 2, "KEYSPACE KEY [-c LEVEL] [--context CTX]", OPT_LEVEL | OPT_CONTEXT);
   else if (is_status || is_hints)

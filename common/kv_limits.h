@@ -38,6 +38,9 @@
 #define KV_PARTITIONS_DEFAULT 256u
 #define KV_PARTITIONS_MAX 65536u
 #define KV_REPLICAS_MAX 16u          /* N summed over regions */
+/* A request's targets: the N primaries plus, with sloppy quorum, a fallback for each of them
+ * believed dead (kvnode/coord.h). */
+#define KV_TARGETS_MAX (2u * KV_REPLICAS_MAX)
 
 /* Requests. */
 #define KV_TIMEOUT_MS_DEFAULT 2000u

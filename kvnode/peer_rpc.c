@@ -419,31 +419,66 @@ static kv_err peer_send(kv_peers_t *ps, uint32_t node, Tunekv__Peer__PeerMessage
   return KV_OK;
 }
 
-static kv_err send_write(void *arg, uint32_t node, uint64_t id, const char *keyspace,
-                         const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                         size_t rec_bytes, bool durable, kv_status_t *st) {
+/* A replica write, or with hint_for (a node index, UINT32_MAX for none) a fallback's. */
+static kv_err replica_write(kv_peers_t *ps, uint32_t node, uint32_t hint_for, uint64_t id,
+                            const char *keyspace, const uint8_t *key, size_t key_bytes,
+                            const uint8_t *rec, size_t rec_bytes, bool durable,
+                            kv_status_t *st) {
   Tunekv__Peer__ReplicaWrite w = TUNEKV__PEER__REPLICA_WRITE__INIT;
   w.keyspace = (char *)keyspace;
   w.key = (ProtobufCBinaryData){key_bytes, (uint8_t *)key};
   w.record = (ProtobufCBinaryData){rec_bytes, (uint8_t *)rec};
   w.durable = durable;
+  if (hint_for != UINT32_MAX) w.hint_for = (char *)ps->cfg->nodes[hint_for].id;
   Tunekv__Peer__PeerMessage m = TUNEKV__PEER__PEER_MESSAGE__INIT;
   m.id = id;
   m.body_case = TUNEKV__PEER__PEER_MESSAGE__BODY_WRITE;
   m.write = &w;
-  return peer_send(arg, node, &m, st);
+  return peer_send(ps, node, &m, st);
 }
 
-static kv_err send_read(void *arg, uint32_t node, uint64_t id, const char *keyspace,
-                        const uint8_t *key, size_t key_bytes, kv_status_t *st) {
+static kv_err replica_read(kv_peers_t *ps, uint32_t node, uint32_t hint_for, uint64_t id,
+                           const char *keyspace, const uint8_t *key, size_t key_bytes,
+                           kv_status_t *st) {
   Tunekv__Peer__ReplicaRead r = TUNEKV__PEER__REPLICA_READ__INIT;
   r.keyspace = (char *)keyspace;
   r.key = (ProtobufCBinaryData){key_bytes, (uint8_t *)key};
+  if (hint_for != UINT32_MAX) r.hint_for = (char *)ps->cfg->nodes[hint_for].id;
   Tunekv__Peer__PeerMessage m = TUNEKV__PEER__PEER_MESSAGE__INIT;
   m.id = id;
   m.body_case = TUNEKV__PEER__PEER_MESSAGE__BODY_READ;
   m.read = &r;
-  return peer_send(arg, node, &m, st);
+  return peer_send(ps, node, &m, st);
+}
+
+static kv_err send_write(void *arg, uint32_t node, uint64_t id, const char *keyspace,
+                         const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                         size_t rec_bytes, bool durable, kv_status_t *st) {
+  return replica_write(arg, node, UINT32_MAX, id, keyspace, key, key_bytes, rec, rec_bytes,
+                       durable, st);
+}
+
+static kv_err send_read(void *arg, uint32_t node, uint64_t id, const char *keyspace,
+                        const uint8_t *key, size_t key_bytes, kv_status_t *st) {
+  return replica_read(arg, node, UINT32_MAX, id, keyspace, key, key_bytes, st);
+}
+
+static kv_err send_hint_write(void *arg, uint32_t node, uint32_t hint_for, uint64_t id,
+                              const char *keyspace, const uint8_t *key, size_t key_bytes,
+                              const uint8_t *rec, size_t rec_bytes, bool durable,
+                              kv_status_t *st) {
+  kv_peers_t *ps = arg;
+  KV_ASSERT(hint_for < ps->cfg->node_count);
+  return replica_write(ps, node, hint_for, id, keyspace, key, key_bytes, rec, rec_bytes,
+                       durable, st);
+}
+
+static kv_err send_hint_read(void *arg, uint32_t node, uint32_t hint_for, uint64_t id,
+                             const char *keyspace, const uint8_t *key, size_t key_bytes,
+                             kv_status_t *st) {
+  kv_peers_t *ps = arg;
+  KV_ASSERT(hint_for < ps->cfg->node_count);
+  return replica_read(ps, node, hint_for, id, keyspace, key, key_bytes, st);
 }
 
 static kv_err send_aae(void *arg, uint32_t node, uint64_t id, const kv_aae_req_t *req,
@@ -600,7 +635,8 @@ static void forward_complete(kv_peers_t *ps, forward_t *f) {
 
 void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
   *tr = (kv_coord_transport_t){.arg = p, .alive = peer_alive, .send_write = send_write,
-                               .send_read = send_read, .forward = peer_forward,
+                               .send_read = send_read, .send_hint_write = send_hint_write,
+                               .send_hint_read = send_hint_read, .forward = peer_forward,
                                .send_aae = send_aae};
 }
 

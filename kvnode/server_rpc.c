@@ -360,9 +360,11 @@ static void answer_free(Tunekv__Peer__PeerAnswer *a) {
   free(a->hashes);
 }
 
-/* Runs one peer message on this replica; true when it was a durable write that succeeded. */
-static bool peer_message_run(kv_node_t *node, const Tunekv__Peer__PeerMessage *m,
-                             Tunekv__Peer__PeerAnswer *a) {
+/* Runs one peer message on this replica (or, naming hint_for, on the hints this node keeps
+ * as a fallback: kv_coord_hint_write / _read); true when it was a durable write that
+ * succeeded. */
+static bool peer_message_run(kv_node_t *node, kv_coord_t *coord,
+                             const Tunekv__Peer__PeerMessage *m, Tunekv__Peer__PeerAnswer *a) {
   kv_status_t st;
   kv_status_clear(&st);
   kv_err err;
@@ -370,14 +372,22 @@ static bool peer_message_run(kv_node_t *node, const Tunekv__Peer__PeerMessage *m
   a->id = m->id;
   if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_WRITE) {
     const Tunekv__Peer__ReplicaWrite *w = m->write;
-    err = kv_node_merge(node, w->keyspace, w->key.data, w->key.len, w->record.data,
-                        w->record.len, &st);
+    if (w->hint_for[0])
+      err = kv_coord_hint_write(coord, w->hint_for, w->keyspace, w->key.data, w->key.len,
+                                w->record.data, w->record.len, &st);
+    else
+      err = kv_node_merge(node, w->keyspace, w->key.data, w->key.len, w->record.data,
+                          w->record.len, &st);
     a->applied_ms = wall_ms();
     durable = err == KV_OK && w->durable;
   } else if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_READ) {
     const Tunekv__Peer__ReplicaRead *r = m->read;
-    err = kv_node_read_record(node, r->keyspace, r->key.data, r->key.len, &a->record.data,
-                              &a->record.len, &st);
+    if (r->hint_for[0])
+      err = kv_coord_hint_read(coord, r->hint_for, r->keyspace, r->key.data, r->key.len,
+                               &a->record.data, &a->record.len, &st);
+    else
+      err = kv_node_read_record(node, r->keyspace, r->key.data, r->key.len, &a->record.data,
+                                &a->record.len, &st);
   } else if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_TREE) {
     err = tree_run(node, m->tree, a, &st);
   } else {
@@ -405,7 +415,7 @@ static void handle_peer_batch(kv_server_t *srv, call_t *c) {
   bool durable = false;
   for (size_t i = 0; i < n; i++) {
     tunekv__peer__peer_answer__init(&answers[i]);
-    durable |= peer_message_run(srv->deps.node, m->messages[i], &answers[i]);
+    durable |= peer_message_run(srv->deps.node, srv->deps.coord, m->messages[i], &answers[i]);
     ptrs[i] = &answers[i];
   }
   Tunekv__Peer__PeerBatchReply r = TUNEKV__PEER__PEER_BATCH_REPLY__INIT;

@@ -195,6 +195,10 @@ static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verb
     printf("%" PRIu64 " events, %.2f virtual s, most in flight at a coordinator %u, most on a "
            "link %u\n",
            w->events, (double)w->now_us / 1e6, w->wl->max_in_flight, w->link_in_flight_max);
+    const kv_keyspace_conf_t *ks = kv_config_keyspace(&w->cfg, SIM_KEYSPACE);
+    printf("sloppy quorum %s: fallbacks stored %" PRIu64 " writes as hints and answered %" PRIu64
+           " reads\n",
+           ks->sloppy_quorum ? "on" : "off", w->fallback_writes, w->fallback_reads);
     print_aae(w);
   }
   if (!r.ok) printf("seed %" PRIu64 ": FAIL %s\n", seed, w->failure);

@@ -258,15 +258,15 @@ kv_err kv_store_put(kv_store_t *s, uint32_t partition, const char *keyspace, con
   return KV_OK;
 }
 
-void sim_disk_durable_get(const char *disk, uint32_t partition, const char *keyspace,
-                          const void *key, size_t key_bytes, uint8_t **rec, size_t *rec_bytes) {
+static void durable_get(const char *disk, char family, uint32_t partition, const char *keyspace,
+                        const void *key, size_t key_bytes, uint8_t **rec, size_t *rec_bytes) {
   *rec = NULL;
   *rec_bytes = 0;
   for (uint32_t d = 0; d < disk_count; d++) {
     if (strcmp(disks[d]->name, disk) != 0) continue;
     size_t kb;
     bool hit;
-    uint8_t *k = compose('d', partition, keyspace, key, key_bytes, &kb);
+    uint8_t *k = compose(family, partition, keyspace, key, key_bytes, &kb);
     const image_t *im = &disks[d]->durable;
     size_t i = image_find(im, k, kb, &hit);
     free(k);
@@ -275,6 +275,17 @@ void sim_disk_durable_get(const char *disk, uint32_t partition, const char *keys
       *rec_bytes = im->e[i].rec_bytes;
     }
   }
+}
+
+void sim_disk_durable_get(const char *disk, uint32_t partition, const char *keyspace,
+                          const void *key, size_t key_bytes, uint8_t **rec, size_t *rec_bytes) {
+  durable_get(disk, 'd', partition, keyspace, key, key_bytes, rec, rec_bytes);
+}
+
+void sim_disk_durable_hint_get(const char *disk, uint32_t target, const char *keyspace,
+                               const void *key, size_t key_bytes, uint8_t **rec,
+                               size_t *rec_bytes) {
+  durable_get(disk, 'h', target, keyspace, key, key_bytes, rec, rec_bytes);
 }
 
 kv_err kv_store_delete(kv_store_t *s, uint32_t partition, const char *keyspace,
