@@ -7,13 +7,20 @@
  *   cluster:   { name: demo, partitions: 256 }          # partitions: power of two
  *              # optional: phi_threshold (default 8, 1 to 100, decimals allowed): the failure
  *              # detector's suspicion (coordinator/phi.h) above which a peer counts as down
+ *              # optional: max_clock_skew_ms (default 500): a peer whose wall clock is off by
+ *              # more is reported by kvctl status, and lww decisions over its writes are
+ *              # journaled as suspect
  *   nodes:     - { id: n1, address: "127.0.0.1:7001", region: local, rack: r1 }
  *   keyspaces: - name: default
  *                replication: { local: 3 }               # replicas per region
  *                read: QUORUM                            # default levels
  *                write: QUORUM
  *                handler: siblings                       # conflict handler
- *                # optional: siblings_max, key_bytes_max, value_bytes_max, sloppy_quorum
+ *                # optional: siblings_max, key_bytes_max, value_bytes_max, sloppy_quorum,
+ *                # fallback_handler (default lww; resolves past siblings_max; not siblings),
+ *                # region_priority: [east, west] (for region-priority; first is highest)
+ *                # handler and fallback_handler: siblings, lww, region-priority, set-union,
+ *                # or plugin:/path/to/handler.so (common/conflict.h)
  */
 #ifndef KV_CONFIG_H
 #define KV_CONFIG_H
@@ -45,7 +52,10 @@ typedef struct {
   uint32_t n;                             /* replicas summed over regions: N */
   kv_level_t read;                        /* default read level; never KV_LEVEL_DEFAULT */
   kv_level_t write;                       /* default write level; never KV_LEVEL_DEFAULT */
-  char handler[KV_HANDLER_NAME_BYTES_MAX + 1];
+  char handler[KV_HANDLER_BYTES_MAX + 1];  /* conflict handler; default "siblings" */
+  char fallback_handler[KV_HANDLER_BYTES_MAX + 1]; /* past siblings_max; default "lww" */
+  char region_priority[KV_REGIONS_MAX][KV_REGION_BYTES_MAX + 1]; /* highest first */
+  uint32_t region_priority_count;
   uint32_t siblings_max;                  /* default KV_SIBLINGS_DEFAULT, <= KV_SIBLINGS_MAX */
   uint32_t key_bytes_max;                 /* default KV_KEY_BYTES_DEFAULT */
   uint32_t value_bytes_max;               /* default KV_VALUE_BYTES_DEFAULT */
@@ -58,6 +68,7 @@ typedef struct {
   char cluster_name[KV_CLUSTER_NAME_BYTES_MAX + 1]; /* "tunekv" when not given */
   uint32_t partitions;                    /* power of two, 1 .. KV_PARTITIONS_MAX */
   double phi_threshold;                   /* KV_PHI_THRESHOLD_MIN .. _MAX; default 8 */
+  uint32_t max_clock_skew_ms;             /* 1 .. KV_CLOCK_SKEW_MS_MAX; default 500 */
   kv_node_conf_t nodes[KV_NODES_MAX];
   uint32_t node_count;
   uint32_t nodes_line;                    /* line of the "nodes:" key */

@@ -34,10 +34,19 @@
 #define KV_KEYSPACES_MAX 64u
 #define KV_KEYSPACE_NAME_BYTES_MAX 64u
 #define KV_HANDLER_NAME_BYTES_MAX 64u
+/* A keyspace's handler: a name, or "plugin:" and the path of a shared object. */
+#define KV_HANDLER_BYTES_MAX 255u
+/* Handlers known to one process: the built-ins and every plugin its config names. */
+#define KV_HANDLERS_MAX 32u
 #define KV_CLUSTER_NAME_BYTES_MAX 64u
 #define KV_PARTITIONS_DEFAULT 256u
 #define KV_PARTITIONS_MAX 65536u
 #define KV_REPLICAS_MAX 16u          /* N summed over regions */
+
+/* Clock sanity: a peer whose wall clock is off by more than the config's max_clock_skew_ms
+ * is reported, and lww decisions over its writes are journaled as suspect. */
+#define KV_CLOCK_SKEW_MS_DEFAULT 500u
+#define KV_CLOCK_SKEW_MS_MAX 3600000u
 
 /* Requests. */
 #define KV_TIMEOUT_MS_DEFAULT 2000u
