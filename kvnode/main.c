@@ -6,7 +6,8 @@
  * Start-up: block SIGINT/SIGTERM in every thread (so only sigwait sees them), load the
  * config, open the store, start the gRPC server, log one "serving" line. Shutdown on
  * SIGINT/SIGTERM: stop accepting calls, finish in-flight ones, close RocksDB, exit 0.
- * Exit codes: 0 clean shutdown, 1 runtime failure (store, bind), 2 usage or config error. */
+ * Exit codes: 0 clean shutdown, 1 runtime failure (store, bind), 2 usage or config error (a
+ * conflict handler plugin that does not load is a config error). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "node.h"
 #include "peer_rpc.h"
+#include "plugin.h"
 #include "ring.h"
 #include "server_rpc.h"
 #include "store.h"
@@ -248,6 +250,11 @@ int main(int argc, char **argv) {
   if (!self) {
     fprintf(stderr, "kvnode: %s:%u: node '%s' is not in the nodes list of this file\n",
             cfg.path, cfg.nodes_line, a.node_id);
+    return 2;
+  }
+  /* A plugin that does not load is a config error: the keyspace cannot run as configured. */
+  if (kv_plugins_load(&cfg, &st) != KV_OK) {
+    fprintf(stderr, "kvnode: %s\n", st.msg);
     return 2;
   }
   kv_log_set_prefix(self->id);
