@@ -48,6 +48,12 @@
 #define KV_CLOCK_SKEW_MS_DEFAULT 500u
 #define KV_CLOCK_SKEW_MS_MAX 3600000u
 
+/* The conflict journal (common/journal.h): entries, bytes of keys and values in all, and the
+ * bytes of one value kept in an entry. */
+#define KV_JOURNAL_ENTRIES_MAX 4096u
+#define KV_JOURNAL_BYTES_MAX (16u << 20)
+#define KV_JOURNAL_VALUE_BYTES_MAX (64u << 10)
+
 /* Requests. */
 #define KV_TIMEOUT_MS_DEFAULT 2000u
 #define KV_TIMEOUT_MS_MAX 600000u

@@ -2,11 +2,13 @@
  * permutation of the input gives the same result), the registry, and the driver that runs a
  * handler over a DVV state. */
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conflict.h"
+#include "journal.h"
 
 #define V_MAX 5
 
@@ -421,6 +423,76 @@ START_TEST(driver_keeps_everything_when_a_handler_breaks_the_contract) {
 }
 END_TEST
 
+/* ---- the journal ---- */
+
+static void journal_one(kv_journal_t *j, const char *key, uint64_t hlc_b, uint32_t value_bytes) {
+  char big[KV_JOURNAL_VALUE_BYTES_MAX + 10];
+  memset(big, 'x', sizeof big);
+  big[value_bytes < sizeof big ? value_bytes : sizeof big - 1] = '\0';
+  kv_dvv_t o;
+  state_of(&o, 2, (const char *[]){big, "b"}, (const char *[]){"n1", "n2"},
+           (uint64_t[]){1, hlc_b});
+  kv_conflict_ctx_t ctx = {.cfg = &cfg, .keyspace = "ks"};
+  kv_conflict_outcome_t out;
+  kv_conflict_resolve(kv_conflict_find("lww"), &ctx, &o, &out);
+  kv_journal_record(j, 77, "ks", (const uint8_t *)key, strlen(key), "lww", "read", &o, &out);
+  kv_conflict_outcome_free(&out);
+  kv_dvv_deinit(&o);
+}
+
+START_TEST(journal_records_once_bounds_and_pages) {
+  cfg.keyspaces[0].value_bytes_max = KV_VALUE_BYTES_HARD_MAX;
+  kv_journal_t j;
+  ck_assert_int_eq(kv_journal_init(&j), KV_OK);
+  journal_one(&j, "k1", 5, 3);
+  journal_one(&j, "k1", 5, 3); /* the same loss again */
+  journal_one(&j, "k2", 5, KV_JOURNAL_VALUE_BYTES_MAX + 5);
+  kv_journal_entry_t *e;
+  uint32_t n;
+  bool more;
+  ck_assert_int_eq(kv_journal_list(&j, 0, SIZE_MAX, &e, &n, &more), KV_OK);
+  ck_assert_uint_eq(n, 2);
+  ck_assert_uint_eq(e[0].seq, 1);
+  ck_assert_uint_eq(e[1].seq, 2);
+  ck_assert_uint_eq(e[0].time_ms, 77);
+  ck_assert_mem_eq(e[0].key, "k1", 2);
+  ck_assert_mem_eq(e[0].kept.value, "b", 1);
+  ck_assert_uint_eq(e[0].discarded_count, 1);
+  ck_assert_uint_eq(e[0].discarded[0].value_bytes, 3);
+  ck_assert(!e[0].discarded[0].truncated);
+  ck_assert_uint_eq(e[1].discarded[0].value_bytes, KV_JOURNAL_VALUE_BYTES_MAX);
+  ck_assert(e[1].discarded[0].truncated);
+  kv_journal_entries_free(e, n);
+  /* Pages: one entry per page when the budget is tiny, and after= skips what was seen. */
+  ck_assert_int_eq(kv_journal_list(&j, 0, 1, &e, &n, &more), KV_OK);
+  ck_assert_uint_eq(n, 1);
+  ck_assert(more);
+  kv_journal_entries_free(e, n);
+  ck_assert_int_eq(kv_journal_list(&j, 1, 1, &e, &n, &more), KV_OK);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_uint_eq(e[0].seq, 2);
+  ck_assert(!more);
+  kv_journal_entries_free(e, n);
+  /* Past KV_JOURNAL_ENTRIES_MAX the oldest go; the counter keeps counting. */
+  char key[16];
+  for (uint32_t i = 0; i < KV_JOURNAL_ENTRIES_MAX; i++) {
+    snprintf(key, sizeof key, "m%u", i);
+    journal_one(&j, key, 5, 1);
+  }
+  kv_journal_count_t counts[KV_HANDLERS_MAX];
+  uint64_t evicted;
+  ck_assert_uint_eq(kv_journal_counts(&j, counts, &evicted), 1);
+  ck_assert_str_eq(counts[0].handler, "lww");
+  ck_assert_uint_eq(counts[0].discarded, KV_JOURNAL_ENTRIES_MAX + 2);
+  ck_assert_uint_eq(evicted, 2);
+  ck_assert_int_eq(kv_journal_list(&j, 0, SIZE_MAX, &e, &n, &more), KV_OK);
+  ck_assert_uint_eq(n, KV_JOURNAL_ENTRIES_MAX);
+  ck_assert_uint_eq(e[0].seq, 3);
+  kv_journal_entries_free(e, n);
+  kv_journal_deinit(&j);
+}
+END_TEST
+
 Suite *conflict_suite(void) {
   Suite *s = suite_create("conflict");
   TCase *h = tcase_create("handlers");
@@ -441,6 +513,7 @@ Suite *conflict_suite(void) {
   tcase_add_test(d, driver_gives_regions_and_suspects);
   tcase_add_test(d, driver_merges_set_union);
   tcase_add_test(d, driver_keeps_everything_when_a_handler_breaks_the_contract);
+  tcase_add_test(d, journal_records_once_bounds_and_pages);
   suite_add_tcase(s, d);
   return s;
 }
