@@ -27,7 +27,9 @@
  * where value is the JSON-escaped value (bytes that are not UTF-8 become \ufffd) and
  * value_b64 and context are base64 (standard alphabet, padded). Not found prints nothing on
  * stdout (or the JSON with found false) and "kvctl: not found" on stderr (not with --json).
- * status prints one line per peer: id, address, up or down, phi, when last heard from.
+ * status prints one line per peer: id, address, up or down, phi, when last heard from; then
+ * the replication lag, each peer's clock offset, and a "clock of PEER is SKEWED" line per peer
+ * whose clock is off by more than the config's max_clock_skew_ms.
  * fault set and fault clear print nothing; fault list prints one line per peer with a fault,
  * "PEER delay N ms, jitter N ms, drop P", with " (partition)" after a drop of 1. Fault values
  * are checked for form here and for range by the node.
@@ -624,6 +626,21 @@ static kv_client_node_status_t *status_fetch(kv_client_t *c, int *rc) {
   return s;
 }
 
+/* Clock sanity: each peer's clock offset, and a line per peer past the bound. */
+static void print_clocks(const kv_client_node_status_t *s) {
+  printf("clock offsets (peer minus this node; max_clock_skew_ms %u):", s->max_clock_skew_ms);
+  for (size_t i = 0; i < s->n_peers; i++) {
+    const kv_client_peer_t *p = &s->peers[i];
+    if (p->clock_known) printf(" %s %+lld ms", p->id, (long long)p->clock_offset_ms);
+    else printf(" %s unknown", p->id);
+  }
+  printf("\n");
+  for (size_t i = 0; i < s->n_peers; i++)
+    if (s->peers[i].clock_skewed)
+      printf("clock of %s is SKEWED by %+lld ms: lww decisions over its writes are suspect\n",
+             s->peers[i].id, (long long)s->peers[i].clock_offset_ms);
+}
+
 static int cmd_status(kv_client_t *c) {
   int rc;
   kv_client_node_status_t *s = status_fetch(c, &rc);
@@ -642,6 +659,7 @@ static int cmd_status(kv_client_t *c) {
   printf("replication lag (W-th ack to last ack) over %llu writes: p50 %.3f ms, p99 %.3f ms, "
          "max %.3f ms\n",
          (unsigned long long)s->lag_writes, s->lag_p50_ms, s->lag_p99_ms, s->lag_max_ms);
+  print_clocks(s);
   free(s);
   return EXIT_OK;
 }

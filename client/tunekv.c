@@ -404,7 +404,11 @@ int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
     p->hint_bytes = r->peers[i]->hint_bytes;
     p->hints_delivered = r->peers[i]->hints_delivered;
     p->hints_dropped = r->peers[i]->hints_dropped;
+    p->clock_known = r->peers[i]->clock_known;
+    p->clock_offset_ms = r->peers[i]->clock_offset_ms;
+    p->clock_skewed = r->peers[i]->clock_skewed;
   }
+  out->max_clock_skew_ms = r->max_clock_skew_ms;
   if (r->lag) {
     out->lag_writes = r->lag->writes;
     out->lag_p50_ms = r->lag->p50_ms;

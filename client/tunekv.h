@@ -143,6 +143,9 @@ typedef struct {
   int64_t last_heard_ms_ago;      /* -1: never heard from */
   uint64_t hints_pending, hint_bytes; /* hinted handoff kept for this peer */
   uint64_t hints_delivered, hints_dropped; /* since the node started */
+  bool clock_known;               /* clock sanity: an offset has been measured */
+  int64_t clock_offset_ms;        /* the peer's wall clock minus the node's */
+  bool clock_skewed;              /* past the config's max_clock_skew_ms */
 } kv_client_peer_t;
 
 /* A node's view of itself and the cluster (kvctl status). Caller-owned, no heap. */
@@ -154,6 +157,7 @@ typedef struct {
   kv_client_peer_t peers[KV_NODES_MAX];
   uint64_t lag_writes;            /* writes whose every replica acknowledged */
   double lag_p50_ms, lag_p99_ms, lag_max_ms; /* W-th ack to last ack */
+  uint32_t max_clock_skew_ms;     /* the config's bound */
 } kv_client_node_status_t;
 
 /* Asks the node c talks to for its status. */

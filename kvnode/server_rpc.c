@@ -176,10 +176,15 @@ static void req_consistency(kv_node_req_t *req, const Tunekv__Consistency *c, bo
   req->timeout_ms = c->timeout_ms;
 }
 
+/* The node's wall clock: the system's, shifted by --clock-offset-ms (fault injection, for
+ * clock sanity tests). Set once at start. */
+static int64_t clock_offset_ms;
+
 static uint64_t wall_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  return (uint64_t)((int64_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u) +
+                    clock_offset_ms);
 }
 
 /* ---- Methods ------------------------------------------------------------------------ */
@@ -411,6 +416,9 @@ static void handle_status(kv_server_t *srv, call_t *c) {
     peers[n].hint_bytes = hs.bytes;
     peers[n].hints_delivered = hs.delivered;
     peers[n].hints_dropped = hs.dropped;
+    peers[n].clock_known = ps.clock_known;
+    peers[n].clock_offset_ms = ps.clock_offset_ms;
+    peers[n].clock_skewed = ps.clock_skewed;
     ptrs[n] = &peers[n];
     n++;
   }
@@ -431,6 +439,7 @@ static void handle_status(kv_server_t *srv, call_t *c) {
   r.n_peers = n;
   r.peers = ptrs;
   r.lag = &l;
+  r.max_clock_skew_ms = cfg->max_clock_skew_ms;
   c->reply = message_pack(&r.base);
   kv_status_t st;
   kv_status_clear(&st);
@@ -651,6 +660,7 @@ kv_err kv_server_start(const kv_server_deps_t *deps, const kv_server_opts_t *opt
   srv->deps = *deps;
   srv->allow_faults = opts->allow_fault_injection;
   srv->max_message_bytes = opts->max_message_bytes;
+  clock_offset_ms = opts->clock_offset_ms;
   srv->worker_count = opts->threads;
   pthread_mutex_init(&srv->lock, NULL);
   pthread_cond_init(&srv->shutdown_cond, NULL);

@@ -10,7 +10,9 @@
 #                                                       conflict journals recorded discarded
 # then heals, reads each key at ALL and prints, per handler, the adds acknowledged, present
 # after the heal, and journaled as discarded. SPLITBRAIN_SECONDS sets how long the clients
-# run while partitioned (default 10; the issue's run is 30). Also: kvctl -H with an unknown
+# run while partitioned (default 10; the issue's run is 30). n3's wall clock runs 2 s ahead
+# (kvnode --clock-offset-ms): kvctl status reports it past max_clock_skew_ms, and lww's
+# journal entries over its writes are marked suspect. Also: kvctl -H with an unknown
 # handler, kvctl conflicts, and a plugin that does not load stopping kvnode (exit 2).
 # Stops every process it started, by pid. Prints one line per test and "N passed, N failed".
 . "$(dirname "$0")/lib.sh"
@@ -39,9 +41,10 @@ expect "a plugin of another ABI version stops kvnode" 2 \
   "bad.yaml:10: handler 'plugin:build/plugins/bad_abi.so' answers ABI version 99; this kvnode speaks version 1" \
   "$KVNODE" --config "$work/bad.yaml" --node n1 --data-dir "$work/bad"
 
+skew=(x 0 0 2000)
 for i in 1 2 3; do
   "$KVNODE" --config "$work/cluster.yaml" --node "n$i" --data-dir "$work/n$i" \
-    --allow-fault-injection >"$work/n$i.log" 2>&1 &
+    --allow-fault-injection --clock-offset-ms "${skew[$i]}" >"$work/n$i.log" 2>&1 &
   pids+=($!)
 done
 for i in 1 2 3; do
@@ -49,6 +52,14 @@ for i in 1 2 3; do
 done
 wait_all_up() { wait_state 1 up n2 n3 && wait_state 2 up n1 n3 && wait_state 3 up n1 n2; }
 for _ in 1 2 3; do wait_all_up && break; done
+
+expect "a clock 2 s ahead is reported past max_clock_skew_ms" 0 \
+  "clock of n3 is SKEWED by +" ctl 1 status
+expect "a clock in bounds is not" 0 "clock offsets (peer minus this node; max_clock_skew_ms 500): n2 " \
+  ctl 1 status
+expect_exact "--clock-offset-ms needs fault injection allowed" 2 \
+  "kvnode: --clock-offset-ms is fault injection; it needs --allow-fault-injection" "" \
+  "$KVNODE" --config "$work/cluster.yaml" --node n1 --clock-offset-ms 5
 
 expect_exact "an unknown handler is refused with its sentence" 3 \
   "INVALID_ARGUMENT: handler 'newest' is unknown; use one of siblings, lww, region-priority, set-union, or a plugin:PATH the config names" \
@@ -132,6 +143,8 @@ cat "$work/verdict"
 for p in a b c; do
   check "side $p had adds acknowledged" "none" test -s "$work/acked.$p.sets"
 done
+check "lww's discards over the skewed node's writes are journaled as suspect" "none was" \
+  grep -q '"handler": "lww", "reason": "[a-z -]*", "suspect": true' "$work/journal.n2" "$work/journal.n3"
 check "kvctl conflicts lists lww's discards with handler and reason" \
   "$(head -3 "$work/journal.text")" grep -q " by lww on " "$work/journal.text"
 
