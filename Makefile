@@ -50,8 +50,18 @@ simobj = $(patsubst %.c,$(BUILD)/sim/%.o,$(call genrel,$(1)))
 
 PROGRAMS := bin/kvnode bin/kvctl bin/kvbench
 TOOLS := $(patsubst tests/integration/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
+# Conflict handler plugins (common/conflict.h): the example in deploy/plugins/ and the test
+# fixtures in tests/plugins/, each one shared object in build/plugins/, built against the
+# handler ABI only.
+PLUGIN_SRC := $(wildcard deploy/plugins/*.c tests/plugins/*.c)
+PLUGINS := $(patsubst %.c,$(BUILD)/plugins/%.so,$(notdir $(PLUGIN_SRC)))
+vpath %.c deploy/plugins tests/plugins
 
-all: $(PROGRAMS) $(TOOLS)
+all: $(PROGRAMS) $(TOOLS) $(PLUGINS)
+
+$(BUILD)/plugins/%.so: %.c common/conflict.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -g -Wall -Wextra -Werror -fPIC -shared -Icommon -o $@ $<
 
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
@@ -115,7 +125,7 @@ deps:
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing; \
 	fi
 
-unit: $(BUILD)/check_unit
+unit: $(BUILD)/check_unit $(PLUGINS)
 	$(BUILD)/check_unit
 
 sim: $(BUILD)/kvsim
@@ -125,7 +135,7 @@ sim-mutants: $(BUILD)/kvsim
 	tests/sim/mutants.sh $(BUILD)
 
 integration: all
-	rc=0; for t in run cluster3 cluster5 faults; do tests/integration/$$t.sh || rc=1; done; exit $$rc
+	rc=0; for t in run cluster3 cluster5 faults splitbrain; do tests/integration/$$t.sh || rc=1; done; exit $$rc
 
 test: deps
 	$(MAKE) all $(BUILD)/check_unit $(BUILD)/kvsim

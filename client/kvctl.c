@@ -1,11 +1,13 @@
 /* kvctl.c: the tunekv command line (DESIGN section 12), over libtunekv.
  *
  *   kvctl [-a HOST:PORT] put KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]
+ *         [-H HANDLER]
  *   kvctl [-a HOST:PORT] get KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--read-repair MODE]
- *         [--json]
- *   kvctl [-a HOST:PORT] delete KEYSPACE KEY [-c LEVEL] [--context CTX]
+ *         [-H HANDLER] [--json]
+ *   kvctl [-a HOST:PORT] delete KEYSPACE KEY [-c LEVEL] [--context CTX] [-H HANDLER]
  *   (every command also takes --timeout MS)
  *   kvctl [-a HOST:PORT] status
+ *   kvctl [-a HOST:PORT] conflicts [--json]
  *   kvctl [-a HOST:PORT] fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--drop P]
  *                                                  [--partition]
  *   kvctl [-a HOST:PORT] fault clear [PEER[,PEER...]]
@@ -27,10 +29,18 @@
  * stdout (or the JSON with found false) and "kvctl: not found" on stderr (not with --json).
  * status prints one line per peer: id, address, up or down, phi, when last heard from; then
  * replication lag; then one line per peer on the anti-entropy exchanges this node started
- * with it: how many, how many failed, when the last finished, keys it and all repaired.
+ * with it: how many, how many failed, when the last finished, keys it and all repaired;
+ * and each peer's clock offset, with a "clock of PEER is SKEWED" line per peer whose clock is
+ * off by more than the config's max_clock_skew_ms.
  * fault set and fault clear print nothing; fault list prints one line per peer with a fault,
  * "PEER delay N ms, jitter N ms, drop P", with " (partition)" after a drop of 1. Fault values
- * are checked for form here and for range by the node. */
+ * are checked for form here and for range by the node.
+ * conflicts prints the node's conflict journal, oldest first: per entry a line
+ * "#SEQ TIME KEYSPACE/KEY by HANDLER on REASON" (" (suspect clock)" when so), then "  kept ..."
+ * and one "  discarded ..." line per version, each "NODE/INCARNATION:COUNTER hlc HLC VALUE"
+ * (VALUE JSON-quoted; "(merged)" for a merged value, "(delete)" for a tombstone); then one
+ * line of discarded-version counts per handler. With --json: one JSON object per entry and
+ * line, then {"counts": {HANDLER: N, ...}, "evicted": N}; values as in get --json. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -38,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "level.h"
@@ -64,6 +75,7 @@ enum {
   OPT_REPAIR = 1 << 11,
   OPT_PW = 1 << 12,
   OPT_PR = 1 << 13,
+  OPT_HANDLER = 1 << 14,
 };
 #define OPTS_FAULT (OPT_DELAY | OPT_JITTER | OPT_DROP | OPT_PARTITION)
 
@@ -75,7 +87,8 @@ static const struct {
                  {OPT_CONTEXT, "--context"}, {OPT_DELAY, "--delay-ms"},
                  {OPT_JITTER, "--jitter-ms"}, {OPT_DROP, "--drop"},
                  {OPT_PARTITION, "--partition"}, {OPT_REPAIR, "--read-repair"},
-                 {OPT_PW, "--pw"},          {OPT_PR, "--pr"}};
+                 {OPT_PW, "--pw"},          {OPT_PR, "--pr"},
+                 {OPT_HANDLER, "-H"}};
 
 #define POSITIONALS_MAX 8
 
@@ -89,6 +102,7 @@ typedef struct {
   bool durable, local, json, help;
   const char *context_b64;
   const char *read_repair;
+  const char *handler;
   int64_t delay_ms, jitter_ms;      /* fault set */
   double drop;
   bool partition;
@@ -100,10 +114,12 @@ static void usage(FILE *f) {
           "\n"
           "commands:\n"
           "  put KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--pw N] [--durable] [--context CTX]\n"
+          "      [-H HANDLER]\n"
           "        write VALUE (\"-\" reads it from standard input); prints the new context\n"
-          "  get KEYSPACE KEY [-c LEVEL] [-r N] [--pr N] [--local] [--read-repair MODE] [--json]\n"
+          "  get KEYSPACE KEY [-c LEVEL] [-r N] [--pr N] [--local] [--read-repair MODE] [-H HANDLER]\n"
+          "      [--json]\n"
           "        print the value, or one line per sibling\n"
-          "  delete KEYSPACE KEY [-c LEVEL] [--context CTX]\n"
+          "  delete KEYSPACE KEY [-c LEVEL] [--context CTX] [-H HANDLER]\n"
           "        delete the key; prints the new context\n"
           "  status\n"
           "        this node, its peers (up or down, phi, last heard) and replication lag\n"
@@ -117,7 +133,9 @@ static void usage(FILE *f) {
           "  fault list\n"
           "        the faults in force, one line per peer (fault needs a node started with\n"
           "        --allow-fault-injection)\n"
-          "  ring | conflicts                       (not available yet)\n"
+          "  conflicts [--json]\n"
+          "        the versions this node's conflict handlers discarded (its journal)\n"
+          "  ring                                   (not available yet)\n"
           "\n"
           "options (before or after the arguments; \"--\" ends them):\n"
           "  -a HOST:PORT    node to ask (default $TUNEKV_ADDR, else " DEFAULT_ADDR ")\n"
@@ -130,7 +148,10 @@ static void usage(FILE *f) {
           "  --local         read only that node's own replica (and the hints it keeps)\n"
           "  --read-repair MODE  blocking (repair replicas found behind, then answer; the\n"
           "                  default at QUORUM and above) or async (answer, then repair)\n"
-          "  --json          print the get result as JSON\n"
+          "  -H HANDLER      conflict handler for the answer (siblings, lww, region-priority,\n"
+          "                  set-union, or a plugin:PATH the config names; default: the\n"
+          "                  keyspace's); a get's read repair writes its resolution back\n"
+          "  --json          print the get result (or the conflicts) as JSON\n"
           "  --timeout MS    the server's deadline for the request\n"
           "  -h, --help      this text\n"
           "\n"
@@ -334,7 +355,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
                        !strcmp(name, "--context") ||
                        !strcmp(name, "--timeout") || !strcmp(name, "--delay-ms") ||
                        !strcmp(name, "--jitter-ms") || !strcmp(name, "--drop") ||
-                       !strcmp(name, "--read-repair");
+                       !strcmp(name, "--read-repair") || !strcmp(name, "-H");
     bool is_flag = !strcmp(name, "--durable") || !strcmp(name, "--local") ||
                    !strcmp(name, "--json") || !strcmp(name, "--partition") ||
                    !strcmp(name, "-h") || !strcmp(name, "--help");
@@ -371,6 +392,9 @@ static int parse_args(int argc, char **argv, args_t *a) {
     } else if (!strcmp(name, "--read-repair")) {
       a->read_repair = v;
       a->used |= OPT_REPAIR;
+    } else if (!strcmp(name, "-H")) {
+      a->handler = v;
+      a->used |= OPT_HANDLER;
     } else if (!strcmp(name, "--durable")) {
       a->durable = true;
       a->used |= OPT_DURABLE;
@@ -510,6 +534,7 @@ static void opts_from(const args_t *a, kv_client_opts_t *o) {
   o->durable = a->durable;
   o->local = a->local;
   o->read_repair = a->read_repair;
+  o->handler = a->handler;
   o->timeout_ms = a->timeout_ms;
 }
 
@@ -637,6 +662,21 @@ static void status_aae(const kv_client_node_status_t *s) {
   }
 }
 
+/* Clock sanity: each peer's clock offset, and a line per peer past the bound. */
+static void print_clocks(const kv_client_node_status_t *s) {
+  printf("clock offsets (peer minus this node; max_clock_skew_ms %u):", s->max_clock_skew_ms);
+  for (size_t i = 0; i < s->n_peers; i++) {
+    const kv_client_peer_t *p = &s->peers[i];
+    if (p->clock_known) printf(" %s %+lld ms", p->id, (long long)p->clock_offset_ms);
+    else printf(" %s unknown", p->id);
+  }
+  printf("\n");
+  for (size_t i = 0; i < s->n_peers; i++)
+    if (s->peers[i].clock_skewed)
+      printf("clock of %s is SKEWED by %+lld ms: lww decisions over its writes are suspect\n",
+             s->peers[i].id, (long long)s->peers[i].clock_offset_ms);
+}
+
 static int cmd_status(kv_client_t *c) {
   int rc;
   kv_client_node_status_t *s = status_fetch(c, &rc);
@@ -656,6 +696,7 @@ static int cmd_status(kv_client_t *c) {
          "max %.3f ms\n",
          (unsigned long long)s->lag_writes, s->lag_p50_ms, s->lag_p99_ms, s->lag_max_ms);
   status_aae(s);
+  print_clocks(s);
   free(s);
   return EXIT_OK;
 }
@@ -713,8 +754,104 @@ static int cmd_fault(kv_client_t *c, const args_t *a, kv_client_fault_op_t op) {
   return EXIT_OK;
 }
 
+/* ---- conflicts ---------------------------------------------------------------------- */
+
+static void print_version_text(const char *label, const kv_client_conflict_version_t *v) {
+  printf("  %-9s ", label);
+  if (v->node[0]) printf("%s/%016llx:%llu", v->node, (unsigned long long)v->incarnation,
+                         (unsigned long long)v->counter);
+  else printf("(merged)");
+  printf(" hlc %llu ", (unsigned long long)v->hlc);
+  if (v->tombstone) fputs("(delete)", stdout);
+  else json_string(stdout, v->value, v->value_bytes);
+  puts(v->truncated ? " (truncated)" : "");
+}
+
+static void print_conflict_text(const kv_client_conflict_t *e) {
+  time_t secs = (time_t)(e->time_ms / 1000);
+  struct tm tm;
+  char when[32];
+  gmtime_r(&secs, &tm);
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  printf("#%llu %s.%03lluZ %s/", (unsigned long long)e->seq, when,
+         (unsigned long long)(e->time_ms % 1000), e->keyspace);
+  fwrite(e->key, 1, e->key_bytes, stdout);
+  printf(" by %s on %s%s\n", e->handler, e->reason, e->suspect ? " (suspect clock)" : "");
+  print_version_text("kept", &e->kept);
+  for (size_t i = 0; i < e->n_discarded; i++) print_version_text("discarded", &e->discarded[i]);
+}
+
+static void print_version_json(const kv_client_conflict_version_t *v) {
+  printf("{\"node\": ");
+  json_string(stdout, (const uint8_t *)v->node, strlen(v->node));
+  printf(", \"incarnation\": %llu, \"counter\": %llu, \"hlc\": %llu, \"tombstone\": %s, "
+         "\"truncated\": %s, \"value\": ", (unsigned long long)v->incarnation,
+         (unsigned long long)v->counter, (unsigned long long)v->hlc,
+         v->tombstone ? "true" : "false", v->truncated ? "true" : "false");
+  json_string(stdout, v->value, v->value_bytes);
+  fputs(", \"value_b64\": \"", stdout);
+  b64_print(stdout, v->value, v->value_bytes);
+  fputs("\"}", stdout);
+}
+
+static void print_conflict_json(const kv_client_conflict_t *e) {
+  printf("{\"seq\": %llu, \"time_ms\": %llu, \"keyspace\": ", (unsigned long long)e->seq,
+         (unsigned long long)e->time_ms);
+  json_string(stdout, (const uint8_t *)e->keyspace, strlen(e->keyspace));
+  fputs(", \"key\": ", stdout);
+  json_string(stdout, e->key, e->key_bytes);
+  fputs(", \"handler\": ", stdout);
+  json_string(stdout, (const uint8_t *)e->handler, strlen(e->handler));
+  printf(", \"reason\": \"%s\", \"suspect\": %s, \"kept\": ", e->reason,
+         e->suspect ? "true" : "false");
+  print_version_json(&e->kept);
+  fputs(", \"discarded\": [", stdout);
+  for (size_t i = 0; i < e->n_discarded; i++) {
+    if (i) fputs(", ", stdout);
+    print_version_json(&e->discarded[i]);
+  }
+  fputs("]}\n", stdout);
+}
+
+/* kvctl conflicts: every page of the journal, then the per-handler counts. */
+static int cmd_conflicts(kv_client_t *c, const args_t *a) {
+  uint64_t after = 0;
+  kv_client_conflicts_t page;
+  kv_client_status_t st;
+  for (;;) {
+    if (kv_client_conflicts(c, after, &page, &st) != KV_OK) {
+      kv_client_conflicts_free(&page);
+      return cluster_error(&st);
+    }
+    for (size_t i = 0; i < page.n_conflicts; i++) {
+      if (a->json) print_conflict_json(&page.conflicts[i]);
+      else print_conflict_text(&page.conflicts[i]);
+      after = page.conflicts[i].seq;
+    }
+    if (!page.more || page.n_conflicts == 0) break;
+    kv_client_conflicts_free(&page);
+  }
+  if (a->json) {
+    fputs("{\"counts\": {", stdout);
+    for (size_t i = 0; i < page.n_counts; i++) {
+      if (i) fputs(", ", stdout);
+      json_string(stdout, (const uint8_t *)page.counts[i].handler, strlen(page.counts[i].handler));
+      printf(": %llu", (unsigned long long)page.counts[i].discarded);
+    }
+    printf("}, \"evicted\": %llu}\n", (unsigned long long)page.evicted);
+  } else {
+    printf("discarded versions by handler:");
+    for (size_t i = 0; i < page.n_counts; i++)
+      printf(" %s %llu", page.counts[i].handler, (unsigned long long)page.counts[i].discarded);
+    printf("%s; %llu older entries evicted\n", page.n_counts ? "" : " none",
+           (unsigned long long)page.evicted);
+  }
+  kv_client_conflicts_free(&page);
+  return EXIT_OK;
+}
+
 static bool is_future_command(const char *cmd) {
-  static const char *const names[] = {"ring", "conflicts"};
+  static const char *const names[] = {"ring"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcmp(cmd, names[i]) == 0) return true;
   return false;
@@ -735,22 +872,27 @@ int main(int argc, char **argv) {
   const char *cmd = a.pos[0];
   bool is_put = strcmp(cmd, "put") == 0, is_get = strcmp(cmd, "get") == 0,
        is_delete = strcmp(cmd, "delete") == 0, is_status = strcmp(cmd, "status") == 0,
-       is_hints = strcmp(cmd, "hints") == 0, is_fault = strcmp(cmd, "fault") == 0;
+       is_hints = strcmp(cmd, "hints") == 0, is_fault = strcmp(cmd, "fault") == 0,
+       is_conflicts = strcmp(cmd, "conflicts") == 0;
   kv_client_fault_op_t fault_op = KV_CLIENT_FAULT_LIST;
   if (is_future_command(cmd)) return usage_error("'%s' is not available yet", cmd);
   if (is_put)
     rc = check_command(&a, 3,
-                       "KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--pw N] [--durable] [--context CTX]",
-                       OPT_LEVEL | OPT_W | OPT_PW | OPT_DURABLE | OPT_CONTEXT);
+                       "KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--pw N] [--durable] [--context CTX] "
+                       "[-H HANDLER]",
+                       OPT_LEVEL | OPT_W | OPT_PW | OPT_DURABLE | OPT_CONTEXT | OPT_HANDLER);
   else if (is_get)
     rc = check_command(&a, 2,
                        "KEYSPACE KEY [-c LEVEL] [-r N] [--pr N] [--local] [--read-repair MODE] "
-                       "[--json]",
-                       OPT_LEVEL | OPT_R | OPT_PR | OPT_LOCAL | OPT_JSON | OPT_REPAIR);
+                       "[-H HANDLER] [--json]",
+                       OPT_LEVEL | OPT_R | OPT_PR | OPT_LOCAL | OPT_JSON | OPT_REPAIR | OPT_HANDLER);
   else if (is_delete)
-    rc = check_command(&a, 2, "KEYSPACE KEY [-c LEVEL] [--context CTX]", OPT_LEVEL | OPT_CONTEXT);
+    rc = check_command(&a, 2, "KEYSPACE KEY [-c LEVEL] [--context CTX] [-H HANDLER]",
+                       OPT_LEVEL | OPT_CONTEXT | OPT_HANDLER);
   else if (is_status || is_hints)
     rc = check_command(&a, 0, "", 0);
+  else if (is_conflicts)
+    rc = check_command(&a, 0, "[--json]", OPT_JSON);
   else if (is_fault)
     rc = check_fault(&a, &fault_op);
   else
@@ -766,6 +908,7 @@ int main(int argc, char **argv) {
   if (is_status) rc = cmd_status(c);
   else if (is_hints) rc = cmd_hints(c);
   else if (is_fault) rc = cmd_fault(c, &a, fault_op);
+  else if (is_conflicts) rc = cmd_conflicts(c, &a);
   else rc = is_get ? cmd_get(c, &a) : cmd_write(c, &a, is_put);
   kv_client_close(c);
   if (fflush(stdout) != 0 && rc == EXIT_OK) {

@@ -107,6 +107,7 @@ struct kv_client {
   void *method[3];           /* registered call handles, by kv_client_op_t */
   void *status_method;       /* /tunekv.peer.Admin/Status */
   void *fault_method;        /* /tunekv.peer.Admin/Fault */
+  void *conflicts_method;    /* /tunekv.peer.Admin/Conflicts */
 };
 
 int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st) {
@@ -146,6 +147,8 @@ int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st) 
   c->status_method =
       grpc_channel_register_call(c->channel, "/tunekv.peer.Admin/Status", NULL, NULL);
   c->fault_method = grpc_channel_register_call(c->channel, "/tunekv.peer.Admin/Fault", NULL, NULL);
+  c->conflicts_method =
+      grpc_channel_register_call(c->channel, "/tunekv.peer.Admin/Conflicts", NULL, NULL);
   *out = c;
   status_ok(st);
   return KV_OK;
@@ -219,6 +222,7 @@ static grpc_byte_buffer *request_pack(const request_t *rq) {
       m.value = bin(rq->value, rq->value_bytes);
       m.context = bin(rq->context, rq->context_bytes);
       m.consistency = consistency_from(rq->opts, &cons);
+      if (rq->opts && rq->opts->handler) m.handler = (char *)rq->opts->handler;
       return pack(&m.base);
     }
     case KV_CLIENT_OP_GET: {
@@ -228,6 +232,7 @@ static grpc_byte_buffer *request_pack(const request_t *rq) {
       m.consistency = consistency_from(rq->opts, &cons);
       m.local = rq->opts ? rq->opts->local : false;
       if (rq->opts && rq->opts->read_repair) m.read_repair = (char *)rq->opts->read_repair;
+      if (rq->opts && rq->opts->handler) m.handler = (char *)rq->opts->handler;
       return pack(&m.base);
     }
     case KV_CLIENT_OP_DELETE: {
@@ -236,6 +241,7 @@ static grpc_byte_buffer *request_pack(const request_t *rq) {
       m.key = bin(rq->key, rq->key_bytes);
       m.context = bin(rq->context, rq->context_bytes);
       m.consistency = consistency_from(rq->opts, &cons);
+      if (rq->opts && rq->opts->handler) m.handler = (char *)rq->opts->handler;
       return pack(&m.base);
     }
   }
@@ -403,8 +409,12 @@ int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
     p->aae_keys_repaired = r->peers[i]->aae_keys_repaired;
     p->aae_last_ms_ago = r->peers[i]->aae_last_ms_ago;
     p->aae_last_repaired = r->peers[i]->aae_last_repaired;
+    p->clock_known = r->peers[i]->clock_known;
+    p->clock_offset_ms = r->peers[i]->clock_offset_ms;
+    p->clock_skewed = r->peers[i]->clock_skewed;
   }
   out->aae_interval_ms = r->aae_interval_ms;
+  out->max_clock_skew_ms = r->max_clock_skew_ms;
   if (r->lag) {
     out->lag_writes = r->lag->writes;
     out->lag_p50_ms = r->lag->p50_ms;
@@ -413,6 +423,81 @@ int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
   }
   protobuf_c_message_free_unpacked(m, NULL);
   return KV_OK;
+}
+
+static void conflict_version_from(const Tunekv__Peer__ConflictVersion *pb,
+                                  kv_client_conflict_version_t *v) {
+  memset(v, 0, sizeof *v);
+  v->node = "";
+  v->value = (const uint8_t *)"";
+  if (!pb) return;
+  v->node = pb->node;
+  v->incarnation = pb->incarnation;
+  v->counter = pb->counter;
+  v->hlc = pb->hlc;
+  v->tombstone = pb->tombstone;
+  v->truncated = pb->truncated;
+  if (pb->value.len) v->value = pb->value.data;
+  v->value_bytes = pb->value.len;
+}
+
+/* Fills out from a decoded reply, which out then owns. */
+static kv_err conflicts_from(Tunekv__Peer__ConflictsReply *r, kv_client_conflicts_t *out) {
+  out->priv_ = r;
+  out->more = r->more;
+  out->evicted = r->evicted;
+  size_t discarded = 0;
+  for (size_t i = 0; i < r->n_conflicts; i++) discarded += r->conflicts[i]->n_discarded;
+  out->conflicts = calloc(r->n_conflicts ? r->n_conflicts : 1, sizeof *out->conflicts);
+  /* One array for every entry's discarded versions; conflicts[0].discarded is its start. */
+  kv_client_conflict_version_t *dv =
+      r->n_conflicts ? calloc(discarded ? discarded : 1, sizeof *dv) : NULL;
+  out->counts = calloc(r->n_counts ? r->n_counts : 1, sizeof *out->counts);
+  if (!out->conflicts || (r->n_conflicts && !dv) || !out->counts) {
+    free(dv);
+    return KV_ENOMEM;
+  }
+  for (size_t i = 0; i < r->n_conflicts; i++) {
+    const Tunekv__Peer__Conflict *x = r->conflicts[i];
+    kv_client_conflict_t *e = &out->conflicts[i];
+    *e = (kv_client_conflict_t){.seq = x->seq, .time_ms = x->time_ms, .keyspace = x->keyspace,
+                                .key = x->key.data, .key_bytes = x->key.len,
+                                .handler = x->handler, .reason = x->reason,
+                                .suspect = x->suspect, .n_discarded = x->n_discarded,
+                                .discarded = dv};
+    conflict_version_from(x->kept, &e->kept);
+    for (size_t k = 0; k < x->n_discarded; k++) conflict_version_from(x->discarded[k], dv++);
+  }
+  out->n_conflicts = r->n_conflicts;
+  for (size_t i = 0; i < r->n_counts; i++)
+    out->counts[i] = (kv_client_handler_count_t){r->counts[i]->handler, r->counts[i]->discarded};
+  out->n_counts = r->n_counts;
+  return KV_OK;
+}
+
+int kv_client_conflicts(kv_client_t *c, uint64_t after, kv_client_conflicts_t *out,
+                        kv_client_status_t *st) {
+  memset(out, 0, sizeof *out);
+  Tunekv__Peer__ConflictsRequest req = TUNEKV__PEER__CONFLICTS_REQUEST__INIT;
+  req.after = after;
+  call_t k;
+  ProtobufCMessage *m = NULL;
+  kv_err err = call_start_raw(c, c->cq, c->conflicts_method, pack(&req.base),
+                              call_deadline(NULL), &k, &k, st);
+  if (err == KV_OK) err = call_wait(c, &k, &tunekv__peer__conflicts_reply__descriptor, &m, st);
+  if (err != KV_OK) return err;
+  if (conflicts_from((Tunekv__Peer__ConflictsReply *)m, out) != KV_OK)
+    return status_local(st, KV_ENOMEM, "out of memory reading the conflict journal");
+  return KV_OK;
+}
+
+void kv_client_conflicts_free(kv_client_conflicts_t *out) {
+  if (!out) return;
+  if (out->conflicts && out->n_conflicts > 0) free(out->conflicts[0].discarded);
+  free(out->conflicts);
+  free(out->counts);
+  if (out->priv_) protobuf_c_message_free_unpacked(out->priv_, NULL);
+  memset(out, 0, sizeof *out);
 }
 
 int kv_client_fault(kv_client_t *c, kv_client_fault_op_t op, const char *const *peers,

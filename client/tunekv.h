@@ -70,9 +70,12 @@ typedef struct {
   bool local;          /* get only: read the receiving node's own replica, no coordination */
   const char *read_repair; /* get only: "blocking", "async", or NULL / "" for the level's
                               default (blocking at QUORUM and above); borrowed for the call */
+  const char *handler;     /* the conflict handler that resolves the answer (a get's also
+                              what read repair writes back); NULL or "" = the keyspace's;
+                              borrowed for the call. Unknown names: INVALID_ARGUMENT. */
 } kv_client_opts_t;
 
-#define KV_CLIENT_OPTS_INIT {NULL, 0, 0, 0, 0, false, 0, false, NULL}
+#define KV_CLIENT_OPTS_INIT {NULL, 0, 0, 0, 0, false, 0, false, NULL, NULL}
 
 /* One connection (one gRPC channel) to one node. Opaque. */
 typedef struct kv_client kv_client_t;
@@ -144,6 +147,9 @@ typedef struct {
   uint64_t aae_exchanges, aae_failed, aae_keys_repaired;
   int64_t aae_last_ms_ago;        /* -1: none finished */
   uint64_t aae_last_repaired;     /* keys the last exchange repaired */
+  bool clock_known;               /* clock sanity: an offset has been measured */
+  int64_t clock_offset_ms;        /* the peer's wall clock minus the node's */
+  bool clock_skewed;              /* past the config's max_clock_skew_ms */
 } kv_client_peer_t;
 
 /* A node's view of itself and the cluster (kvctl status). Caller-owned, no heap. */
@@ -156,11 +162,59 @@ typedef struct {
   uint64_t lag_writes;            /* writes whose every replica acknowledged */
   double lag_p50_ms, lag_p99_ms, lag_max_ms; /* W-th ack to last ack */
   uint32_t aae_interval_ms;       /* anti-entropy's exchange interval; 0: off */
+  uint32_t max_clock_skew_ms;     /* the config's bound */
 } kv_client_node_status_t;
 
 /* Asks the node c talks to for its status. */
 int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
                           kv_client_status_t *st);
+
+/* The conflict journal of a node (kvctl conflicts; common/journal.h): the versions its
+ * conflict handlers discarded. Every pointer below points into the decoded reply and lives
+ * until kv_client_conflicts_free. */
+typedef struct {
+  const char *node;               /* the dot; "" for a merged value, which has none */
+  uint64_t incarnation, counter;
+  uint64_t hlc;
+  bool tombstone;
+  bool truncated;                 /* value holds only the first bytes */
+  const uint8_t *value;
+  size_t value_bytes;
+} kv_client_conflict_version_t;
+
+typedef struct {
+  uint64_t seq, time_ms;
+  const char *keyspace;
+  const uint8_t *key;
+  size_t key_bytes;
+  const char *handler;
+  const char *reason;             /* "read", "write-back" or "sibling cap" */
+  bool suspect;                   /* a version came from a node with a skewed clock */
+  kv_client_conflict_version_t kept;
+  size_t n_discarded;
+  kv_client_conflict_version_t *discarded;
+} kv_client_conflict_t;
+
+typedef struct {
+  const char *handler;
+  uint64_t discarded;             /* versions discarded since the node started */
+} kv_client_handler_count_t;
+
+typedef struct {
+  size_t n_conflicts;
+  kv_client_conflict_t *conflicts; /* oldest first */
+  bool more;                      /* ask again with after = the last seq */
+  uint64_t evicted;               /* entries the bounded journal dropped */
+  size_t n_counts;
+  kv_client_handler_count_t *counts;
+  void *priv_;
+} kv_client_conflicts_t;
+
+/* One page of the journal of the node c talks to: the entries with seq > after. *out is
+ * owned by the caller until kv_client_conflicts_free (also after a failure). */
+int kv_client_conflicts(kv_client_t *c, uint64_t after, kv_client_conflicts_t *out,
+                        kv_client_status_t *st);
+void kv_client_conflicts_free(kv_client_conflicts_t *out);
 
 /* Fault injection on the calls a node makes to its peers (kvctl fault; proto/peer.proto's
  * FaultRequest). A fault holds each call to a peer back delay_ms plus a uniform 0..jitter_ms,

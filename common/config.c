@@ -30,6 +30,7 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "conflict.h"
 #include "fmt.h"
 #include "log.h"
 
@@ -56,6 +57,7 @@ typedef struct {
   char *phi_threshold;
   char *anti_entropy_interval_ms;
   char *tombstone_grace_ms;
+  char *max_clock_skew_ms;
 } cfg_raw_cluster_t;
 
 typedef struct {
@@ -70,6 +72,7 @@ typedef struct {
   char *read;
   char *write;
   char *handler;
+  char *fallback_handler;
   char *siblings_max;
   char *key_bytes_max;
   char *value_bytes_max;
@@ -94,6 +97,7 @@ static const cyaml_schema_field_t cfg_cluster_fields[] = {
     CFG_STR("phi_threshold", cfg_raw_cluster_t, phi_threshold),
     CFG_STR("anti_entropy_interval_ms", cfg_raw_cluster_t, anti_entropy_interval_ms),
     CFG_STR("tombstone_grace_ms", cfg_raw_cluster_t, tombstone_grace_ms),
+    CFG_STR("max_clock_skew_ms", cfg_raw_cluster_t, max_clock_skew_ms),
     CYAML_FIELD_END,
 };
 
@@ -112,6 +116,9 @@ static const cyaml_schema_field_t cfg_keyspace_fields[] = {
     CFG_STR("read", cfg_raw_keyspace_t, read),
     CFG_STR("write", cfg_raw_keyspace_t, write),
     CFG_STR("handler", cfg_raw_keyspace_t, handler),
+    CFG_STR("fallback_handler", cfg_raw_keyspace_t, fallback_handler),
+    /* Read from the tree instead, where each entry's line is known. */
+    CYAML_FIELD_IGNORE("region_priority", CYAML_FLAG_OPTIONAL),
     CFG_STR("siblings_max", cfg_raw_keyspace_t, siblings_max),
     CFG_STR("key_bytes_max", cfg_raw_keyspace_t, key_bytes_max),
     CFG_STR("value_bytes_max", cfg_raw_keyspace_t, value_bytes_max),
@@ -664,6 +671,7 @@ static kv_err cfg_check_cluster(const cfg_load_t *c, kv_config_t *out) {
   out->phi_threshold = KV_PHI_THRESHOLD_DEFAULT;
   out->anti_entropy_interval_ms = KV_AAE_INTERVAL_MS_DEFAULT;
   out->tombstone_grace_ms = KV_TOMBSTONE_GRACE_MS_DEFAULT;
+  out->max_clock_skew_ms = KV_CLOCK_SKEW_MS_DEFAULT;
   if (!raw) return KV_OK;
   int at = cfg_child(c, 0, "cluster");
   KV_ASSERT(at >= 0);
@@ -683,6 +691,15 @@ static kv_err cfg_check_cluster(const cfg_load_t *c, kv_config_t *out) {
     err = cfg_check_ms(c, "tombstone_grace_ms", raw->tombstone_grace_ms,
                        KV_TOMBSTONE_GRACE_MS_MAX, cfg_field_line(c, at, "tombstone_grace_ms"),
                        &out->tombstone_grace_ms);
+  uint64_t skew;
+  char shown[CFG_SHOW_BYTES];
+  if (!err && raw->max_clock_skew_ms &&
+      (!cfg_parse_uint(raw->max_clock_skew_ms, &skew) || skew == 0 ||
+       skew > KV_CLOCK_SKEW_MS_MAX))
+    return cfg_fail(c, cfg_field_line(c, at, "max_clock_skew_ms"), "max_clock_skew_ms is %s; "
+                    "it must be between 1 and %u", cfg_show_number(shown, raw->max_clock_skew_ms),
+                    KV_CLOCK_SKEW_MS_MAX);
+  if (!err && raw->max_clock_skew_ms) out->max_clock_skew_ms = (uint32_t)skew;
   return err;
 }
 
@@ -871,17 +888,78 @@ static kv_err cfg_check_bool(const cfg_load_t *c, const char *what, const char *
   return cfg_fail(c, line, "%s is '%s'; it must be true or false", what, cfg_show(shown, raw));
 }
 
+/* A conflict handler: a built-in's name, or "plugin:" and a path (loaded by kvnode). */
+static kv_err cfg_check_handler(const cfg_load_t *c, const char *what, const char *raw,
+                                uint32_t line, char *dst) {
+  char shown[CFG_SHOW_BYTES];
+  size_t len = strlen(raw), prefix = strlen(KV_CONFLICT_PLUGIN_PREFIX);
+  if (len == 0) return cfg_fail(c, line, "%s is empty", what);
+  if (strncmp(raw, KV_CONFLICT_PLUGIN_PREFIX, prefix) == 0) {
+    if (len == prefix)
+      return cfg_fail(c, line, "%s '%s' names no file; use plugin:/path/to/handler.so", what, raw);
+    if (len > KV_HANDLER_BYTES_MAX)
+      return cfg_fail(c, line, "%s '%s' is %zu bytes; the limit is %u", what, cfg_show(shown, raw),
+                      len, KV_HANDLER_BYTES_MAX);
+    for (size_t i = 0; i < len; i++)
+      if ((unsigned char)raw[i] < 0x20)
+        return cfg_fail(c, line, "%s '%s' has a control character", what, cfg_show(shown, raw));
+  } else if (!kv_conflict_is_builtin(raw)) {
+    return cfg_fail(c, line, "%s '%s' is unknown; use one of %s, or plugin:/path/to/handler.so",
+                    what, cfg_show(shown, raw), kv_conflict_builtin_names());
+  }
+  memcpy(dst, raw, len + 1);
+  return KV_OK;
+}
+
+/* region_priority: a list of regions that nodes are in, each once, highest priority first. */
+static kv_err cfg_check_region_priority(const cfg_load_t *c, const kv_config_t *cfg, int entry,
+                                        kv_keyspace_conf_t *k) {
+  int list = cfg_child(c, entry, "region_priority");
+  if (list < 0) return KV_OK;
+  char shown[CFG_SHOW_BYTES], regions[KV_REGIONS_MAX * (KV_REGION_BYTES_MAX + 2) + 1];
+  if (c->entries[list].kind != CFG_SEQUENCE)
+    return cfg_fail(c, c->entries[list].line, "region_priority must be a list of regions, like "
+                    "[east, west]");
+  for (int i = list + 1; i < c->entry_count; i++) {
+    const cfg_entry_t *e = &c->entries[i];
+    if (e->parent != list) continue;
+    if (e->kind != CFG_SCALAR)
+      return cfg_fail(c, e->line, "region_priority must be a list of regions, like [east, west]");
+    if (cfg_region_nodes(cfg, e->scalar) == 0) {
+      cfg_region_list(cfg, regions, sizeof regions);
+      return cfg_fail(c, e->line, "region_priority names region '%s', which has no nodes (the "
+                      "nodes are in: %s)", cfg_show(shown, e->scalar), regions);
+    }
+    for (uint32_t j = 0; j < k->region_priority_count; j++)
+      if (strcmp(k->region_priority[j], e->scalar) == 0)
+        return cfg_fail(c, e->line, "region_priority names region '%s' twice", e->scalar);
+    /* Distinct node regions: at most KV_REGIONS_MAX of them. */
+    KV_ASSERT(k->region_priority_count < KV_REGIONS_MAX);
+    snprintf(k->region_priority[k->region_priority_count++], sizeof k->region_priority[0], "%s",
+             e->scalar);
+  }
+  return KV_OK;
+}
+
 /* Everything of a keyspace after its name and replication. */
 static kv_err cfg_check_options(const cfg_load_t *c, const cfg_raw_keyspace_t *raw, int entry,
-                                kv_keyspace_conf_t *k) {
+                                const kv_config_t *cfg, kv_keyspace_conf_t *k) {
   kv_err err = cfg_check_level(c, "read", raw->read, cfg_field_line(c, entry, "read"), k,
                                &k->read);
   if (!err) err = cfg_check_level(c, "write", raw->write, cfg_field_line(c, entry, "write"), k,
                                   &k->write);
   snprintf(k->handler, sizeof k->handler, "siblings");
   if (!err && raw->handler)
-    err = cfg_copy_name(c, "handler", raw->handler, KV_HANDLER_NAME_BYTES_MAX,
-                        cfg_field_line(c, entry, "handler"), k->handler);
+    err = cfg_check_handler(c, "handler", raw->handler, cfg_field_line(c, entry, "handler"),
+                            k->handler);
+  snprintf(k->fallback_handler, sizeof k->fallback_handler, "lww");
+  if (!err && raw->fallback_handler)
+    err = cfg_check_handler(c, "fallback_handler", raw->fallback_handler,
+                            cfg_field_line(c, entry, "fallback_handler"), k->fallback_handler);
+  if (!err && strcmp(k->fallback_handler, "siblings") == 0)
+    err = cfg_fail(c, cfg_field_line(c, entry, "fallback_handler"), "fallback_handler cannot be "
+                   "siblings: past siblings_max the versions must be resolved to one");
+  if (!err) err = cfg_check_region_priority(c, cfg, entry, k);
   if (!err) err = cfg_check_limit(c, "siblings_max", raw->siblings_max, KV_SIBLINGS_DEFAULT,
                                   KV_SIBLINGS_MAX, cfg_field_line(c, entry, "siblings_max"),
                                   &k->siblings_max);
@@ -912,7 +990,7 @@ static kv_err cfg_check_keyspace(const cfg_load_t *c, const cfg_raw_keyspace_t *
       return cfg_fail(c, name_line, "keyspace '%s' is defined twice (first at line %u)", k->name,
                       out->keyspaces[j].line);
   err = cfg_check_replication(c, out, entry, k);
-  if (!err) err = cfg_check_options(c, raw, entry, k);
+  if (!err) err = cfg_check_options(c, raw, entry, out, k);
   if (err) return err;
   out->keyspace_count++;
   return KV_OK;

@@ -11,13 +11,20 @@
  *              # no exchanges and no tree upkeep on writes; kvnode/aae.h)
  *              # optional: tombstone_grace_ms (default 60000): how long a tombstone every
  *              # primary holds is kept before it is reaped (kvnode/reaper: coord.h)
+ *              # optional: max_clock_skew_ms (default 500): a peer whose wall clock is off by
+ *              # more is reported by kvctl status, and lww decisions over its writes are
+ *              # journaled as suspect
  *   nodes:     - { id: n1, address: "127.0.0.1:7001", region: local, rack: r1 }
  *   keyspaces: - name: default
  *                replication: { local: 3 }               # replicas per region
  *                read: QUORUM                            # default levels
  *                write: QUORUM
  *                handler: siblings                       # conflict handler
- *                # optional: siblings_max, key_bytes_max, value_bytes_max, sloppy_quorum
+ *                # optional: siblings_max, key_bytes_max, value_bytes_max, sloppy_quorum,
+ *                # fallback_handler (default lww; resolves past siblings_max; not siblings),
+ *                # region_priority: [east, west] (for region-priority; first is highest)
+ *                # handler and fallback_handler: siblings, lww, region-priority, set-union,
+ *                # or plugin:/path/to/handler.so (common/conflict.h)
  */
 #ifndef KV_CONFIG_H
 #define KV_CONFIG_H
@@ -49,7 +56,10 @@ typedef struct {
   uint32_t n;                             /* replicas summed over regions: N */
   kv_level_t read;                        /* default read level; never KV_LEVEL_DEFAULT */
   kv_level_t write;                       /* default write level; never KV_LEVEL_DEFAULT */
-  char handler[KV_HANDLER_NAME_BYTES_MAX + 1];
+  char handler[KV_HANDLER_BYTES_MAX + 1];  /* conflict handler; default "siblings" */
+  char fallback_handler[KV_HANDLER_BYTES_MAX + 1]; /* past siblings_max; default "lww" */
+  char region_priority[KV_REGIONS_MAX][KV_REGION_BYTES_MAX + 1]; /* highest first */
+  uint32_t region_priority_count;
   uint32_t siblings_max;                  /* default KV_SIBLINGS_DEFAULT, <= KV_SIBLINGS_MAX */
   uint32_t key_bytes_max;                 /* default KV_KEY_BYTES_DEFAULT */
   uint32_t value_bytes_max;               /* default KV_VALUE_BYTES_DEFAULT */
@@ -64,6 +74,7 @@ typedef struct {
   double phi_threshold;                   /* KV_PHI_THRESHOLD_MIN .. _MAX; default 8 */
   uint32_t anti_entropy_interval_ms;      /* 0 (off) .. KV_AAE_INTERVAL_MS_MAX */
   uint32_t tombstone_grace_ms;            /* 0 .. KV_TOMBSTONE_GRACE_MS_MAX */
+  uint32_t max_clock_skew_ms;             /* 1 .. KV_CLOCK_SKEW_MS_MAX; default 500 */
   kv_node_conf_t nodes[KV_NODES_MAX];
   uint32_t node_count;
   uint32_t nodes_line;                    /* line of the "nodes:" key */

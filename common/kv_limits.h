@@ -34,6 +34,10 @@
 #define KV_KEYSPACES_MAX 64u
 #define KV_KEYSPACE_NAME_BYTES_MAX 64u
 #define KV_HANDLER_NAME_BYTES_MAX 64u
+/* A keyspace's handler: a name, or "plugin:" and the path of a shared object. */
+#define KV_HANDLER_BYTES_MAX 255u
+/* Handlers known to one process: the built-ins and every plugin its config names. */
+#define KV_HANDLERS_MAX 32u
 #define KV_CLUSTER_NAME_BYTES_MAX 64u
 #define KV_PARTITIONS_DEFAULT 256u
 #define KV_PARTITIONS_MAX 65536u
@@ -41,6 +45,17 @@
 /* A request's targets: the N primaries plus, with sloppy quorum, a fallback for each of them
  * believed dead (kvnode/coord.h). */
 #define KV_TARGETS_MAX (2u * KV_REPLICAS_MAX)
+
+/* Clock sanity: a peer whose wall clock is off by more than the config's max_clock_skew_ms
+ * is reported, and lww decisions over its writes are journaled as suspect. */
+#define KV_CLOCK_SKEW_MS_DEFAULT 500u
+#define KV_CLOCK_SKEW_MS_MAX 3600000u
+
+/* The conflict journal (common/journal.h): entries, bytes of keys and values in all, and the
+ * bytes of one value kept in an entry. */
+#define KV_JOURNAL_ENTRIES_MAX 4096u
+#define KV_JOURNAL_BYTES_MAX (16u << 20)
+#define KV_JOURNAL_VALUE_BYTES_MAX (64u << 10)
 
 /* Requests. */
 #define KV_TIMEOUT_MS_DEFAULT 2000u

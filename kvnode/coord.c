@@ -20,7 +20,13 @@
  * asked replica has answered (or the deadline passed), with the final merge.
  * Replication lag is measured here in microseconds (the quorum counter works in ms, too
  * coarse for a loopback cluster): decided_us is when the W-th ack arrived, last_ok_us the
- * last ack; a write whose every target acked records last_ok_us - decided_us. */
+ * last ack; a write whose every target acked records last_ok_us - decided_us.
+ *
+ * Conflicts (conflict.h): a get's answer is its merge as the request's handler resolves it
+ * (kv_node_answer_resolved). When this node is a replica of the key and the handler resolves
+ * the merge to one version, get_write_back puts that version here with the merge's whole
+ * context before the repairs go out (before the answer with blocking repair, after it with
+ * async), so the repairs carry the resolution to the other replicas. */
 #include "coord.h"
 
 #include <pthread.h>
@@ -60,6 +66,8 @@ typedef struct {
   uint64_t repair_hash;         /* get: the merge the blocking repairs carry */
   bool repair_wait[KV_TARGETS_MAX]; /* get: a blocking repair to this replica is unacked */
   kv_dvv_t *answer;             /* get: the merge as of the decision, while repairing */
+  const kv_conflict_handler_t *handler; /* get: resolves the answer and the write-back */
+  uint64_t wall_ms;             /* get: when it started (wall clock), for the journal */
   char *keyspace;               /* get: copies, for asking more replicas later */
   uint8_t *key;
   size_t key_bytes;
@@ -199,7 +207,9 @@ static void slot_reply(kv_coord_t *c, slot_t *s, uint64_t now_us) {
     kv_dvv_t copy;
     kv_node_result_t res;
     KV_ASSERT(kv_dvv_copy(&copy, s->answer ? s->answer : s->merged) == KV_OK);
-    if (kv_node_answer(&copy, &res, &st) == KV_OK) c->reply(s->call, &st, &res);
+    if (kv_node_answer_resolved(c->node, s->keyspace, s->key, s->key_bytes, s->handler,
+                                s->wall_ms, &copy, &res, &st) == KV_OK)
+      c->reply(s->call, &st, &res);
     else reply_error(c, s->call, &st);
     kv_node_result_free(&res);
     kv_dvv_deinit(&copy);
@@ -278,6 +288,30 @@ static repair_t get_repair(kv_coord_t *c, slot_t *s, uint32_t i, const uint8_t *
   return REPAIR_SENT;
 }
 
+/* A read's write-back (see the notes at the top): true when this replica put the handler's
+ * resolution of the merge, which is then the merge. */
+static bool get_write_back(kv_coord_t *c, slot_t *s) {
+  if (s->self_target == UINT32_MAX || s->merged->sib_count < 2) return false;
+  uint8_t *rec;
+  size_t rec_bytes;
+  kv_status_t st;
+  if (kv_node_resolve_write(c->node, s->keyspace, s->key, s->key_bytes, s->handler, s->merged,
+                            s->wall_ms, &rec, &rec_bytes, &st) != KV_OK) {
+    KV_WARN("writing back a resolved conflict failed: %s", st.msg);
+    return false;
+  }
+  if (!rec) return false;
+  kv_dvv_t resolved;
+  bool ok = kv_dvv_decode(rec, rec_bytes, &resolved, &st) == KV_OK;
+  if (ok) {
+    kv_dvv_deinit(s->merged);
+    *s->merged = resolved;
+    s->held[s->self_target] = record_hash(rec, rec_bytes);
+  }
+  free(rec);
+  return ok;
+}
+
 /* The quorum is met: blocking repairs go out to the replicas that answered with less than
  * the merge, and the answer waits for them; without any, it goes at once. */
 static void get_decided(kv_coord_t *c, slot_t *s, uint64_t now_us) {
@@ -285,6 +319,7 @@ static void get_decided(kv_coord_t *c, slot_t *s, uint64_t now_us) {
     slot_reply(c, s, now_us);
     return;
   }
+  get_write_back(c, s);
   uint8_t *rec;
   size_t rec_bytes;
   KV_ASSERT(kv_dvv_encode(s->merged, &rec, &rec_bytes) == KV_OK);
@@ -318,7 +353,7 @@ static void get_repair_acked(kv_coord_t *c, slot_t *s, uint32_t i, bool ok, uint
 /* Every asked replica has answered (or the deadline passed): replicas still behind the
  * final merge are sent it, and no answer is waited for. */
 static void get_repair_async(kv_coord_t *c, slot_t *s) {
-  bool differ = false;
+  bool differ = get_write_back(c, s);
   int first = -1;
   for (uint32_t i = 0; i < s->q.target_count; i++) {
     if (s->q.answers[i] != KV_ANSWER_OK) continue;
@@ -640,8 +675,8 @@ static void get_ask_more(kv_coord_t *c, slot_t *s, uint64_t now_us) {
 /* This replica's record of the key with every hint this node keeps for it merged in (a
  * fallback holds a key only as hints); just the record when it keeps none. */
 static kv_err get_with_hints(kv_coord_t *c, const kv_node_req_t *req,
-                             const kv_node_plan_t *plan, kv_node_result_t *res,
-                             kv_status_t *st) {
+                             const kv_node_plan_t *plan, uint64_t wall_ms,
+                             kv_node_result_t *res, kv_status_t *st) {
   kv_dvv_t obj, mine;
   kv_dvv_init(&obj);
   bool any;
@@ -649,7 +684,7 @@ static kv_err get_with_hints(kv_coord_t *c, const kv_node_req_t *req,
                                    &any, st);
   if (err == KV_OK && !any) {
     kv_dvv_deinit(&obj);
-    return kv_node_get(c->node, req, plan, res, st);
+    return kv_node_get(c->node, req, plan, wall_ms, res, st);
   }
   uint8_t *rec = NULL;
   size_t rec_bytes = 0;
@@ -674,12 +709,12 @@ static kv_err get_with_hints(kv_coord_t *c, const kv_node_req_t *req,
 /* A get with local=true (with the hints this node keeps), or one this replica's answer
  * alone decides: this node's view, no coordination. */
 static void coord_get_local(kv_coord_t *c, void *call, const kv_node_req_t *req,
-                            const kv_node_plan_t *plan) {
+                            const kv_node_plan_t *plan, uint64_t wall_ms) {
   kv_node_result_t res;
   kv_status_t st;
   kv_status_clear(&st);
-  kv_err err = req->local ? get_with_hints(c, req, plan, &res, &st)
-                          : kv_node_get(c->node, req, plan, &res, &st);
+  kv_err err = req->local ? get_with_hints(c, req, plan, wall_ms, &res, &st)
+                          : kv_node_get(c->node, req, plan, wall_ms, &res, &st);
   if (err == KV_OK) c->reply(call, &st, &res);
   else reply_error(c, call, &st);
   kv_node_result_free(&res);
@@ -695,13 +730,13 @@ static bool self_suffices(const kv_node_plan_t *plan, const kv_target_t *targets
 }
 
 static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
-                      const kv_node_plan_t *plan, uint64_t now_us) {
+                      const kv_node_plan_t *plan, uint64_t now_us, uint64_t wall_ms) {
   kv_target_t targets[KV_TARGETS_MAX];
   uint32_t self_target, count = plan_targets(c, plan, targets, &self_target);
   if (!targets_possible(c, call, plan, targets, count, self_target)) return;
   if (self_suffices(plan, targets, count, self_target)) {
     /* This replica's answer alone decides: skip the request table (and read repair). */
-    coord_get_local(c, call, req, plan);
+    coord_get_local(c, call, req, plan, wall_ms);
     return;
   }
   slot_t *s = slot_start(c, call, KV_OP_GET, plan, targets, count, self_target, now_us);
@@ -717,6 +752,8 @@ static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
   s->repair_blocking = plan->repair_blocking;
   s->repairs_pending = 0;
   s->repair_failed = false;
+  s->handler = plan->handler;
+  s->wall_ms = wall_ms;
   kv_dvv_init(s->merged);
   uint16_t gen = s->gen;
   get_ask_live(c, s, now_us);
@@ -734,8 +771,8 @@ void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t
     return;
   }
   pthread_mutex_lock(&c->lock);
-  if (op == KV_OP_GET && req->local) coord_get_local(c, call, req, &plan);
-  else if (op == KV_OP_GET) coord_get(c, call, req, &plan, mono_us);
+  if (op == KV_OP_GET && req->local) coord_get_local(c, call, req, &plan, wall_ms);
+  else if (op == KV_OP_GET) coord_get(c, call, req, &plan, mono_us, wall_ms);
   else coord_write(c, call, op, req, &plan, mono_us, wall_ms);
   pthread_mutex_unlock(&c->lock);
 }

@@ -1,12 +1,13 @@
 /* main.c: the kvnode daemon.
  *
  *   kvnode --config FILE --node ID [--data-dir DIR] [--threads N] [--hint-bytes-max BYTES]
- *          [--hint-rate N] [--allow-fault-injection]
+ *          [--hint-rate N] [--allow-fault-injection [--clock-offset-ms MS]]
  *
  * Start-up: block SIGINT/SIGTERM in every thread (so only sigwait sees them), load the
  * config, open the store, start the gRPC server, log one "serving" line. Shutdown on
  * SIGINT/SIGTERM: stop accepting calls, finish in-flight ones, close RocksDB, exit 0.
- * Exit codes: 0 clean shutdown, 1 runtime failure (store, bind), 2 usage or config error. */
+ * Exit codes: 0 clean shutdown, 1 runtime failure (store, bind), 2 usage or config error (a
+ * conflict handler plugin that does not load is a config error). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -18,9 +19,12 @@
 
 #include "config.h"
 #include "coord.h"
+#include "fmt.h"
+#include "journal.h"
 #include "log.h"
 #include "node.h"
 #include "peer_rpc.h"
+#include "plugin.h"
 #include "ring.h"
 #include "server_rpc.h"
 #include "store.h"
@@ -35,6 +39,7 @@ typedef struct {
   uint32_t threads;
   kv_coord_opts_t coord;
   bool allow_faults;
+  int64_t clock_offset_ms;
 } args_t;
 
 static void usage(FILE *out) {
@@ -49,7 +54,9 @@ static void usage(FILE *out) {
           "  --hint-rate N    hinted handoff: hints handed over per second (default %u)\n"
           "  --allow-fault-injection\n"
           "                   let `kvctl fault` delay, drop or cut this node's calls to its\n"
-          "                   peers (for tests and labs; refused without it)\n",
+          "                   peers (for tests and labs; refused without it)\n"
+          "  --clock-offset-ms MS  with --allow-fault-injection: run this node's wall clock\n"
+          "                   MS ahead (or behind, when negative), for clock sanity tests\n",
           KV_SERVER_THREADS_DEFAULT, (unsigned long long)KV_HINT_BYTES_DEFAULT,
           KV_HINT_RATE_DEFAULT);
 }
@@ -76,6 +83,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
       {"data-dir", required_argument, NULL, 'd'}, {"threads", required_argument, NULL, 't'},
       {"hint-bytes-max", required_argument, NULL, 'b'}, {"hint-rate", required_argument, NULL, 'r'},
       {"allow-fault-injection", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
+      {"clock-offset-ms", required_argument, NULL, 'o'},
       {NULL, 0, NULL, 0}};
   *a = (args_t){.threads = KV_SERVER_THREADS_DEFAULT, .coord = KV_COORD_OPTS_DEFAULT};
   uint64_t v;
@@ -86,6 +94,12 @@ static int parse_args(int argc, char **argv, args_t *a) {
       case 'n': a->node_id = optarg; break;
       case 'd': a->data_dir = optarg; break;
       case 'f': a->allow_faults = true; break;
+      case 'o': {
+        const char *digits = optarg + (optarg[0] == '-');
+        if (!parse_number("clock-offset-ms", digits, 0, KV_CLOCK_SKEW_MS_MAX, &v)) return 2;
+        a->clock_offset_ms = optarg[0] == '-' ? -(int64_t)v : (int64_t)v;
+        break;
+      }
       case 't':
         if (!parse_number("threads", optarg, 1, KV_SERVER_THREADS_MAX, &v)) return 2;
         a->threads = (uint32_t)v;
@@ -104,6 +118,11 @@ static int parse_args(int argc, char **argv, args_t *a) {
   }
   if (optind < argc) {
     fprintf(stderr, "kvnode: unexpected argument '%s'\n", argv[optind]);
+    return 2;
+  }
+  if (a->clock_offset_ms != 0 && !a->allow_faults) {
+    fprintf(stderr, "kvnode: --clock-offset-ms is fault injection; it needs "
+                    "--allow-fault-injection\n");
     return 2;
   }
   if (!a->config_path || !a->node_id) {
@@ -158,6 +177,17 @@ typedef struct {
   kv_server_t *server;
 } daemon_t;
 
+/* Every conflict journal entry is also logged: the journal lives in memory and is bounded,
+ * the log is neither. */
+static void journal_log(void *arg, const kv_journal_entry_t *e) {
+  (void)arg;
+  char key[KV_FMT_KEY_BYTES];
+  kv_fmt_bytes(key, sizeof key, e->key, e->key_bytes);
+  KV_INFO("conflict #%llu: %s/%s by %s on %s discarded %u version(s)%s",
+          (unsigned long long)e->seq, e->keyspace, key, e->handler, e->reason,
+          e->discarded_count, e->suspect ? " (suspect clock)" : "");
+}
+
 static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
                            const kv_node_conf_t *self, const char *dir, kv_status_t *st) {
   if (kv_store_open(dir, &d->store, st) != KV_OK ||
@@ -174,12 +204,15 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
   if (kv_coord_create(d->node, &d->ring, &d->syncer, &tr, kv_server_reply, &a->coord, &d->coord,
                       st) != KV_OK)
     return st->code;
+  kv_peers_watch_clocks(d->peers, d->node);
+  kv_journal_set_sink(kv_node_journal(d->node), journal_log, NULL);
   kv_peers_run(d->peers, d->coord, kv_server_relay);
   kv_server_deps_t deps = {.cfg = cfg, .node = d->node, .coord = d->coord,
                            .syncer = &d->syncer, .peers = d->peers};
   kv_server_opts_t opts = {.address = self->address, .threads = a->threads,
                            .max_message_bytes = max_message,
-                           .allow_fault_injection = a->allow_faults};
+                           .allow_fault_injection = a->allow_faults,
+                           .clock_offset_ms = a->clock_offset_ms};
   return kv_server_start(&deps, &opts, &d->server, st);
 }
 
@@ -248,6 +281,11 @@ int main(int argc, char **argv) {
   if (!self) {
     fprintf(stderr, "kvnode: %s:%u: node '%s' is not in the nodes list of this file\n",
             cfg.path, cfg.nodes_line, a.node_id);
+    return 2;
+  }
+  /* A plugin that does not load is a config error: the keyspace cannot run as configured. */
+  if (kv_plugins_load(&cfg, &st) != KV_OK) {
+    fprintf(stderr, "kvnode: %s\n", st.msg);
     return 2;
   }
   kv_log_set_prefix(self->id);

@@ -6,7 +6,14 @@
  * chosen by the key hash, so unrelated keys rarely wait on each other.
  *
  * Invariant: every record this node writes passed kv_dvv_put or decode, so it satisfies
- * kv_dvv_check; a record that fails to decode is reported as DATA_LOSS naming the key. */
+ * kv_dvv_check; a record that fails to decode is reported as DATA_LOSS naming the key.
+ *
+ * Conflicts (node.h): answers are resolved by the plan's handler on their way out
+ * (node_resolve_answer); the sibling cap (node_cap) runs inside the same stripe lock as the
+ * write or merge that passed it, so the record stored never holds more than siblings_max.
+ * Writes observe the timestamps of the versions they read (kv_hlc_observe), so a write that
+ * replaces a version is stamped after it even when that version came from a faster clock:
+ * lww then never prefers what a client replaced over its replacement. */
 #include "node.h"
 
 #include <pthread.h>
@@ -19,6 +26,7 @@
 #include "fmt.h"
 #include "hash.h"
 #include "hlc.h"
+#include "journal.h"
 #include "log.h"
 
 #define NODE_LOCK_STRIPES 1024u
@@ -32,6 +40,8 @@ struct kv_node {
   pthread_mutex_t hlc_lock;
   kv_hlc_t hlc;
   pthread_mutex_t stripes[NODE_LOCK_STRIPES];
+  kv_journal_t journal;
+  _Atomic bool clock_suspect[KV_NODES_MAX];
 };
 
 kv_err kv_node_create(const kv_config_t *cfg, const char *self_id, kv_store_t *store,
@@ -47,6 +57,10 @@ kv_err kv_node_create(const kv_config_t *cfg, const char *self_id, kv_store_t *s
   snprintf(node->self.node, sizeof node->self.node, "%s", self_id);
   node->self.incarnation = kv_store_incarnation(store);
   kv_hlc_init(&node->hlc);
+  if (kv_journal_init(&node->journal) != KV_OK) {
+    free(node);
+    return kv_status_set(st, KV_ENOMEM, "out of memory creating the conflict journal");
+  }
   pthread_mutex_init(&node->hlc_lock, NULL);
   for (uint32_t i = 0; i < NODE_LOCK_STRIPES; i++) pthread_mutex_init(&node->stripes[i], NULL);
   *out = node;
@@ -57,6 +71,7 @@ void kv_node_destroy(kv_node_t *node) {
   if (!node) return;
   for (uint32_t i = 0; i < NODE_LOCK_STRIPES; i++) pthread_mutex_destroy(&node->stripes[i]);
   pthread_mutex_destroy(&node->hlc_lock);
+  kv_journal_deinit(&node->journal);
   free(node);
 }
 
@@ -67,6 +82,18 @@ kv_store_t *kv_node_store(kv_node_t *node) { return node->store; }
 const kv_config_t *kv_node_config(const kv_node_t *node) { return node->cfg; }
 
 uint64_t kv_node_incarnation(const kv_node_t *node) { return node->self.incarnation; }
+
+kv_journal_t *kv_node_journal(kv_node_t *node) { return &node->journal; }
+
+void kv_node_clock_suspect_set(kv_node_t *node, uint32_t peer, bool suspect) {
+  KV_ASSERT(peer < KV_NODES_MAX);
+  node->clock_suspect[peer] = suspect;
+}
+
+bool kv_node_clock_suspect(const kv_node_t *node, uint32_t peer) {
+  KV_ASSERT(peer < KV_NODES_MAX);
+  return node->clock_suspect[peer];
+}
 
 size_t kv_node_max_message_bytes(const kv_node_t *node) {
   uint32_t key_max, value_max, siblings_max;
@@ -121,6 +148,27 @@ static bool node_level_at_least_quorum(const kv_node_plan_t *plan) {
          plan->level == KV_LEVEL_EACH_QUORUM;
 }
 
+/* The request's handler, or the keyspace's. A keyspace's plugin is registered at start-up
+ * (plugin.h), so not finding it is a bug in how the node was started. */
+static kv_err node_resolve_handler(kv_node_plan_t *plan, const kv_node_req_t *req,
+                                   kv_status_t *st) {
+  char shown[KV_FMT_KEY_BYTES];
+  if (req->handler && req->handler[0]) {
+    plan->handler = kv_conflict_find(req->handler);
+    if (!plan->handler)
+      return kv_status_set(st, KV_EINVAL, "handler '%s' is unknown; use one of %s, or a "
+                           "plugin:PATH the config names",
+                           kv_fmt_bytes(shown, sizeof shown, req->handler, strlen(req->handler)),
+                           kv_conflict_builtin_names());
+    return KV_OK;
+  }
+  plan->handler = kv_conflict_find(plan->ks->handler);
+  if (!plan->handler)
+    return kv_status_set(st, KV_EINTERNAL, "keyspace '%s' has handler '%s', which is not loaded",
+                         plan->ks->name, plan->ks->handler);
+  return KV_OK;
+}
+
 kv_err kv_node_plan(const kv_node_t *node, const kv_node_req_t *req, bool is_write,
                     kv_node_plan_t *plan, kv_status_t *st) {
   memset(plan, 0, sizeof *plan);
@@ -144,6 +192,8 @@ kv_err kv_node_plan(const kv_node_t *node, const kv_node_req_t *req, bool is_wri
   else
     return kv_status_set(st, KV_EINVAL, "read_repair is '%.64s'; use blocking or async",
                          repair);
+  kv_err herr = node_resolve_handler(plan, req, st);
+  if (herr != KV_OK) return herr;
   plan->hash = kv_hash_key(req->keyspace, req->key, req->key_bytes);
   plan->partition = kv_hash_partition(plan->hash, node->cfg->partitions);
   kv_cc_init(&plan->ctx);
@@ -182,6 +232,89 @@ static uint64_t node_hlc_now(kv_node_t *node, uint64_t now_ms) {
   return ts;
 }
 
+/* Moves the clock past every version of obj (see the notes at the top). */
+static void node_hlc_observe(kv_node_t *node, const kv_dvv_t *obj, uint64_t now_ms) {
+  uint64_t max = 0;
+  for (uint32_t i = 0; i < obj->sib_count; i++)
+    if (obj->sib[i].hlc > max) max = obj->sib[i].hlc;
+  if (max == 0) return;
+  pthread_mutex_lock(&node->hlc_lock);
+  kv_hlc_observe(&node->hlc, max, now_ms);
+  pthread_mutex_unlock(&node->hlc_lock);
+}
+
+/* Wall-clock ms as this node's clock last knew it, for paths that are given no time. */
+static uint64_t node_hlc_ms(kv_node_t *node) {
+  pthread_mutex_lock(&node->hlc_lock);
+  uint64_t ms = kv_hlc_ms(node->hlc.last);
+  pthread_mutex_unlock(&node->hlc_lock);
+  return ms;
+}
+
+/* ---- conflicts ---------------------------------------------------------------------- */
+
+/* What resolving needs from this node: the config, and a snapshot of the suspect clocks. */
+static void node_conflict_ctx(kv_node_t *node, const char *keyspace, bool *suspect,
+                              kv_conflict_ctx_t *ctx) {
+  for (uint32_t i = 0; i < node->cfg->node_count; i++) suspect[i] = node->clock_suspect[i];
+  *ctx = (kv_conflict_ctx_t){.cfg = node->cfg, .keyspace = keyspace, .suspect = suspect};
+}
+
+/* Replaces obj by its answer as h resolves it (same context), journaling what is lost. */
+static kv_err node_resolve_answer(kv_node_t *node, const char *keyspace, const uint8_t *key,
+                                  size_t key_bytes, const kv_conflict_handler_t *h,
+                                  uint64_t now_ms, kv_dvv_t *obj, kv_status_t *st) {
+  if (obj->sib_count < 2) return KV_OK;
+  bool suspect[KV_NODES_MAX];
+  kv_conflict_ctx_t ctx;
+  node_conflict_ctx(node, keyspace, suspect, &ctx);
+  kv_conflict_outcome_t o;
+  kv_conflict_resolve(h, &ctx, obj, &o);
+  if (!o.changed) return KV_OK;
+  kv_journal_record(&node->journal, now_ms, keyspace, key, key_bytes, h->name, "read", obj, &o);
+  kv_dvv_t answer;
+  kv_err err = kv_conflict_answer(obj, &o, &answer);
+  kv_conflict_outcome_free(&o);
+  if (err != KV_OK) return kv_status_set(st, KV_ENOMEM, "out of memory resolving a conflict");
+  kv_dvv_deinit(obj);
+  *obj = answer;
+  return KV_OK;
+}
+
+/* Puts the one version o resolved obj to, with obj's whole context: every version it replaces
+ * is covered, so none comes back by merge. The put keeps the highest timestamp it replaces. */
+static kv_err node_put_resolution(kv_node_t *node, kv_dvv_t *obj, const kv_conflict_outcome_t *o,
+                                  kv_status_t *st) {
+  KV_ASSERT(o->changed && o->single);
+  return kv_dvv_put(obj, &node->self, &obj->cc, o->result.value, o->result.value_bytes,
+                    o->result.tombstone, o->result.hlc, KV_SIBLINGS_MAX, st);
+}
+
+/* The sibling cap: when obj holds more than limit siblings, the keyspace's fallback handler
+ * (lww when it does not come to one version) resolves them and the result is put. */
+static kv_err node_cap(kv_node_t *node, const kv_keyspace_conf_t *ks, const uint8_t *key,
+                       size_t key_bytes, uint32_t limit, uint64_t now_ms, kv_dvv_t *obj,
+                       kv_status_t *st) {
+  if (obj->sib_count <= limit) return KV_OK;
+  bool suspect[KV_NODES_MAX];
+  kv_conflict_ctx_t ctx;
+  node_conflict_ctx(node, ks->name, suspect, &ctx);
+  const kv_conflict_handler_t *h = kv_conflict_find(ks->fallback_handler);
+  kv_conflict_outcome_t o;
+  if (h) kv_conflict_resolve(h, &ctx, obj, &o);
+  if (!h || !o.changed || !o.single) {
+    if (h) kv_conflict_outcome_free(&o);
+    h = kv_conflict_find("lww");
+    kv_conflict_resolve(h, &ctx, obj, &o);
+  }
+  KV_ASSERT(o.changed && o.single); /* lww keeps one of two or more */
+  kv_journal_record(&node->journal, now_ms, ks->name, key, key_bytes, h->name, "sibling cap",
+                    obj, &o);
+  kv_err err = node_put_resolution(node, obj, &o, st);
+  kv_conflict_outcome_free(&o);
+  return err;
+}
+
 /* Drops tombstone siblings, keeping the order (and so the canonical form) of the rest. */
 static void node_keep_live(kv_dvv_t *obj) {
   uint32_t kept = 0;
@@ -216,6 +349,18 @@ kv_err kv_node_answer(kv_dvv_t *obj, kv_node_result_t *res, kv_status_t *st) {
   return node_finish_answer(res, st);
 }
 
+kv_err kv_node_answer_resolved(kv_node_t *node, const char *keyspace, const uint8_t *key,
+                               size_t key_bytes, const kv_conflict_handler_t *h,
+                               uint64_t now_ms, kv_dvv_t *obj, kv_node_result_t *res,
+                               kv_status_t *st) {
+  kv_err err = node_resolve_answer(node, keyspace, key, key_bytes, h, now_ms, obj, st);
+  if (err != KV_OK) {
+    node_result_init(res);
+    return err;
+  }
+  return kv_node_answer(obj, res, st);
+}
+
 /* Encodes obj and writes it as the key's record, to the OS but not fsynced (see
  * kv_node_sync), with the key's anti-entropy leaf when anti-entropy is on. The encoding is
  * handed back in *rec (malloc'd) when rec is not NULL. */
@@ -241,6 +386,13 @@ static kv_err node_store(kv_node_t *node, uint32_t partition, uint64_t hash,
   return err;
 }
 
+/* The siblings of obj a put with context ctx keeps. */
+static uint32_t node_kept_count(const kv_dvv_t *obj, const kv_cc_t *ctx) {
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < obj->sib_count; i++) kept += !kv_cc_covers(ctx, &obj->sib[i].dot);
+  return kept;
+}
+
 /* Applies one put of value (or a tombstone) with the request's context, atomically. */
 static kv_err node_write(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan_t *plan,
                          bool tombstone, uint64_t now_ms, kv_node_result_t *res,
@@ -248,16 +400,28 @@ static kv_err node_write(kv_node_t *node, const kv_node_req_t *req, const kv_nod
   node_result_init(res);
   pthread_mutex_t *stripe = &node->stripes[plan->hash % NODE_LOCK_STRIPES];
   pthread_mutex_lock(stripe);
-  kv_err err = node_load(node, plan->partition, req->keyspace, req->key, req->key_bytes,
-                         &res->object, st);
+  kv_dvv_t *obj = &res->object;
+  kv_err err = node_load(node, plan->partition, req->keyspace, req->key, req->key_bytes, obj,
+                         st);
+  if (err == KV_OK) node_hlc_observe(node, obj, now_ms);
+  /* A put needs room for its own sibling first; the cap below brings it back to the
+   * keyspace's bound. */
+  if (err == KV_OK && node_kept_count(obj, &plan->ctx) + 1 > KV_SIBLINGS_MAX)
+    err = node_cap(node, plan->ks, req->key, req->key_bytes, 0, now_ms, obj, st);
   if (err == KV_OK)
-    err = kv_dvv_put(&res->object, &node->self, &plan->ctx, tombstone ? NULL : req->value,
+    err = kv_dvv_put(obj, &node->self, &plan->ctx, tombstone ? NULL : req->value,
                      tombstone ? 0 : (uint32_t)req->value_bytes, tombstone,
-                     node_hlc_now(node, now_ms), plan->ks->siblings_max, st);
+                     node_hlc_now(node, now_ms), KV_SIBLINGS_MAX, st);
+  if (err == KV_OK)
+    err = node_cap(node, plan->ks, req->key, req->key_bytes, plan->ks->siblings_max, now_ms,
+                   obj, st);
   if (err == KV_OK)
     err = node_store(node, plan->partition, plan->hash, req->keyspace, req->key,
-                     req->key_bytes, &res->object, &res->record, &res->record_bytes, st);
+                     req->key_bytes, obj, &res->record, &res->record_bytes, st);
   pthread_mutex_unlock(stripe);
+  if (err == KV_OK)
+    err = node_resolve_answer(node, req->keyspace, req->key, req->key_bytes, plan->handler,
+                              now_ms, obj, st);
   return err == KV_OK ? node_finish_answer(res, st) : err;
 }
 
@@ -273,11 +437,29 @@ kv_err kv_node_delete(kv_node_t *node, const kv_node_req_t *req, const kv_node_p
 }
 
 kv_err kv_node_get(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan_t *plan,
-                   kv_node_result_t *res, kv_status_t *st) {
+                   uint64_t now_ms, kv_node_result_t *res, kv_status_t *st) {
   node_result_init(res);
   kv_err err = node_load(node, plan->partition, req->keyspace, req->key, req->key_bytes,
                          &res->object, st);
+  if (err == KV_OK)
+    err = node_resolve_answer(node, req->keyspace, req->key, req->key_bytes, plan->handler,
+                              now_ms, &res->object, st);
   return err == KV_OK ? node_finish_answer(res, st) : err;
+}
+
+/* obj := obj merge incoming, then the sibling cap (when the keyspace is known here). A merge
+ * that would pass the hard limit resolves this replica's side first, once. */
+static kv_err node_merge_capped(kv_node_t *node, const kv_keyspace_conf_t *ks,
+                                const uint8_t *key, size_t key_bytes, kv_dvv_t *obj,
+                                const kv_dvv_t *incoming, kv_status_t *st) {
+  node_hlc_observe(node, incoming, 0);
+  uint64_t now_ms = node_hlc_ms(node);
+  kv_err err = kv_dvv_merge(obj, incoming, st);
+  if (err == KV_EBUSY && ks && obj->sib_count > 1 &&
+      node_cap(node, ks, key, key_bytes, 1, now_ms, obj, st) == KV_OK)
+    err = kv_dvv_merge(obj, incoming, st);
+  if (err == KV_OK && ks) err = node_cap(node, ks, key, key_bytes, ks->siblings_max, now_ms, obj, st);
+  return err;
 }
 
 kv_err kv_node_merge(kv_node_t *node, const char *keyspace, const uint8_t *key,
@@ -290,14 +472,48 @@ kv_err kv_node_merge(kv_node_t *node, const char *keyspace, const uint8_t *key,
   uint64_t hash = kv_hash_key(keyspace, key, key_bytes);
   uint32_t partition = kv_hash_partition(hash, node->cfg->partitions);
   pthread_mutex_t *stripe = &node->stripes[hash % NODE_LOCK_STRIPES];
+  const kv_keyspace_conf_t *ks = kv_config_keyspace(node->cfg, keyspace);
   pthread_mutex_lock(stripe);
   err = node_load(node, partition, keyspace, key, key_bytes, &obj, st);
-  if (err == KV_OK) err = kv_dvv_merge(&obj, &incoming, st);
+  if (err == KV_OK) err = node_merge_capped(node, ks, key, key_bytes, &obj, &incoming, st);
   if (err == KV_OK)
     err = node_store(node, partition, hash, keyspace, key, key_bytes, &obj, NULL, NULL, st);
   pthread_mutex_unlock(stripe);
   kv_dvv_deinit(&obj);
   kv_dvv_deinit(&incoming);
+  return err;
+}
+
+kv_err kv_node_resolve_write(kv_node_t *node, const char *keyspace, const uint8_t *key,
+                             size_t key_bytes, const kv_conflict_handler_t *h,
+                             const kv_dvv_t *merged, uint64_t now_ms, uint8_t **rec,
+                             size_t *rec_bytes, kv_status_t *st) {
+  *rec = NULL;
+  *rec_bytes = 0;
+  const kv_keyspace_conf_t *ks = kv_config_keyspace(node->cfg, keyspace);
+  KV_ASSERT(ks != NULL); /* the request was planned */
+  uint64_t hash = kv_hash_key(keyspace, key, key_bytes);
+  uint32_t partition = kv_hash_partition(hash, node->cfg->partitions);
+  pthread_mutex_t *stripe = &node->stripes[hash % NODE_LOCK_STRIPES];
+  kv_dvv_t obj;
+  pthread_mutex_lock(stripe);
+  kv_err err = node_load(node, partition, keyspace, key, key_bytes, &obj, st);
+  if (err == KV_OK) err = node_merge_capped(node, ks, key, key_bytes, &obj, merged, st);
+  bool suspect[KV_NODES_MAX];
+  kv_conflict_ctx_t ctx;
+  node_conflict_ctx(node, keyspace, suspect, &ctx);
+  kv_conflict_outcome_t o = {.changed = false};
+  if (err == KV_OK) kv_conflict_resolve(h, &ctx, &obj, &o);
+  if (err == KV_OK && o.changed && o.single) {
+    kv_journal_record(&node->journal, now_ms, keyspace, key, key_bytes, h->name, "write-back",
+                      &obj, &o);
+    err = node_put_resolution(node, &obj, &o, st);
+    if (err == KV_OK)
+      err = node_store(node, partition, hash, keyspace, key, key_bytes, &obj, rec, rec_bytes, st);
+  }
+  pthread_mutex_unlock(stripe);
+  kv_conflict_outcome_free(&o);
+  kv_dvv_deinit(&obj);
   return err;
 }
 

@@ -6,13 +6,23 @@
  * place and one unit test. Validation order (the first failure is the answer):
  *   keyspace known (NOT_FOUND) -> key 1..key_bytes_max -> value <= value_bytes_max ->
  *   level name known -> r/w/pr/pw and the level satisfiable by N -> timeout <= max ->
- *   read_repair mode known -> context well-formed.
+ *   read_repair mode known -> handler known -> context well-formed.
  *
  * Operations on this replica: a coordinated write (kv_node_put / kv_node_delete: mint a dot
  * here), a replica write (kv_node_merge: merge a state another replica sent), and reads.
  * Writes are read-modify-write of the key's DVV object under a per-key stripe lock, so no
  * two writes to one key on this node lose each other; reads take no lock (a RocksDB get sees
- * one whole record). No operation fsyncs: see kv_node_sync. Thread-safe. */
+ * one whole record). No operation fsyncs: see kv_node_sync. Thread-safe.
+ *
+ * Conflicts (common/conflict.h). Every answer (a get of this replica, a coordinated read's
+ * merge, a put's or delete's return_body) is the state as the request's handler resolves it
+ * (the keyspace's unless the request names another), with the state's whole context; what it
+ * discards goes to this node's journal (common/journal.h). Stored states change only by DVV
+ * put and merge. A resolution becomes state only as a put this replica makes of the result
+ * with the whole context (kv_node_resolve_write, for a coordinated read's write-back), and
+ * so does the sibling cap: a write or a merge that leaves more than the keyspace's
+ * siblings_max siblings has them resolved by its fallback_handler (lww when that does not
+ * come down to one version) and the result put, so a record never holds more. */
 #ifndef KV_NODE_H
 #define KV_NODE_H
 
@@ -21,8 +31,10 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "conflict.h"
 #include "consistency.h"
 #include "dvv.h"
+#include "journal.h"
 #include "kv_err.h"
 #include "store.h"
 
@@ -42,6 +54,7 @@ typedef struct {
   uint32_t timeout_ms;        /* 0 = KV_TIMEOUT_MS_DEFAULT */
   bool local;                 /* get only: this node's replica, no coordination */
   const char *read_repair;    /* get only: "blocking", "async" or "" (the level's default) */
+  const char *handler;        /* conflict handler; NULL or "" = the keyspace's */
   const uint8_t *raw;         /* the request message as received, for forwarding */
   size_t raw_bytes;
 } kv_node_req_t;
@@ -56,6 +69,7 @@ typedef struct {
   uint32_t timeout_ms;        /* resolved */
   kv_cc_t ctx;                /* writes: the decoded client context */
   bool repair_blocking;       /* gets: repair stale replicas before answering */
+  const kv_conflict_handler_t *handler; /* resolves the answer (never NULL) */
 } kv_node_plan_t;
 
 /* What an operation answers: the key's live siblings and a context covering everything the
@@ -93,16 +107,38 @@ kv_err kv_node_put(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan
                    uint64_t now_ms, kv_node_result_t *res, kv_status_t *st);
 kv_err kv_node_delete(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan_t *plan,
                       uint64_t now_ms, kv_node_result_t *res, kv_status_t *st);
-/* This replica's view of the key. */
+/* This replica's view of the key, resolved by the plan's handler. now_ms: wall clock, for
+ * the journal. */
 kv_err kv_node_get(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan_t *plan,
-                   kv_node_result_t *res, kv_status_t *st);
+                   uint64_t now_ms, kv_node_result_t *res, kv_status_t *st);
 /* The answer for a state gathered elsewhere (a coordinated read's merge): takes obj (its
  * values move into res; obj is left empty). */
 kv_err kv_node_answer(kv_dvv_t *obj, kv_node_result_t *res, kv_status_t *st);
+/* The same, resolved by handler h first (journaling what it discards, at now_ms). */
+kv_err kv_node_answer_resolved(kv_node_t *node, const char *keyspace, const uint8_t *key,
+                               size_t key_bytes, const kv_conflict_handler_t *h,
+                               uint64_t now_ms, kv_dvv_t *obj, kv_node_result_t *res,
+                               kv_status_t *st);
+/* A coordinated read's write-back: merges `merged` (a state gathered from the replicas) into
+ * this replica's, resolves the result with h, and when it comes to one version other than
+ * the state as it is, puts that version here with the state's whole context (minting a dot;
+ * the version keeps the highest timestamp it replaces) and journals what was discarded.
+ * *rec is then the record stored (malloc'd); NULL when nothing was written. */
+kv_err kv_node_resolve_write(kv_node_t *node, const char *keyspace, const uint8_t *key,
+                             size_t key_bytes, const kv_conflict_handler_t *h,
+                             const kv_dvv_t *merged, uint64_t now_ms, uint8_t **rec,
+                             size_t *rec_bytes, kv_status_t *st);
+/* This node's conflict journal (borrowed; lives as long as the node). */
+kv_journal_t *kv_node_journal(kv_node_t *node);
+/* Whether node index `peer`'s clock is off by more than max_clock_skew_ms (clock sanity);
+ * versions it minted are marked suspect in resolutions. Safe from any thread. */
+void kv_node_clock_suspect_set(kv_node_t *node, uint32_t peer, bool suspect);
+bool kv_node_clock_suspect(const kv_node_t *node, uint32_t peer);
 void kv_node_result_free(kv_node_result_t *res);
 
 /* Replica operations, for other nodes. kv_node_merge merges an encoded record into this
- * replica's state of the key (KV_ECORRUPT when the record does not decode).
+ * replica's state of the key (KV_ECORRUPT when the record does not decode), then applies the
+ * sibling cap (journaled at the time of this node's hybrid logical clock).
  * kv_node_read_record gives this replica's encoded record (malloc'd; NULL, 0 when none). */
 kv_err kv_node_merge(kv_node_t *node, const char *keyspace, const uint8_t *key,
                      size_t key_bytes, const uint8_t *rec, size_t rec_bytes, kv_status_t *st);

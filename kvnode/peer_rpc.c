@@ -90,6 +90,10 @@ typedef struct {
   uint64_t ids[KV_PEER_BATCH_MAX];
   uint32_t id_count;
   uint64_t last_sent_ms;
+  uint64_t sent_wall_ms;        /* the batch in flight left at this wall-clock time */
+  bool clock_known;             /* clock sanity (see peer_rpc.h) */
+  int64_t clock_offset_ms;
+  bool clock_skewed;
   atomic_bool up;
   kv_phi_t phi;                 /* arrivals: batches that succeeded */
   kv_fault_t fault;
@@ -116,11 +120,18 @@ struct kv_peers {
   bool running;
   atomic_bool stop;
   kv_coord_t *coord;
+  kv_node_t *clock_node;        /* told which peers' clocks are suspect; may be NULL */
 };
 
 static uint64_t mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
@@ -305,6 +316,7 @@ static void batch_start(peer_t *p, uint32_t deadline_ms) {
   grpc_byte_buffer *request = batch_build(p, owner->cfg->nodes[owner->self].id);
   p->in_flight = true;
   p->last_sent_ms = mono_ms();
+  p->sent_wall_ms = wall_ms();
   kv_err err = call_send(owner, p, &p->rpc, p->method, request, deadline_ms, p, NULL);
   KV_ASSERT(err == KV_OK); /* a batch always finds room among the held calls */
 }
@@ -321,6 +333,20 @@ static void tree_answer(kv_coord_t *coord, uint64_t id, kv_err code,
                           .keys = keys, .key_count = (uint32_t)a->n_keys};
   kv_coord_aae_answer(coord, id, code, &view, now);
   free(keys);
+}
+
+/* Clock sanity: the peer's clock at the midpoint of the round trip against ours. Peer lock
+ * held; true when the peer's skewed state changed. */
+static bool clock_measure(kv_peers_t *ps, peer_t *p, uint64_t peer_wall_ms) {
+  uint64_t now = wall_ms();
+  int64_t mid = (int64_t)(p->sent_wall_ms + (now > p->sent_wall_ms ? now : p->sent_wall_ms)) / 2;
+  p->clock_offset_ms = (int64_t)peer_wall_ms - mid;
+  p->clock_known = true;
+  int64_t bound = (int64_t)ps->cfg->max_clock_skew_ms;
+  bool skewed = p->clock_offset_ms > bound || p->clock_offset_ms < -bound;
+  bool changed = skewed != p->clock_skewed;
+  p->clock_skewed = skewed;
+  return changed;
 }
 
 /* Delivers the outcome of a finished batch to the coordinator. No lock held. */
@@ -345,7 +371,20 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32
    * (`up` changes on this thread only). */
   if (reply && atomic_load(&p->up)) kv_phi_heartbeat(&p->phi, now_ms);
   else if (reply) kv_phi_restart(&p->phi, now_ms);
+  bool clock_changed = reply && reply->wall_ms && clock_measure(ps, p, reply->wall_ms);
+  bool skewed = p->clock_skewed;
+  int64_t offset = p->clock_offset_ms;
   pthread_mutex_unlock(&p->lock);
+  if (clock_changed) {
+    if (ps->clock_node) kv_node_clock_suspect_set(ps->clock_node, p->node, skewed);
+    if (skewed)
+      KV_WARN("node %s's clock is %+lld ms off this node's, past max_clock_skew_ms %u: lww "
+              "decisions over its writes are journaled as suspect", ps->cfg->nodes[p->node].id,
+              (long long)offset, ps->cfg->max_clock_skew_ms);
+    else
+      KV_INFO("node %s's clock is back within max_clock_skew_ms (%+lld ms)",
+              ps->cfg->nodes[p->node].id, (long long)offset);
+  }
   /* A timeout is silence, which phi judges, unless there is no history to judge it by. */
   if (reply || status != GRPC_STATUS_DEADLINE_EXCEEDED || !ever_heard) {
     bool was_up = atomic_exchange(&p->up, reply != NULL);
@@ -518,6 +557,9 @@ kv_peer_state_t kv_peers_state(kv_peers_t *ps, uint32_t node) {
   /* The peer thread may have recorded an arrival after now was read. */
   if (p->phi.heard)
     s.last_heard_ms_ago = now > p->phi.last_ms ? (int64_t)(now - p->phi.last_ms) : 0;
+  s.clock_known = p->clock_known;
+  s.clock_offset_ms = p->clock_offset_ms;
+  s.clock_skewed = p->clock_skewed;
   pthread_mutex_unlock(&p->lock);
   return s;
 }
@@ -770,6 +812,8 @@ kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message
   *out = ps;
   return KV_OK;
 }
+
+void kv_peers_watch_clocks(kv_peers_t *ps, kv_node_t *node) { ps->clock_node = node; }
 
 void kv_peers_run(kv_peers_t *ps, kv_coord_t *coord, kv_forward_reply_fn relay) {
   ps->coord = coord;

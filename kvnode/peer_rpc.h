@@ -21,6 +21,12 @@
  * (n1's calls go nowhere, so n1's phi for n3 grows), while n3's calls to n1 are answered and
  * n3 still sees n1 up. Set it on both sides for a two-way partition.
  *
+ * Clock sanity. Every batch reply carries the answering node's wall clock; the offset of a
+ * peer's clock is its clock minus ours at the midpoint of the round trip (as NTP estimates
+ * it; the error is at most half the round trip). A peer whose offset passes the config's
+ * max_clock_skew_ms is logged, reported by kvctl status, and marked suspect on the node
+ * (kv_node_clock_suspect_set) so resolutions over its versions are journaled as suspect.
+ *
  * One thread owns the completion queue: it delivers answers to the coordinator, sends the
  * next batches and heartbeats, and ticks the coordinator every few milliseconds. */
 #ifndef KV_PEER_RPC_H
@@ -45,6 +51,9 @@ void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr);
  * status code and message; the reply message's bytes when the code is 0). */
 typedef void (*kv_forward_reply_fn)(void *call, int grpc_code, const char *message,
                                     const uint8_t *reply, size_t reply_bytes);
+/* Where clock sanity reports suspect peers (borrowed until kv_peers_destroy). Before
+ * kv_peers_run. */
+void kv_peers_watch_clocks(kv_peers_t *p, kv_node_t *node);
 /* Starts the thread, which delivers answers to coord (borrowed until kv_peers_destroy) and
  * relays forwarded writes' answers through relay. */
 void kv_peers_run(kv_peers_t *p, kv_coord_t *coord, kv_forward_reply_fn relay);
@@ -56,6 +65,9 @@ typedef struct {
   bool up;
   double phi;                 /* suspicion now; 0 until heard from */
   int64_t last_heard_ms_ago;  /* -1: never */
+  bool clock_known;           /* an offset has been measured */
+  int64_t clock_offset_ms;    /* the peer's wall clock minus this node's */
+  bool clock_skewed;          /* |offset| > max_clock_skew_ms */
 } kv_peer_state_t;
 /* The liveness view of one node (self is always up, phi 0, heard 0 ms ago). */
 kv_peer_state_t kv_peers_state(kv_peers_t *p, uint32_t node);

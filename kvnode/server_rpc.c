@@ -48,12 +48,13 @@ typedef enum {
   METHOD_PEER_BATCH,
   METHOD_STATUS,
   METHOD_FAULT,
+  METHOD_CONFLICTS,
   METHOD_COUNT
 } method_t;
 
 static const char *const method_paths[METHOD_COUNT] = {
     "/tunekv.KV/Put", "/tunekv.KV/Get", "/tunekv.KV/Delete", "/tunekv.peer.Peer/Batch",
-    "/tunekv.peer.Admin/Status", "/tunekv.peer.Admin/Fault"};
+    "/tunekv.peer.Admin/Status", "/tunekv.peer.Admin/Fault", "/tunekv.peer.Admin/Conflicts"};
 
 typedef enum { CALL_ARMED, CALL_REPLYING } call_state_t;
 
@@ -85,6 +86,7 @@ struct kv_server {
   grpc_server *server;
   kv_server_deps_t deps;
   bool allow_faults;
+  size_t max_message_bytes;
   void *methods[METHOD_COUNT];
   worker_t workers[KV_SERVER_THREADS_MAX];
   uint32_t worker_count;
@@ -174,10 +176,15 @@ static void req_consistency(kv_node_req_t *req, const Tunekv__Consistency *c, bo
   req->timeout_ms = c->timeout_ms;
 }
 
+/* The node's wall clock: the system's, shifted by --clock-offset-ms (fault injection, for
+ * clock sanity tests). Set once at start. */
+static int64_t clock_offset_ms;
+
 static uint64_t wall_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  return (uint64_t)((int64_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u) +
+                    clock_offset_ms);
 }
 
 /* ---- Methods ------------------------------------------------------------------------ */
@@ -287,21 +294,21 @@ static void handle_client(kv_server_t *srv, call_t *c) {
     req = (kv_node_req_t){.keyspace = r->keyspace, .key = r->key.data,
                           .key_bytes = r->key.len, .value = r->value.data,
                           .value_bytes = r->value.len, .context = r->context.data,
-                          .context_bytes = r->context.len};
+                          .context_bytes = r->context.len, .handler = r->handler};
     req_consistency(&req, r->consistency, true);
     op = KV_OP_PUT;
   } else if (c->method == METHOD_DELETE) {
     Tunekv__DeleteRequest *r = (Tunekv__DeleteRequest *)m;
     req = (kv_node_req_t){.keyspace = r->keyspace, .key = r->key.data,
                           .key_bytes = r->key.len, .context = r->context.data,
-                          .context_bytes = r->context.len};
+                          .context_bytes = r->context.len, .handler = r->handler};
     req_consistency(&req, r->consistency, true);
     op = KV_OP_DELETE;
   } else {
     Tunekv__GetRequest *r = (Tunekv__GetRequest *)m;
     req = (kv_node_req_t){.keyspace = r->keyspace, .key = r->key.data,
                           .key_bytes = r->key.len, .local = r->local,
-                          .read_repair = r->read_repair};
+                          .read_repair = r->read_repair, .handler = r->handler};
     req_consistency(&req, r->consistency, false);
     op = KV_OP_GET;
   }
@@ -421,6 +428,7 @@ static void handle_peer_batch(kv_server_t *srv, call_t *c) {
   Tunekv__Peer__PeerBatchReply r = TUNEKV__PEER__PEER_BATCH_REPLY__INIT;
   r.n_answers = n;
   r.answers = ptrs;
+  r.wall_ms = wall_ms();
   c->reply = message_pack(&r.base);
   for (size_t i = 0; i < n; i++) answer_free(&answers[i]);
   free(answers);
@@ -460,6 +468,9 @@ static void handle_status(kv_server_t *srv, call_t *c) {
     peers[n].aae_keys_repaired = as.keys_repaired;
     peers[n].aae_last_ms_ago = as.last_us ? (int64_t)(mono_us() - as.last_us) / 1000 : -1;
     peers[n].aae_last_repaired = as.last_repaired;
+    peers[n].clock_known = ps.clock_known;
+    peers[n].clock_offset_ms = ps.clock_offset_ms;
+    peers[n].clock_skewed = ps.clock_skewed;
     ptrs[n] = &peers[n];
     n++;
   }
@@ -481,6 +492,7 @@ static void handle_status(kv_server_t *srv, call_t *c) {
   r.peers = ptrs;
   r.lag = &l;
   r.aae_interval_ms = cfg->anti_entropy_interval_ms;
+  r.max_clock_skew_ms = cfg->max_clock_skew_ms;
   c->reply = message_pack(&r.base);
   kv_status_t st;
   kv_status_clear(&st);
@@ -556,6 +568,96 @@ static void handle_fault(kv_server_t *srv, call_t *c) {
   call_reply(c, &st);
 }
 
+/* ---- Conflicts ---------------------------------------------------------------------- */
+
+/* A journal version as a message; it borrows from v. */
+static void conflict_version_pb(const kv_journal_version_t *v, Tunekv__Peer__ConflictVersion *pb) {
+  tunekv__peer__conflict_version__init(pb);
+  pb->node = v->has_dot ? (char *)v->dot.actor.node : (char *)"";
+  pb->incarnation = v->has_dot ? v->dot.actor.incarnation : 0;
+  pb->counter = v->has_dot ? v->dot.counter : 0;
+  pb->hlc = v->hlc;
+  pb->tombstone = v->tombstone;
+  pb->value = (ProtobufCBinaryData){v->value_bytes, v->value};
+  pb->truncated = v->truncated;
+}
+
+/* One page of the journal: entries after the request's seq, up to half the message limit. */
+static void handle_conflicts(kv_server_t *srv, call_t *c) {
+  kv_status_t st;
+  kv_status_clear(&st);
+  Tunekv__Peer__ConflictsRequest *m = (Tunekv__Peer__ConflictsRequest *)payload_unpack(
+      c, &tunekv__peer__conflicts_request__descriptor, &st);
+  if (!m) {
+    call_reply(c, &st);
+    return;
+  }
+  kv_journal_t *j = kv_node_journal(srv->deps.node);
+  kv_journal_entry_t *e;
+  uint32_t n;
+  bool more;
+  if (kv_journal_list(j, m->after, srv->max_message_bytes / 2, &e, &n, &more) != KV_OK) {
+    tunekv__peer__conflicts_request__free_unpacked(m, NULL);
+    kv_status_set(&st, KV_ENOMEM, "out of memory listing the conflict journal");
+    call_reply(c, &st);
+    return;
+  }
+  Tunekv__Peer__Conflict *cs = calloc(n ? n : 1, sizeof *cs), **cp = calloc(n ? n : 1, sizeof *cp);
+  Tunekv__Peer__ConflictVersion *kept = calloc(n ? n : 1, sizeof *kept);
+  size_t total = 0;
+  for (uint32_t i = 0; i < n; i++) total += e[i].discarded_count;
+  Tunekv__Peer__ConflictVersion *dv = calloc(total ? total : 1, sizeof *dv);
+  Tunekv__Peer__ConflictVersion **dp = calloc(total ? total : 1, sizeof *dp);
+  KV_ASSERT(cs && cp && kept && dv && dp);
+  size_t at = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    Tunekv__Peer__Conflict *x = &cs[i];
+    tunekv__peer__conflict__init(x);
+    x->seq = e[i].seq;
+    x->time_ms = e[i].time_ms;
+    x->keyspace = e[i].keyspace;
+    x->key = (ProtobufCBinaryData){e[i].key_bytes, e[i].key};
+    x->handler = e[i].handler;
+    x->reason = e[i].reason;
+    x->suspect = e[i].suspect;
+    conflict_version_pb(&e[i].kept, &kept[i]);
+    x->kept = &kept[i];
+    x->discarded = &dp[at];
+    x->n_discarded = e[i].discarded_count;
+    for (uint32_t k = 0; k < e[i].discarded_count; k++, at++) {
+      conflict_version_pb(&e[i].discarded[k], &dv[at]);
+      dp[at] = &dv[at];
+    }
+    cp[i] = x;
+  }
+  kv_journal_count_t counts[KV_HANDLERS_MAX];
+  Tunekv__Peer__HandlerCount hc[KV_HANDLERS_MAX], *hp[KV_HANDLERS_MAX];
+  uint64_t evicted;
+  uint32_t nc = kv_journal_counts(j, counts, &evicted);
+  for (uint32_t i = 0; i < nc; i++) {
+    tunekv__peer__handler_count__init(&hc[i]);
+    hc[i].handler = counts[i].handler;
+    hc[i].discarded = counts[i].discarded;
+    hp[i] = &hc[i];
+  }
+  Tunekv__Peer__ConflictsReply r = TUNEKV__PEER__CONFLICTS_REPLY__INIT;
+  r.n_conflicts = n;
+  r.conflicts = cp;
+  r.more = more;
+  r.evicted = evicted;
+  r.n_counts = nc;
+  r.counts = hp;
+  c->reply = message_pack(&r.base);
+  free(cs);
+  free(cp);
+  free(kept);
+  free(dv);
+  free(dp);
+  kv_journal_entries_free(e, n);
+  tunekv__peer__conflicts_request__free_unpacked(m, NULL);
+  call_reply(c, &st);
+}
+
 static void call_handle(call_t *c) {
   kv_server_t *srv = c->worker->srv;
   switch (c->method) {
@@ -565,6 +667,7 @@ static void call_handle(call_t *c) {
     case METHOD_PEER_BATCH: handle_peer_batch(srv, c); break;
     case METHOD_STATUS: handle_status(srv, c); break;
     case METHOD_FAULT: handle_fault(srv, c); break;
+    case METHOD_CONFLICTS: handle_conflicts(srv, c); break;
     case METHOD_COUNT: KV_ASSERT(!"no such method");
   }
 }
@@ -609,6 +712,8 @@ kv_err kv_server_start(const kv_server_deps_t *deps, const kv_server_opts_t *opt
   if (!srv) return kv_status_set(st, KV_ENOMEM, "out of memory starting the server");
   srv->deps = *deps;
   srv->allow_faults = opts->allow_fault_injection;
+  srv->max_message_bytes = opts->max_message_bytes;
+  clock_offset_ms = opts->clock_offset_ms;
   srv->worker_count = opts->threads;
   pthread_mutex_init(&srv->lock, NULL);
   pthread_cond_init(&srv->shutdown_cond, NULL);

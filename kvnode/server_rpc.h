@@ -19,6 +19,8 @@ typedef struct {
   uint32_t threads;           /* worker threads, one completion queue each */
   size_t max_message_bytes;   /* gRPC send and receive limit */
   bool allow_fault_injection; /* serve tunekv.peer.Admin/Fault; else PERMISSION_DENIED */
+  int64_t clock_offset_ms;    /* added to the wall clock this node stamps writes and answers
+                                 peers with (fault injection; 0 normally) */
 } kv_server_opts_t;
 
 /* What the server serves with; all borrowed, all must outlive the server. */

@@ -8,6 +8,8 @@
  * losses) and restarts nodes, and the network loses and duplicates messages. Then the
  * faults stop, every node comes back, the cluster settles, and the checkers of workload.h
  * run. The trace hash covers every event in order, so the same seed gives the same hash.
+ * Each seed runs one conflict handler (siblings, lww, region-priority or set-union: world.c),
+ * and the checkers hold it to its promise: nothing lost, or every loss journaled.
  *
  * Exit status: 0 every run passed, 1 a run failed a check, 2 usage. */
 #include <errno.h>
@@ -180,6 +182,8 @@ static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verb
            "unknown %u)\n",
            seed, w->node_count, w->wl->client_count, w->wl->key_count, w->wl->op_count,
            outcomes[OUT_OK], outcomes[OUT_FAIL], outcomes[OUT_UNKNOWN]);
+    printf("handler %s: %u versions journaled as discarded\n", w->handler,
+           w->discarded_count);
     /* Why operations failed: the codes, most frequent first among those seen. */
     uint32_t by_code[64] = {0};
     for (uint32_t i = 0; i < w->wl->op_count; i++)

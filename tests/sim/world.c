@@ -414,6 +414,8 @@ static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
 
 /* ---- nodes -------------------------------------------------------------------------- */
 
+static void world_journal_sink(void *arg, const kv_journal_entry_t *e);
+
 void world_restart(world_t *w, uint32_t i) {
   sim_node_t *n = &w->nodes[i];
   KV_ASSERT(!n->up);
@@ -423,6 +425,7 @@ void world_restart(world_t *w, uint32_t i) {
   snprintf(disk, sizeof disk, "n%u", i + 1);
   KV_ASSERT(kv_store_open(disk, &n->store, &st) == KV_OK);
   KV_ASSERT(kv_node_create(&w->cfg, w->cfg.nodes[i].id, n->store, &n->node, &st) == KV_OK);
+  kv_journal_set_sink(kv_node_journal(n->node), world_journal_sink, w);
   kv_syncer_start(&n->syncer, n->node);
   n->tr = (kv_coord_transport_t){.arg = n, .alive = tr_alive, .send_write = tr_send_write,
                                  .send_read = tr_send_read,
@@ -588,6 +591,46 @@ static bool sloppy_for(uint64_t seed) {
 
 /* The config of a K-node cluster with one keyspace of N=3, loaded like any other (from a
  * temporary file, so the real loader checks it). */
+/* The conflict handler of a seed, drawn apart from the run's generator (like the node count),
+ * and its fallback: set-union where nothing may be lost, lww where losses are journaled. The
+ * simulated nodes are all in one region, so region-priority orders as lww does there. */
+static void world_pick_handler(world_t *w) {
+  static const char *const handlers[] = {"siblings", "lww", "region-priority", "set-union"};
+  uint64_t z = (w->seed + 0x51ed) * 0xbf58476d1ce4e5b9ull;
+  w->handler = handlers[(z >> 29) % 4];
+  w->lossy = strcmp(w->handler, "lww") == 0 || strcmp(w->handler, "region-priority") == 0;
+}
+
+/* The journal's sink: keeps each discarded (key, dot) in the world. */
+static void world_journal_sink(void *arg, const kv_journal_entry_t *e) {
+  world_t *w = arg;
+  uint32_t key = sim_key_index(e->key, e->key_bytes);
+  for (uint32_t i = 0; i < e->discarded_count; i++) {
+    if (w->discarded_count == w->discarded_cap) {
+      w->discarded_cap = w->discarded_cap ? w->discarded_cap * 2 : 64;
+      w->discarded = realloc(w->discarded, w->discarded_cap * sizeof *w->discarded);
+      w->discarded_key = realloc(w->discarded_key, w->discarded_cap * sizeof *w->discarded_key);
+      w->discarded_hash =
+          realloc(w->discarded_hash, w->discarded_cap * sizeof *w->discarded_hash);
+      KV_ASSERT(w->discarded && w->discarded_key && w->discarded_hash);
+    }
+    w->discarded[w->discarded_count] = e->discarded[i].dot;
+    w->discarded_hash[w->discarded_count] =
+        XXH64(e->discarded[i].value ? (const void *)e->discarded[i].value : "",
+              e->discarded[i].value_bytes, 1);
+    w->discarded_key[w->discarded_count++] = key;
+  }
+}
+
+bool world_discarded(const world_t *w, uint32_t key, const kv_dot_t *dot, const char *value) {
+  uint64_t h = XXH64(value, strlen(value), 1);
+  for (uint32_t i = 0; i < w->discarded_count; i++)
+    if (w->discarded_key[i] == key &&
+        (kv_dot_cmp(&w->discarded[i], dot) == 0 || w->discarded_hash[i] == h))
+      return true;
+  return false;
+}
+
 static void world_config(world_t *w, uint32_t k) {
   char path[] = "/tmp/kvsim-config-XXXXXX";
   int fd = mkstemp(path);
@@ -600,6 +643,8 @@ static void world_config(world_t *w, uint32_t k) {
     fprintf(f, "  - { id: n%u, address: \"127.0.0.1:%u\", rack: r%u }\n", i + 1, 7001 + i, i % 3);
   fprintf(f, "keyspaces:\n  - name: %s\n    replication: { local: %u }\n", SIM_KEYSPACE, SIM_N);
   if (!sloppy_for(w->seed)) fprintf(f, "    sloppy_quorum: false\n");
+  fprintf(f, "    handler: %s\n    fallback_handler: %s\n", w->handler,
+          w->lossy ? "lww" : "set-union");
   fclose(f);
   kv_status_t st;
   kv_err err = kv_config_load(path, &w->cfg, &st);
@@ -624,6 +669,7 @@ void world_init(world_t *w, uint32_t node_count) {
   w->node_count = node_count;
   /* Anti-entropy off in a quarter of the seeds; else an interval from 0.2 to 3 s. */
   w->aae_interval_ms = sim_chance(0.25) ? 0 : 200 + (uint32_t)sim_below(2800);
+  world_pick_handler(w);
   world_config(w, node_count);
   w->net = (net_params_t){
       .delay_us = 50 + sim_below(500),
@@ -653,6 +699,9 @@ void world_deinit(world_t *w) {
   }
   free(w->heap);
   for (uint32_t i = 0; i < w->node_count; i++) free(w->nodes[i].crashes_us);
+  free(w->discarded);
+  free(w->discarded_key);
+  free(w->discarded_hash);
   XXH64_freeState(w->trace);
   sim_disks_reset();
   sim_world = NULL;

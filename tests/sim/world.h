@@ -150,6 +150,12 @@ struct world {
   size_t heap_count, heap_cap;
   struct workload *wl;
   char failure[512];             /* first checker failure; "" while none */
+  const char *handler;           /* the keyspace's conflict handler, chosen per seed */
+  bool lossy;                    /* lww or region-priority: losses must be journaled */
+  kv_dot_t *discarded;           /* every (key, dot) any node's journal recorded discarded, */
+  uint32_t *discarded_key;       /* kept here past crashes (the journal lives in memory) */
+  uint64_t *discarded_hash;      /* and the hash of each one's value */
+  uint32_t discarded_count, discarded_cap;
 };
 
 /* Sets up K nodes (all up) from w->seed; the config is built in memory. */
@@ -176,6 +182,10 @@ void world_heal(world_t *w);
 /* Whether node believes peer alive (the coordinator's transport answers this; a node always
  * believes itself alive). */
 bool world_believes_alive(const world_t *w, uint32_t node, uint32_t peer);
+/* Whether some node's conflict journal recorded key's version dot, or a version with this
+ * value (a resolution carries a kept value under a new dot), as discarded. */
+bool world_discarded(const world_t *w, uint32_t key, const kv_dot_t *dot, const char *value);
+
 /* The node's wall clock, for write timestamps. */
 uint64_t world_wall_ms(const world_t *w, uint32_t node);
 /* Folds a number into the trace hash. */

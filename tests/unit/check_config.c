@@ -574,7 +574,82 @@ START_TEST(keyspace_limits_are_enforced) {
   expect_error(ONE_KEYSPACE
                "    handler: h1234567890123456789012345678901234567890123456789012345678901234\n",
                6, "handler 'h1234567890123456789012345678901234567890123456789012345678901234' "
-                  "is 65 bytes; the limit is 64");
+                  "is unknown; use one of siblings, lww, region-priority, set-union, or "
+                  "plugin:/path/to/handler.so");
+}
+END_TEST
+
+START_TEST(conflict_options_are_read) {
+  static kv_config_t cfg;
+  kv_status_t st;
+  ck_assert_int_eq(load_text("cluster: { max_clock_skew_ms: 250 }\n"
+                             "nodes:\n"
+                             "  - { id: n1, address: \"127.0.0.1:7001\", region: east }\n"
+                             "  - { id: n2, address: \"127.0.0.1:7002\", region: west }\n"
+                             "keyspaces:\n"
+                             "  - name: carts\n"
+                             "    replication: { east: 1, west: 1 }\n"
+                             "    read: ONE\n"
+                             "    write: ONE\n"
+                             "    handler: region-priority\n"
+                             "    region_priority: [west, east]\n"
+                             "    fallback_handler: set-union\n"
+                             "  - name: plugged\n"
+                             "    replication: { east: 1 }\n"
+                             "    handler: \"plugin:/opt/tunekv/my handler.so\"\n",
+                             &cfg, &st),
+                   KV_OK);
+  ck_assert_uint_eq(cfg.max_clock_skew_ms, 250);
+  const kv_keyspace_conf_t *k = &cfg.keyspaces[0];
+  ck_assert_str_eq(k->handler, "region-priority");
+  ck_assert_str_eq(k->fallback_handler, "set-union");
+  ck_assert_uint_eq(k->region_priority_count, 2);
+  ck_assert_str_eq(k->region_priority[0], "west");
+  ck_assert_str_eq(k->region_priority[1], "east");
+  k = &cfg.keyspaces[1];
+  ck_assert_str_eq(k->handler, "plugin:/opt/tunekv/my handler.so");
+  ck_assert_str_eq(k->fallback_handler, "lww");
+  ck_assert_uint_eq(k->region_priority_count, 0);
+  ck_assert_int_eq(load_text(ONE_KEYSPACE, &cfg, &st), KV_OK);
+  ck_assert_uint_eq(cfg.max_clock_skew_ms, KV_CLOCK_SKEW_MS_DEFAULT);
+}
+END_TEST
+
+START_TEST(conflict_options_are_checked) {
+  expect_error(ONE_KEYSPACE
+               "    handler: newest\n",
+               6, "handler 'newest' is unknown; use one of siblings, lww, region-priority, "
+                  "set-union, or plugin:/path/to/handler.so");
+  expect_error(ONE_KEYSPACE
+               "    handler: \"plugin:\"\n",
+               6, "handler 'plugin:' names no file; use plugin:/path/to/handler.so");
+  expect_error(ONE_KEYSPACE
+               "    handler: \"plugin:/a\\tb.so\"\n",
+               6, "handler 'plugin:/a\\x09b.so' has a control character");
+  expect_error(ONE_KEYSPACE
+               "    fallback_handler: siblings\n",
+               6, "fallback_handler cannot be siblings: past siblings_max the versions must be "
+                  "resolved to one");
+  expect_error(ONE_KEYSPACE
+               "    fallback_handler: oldest\n",
+               6, "fallback_handler 'oldest' is unknown; use one of siblings, lww, "
+                  "region-priority, set-union, or plugin:/path/to/handler.so");
+  expect_error(ONE_KEYSPACE
+               "    region_priority: [local, north]\n",
+               6, "region_priority names region 'north', which has no nodes (the nodes are in: "
+                  "local)");
+  expect_error(ONE_KEYSPACE
+               "    region_priority: [local, local]\n",
+               6, "region_priority names region 'local' twice");
+  expect_error(ONE_KEYSPACE
+               "    region_priority: local\n",
+               6, "region_priority must be a list of regions, like [east, west]");
+  expect_error("cluster: { max_clock_skew_ms: 0 }\n"
+               ONE_KEYSPACE,
+               1, "max_clock_skew_ms is 0; it must be between 1 and 3600000");
+  expect_error("cluster: { max_clock_skew_ms: soon }\n"
+               ONE_KEYSPACE,
+               1, "max_clock_skew_ms is 'soon'; it must be between 1 and 3600000");
 }
 END_TEST
 
@@ -585,6 +660,7 @@ Suite *config_suite(void) {
   tcase_add_test(good, omitted_fields_get_defaults);
   tcase_add_test(good, every_option_is_read);
   tcase_add_test(good, lookups_find_nodes_keyspaces_and_limits);
+  tcase_add_test(good, conflict_options_are_read);
   suite_add_tcase(s, good);
   TCase *bad = tcase_create("errors");
   tcase_add_test(bad, unreadable_files_are_reported);
@@ -602,6 +678,7 @@ Suite *config_suite(void) {
   tcase_add_test(bad, replication_must_fit_the_nodes);
   tcase_add_test(bad, levels_must_be_known_and_possible);
   tcase_add_test(bad, keyspace_limits_are_enforced);
+  tcase_add_test(bad, conflict_options_are_checked);
   suite_add_tcase(s, bad);
   return s;
 }

@@ -272,6 +272,7 @@ static void cfg_build(uint32_t nodes) {
   ks->n = 3;
   ks->read = ks->write = KV_LEVEL_QUORUM;
   snprintf(ks->handler, sizeof ks->handler, "siblings");
+  snprintf(ks->fallback_handler, sizeof ks->fallback_handler, "lww");
   ks->siblings_max = 16;
   ks->key_bytes_max = KV_KEY_BYTES_DEFAULT;
   ks->value_bytes_max = KV_VALUE_BYTES_DEFAULT;
@@ -660,13 +661,25 @@ START_TEST(siblings_through_the_coordinator) {
 END_TEST
 
 START_TEST(a_write_the_replica_refuses_sends_nothing) {
-  for (uint32_t i = 0; i < 16; i++) put(CALL(0), "k", "v", "one", T0 + i);
-  ck_assert_uint_eq(reply_count, 16);
-  last_reply(CALL(0), KV_OK, NULL);
-  msgs_clear();
-  put(CALL(1), "k", "v", "quorum", T0 + 100);
-  ck_assert_uint_eq(reply_count, 17);
-  last_reply(CALL(1), KV_EBUSY, "key would have 17 siblings; the keyspace allows 16");
+  /* A context naming 64 other actors: with this replica's own dot the key's context would
+   * name 65, past the limit, so the replica refuses the write. */
+  kv_cc_t ctx;
+  kv_cc_init(&ctx);
+  for (uint32_t i = 0; i < KV_VV_ENTRIES_MAX; i++) {
+    kv_dot_t d = {.actor = {.incarnation = 1}, .counter = 1};
+    snprintf(d.actor.node, sizeof d.actor.node, "x%02u", i);
+    ck_assert_int_eq(kv_cc_add(&ctx, &d), KV_OK);
+  }
+  uint8_t *bytes;
+  size_t n;
+  ck_assert_int_eq(kv_cc_encode(&ctx, &bytes, &n), KV_OK);
+  kv_node_req_t r = req_for("k", "v", "quorum");
+  r.context = bytes;
+  r.context_bytes = n;
+  kv_coord_request(coord, CALL(1), KV_OP_PUT, &r, T0 + 100, WALL_MS);
+  free(bytes);
+  ck_assert_uint_eq(reply_count, 1);
+  last_reply(CALL(1), KV_EBUSY, "the key's causal context would name 65 actors; the limit is 64");
   ck_assert_uint_eq(msg_count, 0);
 }
 END_TEST
@@ -965,6 +978,61 @@ START_TEST(get_quorum_repairs_a_stale_peer_before_answering) {
   kv_coord_tick(coord, T0 + 7000 + KV_TIMEOUT_MS_DEFAULT * 1000);
   last_reply(CALL(3), KV_EUNAVAILABLE, NULL);
   ck_assert_uint_eq(kv_coord_in_flight(coord), 0);
+}
+END_TEST
+
+/* A read whose handler resolves the merge to one version writes it back here (a put with
+ * the merge's whole context) and the repairs carry that record: every replica ends with the
+ * resolution, and the discarded version is journaled. */
+START_TEST(get_writes_a_resolution_back_through_read_repair) {
+  node2_open();
+  uint8_t *rec;
+  size_t rec_bytes;
+  node2_put("c", "from-n2", &rec, &rec_bytes);
+  node2_close();
+  put(CALL(0), "c", "from-n1", "one", T0);
+  msgs_clear();
+  kv_node_req_t r = req_for("c", NULL, "quorum");
+  r.handler = "lww";
+  kv_coord_request(coord, CALL(1), KV_OP_GET, &r, T0 + 1000, WALL_MS);
+  ck_assert_uint_eq(msg_count, 2);
+  uint32_t from = msgs[0].node;
+  kv_coord_answer(coord, msgs[0].id, KV_OK, rec, rec_bytes, T0 + 2000);
+  free(rec);
+  /* The quorum is met: this replica wrote the resolution back, and the repair to the peer
+   * that answered carries it. */
+  ck_assert_uint_eq(msg_count, 3);
+  ck_assert_int_eq(msgs[2].kind, 'w');
+  ck_assert_uint_eq(msgs[2].node, from);
+  kv_dvv_t sent;
+  kv_status_t st;
+  ck_assert_int_eq(kv_dvv_decode(msgs[2].rec, msgs[2].rec_bytes, &sent, &st), KV_OK);
+  ck_assert_uint_eq(sent.sib_count, 1);
+  ck_assert_str_eq(sent.sib[0].dot.actor.node, "n1"); /* minted here */
+  /* Equal timestamps (one wall clock): the larger node id, n2, wins. */
+  ck_assert_mem_eq(sent.sib[0].value, "from-n2", 7);
+  kv_dvv_deinit(&sent);
+  kv_coord_answer(coord, msgs[2].id, KV_OK, NULL, 0, T0 + 3000);
+  const reply_t *a = last_reply(CALL(1), KV_OK, NULL);
+  ck_assert_uint_eq(a->sib_count, 1);
+  ck_assert_str_eq(a->values[0], "from-n2");
+  /* This replica's own record is the resolution too. */
+  uint8_t *mine;
+  size_t mine_bytes;
+  ck_assert_int_eq(kv_node_read_record(node, "default", (const uint8_t *)"c", 1, &mine,
+                                       &mine_bytes, &st), KV_OK);
+  ck_assert_uint_eq(mine_bytes, msgs[2].rec_bytes);
+  ck_assert_mem_eq(mine, msgs[2].rec, mine_bytes);
+  free(mine);
+  kv_journal_entry_t *e;
+  uint32_t n;
+  bool more;
+  ck_assert_int_eq(kv_journal_list(kv_node_journal(node), 0, SIZE_MAX, &e, &n, &more), KV_OK);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_str_eq(e[0].reason, "write-back");
+  ck_assert_str_eq(e[0].handler, "lww");
+  ck_assert_mem_eq(e[0].discarded[0].value, "from-n1", 7);
+  kv_journal_entries_free(e, n);
 }
 END_TEST
 
@@ -1704,6 +1772,7 @@ Suite *coord_suite(void) {
   tcase_add_test(tc, get_quorum_survives_a_failed_peer);
   tcase_add_test(tc, get_quorum_repairs_a_stale_peer_before_answering);
   tcase_add_test(tc, get_quorum_repairs_this_replica_at_once);
+  tcase_add_test(tc, get_writes_a_resolution_back_through_read_repair);
   tcase_add_test(tc, get_quorum_skips_a_dead_peer);
   tcase_add_test(tc, get_all_asks_both_peers);
   tcase_add_test(tc, get_times_out_at_its_deadline);

@@ -13,6 +13,8 @@ Suite *ring_suite(void);
 Suite *quorum_suite(void);
 Suite *coord_suite(void);
 Suite *phi_suite(void);
+Suite *conflict_suite(void);
+Suite *plugin_suite(void);
 
 int main(void) {
   SRunner *sr = srunner_create(common_suite());
@@ -26,6 +28,8 @@ int main(void) {
   srunner_add_suite(sr, quorum_suite());
   srunner_add_suite(sr, coord_suite());
   srunner_add_suite(sr, phi_suite());
+  srunner_add_suite(sr, conflict_suite());
+  srunner_add_suite(sr, plugin_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);

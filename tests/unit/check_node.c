@@ -1,6 +1,7 @@
 /* check_node.c: request validation and local writes of kv_node, on a real store.
  * The config is built in code so these tests do not depend on the YAML loader. */
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ static void node_setup(void) {
   ks->n = 1;
   ks->read = ks->write = KV_LEVEL_ONE;
   snprintf(ks->handler, sizeof ks->handler, "siblings");
+  snprintf(ks->fallback_handler, sizeof ks->fallback_handler, "lww");
   ks->siblings_max = 3;
   ks->key_bytes_max = 8;
   ks->value_bytes_max = 16;
@@ -71,7 +73,7 @@ static kv_err node_op(const kv_node_req_t *r, char op, kv_node_result_t *res, kv
   if (err != KV_OK) return err;
   if (op == 'p') return kv_node_put(node, r, &plan, 1000, res, st);
   if (op == 'd') return kv_node_delete(node, r, &plan, 1000, res, st);
-  return kv_node_get(node, r, &plan, res, st);
+  return kv_node_get(node, r, &plan, 1000, res, st);
 }
 
 /* Puts and returns the kv_err, checking the message when one is expected. */
@@ -186,6 +188,17 @@ START_TEST(bad_requests_get_exact_errors) {
   ck_assert_int_eq(node_op(&r, 'g', &got, &got_st), KV_OK);
   kv_node_result_free(&got);
   r.read_repair = NULL;
+  r.handler = "newest";
+  ck_assert_int_eq(node_op(&r, 'g', &got, &got_st), KV_EINVAL);
+  ck_assert_str_eq(got_st.msg, "handler 'newest' is unknown; use one of siblings, lww, "
+                               "region-priority, set-union, or a plugin:PATH the config names");
+  kv_node_result_free(&got);
+  put_expect(&r, KV_EINVAL, "handler 'newest' is unknown; use one of siblings, lww, "
+                            "region-priority, set-union, or a plugin:PATH the config names");
+  r.handler = "lww";
+  ck_assert_int_eq(node_op(&r, 'g', &got, &got_st), KV_OK);
+  kv_node_result_free(&got);
+  r.handler = NULL;
   r.timeout_ms = 0;
   r.context = (const uint8_t *)"\xff\xff\xff";
   r.context_bytes = 3;
@@ -251,13 +264,202 @@ START_TEST(siblings_context_and_tombstones) {
 }
 END_TEST
 
-START_TEST(sibling_cap_is_resource_exhausted_and_keeps_data) {
-  kv_node_req_t r = req_for("k", "v");
-  for (int i = 0; i < 3; i++) put_expect(&r, KV_OK, NULL);
-  put_expect(&r, KV_EBUSY, NULL);
+/* The journal's entries, oldest first (malloc'd; free with kv_journal_entries_free). */
+static kv_journal_entry_t *journal(uint32_t *n) {
+  kv_journal_entry_t *e;
+  bool more;
+  ck_assert_int_eq(kv_journal_list(kv_node_journal(node), 0, SIZE_MAX, &e, n, &more), KV_OK);
+  ck_assert(!more);
+  return e;
+}
+
+START_TEST(sibling_cap_resolves_with_the_fallback_and_journals) {
+  const char *values[] = {"v1", "v2", "v3", "v4"};
+  for (int i = 0; i < 4; i++) {
+    kv_node_req_t r = req_for("k", values[i]);
+    put_expect(&r, KV_OK, NULL);
+  }
+  /* The fourth put passed siblings_max (3): lww kept the newest, the fourth. */
   kv_node_result_t got;
+  ck_assert_uint_eq(live_siblings("k", &got), 1);
+  ck_assert_mem_eq(got.object.sib[0].value, "v4", 2);
+  kv_node_result_free(&got);
+  uint32_t n;
+  kv_journal_entry_t *e = journal(&n);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_str_eq(e[0].handler, "lww");
+  ck_assert_str_eq(e[0].reason, "sibling cap");
+  ck_assert_uint_eq(e[0].discarded_count, 3);
+  for (int i = 0; i < 3; i++) ck_assert_mem_eq(e[0].discarded[i].value, values[i], 2);
+  ck_assert_mem_eq(e[0].kept.value, "v4", 2);
+  ck_assert(e[0].kept.has_dot);
+  kv_journal_entries_free(e, n);
+  /* Growing again needs three more concurrent writes; the record never holds four. */
+  for (int i = 0; i < 2; i++) {
+    kv_node_req_t r = req_for("k", values[i]);
+    put_expect(&r, KV_OK, NULL);
+  }
   ck_assert_uint_eq(live_siblings("k", &got), 3);
   kv_node_result_free(&got);
+}
+END_TEST
+
+START_TEST(answers_are_resolved_by_the_request_handler_and_journaled_once) {
+  kv_node_req_t a = req_for("k", "a"), b = req_for("k", "b");
+  put_expect(&a, KV_OK, NULL);
+  put_expect(&b, KV_OK, NULL);
+  kv_node_req_t r = req_for("k", NULL);
+  r.handler = "lww";
+  kv_node_result_t got;
+  kv_status_t st;
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(node_op(&r, 'g', &got, &st), KV_OK);
+    ck_assert_uint_eq(got.object.sib_count, 1);
+    ck_assert_mem_eq(got.object.sib[0].value, "b", 1);
+    kv_node_result_free(&got);
+  }
+  uint32_t n;
+  kv_journal_entry_t *e = journal(&n);
+  ck_assert_uint_eq(n, 1); /* the second read saw the same loss */
+  ck_assert_str_eq(e[0].reason, "read");
+  ck_assert_uint_eq(e[0].discarded_count, 1);
+  ck_assert_mem_eq(e[0].discarded[0].value, "a", 1);
+  kv_journal_entries_free(e, n);
+  /* The stored state is untouched: the keyspace's handler (siblings) still shows both. */
+  ck_assert_uint_eq(live_siblings("k", &got), 2);
+  kv_node_result_free(&got);
+  /* The answer's context covers the discarded version: writing back replaces both. */
+  kv_node_req_t c = req_for("k", "c");
+  ck_assert_int_eq(node_op(&r, 'g', &got, &st), KV_OK);
+  c.context = got.context;
+  c.context_bytes = got.context_bytes;
+  put_expect(&c, KV_OK, NULL);
+  kv_node_result_free(&got);
+  ck_assert_uint_eq(live_siblings("k", &got), 1);
+  kv_node_result_free(&got);
+}
+END_TEST
+
+/* The stored state of key k, decoded. */
+static void stored(kv_dvv_t *o) {
+  uint8_t *rec;
+  size_t rec_bytes;
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_read_record(node, "default", (const uint8_t *)"k", 1, &rec, &rec_bytes,
+                                       &st), KV_OK);
+  ck_assert_int_eq(kv_dvv_decode(rec, rec_bytes, o, &st), KV_OK);
+  free(rec);
+}
+
+START_TEST(a_write_back_is_a_put_whose_context_keeps_the_discarded_out) {
+  kv_node_req_t a = req_for("k", "1\n"), b = req_for("k", "2\n");
+  put_expect(&a, KV_OK, NULL);
+  put_expect(&b, KV_OK, NULL);
+  kv_dvv_t before, after;
+  stored(&before);
+  ck_assert_uint_eq(before.sib_count, 2);
+  uint8_t *rec;
+  size_t rec_bytes;
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_resolve_write(node, "default", (const uint8_t *)"k", 1,
+                                         kv_conflict_find("set-union"), &before, 2000, &rec,
+                                         &rec_bytes, &st), KV_OK);
+  ck_assert_ptr_nonnull(rec);
+  stored(&after);
+  ck_assert_uint_eq(after.sib_count, 1);
+  ck_assert_uint_eq(after.sib[0].value_bytes, 4);
+  ck_assert_mem_eq(after.sib[0].value, "1\n2\n", 4);
+  ck_assert_int_eq(kv_cc_compare(&before.cc, &after.cc), KV_ORDER_BEFORE);
+  /* Nothing was lost (a union), so nothing is journaled. */
+  uint32_t n;
+  kv_journal_entries_free(journal(&n), n);
+  ck_assert_uint_eq(n, 0);
+  /* The old state merged in again (a stale replica's repair) brings nothing back. */
+  free(rec);
+  ck_assert_int_eq(kv_dvv_encode(&before, &rec, &rec_bytes), KV_OK);
+  ck_assert_int_eq(kv_node_merge(node, "default", (const uint8_t *)"k", 1, rec, rec_bytes, &st),
+                   KV_OK);
+  free(rec);
+  kv_dvv_t again;
+  stored(&again);
+  ck_assert(kv_dvv_equal(&again, &after));
+  /* A second write-back of the resolved state writes nothing. */
+  ck_assert_int_eq(kv_node_resolve_write(node, "default", (const uint8_t *)"k", 1,
+                                         kv_conflict_find("set-union"), &again, 3000, &rec,
+                                         &rec_bytes, &st), KV_OK);
+  ck_assert_ptr_null(rec);
+  kv_dvv_deinit(&again);
+  kv_dvv_deinit(&after);
+  kv_dvv_deinit(&before);
+}
+END_TEST
+
+START_TEST(a_lww_write_back_journals_and_keeps_the_winners_timestamp) {
+  kv_node_req_t a = req_for("k", "old"), b = req_for("k", "new");
+  put_expect(&a, KV_OK, NULL);
+  put_expect(&b, KV_OK, NULL);
+  kv_dvv_t before, after;
+  stored(&before);
+  uint8_t *rec;
+  size_t rec_bytes;
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_resolve_write(node, "default", (const uint8_t *)"k", 1,
+                                         kv_conflict_find("lww"), &before, 2000, &rec,
+                                         &rec_bytes, &st), KV_OK);
+  free(rec);
+  stored(&after);
+  ck_assert_uint_eq(after.sib_count, 1);
+  ck_assert_mem_eq(after.sib[0].value, "new", 3);
+  ck_assert_uint_eq(after.sib[0].hlc, before.sib[1].hlc);
+  uint32_t n;
+  kv_journal_entry_t *e = journal(&n);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_str_eq(e[0].reason, "write-back");
+  ck_assert_uint_eq(e[0].time_ms, 2000);
+  ck_assert_mem_eq(e[0].discarded[0].value, "old", 3);
+  ck_assert(kv_cc_covers(&after.cc, &e[0].discarded[0].dot));
+  kv_journal_entries_free(e, n);
+  kv_dvv_deinit(&after);
+  kv_dvv_deinit(&before);
+}
+END_TEST
+
+START_TEST(a_merge_past_the_cap_is_resolved) {
+  /* Another replica's state with three siblings, merged into this one's two. */
+  kv_dvv_t theirs;
+  kv_dvv_init(&theirs);
+  kv_cc_t none;
+  kv_cc_init(&none);
+  kv_status_t st;
+  for (int i = 0; i < 3; i++) {
+    kv_actor_t x = {.incarnation = 7};
+    snprintf(x.node, sizeof x.node, "n%d", i + 2);
+    ck_assert_int_eq(kv_dvv_put(&theirs, &x, &none, "t", 1, false, 10 + (uint64_t)i, 16, &st),
+                     KV_OK);
+  }
+  kv_node_req_t a = req_for("k", "a"), b = req_for("k", "b");
+  put_expect(&a, KV_OK, NULL);
+  put_expect(&b, KV_OK, NULL);
+  uint8_t *rec;
+  size_t rec_bytes;
+  ck_assert_int_eq(kv_dvv_encode(&theirs, &rec, &rec_bytes), KV_OK);
+  ck_assert_int_eq(kv_node_merge(node, "default", (const uint8_t *)"k", 1, rec, rec_bytes, &st),
+                   KV_OK);
+  free(rec);
+  kv_dvv_t after;
+  stored(&after);
+  ck_assert_uint_eq(after.sib_count, 1);
+  for (uint32_t i = 0; i < theirs.sib_count; i++) ck_assert(kv_cc_covers(&after.cc, &theirs.sib[i].dot));
+  uint32_t n;
+  kv_journal_entry_t *e = journal(&n);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_str_eq(e[0].reason, "sibling cap");
+  /* lww kept "b", the newest (the others' timestamps are tiny): "a" and the three "t"s go. */
+  ck_assert_mem_eq(e[0].kept.value, "b", 1);
+  ck_assert_uint_eq(e[0].discarded_count, 4);
+  kv_journal_entries_free(e, n);
+  kv_dvv_deinit(&after);
+  kv_dvv_deinit(&theirs);
 }
 END_TEST
 
@@ -293,7 +495,11 @@ Suite *node_suite(void) {
   tcase_add_test(tc, bad_requests_get_exact_errors);
   tcase_add_test(tc, reads_refuse_any_and_big_r);
   tcase_add_test(tc, siblings_context_and_tombstones);
-  tcase_add_test(tc, sibling_cap_is_resource_exhausted_and_keeps_data);
+  tcase_add_test(tc, sibling_cap_resolves_with_the_fallback_and_journals);
+  tcase_add_test(tc, answers_are_resolved_by_the_request_handler_and_journaled_once);
+  tcase_add_test(tc, a_write_back_is_a_put_whose_context_keeps_the_discarded_out);
+  tcase_add_test(tc, a_lww_write_back_journals_and_keeps_the_winners_timestamp);
+  tcase_add_test(tc, a_merge_past_the_cap_is_resolved);
   tcase_add_test(tc, values_survive_reopen);
   tcase_add_test(tc, writes_keep_the_anti_entropy_tree);
   tcase_add_test(tc, bad_tree_requests_get_exact_errors);
