@@ -10,7 +10,7 @@
 #   make clean
 
 DEB_PKGS := librocksdb-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev \
-            check libcyaml-dev libyaml-dev libxxhash-dev pkg-config
+            check libcyaml-dev libyaml-dev libxxhash-dev pkg-config chromium
 PKGS := grpc libprotobuf-c rocksdb libcyaml yaml-0.1 check libxxhash
 
 BUILD := build
@@ -31,7 +31,9 @@ PB_HDR := $(PB_SRC:.c=.h)
 
 COMMON_SRC := $(wildcard common/*.c) $(wildcard coordinator/*.c) $(PB_SRC)
 NODE_SRC := $(filter-out kvnode/main.c,$(wildcard kvnode/*.c))
-CLIENT_SRC := $(filter-out client/kvctl.c client/kvbench.c,$(wildcard client/*.c))
+# kvbench is kvbench.c (load mode, dispatch) plus bench_*.c (shared parts, other modes).
+BENCH_SRC := client/kvbench.c $(wildcard client/bench_*.c)
+CLIENT_SRC := $(filter-out client/kvctl.c $(BENCH_SRC),$(wildcard client/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 TOOL_SRC := $(wildcard tests/integration/*.c)
 # The simulator: the core (node.c, coord.c and below) with the sim's store and syncer in
@@ -88,7 +90,7 @@ bin/kvctl: $(call obj,client/kvctl.c $(CLIENT_SRC) $(COMMON_SRC))
 	@mkdir -p bin
 	$(CC) -o $@ $^ $(LDLIBS)
 
-bin/kvbench: $(call obj,client/kvbench.c $(CLIENT_SRC) $(COMMON_SRC))
+bin/kvbench: $(call obj,$(BENCH_SRC) $(CLIENT_SRC) $(COMMON_SRC))
 	@mkdir -p bin
 	$(CC) -o $@ $^ $(LDLIBS)
 
@@ -124,7 +126,7 @@ sim-mutants: $(BUILD)/kvsim
 	tests/sim/mutants.sh $(BUILD)
 
 integration: all
-	rc=0; for t in run cluster3 cluster5 faults; do tests/integration/$$t.sh || rc=1; done; exit $$rc
+	rc=0; for t in run cluster3 cluster5 faults reports; do tests/integration/$$t.sh || rc=1; done; exit $$rc
 
 test: deps
 	$(MAKE) all $(BUILD)/check_unit $(BUILD)/kvsim

@@ -13,6 +13,7 @@ Suite *ring_suite(void);
 Suite *quorum_suite(void);
 Suite *coord_suite(void);
 Suite *phi_suite(void);
+Suite *report_suite(void);
 
 int main(void) {
   SRunner *sr = srunner_create(common_suite());
@@ -26,6 +27,7 @@ int main(void) {
   srunner_add_suite(sr, quorum_suite());
   srunner_add_suite(sr, coord_suite());
   srunner_add_suite(sr, phi_suite());
+  srunner_add_suite(sr, report_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
