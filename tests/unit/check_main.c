@@ -14,6 +14,7 @@ Suite *quorum_suite(void);
 Suite *coord_suite(void);
 Suite *phi_suite(void);
 Suite *report_suite(void);
+Suite *pbs_suite(void);
 
 int main(void) {
   SRunner *sr = srunner_create(common_suite());
@@ -28,6 +29,7 @@ int main(void) {
   srunner_add_suite(sr, coord_suite());
   srunner_add_suite(sr, phi_suite());
   srunner_add_suite(sr, report_suite());
+  srunner_add_suite(sr, pbs_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
