@@ -6,7 +6,8 @@
  *   kvctl [-a HOST:PORT] delete KEYSPACE KEY [-c LEVEL] [--context CTX]
  *   (every command also takes --timeout MS)
  *   kvctl [-a HOST:PORT] status
- *   kvctl [-a HOST:PORT] fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--drop P]
+ *   kvctl [-a HOST:PORT] fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N]
+ *                                  [--exp-delay-ms N] [--drop P]
  *                                                  [--partition]
  *   kvctl [-a HOST:PORT] fault clear [PEER[,PEER...]]
  *   kvctl [-a HOST:PORT] fault list
@@ -27,7 +28,8 @@
  * stdout (or the JSON with found false) and "kvctl: not found" on stderr (not with --json).
  * status prints one line per peer: id, address, up or down, phi, when last heard from.
  * fault set and fault clear print nothing; fault list prints one line per peer with a fault,
- * "PEER delay N ms, jitter N ms, drop P", with " (partition)" after a drop of 1. Fault values
+ * "PEER delay N ms, jitter N ms, drop P" (with "exponential N ms, " before the drop when one
+ * is set), with " (partition)" after a drop of 1. Fault values
  * are checked for form here and for range by the node. */
 #include <errno.h>
 #include <stdarg.h>
@@ -60,8 +62,9 @@ enum {
   OPT_DROP = 1 << 9,
   OPT_PARTITION = 1 << 10,
   OPT_REPAIR = 1 << 11,
+  OPT_EXP_DELAY = 1 << 12,
 };
-#define OPTS_FAULT (OPT_DELAY | OPT_JITTER | OPT_DROP | OPT_PARTITION)
+#define OPTS_FAULT (OPT_DELAY | OPT_JITTER | OPT_EXP_DELAY | OPT_DROP | OPT_PARTITION)
 
 static const struct {
   int bit;
@@ -70,7 +73,8 @@ static const struct {
                  {OPT_DURABLE, "--durable"}, {OPT_LOCAL, "--local"}, {OPT_JSON, "--json"},
                  {OPT_CONTEXT, "--context"}, {OPT_DELAY, "--delay-ms"},
                  {OPT_JITTER, "--jitter-ms"}, {OPT_DROP, "--drop"},
-                 {OPT_PARTITION, "--partition"}, {OPT_REPAIR, "--read-repair"}};
+                 {OPT_PARTITION, "--partition"}, {OPT_REPAIR, "--read-repair"},
+                 {OPT_EXP_DELAY, "--exp-delay-ms"}};
 
 #define POSITIONALS_MAX 8
 
@@ -84,7 +88,7 @@ typedef struct {
   bool durable, local, json, help;
   const char *context_b64;
   const char *read_repair;
-  int64_t delay_ms, jitter_ms;      /* fault set */
+  int64_t delay_ms, jitter_ms, exp_delay_ms; /* fault set */
   double drop;
   bool partition;
 } args_t;
@@ -104,8 +108,10 @@ static void usage(FILE *f) {
           "        this node, its peers (up or down, phi, last heard) and replication lag\n"
           "  hints\n"
           "        hints this node keeps for each peer (pending, bytes, delivered, dropped)\n"
-          "  fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--drop P] [--partition]\n"
-          "        hold each call this node makes to those peers N ms plus up to the jitter,\n"
+          "  fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--exp-delay-ms N]\n"
+          "            [--drop P] [--partition]\n"
+          "        hold each call this node makes to those peers N ms plus up to the jitter\n"
+          "        plus an exponential delay of mean --exp-delay-ms,\n"
           "        or lose it with probability P (0..1); --partition loses every one\n"
           "  fault clear [PEER[,PEER...]]\n"
           "        remove the faults of those peers (of all, without PEER)\n"
@@ -326,6 +332,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
                        !strcmp(name, "-r") || !strcmp(name, "--context") ||
                        !strcmp(name, "--timeout") || !strcmp(name, "--delay-ms") ||
                        !strcmp(name, "--jitter-ms") || !strcmp(name, "--drop") ||
+                       !strcmp(name, "--exp-delay-ms") ||
                        !strcmp(name, "--read-repair");
     bool is_flag = !strcmp(name, "--durable") || !strcmp(name, "--local") ||
                    !strcmp(name, "--json") || !strcmp(name, "--partition") ||
@@ -372,6 +379,10 @@ static int parse_args(int argc, char **argv, args_t *a) {
       if (!parse_i64(v, delay ? &a->delay_ms : &a->jitter_ms))
         return usage_error("%s needs a whole number of milliseconds, not '%s'", name, v);
       a->used |= delay ? OPT_DELAY : OPT_JITTER;
+    } else if (!strcmp(name, "--exp-delay-ms")) {
+      if (!parse_i64(v, &a->exp_delay_ms))
+        return usage_error("%s needs a whole number of milliseconds, not '%s'", name, v);
+      a->used |= OPT_EXP_DELAY;
     } else if (!strcmp(name, "--drop")) {
       if (!parse_number(v, &a->drop))
         return usage_error("--drop needs a number such as 0.25, not '%s'", v);
@@ -413,7 +424,8 @@ static int check_fault(const args_t *a, kv_client_fault_op_t *op) {
     int allowed;
   } forms[] = {
       {"set", KV_CLIENT_FAULT_SET, 1, 1,
-       " PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--drop P] [--partition]", OPTS_FAULT},
+       " PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--exp-delay-ms N] [--drop P]"
+       " [--partition]", OPTS_FAULT},
       {"clear", KV_CLIENT_FAULT_CLEAR, 0, 1, " [PEER[,PEER...]]", 0},
       {"list", KV_CLIENT_FAULT_LIST, 0, 0, "", 0}};
   if (a->n_pos < 2)
@@ -431,8 +443,8 @@ static int check_fault(const args_t *a, kv_client_fault_op_t *op) {
     if (rc != EXIT_OK) return rc;
     *op = forms[i].op;
     if (*op == KV_CLIENT_FAULT_SET && !(a->used & OPTS_FAULT))
-      return usage_error("fault set needs at least one of --delay-ms, --jitter-ms, --drop and "
-                         "--partition");
+      return usage_error("fault set needs at least one of --delay-ms, --jitter-ms, "
+                         "--exp-delay-ms, --drop and --partition");
     if ((a->used & OPT_DROP) && (a->used & OPT_PARTITION))
       return usage_error("fault set takes --drop or --partition, not both");
     return EXIT_OK;
@@ -662,6 +674,7 @@ static int cmd_fault(kv_client_t *c, const args_t *a, kv_client_fault_op_t op) {
     if (*at) *at++ = '\0';
   }
   kv_client_fault_t f = {.delay_ms = a->delay_ms, .jitter_ms = a->jitter_ms,
+                         .exp_delay_ms = a->exp_delay_ms,
                          .drop = a->partition ? 1 : a->drop};
   kv_client_faults_t out;
   kv_client_status_t st;
@@ -671,8 +684,10 @@ static int cmd_fault(kv_client_t *c, const args_t *a, kv_client_fault_op_t op) {
   if (err != KV_OK) return cluster_error(&st);
   for (size_t i = 0; op == KV_CLIENT_FAULT_LIST && i < out.n_faults; i++) {
     const kv_client_fault_t *x = &out.faults[i];
-    printf("%s delay %lld ms, jitter %lld ms, drop %g%s\n", x->peer, (long long)x->delay_ms,
-           (long long)x->jitter_ms, x->drop, x->drop >= 1 ? " (partition)" : "");
+    printf("%s delay %lld ms, jitter %lld ms, ", x->peer, (long long)x->delay_ms,
+           (long long)x->jitter_ms);
+    if (x->exp_delay_ms) printf("exponential %lld ms, ", (long long)x->exp_delay_ms);
+    printf("drop %g%s\n", x->drop, x->drop >= 1 ? " (partition)" : "");
   }
   return EXIT_OK;
 }

@@ -74,8 +74,9 @@ static void sort_small(double *v, uint32_t n) {
 
 /* One trial's tau: the smallest t at which the read is consistent (may be negative). */
 static double trial_tau(const kv_pbs_model_t *m, uint64_t *rng) {
-  double w[KV_PBS_REPLICAS_MAX], r[KV_PBS_REPLICAS_MAX], acked[KV_PBS_REPLICAS_MAX];
-  double rs[KV_PBS_REPLICAS_MAX];
+  double w[KV_PBS_REPLICAS_MAX] = {0}, r[KV_PBS_REPLICAS_MAX] = {0};
+  double acked[KV_PBS_REPLICAS_MAX] = {0};
+  double rs[KV_PBS_REPLICAS_MAX] = {0};
   uint32_t order[KV_PBS_REPLICAS_MAX];
   for (uint32_t i = 0; i < m->n; i++) {
     const kv_pbs_legs_t *l = &m->legs[m->n_legs == 1 ? 0 : i];

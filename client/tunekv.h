@@ -158,8 +158,8 @@ int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
                           kv_client_status_t *st);
 
 /* Fault injection on the calls a node makes to its peers (kvctl fault; proto/peer.proto's
- * FaultRequest). A fault holds each call to a peer back delay_ms plus a uniform 0..jitter_ms,
- * or loses it with probability drop (1 is a partition). */
+ * FaultRequest). A fault holds each call to a peer back delay_ms plus a uniform 0..jitter_ms
+ * plus an exponential of mean exp_delay_ms, or loses it with probability drop (1 is a partition). */
 typedef enum {
   KV_CLIENT_FAULT_LIST,   /* change nothing */
   KV_CLIENT_FAULT_SET,    /* set *fault on the named peers (at least one) */
@@ -170,6 +170,7 @@ typedef struct {
   char peer[KV_NODE_ID_BYTES_MAX + 1];  /* in a listing; ignored in a request */
   int64_t delay_ms, jitter_ms;
   double drop;
+  int64_t exp_delay_ms;
 } kv_client_fault_t;
 
 /* The faults in force on one node, one per peer that has one. Caller-owned, no heap. */

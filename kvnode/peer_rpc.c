@@ -14,7 +14,7 @@
  * Faults. Every call to a peer (its batch, a forwarded write) goes through call_send. With no
  * fault and nothing held it starts at once. Otherwise it becomes a held call: its deadline is
  * fixed as it is made, as gRPC's would be, and it gets a release time, now + delay +
- * uniform(0, jitter) but never before the release time of the call held before it (calls to
+ * uniform(0, jitter) + exponential(mean exp_delay) but never before the release time of the call held before it (calls to
  * one peer stay in order, as on one HTTP/2 connection), or, when it is dropped (with
  * probability drop), none. Held calls leave when their release time comes (checked as each
  * call is held and on the thread's 5 ms tick); a held call whose deadline comes first fails
@@ -29,6 +29,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -192,7 +193,15 @@ static uint64_t rng_next(peer_t *p) {
 }
 
 static bool fault_on(const kv_fault_t *f) {
-  return f->delay_ms > 0 || f->jitter_ms > 0 || f->drop > 0;
+  return f->delay_ms > 0 || f->jitter_ms > 0 || f->drop > 0 || f->exp_delay_ms > 0;
+}
+
+/* An exponential of mean mean_ms, in whole ms (rounded down), by the inverse CDF of a
+ * uniform in (0, 1]. */
+static uint64_t exp_delay(peer_t *p, int64_t mean_ms) {
+  if (mean_ms <= 0) return 0;
+  double u = (double)((rng_next(p) >> 11) + 1) * 0x1.0p-53;
+  return (uint64_t)(-(double)mean_ms * log(u));
 }
 
 /* Starts the held calls of p whose release time has come by now, in order, and, when done is
@@ -243,7 +252,8 @@ static kv_err call_send(kv_peers_t *ps, peer_t *p, unary_t *u, void *method,
   /* 53 random bits as a fraction in [0, 1): drop 0 never drops, drop 1 always does. */
   if ((double)(rng_next(p) >> 11) * 0x1.0p-53 >= p->fault.drop) {
     uint64_t release = now + (uint64_t)p->fault.delay_ms +
-                       rng_next(p) % ((uint64_t)p->fault.jitter_ms + 1);
+                       rng_next(p) % ((uint64_t)p->fault.jitter_ms + 1) +
+                       exp_delay(p, p->fault.exp_delay_ms);
     if (release < p->last_release_ms) release = p->last_release_ms;
     h.release_ms = p->last_release_ms = release;
   }
@@ -464,9 +474,9 @@ static kv_err fault_check(const kv_peers_t *ps, const char *const *ids, size_t n
                            "to its peers", ids[i]);
     nodes[i] = (uint32_t)node;
   }
-  const char *const names[2] = {"delay_ms", "jitter_ms"};
-  const int64_t values[2] = {f->delay_ms, f->jitter_ms};
-  for (int i = 0; i < 2; i++)
+  const char *const names[3] = {"delay_ms", "jitter_ms", "exp_delay_ms"};
+  const int64_t values[3] = {f->delay_ms, f->jitter_ms, f->exp_delay_ms};
+  for (int i = 0; i < 3; i++)
     if (values[i] < 0 || values[i] > KV_FAULT_DELAY_MS_MAX)
       return kv_status_set(st, KV_EINVAL, "%s is %lld; it must be between 0 and %u", names[i],
                            (long long)values[i], KV_FAULT_DELAY_MS_MAX);
@@ -496,8 +506,9 @@ kv_err kv_peers_fault_set(kv_peers_t *ps, const char *const *ids, size_t n, cons
     pthread_mutex_unlock(&p->lock);
     const char *id = ps->cfg->nodes[nodes[i]].id;
     if (changed && fault_on(f))
-      KV_INFO("fault injection on calls to %s: delay %lld ms, jitter %lld ms, drop %g", id,
-              (long long)f->delay_ms, (long long)f->jitter_ms, f->drop);
+      KV_INFO("fault injection on calls to %s: delay %lld ms, jitter %lld ms, exponential "
+              "%lld ms, drop %g", id, (long long)f->delay_ms, (long long)f->jitter_ms,
+              (long long)f->exp_delay_ms, f->drop);
     else if (changed)
       KV_INFO("fault injection on calls to %s cleared", id);
   }
@@ -506,7 +517,7 @@ kv_err kv_peers_fault_set(kv_peers_t *ps, const char *const *ids, size_t n, cons
 }
 
 bool kv_peers_fault(kv_peers_t *ps, uint32_t node, kv_fault_t *out) {
-  *out = (kv_fault_t){0, 0, 0};
+  *out = (kv_fault_t){0, 0, 0, 0};
   if (node == ps->self) return false;
   peer_t *p = &ps->peers[node];
   pthread_mutex_lock(&p->lock);
