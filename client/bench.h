@@ -67,4 +67,7 @@ void bench_html_init(bench_html_t *h);
  * stderr) when the file cannot be written. */
 int bench_write_html(const char *path, const bench_html_t *h);
 
+/* The modes other than load: argc/argv start at the mode's name. */
+int bench_staleness_main(int argc, char **argv);
+
 #endif

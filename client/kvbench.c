@@ -689,5 +689,6 @@ static int load_main(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "load")) return load_main(argc - 1, argv + 1);
+  if (argc > 1 && !strcmp(argv[1], "staleness")) return bench_staleness_main(argc - 1, argv + 1);
   return load_main(argc, argv);
 }

@@ -14,10 +14,12 @@
  * Faults. Every call to a peer (its batch, a forwarded write) goes through call_send. With no
  * fault and nothing held it starts at once. Otherwise it becomes a held call: its deadline is
  * fixed as it is made, as gRPC's would be, and it gets a release time, now + delay +
- * uniform(0, jitter) + exponential(mean exp_delay) but never before the release time of the call held before it (calls to
+ * uniform(0, jitter) + exponential(mean exp_delay) but never before the release time of the
+ * call held before it (calls to
  * one peer stay in order, as on one HTTP/2 connection), or, when it is dropped (with
  * probability drop), none. Held calls leave when their release time comes (checked as each
- * call is held and on the thread's 5 ms tick); a held call whose deadline comes first fails
+ * call is held and on the thread's 5 ms tick, 1 ms once a fault was set); a held call whose
+ * deadline comes first fails
  * with DEADLINE_EXCEEDED, which is how a dropped call ends: exactly as a call whose packets
  * were lost would. So a dropped batch still holds the peer's one batch slot until its deadline,
  * its messages are answered as failed only then, and nothing of it reaches the peer. A peer
@@ -43,6 +45,9 @@
 #include "phi.h"
 
 #define PEER_TICK_MS 5
+/* Once any fault has been set, held calls are swept this often, so injected delays keep a
+ * 1 ms resolution (PBS labs compare latency distributions of a few ms). */
+#define FAULT_TICK_MS 1
 
 typedef struct {
   uint8_t *bytes; /* a packed PeerMessage */
@@ -115,6 +120,7 @@ struct kv_peers {
   pthread_t thread;
   bool running;
   atomic_bool stop;
+  atomic_bool faulted;          /* a fault was set at some point: sweep every FAULT_TICK_MS */
   kv_coord_t *coord;
 };
 
@@ -503,6 +509,7 @@ kv_err kv_peers_fault_set(kv_peers_t *ps, const char *const *ids, size_t n, cons
     pthread_mutex_lock(&p->lock);
     bool changed = memcmp(&p->fault, f, sizeof *f) != 0;
     p->fault = *f;
+    if (fault_on(f)) atomic_store(&ps->faulted, true);
     pthread_mutex_unlock(&p->lock);
     const char *id = ps->cfg->nodes[nodes[i]].id;
     if (changed && fault_on(f))
@@ -637,8 +644,10 @@ static void *peers_main(void *arg) {
       wait = gpr_time_0(GPR_TIMESPAN);
       continue;
     }
-    wait = gpr_time_from_millis(PEER_TICK_MS, GPR_TIMESPAN);
+    bool faulted = atomic_load(&ps->faulted);
+    wait = gpr_time_from_millis(faulted ? FAULT_TICK_MS : PEER_TICK_MS, GPR_TIMESPAN);
     uint64_t now = mono_ms();
+    if (faulted && now < next_tick) faults_tick(ps, now);
     if (now >= next_tick) {
       if (!atomic_load(&ps->stop)) {
         kv_coord_tick(ps->coord, mono_us());

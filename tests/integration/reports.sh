@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # reports.sh: kvbench's reports on a real 3-node cluster (127.0.0.1 only): the terminal table,
 # JSON and the self-contained HTML file, rendered in headless Chromium to check its charts are
-# there; the progress line (drawn only when asked for, so test output stays clean); usage and
+# there, for the load and staleness (PBS) modes; the progress line (drawn only when asked for, so test output stays clean); usage and
 # file errors with their sentences. Starts its nodes on ports of its own and stops every
 # process it started, by pid. Prints one line per test and ends with "N passed, N failed";
 # exits 1 on failure.
@@ -65,6 +65,60 @@ check "load: Chromium draws it" "no screenshot" [ "$(stat -c %s "$work/load.png"
 "$BENCH" -a "${addr[1]}" --duration 0.6 --concurrency 4 --progress >/dev/null 2>"$work/progress.err"
 check "progress: --progress draws the line on stderr and erases it" "$(cat -v "$work/progress.err")" \
   grep -q $'^\rkvbench: (keyspace default): .* done, 0 errors' "$work/progress.err"
+
+# ---- staleness mode: measured vs predicted t-visibility ----------------------------------------
+# n1's replica writes wait an exponential 5 ms on their way to n2 and n3.
+"$KVCTL" -a "${addr[1]}" fault set n2,n3 --exp-delay-ms 5 >/dev/null
+all="${addr[1]},${addr[2]},${addr[3]}"
+html=$work/pbs.html json=$work/pbs.json
+"$BENCH" staleness -a "${addr[1]},${addr[2]}" --replicas "$all" --trials 10 --calibration 20 \
+  --times 0,5,50 --html "$html" --json "$json" >"$work/pbs.out" 2>"$work/pbs.err"
+rc=$?
+check "staleness: exits 0" "exit $rc: $(cat "$work/pbs.err")" [ "$rc" = 0 ]
+check "staleness: measured and predicted side by side, with the RMSE" "$(cat "$work/pbs.out")" \
+  grep -q "^RMSE [0-9.]* percentage points" "$work/pbs.out"
+check "staleness: a row per t" "$(cat "$work/pbs.out")" \
+  grep -qE '^ +50 +[01]\.[0-9]{4} +[01]\.[0-9]{4} ' "$work/pbs.out"
+check "staleness: k-staleness for N=3 R=W=1 is 1/3 at k=1" "$(cat "$work/pbs.out")" \
+  grep -q "k=1 0.3333 k=2 0.5556" "$work/pbs.out"
+check "staleness: JSON has the points" "$(cat "$json")" grep -q '"points": \[{"t_ms": 0, ' "$json"
+chromium_dom "$html" >"$work/pbs.dom"
+check "staleness: Chromium renders three charts" "$(count '<svg' "$work/pbs.dom") svg elements" \
+  [ "$(count '<svg' "$work/pbs.dom")" = 3 ]
+# put and get latency (2), visibility lag of each replica (3), measured and predicted (2).
+check "staleness: every chart slot is filled" "$(count '<path' "$work/pbs.dom") path elements" \
+  [ "$(count '<path' "$work/pbs.dom")" = 7 ]
+check "staleness: the prediction is labelled" "legend missing" \
+  grep -q '>predicted (WARS)</text>' "$work/pbs.dom"
+# R + W > N: every read sees the write, and the model says so too.
+"$BENCH" staleness -a "${addr[1]},${addr[2]}" --replicas "$all" -w 2 -r 2 --trials 5 \
+  --calibration 10 --times 0,1 >"$work/strict.out" 2>&1
+check "staleness: R+W>N is always consistent, measured and predicted" "$(cat "$work/strict.out")" \
+  grep -q "^RMSE 0.00 percentage points" "$work/strict.out"
+check "staleness: ... every t at 1" "$(cat "$work/strict.out")" \
+  grep -qE '^ +1 +1\.0000 +1\.0000 ' "$work/strict.out"
+"$KVCTL" -a "${addr[1]}" fault clear >/dev/null
+expect_exact "staleness: the reader must be a replica" 2 \
+  "kvbench: staleness: the writer and the reader must be among --replicas (a tunekv write is coordinated by a replica); see kvbench -h" "" \
+  "$BENCH" staleness -a "${addr[1]},${addr[3]}" --replicas "${addr[1]},${addr[2]}"
+expect_exact "staleness: W over N" 2 \
+  "kvbench: staleness: -w 3 and -r 1 must be at most N, the 2 replicas; see kvbench -h" "" \
+  "$BENCH" staleness -a "${addr[1]},${addr[2]}" -w 3
+expect_exact "staleness: times must increase" 2 \
+  "kvbench: --times needs up to 64 increasing milliseconds T,T,.. from 0, not '5,1'; see kvbench -h" "" \
+  "$BENCH" staleness -a "${addr[1]}" --times 5,1
+expect_exact "staleness: three coordinators" 2 \
+  "kvbench: staleness: -a needs WRITER or WRITER,READER, not 'a,b,c'; see kvbench -h" "" \
+  "$BENCH" staleness -a a,b,c
+expect_exact "staleness: no -a" 2 "kvbench: staleness: -a WRITER[,READER] is required; see kvbench -h" "" \
+  "$BENCH" staleness --trials 3
+expect_exact "staleness: an unknown option" 2 "kvbench: staleness: unknown option '--ops'; see kvbench -h" "" \
+  "$BENCH" staleness -a "${addr[1]}" --ops 3
+expect_exact "staleness: --trials 0" 2 "kvbench: --trials needs a whole number from 1 to 1000000, not '0'; see kvbench -h" "" \
+  "$BENCH" staleness -a "${addr[1]}" --trials 0
+expect "staleness: a node that is down stops the run with the failure" 3 \
+  " to 127.0.0.1:1 failed: UNAVAILABLE: failed to connect" \
+  "$BENCH" staleness -a 127.0.0.1:1 --trials 1 --calibration 1 --timeout 100
 
 # ---- errors ---------------------------------------------------------------------------------
 expect_exact "load: an empty level name" 2 \
