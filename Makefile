@@ -10,8 +10,9 @@
 #   make clean
 
 DEB_PKGS := librocksdb-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev \
-            check libcyaml-dev libyaml-dev libxxhash-dev pkg-config chromium
-PKGS := grpc libprotobuf-c rocksdb libcyaml yaml-0.1 check libxxhash
+            check libcyaml-dev libyaml-dev libxxhash-dev pkg-config chromium libmicrohttpd-dev \
+            curl
+PKGS := grpc libprotobuf-c rocksdb libcyaml yaml-0.1 check libxxhash libmicrohttpd
 
 BUILD := build
 GEN := $(BUILD)/gen
@@ -21,7 +22,8 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow -Wno-unu
                -MMD -MP $(INCLUDES) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2
 SAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LDLIBS := $(shell pkg-config --libs grpc libprotobuf-c libcyaml yaml-0.1 libxxhash 2>/dev/null) \
+LDLIBS := $(shell pkg-config --libs grpc libprotobuf-c libcyaml yaml-0.1 libxxhash libmicrohttpd \
+            2>/dev/null) \
           -lrocksdb -lpthread -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -39,7 +41,8 @@ TOOL_SRC := $(wildcard tests/integration/*.c)
 # The simulator: the core (node.c, coord.c and below) with the sim's store and syncer in
 # place of store.c and syncer.c, fault points compiled in (-DKV_SIM), under ASan/UBSan, in its
 # own object tree.
-SIM_SRC := $(wildcard tests/sim/*.c) kvnode/node.c kvnode/coord.c kvnode/hints.c $(COMMON_SRC)
+SIM_SRC := $(wildcard tests/sim/*.c) kvnode/node.c kvnode/coord.c kvnode/hints.c \
+           kvnode/metrics.c $(COMMON_SRC)
 SEEDS ?= 1-300
 KVNODE_FLAGS ?=
 
@@ -126,7 +129,7 @@ sim-mutants: $(BUILD)/kvsim
 	tests/sim/mutants.sh $(BUILD)
 
 integration: all
-	rc=0; for t in run cluster3 cluster5 faults reports; do tests/integration/$$t.sh || rc=1; done; exit $$rc
+	rc=0; for t in run cluster3 cluster5 faults reports metrics; do tests/integration/$$t.sh || rc=1; done; exit $$rc
 
 test: deps
 	$(MAKE) all $(BUILD)/check_unit $(BUILD)/kvsim
