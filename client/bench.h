@@ -69,5 +69,6 @@ int bench_write_html(const char *path, const bench_html_t *h);
 
 /* The modes other than load: argc/argv start at the mode's name. */
 int bench_staleness_main(int argc, char **argv);
+int bench_lag_main(int argc, char **argv);
 
 #endif

@@ -141,6 +141,7 @@ static void usage(FILE *f) {
         "               [--timeout MS] [--blind] [--durable] [--sequential] [--local]\n"
         "               [--progress | --no-progress]\n"
         "       kvbench staleness -h     t-visibility measured and predicted (PBS)\n"
+        "       kvbench lag -h           replication lag per replica and region\n"
         "\n"
         "  -a ADDR[,ADDR..]   nodes; requests go round-robin over them\n"
         "  --ops N            measure N requests, or\n"
@@ -690,5 +691,6 @@ static int load_main(int argc, char **argv) {
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "load")) return load_main(argc - 1, argv + 1);
   if (argc > 1 && !strcmp(argv[1], "staleness")) return bench_staleness_main(argc - 1, argv + 1);
+  if (argc > 1 && !strcmp(argv[1], "lag")) return bench_lag_main(argc - 1, argv + 1);
   return load_main(argc, argv);
 }

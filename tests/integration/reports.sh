@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # reports.sh: kvbench's reports on a real 3-node cluster (127.0.0.1 only): the terminal table,
 # JSON and the self-contained HTML file, rendered in headless Chromium to check its charts are
-# there, for the load and staleness (PBS) modes; the progress line (drawn only when asked for, so test output stays clean); usage and
-# file errors with their sentences. Starts its nodes on ports of its own and stops every
-# process it started, by pid. Prints one line per test and ends with "N passed, N failed";
-# exits 1 on failure.
+# there, for the load, staleness (PBS) and lag modes; the progress line (drawn only when asked
+# for, so test output stays clean); usage and file errors with their sentences. Starts its
+# nodes on ports of its own and stops every process it started, by pid. Prints one line per
+# test and ends with "N passed, N failed"; exits 1 on failure.
 . "$(dirname "$0")/lib.sh"
 BENCH=bin/kvbench
 base=$((30000 + ($$ % 300) * 10))   # this run's ports: base+1 .. base+3
@@ -119,6 +119,45 @@ expect_exact "staleness: --trials 0" 2 "kvbench: --trials needs a whole number f
 expect "staleness: a node that is down stops the run with the failure" 3 \
   " to 127.0.0.1:1 failed: UNAVAILABLE: failed to connect" \
   "$BENCH" staleness -a 127.0.0.1:1 --trials 1 --calibration 1 --timeout 100
+
+# ---- lag mode: replication lag per replica and region -------------------------------------------
+"$KVCTL" -a "${addr[1]}" fault set n2,n3 --delay-ms 5 >/dev/null
+html=$work/lag.html json=$work/lag.json
+"$BENCH" lag --config "$work/cluster.yaml" -a "${addr[1]}" -w 1 --writes 30 --rate 200 \
+  --html "$html" --json "$json" >"$work/lag.out" 2>"$work/lag.err"
+rc=$?
+"$KVCTL" -a "${addr[1]}" fault clear >/dev/null
+check "lag: exits 0" "exit $rc: $(cat "$work/lag.err")" [ "$rc" = 0 ]
+check "lag: a row per replica" "$(cat "$work/lag.out")" grep -qE '^n3 +local +30 ' "$work/lag.out"
+check "lag: the coordinator's own replica has it at the ack" "$(cat "$work/lag.out")" \
+  grep -qE '^n1 +local +30 +0\.000 ' "$work/lag.out"
+lag_p50=$(awk '$1 == "n2" { print $4 }' "$work/lag.out")
+check "lag: n2 gets n1's writes at least the 5 ms delay late" "n2 p50 ${lag_p50:-none} ms" \
+  awk -v v="${lag_p50:-0}" 'BEGIN { exit !(v >= 5) }'
+check "lag: a row per region" "$(cat "$work/lag.out")" grep -qE '^region +local +30 ' "$work/lag.out"
+check "lag: JSON per replica and region" "$(cat "$json")" \
+  grep -q '"regions": {"local": {"writes": 30, ' "$json"
+chromium_dom "$html" >"$work/lag.dom"
+check "lag: Chromium renders three charts" "$(count '<svg' "$work/lag.dom") svg elements" \
+  [ "$(count '<svg' "$work/lag.dom")" = 3 ]
+# put latency (1), lag of the region and of each replica (4).
+check "lag: the lag chart has a line per region and replica" "$(count '<path' "$work/lag.dom") paths" \
+  [ "$(count '<path' "$work/lag.dom")" = 5 ]
+check "lag: the staleness slot says which mode fills it" "note missing" \
+  grep -q 'filled by kvbench staleness' "$work/lag.dom"
+expect_exact "lag: --config is required" 2 "kvbench: lag: --config FILE is required; see kvbench -h" "" \
+  "$BENCH" lag -a "${addr[1]}" --writes 1
+expect_exact "lag: -w and -c together" 2 "kvbench: lag: give -w or -c, not both; see kvbench -h" "" \
+  "$BENCH" lag --config "$work/cluster.yaml" -a "${addr[1]}" --writes 1 -w 1 -c ONE
+expect_exact "lag: an unknown keyspace" 2 \
+  "kvbench: lag: keyspace 'nope' is not in $work/cluster.yaml; see kvbench -h" "" \
+  "$BENCH" lag --config "$work/cluster.yaml" -a "${addr[1]}" --writes 1 --keyspace nope
+expect_exact "lag: W over N" 2 \
+  "kvbench: lag: -w 4 is more than keyspace 'default''s N=3; see kvbench -h" "" \
+  "$BENCH" lag --config "$work/cluster.yaml" -a "${addr[1]}" --writes 1 -w 4
+expect_exact "lag: neither --writes nor --duration" 2 \
+  "kvbench: lag: give exactly one of --writes and --duration; see kvbench -h" "" \
+  "$BENCH" lag --config "$work/cluster.yaml" -a "${addr[1]}"
 
 # ---- errors ---------------------------------------------------------------------------------
 expect_exact "load: an empty level name" 2 \
