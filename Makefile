@@ -5,6 +5,8 @@
 #                  foreground, logs prefixed by node id (Ctrl-C stops all three);
 #                  KVNODE_FLAGS=--allow-fault-injection lets kvctl fault work on it
 #   make bench     deps, build, kvbench against a local node next to the peers (echo ceiling)
+#   make lab       deps, build, the WAN lab: 6 nodes in two regions with injected delay between
+#                  them (deploy/lab.sh), kvbench at each level and kvbench lag, then stops them
 #   make sim       the deterministic simulator over SEEDS (default 1-300; `make test` runs it)
 #   make sim-mutants  the simulator built with each planted bug of tests/sim/mutants/
 #   make clean
@@ -145,10 +147,14 @@ bench: deps
 	$(MAKE) all
 	deploy/bench.sh
 
+lab: deps
+	$(MAKE) all
+	deploy/lab.sh
+
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: all deps unit sim sim-mutants integration test cluster bench clean
+.PHONY: all deps unit sim sim-mutants integration test cluster bench lab clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -171,6 +171,7 @@ typedef struct {
   int64_t delay_ms, jitter_ms;
   double drop;
   int64_t exp_delay_ms;
+  bool both_ways;        /* answers are held back alike (a round trip) */
 } kv_client_fault_t;
 
 /* The faults in force on one node, one per peer that has one. Caller-owned, no heap. */

@@ -19,7 +19,8 @@
  * one peer stay in order, as on one HTTP/2 connection), or, when it is dropped (with
  * probability drop), none. Held calls leave when their release time comes (checked as each
  * call is held and on the thread's 5 ms tick, 1 ms once a fault was set); a held call whose
- * deadline comes first fails
+ * deadline comes first fails (with both_ways, a batch's answer is held too, for a delay drawn
+ * alike, and the batch stays in flight until it is released)
  * with DEADLINE_EXCEEDED, which is how a dropped call ends: exactly as a call whose packets
  * were lost would. So a dropped batch still holds the peer's one batch slot until its deadline,
  * its messages are answered as failed only then, and nothing of it reaches the peer. A peer
@@ -101,6 +102,8 @@ typedef struct {
   held_t *held;                 /* KV_FAULT_HELD_MAX + 1, made with the first fault; in order */
   uint32_t held_count;
   uint64_t last_release_ms;     /* the latest release time handed out */
+  bool answer_held;             /* both_ways: the batch's answer waits for answer_release_ms */
+  uint64_t answer_release_ms;
   uint64_t rng;                 /* splitmix64 state, for drops and jitter */
 } peer_t;
 
@@ -199,7 +202,8 @@ static uint64_t rng_next(peer_t *p) {
 }
 
 static bool fault_on(const kv_fault_t *f) {
-  return f->delay_ms > 0 || f->jitter_ms > 0 || f->drop > 0 || f->exp_delay_ms > 0;
+  return f->delay_ms > 0 || f->jitter_ms > 0 || f->drop > 0 || f->exp_delay_ms > 0 ||
+         f->both_ways;
 }
 
 /* An exponential of mean mean_ms, in whole ms (rounded down), by the inverse CDF of a
@@ -208,6 +212,12 @@ static uint64_t exp_delay(peer_t *p, int64_t mean_ms) {
   if (mean_ms <= 0) return 0;
   double u = (double)((rng_next(p) >> 11) + 1) * 0x1.0p-53;
   return (uint64_t)(-(double)mean_ms * log(u));
+}
+
+/* A delay as the fault draws it: delay + uniform(0, jitter) + exponential(mean exp_delay). */
+static uint64_t fault_delay(peer_t *p) {
+  return (uint64_t)p->fault.delay_ms + rng_next(p) % ((uint64_t)p->fault.jitter_ms + 1) +
+         exp_delay(p, p->fault.exp_delay_ms);
 }
 
 /* Starts the held calls of p whose release time has come by now, in order, and, when done is
@@ -257,9 +267,7 @@ static kv_err call_send(kv_peers_t *ps, peer_t *p, unary_t *u, void *method,
               .deadline_ms = now + deadline_ms, .release_ms = UINT64_MAX};
   /* 53 random bits as a fraction in [0, 1): drop 0 never drops, drop 1 always does. */
   if ((double)(rng_next(p) >> 11) * 0x1.0p-53 >= p->fault.drop) {
-    uint64_t release = now + (uint64_t)p->fault.delay_ms +
-                       rng_next(p) % ((uint64_t)p->fault.jitter_ms + 1) +
-                       exp_delay(p, p->fault.exp_delay_ms);
+    uint64_t release = now + fault_delay(p);
     if (release < p->last_release_ms) release = p->last_release_ms;
     h.release_ms = p->last_release_ms = release;
   }
@@ -514,8 +522,8 @@ kv_err kv_peers_fault_set(kv_peers_t *ps, const char *const *ids, size_t n, cons
     const char *id = ps->cfg->nodes[nodes[i]].id;
     if (changed && fault_on(f))
       KV_INFO("fault injection on calls to %s: delay %lld ms, jitter %lld ms, exponential "
-              "%lld ms, drop %g", id, (long long)f->delay_ms, (long long)f->jitter_ms,
-              (long long)f->exp_delay_ms, f->drop);
+              "%lld ms, drop %g%s", id, (long long)f->delay_ms, (long long)f->jitter_ms,
+              (long long)f->exp_delay_ms, f->drop, f->both_ways ? ", both ways" : "");
     else if (changed)
       KV_INFO("fault injection on calls to %s cleared", id);
   }
@@ -524,7 +532,7 @@ kv_err kv_peers_fault_set(kv_peers_t *ps, const char *const *ids, size_t n, cons
 }
 
 bool kv_peers_fault(kv_peers_t *ps, uint32_t node, kv_fault_t *out) {
-  *out = (kv_fault_t){0, 0, 0, 0};
+  *out = (kv_fault_t){0, 0, 0, 0, false};
   if (node == ps->self) return false;
   peer_t *p = &ps->peers[node];
   pthread_mutex_lock(&p->lock);
@@ -585,10 +593,23 @@ void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
 
 /* ---- the thread --------------------------------------------------------------------- */
 
+/* Under a both_ways fault, holds back the answer of p's batch that just came, as if it
+ * crossed the link back; faults_tick completes it. True when held. No lock held. */
+static bool answer_hold(kv_peers_t *ps, peer_t *p) {
+  pthread_mutex_lock(&p->lock);
+  bool hold = p->fault.both_ways && p->rpc.status == GRPC_STATUS_OK && !atomic_load(&ps->stop);
+  if (hold) {
+    p->answer_held = true;
+    p->answer_release_ms = mono_ms() + fault_delay(p);
+  }
+  pthread_mutex_unlock(&p->lock);
+  return hold;
+}
+
 /* Ends a call: its completion came on the queue, or it failed held. No lock held. */
 static void call_done(kv_peers_t *ps, void *tag) {
   if (*(tag_kind_t *)tag == TAG_FORWARD) forward_complete(ps, tag);
-  else batch_complete(ps, tag);
+  else if (!answer_hold(ps, tag)) batch_complete(ps, tag);
 }
 
 /* Sends a heartbeat to each idle peer, and marks down a peer whose phi has passed the
@@ -624,8 +645,11 @@ static void faults_tick(kv_peers_t *ps, uint64_t now) {
     peer_t *p = &ps->peers[i];
     pthread_mutex_lock(&p->lock);
     uint32_t n = p->held_count ? held_sweep(ps, p, now, done) : 0;
+    bool answer = p->answer_held && (now >= p->answer_release_ms || atomic_load(&ps->stop));
+    if (answer) p->answer_held = false;
     pthread_mutex_unlock(&p->lock);
     for (uint32_t k = 0; k < n; k++) call_done(ps, done[k]);
+    if (answer) batch_complete(ps, p);
   }
 }
 

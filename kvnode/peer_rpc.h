@@ -69,6 +69,8 @@ typedef struct {
   int64_t delay_ms, jitter_ms;  /* 0 .. KV_FAULT_DELAY_MS_MAX each */
   double drop;                  /* 0 .. 1; 1 is a partition */
   int64_t exp_delay_ms;         /* 0 .. KV_FAULT_DELAY_MS_MAX */
+  bool both_ways;               /* a batch's answer is held back a delay drawn alike, as if
+                                   it crossed the same link back (a round trip, for labs) */
 } kv_fault_t;
 /* Sets f (all zeros clears) on the calls to each of the n peers named in ids (borrowed for the
  * call), from the next call on; calls already held keep their fate. Everything is checked

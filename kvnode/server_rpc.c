@@ -455,14 +455,14 @@ static void handle_status(kv_server_t *srv, call_t *c) {
 static kv_err fault_apply(kv_server_t *srv, const Tunekv__Peer__FaultRequest *m,
                           kv_status_t *st) {
   const kv_config_t *cfg = srv->deps.cfg;
-  const kv_fault_t none = {0, 0, 0, 0};
+  const kv_fault_t none = {0, 0, 0, 0, false};
   const char *const *named = (const char *const *)m->peers;
   switch (m->action) {
     case TUNEKV__PEER__FAULT_REQUEST__ACTION__LIST:
       return KV_OK;
     case TUNEKV__PEER__FAULT_REQUEST__ACTION__SET: {
       kv_fault_t f = {.delay_ms = m->delay_ms, .jitter_ms = m->jitter_ms, .drop = m->drop,
-                      .exp_delay_ms = m->exp_delay_ms};
+                      .exp_delay_ms = m->exp_delay_ms, .both_ways = m->both_ways};
       return kv_peers_fault_set(srv->deps.peers, named, m->n_peers, &f, st);
     }
     case TUNEKV__PEER__FAULT_REQUEST__ACTION__CLEAR: {
@@ -495,6 +495,7 @@ static grpc_byte_buffer *fault_reply(kv_server_t *srv) {
     faults[n].jitter_ms = f.jitter_ms;
     faults[n].drop = f.drop;
     faults[n].exp_delay_ms = f.exp_delay_ms;
+    faults[n].both_ways = f.both_ways;
     ptrs[n] = &faults[n];
     n++;
   }

@@ -88,7 +88,7 @@ kill -TERM "$lone"; wait "$lone"
 
 # ---- 2. usage errors: exit 2 and a sentence, before anything is sent ----------------------
 set_usage="usage: kvctl fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--exp-delay-ms N]"
-set_usage+=" [--drop P]"
+set_usage+=" [--both-ways] [--drop P]"
 set_usage+=" [--partition]"
 usage() {
   local name=$1 want=$2
@@ -99,7 +99,7 @@ usage "fault alone" "fault: missing arguments; usage: kvctl fault set|clear|list
 usage "an unknown action" "fault: unknown action 'cut'; use set, clear or list" fault cut n2
 usage "set without peers" "fault set: missing arguments; $set_usage" fault set --partition
 usage "set without a fault" \
-  "fault set needs at least one of --delay-ms, --jitter-ms, --exp-delay-ms, --drop and --partition" \
+  "fault set needs at least one of --delay-ms, --jitter-ms, --exp-delay-ms, --both-ways, --drop and --partition" \
   fault set n2
 usage "--drop with --partition" "fault set takes --drop or --partition, not both" \
   fault set n2 --drop 1 --partition
@@ -236,6 +236,13 @@ expect_exact "7. fault list shows the exponential delay's mean" 0 \
   "n2 delay 100 ms, jitter 0 ms, exponential 20 ms, drop 0
 n3 delay 0 ms, jitter 0 ms, drop 1 (partition)" "" ctl 1 fault list
 at_least "7. with 100 ms and an exponential on top, at least 100 ms" 100 \
+  ctl 1 put default slow v -w 2
+expect_exact "7. fault set n2 --delay-ms 60 --both-ways" 0 "" "" \
+  ctl 1 fault set n2 --delay-ms 60 --both-ways
+expect_exact "7. fault list shows both ways" 0 \
+  "n2 delay 60 ms, jitter 0 ms, drop 0, both ways
+n3 delay 0 ms, jitter 0 ms, drop 1 (partition)" "" ctl 1 fault list
+at_least "7. both ways, a -w 2 put waits out the round trip: at least 120 ms" 120 \
   ctl 1 put default slow v -w 2
 check "7. a delayed peer is not suspected (n1 sees n2 up)" "n1 says n2 is '$(peer_state 1 n2)'" \
   stays up 1 n2
