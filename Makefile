@@ -5,13 +5,16 @@
 #                  foreground, logs prefixed by node id (Ctrl-C stops all three);
 #                  KVNODE_FLAGS=--allow-fault-injection lets kvctl fault work on it
 #   make bench     deps, build, kvbench against a local node next to the peers (echo ceiling)
+#   make lab       deps, build, the WAN lab: 6 nodes in two regions with injected delay between
+#                  them (deploy/lab.sh), kvbench at each level and kvbench lag, then stops them
 #   make sim       the deterministic simulator over SEEDS (default 1-300; `make test` runs it)
 #   make sim-mutants  the simulator built with each planted bug of tests/sim/mutants/
 #   make clean
 
 DEB_PKGS := librocksdb-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev \
-            check libcyaml-dev libyaml-dev libxxhash-dev pkg-config
-PKGS := grpc libprotobuf-c rocksdb libcyaml yaml-0.1 check libxxhash
+            check libcyaml-dev libyaml-dev libxxhash-dev pkg-config chromium libmicrohttpd-dev \
+            curl
+PKGS := grpc libprotobuf-c rocksdb libcyaml yaml-0.1 check libxxhash libmicrohttpd
 
 BUILD := build
 GEN := $(BUILD)/gen
@@ -21,7 +24,8 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow -Wno-unu
                -MMD -MP $(INCLUDES) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2
 SAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LDLIBS := $(shell pkg-config --libs grpc libprotobuf-c libcyaml yaml-0.1 libxxhash 2>/dev/null) \
+LDLIBS := $(shell pkg-config --libs grpc libprotobuf-c libcyaml yaml-0.1 libxxhash libmicrohttpd \
+            2>/dev/null) \
           -lrocksdb -lpthread -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -31,14 +35,16 @@ PB_HDR := $(PB_SRC:.c=.h)
 
 COMMON_SRC := $(wildcard common/*.c) $(wildcard coordinator/*.c) $(PB_SRC)
 NODE_SRC := $(filter-out kvnode/main.c,$(wildcard kvnode/*.c))
-CLIENT_SRC := $(filter-out client/kvctl.c client/kvbench.c,$(wildcard client/*.c))
+# kvbench is kvbench.c (load mode, dispatch) plus bench_*.c (shared parts, other modes).
+BENCH_SRC := client/kvbench.c $(wildcard client/bench_*.c)
+CLIENT_SRC := $(filter-out client/kvctl.c $(BENCH_SRC),$(wildcard client/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 TOOL_SRC := $(wildcard tests/integration/*.c)
 # The simulator: the core (node.c, coord.c and below) with the sim's store and syncer in
 # place of store.c and syncer.c, fault points compiled in (-DKV_SIM), under ASan/UBSan, in its
 # own object tree.
 SIM_SRC := $(wildcard tests/sim/*.c) kvnode/node.c kvnode/coord.c kvnode/hints.c kvnode/aae.c \
-           kvnode/exchange.c $(COMMON_SRC)
+           kvnode/exchange.c kvnode/metrics.c $(COMMON_SRC)
 SEEDS ?= 1-300
 KVNODE_FLAGS ?=
 
@@ -99,7 +105,7 @@ bin/kvctl: $(call obj,client/kvctl.c $(CLIENT_SRC) $(COMMON_SRC))
 	@mkdir -p bin
 	$(CC) -o $@ $^ $(LDLIBS)
 
-bin/kvbench: $(call obj,client/kvbench.c $(CLIENT_SRC) $(COMMON_SRC))
+bin/kvbench: $(call obj,$(BENCH_SRC) $(CLIENT_SRC) $(COMMON_SRC))
 	@mkdir -p bin
 	$(CC) -o $@ $^ $(LDLIBS)
 
@@ -135,7 +141,7 @@ sim-mutants: $(BUILD)/kvsim
 	tests/sim/mutants.sh $(BUILD)
 
 integration: all
-	rc=0; for t in run cluster3 cluster5 faults splitbrain; do tests/integration/$$t.sh || rc=1; done; exit $$rc
+	rc=0; for t in run cluster3 cluster5 faults splitbrain reports metrics; do tests/integration/$$t.sh || rc=1; done; exit $$rc
 
 test: deps
 	$(MAKE) all $(BUILD)/check_unit $(BUILD)/kvsim
@@ -151,10 +157,14 @@ bench: deps
 	$(MAKE) all
 	deploy/bench.sh
 
+lab: deps
+	$(MAKE) all
+	deploy/lab.sh
+
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: all deps unit sim sim-mutants integration test cluster bench clean
+.PHONY: all deps unit sim sim-mutants integration test cluster bench lab clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,9 +1,14 @@
-/* kvbench.c: closed-loop load for tunekv over libtunekv's async API.
+/* kvbench.c: closed-loop load for tunekv over libtunekv's async API, and the dispatcher to
+ * kvbench's other modes (bench_<mode>.c; `kvbench MODE -h` for each).
  *
- *   kvbench -a ADDR[,ADDR..] (--ops N | --duration S) [--concurrency C] [--value-bytes B]
- *           [--keys K] [--mix put=50,get=50] [-c LEVEL] [--warmup S] [--json FILE]
- *           [--keyspace NAME] [--seed N] [--timeout MS] [--blind] [--durable] [--sequential]
- *           [--local]
+ *   kvbench [load] -a ADDR[,ADDR..] (--ops N | --duration S) [--concurrency C]
+ *           [--value-bytes B] [--keys K] [--mix put=50,get=50] [-c LEVEL[,LEVEL..]]
+ *           [--warmup S] [--json FILE] [--html FILE] [--keyspace NAME] [--seed N]
+ *           [--timeout MS] [--blind] [--durable] [--sequential] [--local]
+ *           [--progress | --no-progress]
+ *
+ * With several levels (-c ONE,QUORUM,ALL) the whole run (warmup, measurement) is made once per
+ * level, in the order given, each from the same seed, so the levels see the same requests.
  *
  * Exactly C requests are in flight at all times on one completion queue: when one finishes,
  * the next starts in its place. Requests go round-robin over one client per address. Each
@@ -29,10 +34,14 @@
  * failed measured requests. The first failure of the run (warmup included) is printed once
  * on stderr as "kvbench: first error (<op> to <addr>): <GRPC_STATUS_NAME>: <message>".
  *
- * Output: a table on stdout with a row per operation in the mix. --json FILE writes
+ * Output: a table on stdout with a row per operation in the mix (per level and operation,
+ * with a level column, when there are several levels). --json FILE writes
  *   {"put": {"ops_per_sec": .., "p50_ms": .., "p99_ms": .., "p999_ms": .., "errors": ..},
- *    "get": {..}}
- * on one line, always with both operations (zeros for one not in the mix).
+ *    "get": {..}, "levels": [{"level": "ONE", "put": {..}, "get": {..}}, ..]}
+ * on one line, always with both operations (zeros for one not in the mix); the top-level
+ * "put" and "get" are the first level's. --html FILE writes the report of bench.h: the table
+ * and the latency CDF of every (operation, level). While it runs, a progress line is drawn
+ * on stderr when stderr is a terminal (--progress forces it, --no-progress stops it).
  *
  * Exit status: 0 every measured request succeeded, 3 some failed (results still printed),
  * 2 usage error, 1 a local failure (cannot write the JSON file, cannot start a call). */
@@ -46,16 +55,23 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "histogram.h"
 #include "kv_limits.h"
 #include "tunekv.h"
 
-enum { EXIT_OK = 0, EXIT_LOCAL = 1, EXIT_USAGE = 2, EXIT_ERRORS = 3 };
+enum {
+  EXIT_OK = BENCH_EXIT_OK,
+  EXIT_LOCAL = BENCH_EXIT_LOCAL,
+  EXIT_USAGE = BENCH_EXIT_USAGE,
+  EXIT_ERRORS = BENCH_EXIT_ERRORS
+};
 
 #define CONCURRENCY_MAX 4096u
 #define DURATION_S_MAX 86400.0
 #define KEYS_MAX 100000000u /* the context table holds 16 bytes per key */
 #define OPS_MAX 1000000000000ull
+#define LEVELS_MAX 12u /* levels one run measures (-c A,B,..) */
 
 enum { OP_PUT, OP_GET, OP_COUNT };
 static const char *const op_names[OP_COUNT] = {"put", "get"};
@@ -66,7 +82,11 @@ typedef struct {
   double duration_s;    /* --duration, 0 = use ops */
   uint32_t concurrency, value_bytes, keys, timeout_ms;
   uint32_t mix[OP_COUNT];
-  const char *mix_text, *level, *json_path, *keyspace;
+  const char *mix_text, *json_path, *html_path, *keyspace;
+  char *levels_text;              /* the -c argument, split in place into levels[] */
+  const char *levels[LEVELS_MAX]; /* "" = the keyspace default */
+  uint32_t n_levels;
+  bench_progress_mode_t progress;
   double warmup_s;
   uint64_t seed;
   bool blind;
@@ -108,14 +128,20 @@ typedef struct {
   uint64_t rng;
   uint64_t t_measure_ns, t_end_ns, started_measured, last_done_ns;
   bool first_error_printed;
-  op_stats_t stats[OP_COUNT];
+  uint32_t level;                      /* index into args.levels of the run going on */
+  op_stats_t stats[LEVELS_MAX][OP_COUNT];
+  double window_s[LEVELS_MAX];
+  bench_progress_t progress;
 } bench_t;
 
 static void usage(FILE *f) {
-  fputs("usage: kvbench -a ADDR[,ADDR..] (--ops N | --duration S) [--concurrency C]\n"
-        "               [--value-bytes B] [--keys K] [--mix put=50,get=50] [-c LEVEL]\n"
-        "               [--warmup S] [--json FILE] [--keyspace NAME] [--seed N] [--timeout MS]\n"
-        "               [--blind] [--durable] [--sequential] [--local]\n"
+  fputs("usage: kvbench [load] -a ADDR[,ADDR..] (--ops N | --duration S) [--concurrency C]\n"
+        "               [--value-bytes B] [--keys K] [--mix put=50,get=50] [-c LEVEL[,LEVEL..]]\n"
+        "               [--warmup S] [--json FILE] [--html FILE] [--keyspace NAME] [--seed N]\n"
+        "               [--timeout MS] [--blind] [--durable] [--sequential] [--local]\n"
+        "               [--progress | --no-progress]\n"
+        "       kvbench staleness -h     t-visibility measured and predicted (PBS)\n"
+        "       kvbench lag -h           replication lag per replica and region\n"
         "\n"
         "  -a ADDR[,ADDR..]   nodes; requests go round-robin over them\n"
         "  --ops N            measure N requests, or\n"
@@ -124,9 +150,13 @@ static void usage(FILE *f) {
         "  --value-bytes B    bytes per put (default 100)\n"
         "  --keys K           keys k00000000.. chosen uniformly (default 10000)\n"
         "  --mix OP=W,..      weights of put and get (default put=50,get=50)\n"
-        "  -c LEVEL           consistency level of every request (default: the keyspace's)\n"
+        "  -c LEVEL[,LEVEL..] consistency level of every request (default: the keyspace's);\n"
+        "                     several levels: the run is made once per level, in order\n"
         "  --warmup S         seconds run first and not counted (default 0)\n"
         "  --json FILE        also write the results as JSON\n"
+        "  --html FILE        also write an HTML report (tables, latency CDF per level)\n"
+        "  --progress         draw a progress line on stderr even when it is not a terminal\n"
+        "  --no-progress      never draw it\n"
         "  --keyspace NAME    keyspace (default \"default\")\n"
         "  --seed N           PRNG seed for keys and operations (default 1)\n"
         "  --timeout MS       the server's deadline per request (default: the server's)\n"
@@ -139,47 +169,12 @@ static void usage(FILE *f) {
         f);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("kvbench: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputs("; see kvbench -h\n", stderr);
-  va_end(ap);
-  return EXIT_USAGE;
-}
+#define usage_error bench_usage_error
+#define parse_u64 bench_parse_u64
+#define parse_u32 bench_parse_u32
+#define parse_seconds bench_parse_double
 
 /* ---- arguments --------------------------------------------------------------------- */
-
-static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
-  if (!*s) return false;
-  uint64_t v = 0;
-  for (const char *p = s; *p; p++) {
-    if (*p < '0' || *p > '9') return false;
-    if (v > (max - (uint64_t)(*p - '0')) / 10) return false;
-    v = v * 10 + (uint64_t)(*p - '0');
-  }
-  if (v < min) return false;
-  *out = v;
-  return true;
-}
-
-static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out) {
-  uint64_t v;
-  if (!parse_u64(s, min, max, &v)) return false;
-  *out = (uint32_t)v;
-  return true;
-}
-
-static bool parse_seconds(const char *s, double min, double max, double *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (!*s || *end || errno || !isfinite(v) || v < min || v > max) return false;
-  *out = v;
-  return true;
-}
 
 /* "put=70,get=30": weights 0..1000000 per operation, at least one above 0. */
 static bool parse_mix(const char *text, uint32_t mix[OP_COUNT]) {
@@ -202,6 +197,24 @@ static bool parse_mix(const char *text, uint32_t mix[OP_COUNT]) {
     total += mix[op];
   }
   return total > 0;
+}
+
+/* -c A,B,..: at most LEVELS_MAX names, none empty; no -c is one run at the keyspace's default.
+ * The server judges the names. */
+static int split_levels(bench_args_t *a) {
+  if (!a->levels_text) {
+    a->levels[a->n_levels++] = "";
+    return EXIT_OK;
+  }
+  const char *text = a->levels_text;
+  if (!*text || text[0] == ',' || text[strlen(text) - 1] == ',' || strstr(text, ",,"))
+    return usage_error("-c needs LEVEL[,LEVEL..] with no empty name, not '%s'", text);
+  char *save = NULL;
+  for (char *l = strtok_r(a->levels_text, ",", &save); l; l = strtok_r(NULL, ",", &save)) {
+    if (a->n_levels == LEVELS_MAX) return usage_error("-c names more than %u levels", LEVELS_MAX);
+    a->levels[a->n_levels++] = l;
+  }
+  return EXIT_OK;
 }
 
 static int parse_args(int argc, char **argv, bench_args_t *a) {
@@ -236,11 +249,15 @@ static int parse_args(int argc, char **argv, bench_args_t *a) {
       a->local = true;
       continue;
     }
+    if (!strcmp(k, "--progress") || !strcmp(k, "--no-progress")) {
+      a->progress = k[2] == 'p' ? BENCH_PROGRESS_ON : BENCH_PROGRESS_OFF;
+      continue;
+    }
     if (i + 1 >= argc) {
       static const char *const known[] = {"-a", "--ops", "--duration", "--concurrency",
                                           "--value-bytes", "--keys", "--mix", "-c",
-                                          "--warmup", "--json", "--keyspace", "--seed",
-                                          "--timeout"};
+                                          "--warmup", "--json", "--html", "--keyspace",
+                                          "--seed", "--timeout"};
       for (size_t j = 0; j < sizeof known / sizeof known[0]; j++)
         if (!strcmp(k, known[j])) return usage_error("option '%s' needs a value", k);
       return usage_error("unknown option '%s'", k);
@@ -281,9 +298,13 @@ static int parse_args(int argc, char **argv, bench_args_t *a) {
                            "0 to 1000000 and at least one above 0, not '%s'", v);
       a->mix_text = v;
     } else if (!strcmp(k, "-c")) {
-      a->level = v;
+      free(a->levels_text);
+      a->levels_text = strdup(v);
+      if (!a->levels_text) return usage_error("out of memory");
     } else if (!strcmp(k, "--json")) {
       a->json_path = v;
+    } else if (!strcmp(k, "--html")) {
+      a->html_path = v;
     } else if (!strcmp(k, "--keyspace")) {
       a->keyspace = v;
     } else if (!strcmp(k, "--seed")) {
@@ -300,24 +321,13 @@ static int parse_args(int argc, char **argv, bench_args_t *a) {
   if (!a->addrs) return usage_error("-a ADDR[,ADDR..] is required");
   if (have_ops == have_duration) return usage_error("give exactly one of --ops and --duration");
   if (a->mix[OP_PUT] == 0 && a->mix[OP_GET] == 0) parse_mix(a->mix_text, a->mix);
-  return EXIT_OK;
+  return split_levels(a);
 }
 
 /* ---- the loop ---------------------------------------------------------------------- */
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* splitmix64: small, fast, and every seed (0 included) gives a good sequence. */
-static uint64_t rng_next(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+#define now_ns bench_now_ns
+#define rng_next bench_rng_next
 
 static bool still_starting(const bench_t *b, uint64_t t) {
   if (t < b->t_measure_ns) return true;
@@ -379,7 +389,7 @@ static void account(bench_t *b, const kv_client_completion_t *done, uint64_t t) 
     b->first_error_printed = true;
   }
   if (!r->measured) return;
-  op_stats_t *s = &b->stats[r->op];
+  op_stats_t *s = &b->stats[b->level][r->op];
   if (ok) {
     s->ok++;
     if (r->op == OP_GET && !done->found) s->not_found++;
@@ -388,6 +398,31 @@ static void account(bench_t *b, const kv_client_completion_t *done, uint64_t t) 
     s->errors++;
   }
   b->last_done_ns = t;
+}
+
+static const char *level_name(const bench_t *b, uint32_t level) {
+  const char *l = b->args.levels[level];
+  return *l ? l : "(keyspace default)";
+}
+
+/* "kvbench: QUORUM 3.2 s, 12345 done, 0 errors" (or "123/1000 measured" with --ops). */
+static void show_progress(bench_t *b, uint64_t t) {
+  if (!b->progress.on) return;
+  uint64_t done = 0, errors = 0;
+  for (int op = 0; op < OP_COUNT; op++) {
+    done += b->stats[b->level][op].ok + b->stats[b->level][op].errors;
+    errors += b->stats[b->level][op].errors;
+  }
+  double at_s = t >= b->t_measure_ns ? (double)(t - b->t_measure_ns) / 1e9 : 0;
+  const char *phase = t < b->t_measure_ns ? "warming up, " : "";
+  if (b->args.ops)
+    bench_progress_show(&b->progress, "kvbench: %s: %s%llu/%llu measured, %llu errors",
+                        level_name(b, b->level), phase, (unsigned long long)done,
+                        (unsigned long long)b->args.ops, (unsigned long long)errors);
+  else
+    bench_progress_show(&b->progress, "kvbench: %s: %s%.1f/%.1f s, %llu done, %llu errors",
+                        level_name(b, b->level), phase, at_s, b->args.duration_s,
+                        (unsigned long long)done, (unsigned long long)errors);
 }
 
 static int run(bench_t *b) {
@@ -414,8 +449,24 @@ static int run(bench_t *b) {
     uint64_t t = now_ns();
     account(b, &done, t);
     if (rc == EXIT_OK && still_starting(b, t) && !start_one(b, done.tag)) rc = EXIT_LOCAL;
+    show_progress(b, t);
   }
+  bench_progress_done(&b->progress);
   free(reqs);
+  return rc;
+}
+
+/* Runs the measurement once per level, each from the seed. */
+static int run_levels(bench_t *b) {
+  int rc = EXIT_OK;
+  for (b->level = 0; b->level < b->args.n_levels && rc == EXIT_OK; b->level++) {
+    b->opts.level = b->args.levels[b->level];
+    b->rng = b->args.seed;
+    b->next_key = 0;
+    b->started_measured = 0;
+    rc = run(b);
+    b->window_s[b->level] = (double)(b->last_done_ns - b->t_measure_ns) / 1e9;
+  }
   return rc;
 }
 
@@ -426,8 +477,9 @@ typedef struct {
   uint64_t errors, not_found;
 } op_result_t;
 
-static op_result_t result_of(const bench_t *b, int op, double window_s) {
-  const op_stats_t *s = &b->stats[op];
+static op_result_t result_of(const bench_t *b, uint32_t level, int op) {
+  const op_stats_t *s = &b->stats[level][op];
+  double window_s = b->window_s[level];
   op_result_t r = {0};
   r.ops_per_sec = window_s > 0 ? (double)s->ok / window_s : 0;
   r.p50_ms = (double)kv_histogram_percentile(&s->hist, 50) / 1e6;
@@ -438,49 +490,129 @@ static op_result_t result_of(const bench_t *b, int op, double window_s) {
   return r;
 }
 
-static void print_table(const bench_t *b, double window_s) {
+static void print_table(const bench_t *b) {
   const bench_args_t *a = &b->args;
+  bool many = a->n_levels > 1;
   printf("kvbench: %u node(s), concurrency %u, %u-byte values, %u keys, mix %s, level %s, "
          "seed %llu%s%s\n",
          b->n_clients, a->concurrency, a->value_bytes, a->keys, a->mix_text,
-         a->level && *a->level ? a->level : "(keyspace default)", (unsigned long long)a->seed,
+         many ? "per row" : level_name(b, 0), (unsigned long long)a->seed,
          a->blind ? ", blind puts" : "", a->durable ? ", durable puts" : "");
-  printf("measured %.3f s after %.3f s of warmup", window_s, a->warmup_s);
-  if (a->mix[OP_GET])
-    printf("; %llu gets found no value", (unsigned long long)b->stats[OP_GET].not_found);
-  printf("\n\n");
+  for (uint32_t l = 0; l < a->n_levels; l++) {
+    if (many) printf("%s: ", level_name(b, l));
+    printf("measured %.3f s after %.3f s of warmup", b->window_s[l], a->warmup_s);
+    if (a->mix[OP_GET])
+      printf("; %llu gets found no value", (unsigned long long)b->stats[l][OP_GET].not_found);
+    printf("\n");
+  }
+  printf("\n");
+  if (many) printf("%-14s ", "level");
   printf("%-4s %12s %10s %10s %10s %10s\n", "op", "ops/s", "p50 ms", "p99 ms", "p99.9 ms",
          "errors");
-  for (int op = 0; op < OP_COUNT; op++) {
-    if (a->mix[op] == 0) continue;
-    op_result_t r = result_of(b, op, window_s);
-    printf("%-4s %12.1f %10.3f %10.3f %10.3f %10llu\n", op_names[op], r.ops_per_sec, r.p50_ms,
-           r.p99_ms, r.p999_ms, (unsigned long long)r.errors);
+  for (uint32_t l = 0; l < a->n_levels; l++) {
+    for (int op = 0; op < OP_COUNT; op++) {
+      if (a->mix[op] == 0) continue;
+      op_result_t r = result_of(b, l, op);
+      if (many) printf("%-14s ", level_name(b, l));
+      printf("%-4s %12.1f %10.3f %10.3f %10.3f %10llu\n", op_names[op], r.ops_per_sec,
+             r.p50_ms, r.p99_ms, r.p999_ms, (unsigned long long)r.errors);
+    }
   }
-
 }
 
-static int write_json(const bench_t *b, double window_s) {
-  FILE *f = fopen(b->args.json_path, "w");
-  if (!f) {
-    fprintf(stderr, "kvbench: cannot write %s: %s\n", b->args.json_path, strerror(errno));
-    return EXIT_LOCAL;
-  }
-  fputc('{', f);
+static void json_ops(FILE *f, const bench_t *b, uint32_t level) {
   for (int op = 0; op < OP_COUNT; op++) {
-    op_result_t r = result_of(b, op, window_s);
+    op_result_t r = result_of(b, level, op);
     fprintf(f,
             "%s\"%s\": {\"ops_per_sec\": %.1f, \"p50_ms\": %.4f, \"p99_ms\": %.4f, "
             "\"p999_ms\": %.4f, \"errors\": %llu, \"not_found\": %llu}",
             op ? ", " : "", op_names[op], r.ops_per_sec, r.p50_ms, r.p99_ms, r.p999_ms,
             (unsigned long long)r.errors, (unsigned long long)r.not_found);
   }
-  fputs("}\n", f);
+}
+
+/* Level names come from the command line: quotes and backslashes are escaped. */
+static void json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') fputc('\\', f);
+    if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
+    else fputc(*s, f);
+  }
+  fputc('"', f);
+}
+
+static int write_json(const bench_t *b) {
+  FILE *f = fopen(b->args.json_path, "w");
+  if (!f) {
+    fprintf(stderr, "kvbench: cannot write %s: %s\n", b->args.json_path, strerror(errno));
+    return EXIT_LOCAL;
+  }
+  fputc('{', f);
+  json_ops(f, b, 0);
+  fputs(", \"levels\": [", f);
+  for (uint32_t l = 0; l < b->args.n_levels; l++) {
+    fputs(l ? ", {\"level\": " : "{\"level\": ", f);
+    json_string(f, b->args.levels[l]);
+    fputs(", ", f);
+    json_ops(f, b, l);
+    fputc('}', f);
+  }
+  fputs("]}\n", f);
   if (fclose(f) != 0) {
     fprintf(stderr, "kvbench: cannot write %s: %s\n", b->args.json_path, strerror(errno));
     return EXIT_LOCAL;
   }
   return EXIT_OK;
+}
+
+/* The HTML report: the table again, and a latency CDF per (operation, level). */
+#define HTML_COLS 7u
+#define HTML_SERIES_MAX (LEVELS_MAX * OP_COUNT)
+static int write_html(const bench_t *b) {
+  static char text[HTML_SERIES_MAX][HTML_COLS][48];
+  static const char *cells[HTML_SERIES_MAX * HTML_COLS];
+  static double xs[HTML_SERIES_MAX][KV_REPORT_CDF_POINTS], ys[HTML_SERIES_MAX][KV_REPORT_CDF_POINTS];
+  static char names[HTML_SERIES_MAX][64];
+  kv_report_series_t series[HTML_SERIES_MAX];
+  static const char *const head[HTML_COLS] = {"level", "op", "ops/s", "p50 ms", "p99 ms",
+                                              "p99.9 ms", "errors"};
+  size_t rows = 0;
+  for (uint32_t l = 0; l < b->args.n_levels; l++) {
+    for (int op = 0; op < OP_COUNT; op++) {
+      if (b->args.mix[op] == 0) continue;
+      op_result_t r = result_of(b, l, op);
+      char(*t)[48] = text[rows];
+      snprintf(t[0], 48, "%s", level_name(b, l));
+      snprintf(t[1], 48, "%s", op_names[op]);
+      snprintf(t[2], 48, "%.1f", r.ops_per_sec);
+      snprintf(t[3], 48, "%.3f", r.p50_ms);
+      snprintf(t[4], 48, "%.3f", r.p99_ms);
+      snprintf(t[5], 48, "%.3f", r.p999_ms);
+      snprintf(t[6], 48, "%llu", (unsigned long long)r.errors);
+      for (size_t c = 0; c < HTML_COLS; c++) cells[rows * HTML_COLS + c] = t[c];
+      snprintf(names[rows], sizeof names[rows], "%s %s", op_names[op], level_name(b, l));
+      series[rows] = (kv_report_series_t){.name = names[rows], .x = xs[rows], .y = ys[rows]};
+      series[rows].n = kv_report_cdf(&b->stats[l][op].hist, 1e-6, xs[rows], ys[rows]);
+      rows++;
+    }
+  }
+  char subtitle[256];
+  snprintf(subtitle, sizeof subtitle,
+           "%u node(s), concurrency %u, %u-byte values, %u keys, mix %s, seed %llu",
+           b->n_clients, b->args.concurrency, b->args.value_bytes, b->args.keys,
+           b->args.mix_text, (unsigned long long)b->args.seed);
+  bench_html_t h;
+  bench_html_init(&h);
+  h.title = "kvbench load";
+  h.subtitle = subtitle;
+  h.head = head;
+  h.cols = HTML_COLS;
+  h.cells = cells;
+  h.rows = rows;
+  h.latency.series = series;
+  h.latency.n_series = rows;
+  return bench_write_html(b->args.html_path, &h);
 }
 
 /* ---- main -------------------------------------------------------------------------- */
@@ -500,17 +632,17 @@ static int open_clients(bench_t *b) {
   return EXIT_OK;
 }
 
-int main(int argc, char **argv) {
+static int load_main(int argc, char **argv) {
   static bench_t bench; /* histograms are large: keep them off the stack */
   bench_t *b = &bench;
   int rc = parse_args(argc, argv, &b->args);
   if (rc != EXIT_OK) return rc;
   const bench_args_t *a = &b->args;
-  for (int op = 0; op < OP_COUNT; op++) kv_histogram_init(&b->stats[op].hist);
-  b->rng = a->seed;
+  for (uint32_t l = 0; l < LEVELS_MAX; l++)
+    for (int op = 0; op < OP_COUNT; op++) kv_histogram_init(&b->stats[l][op].hist);
+  bench_progress_init(&b->progress, a->progress);
   kv_client_opts_t init = KV_CLIENT_OPTS_INIT;
   b->opts = init;
-  b->opts.level = a->level;
   b->opts.durable = a->durable;
   b->opts.local = a->local;
   b->opts.timeout_ms = a->timeout_ms;
@@ -537,12 +669,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "kvbench: %s\n", st.msg);
     rc = EXIT_LOCAL;
   }
-  if (rc == EXIT_OK) rc = run(b);
+  if (rc == EXIT_OK) rc = run_levels(b);
   if (rc == EXIT_OK) {
-    double window_s = (double)(b->last_done_ns - b->t_measure_ns) / 1e9;
-    print_table(b, window_s);
-    if (a->json_path) rc = write_json(b, window_s);
-    if (rc == EXIT_OK && (b->stats[OP_PUT].errors || b->stats[OP_GET].errors)) rc = EXIT_ERRORS;
+    print_table(b);
+    if (a->json_path) rc = write_json(b);
+    if (rc == EXIT_OK && a->html_path) rc = write_html(b);
+    for (uint32_t l = 0; l < a->n_levels && rc == EXIT_OK; l++)
+      if (b->stats[l][OP_PUT].errors || b->stats[l][OP_GET].errors) rc = EXIT_ERRORS;
   }
   kv_client_async_destroy(b->async);
   for (uint32_t i = 0; i < b->n_clients; i++) kv_client_close(b->clients[i]);
@@ -551,5 +684,13 @@ int main(int argc, char **argv) {
   free(b->contexts);
   free(b->value);
   free(b->args.addrs);
+  free(b->args.levels_text);
   return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "load")) return load_main(argc - 1, argv + 1);
+  if (argc > 1 && !strcmp(argv[1], "staleness")) return bench_staleness_main(argc - 1, argv + 1);
+  if (argc > 1 && !strcmp(argv[1], "lag")) return bench_lag_main(argc - 1, argv + 1);
+  return load_main(argc, argv);
 }

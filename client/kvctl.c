@@ -8,7 +8,8 @@
  *   (every command also takes --timeout MS)
  *   kvctl [-a HOST:PORT] status
  *   kvctl [-a HOST:PORT] conflicts [--json]
- *   kvctl [-a HOST:PORT] fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--drop P]
+ *   kvctl [-a HOST:PORT] fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N]
+ *                                  [--exp-delay-ms N] [--both-ways] [--drop P]
  *                                                  [--partition]
  *   kvctl [-a HOST:PORT] fault clear [PEER[,PEER...]]
  *   kvctl [-a HOST:PORT] fault list
@@ -33,7 +34,8 @@
  * and each peer's clock offset, with a "clock of PEER is SKEWED" line per peer whose clock is
  * off by more than the config's max_clock_skew_ms.
  * fault set and fault clear print nothing; fault list prints one line per peer with a fault,
- * "PEER delay N ms, jitter N ms, drop P", with " (partition)" after a drop of 1. Fault values
+ * "PEER delay N ms, jitter N ms, drop P" (with "exponential N ms, " before the drop when one
+ * is set), with " (partition)" after a drop of 1 and ", both ways" when answers are held too. Fault values
  * are checked for form here and for range by the node.
  * conflicts prints the node's conflict journal, oldest first: per entry a line
  * "#SEQ TIME KEYSPACE/KEY by HANDLER on REASON" (" (suspect clock)" when so), then "  kept ..."
@@ -76,8 +78,11 @@ enum {
   OPT_PW = 1 << 12,
   OPT_PR = 1 << 13,
   OPT_HANDLER = 1 << 14,
+  OPT_EXP_DELAY = 1 << 15,
+  OPT_BOTH_WAYS = 1 << 16,
 };
-#define OPTS_FAULT (OPT_DELAY | OPT_JITTER | OPT_DROP | OPT_PARTITION)
+#define OPTS_FAULT \
+  (OPT_DELAY | OPT_JITTER | OPT_EXP_DELAY | OPT_BOTH_WAYS | OPT_DROP | OPT_PARTITION)
 
 static const struct {
   int bit;
@@ -88,7 +93,8 @@ static const struct {
                  {OPT_JITTER, "--jitter-ms"}, {OPT_DROP, "--drop"},
                  {OPT_PARTITION, "--partition"}, {OPT_REPAIR, "--read-repair"},
                  {OPT_PW, "--pw"},          {OPT_PR, "--pr"},
-                 {OPT_HANDLER, "-H"}};
+                 {OPT_HANDLER, "-H"},
+                 {OPT_EXP_DELAY, "--exp-delay-ms"}, {OPT_BOTH_WAYS, "--both-ways"}};
 
 #define POSITIONALS_MAX 8
 
@@ -103,9 +109,9 @@ typedef struct {
   const char *context_b64;
   const char *read_repair;
   const char *handler;
-  int64_t delay_ms, jitter_ms;      /* fault set */
+  int64_t delay_ms, jitter_ms, exp_delay_ms; /* fault set */
   double drop;
-  bool partition;
+  bool partition, both_ways;
 } args_t;
 
 static void usage(FILE *f) {
@@ -125,8 +131,11 @@ static void usage(FILE *f) {
           "        this node, its peers (up or down, phi, last heard) and replication lag\n"
           "  hints\n"
           "        hints this node keeps for each peer (pending, bytes, delivered, dropped)\n"
-          "  fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--drop P] [--partition]\n"
-          "        hold each call this node makes to those peers N ms plus up to the jitter,\n"
+          "  fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--exp-delay-ms N]\n"
+          "            [--both-ways] [--drop P] [--partition]\n"
+          "        hold each call this node makes to those peers N ms plus up to the jitter\n"
+          "        plus an exponential delay of mean --exp-delay-ms (--both-ways: their\n"
+          "        answers too, for a round trip),\n"
           "        or lose it with probability P (0..1); --partition loses every one\n"
           "  fault clear [PEER[,PEER...]]\n"
           "        remove the faults of those peers (of all, without PEER)\n"
@@ -355,9 +364,11 @@ static int parse_args(int argc, char **argv, args_t *a) {
                        !strcmp(name, "--context") ||
                        !strcmp(name, "--timeout") || !strcmp(name, "--delay-ms") ||
                        !strcmp(name, "--jitter-ms") || !strcmp(name, "--drop") ||
+                       !strcmp(name, "--exp-delay-ms") ||
                        !strcmp(name, "--read-repair") || !strcmp(name, "-H");
     bool is_flag = !strcmp(name, "--durable") || !strcmp(name, "--local") ||
                    !strcmp(name, "--json") || !strcmp(name, "--partition") ||
+                   !strcmp(name, "--both-ways") ||
                    !strcmp(name, "-h") || !strcmp(name, "--help");
     if (!takes_value && !is_flag) return usage_error("unknown option '%s'", name);
     if (is_flag && inline_value) return usage_error("option '%s' takes no value", name);
@@ -409,10 +420,17 @@ static int parse_args(int argc, char **argv, args_t *a) {
       if (!parse_i64(v, delay ? &a->delay_ms : &a->jitter_ms))
         return usage_error("%s needs a whole number of milliseconds, not '%s'", name, v);
       a->used |= delay ? OPT_DELAY : OPT_JITTER;
+    } else if (!strcmp(name, "--exp-delay-ms")) {
+      if (!parse_i64(v, &a->exp_delay_ms))
+        return usage_error("%s needs a whole number of milliseconds, not '%s'", name, v);
+      a->used |= OPT_EXP_DELAY;
     } else if (!strcmp(name, "--drop")) {
       if (!parse_number(v, &a->drop))
         return usage_error("--drop needs a number such as 0.25, not '%s'", v);
       a->used |= OPT_DROP;
+    } else if (!strcmp(name, "--both-ways")) {
+      a->both_ways = true;
+      a->used |= OPT_BOTH_WAYS;
     } else if (!strcmp(name, "--partition")) {
       a->partition = true;
       a->used |= OPT_PARTITION;
@@ -450,7 +468,8 @@ static int check_fault(const args_t *a, kv_client_fault_op_t *op) {
     int allowed;
   } forms[] = {
       {"set", KV_CLIENT_FAULT_SET, 1, 1,
-       " PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--drop P] [--partition]", OPTS_FAULT},
+       " PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--exp-delay-ms N] [--both-ways]"
+       " [--drop P] [--partition]", OPTS_FAULT},
       {"clear", KV_CLIENT_FAULT_CLEAR, 0, 1, " [PEER[,PEER...]]", 0},
       {"list", KV_CLIENT_FAULT_LIST, 0, 0, "", 0}};
   if (a->n_pos < 2)
@@ -468,8 +487,8 @@ static int check_fault(const args_t *a, kv_client_fault_op_t *op) {
     if (rc != EXIT_OK) return rc;
     *op = forms[i].op;
     if (*op == KV_CLIENT_FAULT_SET && !(a->used & OPTS_FAULT))
-      return usage_error("fault set needs at least one of --delay-ms, --jitter-ms, --drop and "
-                         "--partition");
+      return usage_error("fault set needs at least one of --delay-ms, --jitter-ms, "
+                         "--exp-delay-ms, --both-ways, --drop and --partition");
     if ((a->used & OPT_DROP) && (a->used & OPT_PARTITION))
       return usage_error("fault set takes --drop or --partition, not both");
     return EXIT_OK;
@@ -739,6 +758,7 @@ static int cmd_fault(kv_client_t *c, const args_t *a, kv_client_fault_op_t op) {
     if (*at) *at++ = '\0';
   }
   kv_client_fault_t f = {.delay_ms = a->delay_ms, .jitter_ms = a->jitter_ms,
+                         .exp_delay_ms = a->exp_delay_ms, .both_ways = a->both_ways,
                          .drop = a->partition ? 1 : a->drop};
   kv_client_faults_t out;
   kv_client_status_t st;
@@ -748,8 +768,11 @@ static int cmd_fault(kv_client_t *c, const args_t *a, kv_client_fault_op_t op) {
   if (err != KV_OK) return cluster_error(&st);
   for (size_t i = 0; op == KV_CLIENT_FAULT_LIST && i < out.n_faults; i++) {
     const kv_client_fault_t *x = &out.faults[i];
-    printf("%s delay %lld ms, jitter %lld ms, drop %g%s\n", x->peer, (long long)x->delay_ms,
-           (long long)x->jitter_ms, x->drop, x->drop >= 1 ? " (partition)" : "");
+    printf("%s delay %lld ms, jitter %lld ms, ", x->peer, (long long)x->delay_ms,
+           (long long)x->jitter_ms);
+    if (x->exp_delay_ms) printf("exponential %lld ms, ", (long long)x->exp_delay_ms);
+    printf("drop %g%s%s\n", x->drop, x->drop >= 1 ? " (partition)" : "",
+           x->both_ways ? ", both ways" : "");
   }
   return EXIT_OK;
 }

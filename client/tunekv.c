@@ -517,6 +517,8 @@ int kv_client_fault(kv_client_t *c, kv_client_fault_op_t op, const char *const *
     req.delay_ms = fault->delay_ms;
     req.jitter_ms = fault->jitter_ms;
     req.drop = fault->drop;
+    req.exp_delay_ms = fault->exp_delay_ms;
+    req.both_ways = fault->both_ways;
   }
   call_t k;
   ProtobufCMessage *m = NULL;
@@ -531,6 +533,8 @@ int kv_client_fault(kv_client_t *c, kv_client_fault_op_t op, const char *const *
     f->delay_ms = r->faults[i]->delay_ms;
     f->jitter_ms = r->faults[i]->jitter_ms;
     f->drop = r->faults[i]->drop;
+    f->exp_delay_ms = r->faults[i]->exp_delay_ms;
+    f->both_ways = r->faults[i]->both_ways;
   }
   protobuf_c_message_free_unpacked(m, NULL);
   return KV_OK;

@@ -217,8 +217,8 @@ int kv_client_conflicts(kv_client_t *c, uint64_t after, kv_client_conflicts_t *o
 void kv_client_conflicts_free(kv_client_conflicts_t *out);
 
 /* Fault injection on the calls a node makes to its peers (kvctl fault; proto/peer.proto's
- * FaultRequest). A fault holds each call to a peer back delay_ms plus a uniform 0..jitter_ms,
- * or loses it with probability drop (1 is a partition). */
+ * FaultRequest). A fault holds each call to a peer back delay_ms plus a uniform 0..jitter_ms
+ * plus an exponential of mean exp_delay_ms, or loses it with probability drop (1 is a partition). */
 typedef enum {
   KV_CLIENT_FAULT_LIST,   /* change nothing */
   KV_CLIENT_FAULT_SET,    /* set *fault on the named peers (at least one) */
@@ -229,6 +229,8 @@ typedef struct {
   char peer[KV_NODE_ID_BYTES_MAX + 1];  /* in a listing; ignored in a request */
   int64_t delay_ms, jitter_ms;
   double drop;
+  int64_t exp_delay_ms;
+  bool both_ways;        /* answers are held back alike (a round trip) */
 } kv_client_fault_t;
 
 /* The faults in force on one node, one per peer that has one. Caller-owned, no heap. */

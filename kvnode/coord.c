@@ -75,6 +75,7 @@ typedef struct {
   kv_status_t refused;          /* why a message could not be queued (KV_OK: none was) */
   kv_sync_waiter_t waiter;
   uint64_t decided_us, last_ok_us;
+  uint64_t ack_us[KV_TARGETS_MAX]; /* when each target acked (metrics: lag per region) */
   uint32_t active_pos;          /* where this slot sits in coord->active */
   struct kv_coord *coord;
 } slot_t;
@@ -94,6 +95,7 @@ struct kv_coord {
   kv_histogram_t lag_us;
   kv_hints_t hints;
   kv_xch_t xch;
+  kv_metrics_t *metrics;        /* may be NULL */
 };
 
 kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *syncer,
@@ -116,6 +118,7 @@ kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *sync
   c->tr = *transport;
   c->reply = reply;
   kv_xch_init(&c->xch, node, ring);
+  c->metrics = opts->metrics;
   for (uint32_t i = 0; i < KV_COORD_PENDING_MAX; i++) {
     c->slots[i].coord = c;
     c->free_list[i] = KV_COORD_PENDING_MAX - 1 - i;
@@ -280,11 +283,13 @@ static repair_t get_repair(kv_coord_t *c, slot_t *s, uint32_t i, const uint8_t *
       return REPAIR_FAILED;
     }
     s->held[i] = hash;
+    kv_metrics_add(c->metrics, KV_METRIC_READ_REPAIRS, 1);
     return REPAIR_NONE;
   }
   if (target_send_write(c, t, slot_id(c, s, i) | ID_REPAIR, s, rec, rec_bytes, false, &st) !=
       KV_OK)
     return REPAIR_FAILED;
+  kv_metrics_add(c->metrics, KV_METRIC_READ_REPAIRS, 1);
   return REPAIR_SENT;
 }
 
@@ -398,8 +403,12 @@ static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   }
   if (s->sync_pending || !kv_quorum_finished(&s->q, now_ms)) return;
   bool all_ok = s->q.ok_count == s->q.target_count;
-  if (s->q.outcome == KV_QUORUM_OK && all_ok)
+  if (s->q.outcome == KV_QUORUM_OK && all_ok) {
     kv_histogram_record(&c->lag_us, s->last_ok_us - s->decided_us);
+    uint32_t nodes[KV_TARGETS_MAX];
+    for (uint32_t i = 0; i < s->q.target_count; i++) nodes[i] = s->q.targets[i].node;
+    kv_metrics_write_lag(c->metrics, nodes, s->ack_us, s->q.target_count, s->decided_us);
+  }
   /* Every primary that did not acknowledge gets a hint of the record written here, unless
    * a fallback acknowledged the write for it and so keeps one. */
   for (uint32_t i = 0; i < s->q.target_count; i++) {
@@ -416,7 +425,7 @@ static void get_ask_more(kv_coord_t *c, slot_t *s, uint64_t now_us);
 static void slot_answer(kv_coord_t *c, slot_t *s, uint32_t target, bool ok, uint64_t now_us) {
   bool was_answered = s->q.answers[target] != KV_ANSWER_NONE;
   bool decided = kv_quorum_answer(&s->q, target, ok, now_us / 1000);
-  if (ok && !was_answered) s->last_ok_us = now_us;
+  if (ok && !was_answered) s->last_ok_us = s->ack_us[target] = now_us;
   if (decided && s->op == KV_OP_GET) get_decided(c, s, now_us);
   else if (decided) slot_reply(c, s, now_us);
   if (!decided && !ok && s->op == KV_OP_GET && s->q.outcome == KV_QUORUM_PENDING)

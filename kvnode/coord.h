@@ -61,6 +61,7 @@
 #include "histogram.h"
 #include "kv_limits.h"
 #include "kv_err.h"
+#include "metrics.h"
 #include "node.h"
 #include "ring.h"
 #include "syncer.h"
@@ -123,9 +124,11 @@ typedef struct kv_coord kv_coord_t;
 typedef struct {
   uint64_t hint_bytes_max;    /* hinted handoff: per target (hints.h) */
   uint32_t hint_rate_per_s;   /* hinted handoff: hints handed over per second */
+  kv_metrics_t *metrics;      /* read repairs and lag per region go here; NULL: nowhere.
+                                 Borrowed: it must outlive the coordinator. */
 } kv_coord_opts_t;
 
-#define KV_COORD_OPTS_DEFAULT {KV_HINT_BYTES_DEFAULT, KV_HINT_RATE_DEFAULT}
+#define KV_COORD_OPTS_DEFAULT {KV_HINT_BYTES_DEFAULT, KV_HINT_RATE_DEFAULT, NULL}
 
 /* Everything is borrowed and must outlive the coordinator. Fails when the hints already
  * stored cannot be counted (a store error). */

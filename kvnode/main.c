@@ -1,7 +1,11 @@
 /* main.c: the kvnode daemon.
  *
  *   kvnode --config FILE --node ID [--data-dir DIR] [--threads N] [--hint-bytes-max BYTES]
- *          [--hint-rate N] [--allow-fault-injection [--clock-offset-ms MS]]
+ *          [--hint-rate N] [--metrics-addr HOST:PORT]
+ *          [--allow-fault-injection [--clock-offset-ms MS]]
+ *
+ * --metrics-addr serves Prometheus text at http://HOST:PORT/metrics (metrics_http.h); a
+ * malformed address is a usage error (exit 2), one that cannot be bound a runtime one (1).
  *
  * Start-up: block SIGINT/SIGTERM in every thread (so only sigwait sees them), load the
  * config, open the store, start the gRPC server, log one "serving" line. Shutdown on
@@ -22,6 +26,8 @@
 #include "fmt.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "node.h"
 #include "peer_rpc.h"
 #include "plugin.h"
@@ -40,18 +46,23 @@ typedef struct {
   kv_coord_opts_t coord;
   bool allow_faults;
   int64_t clock_offset_ms;
+  const char *metrics_text;         /* --metrics-addr as given; NULL: no endpoint */
+  struct sockaddr_in metrics_addr;
 } args_t;
 
 static void usage(FILE *out) {
   fprintf(out,
           "usage: kvnode --config FILE --node ID [--data-dir DIR] [--threads N]\n"
-          "              [--hint-bytes-max BYTES] [--hint-rate N] [--allow-fault-injection]\n"
+          "              [--hint-bytes-max BYTES] [--hint-rate N] [--metrics-addr HOST:PORT]\n"
+          "              [--allow-fault-injection]\n"
           "  --config FILE    cluster config (YAML); every node uses the same file\n"
           "  --node ID        which node of the file this process is\n"
           "  --data-dir DIR   where RocksDB keeps data (default data/ID)\n"
           "  --threads N      gRPC worker threads (default %u)\n"
           "  --hint-bytes-max BYTES  hinted handoff: hints kept per peer (default %llu)\n"
           "  --hint-rate N    hinted handoff: hints handed over per second (default %u)\n"
+          "  --metrics-addr HOST:PORT\n"
+          "                   serve Prometheus metrics at http://HOST:PORT/metrics\n"
           "  --allow-fault-injection\n"
           "                   let `kvctl fault` delay, drop or cut this node's calls to its\n"
           "                   peers (for tests and labs; refused without it)\n"
@@ -84,6 +95,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
       {"hint-bytes-max", required_argument, NULL, 'b'}, {"hint-rate", required_argument, NULL, 'r'},
       {"allow-fault-injection", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
       {"clock-offset-ms", required_argument, NULL, 'o'},
+      {"metrics-addr", required_argument, NULL, 'm'},
       {NULL, 0, NULL, 0}};
   *a = (args_t){.threads = KV_SERVER_THREADS_DEFAULT, .coord = KV_COORD_OPTS_DEFAULT};
   uint64_t v;
@@ -98,6 +110,15 @@ static int parse_args(int argc, char **argv, args_t *a) {
         const char *digits = optarg + (optarg[0] == '-');
         if (!parse_number("clock-offset-ms", digits, 0, KV_CLOCK_SKEW_MS_MAX, &v)) return 2;
         a->clock_offset_ms = optarg[0] == '-' ? -(int64_t)v : (int64_t)v;
+        break;
+      }
+      case 'm': {
+        kv_status_t st;
+        if (kv_metrics_http_parse(optarg, &a->metrics_addr, &st) != KV_OK) {
+          fprintf(stderr, "kvnode: %s\n", st.msg);
+          return 2;
+        }
+        a->metrics_text = optarg;
         break;
       }
       case 't':
@@ -175,6 +196,8 @@ typedef struct {
   kv_peers_t *peers;
   kv_coord_t *coord;
   kv_server_t *server;
+  kv_metrics_t *metrics;
+  kv_metrics_http_t *metrics_http;
 } daemon_t;
 
 /* Every conflict journal entry is also logged: the journal lives in memory and is bounded,
@@ -201,19 +224,26 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
     return st->code;
   kv_coord_transport_t tr;
   kv_peers_transport(d->peers, &tr);
-  if (kv_coord_create(d->node, &d->ring, &d->syncer, &tr, kv_server_reply, &a->coord, &d->coord,
+  d->metrics = kv_metrics_create(cfg);
+  if (!d->metrics) return kv_status_set(st, KV_ENOMEM, "out of memory creating the metrics");
+  kv_coord_opts_t copts = a->coord;
+  copts.metrics = d->metrics;
+  if (kv_coord_create(d->node, &d->ring, &d->syncer, &tr, kv_server_reply, &copts, &d->coord,
                       st) != KV_OK)
     return st->code;
   kv_peers_watch_clocks(d->peers, d->node);
   kv_journal_set_sink(kv_node_journal(d->node), journal_log, NULL);
   kv_peers_run(d->peers, d->coord, kv_server_relay);
   kv_server_deps_t deps = {.cfg = cfg, .node = d->node, .coord = d->coord,
-                           .syncer = &d->syncer, .peers = d->peers};
+                           .syncer = &d->syncer, .peers = d->peers, .metrics = d->metrics};
   kv_server_opts_t opts = {.address = self->address, .threads = a->threads,
                            .max_message_bytes = max_message,
                            .allow_fault_injection = a->allow_faults,
                            .clock_offset_ms = a->clock_offset_ms};
-  return kv_server_start(&deps, &opts, &d->server, st);
+  if (kv_server_start(&deps, &opts, &d->server, st) != KV_OK) return st->code;
+  if (!a->metrics_text) return KV_OK;
+  return kv_metrics_http_start(a->metrics_text, &a->metrics_addr, d->metrics, d->coord,
+                               kv_node_self(d->node), &d->metrics_http, st);
 }
 
 /* Stops in the order that lets in-flight work finish: the server first (its calls may wait
@@ -221,10 +251,12 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
  * (a durable write answered by its peers may still wait on its own fsync, in a coordinator
  * slot), the peers, the coordinator, and the store last. */
 static void daemon_stop(daemon_t *d) {
+  kv_metrics_http_stop(d->metrics_http); /* it reads the coordinator */
   if (d->server) kv_server_stop(d->server, SHUTDOWN_GRACE_MS);
   if (d->syncer_started) kv_syncer_stop(&d->syncer);
   kv_peers_destroy(d->peers);
   kv_coord_destroy(d->coord);
+  kv_metrics_destroy(d->metrics);
   kv_node_destroy(d->node);
   kv_store_close(d->store);
 }
@@ -253,6 +285,7 @@ static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *se
   } else {
     KV_INFO("serving on %s (cluster %s, data %s, incarnation %016" PRIx64 ", %u threads)",
             self->address, cfg->cluster_name, dir, kv_store_incarnation(d.store), a->threads);
+    if (a->metrics_text) KV_INFO("metrics at http://%s/metrics", a->metrics_text);
     if (a->allow_faults)
       KV_WARN("fault injection is allowed: kvctl fault can delay, drop and cut this node's "
               "calls to its peers");

@@ -14,10 +14,13 @@
  * Faults. Every call to a peer (its batch, a forwarded write) goes through call_send. With no
  * fault and nothing held it starts at once. Otherwise it becomes a held call: its deadline is
  * fixed as it is made, as gRPC's would be, and it gets a release time, now + delay +
- * uniform(0, jitter) but never before the release time of the call held before it (calls to
+ * uniform(0, jitter) + exponential(mean exp_delay) but never before the release time of the
+ * call held before it (calls to
  * one peer stay in order, as on one HTTP/2 connection), or, when it is dropped (with
  * probability drop), none. Held calls leave when their release time comes (checked as each
- * call is held and on the thread's 5 ms tick); a held call whose deadline comes first fails
+ * call is held and on the thread's 5 ms tick, 1 ms once a fault was set); a held call whose
+ * deadline comes first fails (with both_ways, a batch's answer is held too, for a delay drawn
+ * alike, and the batch stays in flight until it is released)
  * with DEADLINE_EXCEEDED, which is how a dropped call ends: exactly as a call whose packets
  * were lost would. So a dropped batch still holds the peer's one batch slot until its deadline,
  * its messages are answered as failed only then, and nothing of it reaches the peer. A peer
@@ -29,6 +32,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -43,6 +47,9 @@
 #include "phi.h"
 
 #define PEER_TICK_MS 5
+/* Once any fault has been set, held calls are swept this often, so injected delays keep a
+ * 1 ms resolution (PBS labs compare latency distributions of a few ms). */
+#define FAULT_TICK_MS 1
 
 typedef struct {
   uint8_t *bytes; /* a packed PeerMessage */
@@ -100,6 +107,8 @@ typedef struct {
   held_t *held;                 /* KV_FAULT_HELD_MAX + 1, made with the first fault; in order */
   uint32_t held_count;
   uint64_t last_release_ms;     /* the latest release time handed out */
+  bool answer_held;             /* both_ways: the batch's answer waits for answer_release_ms */
+  uint64_t answer_release_ms;
   uint64_t rng;                 /* splitmix64 state, for drops and jitter */
 } peer_t;
 
@@ -119,6 +128,7 @@ struct kv_peers {
   pthread_t thread;
   bool running;
   atomic_bool stop;
+  atomic_bool faulted;          /* a fault was set at some point: sweep every FAULT_TICK_MS */
   kv_coord_t *coord;
   kv_node_t *clock_node;        /* told which peers' clocks are suspect; may be NULL */
 };
@@ -204,7 +214,22 @@ static uint64_t rng_next(peer_t *p) {
 }
 
 static bool fault_on(const kv_fault_t *f) {
-  return f->delay_ms > 0 || f->jitter_ms > 0 || f->drop > 0;
+  return f->delay_ms > 0 || f->jitter_ms > 0 || f->drop > 0 || f->exp_delay_ms > 0 ||
+         f->both_ways;
+}
+
+/* An exponential of mean mean_ms, in whole ms (rounded down), by the inverse CDF of a
+ * uniform in (0, 1]. */
+static uint64_t exp_delay(peer_t *p, int64_t mean_ms) {
+  if (mean_ms <= 0) return 0;
+  double u = (double)((rng_next(p) >> 11) + 1) * 0x1.0p-53;
+  return (uint64_t)(-(double)mean_ms * log(u));
+}
+
+/* A delay as the fault draws it: delay + uniform(0, jitter) + exponential(mean exp_delay). */
+static uint64_t fault_delay(peer_t *p) {
+  return (uint64_t)p->fault.delay_ms + rng_next(p) % ((uint64_t)p->fault.jitter_ms + 1) +
+         exp_delay(p, p->fault.exp_delay_ms);
 }
 
 /* Starts the held calls of p whose release time has come by now, in order, and, when done is
@@ -254,8 +279,7 @@ static kv_err call_send(kv_peers_t *ps, peer_t *p, unary_t *u, void *method,
               .deadline_ms = now + deadline_ms, .release_ms = UINT64_MAX};
   /* 53 random bits as a fraction in [0, 1): drop 0 never drops, drop 1 always does. */
   if ((double)(rng_next(p) >> 11) * 0x1.0p-53 >= p->fault.drop) {
-    uint64_t release = now + (uint64_t)p->fault.delay_ms +
-                       rng_next(p) % ((uint64_t)p->fault.jitter_ms + 1);
+    uint64_t release = now + fault_delay(p);
     if (release < p->last_release_ms) release = p->last_release_ms;
     h.release_ms = p->last_release_ms = release;
   }
@@ -579,9 +603,9 @@ static kv_err fault_check(const kv_peers_t *ps, const char *const *ids, size_t n
                            "to its peers", ids[i]);
     nodes[i] = (uint32_t)node;
   }
-  const char *const names[2] = {"delay_ms", "jitter_ms"};
-  const int64_t values[2] = {f->delay_ms, f->jitter_ms};
-  for (int i = 0; i < 2; i++)
+  const char *const names[3] = {"delay_ms", "jitter_ms", "exp_delay_ms"};
+  const int64_t values[3] = {f->delay_ms, f->jitter_ms, f->exp_delay_ms};
+  for (int i = 0; i < 3; i++)
     if (values[i] < 0 || values[i] > KV_FAULT_DELAY_MS_MAX)
       return kv_status_set(st, KV_EINVAL, "%s is %lld; it must be between 0 and %u", names[i],
                            (long long)values[i], KV_FAULT_DELAY_MS_MAX);
@@ -608,11 +632,13 @@ kv_err kv_peers_fault_set(kv_peers_t *ps, const char *const *ids, size_t n, cons
     pthread_mutex_lock(&p->lock);
     bool changed = memcmp(&p->fault, f, sizeof *f) != 0;
     p->fault = *f;
+    if (fault_on(f)) atomic_store(&ps->faulted, true);
     pthread_mutex_unlock(&p->lock);
     const char *id = ps->cfg->nodes[nodes[i]].id;
     if (changed && fault_on(f))
-      KV_INFO("fault injection on calls to %s: delay %lld ms, jitter %lld ms, drop %g", id,
-              (long long)f->delay_ms, (long long)f->jitter_ms, f->drop);
+      KV_INFO("fault injection on calls to %s: delay %lld ms, jitter %lld ms, exponential "
+              "%lld ms, drop %g%s", id, (long long)f->delay_ms, (long long)f->jitter_ms,
+              (long long)f->exp_delay_ms, f->drop, f->both_ways ? ", both ways" : "");
     else if (changed)
       KV_INFO("fault injection on calls to %s cleared", id);
   }
@@ -621,7 +647,7 @@ kv_err kv_peers_fault_set(kv_peers_t *ps, const char *const *ids, size_t n, cons
 }
 
 bool kv_peers_fault(kv_peers_t *ps, uint32_t node, kv_fault_t *out) {
-  *out = (kv_fault_t){0, 0, 0};
+  *out = (kv_fault_t){0, 0, 0, 0, false};
   if (node == ps->self) return false;
   peer_t *p = &ps->peers[node];
   pthread_mutex_lock(&p->lock);
@@ -684,10 +710,23 @@ void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
 
 /* ---- the thread --------------------------------------------------------------------- */
 
+/* Under a both_ways fault, holds back the answer of p's batch that just came, as if it
+ * crossed the link back; faults_tick completes it. True when held. No lock held. */
+static bool answer_hold(kv_peers_t *ps, peer_t *p) {
+  pthread_mutex_lock(&p->lock);
+  bool hold = p->fault.both_ways && p->rpc.status == GRPC_STATUS_OK && !atomic_load(&ps->stop);
+  if (hold) {
+    p->answer_held = true;
+    p->answer_release_ms = mono_ms() + fault_delay(p);
+  }
+  pthread_mutex_unlock(&p->lock);
+  return hold;
+}
+
 /* Ends a call: its completion came on the queue, or it failed held. No lock held. */
 static void call_done(kv_peers_t *ps, void *tag) {
   if (*(tag_kind_t *)tag == TAG_FORWARD) forward_complete(ps, tag);
-  else batch_complete(ps, tag);
+  else if (!answer_hold(ps, tag)) batch_complete(ps, tag);
 }
 
 /* Sends a heartbeat to each idle peer, and marks down a peer whose phi has passed the
@@ -723,8 +762,11 @@ static void faults_tick(kv_peers_t *ps, uint64_t now) {
     peer_t *p = &ps->peers[i];
     pthread_mutex_lock(&p->lock);
     uint32_t n = p->held_count ? held_sweep(ps, p, now, done) : 0;
+    bool answer = p->answer_held && (now >= p->answer_release_ms || atomic_load(&ps->stop));
+    if (answer) p->answer_held = false;
     pthread_mutex_unlock(&p->lock);
     for (uint32_t k = 0; k < n; k++) call_done(ps, done[k]);
+    if (answer) batch_complete(ps, p);
   }
 }
 
@@ -743,8 +785,10 @@ static void *peers_main(void *arg) {
       wait = gpr_time_0(GPR_TIMESPAN);
       continue;
     }
-    wait = gpr_time_from_millis(PEER_TICK_MS, GPR_TIMESPAN);
+    bool faulted = atomic_load(&ps->faulted);
+    wait = gpr_time_from_millis(faulted ? FAULT_TICK_MS : PEER_TICK_MS, GPR_TIMESPAN);
     uint64_t now = mono_ms();
+    if (faulted && now < next_tick) faults_tick(ps, now);
     if (now >= next_tick) {
       if (!atomic_load(&ps->stop)) {
         kv_coord_tick(ps->coord, mono_us());

@@ -73,17 +73,21 @@ typedef struct {
 kv_peer_state_t kv_peers_state(kv_peers_t *p, uint32_t node);
 
 /* A fault on the calls this node makes to one peer: each is held back delay_ms plus a
- * uniform 0..jitter_ms, or, with probability drop, lost: never sent, and failed with
+ * uniform 0..jitter_ms plus an exponential of mean exp_delay_ms (for PBS labs), or, with
+ * probability drop, lost: never sent, and failed with
  * DEADLINE_EXCEEDED when its deadline passes, as a call whose packets were lost would be.
  * Calls to one peer leave in the order they were made. All zeros: no fault. */
 typedef struct {
   int64_t delay_ms, jitter_ms;  /* 0 .. KV_FAULT_DELAY_MS_MAX each */
   double drop;                  /* 0 .. 1; 1 is a partition */
+  int64_t exp_delay_ms;         /* 0 .. KV_FAULT_DELAY_MS_MAX */
+  bool both_ways;               /* a batch's answer is held back a delay drawn alike, as if
+                                   it crossed the same link back (a round trip, for labs) */
 } kv_fault_t;
 /* Sets f (all zeros clears) on the calls to each of the n peers named in ids (borrowed for the
  * call), from the next call on; calls already held keep their fate. Everything is checked
  * before anything changes. Errors, KV_EINVAL with a sentence: n is 0, an id is unknown or
- * this node's own, delay_ms or jitter_ms is outside 0..KV_FAULT_DELAY_MS_MAX, drop is outside
+ * this node's own, delay_ms, jitter_ms or exp_delay_ms is outside 0..KV_FAULT_DELAY_MS_MAX, drop is outside
  * 0..1. KV_ENOMEM. Safe from any thread. */
 kv_err kv_peers_fault_set(kv_peers_t *p, const char *const *ids, size_t n, const kv_fault_t *f,
                           kv_status_t *st);

@@ -74,6 +74,9 @@ struct call {
   grpc_slice details;         /* status message; empty slice when OK */
   int cancelled;
   kv_sync_waiter_t waiter;    /* a peer batch with durable writes waits on the syncer */
+  uint64_t start_us;          /* client calls, for metrics: arrival, operation, level */
+  kv_op_t op;
+  kv_level_t level;
 };
 
 struct worker {
@@ -249,9 +252,17 @@ static void call_reply(call_t *c, const kv_status_t *st) {
   call_reply_code(c, (grpc_status_code)kv_err_grpc_code(st->code), st->msg);
 }
 
+/* Counts a client call's reply in the metrics (n_siblings: a get's answer). */
+static void call_metrics(const call_t *c, bool ok, const kv_node_result_t *res) {
+  kv_metrics_t *m = c->worker->srv->deps.metrics;
+  kv_metrics_request(m, (uint32_t)c->op, c->level, ok, mono_us() - c->start_us);
+  if (ok && res && c->op == KV_OP_GET) kv_metrics_siblings(m, res->object.sib_count);
+}
+
 void kv_server_relay(void *call, int grpc_code, const char *message, const uint8_t *reply,
                      size_t reply_bytes) {
   call_t *c = call;
+  call_metrics(c, grpc_code == GRPC_STATUS_OK, NULL);
   c->reply = NULL;
   if (grpc_code == GRPC_STATUS_OK) {
     grpc_slice slice = grpc_slice_from_copied_buffer((const char *)reply, reply_bytes);
@@ -264,6 +275,7 @@ void kv_server_relay(void *call, int grpc_code, const char *message, const uint8
 void kv_server_reply(void *call, const kv_status_t *st, const kv_node_result_t *res) {
   call_t *c = call;
   KV_ASSERT((st->code == KV_OK) == (res != NULL));
+  call_metrics(c, st->code == KV_OK, res);
   c->reply = res ? key_reply(res) : NULL;
   call_reply(c, st);
 }
@@ -280,6 +292,7 @@ static void handle_client(kv_server_t *srv, call_t *c) {
       [METHOD_DELETE] = &tunekv__delete_request__descriptor};
   kv_status_t st;
   kv_status_clear(&st);
+  c->start_us = mono_us();
   grpc_slice raw;
   ProtobufCMessage *m = payload_unpack_kept(c, descs[c->method], &raw, &st);
   if (!m) {
@@ -314,6 +327,8 @@ static void handle_client(kv_server_t *srv, call_t *c) {
   }
   req.raw = GRPC_SLICE_START_PTR(raw);
   req.raw_bytes = GRPC_SLICE_LENGTH(raw);
+  c->op = op;
+  if (!kv_level_parse(req.level ? req.level : "", &c->level)) c->level = KV_LEVEL_COUNT;
   kv_coord_request(srv->deps.coord, c, op, &req, mono_us(), wall_ms());
   protobuf_c_message_free_unpacked(m, NULL);
   grpc_slice_unref(raw);
@@ -505,13 +520,14 @@ static void handle_status(kv_server_t *srv, call_t *c) {
 static kv_err fault_apply(kv_server_t *srv, const Tunekv__Peer__FaultRequest *m,
                           kv_status_t *st) {
   const kv_config_t *cfg = srv->deps.cfg;
-  const kv_fault_t none = {0, 0, 0};
+  const kv_fault_t none = {0, 0, 0, 0, false};
   const char *const *named = (const char *const *)m->peers;
   switch (m->action) {
     case TUNEKV__PEER__FAULT_REQUEST__ACTION__LIST:
       return KV_OK;
     case TUNEKV__PEER__FAULT_REQUEST__ACTION__SET: {
-      kv_fault_t f = {.delay_ms = m->delay_ms, .jitter_ms = m->jitter_ms, .drop = m->drop};
+      kv_fault_t f = {.delay_ms = m->delay_ms, .jitter_ms = m->jitter_ms, .drop = m->drop,
+                      .exp_delay_ms = m->exp_delay_ms, .both_ways = m->both_ways};
       return kv_peers_fault_set(srv->deps.peers, named, m->n_peers, &f, st);
     }
     case TUNEKV__PEER__FAULT_REQUEST__ACTION__CLEAR: {
@@ -543,6 +559,8 @@ static grpc_byte_buffer *fault_reply(kv_server_t *srv) {
     faults[n].delay_ms = f.delay_ms;
     faults[n].jitter_ms = f.jitter_ms;
     faults[n].drop = f.drop;
+    faults[n].exp_delay_ms = f.exp_delay_ms;
+    faults[n].both_ways = f.both_ways;
     ptrs[n] = &faults[n];
     n++;
   }

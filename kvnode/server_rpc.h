@@ -30,6 +30,7 @@ typedef struct {
   kv_coord_t *coord;
   kv_syncer_t *syncer;
   kv_peers_t *peers;
+  kv_metrics_t *metrics;      /* client requests are counted here; may be NULL */
 } kv_server_deps_t;
 
 typedef struct kv_server kv_server_t;

@@ -89,7 +89,8 @@ expect "1. kvnode's usage names --allow-fault-injection" 0 "--allow-fault-inject
 kill -TERM "$lone"; wait "$lone"
 
 # ---- 2. usage errors: exit 2 and a sentence, before anything is sent ----------------------
-set_usage="usage: kvctl fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--drop P]"
+set_usage="usage: kvctl fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N] [--exp-delay-ms N]"
+set_usage+=" [--both-ways] [--drop P]"
 set_usage+=" [--partition]"
 usage() {
   local name=$1 want=$2
@@ -100,13 +101,16 @@ usage "fault alone" "fault: missing arguments; usage: kvctl fault set|clear|list
 usage "an unknown action" "fault: unknown action 'cut'; use set, clear or list" fault cut n2
 usage "set without peers" "fault set: missing arguments; $set_usage" fault set --partition
 usage "set without a fault" \
-  "fault set needs at least one of --delay-ms, --jitter-ms, --drop and --partition" fault set n2
+  "fault set needs at least one of --delay-ms, --jitter-ms, --exp-delay-ms, --both-ways, --drop and --partition" \
+  fault set n2
 usage "--drop with --partition" "fault set takes --drop or --partition, not both" \
   fault set n2 --drop 1 --partition
 usage "a delay that is not a whole number" \
   "--delay-ms needs a whole number of milliseconds, not '1.5'" fault set n2 --delay-ms 1.5
 usage "a jitter that is not a number" "--jitter-ms needs a whole number of milliseconds, not 'x'" \
   fault set n2 --jitter-ms x
+usage "an exponential delay that is not a whole number" \
+  "--exp-delay-ms needs a whole number of milliseconds, not '0.5'" fault set n2 --exp-delay-ms 0.5
 usage "a drop that is not a number" "--drop needs a number such as 0.25, not 'half'" \
   fault set n2 --drop half
 usage "--drop without its value" "option '--drop' needs a value" fault set n2 --drop
@@ -151,6 +155,8 @@ bad "a delay over the limit" "delay_ms is 10001; it must be between 0 and 10000"
   fault set n2 --delay-ms 10001
 bad "a jitter over the limit" "jitter_ms is 10001; it must be between 0 and 10000" \
   fault set n2 --delay-ms 1 --jitter-ms 10001
+bad "an exponential delay over the limit" "exp_delay_ms is 10001; it must be between 0 and 10000" \
+  fault set n2 --exp-delay-ms 10001
 bad "clearing an unknown peer" "unknown peer 'n9'; the cluster has no node with that id" \
   fault clear n9
 raw() {
@@ -226,6 +232,20 @@ at_least "7. a -w 2 put through n1 takes at least the 100 ms delay" 100 \
 at_least "7. so does a -w 2 get" 100 ctl 1 get default slow -r 2
 ctl 1 fault set n2 --delay-ms 150 --jitter-ms 50
 at_least "7. with 150 ms and 50 ms of jitter, at least 150 ms" 150 ctl 1 put default slow v -w 2
+expect_exact "7. fault set n2 with an exponential delay on top" 0 "" "" \
+  ctl 1 fault set n2 --delay-ms 100 --exp-delay-ms 20
+expect_exact "7. fault list shows the exponential delay's mean" 0 \
+  "n2 delay 100 ms, jitter 0 ms, exponential 20 ms, drop 0
+n3 delay 0 ms, jitter 0 ms, drop 1 (partition)" "" ctl 1 fault list
+at_least "7. with 100 ms and an exponential on top, at least 100 ms" 100 \
+  ctl 1 put default slow v -w 2
+expect_exact "7. fault set n2 --delay-ms 60 --both-ways" 0 "" "" \
+  ctl 1 fault set n2 --delay-ms 60 --both-ways
+expect_exact "7. fault list shows both ways" 0 \
+  "n2 delay 60 ms, jitter 0 ms, drop 0, both ways
+n3 delay 0 ms, jitter 0 ms, drop 1 (partition)" "" ctl 1 fault list
+at_least "7. both ways, a -w 2 put waits out the round trip: at least 120 ms" 120 \
+  ctl 1 put default slow v -w 2
 check "7. a delayed peer is not suspected (n1 sees n2 up)" "n1 says n2 is '$(peer_state 1 n2)'" \
   stays up 1 n2
 ctl 1 fault clear

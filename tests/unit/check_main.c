@@ -15,6 +15,9 @@ Suite *coord_suite(void);
 Suite *phi_suite(void);
 Suite *conflict_suite(void);
 Suite *plugin_suite(void);
+Suite *report_suite(void);
+Suite *pbs_suite(void);
+Suite *metrics_suite(void);
 
 int main(void) {
   SRunner *sr = srunner_create(common_suite());
@@ -30,6 +33,9 @@ int main(void) {
   srunner_add_suite(sr, phi_suite());
   srunner_add_suite(sr, conflict_suite());
   srunner_add_suite(sr, plugin_suite());
+  srunner_add_suite(sr, report_suite());
+  srunner_add_suite(sr, pbs_suite());
+  srunner_add_suite(sr, metrics_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
