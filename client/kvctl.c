@@ -26,7 +26,9 @@
  * where value is the JSON-escaped value (bytes that are not UTF-8 become \ufffd) and
  * value_b64 and context are base64 (standard alphabet, padded). Not found prints nothing on
  * stdout (or the JSON with found false) and "kvctl: not found" on stderr (not with --json).
- * status prints one line per peer: id, address, up or down, phi, when last heard from.
+ * status prints one line per peer: id, address, up or down, phi, when last heard from; then
+ * replication lag; then one line per peer on the anti-entropy exchanges this node started
+ * with it: how many, how many failed, when the last finished, keys it and all repaired.
  * fault set and fault clear print nothing; fault list prints one line per peer with a fault,
  * "PEER delay N ms, jitter N ms, drop P" (with "exponential N ms, " before the drop when one
  * is set), with " (partition)" after a drop of 1 and ", both ways" when answers are held too. Fault values
@@ -62,8 +64,10 @@ enum {
   OPT_DROP = 1 << 9,
   OPT_PARTITION = 1 << 10,
   OPT_REPAIR = 1 << 11,
-  OPT_EXP_DELAY = 1 << 12,
-  OPT_BOTH_WAYS = 1 << 13,
+  OPT_PW = 1 << 12,
+  OPT_PR = 1 << 13,
+  OPT_EXP_DELAY = 1 << 14,
+  OPT_BOTH_WAYS = 1 << 15,
 };
 #define OPTS_FAULT \
   (OPT_DELAY | OPT_JITTER | OPT_EXP_DELAY | OPT_BOTH_WAYS | OPT_DROP | OPT_PARTITION)
@@ -76,6 +80,7 @@ static const struct {
                  {OPT_CONTEXT, "--context"}, {OPT_DELAY, "--delay-ms"},
                  {OPT_JITTER, "--jitter-ms"}, {OPT_DROP, "--drop"},
                  {OPT_PARTITION, "--partition"}, {OPT_REPAIR, "--read-repair"},
+                 {OPT_PW, "--pw"},          {OPT_PR, "--pr"},
                  {OPT_EXP_DELAY, "--exp-delay-ms"}, {OPT_BOTH_WAYS, "--both-ways"}};
 
 #define POSITIONALS_MAX 8
@@ -86,7 +91,7 @@ typedef struct {
   int n_pos;
   int used;                         /* OPT_* bits given */
   const char *level;
-  uint32_t r, w, timeout_ms;
+  uint32_t r, w, pr, pw, timeout_ms;
   bool durable, local, json, help;
   const char *context_b64;
   const char *read_repair;
@@ -100,9 +105,9 @@ static void usage(FILE *f) {
           "usage: kvctl [-a HOST:PORT] [--timeout MS] COMMAND ARGS...\n"
           "\n"
           "commands:\n"
-          "  put KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]\n"
+          "  put KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--pw N] [--durable] [--context CTX]\n"
           "        write VALUE (\"-\" reads it from standard input); prints the new context\n"
-          "  get KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--read-repair MODE] [--json]\n"
+          "  get KEYSPACE KEY [-c LEVEL] [-r N] [--pr N] [--local] [--read-repair MODE] [--json]\n"
           "        print the value, or one line per sibling\n"
           "  delete KEYSPACE KEY [-c LEVEL] [--context CTX]\n"
           "        delete the key; prints the new context\n"
@@ -127,9 +132,11 @@ static void usage(FILE *f) {
           "  -a HOST:PORT    node to ask (default $TUNEKV_ADDR, else " DEFAULT_ADDR ")\n"
           "  -c LEVEL        consistency: %s\n"
           "  -w N, -r N      explicit write acks / read replies\n"
+          "  --pw N, --pr N  of those, how many must come from primary replicas (a fallback\n"
+          "                  standing in for a dead one does not count)\n"
           "  --durable       acknowledge only after fsync\n"
           "  --context CTX   causal context (base64) from an earlier get or put\n"
-          "  --local         read only that node's own replica\n"
+          "  --local         read only that node's own replica (and the hints it keeps)\n"
           "  --read-repair MODE  blocking (repair replicas found behind, then answer; the\n"
           "                  default at QUORUM and above) or async (answer, then repair)\n"
           "  --json          print the get result as JSON\n"
@@ -332,7 +339,8 @@ static int parse_args(int argc, char **argv, args_t *a) {
     if (eq) inline_value = eq + 1;
 
     bool takes_value = !strcmp(name, "-a") || !strcmp(name, "-c") || !strcmp(name, "-w") ||
-                       !strcmp(name, "-r") || !strcmp(name, "--context") ||
+                       !strcmp(name, "-r") || !strcmp(name, "--pw") || !strcmp(name, "--pr") ||
+                       !strcmp(name, "--context") ||
                        !strcmp(name, "--timeout") || !strcmp(name, "--delay-ms") ||
                        !strcmp(name, "--jitter-ms") || !strcmp(name, "--drop") ||
                        !strcmp(name, "--exp-delay-ms") ||
@@ -359,6 +367,11 @@ static int parse_args(int argc, char **argv, args_t *a) {
       if (!parse_u32(v, 1, UINT32_MAX, dst))
         return usage_error("%s needs a whole number from 1 up, not '%s'", name, v);
       a->used |= name[1] == 'w' ? OPT_W : OPT_R;
+    } else if (!strcmp(name, "--pw") || !strcmp(name, "--pr")) {
+      uint32_t *dst = name[3] == 'w' ? &a->pw : &a->pr;
+      if (!parse_u32(v, 1, UINT32_MAX, dst))
+        return usage_error("%s needs a whole number from 1 up, not '%s'", name, v);
+      a->used |= name[3] == 'w' ? OPT_PW : OPT_PR;
     } else if (!strcmp(name, "--timeout")) {
       if (!parse_u32(v, 1, KV_TIMEOUT_MS_MAX, &a->timeout_ms))
         return usage_error("--timeout needs milliseconds from 1 to %u, not '%s'",
@@ -511,6 +524,8 @@ static void opts_from(const args_t *a, kv_client_opts_t *o) {
   o->level = a->level;
   o->r = a->r;
   o->w = a->w;
+  o->pr = a->pr;
+  o->pw = a->pw;
   o->durable = a->durable;
   o->local = a->local;
   o->read_repair = a->read_repair;
@@ -621,6 +636,26 @@ static kv_client_node_status_t *status_fetch(kv_client_t *c, int *rc) {
   return s;
 }
 
+/* The anti-entropy part of kvctl status: the exchanges this node started with each peer. */
+static void status_aae(const kv_client_node_status_t *s) {
+  if (s->aae_interval_ms == 0) {
+    printf("anti-entropy: off\n");
+    return;
+  }
+  printf("anti-entropy: an exchange with each peer every %u ms\n", s->aae_interval_ms);
+  printf("%-12s %9s %6s %16s %13s %14s\n", "peer", "exchanges", "failed", "last exchange",
+         "last repaired", "total repaired");
+  for (size_t i = 0; i < s->n_peers; i++) {
+    const kv_client_peer_t *p = &s->peers[i];
+    char last[32] = "never";
+    if (p->aae_last_ms_ago >= 0)
+      snprintf(last, sizeof last, "%lld ms ago", (long long)p->aae_last_ms_ago);
+    printf("%-12s %9llu %6llu %16s %13llu %14llu\n", p->id, (unsigned long long)p->aae_exchanges,
+           (unsigned long long)p->aae_failed, last, (unsigned long long)p->aae_last_repaired,
+           (unsigned long long)p->aae_keys_repaired);
+  }
+}
+
 static int cmd_status(kv_client_t *c) {
   int rc;
   kv_client_node_status_t *s = status_fetch(c, &rc);
@@ -639,6 +674,7 @@ static int cmd_status(kv_client_t *c) {
   printf("replication lag (W-th ack to last ack) over %llu writes: p50 %.3f ms, p99 %.3f ms, "
          "max %.3f ms\n",
          (unsigned long long)s->lag_writes, s->lag_p50_ms, s->lag_p99_ms, s->lag_max_ms);
+  status_aae(s);
   free(s);
   return EXIT_OK;
 }
@@ -726,12 +762,14 @@ int main(int argc, char **argv) {
   kv_client_fault_op_t fault_op = KV_CLIENT_FAULT_LIST;
   if (is_future_command(cmd)) return usage_error("'%s' is not available yet", cmd);
   if (is_put)
-    rc = check_command(&a, 3, "KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--durable] [--context CTX]",
-                       OPT_LEVEL | OPT_W | OPT_DURABLE | OPT_CONTEXT);
+    rc = check_command(&a, 3,
+                       "KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--pw N] [--durable] [--context CTX]",
+                       OPT_LEVEL | OPT_W | OPT_PW | OPT_DURABLE | OPT_CONTEXT);
   else if (is_get)
     rc = check_command(&a, 2,
-                       "KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--read-repair MODE] [--json]",
-                       OPT_LEVEL | OPT_R | OPT_LOCAL | OPT_JSON | OPT_REPAIR);
+                       "KEYSPACE KEY [-c LEVEL] [-r N] [--pr N] [--local] [--read-repair MODE] "
+                       "[--json]",
+                       OPT_LEVEL | OPT_R | OPT_PR | OPT_LOCAL | OPT_JSON | OPT_REPAIR);
   else if (is_delete)
     rc = check_command(&a, 2, "KEYSPACE KEY [-c LEVEL] [--context CTX]", OPT_LEVEL | OPT_CONTEXT);
   else if (is_status || is_hints)

@@ -398,7 +398,13 @@ int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
     p->hint_bytes = r->peers[i]->hint_bytes;
     p->hints_delivered = r->peers[i]->hints_delivered;
     p->hints_dropped = r->peers[i]->hints_dropped;
+    p->aae_exchanges = r->peers[i]->aae_exchanges;
+    p->aae_failed = r->peers[i]->aae_failed;
+    p->aae_keys_repaired = r->peers[i]->aae_keys_repaired;
+    p->aae_last_ms_ago = r->peers[i]->aae_last_ms_ago;
+    p->aae_last_repaired = r->peers[i]->aae_last_repaired;
   }
+  out->aae_interval_ms = r->aae_interval_ms;
   if (r->lag) {
     out->lag_writes = r->lag->writes;
     out->lag_p50_ms = r->lag->p50_ms;

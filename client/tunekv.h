@@ -140,6 +140,10 @@ typedef struct {
   int64_t last_heard_ms_ago;      /* -1: never heard from */
   uint64_t hints_pending, hint_bytes; /* hinted handoff kept for this peer */
   uint64_t hints_delivered, hints_dropped; /* since the node started */
+  /* anti-entropy exchanges the node started with this peer, since it started */
+  uint64_t aae_exchanges, aae_failed, aae_keys_repaired;
+  int64_t aae_last_ms_ago;        /* -1: none finished */
+  uint64_t aae_last_repaired;     /* keys the last exchange repaired */
 } kv_client_peer_t;
 
 /* A node's view of itself and the cluster (kvctl status). Caller-owned, no heap. */
@@ -151,6 +155,7 @@ typedef struct {
   kv_client_peer_t peers[KV_NODES_MAX];
   uint64_t lag_writes;            /* writes whose every replica acknowledged */
   double lag_p50_ms, lag_p99_ms, lag_max_ms; /* W-th ack to last ack */
+  uint32_t aae_interval_ms;       /* anti-entropy's exchange interval; 0: off */
 } kv_client_node_status_t;
 
 /* Asks the node c talks to for its status. */

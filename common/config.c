@@ -54,6 +54,8 @@ typedef struct {
   char *name;
   char *partitions;
   char *phi_threshold;
+  char *anti_entropy_interval_ms;
+  char *tombstone_grace_ms;
 } cfg_raw_cluster_t;
 
 typedef struct {
@@ -90,6 +92,8 @@ static const cyaml_schema_field_t cfg_cluster_fields[] = {
     CFG_STR("name", cfg_raw_cluster_t, name),
     CFG_STR("partitions", cfg_raw_cluster_t, partitions),
     CFG_STR("phi_threshold", cfg_raw_cluster_t, phi_threshold),
+    CFG_STR("anti_entropy_interval_ms", cfg_raw_cluster_t, anti_entropy_interval_ms),
+    CFG_STR("tombstone_grace_ms", cfg_raw_cluster_t, tombstone_grace_ms),
     CYAML_FIELD_END,
 };
 
@@ -641,11 +645,25 @@ static kv_err cfg_check_phi(const cfg_load_t *c, const char *raw, uint32_t line,
   return KV_OK;
 }
 
+/* A duration in ms, 0 .. max. */
+static kv_err cfg_check_ms(const cfg_load_t *c, const char *what, const char *raw, uint32_t max,
+                           uint32_t line, uint32_t *out) {
+  uint64_t v;
+  char shown[CFG_SHOW_BYTES];
+  if (!cfg_parse_uint(raw, &v) || v > max)
+    return cfg_fail(c, line, "%s is %s; it must be a whole number of milliseconds between 0 and %u",
+                    what, cfg_show_number(shown, raw), max);
+  *out = (uint32_t)v;
+  return KV_OK;
+}
+
 static kv_err cfg_check_cluster(const cfg_load_t *c, kv_config_t *out) {
   const cfg_raw_cluster_t *raw = cfg_raw(c)->cluster;
   snprintf(out->cluster_name, sizeof out->cluster_name, "tunekv");
   out->partitions = KV_PARTITIONS_DEFAULT;
   out->phi_threshold = KV_PHI_THRESHOLD_DEFAULT;
+  out->anti_entropy_interval_ms = KV_AAE_INTERVAL_MS_DEFAULT;
+  out->tombstone_grace_ms = KV_TOMBSTONE_GRACE_MS_DEFAULT;
   if (!raw) return KV_OK;
   int at = cfg_child(c, 0, "cluster");
   KV_ASSERT(at >= 0);
@@ -657,6 +675,14 @@ static kv_err cfg_check_cluster(const cfg_load_t *c, kv_config_t *out) {
     err = cfg_check_partitions(c, raw->partitions, cfg_field_line(c, at, "partitions"), out);
   if (!err && raw->phi_threshold)
     err = cfg_check_phi(c, raw->phi_threshold, cfg_field_line(c, at, "phi_threshold"), out);
+  if (!err && raw->anti_entropy_interval_ms)
+    err = cfg_check_ms(c, "anti_entropy_interval_ms", raw->anti_entropy_interval_ms,
+                       KV_AAE_INTERVAL_MS_MAX, cfg_field_line(c, at, "anti_entropy_interval_ms"),
+                       &out->anti_entropy_interval_ms);
+  if (!err && raw->tombstone_grace_ms)
+    err = cfg_check_ms(c, "tombstone_grace_ms", raw->tombstone_grace_ms,
+                       KV_TOMBSTONE_GRACE_MS_MAX, cfg_field_line(c, at, "tombstone_grace_ms"),
+                       &out->tombstone_grace_ms);
   return err;
 }
 

@@ -7,6 +7,10 @@
  *   cluster:   { name: demo, partitions: 256 }          # partitions: power of two
  *              # optional: phi_threshold (default 8, 1 to 100, decimals allowed): the failure
  *              # detector's suspicion (coordinator/phi.h) above which a peer counts as down
+ *              # optional: anti_entropy_interval_ms (default 30000; 0 turns anti-entropy off:
+ *              # no exchanges and no tree upkeep on writes; kvnode/aae.h)
+ *              # optional: tombstone_grace_ms (default 60000): how long a tombstone every
+ *              # primary holds is kept before it is reaped (kvnode/reaper: coord.h)
  *   nodes:     - { id: n1, address: "127.0.0.1:7001", region: local, rack: r1 }
  *   keyspaces: - name: default
  *                replication: { local: 3 }               # replicas per region
@@ -58,6 +62,8 @@ typedef struct {
   char cluster_name[KV_CLUSTER_NAME_BYTES_MAX + 1]; /* "tunekv" when not given */
   uint32_t partitions;                    /* power of two, 1 .. KV_PARTITIONS_MAX */
   double phi_threshold;                   /* KV_PHI_THRESHOLD_MIN .. _MAX; default 8 */
+  uint32_t anti_entropy_interval_ms;      /* 0 (off) .. KV_AAE_INTERVAL_MS_MAX */
+  uint32_t tombstone_grace_ms;            /* 0 .. KV_TOMBSTONE_GRACE_MS_MAX */
   kv_node_conf_t nodes[KV_NODES_MAX];
   uint32_t node_count;
   uint32_t nodes_line;                    /* line of the "nodes:" key */

@@ -19,3 +19,20 @@ uint32_t kv_hash_partition(uint64_t hash, uint32_t partitions) {
   int bits = __builtin_ctz(partitions);
   return (uint32_t)(hash >> (64 - bits));
 }
+
+uint32_t kv_hash_segment(uint64_t hash) {
+  _Static_assert((KV_AAE_SEGMENTS & (KV_AAE_SEGMENTS - 1)) == 0, "segments: a power of two");
+  return (uint32_t)(hash & (KV_AAE_SEGMENTS - 1));
+}
+
+uint64_t kv_hash_leaf(uint64_t hash, const void *rec, size_t rec_bytes) {
+  uint64_t leaf = XXH64(rec_bytes ? rec : "", rec_bytes, hash);
+  return leaf ? leaf : 1;
+}
+
+uint64_t kv_hash_root(const uint64_t *sums) {
+  uint8_t bytes[KV_AAE_SEGMENTS * 8];
+  for (uint32_t i = 0; i < KV_AAE_SEGMENTS; i++)
+    for (int b = 0; b < 8; b++) bytes[i * 8 + b] = (uint8_t)(sums[i] >> (8 * b));
+  return XXH64(bytes, sizeof bytes, 0);
+}

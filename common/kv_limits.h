@@ -38,6 +38,9 @@
 #define KV_PARTITIONS_DEFAULT 256u
 #define KV_PARTITIONS_MAX 65536u
 #define KV_REPLICAS_MAX 16u          /* N summed over regions */
+/* A request's targets: the N primaries plus, with sloppy quorum, a fallback for each of them
+ * believed dead (kvnode/coord.h). */
+#define KV_TARGETS_MAX (2u * KV_REPLICAS_MAX)
 
 /* Requests. */
 #define KV_TIMEOUT_MS_DEFAULT 2000u
@@ -51,6 +54,16 @@
 #define KV_HINT_RATE_DEFAULT 2000u       /* hints handed off per second; kvnode --hint-rate */
 #define KV_HINT_BYTES_MAX (1ull << 40)
 #define KV_HINT_RATE_MAX 1000000u
+/* Anti-entropy (kvnode/aae.h). */
+#define KV_AAE_SEGMENTS 1024u            /* per (partition, keyspace) tree; a power of two */
+#define KV_AAE_KEYS_SEGMENTS_MAX 64u     /* segments whose keys one exchange step lists */
+#define KV_AAE_REPAIRS_IN_FLIGHT 64u     /* key repairs waiting for answers */
+#define KV_AAE_INTERVAL_MS_DEFAULT 30000u /* cluster: anti_entropy_interval_ms; 0 is off */
+#define KV_AAE_INTERVAL_MS_MAX 86400000u
+/* Tombstone reaping (kvnode/coord.h). */
+#define KV_TOMBSTONE_GRACE_MS_DEFAULT 60000u /* cluster: tombstone_grace_ms */
+#define KV_TOMBSTONE_GRACE_MS_MAX 864000000u /* ten days, Cassandra's gc_grace_seconds */
+#define KV_REAP_QUEUE_MAX 65536u          /* deletes waiting out their grace period */
 #define KV_PEER_QUEUE_MAX 8192u
 #define KV_PEER_BATCH_MAX 1024u          /* messages in one batch RPC */
 #define KV_PEER_HEARTBEAT_MS 100u        /* an idle peer hears from us this often */

@@ -14,7 +14,7 @@
  * Invariants:
  *   - answers[i] moves from NONE at most once; ok_count and error_count count those moves.
  *   - Counting is recomputed from answers[] on each event. That is at most 11 groups times
- *     KV_REPLICAS_MAX targets, cheaper than keeping per-group counters correct.
+ *     KV_TARGETS_MAX targets, cheaper than keeping per-group counters correct.
  *   - At init every target, answering ok, could meet the need (callers refuse with
  *     kv_quorum_possible first), so a PENDING request always has a way to reach OK.
  *   - Once a group is unreachable it stays so: answers only turn pending into ok or error.
@@ -107,7 +107,7 @@ static void decide(kv_quorum_t *q, kv_quorum_outcome_t outcome, uint64_t now_ms)
 
 void kv_quorum_init(kv_quorum_t *q, const kv_need_t *need, const kv_target_t *targets,
                     uint32_t target_count, uint64_t now_ms, uint64_t deadline_ms) {
-  KV_ASSERT(target_count >= 1 && target_count <= KV_REPLICAS_MAX);
+  KV_ASSERT(target_count >= 1 && target_count <= KV_TARGETS_MAX);
   KV_ASSERT(deadline_ms >= now_ms);
   /* A need of zero would be met before any event, and no move covers that. */
   KV_ASSERT(need->total >= 1);
@@ -128,7 +128,7 @@ void kv_quorum_init(kv_quorum_t *q, const kv_need_t *need, const kv_target_t *ta
 bool kv_quorum_possible(const kv_need_t *need, const kv_target_t *targets,
                         uint32_t target_count, const bool *alive, const char *level_name,
                         kv_status_t *st) {
-  KV_ASSERT(target_count <= KV_REPLICAS_MAX);
+  KV_ASSERT(target_count <= KV_TARGETS_MAX);
   for (int g = 0; g < GROUP_COUNT; g++) {
     uint32_t members = 0, live = 0;
     for (uint32_t i = 0; i < target_count; i++) {

@@ -32,6 +32,9 @@ typedef struct {
   uint8_t region;    /* index into the keyspace's regions (kv_need_t.per_region), or 0xFF */
   bool primary;
   bool local;        /* in the coordinator's region */
+  /* A fallback of a sloppy quorum (primary false): the node index of the primary it keeps
+   * the key for. For the runtime; the counter does not interpret it. */
+  uint8_t hint_for;
 } kv_target_t;
 
 typedef enum {
@@ -46,8 +49,8 @@ typedef enum { KV_ANSWER_NONE, KV_ANSWER_OK, KV_ANSWER_ERROR } kv_answer_t;
 typedef struct {
   kv_need_t need;
   uint32_t target_count;
-  kv_target_t targets[KV_REPLICAS_MAX];
-  kv_answer_t answers[KV_REPLICAS_MAX];
+  kv_target_t targets[KV_TARGETS_MAX];
+  kv_answer_t answers[KV_TARGETS_MAX];
   uint32_t ok_count, error_count;
   uint64_t start_ms, deadline_ms;
   kv_quorum_outcome_t outcome;
@@ -55,7 +58,7 @@ typedef struct {
   uint64_t last_ok_ms;          /* when the latest ok answer arrived */
 } kv_quorum_t;
 
-/* Starts counting. targets are copied; target_count 1..KV_REPLICAS_MAX. Every target
+/* Starts counting. targets are copied; target_count 1..KV_TARGETS_MAX. Every target
  * answering ok must meet need (kv_quorum_possible with all alive), else it asserts. */
 void kv_quorum_init(kv_quorum_t *q, const kv_need_t *need, const kv_target_t *targets,
                     uint32_t target_count, uint64_t now_ms, uint64_t deadline_ms);

@@ -239,3 +239,10 @@ bool kv_preflist_is_primary(const kv_preflist_t *pl, uint32_t node) {
     if (pl->node[i] == node) return true;
   return false;
 }
+
+int kv_preflist_fallback(const kv_preflist_t *pl, uint32_t i, const bool *usable) {
+  KV_ASSERT(i < pl->primary_count && pl->region[i] != KV_RING_NO_REGION);
+  for (uint32_t k = pl->primary_count; k < pl->count; k++)
+    if (usable[k] && pl->region[k] == pl->region[i]) return (int)k;
+  return -1;
+}

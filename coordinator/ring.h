@@ -51,5 +51,11 @@ void kv_ring_preflist(const kv_ring_t *ring, const kv_keyspace_conf_t *ks, uint3
                       kv_preflist_t *out);
 /* True when node is one of the primaries of pl. */
 bool kv_preflist_is_primary(const kv_preflist_t *pl, uint32_t node);
+/* The fallback to stand in for primary i of pl (sloppy quorum, DESIGN section 8): the first
+ * entry past the primaries, in walk order, that is in primary i's region and has usable[k]
+ * set (usable is indexed like pl->node: the caller clears dead nodes and fallbacks already
+ * taken). Its index in pl, or -1 when there is none. Keeping a fallback in its primary's
+ * region keeps LOCAL_* and EACH_QUORUM counting the same regions as without it. */
+int kv_preflist_fallback(const kv_preflist_t *pl, uint32_t i, const bool *usable);
 
 #endif

@@ -31,6 +31,7 @@
 #include <xxhash.h>
 
 #include "buggify.h"
+#include "exchange.h"
 #include "hints.h"
 #include "log.h"
 #include "quorum.h"
@@ -47,16 +48,17 @@ typedef struct {
   kv_level_t level;
   kv_quorum_t q;
   uint32_t self_target;         /* this node's index among the targets; UINT32_MAX when it
-                                   is not a replica (a get coordinated from elsewhere) */
+                                   is not one (a get coordinated from elsewhere); a get's
+                                   fallback target when this node is that fallback */
   kv_node_result_t *result;     /* put/delete: the answer to give when the quorum is met */
   kv_dvv_t *merged;             /* get: the merge of the answers so far */
-  bool asked[KV_REPLICAS_MAX];  /* get: the replicas asked so far */
-  uint64_t held[KV_REPLICAS_MAX]; /* get: hash of each ok answer's record */
+  bool asked[KV_TARGETS_MAX];   /* get: the replicas asked so far */
+  uint64_t held[KV_TARGETS_MAX]; /* get: hash of each ok answer's record */
   bool repair_blocking;         /* get: repair before answering */
   uint32_t repairs_pending;     /* get: blocking repairs not yet acked */
   bool repair_failed;
   uint64_t repair_hash;         /* get: the merge the blocking repairs carry */
-  bool repair_wait[KV_REPLICAS_MAX]; /* get: a blocking repair to this replica is unacked */
+  bool repair_wait[KV_TARGETS_MAX]; /* get: a blocking repair to this replica is unacked */
   kv_dvv_t *answer;             /* get: the merge as of the decision, while repairing */
   char *keyspace;               /* get: copies, for asking more replicas later */
   uint8_t *key;
@@ -65,7 +67,7 @@ typedef struct {
   kv_status_t refused;          /* why a message could not be queued (KV_OK: none was) */
   kv_sync_waiter_t waiter;
   uint64_t decided_us, last_ok_us;
-  uint64_t ack_us[KV_REPLICAS_MAX]; /* when each target acked (metrics: lag per region) */
+  uint64_t ack_us[KV_TARGETS_MAX]; /* when each target acked (metrics: lag per region) */
   uint32_t active_pos;          /* where this slot sits in coord->active */
   struct kv_coord *coord;
 } slot_t;
@@ -84,6 +86,7 @@ struct kv_coord {
   uint32_t active_count;
   kv_histogram_t lag_us;
   kv_hints_t hints;
+  kv_xch_t xch;
   kv_metrics_t *metrics;        /* may be NULL */
 };
 
@@ -106,7 +109,8 @@ kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *sync
   c->syncer = syncer;
   c->tr = *transport;
   c->reply = reply;
-  c->metrics = opts->metrics;
+  kv_xch_init(&c->xch, node, ring);
+  c->metrics = c->xch.metrics = opts->metrics;
   for (uint32_t i = 0; i < KV_COORD_PENDING_MAX; i++) {
     c->slots[i].coord = c;
     c->free_list[i] = KV_COORD_PENDING_MAX - 1 - i;
@@ -150,6 +154,7 @@ void kv_coord_destroy(kv_coord_t *c) {
   if (!c) return;
   while (c->active_count > 0) slot_release(c, &c->slots[c->active[c->active_count - 1]]);
   kv_hints_deinit(&c->hints);
+  kv_xch_deinit(&c->xch);
   pthread_mutex_destroy(&c->lock);
   free(c);
 }
@@ -226,6 +231,28 @@ static uint64_t record_hash(const uint8_t *rec, size_t rec_bytes) {
   return XXH64(rec_bytes ? rec : (const uint8_t *)"", rec_bytes, 0);
 }
 
+/* ---- sending to a target ---------------------------------------------------------- */
+
+/* A primary is sent a replica write; a fallback (sloppy quorum) the same record as a hint
+ * for the primary it stands in for. */
+static kv_err target_send_write(kv_coord_t *c, const kv_target_t *t, uint64_t id,
+                                const slot_t *s, const uint8_t *rec, size_t rec_bytes,
+                                bool durable, kv_status_t *st) {
+  if (t->primary)
+    return c->tr.send_write(c->tr.arg, t->node, id, s->keyspace, s->key, s->key_bytes, rec,
+                            rec_bytes, durable, st);
+  return c->tr.send_hint_write(c->tr.arg, t->node, t->hint_for, id, s->keyspace, s->key,
+                               s->key_bytes, rec, rec_bytes, durable, st);
+}
+
+static kv_err target_send_read(kv_coord_t *c, const kv_target_t *t, uint64_t id,
+                               const slot_t *s, kv_status_t *st) {
+  if (t->primary)
+    return c->tr.send_read(c->tr.arg, t->node, id, s->keyspace, s->key, s->key_bytes, st);
+  return c->tr.send_hint_read(c->tr.arg, t->node, t->hint_for, id, s->keyspace, s->key,
+                              s->key_bytes, st);
+}
+
 typedef enum { REPAIR_NONE, REPAIR_SENT, REPAIR_FAILED } repair_t;
 
 /* Sends the merge to replica i when it answered with something else; this node's own
@@ -234,8 +261,14 @@ static repair_t get_repair(kv_coord_t *c, slot_t *s, uint32_t i, const uint8_t *
                            size_t rec_bytes, uint64_t hash) {
   if (s->q.answers[i] != KV_ANSWER_OK || s->held[i] == hash) return REPAIR_NONE;
   kv_status_t st;
+  const kv_target_t *t = &s->q.targets[i];
   if (i == s->self_target) {
-    if (kv_node_merge(c->node, s->keyspace, s->key, s->key_bytes, rec, rec_bytes, &st) != KV_OK) {
+    /* This node's replica, or, when it is the get's fallback, the hint it keeps. */
+    kv_err err = t->primary ? kv_node_merge(c->node, s->keyspace, s->key, s->key_bytes, rec,
+                                            rec_bytes, &st)
+                            : kv_hints_merge(&c->hints, t->hint_for, s->keyspace, s->key,
+                                             s->key_bytes, rec, rec_bytes, &st);
+    if (err != KV_OK) {
       KV_WARN("read repair of this replica failed: %s", st.msg);
       return REPAIR_FAILED;
     }
@@ -243,8 +276,8 @@ static repair_t get_repair(kv_coord_t *c, slot_t *s, uint32_t i, const uint8_t *
     kv_metrics_add(c->metrics, KV_METRIC_READ_REPAIRS, 1);
     return REPAIR_NONE;
   }
-  if (c->tr.send_write(c->tr.arg, s->q.targets[i].node, slot_id(c, s, i) | ID_REPAIR,
-                       s->keyspace, s->key, s->key_bytes, rec, rec_bytes, false, &st) != KV_OK)
+  if (target_send_write(c, t, slot_id(c, s, i) | ID_REPAIR, s, rec, rec_bytes, false, &st) !=
+      KV_OK)
     return REPAIR_FAILED;
   kv_metrics_add(c->metrics, KV_METRIC_READ_REPAIRS, 1);
   return REPAIR_SENT;
@@ -313,6 +346,15 @@ static bool get_all_answered(const slot_t *s) {
   return true;
 }
 
+/* Whether a fallback standing in for primary `node` acknowledged the write. */
+static bool stand_in_acked(const slot_t *s, uint32_t node) {
+  for (uint32_t j = 0; j < s->q.target_count; j++)
+    if (!s->q.targets[j].primary && s->q.targets[j].hint_for == node &&
+        s->q.answers[j] == KV_ANSWER_OK)
+      return true;
+  return false;
+}
+
 /* Frees the slot once nothing more can arrive for it, recording a write's lag or sending a
  * get's remaining repairs. */
 static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
@@ -328,13 +370,16 @@ static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   bool all_ok = s->q.ok_count == s->q.target_count;
   if (s->q.outcome == KV_QUORUM_OK && all_ok) {
     kv_histogram_record(&c->lag_us, s->last_ok_us - s->decided_us);
-    uint32_t nodes[KV_REPLICAS_MAX];
+    uint32_t nodes[KV_TARGETS_MAX];
     for (uint32_t i = 0; i < s->q.target_count; i++) nodes[i] = s->q.targets[i].node;
     kv_metrics_write_lag(c->metrics, nodes, s->ack_us, s->q.target_count, s->decided_us);
   }
-  /* Every replica that did not acknowledge gets a hint of the record written here. */
+  /* Every primary that did not acknowledge gets a hint of the record written here, unless
+   * a fallback acknowledged the write for it and so keeps one. */
   for (uint32_t i = 0; i < s->q.target_count; i++) {
-    if (i == s->self_target || s->q.answers[i] == KV_ANSWER_OK) continue;
+    if (i == s->self_target || !s->q.targets[i].primary || s->q.answers[i] == KV_ANSWER_OK ||
+        stand_in_acked(s, s->q.targets[i].node))
+      continue;
     kv_hints_add(&c->hints, s->q.targets[i].node, s->keyspace, s->key, s->key_bytes);
   }
   slot_release(c, s);
@@ -356,8 +401,36 @@ static void slot_answer(kv_coord_t *c, slot_t *s, uint32_t target, bool ok, uint
 
 /* ---- requests ----------------------------------------------------------------------- */
 
-/* The targets of a request: the key's primaries. *self_target is this node's index among
- * them, or UINT32_MAX when this node is not a replica of the key. */
+static bool node_alive(kv_coord_t *c, uint32_t node) {
+  return node == kv_node_self(c->node) || c->tr.alive(c->tr.arg, node);
+}
+
+/* Sloppy quorum: after the primaries in targets[0, count), a fallback for each primary
+ * believed dead (see coord.h). Returns the new count. */
+static uint32_t plan_fallbacks(kv_coord_t *c, const kv_preflist_t *pl, kv_target_t *targets,
+                               uint32_t count, uint32_t *self_target) {
+  bool usable[KV_NODES_MAX] = {false};
+  for (uint32_t k = pl->primary_count; k < pl->count; k++) usable[k] = node_alive(c, pl->node[k]);
+  uint32_t self = kv_node_self(c->node);
+  const kv_config_t *cfg = c->ring->cfg;
+  for (uint32_t i = 0; i < pl->primary_count; i++) {
+    if (node_alive(c, pl->node[i])) continue;
+    int f = kv_preflist_fallback(pl, i, usable);
+    if (f < 0) continue;
+    usable[f] = false;
+    KV_ASSERT(count < KV_TARGETS_MAX);
+    if (pl->node[f] == self) *self_target = count;
+    targets[count++] = (kv_target_t){
+        .node = pl->node[f], .region = pl->region[f], .primary = false,
+        .local = strcmp(cfg->nodes[pl->node[f]].region, cfg->nodes[self].region) == 0,
+        .hint_for = pl->node[i]};
+  }
+  return count;
+}
+
+/* The targets of a request: the key's primaries, then (sloppy quorum) fallbacks for those
+ * believed dead. *self_target is this node's index among them, or UINT32_MAX when it is not
+ * one of them. */
 static uint32_t plan_targets(kv_coord_t *c, const kv_node_plan_t *plan, kv_target_t *targets,
                              uint32_t *self_target) {
   kv_preflist_t pl;
@@ -371,15 +444,15 @@ static uint32_t plan_targets(kv_coord_t *c, const kv_node_plan_t *plan, kv_targe
                                .local = strcmp(cfg->nodes[pl.node[i]].region, self_region) == 0};
     if (pl.node[i] == self) *self_target = i;
   }
-  return pl.primary_count;
+  if (!plan->ks->sloppy_quorum) return pl.primary_count;
+  return plan_fallbacks(c, &pl, targets, pl.primary_count, self_target);
 }
 
 /* Whether the live targets could meet the request's need; answers UNAVAILABLE when not. */
 static bool targets_possible(kv_coord_t *c, void *call, const kv_node_plan_t *plan,
                              const kv_target_t *targets, uint32_t count, uint32_t self_target) {
-  bool alive[KV_REPLICAS_MAX];
-  for (uint32_t i = 0; i < count; i++)
-    alive[i] = i == self_target || c->tr.alive(c->tr.arg, targets[i].node);
+  bool alive[KV_TARGETS_MAX];
+  for (uint32_t i = 0; i < count; i++) alive[i] = node_alive(c, targets[i].node);
   kv_status_t st;
   kv_status_clear(&st);
   if (kv_quorum_possible(&plan->need, targets, count, alive, kv_level_name(plan->level), &st))
@@ -418,21 +491,26 @@ static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_p
 }
 
 /* A write reaching a node that is not one of the key's replicas goes, as received, to the
- * first live replica, which coordinates it: dots are only minted by replicas. Its answer
- * goes straight back to the client (the transport relays it). */
+ * first live replica, which coordinates it: dots are only minted by replicas (primaries; a
+ * fallback never coordinates). Its answer goes straight back to the client (the transport
+ * relays it). */
 static void coord_forward(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
                           const kv_node_plan_t *plan, const kv_target_t *targets,
                           uint32_t count) {
   kv_status_t st;
   kv_status_clear(&st);
   for (uint32_t i = 0; i < count; i++) {
-    if (!c->tr.alive(c->tr.arg, targets[i].node)) continue;
+    if (!targets[i].primary || !c->tr.alive(c->tr.arg, targets[i].node)) continue;
     if (c->tr.forward(c->tr.arg, targets[i].node, call, op, req->raw, req->raw_bytes,
                       plan->timeout_ms, &st) != KV_OK)
       reply_error(c, call, &st);
     return;
   }
-  KV_ASSERT(!"targets_possible found a live replica");
+  /* Fallbacks alone may meet the level, but none of them may coordinate. */
+  kv_status_set(&st, KV_EUNAVAILABLE,
+                "%s write needs a live primary replica to coordinate it; all %u are down",
+                kv_level_name(plan->level), plan->ks->n);
+  reply_error(c, call, &st);
 }
 
 /* The syncer made this node's copy of a durable write durable: that is its self-ack. */
@@ -454,12 +532,12 @@ static void slot_abort(kv_coord_t *c, slot_t *s, const kv_status_t *st) {
 
 static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
                         const kv_node_plan_t *plan, uint64_t now_us, uint64_t wall_ms) {
-  kv_target_t targets[KV_REPLICAS_MAX];
+  kv_target_t targets[KV_TARGETS_MAX];
   uint32_t self_target, count = plan_targets(c, plan, targets, &self_target);
   /* Refuse before writing anything: a write that known-dead replicas cannot acknowledge
    * must not land. */
   if (!targets_possible(c, call, plan, targets, count, self_target)) return;
-  if (self_target == UINT32_MAX) {
+  if (self_target == UINT32_MAX || !targets[self_target].primary) {
     coord_forward(c, call, op, req, plan, targets, count);
     return;
   }
@@ -482,9 +560,8 @@ static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
   }
   for (uint32_t i = 0; i < s->q.target_count; i++) {
     if (i == s->self_target) continue;
-    if (c->tr.send_write(c->tr.arg, s->q.targets[i].node, slot_id(c, s, i), req->keyspace,
-                         req->key, req->key_bytes, res->record, res->record_bytes,
-                         req->durable, &s->refused) != KV_OK)
+    if (target_send_write(c, &s->q.targets[i], slot_id(c, s, i), s, res->record,
+                          res->record_bytes, req->durable, &s->refused) != KV_OK)
       slot_answer(c, s, i, false, now_us);
   }
   if (req->durable) {
@@ -512,23 +589,25 @@ static bool get_took(slot_t *s, uint32_t i, const uint8_t *rec, size_t rec_bytes
   return err == KV_OK;
 }
 
-/* Asks replica i of a get (the caller marked it asked): this node's own record is read at
- * once. */
+/* Asks replica i of a get (the caller marked it asked): this node's own record (or, as the
+ * get's fallback, its hint) is read at once. */
 static void get_ask(kv_coord_t *c, slot_t *s, uint32_t i, uint64_t now_us) {
   KV_ASSERT(s->asked[i]);
+  const kv_target_t *t = &s->q.targets[i];
   if (i == s->self_target) {
     uint8_t *rec;
     size_t rec_bytes;
     kv_status_t st;
-    bool ok = kv_node_read_record(c->node, s->keyspace, s->key, s->key_bytes, &rec, &rec_bytes,
-                                  &st) == KV_OK &&
-              get_took(s, i, rec, rec_bytes);
+    kv_err err = t->primary ? kv_node_read_record(c->node, s->keyspace, s->key, s->key_bytes,
+                                                  &rec, &rec_bytes, &st)
+                            : kv_hints_read(&c->hints, t->hint_for, s->keyspace, s->key,
+                                            s->key_bytes, &rec, &rec_bytes, &st);
+    bool ok = err == KV_OK && get_took(s, i, rec, rec_bytes);
     free(rec);
     slot_answer(c, s, i, ok, now_us);
     return;
   }
-  if (c->tr.send_read(c->tr.arg, s->q.targets[i].node, slot_id(c, s, i), s->keyspace, s->key,
-                      s->key_bytes, &s->refused) != KV_OK)
+  if (target_send_read(c, t, slot_id(c, s, i), s, &s->refused) != KV_OK)
     slot_answer(c, s, i, false, now_us);
 }
 
@@ -536,7 +615,7 @@ static void get_ask(kv_coord_t *c, slot_t *s, uint32_t i, uint64_t now_us) {
  * before any is asked, so the slot stays until each has answered even when the first
  * answer already decides. */
 static void get_ask_live(kv_coord_t *c, slot_t *s, uint64_t now_us) {
-  uint32_t order[KV_REPLICAS_MAX], n = 0;
+  uint32_t order[KV_TARGETS_MAX], n = 0;
   if (s->self_target != UINT32_MAX) order[n++] = s->self_target;
   for (uint32_t i = 0; i < s->q.target_count; i++)
     if (i != s->self_target && c->tr.alive(c->tr.arg, s->q.targets[i].node)) order[n++] = i;
@@ -553,7 +632,7 @@ static void get_ask_live(kv_coord_t *c, slot_t *s, uint64_t now_us) {
 static void get_ask_more(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   uint16_t gen = s->gen;
   for (;;) {
-    bool hopeful[KV_REPLICAS_MAX];
+    bool hopeful[KV_TARGETS_MAX];
     for (uint32_t i = 0; i < s->q.target_count; i++)
       hopeful[i] = s->asked[i] && s->q.answers[i] != KV_ANSWER_ERROR;
     if (kv_quorum_possible(&s->q.need, s->q.targets, s->q.target_count, hopeful, "", NULL))
@@ -567,13 +646,50 @@ static void get_ask_more(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   }
 }
 
-/* A get with local=true: this replica's view, no coordination. */
+/* This replica's record of the key with every hint this node keeps for it merged in (a
+ * fallback holds a key only as hints); just the record when it keeps none. */
+static kv_err get_with_hints(kv_coord_t *c, const kv_node_req_t *req,
+                             const kv_node_plan_t *plan, kv_node_result_t *res,
+                             kv_status_t *st) {
+  kv_dvv_t obj, mine;
+  kv_dvv_init(&obj);
+  bool any;
+  kv_err err = kv_hints_merge_held(&c->hints, req->keyspace, req->key, req->key_bytes, &obj,
+                                   &any, st);
+  if (err == KV_OK && !any) {
+    kv_dvv_deinit(&obj);
+    return kv_node_get(c->node, req, plan, res, st);
+  }
+  uint8_t *rec = NULL;
+  size_t rec_bytes = 0;
+  if (err == KV_OK)
+    err = kv_node_read_record(c->node, req->keyspace, req->key, req->key_bytes, &rec,
+                              &rec_bytes, st);
+  if (err == KV_OK && rec_bytes > 0 && (err = kv_dvv_decode(rec, rec_bytes, &mine, st)) == KV_OK) {
+    err = kv_dvv_merge(&obj, &mine, st);
+    kv_dvv_deinit(&mine);
+  }
+  free(rec);
+  if (err == KV_OK) {
+    err = kv_node_answer(&obj, res, st);
+  } else {
+    memset(res, 0, sizeof *res);
+    kv_dvv_init(&res->object);
+  }
+  kv_dvv_deinit(&obj);
+  return err;
+}
+
+/* A get with local=true (with the hints this node keeps), or one this replica's answer
+ * alone decides: this node's view, no coordination. */
 static void coord_get_local(kv_coord_t *c, void *call, const kv_node_req_t *req,
                             const kv_node_plan_t *plan) {
   kv_node_result_t res;
   kv_status_t st;
   kv_status_clear(&st);
-  if (kv_node_get(c->node, req, plan, &res, &st) == KV_OK) c->reply(call, &st, &res);
+  kv_err err = req->local ? get_with_hints(c, req, plan, &res, &st)
+                          : kv_node_get(c->node, req, plan, &res, &st);
+  if (err == KV_OK) c->reply(call, &st, &res);
   else reply_error(c, call, &st);
   kv_node_result_free(&res);
 }
@@ -581,15 +697,15 @@ static void coord_get_local(kv_coord_t *c, void *call, const kv_node_req_t *req,
 /* Whether this node's own answer alone meets the read's need (ONE, or r=1, on a replica). */
 static bool self_suffices(const kv_node_plan_t *plan, const kv_target_t *targets,
                           uint32_t count, uint32_t self_target) {
-  if (self_target == UINT32_MAX) return false;
-  bool only_self[KV_REPLICAS_MAX] = {false};
+  if (self_target == UINT32_MAX || !targets[self_target].primary) return false;
+  bool only_self[KV_TARGETS_MAX] = {false};
   only_self[self_target] = true;
   return kv_quorum_possible(&plan->need, targets, count, only_self, "", NULL);
 }
 
 static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
                       const kv_node_plan_t *plan, uint64_t now_us) {
-  kv_target_t targets[KV_REPLICAS_MAX];
+  kv_target_t targets[KV_TARGETS_MAX];
   uint32_t self_target, count = plan_targets(c, plan, targets, &self_target);
   if (!targets_possible(c, call, plan, targets, count, self_target)) return;
   if (self_suffices(plan, targets, count, self_target)) {
@@ -655,6 +771,11 @@ void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec
     pthread_mutex_unlock(&c->lock);
     return;
   }
+  if (id & KV_AAE_ID_BIT) {
+    kv_xch_answer(&c->xch, &c->tr, id, code, NULL, rec, rec_bytes, mono_us);
+    pthread_mutex_unlock(&c->lock);
+    return;
+  }
   uint32_t target;
   bool repair;
   slot_t *s = slot_of(c, id, &target, &repair);
@@ -683,6 +804,20 @@ void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
     slot_maybe_finish(c, s, mono_us);
   }
   kv_hints_tick(&c->hints, &c->tr, mono_us);
+  kv_xch_tick(&c->xch, &c->tr, mono_us);
+  pthread_mutex_unlock(&c->lock);
+}
+
+void kv_coord_aae_answer(kv_coord_t *c, uint64_t id, kv_err code, const kv_aae_answer_t *ans,
+                         uint64_t mono_us) {
+  pthread_mutex_lock(&c->lock);
+  kv_xch_answer(&c->xch, &c->tr, id, code, ans, NULL, 0, mono_us);
+  pthread_mutex_unlock(&c->lock);
+}
+
+void kv_coord_aae_stats(kv_coord_t *c, uint32_t peer, kv_aae_stats_t *out) {
+  pthread_mutex_lock(&c->lock);
+  kv_xch_stats(&c->xch, peer, out);
   pthread_mutex_unlock(&c->lock);
 }
 
@@ -690,6 +825,46 @@ void kv_coord_hint_stats(kv_coord_t *c, uint32_t target, kv_hint_stats_t *out) {
   pthread_mutex_lock(&c->lock);
   kv_hints_stats(&c->hints, target, out);
   pthread_mutex_unlock(&c->lock);
+}
+
+/* The node index hint_for names: another node of the cluster. */
+static kv_err hint_target(kv_coord_t *c, const char *hint_for, uint32_t *target,
+                          kv_status_t *st) {
+  int t = kv_config_node_index(c->ring->cfg, hint_for);
+  if (t < 0)
+    return kv_status_set(st, KV_EINVAL, "hint_for names node '%.*s', which is not in the cluster",
+                         (int)KV_NODE_ID_BYTES_MAX, hint_for);
+  if ((uint32_t)t == kv_node_self(c->node))
+    return kv_status_set(st, KV_EINVAL, "hint_for names this node (%s); hints are kept for "
+                         "other nodes", hint_for);
+  *target = (uint32_t)t;
+  return KV_OK;
+}
+
+kv_err kv_coord_hint_write(kv_coord_t *c, const char *hint_for, const char *keyspace,
+                           const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                           size_t rec_bytes, kv_status_t *st) {
+  uint32_t target;
+  kv_err err = hint_target(c, hint_for, &target, st);
+  if (err != KV_OK) return err;
+  pthread_mutex_lock(&c->lock);
+  err = kv_hints_merge(&c->hints, target, keyspace, key, key_bytes, rec, rec_bytes, st);
+  pthread_mutex_unlock(&c->lock);
+  return err;
+}
+
+kv_err kv_coord_hint_read(kv_coord_t *c, const char *hint_for, const char *keyspace,
+                          const uint8_t *key, size_t key_bytes, uint8_t **rec,
+                          size_t *rec_bytes, kv_status_t *st) {
+  *rec = NULL;
+  *rec_bytes = 0;
+  uint32_t target;
+  kv_err err = hint_target(c, hint_for, &target, st);
+  if (err != KV_OK) return err;
+  pthread_mutex_lock(&c->lock);
+  err = kv_hints_read(&c->hints, target, keyspace, key, key_bytes, rec, rec_bytes, st);
+  pthread_mutex_unlock(&c->lock);
+  return err;
 }
 
 uint32_t kv_coord_in_flight(kv_coord_t *c) {

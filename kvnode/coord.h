@@ -13,8 +13,9 @@
  *   counting late acks; when all have acked, record replication lag (W-th ack to last).
  * A get: ask R replicas (this one first, when it is one), merge (DVV) as answers come,
  * reply at R with the merge; a failed answer makes it ask the next replica. A get with
- * local=true reads this replica only. A write reaching a node that is not a replica of the
- * key is forwarded, as received, to the first live replica, which coordinates it.
+ * local=true reads this replica only, with the hints this node keeps for the key merged in.
+ * A write reaching a node that is not a replica of the key is forwarded, as received, to the
+ * first live replica, which coordinates it.
  *
  * Threads: every entry point takes the coordinator's lock, so the state is touched by one
  * thread at a time; the reply callback and the transport are called with it held (both
@@ -22,9 +23,29 @@
  * RESOURCE_EXHAUSTED. A request that fails because a peer's queue was full is answered with
  * the transport's RESOURCE_EXHAUSTED too, not as a replica failure.
  *
- * Hinted handoff: a replica that did not acknowledge a write (down, lost message, deadline)
- * gets a hint kept here and handed over when it is back (hints.h); hints never count
- * toward W.
+ * Sloppy quorum (DESIGN section 8; the keyspace's sloppy_quorum, on by default): for each
+ * primary believed dead, the request also goes to a fallback, the next live node on the ring
+ * past the preference list in that primary's region (kv_preflist_fallback), not already
+ * standing in for another primary of the request. Targets are then the N primaries followed
+ * by the fallbacks (at most KV_TARGETS_MAX), and the UNAVAILABLE check counts the fallbacks
+ * as live replicas. A fallback is sent the write as a hint for its primary (the transport's
+ * send_hint_write) and its ack counts toward W, R and the level's regions (it is in its
+ * primary's region), never toward pw / pr. A read asks it for its hint (send_hint_read), and
+ * a read repair merges into that hint. The dead primary is still sent the write, in case
+ * the failure detector is wrong. A fallback never coordinates a write: a write whose
+ * primaries are all dead is refused with UNAVAILABLE even when fallbacks could meet its
+ * level. A node that is not a replica and coordinates a get may be a fallback of it: it
+ * reads its own hint. With no fallback to be had (a 3-node cluster at N=3, every spare node
+ * of the region dead, or sloppy quorum off) only primaries count. R + W > N then no longer
+ * promises that a read meets the last acknowledged write; PR + PW > N does.
+ *
+ * Hinted handoff: a primary that did not acknowledge a write (down, lost message, deadline)
+ * gets a hint kept here and handed over when it is back (hints.h), unless a fallback
+ * acknowledged the write for it: the fallback's hint is handed over instead. A hint kept here
+ * never counts toward W.
+ *
+ * Anti-entropy: the exchanges this node starts run here too (exchange.h), on the same
+ * transport and lock.
  *
  * What a failed write leaves: the UNAVAILABLE check runs before anything is written, so a
  * write refused for dead replicas lands nowhere. A write that fails later (deadline, replica
@@ -36,6 +57,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "aae.h"
 #include "histogram.h"
 #include "kv_limits.h"
 #include "kv_err.h"
@@ -53,6 +75,15 @@ typedef struct {
   uint64_t dropped;           /* not stored for lack of room, since start */
 } kv_hint_stats_t;
 
+/* Anti-entropy exchanges this node started with one peer (exchange.h). */
+typedef struct {
+  uint64_t exchanges;         /* finished, since start */
+  uint64_t failed;            /* given up: the peer went silent or answered an error */
+  uint64_t keys_repaired;     /* since start */
+  uint64_t last_us;           /* monotonic time the last one finished; 0: never */
+  uint64_t last_repaired;     /* keys the last one repaired */
+} kv_aae_stats_t;
+
 /* How the coordinator reaches other nodes. Messages are queued; each answer comes back
  * through kv_coord_answer with the id given here. A send that fails (a full queue) has no
  * answer. */
@@ -64,10 +95,23 @@ typedef struct {
                        size_t rec_bytes, bool durable, kv_status_t *st);
   kv_err (*send_read)(void *arg, uint32_t node, uint64_t id, const char *keyspace,
                       const uint8_t *key, size_t key_bytes, kv_status_t *st);
+  /* Sloppy quorum: as send_write and send_read, to a fallback, for the hint it keeps for
+   * primary hint_for (a node index; the message names it by node id). */
+  kv_err (*send_hint_write)(void *arg, uint32_t node, uint32_t hint_for, uint64_t id,
+                            const char *keyspace, const uint8_t *key, size_t key_bytes,
+                            const uint8_t *rec, size_t rec_bytes, bool durable,
+                            kv_status_t *st);
+  kv_err (*send_hint_read)(void *arg, uint32_t node, uint32_t hint_for, uint64_t id,
+                           const char *keyspace, const uint8_t *key, size_t key_bytes,
+                           kv_status_t *st);
   /* Sends a client's write request (as received) to node, which coordinates it; the
    * transport relays node's answer to the client call itself. */
   kv_err (*forward)(void *arg, uint32_t node, void *call, kv_op_t op, const uint8_t *request,
                     size_t request_bytes, uint32_t timeout_ms, kv_status_t *st);
+  /* Sends an anti-entropy request (aae.h); its answer comes back through
+   * kv_coord_aae_answer. */
+  kv_err (*send_aae)(void *arg, uint32_t node, uint64_t id, const kv_aae_req_t *req,
+                     kv_status_t *st);
 } kv_coord_transport_t;
 
 /* Answers a client call: res is NULL unless st->code is KV_OK. Called once per request. */
@@ -103,10 +147,28 @@ void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t
  * error. Unknown or stale ids (a request already finished) are ignored. */
 void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
                      size_t rec_bytes, uint64_t mono_us);
+/* The answer to an anti-entropy request (ans borrowed for the call; NULL unless code is
+ * KV_OK). Replica reads and writes of exchanges answer through kv_coord_answer. */
+void kv_coord_aae_answer(kv_coord_t *c, uint64_t id, kv_err code, const kv_aae_answer_t *ans,
+                         uint64_t mono_us);
 /* The passing of time: deadlines. Call every few milliseconds. */
 void kv_coord_tick(kv_coord_t *c, uint64_t mono_us);
+/* Anti-entropy exchanges this node started with peer (see exchange.h). */
+void kv_coord_aae_stats(kv_coord_t *c, uint32_t peer, kv_aae_stats_t *out);
 /* Hinted handoff for one target node (see hints.h). */
 void kv_coord_hint_stats(kv_coord_t *c, uint32_t target, kv_hint_stats_t *out);
+/* The replica side of a fallback's messages (a ReplicaWrite or ReplicaRead naming hint_for,
+ * the node id of the primary the hint is kept for), shared by the runtime and the
+ * simulator: kv_coord_hint_write merges rec into the hint (kv_hints_merge), to be
+ * acknowledged (after a kv_node_sync when durable); kv_coord_hint_read gives the hint's
+ * record (*rec malloc'd; NULL, 0 when there is none). KV_EINVAL when hint_for is not another
+ * node of the cluster; KV_EBUSY when the hint has no room; else as kv_hints_merge. */
+kv_err kv_coord_hint_write(kv_coord_t *c, const char *hint_for, const char *keyspace,
+                           const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                           size_t rec_bytes, kv_status_t *st);
+kv_err kv_coord_hint_read(kv_coord_t *c, const char *hint_for, const char *keyspace,
+                          const uint8_t *key, size_t key_bytes, uint8_t **rec,
+                          size_t *rec_bytes, kv_status_t *st);
 /* Requests in the table: answered or not, still waiting for acks or an fsync. */
 uint32_t kv_coord_in_flight(kv_coord_t *c);
 /* Replication lag so far (microseconds from the W-th ack to the last ack, per write whose

@@ -1,4 +1,5 @@
-/* hints.c: hinted handoff kept by the coordinator (see hints.h).
+/* hints.c: the hints a node keeps, as a coordinator or as a fallback, and their handoff (see
+ * hints.h).
  *
  * A handoff's id is KV_HINT_ID_BIT | gen << 16 | index into h->handoffs, so an ack that
  * arrives after its handoff was given up (and the entry reused) is ignored.
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "buggify.h"
 #include "log.h"
 #include "store.h"
 
@@ -49,11 +51,36 @@ void kv_hints_deinit(kv_hints_t *h) {
   for (uint32_t i = 0; i < KV_HANDOFF_IN_FLIGHT_MAX; i++) free(h->handoffs[i].key);
 }
 
+/* Stores rec as the hint of (keyspace, key) for target in place of the one there (was_bytes
+ * of record; found: there was one), within the target's room. KV_EBUSY when it would not
+ * fit; either way a failure is counted as dropped. */
+static kv_err hint_store(kv_hints_t *h, uint32_t target, const char *keyspace,
+                         const uint8_t *key, size_t key_bytes, bool found, size_t was_bytes,
+                         const uint8_t *rec, size_t rec_bytes, kv_status_t *st) {
+  kv_hint_stats_t *s = &h->stats[target];
+  uint64_t was = found ? key_bytes + was_bytes : 0;
+  uint64_t now = key_bytes + rec_bytes;
+  kv_err err;
+  if (s->bytes - was + now > h->bytes_max)
+    err = kv_status_set(st, KV_EBUSY, "no room for the hint: hints for the node would take %llu "
+                        "bytes, past their room of %llu; the key is left to anti-entropy",
+                        (unsigned long long)(s->bytes - was + now),
+                        (unsigned long long)h->bytes_max);
+  else
+    err = kv_store_hint_put(kv_node_store(h->node), target, keyspace, key, key_bytes, rec,
+                            rec_bytes, st);
+  if (err != KV_OK) {
+    s->dropped++;
+    return err;
+  }
+  s->bytes = s->bytes - was + now;
+  if (!found) s->pending++;
+  return KV_OK;
+}
+
 void kv_hints_add(kv_hints_t *h, uint32_t target, const char *keyspace, const uint8_t *key,
                   size_t key_bytes) {
   KV_ASSERT(target < h->node_count);
-  kv_hint_stats_t *s = &h->stats[target];
-  kv_store_t *store = kv_node_store(h->node);
   kv_status_t st;
   /* The record as it is now, not as the write left it: writes to one key can finish out of
    * order (a durable one waits for its fsync), and an older record must never replace a
@@ -65,28 +92,82 @@ void kv_hints_add(kv_hints_t *h, uint32_t target, const char *keyspace, const ui
     if (rec_bytes == 0) kv_status_set(&st, KV_ENOTFOUND, "the key has no record here");
     KV_WARN("hint for node %u not stored: %s", target, st.msg);
     free(rec);
-    s->dropped++;
+    h->stats[target].dropped++;
     return;
   }
   uint8_t *old;
   size_t old_bytes;
   bool found;
-  kv_err err = kv_store_hint_get(store, target, keyspace, key, key_bytes, &old, &old_bytes,
-                                 &found, &st);
+  kv_err err = kv_store_hint_get(kv_node_store(h->node), target, keyspace, key, key_bytes, &old,
+                                 &old_bytes, &found, &st);
   free(old);
-  uint64_t was = found ? key_bytes + old_bytes : 0;
-  uint64_t now = key_bytes + rec_bytes;
-  if (err == KV_OK && s->bytes - was + now > h->bytes_max) {
-    s->dropped++;
-  } else if (err != KV_OK || kv_store_hint_put(store, target, keyspace, key, key_bytes, rec,
-                                               rec_bytes, &st) != KV_OK) {
-    KV_WARN("hint for node %u not stored: %s", target, st.msg);
-    s->dropped++;
-  } else {
-    s->bytes = s->bytes - was + now;
-    if (!found) s->pending++;
-  }
+  if (err != KV_OK) h->stats[target].dropped++;
+  else err = hint_store(h, target, keyspace, key, key_bytes, found, old_bytes, rec, rec_bytes, &st);
+  /* Running out of room is routine under a long outage; store errors are not. */
+  if (err != KV_OK && err != KV_EBUSY) KV_WARN("hint for node %u not stored: %s", target, st.msg);
   free(rec);
+}
+
+/* ---- a fallback's hints ------------------------------------------------------------- */
+
+kv_err kv_hints_merge(kv_hints_t *h, uint32_t target, const char *keyspace, const uint8_t *key,
+                      size_t key_bytes, const uint8_t *rec, size_t rec_bytes, kv_status_t *st) {
+  KV_ASSERT(target < h->node_count);
+  /* Fault point: the disk refuses a hint, as it may a replica write. The write's
+   * coordinator then keeps a hint of its own (this node did not acknowledge). */
+  if (KV_BUGGIFY()) return kv_status_set(st, KV_EIO, "simulated disk error storing a hint");
+  kv_dvv_t obj, incoming;
+  kv_err err = kv_dvv_decode(rec, rec_bytes, &incoming, st);
+  if (err != KV_OK) return err;
+  uint8_t *old;
+  size_t old_bytes;
+  bool found;
+  err = kv_store_hint_get(kv_node_store(h->node), target, keyspace, key, key_bytes, &old,
+                          &old_bytes, &found, st);
+  kv_dvv_init(&obj);
+  if (err == KV_OK && found) err = kv_dvv_decode(old, old_bytes, &obj, st);
+  free(old);
+  if (err == KV_OK) err = kv_dvv_merge(&obj, &incoming, st);
+  uint8_t *merged = NULL;
+  size_t merged_bytes = 0;
+  if (err == KV_OK && kv_dvv_encode(&obj, &merged, &merged_bytes) != KV_OK)
+    err = kv_status_set(st, KV_ENOMEM, "cannot encode the hint");
+  if (err == KV_OK)
+    err = hint_store(h, target, keyspace, key, key_bytes, found, old_bytes, merged, merged_bytes,
+                     st);
+  free(merged);
+  kv_dvv_deinit(&obj);
+  kv_dvv_deinit(&incoming);
+  return err;
+}
+
+kv_err kv_hints_read(kv_hints_t *h, uint32_t target, const char *keyspace, const uint8_t *key,
+                     size_t key_bytes, uint8_t **rec, size_t *rec_bytes, kv_status_t *st) {
+  KV_ASSERT(target < h->node_count);
+  bool found;
+  return kv_store_hint_get(kv_node_store(h->node), target, keyspace, key, key_bytes, rec,
+                           rec_bytes, &found, st);
+}
+
+kv_err kv_hints_merge_held(kv_hints_t *h, const char *keyspace, const uint8_t *key,
+                           size_t key_bytes, kv_dvv_t *obj, bool *found, kv_status_t *st) {
+  *found = false;
+  for (uint32_t t = 0; t < h->node_count; t++) {
+    if (h->stats[t].pending == 0) continue;
+    uint8_t *rec;
+    size_t rec_bytes;
+    kv_err err = kv_hints_read(h, t, keyspace, key, key_bytes, &rec, &rec_bytes, st);
+    kv_dvv_t hint;
+    if (err == KV_OK && rec) err = kv_dvv_decode(rec, rec_bytes, &hint, st);
+    if (err == KV_OK && rec) {
+      err = kv_dvv_merge(obj, &hint, st);
+      kv_dvv_deinit(&hint);
+      *found = true;
+    }
+    free(rec);
+    if (err != KV_OK) return err;
+  }
+  return KV_OK;
 }
 
 /* ---- handoff rounds ----------------------------------------------------------------- */
@@ -117,8 +198,9 @@ static bool round_send(void *arg, const char *keyspace, const void *key, size_t 
   if (!ho) return false;
   uint64_t id = KV_HINT_ID_BIT | (uint64_t)ho->gen << 16 | index;
   kv_status_t st;
+  /* Durable: a fallback's hint may be one of the copies a durable write counted. */
   if (r->tr->send_write(r->tr->arg, r->target, id, keyspace, key, key_bytes, rec, rec_bytes,
-                        false, &st) != KV_OK)
+                        true, &st) != KV_OK)
     return false; /* the peer's queue is full: the next round */
   ho->used = true;
   ho->target = r->target;

@@ -64,6 +64,8 @@ uint32_t kv_node_self(const kv_node_t *node) { return node->self_index; }
 
 kv_store_t *kv_node_store(kv_node_t *node) { return node->store; }
 
+const kv_config_t *kv_node_config(const kv_node_t *node) { return node->cfg; }
+
 uint64_t kv_node_incarnation(const kv_node_t *node) { return node->self.incarnation; }
 
 size_t kv_node_max_message_bytes(const kv_node_t *node) {
@@ -215,15 +217,21 @@ kv_err kv_node_answer(kv_dvv_t *obj, kv_node_result_t *res, kv_status_t *st) {
 }
 
 /* Encodes obj and writes it as the key's record, to the OS but not fsynced (see
- * kv_node_sync). The encoding is handed back in *rec (malloc'd) when rec is not NULL. */
-static kv_err node_store(kv_node_t *node, uint32_t partition, const char *keyspace,
-                         const uint8_t *key, size_t key_bytes, const kv_dvv_t *obj,
-                         uint8_t **rec, size_t *rec_bytes, kv_status_t *st) {
+ * kv_node_sync), with the key's anti-entropy leaf when anti-entropy is on. The encoding is
+ * handed back in *rec (malloc'd) when rec is not NULL. */
+static kv_err node_store(kv_node_t *node, uint32_t partition, uint64_t hash,
+                         const char *keyspace, const uint8_t *key, size_t key_bytes,
+                         const kv_dvv_t *obj, uint8_t **rec, size_t *rec_bytes,
+                         kv_status_t *st) {
   uint8_t *buf;
   size_t n;
   if (kv_dvv_encode(obj, &buf, &n) != KV_OK)
     return kv_status_set(st, KV_ENOMEM, "cannot encode the record");
-  kv_err err = kv_store_put(node->store, partition, keyspace, key, key_bytes, buf, n, false, st);
+  kv_err err =
+      node->cfg->anti_entropy_interval_ms > 0
+          ? kv_store_put_tracked(node->store, partition, keyspace, key, key_bytes, buf, n,
+                                 kv_hash_segment(hash), kv_hash_leaf(hash, buf, n), false, st)
+          : kv_store_put(node->store, partition, keyspace, key, key_bytes, buf, n, false, st);
   if (err == KV_OK && rec) {
     *rec = buf;
     *rec_bytes = n;
@@ -247,8 +255,8 @@ static kv_err node_write(kv_node_t *node, const kv_node_req_t *req, const kv_nod
                      tombstone ? 0 : (uint32_t)req->value_bytes, tombstone,
                      node_hlc_now(node, now_ms), plan->ks->siblings_max, st);
   if (err == KV_OK)
-    err = node_store(node, plan->partition, req->keyspace, req->key, req->key_bytes,
-                     &res->object, &res->record, &res->record_bytes, st);
+    err = node_store(node, plan->partition, plan->hash, req->keyspace, req->key,
+                     req->key_bytes, &res->object, &res->record, &res->record_bytes, st);
   pthread_mutex_unlock(stripe);
   return err == KV_OK ? node_finish_answer(res, st) : err;
 }
@@ -286,7 +294,7 @@ kv_err kv_node_merge(kv_node_t *node, const char *keyspace, const uint8_t *key,
   err = node_load(node, partition, keyspace, key, key_bytes, &obj, st);
   if (err == KV_OK) err = kv_dvv_merge(&obj, &incoming, st);
   if (err == KV_OK)
-    err = node_store(node, partition, keyspace, key, key_bytes, &obj, NULL, NULL, st);
+    err = node_store(node, partition, hash, keyspace, key, key_bytes, &obj, NULL, NULL, st);
   pthread_mutex_unlock(stripe);
   kv_dvv_deinit(&obj);
   kv_dvv_deinit(&incoming);

@@ -116,8 +116,10 @@ kv_err kv_node_read_record(kv_node_t *node, const char *keyspace, const uint8_t 
  * one fsync (group commit). */
 kv_err kv_node_sync(kv_node_t *node, kv_status_t *st);
 
-/* This node's store (borrowed; lives as long as the node), for hinted handoff. */
+/* This node's store (borrowed; lives as long as the node), for hinted handoff and
+ * anti-entropy, and the config it runs with. */
 kv_store_t *kv_node_store(kv_node_t *node);
+const kv_config_t *kv_node_config(const kv_node_t *node);
 
 /* The largest message this node's keyspaces can produce or accept (gRPC limits). */
 size_t kv_node_max_message_bytes(const kv_node_t *node);

@@ -42,6 +42,7 @@
 #include "fmt.h"
 #include "kv_limits.h"
 #include "log.h"
+#include "exchange.h"
 #include "peer.pb-c.h"
 #include "phi.h"
 
@@ -332,6 +333,20 @@ static void batch_start(peer_t *p, uint32_t deadline_ms) {
   KV_ASSERT(err == KV_OK); /* a batch always finds room among the held calls */
 }
 
+/* Hands an answer to a tree request (exchange.h) to the coordinator as a borrowed view. An
+ * answer with neither hashes nor keys is an empty tree's, or a repair's (a read's record),
+ * which kv_coord_answer takes; both go to the exchange, which tells them apart by id. */
+static void tree_answer(kv_coord_t *coord, uint64_t id, kv_err code,
+                        const Tunekv__Peer__PeerAnswer *a, uint64_t now) {
+  kv_aae_key_t *keys = calloc(a->n_keys ? a->n_keys : 1, sizeof *keys);
+  KV_ASSERT(keys);
+  for (size_t i = 0; i < a->n_keys; i++) keys[i] = (kv_aae_key_t){a->keys[i].data, a->keys[i].len};
+  kv_aae_answer_t view = {.hashes = a->hashes, .hash_count = (uint32_t)a->n_hashes,
+                          .keys = keys, .key_count = (uint32_t)a->n_keys};
+  kv_coord_aae_answer(coord, id, code, &view, now);
+  free(keys);
+}
+
 /* Delivers the outcome of a finished batch to the coordinator. No lock held. */
 static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32_t n,
                           grpc_status_code status, grpc_slice details,
@@ -373,8 +388,11 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32
         reply && i < reply->n_answers && reply->answers[i]->id == ids[i] ? reply->answers[i]
                                                                           : NULL;
     kv_err code = a && a->code == 0 ? KV_OK : KV_EUNAVAILABLE;
-    kv_coord_answer(ps->coord, ids[i], code, a ? a->record.data : NULL, a ? a->record.len : 0,
-                    now);
+    if ((ids[i] & KV_AAE_ID_BIT) && a && (a->n_hashes > 0 || a->n_keys > 0))
+      tree_answer(ps->coord, ids[i], code, a, now);
+    else
+      kv_coord_answer(ps->coord, ids[i], code, a ? a->record.data : NULL,
+                      a ? a->record.len : 0, now);
   }
   if (reply) tunekv__peer__peer_batch_reply__free_unpacked(reply, NULL);
 }
@@ -425,30 +443,85 @@ static kv_err peer_send(kv_peers_t *ps, uint32_t node, Tunekv__Peer__PeerMessage
   return KV_OK;
 }
 
-static kv_err send_write(void *arg, uint32_t node, uint64_t id, const char *keyspace,
-                         const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                         size_t rec_bytes, bool durable, kv_status_t *st) {
+/* A replica write, or with hint_for (a node index, UINT32_MAX for none) a fallback's. */
+static kv_err replica_write(kv_peers_t *ps, uint32_t node, uint32_t hint_for, uint64_t id,
+                            const char *keyspace, const uint8_t *key, size_t key_bytes,
+                            const uint8_t *rec, size_t rec_bytes, bool durable,
+                            kv_status_t *st) {
   Tunekv__Peer__ReplicaWrite w = TUNEKV__PEER__REPLICA_WRITE__INIT;
   w.keyspace = (char *)keyspace;
   w.key = (ProtobufCBinaryData){key_bytes, (uint8_t *)key};
   w.record = (ProtobufCBinaryData){rec_bytes, (uint8_t *)rec};
   w.durable = durable;
+  if (hint_for != UINT32_MAX) w.hint_for = (char *)ps->cfg->nodes[hint_for].id;
   Tunekv__Peer__PeerMessage m = TUNEKV__PEER__PEER_MESSAGE__INIT;
   m.id = id;
   m.body_case = TUNEKV__PEER__PEER_MESSAGE__BODY_WRITE;
   m.write = &w;
-  return peer_send(arg, node, &m, st);
+  return peer_send(ps, node, &m, st);
 }
 
-static kv_err send_read(void *arg, uint32_t node, uint64_t id, const char *keyspace,
-                        const uint8_t *key, size_t key_bytes, kv_status_t *st) {
+static kv_err replica_read(kv_peers_t *ps, uint32_t node, uint32_t hint_for, uint64_t id,
+                           const char *keyspace, const uint8_t *key, size_t key_bytes,
+                           kv_status_t *st) {
   Tunekv__Peer__ReplicaRead r = TUNEKV__PEER__REPLICA_READ__INIT;
   r.keyspace = (char *)keyspace;
   r.key = (ProtobufCBinaryData){key_bytes, (uint8_t *)key};
+  if (hint_for != UINT32_MAX) r.hint_for = (char *)ps->cfg->nodes[hint_for].id;
   Tunekv__Peer__PeerMessage m = TUNEKV__PEER__PEER_MESSAGE__INIT;
   m.id = id;
   m.body_case = TUNEKV__PEER__PEER_MESSAGE__BODY_READ;
   m.read = &r;
+  return peer_send(ps, node, &m, st);
+}
+
+static kv_err send_write(void *arg, uint32_t node, uint64_t id, const char *keyspace,
+                         const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                         size_t rec_bytes, bool durable, kv_status_t *st) {
+  return replica_write(arg, node, UINT32_MAX, id, keyspace, key, key_bytes, rec, rec_bytes,
+                       durable, st);
+}
+
+static kv_err send_read(void *arg, uint32_t node, uint64_t id, const char *keyspace,
+                        const uint8_t *key, size_t key_bytes, kv_status_t *st) {
+  return replica_read(arg, node, UINT32_MAX, id, keyspace, key, key_bytes, st);
+}
+
+static kv_err send_hint_write(void *arg, uint32_t node, uint32_t hint_for, uint64_t id,
+                              const char *keyspace, const uint8_t *key, size_t key_bytes,
+                              const uint8_t *rec, size_t rec_bytes, bool durable,
+                              kv_status_t *st) {
+  kv_peers_t *ps = arg;
+  KV_ASSERT(hint_for < ps->cfg->node_count);
+  return replica_write(ps, node, hint_for, id, keyspace, key, key_bytes, rec, rec_bytes,
+                       durable, st);
+}
+
+static kv_err send_hint_read(void *arg, uint32_t node, uint32_t hint_for, uint64_t id,
+                             const char *keyspace, const uint8_t *key, size_t key_bytes,
+                             kv_status_t *st) {
+  kv_peers_t *ps = arg;
+  KV_ASSERT(hint_for < ps->cfg->node_count);
+  return replica_read(ps, node, hint_for, id, keyspace, key, key_bytes, st);
+}
+
+static kv_err send_aae(void *arg, uint32_t node, uint64_t id, const kv_aae_req_t *req,
+                       kv_status_t *st) {
+  static const Tunekv__Peer__TreeRequest__Kind kinds[] = {
+      [KV_AAE_ASK_ROOTS] = TUNEKV__PEER__TREE_REQUEST__KIND__ROOTS,
+      [KV_AAE_ASK_SEGMENTS] = TUNEKV__PEER__TREE_REQUEST__KIND__SEGMENTS,
+      [KV_AAE_ASK_KEYS] = TUNEKV__PEER__TREE_REQUEST__KIND__KEYS};
+  Tunekv__Peer__TreeRequest t = TUNEKV__PEER__TREE_REQUEST__INIT;
+  t.kind = kinds[req->kind];
+  t.keyspace = (char *)req->keyspace;
+  t.n_partitions = req->partition_count;
+  t.partitions = (uint32_t *)req->partitions;
+  t.n_segments = req->segment_count;
+  t.segments = (uint32_t *)req->segments;
+  Tunekv__Peer__PeerMessage m = TUNEKV__PEER__PEER_MESSAGE__INIT;
+  m.id = id;
+  m.body_case = TUNEKV__PEER__PEER_MESSAGE__BODY_TREE;
+  m.tree = &t;
   return peer_send(arg, node, &m, st);
 }
 
@@ -588,7 +661,9 @@ static void forward_complete(kv_peers_t *ps, forward_t *f) {
 
 void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
   *tr = (kv_coord_transport_t){.arg = p, .alive = peer_alive, .send_write = send_write,
-                               .send_read = send_read, .forward = peer_forward};
+                               .send_read = send_read, .send_hint_write = send_hint_write,
+                               .send_hint_read = send_hint_read, .forward = peer_forward,
+                               .send_aae = send_aae};
 }
 
 /* ---- the thread --------------------------------------------------------------------- */

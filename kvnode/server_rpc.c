@@ -339,9 +339,47 @@ static void peer_batch_synced(kv_sync_waiter_t *w, const kv_status_t *st, uint64
   call_reply(c, st);
 }
 
-/* Runs one peer message on this replica; true when it was a durable write that succeeded. */
-static bool peer_message_run(kv_node_t *node, const Tunekv__Peer__PeerMessage *m,
-                             Tunekv__Peer__PeerAnswer *a) {
+/* Answers an anti-entropy tree request from this node's trees (aae.h). The answer's arrays
+ * are malloc'd; answer_free releases them. */
+static kv_err tree_run(kv_node_t *node, const Tunekv__Peer__TreeRequest *t,
+                       Tunekv__Peer__PeerAnswer *a, kv_status_t *st) {
+  static const kv_aae_kind_t kinds[] = {
+      [TUNEKV__PEER__TREE_REQUEST__KIND__ROOTS] = KV_AAE_ASK_ROOTS,
+      [TUNEKV__PEER__TREE_REQUEST__KIND__SEGMENTS] = KV_AAE_ASK_SEGMENTS,
+      [TUNEKV__PEER__TREE_REQUEST__KIND__KEYS] = KV_AAE_ASK_KEYS};
+  if ((unsigned)t->kind >= sizeof kinds / sizeof kinds[0])
+    return kv_status_set(st, KV_EINVAL, "tree request kind %d is unknown", (int)t->kind);
+  kv_aae_req_t req = {.kind = kinds[t->kind], .keyspace = t->keyspace,
+                      .partitions = t->partitions, .partition_count = (uint32_t)t->n_partitions,
+                      .segments = t->segments, .segment_count = (uint32_t)t->n_segments};
+  kv_aae_answer_t out;
+  kv_err err = kv_aae_serve(node, &req, &out, st);
+  if (err != KV_OK) return err;
+  a->n_hashes = out.hash_count;
+  a->hashes = out.hashes;
+  a->n_keys = out.key_count;
+  a->keys = calloc(out.key_count ? out.key_count : 1, sizeof *a->keys);
+  KV_ASSERT(a->keys);
+  for (uint32_t i = 0; i < out.key_count; i++)
+    a->keys[i] = (ProtobufCBinaryData){out.keys[i].len, out.keys[i].data};
+  free(out.keys); /* the key bytes now belong to a->keys */
+  return KV_OK;
+}
+
+/* Frees what peer_message_run put in an answer. */
+static void answer_free(Tunekv__Peer__PeerAnswer *a) {
+  free(a->record.data);
+  if (a->message != protobuf_c_empty_string) free(a->message);
+  for (size_t i = 0; i < a->n_keys; i++) free(a->keys[i].data);
+  free(a->keys);
+  free(a->hashes);
+}
+
+/* Runs one peer message on this replica (or, naming hint_for, on the hints this node keeps
+ * as a fallback: kv_coord_hint_write / _read); true when it was a durable write that
+ * succeeded. */
+static bool peer_message_run(kv_node_t *node, kv_coord_t *coord,
+                             const Tunekv__Peer__PeerMessage *m, Tunekv__Peer__PeerAnswer *a) {
   kv_status_t st;
   kv_status_clear(&st);
   kv_err err;
@@ -349,14 +387,24 @@ static bool peer_message_run(kv_node_t *node, const Tunekv__Peer__PeerMessage *m
   a->id = m->id;
   if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_WRITE) {
     const Tunekv__Peer__ReplicaWrite *w = m->write;
-    err = kv_node_merge(node, w->keyspace, w->key.data, w->key.len, w->record.data,
-                        w->record.len, &st);
+    if (w->hint_for[0])
+      err = kv_coord_hint_write(coord, w->hint_for, w->keyspace, w->key.data, w->key.len,
+                                w->record.data, w->record.len, &st);
+    else
+      err = kv_node_merge(node, w->keyspace, w->key.data, w->key.len, w->record.data,
+                          w->record.len, &st);
     a->applied_ms = wall_ms();
     durable = err == KV_OK && w->durable;
   } else if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_READ) {
     const Tunekv__Peer__ReplicaRead *r = m->read;
-    err = kv_node_read_record(node, r->keyspace, r->key.data, r->key.len, &a->record.data,
-                              &a->record.len, &st);
+    if (r->hint_for[0])
+      err = kv_coord_hint_read(coord, r->hint_for, r->keyspace, r->key.data, r->key.len,
+                               &a->record.data, &a->record.len, &st);
+    else
+      err = kv_node_read_record(node, r->keyspace, r->key.data, r->key.len, &a->record.data,
+                                &a->record.len, &st);
+  } else if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_TREE) {
+    err = tree_run(node, m->tree, a, &st);
   } else {
     err = kv_status_set(&st, KV_EINVAL, "peer message %llu has no body",
                         (unsigned long long)m->id);
@@ -382,17 +430,14 @@ static void handle_peer_batch(kv_server_t *srv, call_t *c) {
   bool durable = false;
   for (size_t i = 0; i < n; i++) {
     tunekv__peer__peer_answer__init(&answers[i]);
-    durable |= peer_message_run(srv->deps.node, m->messages[i], &answers[i]);
+    durable |= peer_message_run(srv->deps.node, srv->deps.coord, m->messages[i], &answers[i]);
     ptrs[i] = &answers[i];
   }
   Tunekv__Peer__PeerBatchReply r = TUNEKV__PEER__PEER_BATCH_REPLY__INIT;
   r.n_answers = n;
   r.answers = ptrs;
   c->reply = message_pack(&r.base);
-  for (size_t i = 0; i < n; i++) {
-    free(answers[i].record.data);
-    if (answers[i].message != protobuf_c_empty_string) free(answers[i].message);
-  }
+  for (size_t i = 0; i < n; i++) answer_free(&answers[i]);
   free(answers);
   free(ptrs);
   tunekv__peer__peer_batch__free_unpacked(m, NULL);
@@ -423,6 +468,13 @@ static void handle_status(kv_server_t *srv, call_t *c) {
     peers[n].hint_bytes = hs.bytes;
     peers[n].hints_delivered = hs.delivered;
     peers[n].hints_dropped = hs.dropped;
+    kv_aae_stats_t as;
+    kv_coord_aae_stats(srv->deps.coord, i, &as);
+    peers[n].aae_exchanges = as.exchanges;
+    peers[n].aae_failed = as.failed;
+    peers[n].aae_keys_repaired = as.keys_repaired;
+    peers[n].aae_last_ms_ago = as.last_us ? (int64_t)(mono_us() - as.last_us) / 1000 : -1;
+    peers[n].aae_last_repaired = as.last_repaired;
     ptrs[n] = &peers[n];
     n++;
   }
@@ -443,6 +495,7 @@ static void handle_status(kv_server_t *srv, call_t *c) {
   r.n_peers = n;
   r.peers = ptrs;
   r.lag = &l;
+  r.aae_interval_ms = cfg->anti_entropy_interval_ms;
   c->reply = message_pack(&r.base);
   kv_status_t st;
   kv_status_clear(&st);

@@ -26,7 +26,15 @@
  *     call returns (it survives the process being killed, not the machine losing power); a
  *     synced write is fsynced first. RocksDB's write thread joins concurrent writers into
  *     one WAL append and one fsync, which is the group commit store.h promises.
- *  6. Only open and close mutate the kv_store_t; after open every field is read-only, and
+ *  6. The "aae" family holds the anti-entropy trees (store.h). Its keys are
+ *     [partition BE32][keyspace][0x00][tag][segment BE16] and, for a leaf, the user key:
+ *     tag 'L' a key's leaf (a framed 8-byte LE hash), tag 'S' a segment's sum. A sum is
+ *     never written whole: every change is a RocksDB merge operand (8 bytes LE) that the
+ *     family's merge operator XORs in, so concurrent writes to keys of one segment need no
+ *     lock between them, and the sum is changed in the same batch as the record and leaf.
+ *     Sums are the one unframed value: the operator sees only operands, and a damaged sum
+ *     costs an exchange that finds no differing key, never data.
+ *  7. Only open and close mutate the kv_store_t; after open every field is read-only, and
  *     RocksDB's handles and const option objects are safe to share between threads.
  *
  * RocksDB reports errors as a malloc'd char *; each is turned into KV_EIO with a sentence
@@ -56,10 +64,13 @@
 #define KV_STORE_INCARNATION_KEY "incarnation"
 #define KV_STORE_CLEAN_KEY "clean"
 
+#define KV_STORE_AAE_LEAF 'L'
+#define KV_STORE_AAE_SUM 'S'
+
 enum { KV_STORE_CF_DEFAULT, KV_STORE_CF_DATA, KV_STORE_CF_HINTS, KV_STORE_CF_META,
-       KV_STORE_CF_COUNT };
+       KV_STORE_CF_AAE, KV_STORE_CF_COUNT };
 static const char *const kv_store_cf_names[KV_STORE_CF_COUNT] = {"default", "data", "hints",
-                                                                 "meta"};
+                                                                 "meta", "aae"};
 
 struct kv_store {
   rocksdb_t *db;
@@ -230,15 +241,61 @@ static rocksdb_options_t *kv_store_options_create(void) {
   return o;
 }
 
+/* The "aae" family's merge operator (note 6): XOR of 8-byte little-endian values. An operand
+ * of another length cannot come from this file and is skipped. */
+static uint64_t kv_store_xor_operands(const char *const *ops, const size_t *lens, int n) {
+  uint64_t x = 0;
+  for (int i = 0; i < n; i++)
+    if (lens[i] == 8) x ^= kv_store_le64_get((const uint8_t *)ops[i]);
+  return x;
+}
+
+static char *kv_store_xor_result(uint64_t x, unsigned char *success, size_t *len) {
+  char *out = malloc(8);
+  *success = out != NULL;
+  *len = 8;
+  if (out) kv_store_le64_put((uint8_t *)out, x);
+  return out;
+}
+
+static char *kv_store_xor_full(void *state, const char *key, size_t key_len, const char *old,
+                               size_t old_len, const char *const *ops, const size_t *lens,
+                               int n, unsigned char *success, size_t *len) {
+  uint64_t x = kv_store_xor_operands(ops, lens, n);
+  if (old && old_len == 8) x ^= kv_store_le64_get((const uint8_t *)old);
+  return kv_store_xor_result(x, success, len);
+}
+
+static char *kv_store_xor_partial(void *state, const char *key, size_t key_len,
+                                  const char *const *ops, const size_t *lens, int n,
+                                  unsigned char *success, size_t *len) {
+  return kv_store_xor_result(kv_store_xor_operands(ops, lens, n), success, len);
+}
+
+static void kv_store_xor_free(void *state, const char *value, size_t len) {
+  free((char *)value);
+}
+
+static const char *kv_store_xor_name(void *state) { return "tunekv.xor64"; }
+
+/* RocksDB calls the destructor unconditionally; the operator has no state to free. */
+static void kv_store_xor_destroy(void *state) {}
+
 static kv_err kv_store_open_db(kv_store_t *s, const char *dir, kv_status_t *st) {
   rocksdb_options_t *o = kv_store_options_create();
+  rocksdb_options_t *aae = kv_store_options_create();
+  /* The options own the operator from here on. */
+  rocksdb_options_set_merge_operator(
+      aae, rocksdb_mergeoperator_create(NULL, kv_store_xor_destroy, kv_store_xor_full, kv_store_xor_partial,
+                                        kv_store_xor_free, kv_store_xor_name));
   const rocksdb_options_t *cf_opts[KV_STORE_CF_COUNT];
-  for (int i = 0; i < KV_STORE_CF_COUNT; i++) cf_opts[i] = o;
+  for (int i = 0; i < KV_STORE_CF_COUNT; i++) cf_opts[i] = i == KV_STORE_CF_AAE ? aae : o;
   char *err = NULL;
   /* RocksDB copies the options into the database, so they are not kept. */
   s->db = rocksdb_open_column_families(o, dir, KV_STORE_CF_COUNT, kv_store_cf_names, cf_opts,
                                        s->cf, &err);
   rocksdb_options_destroy(o);
+  rocksdb_options_destroy(aae);
   if (err != NULL) return kv_store_rocks_fail(st, err, "opening the store in '%s'", dir);
   KV_ASSERT(s->db != NULL);
   return KV_OK;
@@ -556,4 +613,195 @@ kv_err kv_store_scan_partition(kv_store_t *s, uint32_t partition, kv_store_scan_
 kv_err kv_store_hint_scan(kv_store_t *s, uint32_t target, kv_store_scan_fn fn, void *arg,
                           kv_status_t *st) {
   return kv_store_scan_cf(s, KV_STORE_CF_HINTS, target, fn, arg, st);
+}
+
+/* ---------------------------------------------------------------- anti-entropy trees */
+
+#define KV_STORE_AAE_HEAD_BYTES (KV_STORE_PREFIX_BYTES + KV_KEYSPACE_NAME_BYTES_MAX + 1 + 1 + 2)
+
+/* [partition][keyspace][0x00][tag][segment] into head (note 6); returns its length. */
+static size_t kv_store_aae_head(uint8_t *head, uint32_t partition, const char *keyspace,
+                                char tag, uint32_t segment) {
+  size_t ks = strlen(keyspace);
+  KV_ASSERT(ks >= 1 && ks <= KV_KEYSPACE_NAME_BYTES_MAX && segment < KV_AAE_SEGMENTS);
+  kv_store_be32_put(head, partition);
+  memcpy(head + KV_STORE_PREFIX_BYTES, keyspace, ks + 1);
+  size_t at = KV_STORE_PREFIX_BYTES + ks + 1;
+  head[at++] = (uint8_t)tag;
+  head[at++] = (uint8_t)(segment >> 8);
+  head[at++] = (uint8_t)segment;
+  return at;
+}
+
+/* The leaf of (head, key) as the tree holds it now; 0 when it holds none. */
+static kv_err kv_store_leaf_get(kv_store_t *s, const kv_store_key_t *k, const uint8_t *head,
+                                size_t head_bytes, uint64_t *leaf, kv_status_t *st) {
+  size_t n = head_bytes + k->key_bytes;
+  char *raw = malloc(n);
+  if (raw == NULL) return kv_store_key_fail(st, KV_ENOMEM, k, "out of memory reading", "");
+  memcpy(raw, head, head_bytes);
+  memcpy(raw + head_bytes, k->key, k->key_bytes);
+  char *err = NULL;
+  rocksdb_pinnableslice_t *v =
+      rocksdb_get_pinned_cf(s->db, s->read, s->cf[KV_STORE_CF_AAE], raw, n, &err);
+  free(raw);
+  if (err != NULL) return kv_store_key_rocks_fail(st, err, k, "reading the tree leaf of");
+  *leaf = 0;
+  if (v == NULL) return KV_OK;
+  size_t frame_bytes;
+  const char *frame = rocksdb_pinnableslice_value(v, &frame_bytes);
+  const char *fault = kv_store_frame_fault(frame, frame_bytes);
+  if (fault == NULL && frame_bytes != KV_STORE_FRAME_HEAD_BYTES + 8) fault = "leaf is not 8 bytes";
+  if (fault == NULL) *leaf = kv_store_le64_get((const uint8_t *)frame + KV_STORE_FRAME_HEAD_BYTES);
+  rocksdb_pinnableslice_destroy(v);
+  if (fault != NULL) return kv_store_key_corrupt(st, k, fault);
+  return KV_OK;
+}
+
+/* One batch: the record (put, or delete when rec is NULL), the key's leaf and its segment's
+ * sum (note 6). */
+static kv_err kv_store_write_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
+                                     const void *key, size_t key_bytes, const void *rec,
+                                     size_t rec_bytes, uint32_t segment, uint64_t leaf,
+                                     bool sync, kv_status_t *st) {
+  KV_ASSERT(s != NULL);
+  kv_store_key_t k;
+  kv_store_key_init(&k, partition, keyspace, key, key_bytes);
+  uint8_t leaf_head[KV_STORE_AAE_HEAD_BYTES], sum_key[KV_STORE_AAE_HEAD_BYTES];
+  size_t leaf_head_bytes = kv_store_aae_head(leaf_head, partition, keyspace, KV_STORE_AAE_LEAF,
+                                             segment);
+  size_t sum_key_bytes = kv_store_aae_head(sum_key, partition, keyspace, KV_STORE_AAE_SUM,
+                                           segment);
+  uint64_t old = 0;
+  kv_err e = kv_store_leaf_get(s, &k, leaf_head, leaf_head_bytes, &old, st);
+  if (e != KV_OK) return e;
+
+  rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+  uint8_t head[KV_STORE_FRAME_HEAD_BYTES];
+  if (rec != NULL || rec_bytes > 0) {
+    if (rec_bytes == 0) rec = "";
+    memcpy(head, KV_STORE_MAGIC, KV_STORE_MAGIC_BYTES);
+    kv_store_le64_put(head + KV_STORE_MAGIC_BYTES, XXH64(rec, rec_bytes, 0));
+    const char *vals[2] = {(const char *)head, rec};
+    size_t val_sizes[2] = {sizeof head, rec_bytes};
+    rocksdb_writebatch_putv_cf(b, s->cf[KV_STORE_CF_DATA], 3, k.parts, k.sizes, 2, vals,
+                               val_sizes);
+  } else {
+    rocksdb_writebatch_deletev_cf(b, s->cf[KV_STORE_CF_DATA], 3, k.parts, k.sizes);
+  }
+  if (leaf != old) {
+    const char *leaf_parts[2] = {(const char *)leaf_head, key};
+    size_t leaf_sizes[2] = {leaf_head_bytes, key_bytes};
+    uint8_t leaf_frame[KV_STORE_FRAME_HEAD_BYTES + 8], payload[8];
+    kv_store_le64_put(payload, leaf);
+    memcpy(leaf_frame, KV_STORE_MAGIC, KV_STORE_MAGIC_BYTES);
+    kv_store_le64_put(leaf_frame + KV_STORE_MAGIC_BYTES, XXH64(payload, sizeof payload, 0));
+    memcpy(leaf_frame + KV_STORE_FRAME_HEAD_BYTES, payload, sizeof payload);
+    const char *leaf_val = (const char *)leaf_frame;
+    size_t leaf_val_size = sizeof leaf_frame;
+    if (leaf != 0)
+      rocksdb_writebatch_putv_cf(b, s->cf[KV_STORE_CF_AAE], 2, leaf_parts, leaf_sizes, 1,
+                                 &leaf_val, &leaf_val_size);
+    else
+      rocksdb_writebatch_deletev_cf(b, s->cf[KV_STORE_CF_AAE], 2, leaf_parts, leaf_sizes);
+    uint8_t delta[8];
+    kv_store_le64_put(delta, old ^ leaf);
+    rocksdb_writebatch_merge_cf(b, s->cf[KV_STORE_CF_AAE], (const char *)sum_key, sum_key_bytes,
+                                (const char *)delta, sizeof delta);
+  }
+  char *err = NULL;
+  rocksdb_write(s->db, sync ? s->write_sync : s->write_wal, b, &err);
+  rocksdb_writebatch_destroy(b);
+  if (err != NULL) return kv_store_key_rocks_fail(st, err, &k, "writing");
+  return KV_OK;
+}
+
+kv_err kv_store_put_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
+                            const void *key, size_t key_bytes, const void *rec,
+                            size_t rec_bytes, uint32_t segment, uint64_t leaf, bool sync,
+                            kv_status_t *st) {
+  KV_ASSERT(rec != NULL || rec_bytes == 0);
+  if (rec == NULL) rec = "";
+  return kv_store_write_tracked(s, partition, keyspace, key, key_bytes, rec, rec_bytes,
+                                segment, leaf, sync, st);
+}
+
+kv_err kv_store_delete_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
+                               const void *key, size_t key_bytes, uint32_t segment, bool sync,
+                               kv_status_t *st) {
+  return kv_store_write_tracked(s, partition, keyspace, key, key_bytes, NULL, 0, segment, 0,
+                                sync, st);
+}
+
+/* An iterator over the "aae" keys in [lower, upper); both must outlive it. */
+static rocksdb_iterator_t *kv_store_aae_iter(kv_store_t *s, rocksdb_readoptions_t *ro,
+                                             const uint8_t *lower, size_t lower_bytes,
+                                             const uint8_t *upper, size_t upper_bytes) {
+  rocksdb_readoptions_set_fill_cache(ro, 0);
+  rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper, upper_bytes);
+  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[KV_STORE_CF_AAE]);
+  rocksdb_iter_seek(it, (const char *)lower, lower_bytes);
+  return it;
+}
+
+static kv_err kv_store_aae_iter_end(rocksdb_iterator_t *it, rocksdb_readoptions_t *ro,
+                                    uint32_t partition, kv_status_t *st) {
+  char *err = NULL;
+  rocksdb_iter_get_error(it, &err);
+  rocksdb_iter_destroy(it);
+  rocksdb_readoptions_destroy(ro);
+  if (err != NULL)
+    return kv_store_rocks_fail(st, err, "reading the anti-entropy tree of partition %u",
+                               partition);
+  return KV_OK;
+}
+
+kv_err kv_store_aae_sums(kv_store_t *s, uint32_t partition, const char *keyspace,
+                         uint64_t *sums, kv_status_t *st) {
+  uint8_t lower[KV_STORE_AAE_HEAD_BYTES], upper[KV_STORE_AAE_HEAD_BYTES];
+  size_t n = kv_store_aae_head(lower, partition, keyspace, KV_STORE_AAE_SUM, 0);
+  kv_store_aae_head(upper, partition, keyspace, KV_STORE_AAE_SUM + 1, 0);
+  memset(sums, 0, KV_AAE_SEGMENTS * sizeof sums[0]);
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  rocksdb_iterator_t *it = kv_store_aae_iter(s, ro, lower, n, upper, n - 2);
+  for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    size_t key_bytes, value_bytes;
+    const uint8_t *key = (const uint8_t *)rocksdb_iter_key(it, &key_bytes);
+    const uint8_t *value = (const uint8_t *)rocksdb_iter_value(it, &value_bytes);
+    if (key_bytes != n || value_bytes != 8) continue; /* cannot be written by this file */
+    uint32_t segment = (uint32_t)key[n - 2] << 8 | key[n - 1];
+    if (segment < KV_AAE_SEGMENTS) sums[segment] = kv_store_le64_get(value);
+  }
+  return kv_store_aae_iter_end(it, ro, partition, st);
+}
+
+kv_err kv_store_aae_leaves(kv_store_t *s, uint32_t partition, const char *keyspace,
+                           uint32_t segment, kv_store_leaf_fn fn, void *arg, kv_status_t *st) {
+  uint8_t lower[KV_STORE_AAE_HEAD_BYTES], upper[KV_STORE_AAE_HEAD_BYTES];
+  size_t n = kv_store_aae_head(lower, partition, keyspace, KV_STORE_AAE_LEAF, segment);
+  /* The next segment's head bounds this one (segments stay below 0xFFFF). */
+  kv_store_aae_head(upper, partition, keyspace, KV_STORE_AAE_LEAF, 0);
+  upper[n - 2] = (uint8_t)((segment + 1) >> 8);
+  upper[n - 1] = (uint8_t)(segment + 1);
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  rocksdb_iterator_t *it = kv_store_aae_iter(s, ro, lower, n, upper, n);
+  kv_err e = KV_OK;
+  for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    size_t raw_bytes, frame_bytes;
+    const char *raw = rocksdb_iter_key(it, &raw_bytes);
+    const char *frame = rocksdb_iter_value(it, &frame_bytes);
+    if (raw_bytes <= n) continue;
+    kv_store_key_t k = {.keyspace = keyspace, .key = raw + n, .key_bytes = raw_bytes - n};
+    const char *fault = kv_store_frame_fault(frame, frame_bytes);
+    if (fault == NULL && frame_bytes != KV_STORE_FRAME_HEAD_BYTES + 8) fault = "leaf is not 8 bytes";
+    if (fault != NULL) {
+      e = kv_store_key_corrupt(st, &k, fault);
+      break;
+    }
+    if (!fn(arg, k.key, k.key_bytes,
+            kv_store_le64_get((const uint8_t *)frame + KV_STORE_FRAME_HEAD_BYTES)))
+      break;
+  }
+  kv_err end = kv_store_aae_iter_end(it, ro, partition, st);
+  return e != KV_OK ? e : end;
 }

@@ -1,7 +1,7 @@
 /* store.h: tunekv's storage on RocksDB. The only module that includes rocksdb/c.h.
  *
  * Column families: "default" (unused), "data" (key records), "hints" (hinted handoff, below),
- * "meta" (node facts such as the incarnation id).
+ * "meta" (node facts such as the incarnation id), "aae" (anti-entropy trees, below).
  * Data keys are laid out partition-first so one partition is one contiguous range:
  *   [partition: 4 bytes big-endian][keyspace name][0x00][user key]
  * Every stored record is framed as [magic "TKV1": 4][xxh64 of payload: 8 LE][payload];
@@ -49,6 +49,28 @@ kv_err kv_store_put(kv_store_t *s, uint32_t partition, const char *keyspace, con
 /* Removes the record (for reaping). */
 kv_err kv_store_delete(kv_store_t *s, uint32_t partition, const char *keyspace,
                        const void *key, size_t key_bytes, bool sync, kv_status_t *st);
+
+/* Anti-entropy trees (kvnode/aae.h), one per (partition, keyspace): a leaf hash per key,
+ * kept in segments, and per segment the XOR of its leaves. The tracked writes below change
+ * the record, the key's leaf and its segment's sum in one atomic batch: a crash never leaves
+ * a tree that disagrees with its leaves, and nothing is ever rebuilt from a scan of the data.
+ * The old leaf comes from the tree itself, so a tree stays the XOR of its leaves even when
+ * tracking was off for a while (keys written meanwhile are simply stale in it until written
+ * again or repaired). leaf 0 means "no record": kv_store_delete_tracked takes the leaf out. */
+kv_err kv_store_put_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
+                            const void *key, size_t key_bytes, const void *rec,
+                            size_t rec_bytes, uint32_t segment, uint64_t leaf, bool sync,
+                            kv_status_t *st);
+kv_err kv_store_delete_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
+                               const void *key, size_t key_bytes, uint32_t segment, bool sync,
+                               kv_status_t *st);
+/* The segment sums of a tree into sums[0..KV_AAE_SEGMENTS) (0 where no key ever was). */
+kv_err kv_store_aae_sums(kv_store_t *s, uint32_t partition, const char *keyspace,
+                         uint64_t *sums, kv_status_t *st);
+/* Called for each leaf of a segment, in key order; return false to stop. */
+typedef bool (*kv_store_leaf_fn)(void *arg, const void *key, size_t key_bytes, uint64_t leaf);
+kv_err kv_store_aae_leaves(kv_store_t *s, uint32_t partition, const char *keyspace,
+                           uint32_t segment, kv_store_leaf_fn fn, void *arg, kv_status_t *st);
 
 /* Called for each record of a partition in key order; return false to stop. The pointers
  * are borrowed for the duration of the call. A corrupt record stops the scan with

@@ -58,7 +58,7 @@ kill_node() {
 }
 
 # peer_line I PEER: PEER's line in `kvctl status` on nI: id, address, state, phi, "N ms ago".
-peer_line() { "$KVCTL" -a "${addr[$1]}" status 2>/dev/null | awk -v p="$2" '$1 == p'; }
+peer_line() { "$KVCTL" -a "${addr[$1]}" status 2>/dev/null | awk -v p="$2" '/^replication lag/ { exit } $1 == p'; }
 
 # wait_all_up: every node sees both others up (after a start or restart).
 wait_all_up() {

@@ -1,29 +1,49 @@
 #!/usr/bin/env bash
 # cluster5.sh: five nodes, N=3, so every node is a replica of only some keys. Writes sent to
 # a node that is not a replica are forwarded to the first live replica; reads are coordinated
-# wherever they arrive. Prints one line per test and "N passed, N failed"; exits 1 on failure.
+# wherever they arrive. With two of a key's three primaries stopped, sloppy quorum lets the
+# other two nodes stand in for them as fallbacks that keep hints (DESIGN section 8), and hand
+# them over when the primaries are back; keyspace "strict" turns that off. Prints one line
+# per test and "N passed, N failed"; exits 1 on failure.
 . "$(dirname "$0")/lib.sh"
 base=$((26000 + ($$ % 300) * 10))
-addr() { echo "127.0.0.1:$((base + $1))"; }
+declare -a addr pid
+for i in 1 2 3 4 5; do addr[$i]=127.0.0.1:$((base + i)); pid[$i]=; done
 
 {
   echo "cluster: { name: five, partitions: 64 }"
   echo "nodes:"
-  for i in 1 2 3 4 5; do echo "  - { id: n$i, address: \"$(addr $i)\", rack: r$i }"; done
+  for i in 1 2 3 4 5; do echo "  - { id: n$i, address: \"${addr[$i]}\", rack: r$i }"; done
   echo "keyspaces:"
   echo "  - { name: default, replication: { local: 3 }, read: QUORUM, write: QUORUM }"
+  echo "  - { name: strict, replication: { local: 3 }, read: QUORUM, write: QUORUM, sloppy_quorum: false }"
 } >"$work/five.yaml"
-for i in 1 2 3 4 5; do
-  "$KVNODE" --config "$work/five.yaml" --node "n$i" --data-dir "$work/n$i" >"$work/n$i.log" 2>&1 &
+
+starts=0
+# start_node I: starts nI on its data directory (kept across restarts) and waits for
+# "serving on".
+start_node() {
+  local i=$1 log
+  starts=$((starts + 1))
+  log=$work/n$i.$starts.log
+  "$KVNODE" --config "$work/five.yaml" --node "n$i" --data-dir "$work/n$i" >"$log" 2>&1 &
+  pid[$i]=$!
   pids+=($!)
-done
-for i in 1 2 3 4 5; do
-  for _ in $(seq 100); do grep -q "serving on" "$work/n$i.log" && break; sleep 0.1; done
-done
+  for _ in $(seq 100); do grep -q "serving on" "$log" && return 0; sleep 0.1; done
+  echo "kvnode n$i did not start:"; cat "$log"
+  return 1
+}
+# stop_node I: SIGTERM, and waits for it to exit.
+stop_node() { kill -TERM "${pid[$1]}"; wait "${pid[$1]}" 2>/dev/null; pid[$1]=; }
+ctl() { local i=$1; shift; "$KVCTL" -a "${addr[$i]}" "$@"; }
+# hints_for I PEER: pending hints nI keeps for PEER (`kvctl hints`).
+hints_for() { ctl "$1" hints 2>/dev/null | awk -v p="$2" '$1 == p { print $3 }'; }
+
+for i in 1 2 3 4 5; do start_node "$i"; done
 # Nodes that started first saw the others refuse connections; wait until all see all up.
 for i in 1 2 3 4 5; do
   for _ in $(seq 100); do
-    "$KVCTL" -a "$(addr $i)" status 2>/dev/null | grep -q " down " || break
+    ctl "$i" status 2>/dev/null | grep -q " down " || break
     sleep 0.1
   done
 done
@@ -32,14 +52,14 @@ done
 # 2 in 5 of them reach a node that is not a replica and are forwarded.
 errors=0
 for k in $(seq 1 40); do
-  "$KVCTL" -a "$(addr $((k % 5 + 1)))" put default "key$k" "v$k" -c ALL >/dev/null 2>"$work/err" ||
+  ctl $((k % 5 + 1)) put default "key$k" "v$k" -c ALL >/dev/null 2>"$work/err" ||
     { errors=$((errors + 1)); cat "$work/err"; }
 done
 [ $errors = 0 ] && ok "40 puts at ALL through every node succeed" || fail "40 puts at ALL through every node succeed" "$errors failed"
 
 wrong=0
 for k in $(seq 1 40); do
-  got=$("$KVCTL" -a "$(addr $(((k + 2) % 5 + 1)))" get default "key$k" -c QUORUM 2>&1)
+  got=$(ctl $(((k + 2) % 5 + 1)) get default "key$k" -c QUORUM 2>&1)
   [ "$got" = "v$k" ] || wrong=$((wrong + 1))
 done
 [ $wrong = 0 ] && ok "each key reads back at QUORUM through another node" || fail "each key reads back at QUORUM through another node" "$wrong wrong"
@@ -47,12 +67,12 @@ done
 # Placement: a forwarded write lands on the key's replicas only, so every key is held by
 # exactly three nodes' own replicas, and every node holds some but not all keys.
 misplaced=0
-declare -A held
+declare -A held holders
 for k in $(seq 1 40); do
   copies=0
   for i in 1 2 3 4 5; do
-    if [ "$("$KVCTL" -a "$(addr $i)" get default "key$k" --local 2>/dev/null)" = "v$k" ]; then
-      copies=$((copies + 1)); held[$i]=$((${held[$i]:-0} + 1))
+    if [ "$(ctl "$i" get default "key$k" --local 2>/dev/null)" = "v$k" ]; then
+      copies=$((copies + 1)); held[$i]=$((${held[$i]:-0} + 1)); holders[$k]+="$i "
     fi
   done
   [ $copies = 3 ] || misplaced=$((misplaced + 1))
@@ -67,23 +87,132 @@ done
 
 # Siblings and contexts survive forwarding: two blind writes through two nodes, then one
 # with the read context through a third.
-"$KVCTL" -a "$(addr 1)" put default sib a >/dev/null 2>&1
-"$KVCTL" -a "$(addr 2)" put default sib b >/dev/null 2>&1
-got=$("$KVCTL" -a "$(addr 3)" get default sib -c ALL | sort | tr '\n' ' ')
+ctl 1 put default sib a >/dev/null 2>&1
+ctl 2 put default sib b >/dev/null 2>&1
+got=$(ctl 3 get default sib -c ALL | sort | tr '\n' ' ')
 [ "$got" = "a b " ] && ok "blind writes through two nodes give two siblings" || fail "blind writes through two nodes give two siblings" "got '$got'"
-ctx=$("$KVCTL" -a "$(addr 4)" get default sib --json | python3 -c 'import sys,json; print(json.load(sys.stdin)["context"])')
-"$KVCTL" -a "$(addr 5)" put default sib c --context "$ctx" >/dev/null
-got=$("$KVCTL" -a "$(addr 1)" get default sib -c ALL)
+ctx=$(ctl 4 get default sib --json | python3 -c 'import sys,json; print(json.load(sys.stdin)["context"])')
+ctl 5 put default sib c --context "$ctx" >/dev/null
+got=$(ctl 1 get default sib -c ALL)
 [ "$got" = c ] && ok "a write with the read context replaces both" || fail "a write with the read context replaces both" "got '$got'"
 
 # Errors from the replica a write was forwarded to come back as they were.
-out=$("$KVCTL" -a "$(addr 1)" put default "key1" v -w 4 2>&1); rc=$?
+out=$(ctl 1 put default "key1" v -w 4 2>&1); rc=$?
 [ $rc = 3 ] && [ "$out" = "INVALID_ARGUMENT: w is 4 but keyspace 'default' has only N=3 replicas" ] &&
   ok "a bad request is refused with its sentence" || fail "a bad request is refused with its sentence" "rc $rc: $out"
 
-for p in "${pids[@]}"; do kill -TERM "$p"; done
+# ---- sloppy quorum -----------------------------------------------------------------------
+
+# Where each key of "strict" lives, as above.
+declare -A sholders
+for k in $(seq 1 40); do ctl $((k % 5 + 1)) put strict "skey$k" "s$k" -c ALL >/dev/null 2>&1; done
+for k in $(seq 1 40); do
+  for i in 1 2 3 4 5; do
+    [ "$(ctl "$i" get strict "skey$k" --local 2>/dev/null)" = "s$k" ] && sholders[$k]+="$i "
+  done
+done
+# Two nodes that are both primaries of some key of each keyspace: they are stopped.
+has_both() { [[ " $1" == *" $2 "* && " $1" == *" $3 "* ]]; }
+v1= v2= skey=
+for k in $(seq 1 40); do
+  read -r a b c <<<"${holders[$k]}"
+  for pair in "$a $b" "$a $c" "$b $c"; do
+    read -r x y <<<"$pair"
+    for s in $(seq 1 40); do has_both "${sholders[$s]:-}" "$x" "$y" && { skey=skey$s; break; }; done
+    [ -n "$skey" ] && { v1=$x v2=$y; break 2; }
+  done
+done
+if [ -z "$v1" ]; then
+  fail "two nodes hold keys of both keyspaces" "no pair found; holders: ${holders[*]}"
+  summary
+  exit 1
+fi
+keys=() survivor=()
+for k in $(seq 1 40); do
+  if has_both "${holders[$k]}" "$v1" "$v2"; then
+    keys+=("$k")
+    for i in ${holders[$k]}; do [ "$i" != "$v1" ] && [ "$i" != "$v2" ] && survivor[$k]=$i; done
+  fi
+done
+up=()
+for i in 1 2 3 4 5; do [ "$i" != "$v1" ] && [ "$i" != "$v2" ] && up+=("$i"); done
+echo "     (stopping n$v1 and n$v2: two of the three primaries of ${#keys[@]} keys and of strict/$skey)"
+stop_node "$v1"
+stop_node "$v2"
+seen=1
+for i in "${up[@]}"; do wait_state "$i" down "n$v1" "n$v2" || seen=0; done
+[ $seen = 1 ] && ok "the other three see both stopped nodes down" || fail "the other three see both stopped nodes down" "$(ctl "${up[0]}" status 2>&1)"
+
+# QUORUM is 2: the surviving primary and a fallback standing in for a stopped one. Each put
+# carries the context of a QUORUM read (answered the same way), so it replaces the old value.
+errors=0
+for k in "${keys[@]}"; do
+  ctx=$(ctl "${survivor[$k]}" get default "key$k" --json 2>"$work/err" |
+        python3 -c 'import sys,json; print(json.load(sys.stdin)["context"])' 2>>"$work/err") &&
+    ctl "${survivor[$k]}" put default "key$k" "sloppy$k" -c QUORUM --context "$ctx" >/dev/null 2>>"$work/err" ||
+    { errors=$((errors + 1)); cat "$work/err"; }
+done
+[ $errors = 0 ] && ok "QUORUM reads and puts with 2 of 3 primaries down succeed through fallbacks" ||
+  fail "QUORUM reads and puts with 2 of 3 primaries down succeed through fallbacks" "$errors of ${#keys[@]} failed"
+
+# Each write left one hint for each stopped primary, on the two nodes outside its preference
+# list; the coordinators keep none (there would be more), since the fallbacks acknowledged.
+want=$((2 * ${#keys[@]})) got=0
+for i in "${up[@]}"; do
+  for v in "$v1" "$v2"; do got=$((got + $(hints_for "$i" "n$v"))); done
+done
+[ "$got" = "$want" ] && ok "kvctl hints on the live nodes lists $want pending hints for the stopped ones" ||
+  fail "kvctl hints on the live nodes lists $want pending hints for the stopped ones" "$got; $(for i in "${up[@]}"; do ctl "$i" hints; done)"
+
+wrong=0 wrong_local=0 seen= seen_local=
+for k in "${keys[@]}"; do
+  for i in "${up[@]}"; do
+    got=$(ctl "$i" get default "key$k" -c QUORUM 2>&1)
+    [ "$got" = "sloppy$k" ] || { wrong=$((wrong + 1)); seen="n$i key$k: $got"; }
+    # A fallback holds the key as a hint, which its local read shows.
+    [ "$i" = "${survivor[$k]}" ] && continue
+    got=$(ctl "$i" get default "key$k" --local 2>&1)
+    [ "$got" = "sloppy$k" ] || { wrong_local=$((wrong_local + 1)); seen_local="n$i key$k: $got"; }
+  done
+done
+[ $wrong = 0 ] && ok "QUORUM reads through every live node see the writes while the primaries are down" ||
+  fail "QUORUM reads through every live node see the writes while the primaries are down" "$wrong wrong, e.g. $seen"
+[ $wrong_local = 0 ] && ok "get --local on a fallback shows the hinted value" ||
+  fail "get --local on a fallback shows the hinted value" "$wrong_local wrong, e.g. $seen_local"
+
+k=${keys[0]}
+expect_exact "a put with --pw 2 counts no fallback: UNAVAILABLE" 3 \
+  "UNAVAILABLE: QUORUM needs 2 of 3 primary replicas; 1 is alive" "" \
+  ctl "${survivor[$k]}" put default "key$k" nope --pw 2
+expect_exact "keyspace strict (sloppy_quorum: false) refuses the same put: UNAVAILABLE" 3 \
+  "UNAVAILABLE: QUORUM needs 2 of 3 replicas; 1 is alive" "" \
+  ctl "${up[0]}" put strict "$skey" nope -c QUORUM
+
+# Back up: the fallbacks hand their hints over and delete them once acknowledged.
+start_node "$v1"
+start_node "$v2"
+drained=0
+for _ in $(seq 150); do
+  pending=0
+  for i in "${up[@]}"; do for v in "$v1" "$v2"; do pending=$((pending + $(hints_for "$i" "n$v"))); done; done
+  [ "$pending" = 0 ] && { drained=1; break; }
+  sleep 0.1
+done
+[ $drained = 1 ] && ok "the restarted primaries get their hints: none pending within 15 s" ||
+  fail "the restarted primaries get their hints: none pending within 15 s" "$pending still pending"
+missing=0 seen=
+for k in "${keys[@]}"; do
+  for v in "$v1" "$v2"; do
+    got=$(ctl "$v" get default "key$k" --local 2>&1)
+    [ "$got" = "sloppy$k" ] || { missing=$((missing + 1)); seen="n$v key$k: $got"; }
+  done
+done
+[ $missing = 0 ] && ok "get --local on both restarted primaries returns every value written while they were down" ||
+  fail "get --local on both restarted primaries returns every value written while they were down" "$missing missing, e.g. $seen"
+
+for i in 1 2 3 4 5; do kill -TERM "${pid[$i]}"; done
 clean=1
-for p in "${pids[@]}"; do wait "$p" || clean=0; done
+for i in 1 2 3 4 5; do wait "${pid[$i]}" || clean=0; done
 pids=()
 [ $clean = 1 ] && ok "SIGTERM stops all five cleanly" || fail "SIGTERM stops all five cleanly" "a node exited non-zero"
 

@@ -63,7 +63,7 @@ check() {
 
 # Liveness as the nodes see it, for suites that set addr[I] to node nI's HOST:PORT.
 # peer_state I PEER: "up" or "down" as `kvctl status` on nI reports PEER.
-peer_state() { "$KVCTL" -a "${addr[$1]}" status 2>/dev/null | awk -v p="$2" '$1 == p { print $3 }'; }
+peer_state() { "$KVCTL" -a "${addr[$1]}" status 2>/dev/null | awk -v p="$2" '/^replication lag/ { exit } $1 == p { print $3 }'; }
 # wait_state I STATE PEER...: polls (up to 3 s) until nI reports every PEER in STATE.
 wait_state() {
   local i=$1 want=$2 p all

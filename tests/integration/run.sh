@@ -81,7 +81,7 @@ if [ ! -e "$work/never" ]; then ok "a refused config creates no data directory";
 # ---- usage errors: exit 2 and a sentence, before anything is sent ----------------------
 expect "kvctl: unknown command" 2 "kvctl: unknown command 'frob'; 'kvctl -h' lists them" "$KVCTL" frob
 expect "kvctl: missing arguments" 2 \
-  "kvctl: get: missing arguments; usage: kvctl get KEYSPACE KEY [-c LEVEL] [-r N] [--local] [--read-repair MODE] [--json]" \
+  "kvctl: get: missing arguments; usage: kvctl get KEYSPACE KEY [-c LEVEL] [-r N] [--pr N] [--local] [--read-repair MODE] [--json]" \
   "$KVCTL" get default
 expect "kvctl: option the command does not take" 2 "kvctl: get does not take --durable" \
   "$KVCTL" get default k --durable

@@ -18,6 +18,13 @@ static bool op_exempt(const world_t *w, const op_t *put) {
   return !put->durable && w->power_losses > 0 && w->last_power_loss_us >= put->start_us;
 }
 
+/* Whether two operations' quorums must overlap in a replica: r + w > N, and when either
+ * was sloppy (fallbacks may have counted) their primaries alone, pr + pw > N. */
+static bool quorums_overlap(const op_t *a, const op_t *b) {
+  if (a->needed + b->needed <= SIM_N) return false;
+  return !(a->sloppy || b->sloppy) || a->primaries + b->primaries > SIM_N;
+}
+
 /* ---- read_sees_acked ---------------------------------------------------------------- */
 
 static void check_monotonic(world_t *w, const op_t *read);
@@ -28,8 +35,7 @@ void check_read(world_t *w, const op_t *read) {
   for (uint32_t i = 0; i < wl->op_count; i++) {
     const op_t *p = &wl->ops[i];
     if (p->op != KV_OP_PUT || p->outcome != OUT_OK || p->key != read->key) continue;
-    if (p->end_us >= read->start_us || p->needed + read->needed <= SIM_N || op_exempt(w, p))
-      continue;
+    if (p->end_us >= read->start_us || !quorums_overlap(p, read) || op_exempt(w, p)) continue;
     if (kv_cc_covers(read->seen, &p->dot)) continue;
     if (w->failure[0]) return;
     char dot[128];
@@ -50,7 +56,7 @@ static void check_monotonic(world_t *w, const op_t *read) {
   for (uint32_t i = 0; i < wl->op_count; i++) {
     const op_t *g = &wl->ops[i];
     if (g->op != KV_OP_GET || g->outcome != OUT_OK || !g->repair_blocking || g == read ||
-        g->key != read->key || g->end_us >= read->start_us || g->needed + read->needed <= SIM_N)
+        g->key != read->key || g->end_us >= read->start_us || !quorums_overlap(g, read))
       continue;
     if (w->power_losses > 0 && w->last_power_loss_us >= g->start_us) continue;
     kv_order_t order = kv_cc_compare(g->seen, read->seen);
@@ -75,16 +81,24 @@ void check_durable(world_t *w, const op_t *put) {
   for (uint32_t i = 0; i < w->node_count; i++) {
     char disk[16];
     snprintf(disk, sizeof disk, "n%u", i + 1);
-    uint8_t *rec;
-    size_t rec_bytes;
-    sim_disk_durable_get(disk, partition, SIM_KEYSPACE, key, key_bytes, &rec, &rec_bytes);
-    kv_dvv_t o;
-    kv_status_t st;
-    if (rec && kv_dvv_decode(rec, rec_bytes, &o, &st) == KV_OK) {
-      holders += kv_cc_covers(&o.cc, &put->dot);
-      kv_dvv_deinit(&o);
+    /* Its replica, else a hint it keeps for any node (as a fallback, or a coordinator). */
+    bool holds = false;
+    for (uint32_t t = 0; t <= w->node_count && !holds; t++) {
+      uint8_t *rec;
+      size_t rec_bytes;
+      if (t == w->node_count)
+        sim_disk_durable_get(disk, partition, SIM_KEYSPACE, key, key_bytes, &rec, &rec_bytes);
+      else
+        sim_disk_durable_hint_get(disk, t, SIM_KEYSPACE, key, key_bytes, &rec, &rec_bytes);
+      kv_dvv_t o;
+      kv_status_t st;
+      if (rec && kv_dvv_decode(rec, rec_bytes, &o, &st) == KV_OK) {
+        holds = kv_cc_covers(&o.cc, &put->dot);
+        kv_dvv_deinit(&o);
+      }
+      free(rec);
     }
-    free(rec);
+    holders += holds;
   }
   if (holders < put->needed)
     world_fail(w, "durable put %s of k%u was acknowledged at w=%u with %u synced copies",
@@ -277,7 +291,9 @@ uint64_t check_hints_pending(world_t *w) {
   return pending;
 }
 
+/* Whether any hint was dropped in the run, by a process still running or one that ended. */
 static bool hints_dropped(world_t *w) {
+  if (w->hints_dropped > 0) return true;
   for (uint32_t i = 0; i < w->node_count; i++)
     for (uint32_t t = 0; t < w->node_count; t++) {
       kv_hint_stats_t hs;
@@ -306,15 +322,54 @@ static bool replica_covers(world_t *w, uint32_t node, uint32_t key, const kv_dot
   return covers;
 }
 
+/* Anti-entropy's promise: once it has had its rounds, the replicas of a key hold the same
+ * record, whatever hints were dropped or lost. */
+static void check_identical(world_t *w) {
+  const kv_keyspace_conf_t *ks = kv_config_keyspace(&w->cfg, SIM_KEYSPACE);
+  for (uint32_t key = 0; key < w->wl->key_count && !w->failure[0]; key++) {
+    size_t key_bytes;
+    const uint8_t *k = sim_key(key, &key_bytes);
+    uint32_t partition = kv_hash_partition(kv_hash_key(SIM_KEYSPACE, k, key_bytes),
+                                           w->cfg.partitions);
+    kv_preflist_t pl;
+    kv_ring_preflist(&w->ring, ks, partition, &pl);
+    uint8_t *first = NULL;
+    size_t first_bytes = 0;
+    for (uint32_t r = 0; r < pl.primary_count; r++) {
+      uint8_t *rec;
+      size_t rec_bytes;
+      kv_status_t st;
+      KV_ASSERT(kv_node_read_record(w->nodes[pl.node[r]].node, SIM_KEYSPACE, k, key_bytes, &rec,
+                                    &rec_bytes, &st) == KV_OK);
+      if (r == 0) {
+        first = rec;
+        first_bytes = rec_bytes;
+        continue;
+      }
+      if (rec_bytes != first_bytes || (rec_bytes && memcmp(rec, first, rec_bytes) != 0))
+        world_fail(w, "anti-entropy (every %u ms) left replicas n%u and n%u of k%u different",
+                   w->aae_interval_ms, pl.node[0] + 1, pl.node[r] + 1, key);
+      free(rec);
+      if (w->failure[0]) break;
+    }
+    free(first);
+  }
+}
+
 void check_converged(world_t *w) {
-  if (w->power_losses > 0 || hints_dropped(w)) return;
+  bool aae = w->aae_interval_ms > 0;
+  if (aae) check_identical(w);
+  /* Without anti-entropy only hints carry writes to replicas that missed them; a power loss
+   * takes back unsynced writes (and hints) and is left to no_lost_write. */
+  if (w->power_losses > 0 || (!aae && hints_dropped(w))) return;
   const struct workload *wl = w->wl;
   const kv_keyspace_conf_t *ks = kv_config_keyspace(&w->cfg, SIM_KEYSPACE);
   for (uint32_t i = 0; i < wl->op_count && !w->failure[0]; i++) {
     const op_t *p = &wl->ops[i];
     if (p->op != KV_OP_PUT || p->outcome != OUT_OK) continue;
     /* A coordinator that crashed before the write finished kept no hints for it. */
-    if (world_crashed_between(w, p->coordinator, p->start_us, p->end_us + 2000000)) continue;
+    if (!aae && world_crashed_between(w, p->coordinator, p->start_us, p->end_us + 2000000))
+      continue;
     size_t key_bytes;
     const uint8_t *k = sim_key(p->key, &key_bytes);
     uint32_t partition = kv_hash_partition(kv_hash_key(SIM_KEYSPACE, k, key_bytes),

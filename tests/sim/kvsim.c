@@ -113,6 +113,26 @@ static void settle(world_t *w) {
   world_run_until(w, w->now_us + SETTLE_US);
 }
 
+/* What the anti-entropy exchanges did, summed over the nodes and their peers. */
+static void print_aae(world_t *w) {
+  if (w->aae_interval_ms == 0) {
+    printf("anti-entropy off\n");
+    return;
+  }
+  kv_aae_stats_t sum = {0};
+  for (uint32_t i = 0; i < w->node_count; i++)
+    for (uint32_t j = 0; j < w->node_count; j++) {
+      kv_aae_stats_t s;
+      kv_coord_aae_stats(w->nodes[i].coord, j, &s);
+      sum.exchanges += s.exchanges;
+      sum.failed += s.failed;
+      sum.keys_repaired += s.keys_repaired;
+    }
+  printf("anti-entropy every %u ms: %" PRIu64 " exchanges, %" PRIu64 " failed, %" PRIu64
+         " keys repaired (counts restart with a node)\n",
+         w->aae_interval_ms, sum.exchanges, sum.failed, sum.keys_repaired);
+}
+
 static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verbose) {
   world_t *w = calloc(1, sizeof *w);
   KV_ASSERT(w != NULL);
@@ -141,6 +161,9 @@ static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verb
     /* Hints go at their paced rate: give them time (each round is a few seconds at most). */
     for (uint32_t s = 0; s < HINT_DRAIN_S_MAX && check_hints_pending(w) > 0; s++)
       world_run_until(w, w->now_us + 1000000);
+    /* Anti-entropy: two rounds, each exchange a few round trips. */
+    if (w->aae_interval_ms > 0) world_run_until(w, w->now_us + 2ull * w->aae_interval_ms * 1000 +
+                                                       SETTLE_US);
     check_converged(w);
   }
   if (!w->failure[0] && workload_final_reads(w, (uint32_t)sim_below(w->node_count)))
@@ -172,6 +195,11 @@ static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verb
     printf("%" PRIu64 " events, %.2f virtual s, most in flight at a coordinator %u, most on a "
            "link %u\n",
            w->events, (double)w->now_us / 1e6, w->wl->max_in_flight, w->link_in_flight_max);
+    const kv_keyspace_conf_t *ks = kv_config_keyspace(&w->cfg, SIM_KEYSPACE);
+    printf("sloppy quorum %s: fallbacks stored %" PRIu64 " writes as hints and answered %" PRIu64
+           " reads\n",
+           ks->sloppy_quorum ? "on" : "off", w->fallback_writes, w->fallback_reads);
+    print_aae(w);
   }
   if (!r.ok) printf("seed %" PRIu64 ": FAIL %s\n", seed, w->failure);
   workload_deinit(w);

@@ -4,9 +4,11 @@
  * `durable` (as of the last kv_store_sync). A sync copies live into durable; a power loss
  * copies durable back into live; a process crash changes neither, as a RocksDB write that
  * returned is in the OS page cache (store.c note 5). Each image is an array of records
- * sorted by a family byte ('d' data, 'h' hints) and then the composite key store.c uses
- * ([partition or target BE32][keyspace][0][key]), so scans see the same order as on
- * RocksDB.
+ * sorted by a family byte ('d' data, 'h' hints, 'l' anti-entropy leaves, 's' segment sums)
+ * and then the composite key store.c uses ([partition or target BE32][keyspace][0][key];
+ * for the trees the key is [segment BE16] and, for a leaf, the user key), so scans see the
+ * same order as on RocksDB. A tracked write changes record, leaf and sum at once, as
+ * store.c's one batch does.
  *
  * The incarnation id follows store.c note 4: made (from the run's generator) when the disk
  * is first opened, kept across a clean close, and made anew after a crash. Sizes are small
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv_limits.h"
 #include "log.h"
 #include "sim.h"
 
@@ -255,15 +258,15 @@ kv_err kv_store_put(kv_store_t *s, uint32_t partition, const char *keyspace, con
   return KV_OK;
 }
 
-void sim_disk_durable_get(const char *disk, uint32_t partition, const char *keyspace,
-                          const void *key, size_t key_bytes, uint8_t **rec, size_t *rec_bytes) {
+static void durable_get(const char *disk, char family, uint32_t partition, const char *keyspace,
+                        const void *key, size_t key_bytes, uint8_t **rec, size_t *rec_bytes) {
   *rec = NULL;
   *rec_bytes = 0;
   for (uint32_t d = 0; d < disk_count; d++) {
     if (strcmp(disks[d]->name, disk) != 0) continue;
     size_t kb;
     bool hit;
-    uint8_t *k = compose('d', partition, keyspace, key, key_bytes, &kb);
+    uint8_t *k = compose(family, partition, keyspace, key, key_bytes, &kb);
     const image_t *im = &disks[d]->durable;
     size_t i = image_find(im, k, kb, &hit);
     free(k);
@@ -272,6 +275,17 @@ void sim_disk_durable_get(const char *disk, uint32_t partition, const char *keys
       *rec_bytes = im->e[i].rec_bytes;
     }
   }
+}
+
+void sim_disk_durable_get(const char *disk, uint32_t partition, const char *keyspace,
+                          const void *key, size_t key_bytes, uint8_t **rec, size_t *rec_bytes) {
+  durable_get(disk, 'd', partition, keyspace, key, key_bytes, rec, rec_bytes);
+}
+
+void sim_disk_durable_hint_get(const char *disk, uint32_t target, const char *keyspace,
+                               const void *key, size_t key_bytes, uint8_t **rec,
+                               size_t *rec_bytes) {
+  durable_get(disk, 'h', target, keyspace, key, key_bytes, rec, rec_bytes);
 }
 
 kv_err kv_store_delete(kv_store_t *s, uint32_t partition, const char *keyspace,
@@ -308,5 +322,123 @@ kv_err kv_store_hint_delete(kv_store_t *s, uint32_t target, const char *keyspace
 kv_err kv_store_hint_scan(kv_store_t *s, uint32_t target, kv_store_scan_fn fn, void *arg,
                           kv_status_t *st) {
   scan_in(s, 'h', target, fn, arg);
+  return KV_OK;
+}
+
+static uint64_t le64_get(const uint8_t *in) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = v << 8 | in[i];
+  return v;
+}
+
+static void le64_put(uint8_t *out, uint64_t v) {
+  for (int i = 0; i < 8; i++) out[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* [segment BE16][key] into a malloc'd buffer. */
+static uint8_t *tree_key(uint32_t segment, const void *key, size_t key_bytes, size_t *out) {
+  *out = 2 + key_bytes;
+  uint8_t *k = malloc(*out);
+  KV_ASSERT(k != NULL);
+  k[0] = (uint8_t)(segment >> 8);
+  k[1] = (uint8_t)segment;
+  if (key_bytes) memcpy(k + 2, key, key_bytes);
+  return k;
+}
+
+static void tracked(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
+                    size_t key_bytes, uint32_t segment, uint64_t leaf) {
+  size_t lk_bytes, sk_bytes, old_bytes;
+  uint8_t *lk = tree_key(segment, key, key_bytes, &lk_bytes);
+  uint8_t *sk = tree_key(segment, NULL, 0, &sk_bytes);
+  uint8_t *old;
+  bool found;
+  get_in(s, 'l', partition, keyspace, lk, lk_bytes, &old, &old_bytes, &found);
+  uint64_t was = found ? le64_get(old) : 0;
+  free(old);
+  uint8_t *sum;
+  size_t sum_bytes;
+  get_in(s, 's', partition, keyspace, sk, sk_bytes, &sum, &sum_bytes, &found);
+  uint8_t v[8];
+  le64_put(v, (found ? le64_get(sum) : 0) ^ was ^ leaf);
+  free(sum);
+  put_in(s, 's', partition, keyspace, sk, sk_bytes, v, sizeof v);
+  le64_put(v, leaf);
+  if (leaf) put_in(s, 'l', partition, keyspace, lk, lk_bytes, v, sizeof v);
+  else delete_in(s, 'l', partition, keyspace, lk, lk_bytes);
+  free(lk);
+  free(sk);
+}
+
+kv_err kv_store_put_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
+                            const void *key, size_t key_bytes, const void *rec,
+                            size_t rec_bytes, uint32_t segment, uint64_t leaf, bool sync,
+                            kv_status_t *st) {
+  put_in(s, 'd', partition, keyspace, key, key_bytes, rec, rec_bytes);
+  tracked(s, partition, keyspace, key, key_bytes, segment, leaf);
+  if (sync) return kv_store_sync(s, st);
+  return KV_OK;
+}
+
+kv_err kv_store_delete_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
+                               const void *key, size_t key_bytes, uint32_t segment, bool sync,
+                               kv_status_t *st) {
+  delete_in(s, 'd', partition, keyspace, key, key_bytes);
+  tracked(s, partition, keyspace, key, key_bytes, segment, 0);
+  if (sync) return kv_store_sync(s, st);
+  return KV_OK;
+}
+
+/* Walks the tree entries of one family of (partition, keyspace) whose key starts with
+ * [segment] (any segment when segment is UINT32_MAX). */
+static void tree_walk(kv_store_t *s, char family, uint32_t partition, const char *keyspace,
+                      uint32_t segment, bool (*fn)(void *, uint32_t, const uint8_t *, size_t,
+                                                   uint64_t),
+                      void *arg) {
+  size_t pb;
+  uint8_t *prefix = compose(family, partition, keyspace, "", 0, &pb);
+  const image_t *im = &s->disk->live;
+  bool hit;
+  for (size_t i = image_find(im, prefix, pb, &hit); i < im->count; i++) {
+    const entry_t *e = &im->e[i];
+    if (e->key_bytes < pb + 2 || memcmp(e->key, prefix, pb) != 0) break;
+    uint32_t seg = (uint32_t)e->key[pb] << 8 | e->key[pb + 1];
+    if (segment != UINT32_MAX && seg != segment) {
+      if (seg > segment) break;
+      continue;
+    }
+    if (!fn(arg, seg, e->key + pb + 2, e->key_bytes - pb - 2, le64_get(e->rec))) break;
+  }
+  free(prefix);
+}
+
+static bool sum_into(void *arg, uint32_t segment, const uint8_t *key, size_t key_bytes,
+                     uint64_t v) {
+  ((uint64_t *)arg)[segment] = v;
+  return true;
+}
+
+kv_err kv_store_aae_sums(kv_store_t *s, uint32_t partition, const char *keyspace,
+                         uint64_t *sums, kv_status_t *st) {
+  memset(sums, 0, KV_AAE_SEGMENTS * sizeof sums[0]);
+  tree_walk(s, 's', partition, keyspace, UINT32_MAX, sum_into, sums);
+  return KV_OK;
+}
+
+typedef struct {
+  kv_store_leaf_fn fn;
+  void *arg;
+} leaf_walk_t;
+
+static bool leaf_to(void *arg, uint32_t segment, const uint8_t *key, size_t key_bytes,
+                    uint64_t v) {
+  leaf_walk_t *w = arg;
+  return w->fn(w->arg, key, key_bytes, v);
+}
+
+kv_err kv_store_aae_leaves(kv_store_t *s, uint32_t partition, const char *keyspace,
+                           uint32_t segment, kv_store_leaf_fn fn, void *arg, kv_status_t *st) {
+  leaf_walk_t w = {fn, arg};
+  tree_walk(s, 'l', partition, keyspace, segment, leaf_to, &w);
   return KV_OK;
 }

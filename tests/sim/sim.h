@@ -36,6 +36,10 @@ void sim_store_crash(kv_store_t *s, bool power_loss);
  * would leave. *rec is malloc'd (NULL, 0 when there is none). */
 void sim_disk_durable_get(const char *disk, uint32_t partition, const char *keyspace,
                           const void *key, size_t key_bytes, uint8_t **rec, size_t *rec_bytes);
+/* The same for the hint of (keyspace, key) kept for node target. */
+void sim_disk_durable_hint_get(const char *disk, uint32_t target, const char *keyspace,
+                               const void *key, size_t key_bytes, uint8_t **rec,
+                               size_t *rec_bytes);
 /* Frees every disk (between runs). */
 void sim_disks_reset(void);
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "log.h"
 
 #define CLIENT_TIMEOUT_SLACK_US 500000u /* past the request's own timeout */
@@ -154,11 +155,27 @@ void workload_reply(void *call, const kv_status_t *st, const kv_node_result_t *r
   world_send(w, m);
 }
 
+/* Whether node, coordinating op now, may put fallbacks in its targets: sloppy quorum is on
+ * and node believes a primary of the key dead (kvnode/coord.c plans the same way). */
+static bool op_sloppy_at(const world_t *w, const op_t *op, uint32_t node) {
+  const kv_keyspace_conf_t *ks = kv_config_keyspace(&w->cfg, SIM_KEYSPACE);
+  if (!ks->sloppy_quorum) return false;
+  size_t key_bytes;
+  const uint8_t *key = sim_key(op->key, &key_bytes);
+  kv_preflist_t pl;
+  kv_ring_preflist(&w->ring, ks, kv_hash_partition(kv_hash_key(SIM_KEYSPACE, key, key_bytes),
+                                                   w->cfg.partitions), &pl);
+  for (uint32_t i = 0; i < pl.primary_count; i++)
+    if (!world_believes_alive(w, node, pl.node[i])) return true;
+  return false;
+}
+
 void workload_forwarded(world_t *w, uint32_t node, uint64_t call_id) {
   struct workload *wl = w->wl;
   call_t *origin = call_get(wl, call_id);
   op_t *op = &wl->ops[origin->op];
   op->coordinator = node;
+  op->sloppy |= op_sloppy_at(w, op, node);
   uint64_t relay = call_new(wl, (call_t){.kind = CALL_RELAY, .at = node, .origin = op->node,
                                          .origin_life = w->nodes[op->node].life,
                                          .origin_call = call_id});
@@ -231,6 +248,7 @@ static void client_start(world_t *w, uint32_t ci) {
   }
   world_schedule(w, w->now_us + REQUEST_TIMEOUT_MS * 1000ull + CLIENT_TIMEOUT_SLACK_US,
                  EV_CLIENT_TIMEOUT, ci, id, 0, NULL);
+  op->sloppy = op_sloppy_at(w, op, op->node);
   kv_node_req_t req = op_request(op);
   kv_coord_request(n->coord, (void *)(uintptr_t)id, op->op, &req, w->now_us,
                    world_wall_ms(w, op->node));

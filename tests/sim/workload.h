@@ -11,12 +11,16 @@
  *
  * Checkers (check.c), each failing the run with a sentence naming keys, values and times:
  *   read_sees_acked   a read with r + w > N that started after a put was acknowledged sees
- *                     it (the read's context covers the put's dot);
+ *                     it (the read's context covers the put's dot); when either was sloppy
+ *                     (a fallback may have counted), only if pr + pw > N: a sloppy quorum
+ *                     promises no overlap of R and W, as in Dynamo;
  *   monotonic_reads   a read with blocking read repair that answered, followed by a read with
  *                     r + r' > N, is not gone back on: the second's context covers the
- *                     first's (repairs are not durable, so a power loss exempts the pair);
- *   durable_acked     when a durable put is acknowledged at w, at least w replicas hold it
- *                     (its dot) in what they have synced: a power loss cannot take it back;
+ *                     first's (repairs are not durable, so a power loss exempts the pair;
+ *                     sloppy pairs as above);
+ *   durable_acked     when a durable put is acknowledged at w, at least w nodes hold it (its
+ *                     dot) in what they have synced, in their replica or in a hint (a
+ *                     fallback's counts toward w): a power loss cannot take it back;
  *   dots_unique       a dot of a key never names two different values, on any node or in
  *                     any answer;
  *   records_valid     every stored record decodes and passes kv_dvv_check, and the
@@ -27,9 +31,12 @@
  *                     (what its client had read) replaced it; no value an acknowledged delete
  *                     covered is back;
  *   replicas_converge once settled and every hint handed over, every replica of a key holds
- *                     every acknowledged put (its dot), unless a hint was dropped for lack of
- *                     room, a power loss happened, or the put's coordinator crashed before
- *                     its replicas could ack or be hinted (anti-entropy's cases);
+ *                     every acknowledged put (its dot). Without anti-entropy, unless a hint
+ *                     was dropped for lack of room, a power loss happened, or the put's
+ *                     coordinator crashed before its replicas could ack or be hinted. With it
+ *                     (three seeds in four), after two more exchange intervals the replicas
+ *                     of every key hold byte-identical records, and only a power loss
+ *                     exempts a put;
  *   bounded           once settled, no coordinator holds a request or a hint, and no fsync
  *                     waits.
  * A write not made durable may be lost by a power loss (memstore keeps only synced writes,
@@ -54,6 +61,8 @@ typedef struct {
   uint32_t count;                /* explicit r / w; 0 = level */
   uint32_t primaries;
   uint32_t needed;               /* replies the level needs (r or w as a number) */
+  bool sloppy;                   /* where it was coordinated (or forwarded from), a primary of
+                                    the key was believed dead: fallbacks may have counted */
   bool durable;
   const char *read_repair;       /* gets: "", "blocking" or "async" */
   bool repair_blocking;          /* gets: what that resolves to */

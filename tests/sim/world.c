@@ -167,6 +167,7 @@ msg_t *msg_new(msg_type_t type, uint32_t from, uint32_t to) {
   m->type = type;
   m->from = from;
   m->to = to;
+  m->hint_for = UINT32_MAX;
   return m;
 }
 
@@ -180,18 +181,31 @@ void sim_result_free(sim_result_t *r) {
 void msg_free(msg_t *m) {
   if (!m) return;
   free(m->rec);
+  free(m->parts);
+  free(m->segs);
+  kv_aae_answer_free(&m->tree);
   if (m->type == MSG_FORWARD_REPLY) sim_result_free(&m->result);
   free(m);
+}
+
+static void *dup_array(const void *p, size_t bytes) {
+  if (!p) return NULL;
+  void *c = malloc(bytes ? bytes : 1);
+  KV_ASSERT(c != NULL);
+  memcpy(c, p, bytes);
+  return c;
 }
 
 static msg_t *msg_copy(const msg_t *m) {
   msg_t *c = msg_new(m->type, m->from, m->to);
   *c = *m;
-  if (m->rec) {
-    c->rec = malloc(m->rec_bytes ? m->rec_bytes : 1);
-    KV_ASSERT(c->rec != NULL);
-    memcpy(c->rec, m->rec, m->rec_bytes);
-  }
+  c->rec = dup_array(m->rec, m->rec_bytes);
+  c->parts = dup_array(m->parts, m->part_count * sizeof *m->parts);
+  c->segs = dup_array(m->segs, m->seg_count * sizeof *m->segs);
+  c->tree.hashes = dup_array(m->tree.hashes, m->tree.hash_count * sizeof *m->tree.hashes);
+  c->tree.keys = dup_array(m->tree.keys, m->tree.key_count * sizeof *m->tree.keys);
+  for (uint32_t i = 0; i < m->tree.key_count; i++)
+    c->tree.keys[i].data = dup_array(m->tree.keys[i].data, m->tree.keys[i].len);
   if (m->type == MSG_FORWARD_REPLY && m->result.code == KV_OK) {
     const sim_result_t *r = &m->result;
     KV_ASSERT(kv_dvv_copy(&c->result.object, &r->object) == KV_OK);
@@ -233,21 +247,27 @@ static uint32_t node_index(const world_t *w, const sim_node_t *n) {
   return (uint32_t)(n - w->nodes);
 }
 
+bool world_believes_alive(const world_t *w, uint32_t node, uint32_t peer) {
+  return node == peer ||
+         w->now_us - w->nodes[node].last_heard_us[peer] <= KV_PEER_HEARTBEAT_TIMEOUT_MS * 1000ull;
+}
+
 static bool tr_alive(void *arg, uint32_t peer) {
-  sim_node_t *n = arg;
-  return sim_world->now_us - n->last_heard_us[peer] <= KV_PEER_HEARTBEAT_TIMEOUT_MS * 1000ull;
+  return world_believes_alive(sim_world, node_index(sim_world, arg), peer);
 }
 
 static kv_err tr_refused(uint32_t peer, kv_status_t *st) {
   return kv_status_set(st, KV_EBUSY, "the queue to peer %u is full", peer);
 }
 
-static kv_err tr_send_write(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
-                            const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                            size_t rec_bytes, bool durable, kv_status_t *st) {
+/* A replica write, or a fallback's for primary hint_for (UINT32_MAX: none). */
+static kv_err tr_write(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
+                       const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                       size_t rec_bytes, bool durable, kv_status_t *st) {
   world_t *w = sim_world;
   msg_t *m = msg_new(MSG_WRITE, node_index(w, arg), peer);
   m->id = id;
+  m->hint_for = hint_for;
   m->key = sim_key_index(key, key_bytes);
   m->rec = malloc(rec_bytes);
   KV_ASSERT(m->rec != NULL);
@@ -257,13 +277,40 @@ static kv_err tr_send_write(void *arg, uint32_t peer, uint64_t id, const char *k
   return world_send(w, m) ? KV_OK : tr_refused(peer, st);
 }
 
-static kv_err tr_send_read(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
-                           const uint8_t *key, size_t key_bytes, kv_status_t *st) {
+static kv_err tr_read(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
+                      const uint8_t *key, size_t key_bytes, kv_status_t *st) {
   world_t *w = sim_world;
   msg_t *m = msg_new(MSG_READ, node_index(w, arg), peer);
   m->id = id;
+  m->hint_for = hint_for;
   m->key = sim_key_index(key, key_bytes);
   return world_send(w, m) ? KV_OK : tr_refused(peer, st);
+}
+
+static kv_err tr_send_write(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
+                            const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                            size_t rec_bytes, bool durable, kv_status_t *st) {
+  return tr_write(arg, peer, UINT32_MAX, id, key, key_bytes, rec, rec_bytes, durable, st);
+}
+
+static kv_err tr_send_read(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
+                           const uint8_t *key, size_t key_bytes, kv_status_t *st) {
+  return tr_read(arg, peer, UINT32_MAX, id, key, key_bytes, st);
+}
+
+static kv_err tr_send_hint_write(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
+                                 const char *keyspace, const uint8_t *key, size_t key_bytes,
+                                 const uint8_t *rec, size_t rec_bytes, bool durable,
+                                 kv_status_t *st) {
+  KV_ASSERT(hint_for < sim_world->node_count && hint_for != peer);
+  return tr_write(arg, peer, hint_for, id, key, key_bytes, rec, rec_bytes, durable, st);
+}
+
+static kv_err tr_send_hint_read(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
+                                const char *keyspace, const uint8_t *key, size_t key_bytes,
+                                kv_status_t *st) {
+  KV_ASSERT(hint_for < sim_world->node_count && hint_for != peer);
+  return tr_read(arg, peer, hint_for, id, key, key_bytes, st);
 }
 
 static kv_err tr_forward(void *arg, uint32_t peer, void *call, kv_op_t op,
@@ -272,6 +319,19 @@ static kv_err tr_forward(void *arg, uint32_t peer, void *call, kv_op_t op,
   world_t *w = sim_world;
   msg_t *m = msg_new(MSG_FORWARD, node_index(w, arg), peer);
   m->id = (uint64_t)(uintptr_t)call;
+  return world_send(w, m) ? KV_OK : tr_refused(peer, st);
+}
+
+static kv_err tr_send_aae(void *arg, uint32_t peer, uint64_t id, const kv_aae_req_t *req,
+                          kv_status_t *st) {
+  world_t *w = sim_world;
+  msg_t *m = msg_new(MSG_TREE, node_index(w, arg), peer);
+  m->id = id;
+  m->tree_kind = req->kind;
+  m->part_count = req->partition_count;
+  m->parts = dup_array(req->partitions, req->partition_count * sizeof *req->partitions);
+  m->seg_count = req->segment_count;
+  m->segs = dup_array(req->segments, req->segment_count * sizeof *req->segments);
   return world_send(w, m) ? KV_OK : tr_refused(peer, st);
 }
 
@@ -321,8 +381,20 @@ static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
   a->id = m->id;
   a->key = m->key;
   a->to_life = m->from_life; /* answered on the call the asker made */
-  if (m->type == MSG_WRITE) {
-    a->code = kv_node_merge(n->node, SIM_KEYSPACE, key, key_bytes, m->rec, m->rec_bytes, &st);
+  /* A fallback's messages go to its hints, through the functions server_rpc.c calls. */
+  const char *hint_for = m->hint_for == UINT32_MAX ? NULL : w->cfg.nodes[m->hint_for].id;
+  if (m->type == MSG_TREE) {
+    kv_aae_req_t req = {.kind = m->tree_kind, .keyspace = SIM_KEYSPACE, .partitions = m->parts,
+                        .partition_count = m->part_count, .segments = m->segs,
+                        .segment_count = m->seg_count};
+    a->type = MSG_TREE_ANSWER;
+    a->code = kv_aae_serve(n->node, &req, &a->tree, &st);
+  } else if (m->type == MSG_WRITE) {
+    a->code = hint_for ? kv_coord_hint_write(n->coord, hint_for, SIM_KEYSPACE, key, key_bytes,
+                                             m->rec, m->rec_bytes, &st)
+                       : kv_node_merge(n->node, SIM_KEYSPACE, key, key_bytes, m->rec,
+                                       m->rec_bytes, &st);
+    w->fallback_writes += hint_for && a->code == KV_OK;
     if (a->code == KV_OK && m->durable) {
       replica_wait_t *rw = calloc(1, sizeof *rw);
       KV_ASSERT(rw != NULL);
@@ -331,8 +403,11 @@ static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
       return;
     }
   } else {
-    a->code = kv_node_read_record(n->node, SIM_KEYSPACE, key, key_bytes, &a->rec, &a->rec_bytes,
-                                  &st);
+    a->code = hint_for ? kv_coord_hint_read(n->coord, hint_for, SIM_KEYSPACE, key, key_bytes,
+                                            &a->rec, &a->rec_bytes, &st)
+                       : kv_node_read_record(n->node, SIM_KEYSPACE, key, key_bytes, &a->rec,
+                                             &a->rec_bytes, &st);
+    w->fallback_reads += hint_for && a->code == KV_OK;
   }
   world_send(w, a);
 }
@@ -350,7 +425,10 @@ void world_restart(world_t *w, uint32_t i) {
   KV_ASSERT(kv_node_create(&w->cfg, w->cfg.nodes[i].id, n->store, &n->node, &st) == KV_OK);
   kv_syncer_start(&n->syncer, n->node);
   n->tr = (kv_coord_transport_t){.arg = n, .alive = tr_alive, .send_write = tr_send_write,
-                                 .send_read = tr_send_read, .forward = tr_forward};
+                                 .send_read = tr_send_read,
+                                 .send_hint_write = tr_send_hint_write,
+                                 .send_hint_read = tr_send_hint_read, .forward = tr_forward,
+                                 .send_aae = tr_send_aae};
   KV_ASSERT(kv_coord_create(n->node, &w->ring, &n->syncer, &n->tr, workload_reply,
                             &w->coord_opts, &n->coord, &st) == KV_OK);
   n->up = true;
@@ -379,6 +457,11 @@ void world_crash(world_t *w, uint32_t i, bool power_loss) {
     kv_sync_waiter_t *next = pending->next;
     replica_waiter_drop(pending);
     pending = next;
+  }
+  for (uint32_t t = 0; t < w->node_count; t++) {
+    kv_hint_stats_t hs;
+    kv_coord_hint_stats(n->coord, t, &hs);
+    w->hints_dropped += hs.dropped;
   }
   kv_coord_destroy(n->coord);
   kv_node_destroy(n->node);
@@ -416,7 +499,12 @@ static void deliver(world_t *w, msg_t *m) {
   switch (m->type) {
   case MSG_WRITE:
   case MSG_READ:
+  case MSG_TREE:
     replica_handle(w, n, m);
+    break;
+  case MSG_TREE_ANSWER:
+    kv_coord_aae_answer(n->coord, m->id, m->code, m->code == KV_OK ? &m->tree : NULL,
+                        w->now_us);
     break;
   case MSG_ANSWER:
     kv_coord_answer(n->coord, m->id, m->code, m->rec, m->rec_bytes, w->now_us);
@@ -490,6 +578,14 @@ void world_run_until(world_t *w, uint64_t until_us) {
 
 /* ---- set-up ------------------------------------------------------------------------- */
 
+/* Whether a seed's keyspace uses sloppy quorum: three runs in four. Drawn apart from the
+ * run's generator, like the node count (kvsim.c). */
+static bool sloppy_for(uint64_t seed) {
+  uint64_t z = (seed + 0x5851f42d4c957f2dull) * 0xbf58476d1ce4e5b9ull;
+  z ^= z >> 29;
+  return (z >> 40) % 4 != 0;
+}
+
 /* The config of a K-node cluster with one keyspace of N=3, loaded like any other (from a
  * temporary file, so the real loader checks it). */
 static void world_config(world_t *w, uint32_t k) {
@@ -498,10 +594,12 @@ static void world_config(world_t *w, uint32_t k) {
   KV_ASSERT(fd >= 0);
   FILE *f = fdopen(fd, "w");
   KV_ASSERT(f != NULL);
-  fprintf(f, "cluster: { name: sim, partitions: 16 }\nnodes:\n");
+  fprintf(f, "cluster: { name: sim, partitions: 16, anti_entropy_interval_ms: %u }\nnodes:\n",
+          w->aae_interval_ms);
   for (uint32_t i = 0; i < k; i++)
     fprintf(f, "  - { id: n%u, address: \"127.0.0.1:%u\", rack: r%u }\n", i + 1, 7001 + i, i % 3);
   fprintf(f, "keyspaces:\n  - name: %s\n    replication: { local: %u }\n", SIM_KEYSPACE, SIM_N);
+  if (!sloppy_for(w->seed)) fprintf(f, "    sloppy_quorum: false\n");
   fclose(f);
   kv_status_t st;
   kv_err err = kv_config_load(path, &w->cfg, &st);
@@ -524,6 +622,8 @@ void world_init(world_t *w, uint32_t node_count) {
   w->trace = XXH64_createState();
   XXH64_reset(w->trace, 0);
   w->node_count = node_count;
+  /* Anti-entropy off in a quarter of the seeds; else an interval from 0.2 to 3 s. */
+  w->aae_interval_ms = sim_chance(0.25) ? 0 : 200 + (uint32_t)sim_below(2800);
   world_config(w, node_count);
   w->net = (net_params_t){
       .delay_us = 50 + sim_below(500),

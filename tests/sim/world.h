@@ -56,6 +56,8 @@ typedef enum {
   MSG_HEARTBEAT_ACK,
   MSG_FORWARD,   /* a client write to coordinate: call id */
   MSG_FORWARD_REPLY, /* its answer: call id, code, result */
+  MSG_TREE,      /* an anti-entropy tree request: tree_kind, parts, segs */
+  MSG_TREE_ANSWER, /* its answer: id, code, tree */
 } msg_type_t;
 
 /* What a client is told: the status and, on success, the key's state as answered. */
@@ -73,12 +75,18 @@ typedef struct msg {
   uint32_t from_life;            /* the sender's life (set by world_send) */
   uint32_t to_life;              /* replies: the life that asked; 0 = any */
   uint64_t id;                   /* coordinator message id, or a call id */
+  uint32_t hint_for;             /* write, read: a fallback's, for this primary (node index);
+                                    UINT32_MAX: a replica's own */
   uint32_t key;                  /* key index */
   uint8_t *rec;                  /* malloc'd record (write, answer) */
   size_t rec_bytes;
   bool durable;
   kv_err code;
   sim_result_t result;           /* FORWARD_REPLY */
+  kv_aae_kind_t tree_kind;       /* TREE */
+  uint32_t *parts, *segs;        /* TREE: malloc'd */
+  uint32_t part_count, seg_count;
+  kv_aae_answer_t tree;          /* TREE_ANSWER: owned */
 } msg_t;
 
 typedef struct {
@@ -132,6 +140,9 @@ struct world {
   net_params_t net;
   kv_coord_opts_t coord_opts;
   bool faults_on;                /* nemesis active, losses on */
+  uint32_t aae_interval_ms;      /* the config's anti_entropy_interval_ms; 0: off */
+  uint64_t hints_dropped;         /* by processes that have ended (a node's count restarts) */
+  uint64_t fallback_writes, fallback_reads; /* a fallback's messages answered ok */
   uint64_t power_losses;         /* count, and when the last one happened */
   uint64_t last_power_loss_us;
   uint64_t events;
@@ -162,6 +173,9 @@ void world_restart(world_t *w, uint32_t node);
 /* Heals every cut and clog. */
 void world_heal(world_t *w);
 
+/* Whether node believes peer alive (the coordinator's transport answers this; a node always
+ * believes itself alive). */
+bool world_believes_alive(const world_t *w, uint32_t node, uint32_t peer);
 /* The node's wall clock, for write timestamps. */
 uint64_t world_wall_ms(const world_t *w, uint32_t node);
 /* Folds a number into the trace hash. */

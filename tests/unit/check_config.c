@@ -114,6 +114,8 @@ START_TEST(omitted_fields_get_defaults) {
   ck_assert_str_eq(cfg.cluster_name, "tunekv");
   ck_assert_uint_eq(cfg.partitions, KV_PARTITIONS_DEFAULT);
   ck_assert_double_eq(cfg.phi_threshold, KV_PHI_THRESHOLD_DEFAULT);
+  ck_assert_uint_eq(cfg.anti_entropy_interval_ms, KV_AAE_INTERVAL_MS_DEFAULT);
+  ck_assert_uint_eq(cfg.tombstone_grace_ms, KV_TOMBSTONE_GRACE_MS_DEFAULT);
   ck_assert_uint_eq(cfg.nodes_line, 2);
   ck_assert_uint_eq(cfg.nodes[0].line, 3);
   ck_assert_str_eq(cfg.nodes[0].region, "local");
@@ -396,6 +398,16 @@ START_TEST(partitions_must_be_a_power_of_two) {
 }
 END_TEST
 
+START_TEST(durations_must_be_whole_milliseconds_in_range) {
+  expect_error("cluster: { anti_entropy_interval_ms: 86400001 }\n" ONE_KEYSPACE, 1,
+               "anti_entropy_interval_ms is 86400001; it must be a whole number of milliseconds "
+               "between 0 and 86400000");
+  expect_error("cluster: { tombstone_grace_ms: soon }\n" ONE_KEYSPACE, 1,
+               "tombstone_grace_ms is 'soon'; it must be a whole number of milliseconds between "
+               "0 and 864000000");
+}
+END_TEST
+
 START_TEST(phi_threshold_must_be_a_number_in_range) {
   expect_error("cluster:\n"
                "  phi_threshold: 0.5\n"
@@ -584,6 +596,7 @@ Suite *config_suite(void) {
   tcase_add_test(bad, bad_addresses_are_rejected);
   tcase_add_test(bad, partitions_must_be_a_power_of_two);
   tcase_add_test(bad, phi_threshold_must_be_a_number_in_range);
+  tcase_add_test(bad, durations_must_be_whole_milliseconds_in_range);
   tcase_add_test(bad, bad_names_are_rejected);
   tcase_add_test(bad, too_many_of_anything_is_rejected);
   tcase_add_test(bad, replication_must_fit_the_nodes);

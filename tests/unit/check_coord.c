@@ -1,8 +1,9 @@
 /* check_coord.c: the coordinator driven event by event, with no network. n1 coordinates on a
- * real store; n2 and n3 are reached through a fake transport that records every message
- * (or refuses it, as a full peer queue would), and the test answers those messages in the
- * order it chooses, at the (fake, monotonic) times it chooses. Only the durable self-ack
- * runs on a real thread (the syncer) with the real clock. The config is built in code. */
+ * real store; n2 and n3 (and n4, n5 in the sloppy quorum tests) are reached through a fake
+ * transport that records every message (or refuses it, as a full peer queue would), and the
+ * test answers those messages in the order it chooses, at the (fake, monotonic) times it
+ * chooses. Only the durable self-ack runs on a real thread (the syncer) with the real clock.
+ * The config is built in code. */
 #include <check.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -35,9 +36,12 @@ static pthread_t main_thread;
 
 #define QUEUE_FULL_MSG "queue to the peer is full (8192 messages); retry later"
 
+#define NODES_MAX 5u /* the sloppy quorum fixture's; the others have 3 */
+
 typedef struct {
   char kind; /* 'w' ReplicaWrite, 'r' ReplicaRead, 'f' a forwarded client write */
   uint32_t node;
+  uint32_t hint_for; /* a fallback's write or read: for this primary; UINT32_MAX: none */
   uint64_t id;
   char keyspace[KV_KEYSPACE_NAME_BYTES_MAX + 1];
   uint8_t key[64];
@@ -50,21 +54,21 @@ typedef struct {
   uint32_t timeout_ms;
 } msg_t;
 
-static bool alive[3];
-static bool queue_full[3];
+static bool alive[NODES_MAX];
+static bool queue_full[NODES_MAX];
 static msg_t msgs[MSGS_MAX];
 static uint32_t msg_count;     /* messages queued (only the first MSGS_MAX are kept) */
 static uint32_t refused_count; /* sends refused because the queue was full */
 
 static bool fake_alive(void *arg, uint32_t n) {
-  ck_assert_uint_lt(n, 3);
+  ck_assert_uint_lt(n, cfg.node_count);
   return alive[n];
 }
 
 static kv_err fake_record(char kind, uint32_t n, uint64_t id, const char *keyspace,
                           const uint8_t *key, size_t key_bytes, const uint8_t *rec,
                           size_t rec_bytes, bool durable, kv_status_t *st) {
-  ck_assert_uint_lt(n, 3);
+  ck_assert_uint_lt(n, cfg.node_count);
   ck_assert_msg(n != kv_node_self(node), "the coordinator sent a message to itself");
   if (queue_full[n]) {
     refused_count++;
@@ -75,6 +79,7 @@ static kv_err fake_record(char kind, uint32_t n, uint64_t id, const char *keyspa
     memset(m, 0, sizeof *m);
     m->kind = kind;
     m->node = n;
+    m->hint_for = UINT32_MAX;
     m->id = id;
     snprintf(m->keyspace, sizeof m->keyspace, "%s", keyspace);
     ck_assert_uint_le(key_bytes, sizeof m->key);
@@ -102,6 +107,31 @@ static kv_err fake_send_write(void *arg, uint32_t n, uint64_t id, const char *ke
 static kv_err fake_send_read(void *arg, uint32_t n, uint64_t id, const char *keyspace,
                              const uint8_t *key, size_t key_bytes, kv_status_t *st) {
   return fake_record('r', n, id, keyspace, key, key_bytes, NULL, 0, false, st);
+}
+
+/* A fallback's messages are recorded like a replica's, with the primary they are for. */
+static void fake_hint_for(uint32_t before, uint32_t hint_for) {
+  ck_assert_uint_lt(hint_for, cfg.node_count);
+  if (msg_count > before && before < MSGS_MAX) msgs[before].hint_for = hint_for;
+}
+
+static kv_err fake_send_hint_write(void *arg, uint32_t n, uint32_t hint_for, uint64_t id,
+                                   const char *keyspace, const uint8_t *key, size_t key_bytes,
+                                   const uint8_t *rec, size_t rec_bytes, bool durable,
+                                   kv_status_t *st) {
+  uint32_t before = msg_count;
+  kv_err err = fake_send_write(arg, n, id, keyspace, key, key_bytes, rec, rec_bytes, durable, st);
+  fake_hint_for(before, hint_for);
+  return err;
+}
+
+static kv_err fake_send_hint_read(void *arg, uint32_t n, uint32_t hint_for, uint64_t id,
+                                  const char *keyspace, const uint8_t *key, size_t key_bytes,
+                                  kv_status_t *st) {
+  uint32_t before = msg_count;
+  kv_err err = fake_send_read(arg, n, id, keyspace, key, key_bytes, st);
+  fake_hint_for(before, hint_for);
+  return err;
 }
 
 static kv_err fake_forward(void *arg, uint32_t n, void *call, kv_op_t op,
@@ -220,13 +250,13 @@ static const reply_t *last_reply(void *call, kv_err code, const char *msg) {
 
 /* ---- fixture ------------------------------------------------------------------------ */
 
-static void cfg_build(void) {
+static void cfg_build(uint32_t nodes) {
   memset(&cfg, 0, sizeof cfg);
   snprintf(cfg.path, sizeof cfg.path, "test.yaml");
   snprintf(cfg.cluster_name, sizeof cfg.cluster_name, "unit");
   cfg.partitions = 16;
-  cfg.node_count = 3;
-  for (uint32_t i = 0; i < 3; i++) {
+  cfg.node_count = nodes;
+  for (uint32_t i = 0; i < nodes; i++) {
     kv_node_conf_t *n = &cfg.nodes[i];
     snprintf(n->id, sizeof n->id, "n%u", i + 1);
     snprintf(n->address, sizeof n->address, "127.0.0.1:%u", 7001 + i);
@@ -256,9 +286,16 @@ static void cfg_build(void) {
   cfg.keyspace_count = 2;
 }
 
-static void coord_setup(void) {
+static kv_coord_transport_t fake_transport(void) {
+  return (kv_coord_transport_t){.arg = NULL, .alive = fake_alive, .send_write = fake_send_write,
+                                .send_read = fake_send_read,
+                                .send_hint_write = fake_send_hint_write,
+                                .send_hint_read = fake_send_hint_read, .forward = fake_forward};
+}
+
+static void setup_nodes(uint32_t nodes) {
   main_thread = pthread_self();
-  cfg_build();
+  cfg_build(nodes);
   snprintf(dir, sizeof dir, "/tmp/tunekv-coord-XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(dir));
   kv_status_t st;
@@ -268,16 +305,20 @@ static void coord_setup(void) {
   ck_assert_uint_eq(kv_node_self(node), 0);
   ck_assert_int_eq(kv_ring_init(&ring, &cfg, &st), KV_OK);
   kv_syncer_start(&syncer, node);
-  for (uint32_t i = 0; i < 3; i++) {
+  for (uint32_t i = 0; i < NODES_MAX; i++) {
     alive[i] = true;
     queue_full[i] = false;
   }
   msgs_clear();
   replies_clear();
-  kv_coord_transport_t tr = {.arg = NULL, .alive = fake_alive, .send_write = fake_send_write,
-                             .send_read = fake_send_read, .forward = fake_forward};
+  kv_coord_transport_t tr = fake_transport();
   ck_assert_int_eq(kv_coord_create(node, &ring, &syncer, &tr, fake_reply, NULL, &coord, &st), KV_OK);
 }
+
+static void coord_setup(void) { setup_nodes(3); }
+
+/* Five nodes, so every key has two nodes past its preference list to fall back on. */
+static void sloppy_setup(void) { setup_nodes(5); }
 
 static void coord_teardown(void) {
   kv_syncer_stop(&syncer); /* runs queued self-acks while the coordinator still exists */
@@ -1074,12 +1115,20 @@ START_TEST(writes_at_a_non_replica_are_forwarded) {
   pair_write(CALL(2), KV_OP_PUT, key, T0 + 2000);
   ck_assert_uint_eq(reply_count, 1);
   last_reply(CALL(2), KV_EBUSY, QUEUE_FULL_MSG);
-  /* No replica alive: refused here. */
+  /* No replica alive: refused here. n1 itself could stand in for one (it is the key's
+   * fallback), which meets ONE, but a fallback never coordinates. */
   queue_full[pl.node[1]] = false;
   alive[pl.node[1]] = false;
   pair_write(CALL(3), KV_OP_PUT, key, T0 + 3000);
   ck_assert_uint_eq(reply_count, 2);
-  last_reply(CALL(3), KV_EUNAVAILABLE, "ONE needs 1 of 2 replicas; 0 are alive");
+  last_reply(CALL(3), KV_EUNAVAILABLE,
+             "ONE write needs a live primary replica to coordinate it; all 2 are down");
+  ck_assert_uint_eq(msg_count, 2);
+  /* Without sloppy quorum there is no stand-in: the level itself cannot be met. */
+  cfg.keyspaces[1].sloppy_quorum = false;
+  pair_write(CALL(4), KV_OP_PUT, key, T0 + 4000);
+  ck_assert_uint_eq(reply_count, 3);
+  last_reply(CALL(4), KV_EUNAVAILABLE, "ONE needs 1 of 2 replicas; 0 are alive");
   ck_assert_uint_eq(msg_count, 2);
 }
 END_TEST
@@ -1195,8 +1244,7 @@ static void coord_recreate(uint64_t hint_bytes_max, uint32_t hint_rate_per_s) {
   kv_coord_destroy(coord);
   kv_syncer_start(&syncer, node);
   kv_coord_opts_t opts = {.hint_bytes_max = hint_bytes_max, .hint_rate_per_s = hint_rate_per_s};
-  kv_coord_transport_t tr = {.arg = NULL, .alive = fake_alive, .send_write = fake_send_write,
-                             .send_read = fake_send_read, .forward = fake_forward};
+  kv_coord_transport_t tr = fake_transport();
   kv_status_t st;
   ck_assert_int_eq(kv_coord_create(node, &ring, &syncer, &tr, fake_reply, &opts, &coord, &st),
                    KV_OK);
@@ -1308,10 +1356,334 @@ START_TEST(handoff_is_paced_and_gives_up_at_its_deadline) {
 }
 END_TEST
 
+/* ---- sloppy quorum: fallbacks ------------------------------------------------------- */
+
+/* An encoded record holding one version of value, minted by actor (a node id). */
+static void record_of(const char *actor, const char *value, uint8_t **rec, size_t *rec_bytes) {
+  kv_dvv_t o;
+  kv_dvv_init(&o);
+  kv_actor_t a = {.incarnation = 7};
+  snprintf(a.node, sizeof a.node, "%s", actor);
+  kv_cc_t ctx;
+  kv_cc_init(&ctx);
+  kv_status_t st;
+  ck_assert_int_eq(kv_dvv_put(&o, &a, &ctx, value, (uint32_t)strlen(value), false, 1, 16, &st),
+                   KV_OK);
+  ck_assert_int_eq(kv_dvv_encode(&o, rec, rec_bytes), KV_OK);
+  kv_dvv_deinit(&o);
+}
+
+/* The live values of an encoded record, sorted and joined by spaces ("" when rec is NULL). */
+static void record_values(const uint8_t *rec, size_t rec_bytes, char *out, size_t out_size) {
+  out[0] = '\0';
+  if (!rec) return;
+  kv_dvv_t o;
+  kv_status_t st;
+  ck_assert_int_eq(kv_dvv_decode(rec, rec_bytes, &o, &st), KV_OK);
+  char vals[KV_SIBLINGS_MAX][VALUE_SHOWN_MAX + 1];
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < o.sib_count; i++) {
+    if (o.sib[i].tombstone) continue;
+    ck_assert_uint_le(o.sib[i].value_bytes, VALUE_SHOWN_MAX);
+    memcpy(vals[n], o.sib[i].value, o.sib[i].value_bytes);
+    vals[n++][o.sib[i].value_bytes] = '\0';
+  }
+  for (uint32_t i = 1; i < n; i++)
+    for (uint32_t j = i; j > 0 && strcmp(vals[j - 1], vals[j]) > 0; j--) {
+      char t[VALUE_SHOWN_MAX + 1];
+      memcpy(t, vals[j], sizeof t);
+      memcpy(vals[j], vals[j - 1], sizeof t);
+      memcpy(vals[j - 1], t, sizeof t);
+    }
+  for (uint32_t i = 0; i < n; i++)
+    snprintf(out + strlen(out), out_size - strlen(out), "%s%s", i ? " " : "", vals[i]);
+  kv_dvv_deinit(&o);
+}
+
+/* A key of "default" (N=3 of the sloppy fixture's 5 nodes) with n1 among its primaries, or,
+ * when !primary, n1 the first of its fallbacks. *pl is its preference list; others[] are its
+ * primaries other than n1, in preference order (primary keys only). */
+static void sloppy_key(char *key, size_t key_size, bool primary, kv_preflist_t *pl,
+                       uint32_t *others) {
+  for (uint32_t i = 0; i < 1000; i++) {
+    snprintf(key, key_size, "s%u", i);
+    kv_node_req_t r = req_for(key, NULL, "");
+    kv_node_plan_t plan;
+    kv_status_t st;
+    ck_assert_int_eq(kv_node_plan(node, &r, false, &plan, &st), KV_OK);
+    kv_ring_preflist(&ring, plan.ks, plan.partition, pl);
+    ck_assert_uint_eq(pl->count, 5);
+    if (primary != kv_preflist_is_primary(pl, 0) || (!primary && pl->node[3] != 0)) continue;
+    for (uint32_t k = 0, n = 0; primary && k < 3; k++)
+      if (pl->node[k] != 0) others[n++] = pl->node[k];
+    return;
+  }
+  ck_abort_msg("no key with n1 where it is wanted");
+}
+
+START_TEST(a_fallback_stands_in_for_a_dead_primary_and_counts_toward_w) {
+  char key[16];
+  kv_preflist_t pl;
+  uint32_t p[2];
+  sloppy_key(key, sizeof key, true, &pl, p);
+  alive[p[1]] = false;
+  put(CALL(0), key, "v", "quorum", T0);
+  /* The live primary, the dead one (the detector may be wrong), and the first fallback as a
+   * hint for the dead one, all with the same record. */
+  ck_assert_uint_eq(msg_count, 3);
+  uint32_t to_p0 = msg_to('w', p[0]), to_p1 = msg_to('w', p[1]), to_f = msg_to('w', pl.node[3]);
+  ck_assert_uint_eq(msgs[to_p0].hint_for, UINT32_MAX);
+  ck_assert_uint_eq(msgs[to_p1].hint_for, UINT32_MAX);
+  ck_assert_uint_eq(msgs[to_f].hint_for, p[1]);
+  ck_assert_uint_eq(msgs[to_f].rec_bytes, msgs[to_p0].rec_bytes);
+  ck_assert_mem_eq(msgs[to_f].rec, msgs[to_p0].rec, msgs[to_p0].rec_bytes);
+  /* This replica and the fallback make QUORUM. */
+  ack(to_f, T0 + 1000);
+  ck_assert_uint_eq(reply_count, 1);
+  last_reply(CALL(0), KV_OK, NULL);
+  ack(to_p0, T0 + 2000);
+  /* The dead primary never answers. At the deadline the write is done with, and its hint is
+   * the fallback's to keep: none here. */
+  kv_coord_tick(coord, T0 + (KV_TIMEOUT_MS_DEFAULT + 1) * 1000ull);
+  ck_assert_uint_eq(kv_coord_in_flight(coord), 0);
+  ck_assert_uint_eq(hint_stats(p[1]).pending, 0);
+  ck_assert_uint_eq(hint_stats(pl.node[3]).pending, 0);
+  /* A durable write asks the fallback for a durable ack too. */
+  msgs_clear();
+  kv_node_req_t r = req_for(key, "w", "quorum");
+  r.durable = true;
+  kv_coord_request(coord, CALL(1), KV_OP_PUT, &r, mono_us(), WALL_MS);
+  ck_assert(msgs[msg_to('w', pl.node[3])].durable);
+}
+END_TEST
+
+START_TEST(a_fallback_that_fails_leaves_the_hint_to_the_coordinator) {
+  char key[16];
+  kv_preflist_t pl;
+  uint32_t p[2];
+  sloppy_key(key, sizeof key, true, &pl, p);
+  alive[p[1]] = false;
+  put(CALL(0), key, "v", "quorum", T0);
+  kv_coord_answer(coord, msgs[msg_to('w', pl.node[3])].id, KV_EBUSY, NULL, 0, T0 + 1000);
+  ck_assert_uint_eq(reply_count, 0);
+  ack(msg_to('w', p[0]), T0 + 2000);
+  last_reply(CALL(0), KV_OK, NULL);
+  kv_coord_tick(coord, T0 + (KV_TIMEOUT_MS_DEFAULT + 1) * 1000ull);
+  ck_assert_uint_eq(hint_stats(p[1]).pending, 1);
+  ck_assert_uint_eq(hint_stats(pl.node[3]).pending, 0); /* never for a fallback */
+}
+END_TEST
+
+START_TEST(fallbacks_do_not_count_toward_pw) {
+  char key[16];
+  kv_preflist_t pl;
+  uint32_t p[2];
+  sloppy_key(key, sizeof key, true, &pl, p);
+  alive[p[0]] = alive[p[1]] = false;
+  kv_node_req_t r = req_for(key, "v", "quorum");
+  r.primaries = 2;
+  kv_coord_request(coord, CALL(0), KV_OP_PUT, &r, T0, WALL_MS);
+  last_reply(CALL(0), KV_EUNAVAILABLE, "QUORUM needs 2 of 3 primary replicas; 1 is alive");
+  ck_assert_uint_eq(msg_count, 0);
+  ck_assert(!local_has(key));
+  /* Without pw, one fallback for each dead primary, in walk order. */
+  put(CALL(1), key, "v", "quorum", T0 + 1000);
+  ck_assert_uint_eq(msg_count, 4);
+  ck_assert_uint_eq(msgs[msg_to('w', pl.node[3])].hint_for, p[0]);
+  ck_assert_uint_eq(msgs[msg_to('w', pl.node[4])].hint_for, p[1]);
+  ack(msg_to('w', pl.node[4]), T0 + 2000);
+  last_reply(CALL(1), KV_OK, NULL);
+  /* pw=2 with one primary dead: the fallback's ack is not the second primary's. */
+  alive[p[0]] = true;
+  msgs_clear();
+  r.primaries = 2;
+  kv_coord_request(coord, CALL(2), KV_OP_PUT, &r, T0 + 3000, WALL_MS);
+  ck_assert_uint_eq(msg_count, 3);
+  ack(msg_to('w', pl.node[3]), T0 + 4000);
+  ck_assert_uint_eq(reply_count, 2);
+  ack(msg_to('w', p[0]), T0 + 5000);
+  ck_assert_uint_eq(reply_count, 3);
+  last_reply(CALL(2), KV_OK, NULL);
+}
+END_TEST
+
+START_TEST(without_sloppy_quorum_the_coordinator_keeps_the_hint) {
+  cfg.keyspaces[0].sloppy_quorum = false;
+  char key[16];
+  kv_preflist_t pl;
+  uint32_t p[2];
+  sloppy_key(key, sizeof key, true, &pl, p);
+  alive[p[0]] = alive[p[1]] = false;
+  put(CALL(0), key, "v", "quorum", T0);
+  last_reply(CALL(0), KV_EUNAVAILABLE, "QUORUM needs 2 of 3 replicas; 1 is alive");
+  ck_assert_uint_eq(msg_count, 0);
+  alive[p[0]] = true;
+  put(CALL(1), key, "v", "quorum", T0 + 1000);
+  ck_assert_uint_eq(msg_count, 2); /* the primaries only */
+  for (uint32_t i = 0; i < 2; i++) ck_assert_uint_eq(msgs[i].hint_for, UINT32_MAX);
+  ack(msg_to('w', p[0]), T0 + 2000);
+  last_reply(CALL(1), KV_OK, NULL);
+  kv_coord_tick(coord, T0 + (KV_TIMEOUT_MS_DEFAULT + 2) * 1000ull);
+  ck_assert_uint_eq(hint_stats(p[1]).pending, 1);
+}
+END_TEST
+
+START_TEST(reads_ask_the_fallbacks_and_repair_their_hints) {
+  char key[16];
+  kv_preflist_t pl;
+  uint32_t p[2];
+  sloppy_key(key, sizeof key, true, &pl, p);
+  uint8_t *rec;
+  size_t rec_bytes;
+  record_of("n4", "v", &rec, &rec_bytes);
+  alive[p[0]] = alive[p[1]] = false;
+  get(CALL(0), key, "quorum", T0);
+  /* This replica answered at once (nothing); each fallback is asked for its hint. */
+  ck_assert_uint_eq(msg_count, 2);
+  uint32_t f1 = msg_to('r', pl.node[3]), f2 = msg_to('r', pl.node[4]);
+  ck_assert_uint_eq(msgs[f1].hint_for, p[0]);
+  ck_assert_uint_eq(msgs[f2].hint_for, p[1]);
+  kv_coord_answer(coord, msgs[f1].id, KV_OK, rec, rec_bytes, T0 + 1000);
+  const reply_t *r = last_reply(CALL(0), KV_OK, NULL);
+  ck_assert(r->found);
+  ck_assert_str_eq(r->values[0], "v");
+  /* Once the other fallback answers (empty), the stale ones get the merge: this replica at
+   * once, the fallback as a repair of its hint for the primary it stands in for. */
+  kv_coord_answer(coord, msgs[f2].id, KV_OK, NULL, 0, T0 + 2000);
+  ck_assert_uint_eq(msg_count, 3);
+  ck_assert_int_eq(msgs[2].kind, 'w');
+  ck_assert_uint_eq(msgs[2].node, pl.node[4]);
+  ck_assert_uint_eq(msgs[2].hint_for, p[1]);
+  ck_assert(local_has(key));
+  free(rec);
+}
+END_TEST
+
+/* A node outside a key's preference list coordinates a get of it, and is itself the
+ * fallback for a dead primary: it reads the hint it keeps. */
+START_TEST(a_get_at_its_own_fallback_reads_its_hint) {
+  char key[16];
+  kv_preflist_t pl;
+  sloppy_key(key, sizeof key, false, &pl, NULL);
+  uint8_t *rec;
+  size_t rec_bytes;
+  record_of("n4", "hinted", &rec, &rec_bytes);
+  kv_status_t st;
+  ck_assert_int_eq(kv_coord_hint_write(coord, cfg.nodes[pl.node[0]].id, "default",
+                                       (const uint8_t *)key, strlen(key), rec, rec_bytes, &st),
+                   KV_OK);
+  free(rec);
+  alive[pl.node[0]] = false;
+  get(CALL(0), key, "one", T0);
+  const reply_t *r = last_reply(CALL(0), KV_OK, NULL);
+  ck_assert(r->found);
+  ck_assert_str_eq(r->values[0], "hinted");
+  /* The live primaries are asked too (for read repair), never the dead one. */
+  ck_assert_uint_eq(msg_count, 2);
+  ck_assert_uint_ne(msgs[0].node, pl.node[0]);
+  ck_assert_uint_ne(msgs[1].node, pl.node[0]);
+  /* A local read shows the hints a node keeps. */
+  kv_node_req_t lr = req_for(key, NULL, "");
+  lr.local = true;
+  kv_coord_request(coord, CALL(1), KV_OP_GET, &lr, T0 + 1000, WALL_MS);
+  r = last_reply(CALL(1), KV_OK, NULL);
+  ck_assert(r->found);
+  ck_assert_str_eq(r->values[0], "hinted");
+}
+END_TEST
+
+/* The replica side of a fallback: hints merged, answered, bounded, and handed over whole,
+ * never deleted by the ack of a handoff older than the hint. */
+START_TEST(a_fallback_merges_answers_and_hands_over_its_hints) {
+  uint8_t *a, *b, *c, *got;
+  size_t a_bytes, b_bytes, c_bytes, got_bytes;
+  record_of("n2", "a", &a, &a_bytes);
+  record_of("n3", "b", &b, &b_bytes);
+  record_of("n4", "c", &c, &c_bytes);
+  kv_status_t st;
+  const uint8_t *k = (const uint8_t *)"k";
+  alive[2] = false;
+  ck_assert_int_eq(kv_coord_hint_write(coord, "n3", "default", k, 1, a, a_bytes, &st), KV_OK);
+  kv_hint_stats_t hs = hint_stats(2);
+  ck_assert_uint_eq(hs.pending, 1);
+  ck_assert_uint_eq(hs.bytes, 1 + a_bytes);
+  ck_assert_int_eq(kv_coord_hint_write(coord, "n3", "default", k, 1, b, b_bytes, &st), KV_OK);
+  ck_assert_uint_eq(hint_stats(2).pending, 1);
+  ck_assert_uint_gt(hint_stats(2).bytes, hs.bytes);
+  char values[128];
+  ck_assert_int_eq(kv_coord_hint_read(coord, "n3", "default", k, 1, &got, &got_bytes, &st),
+                   KV_OK);
+  record_values(got, got_bytes, values, sizeof values);
+  ck_assert_str_eq(values, "a b");
+  free(got);
+  ck_assert_int_eq(kv_coord_hint_read(coord, "n2", "default", k, 1, &got, &got_bytes, &st),
+                   KV_OK);
+  ck_assert_ptr_null(got);
+  ck_assert_uint_eq(got_bytes, 0);
+  ck_assert_int_eq(kv_coord_hint_write(coord, "n9", "default", k, 1, a, a_bytes, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "hint_for names node 'n9', which is not in the cluster");
+  ck_assert_int_eq(kv_coord_hint_read(coord, "n1", "default", k, 1, &got, &got_bytes, &st),
+                   KV_EINVAL);
+  ck_assert_str_eq(st.msg, "hint_for names this node (n1); hints are kept for other nodes");
+  ck_assert_int_eq(kv_coord_hint_write(coord, "n3", "default", k, 1, (const uint8_t *)"junk", 4,
+                                       &st), KV_ECORRUPT);
+  ck_assert_uint_eq(hint_stats(2).pending, 1);
+
+  /* n3 is back: the merged hint goes as a durable replica write (no hint_for). */
+  alive[2] = true;
+  kv_coord_tick(coord, T0 + 1000000);
+  ck_assert_uint_eq(msg_count, 1);
+  ck_assert_uint_eq(msgs[0].node, 2);
+  ck_assert_uint_eq(msgs[0].hint_for, UINT32_MAX);
+  ck_assert(msgs[0].durable);
+  record_values(msgs[0].rec, msgs[0].rec_bytes, values, sizeof values);
+  ck_assert_str_eq(values, "a b");
+  /* Merged into while in flight: the older handoff's ack leaves it. */
+  ck_assert_int_eq(kv_coord_hint_write(coord, "n3", "default", k, 1, c, c_bytes, &st), KV_OK);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 1100000);
+  ck_assert_uint_eq(hint_stats(2).pending, 1);
+  ck_assert_uint_eq(hint_stats(2).delivered, 0);
+  kv_coord_tick(coord, T0 + 2000000);
+  ck_assert_uint_eq(msg_count, 2);
+  record_values(msgs[1].rec, msgs[1].rec_bytes, values, sizeof values);
+  ck_assert_str_eq(values, "a b c");
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 2100000);
+  hs = hint_stats(2);
+  ck_assert_uint_eq(hs.pending, 0);
+  ck_assert_uint_eq(hs.bytes, 0);
+  ck_assert_uint_eq(hs.delivered, 1);
+  free(a);
+  free(b);
+  free(c);
+}
+END_TEST
+
+START_TEST(a_fallback_refuses_a_hint_past_its_room) {
+  coord_recreate(64, KV_HINT_RATE_DEFAULT);
+  uint8_t *a;
+  size_t a_bytes;
+  record_of("n2", "a value that makes the record longer than the room", &a, &a_bytes);
+  kv_status_t st;
+  ck_assert_int_eq(kv_coord_hint_write(coord, "n3", "default", (const uint8_t *)"k", 1, a,
+                                       a_bytes, &st), KV_EBUSY);
+  char want[256];
+  snprintf(want, sizeof want, "no room for the hint: hints for the node would take %zu bytes, "
+           "past their room of 64; the key is left to anti-entropy", 1 + a_bytes);
+  ck_assert_str_eq(st.msg, want);
+  kv_hint_stats_t hs = hint_stats(2);
+  ck_assert_uint_eq(hs.pending, 0);
+  ck_assert_uint_eq(hs.dropped, 1);
+  free(a);
+}
+END_TEST
+
 Suite *coord_suite(void) {
   Suite *s = suite_create("coord");
   TCase *tc = tcase_create("core");
   tcase_add_checked_fixture(tc, coord_setup, coord_teardown);
+  /* Filling the request table under ASan takes seconds on a busy 2-core machine; Check's
+   * default of 4 s is a deadline for a hung test, not a timing assertion. */
+  tcase_set_timeout(tc, 60);
   tcase_add_test(tc, put_quorum_replies_at_first_ack_and_records_lag);
   tcase_add_test(tc, put_all_waits_for_every_replica);
   tcase_add_test(tc, put_all_with_a_failed_replica_is_unavailable);
@@ -1345,6 +1717,17 @@ Suite *coord_suite(void) {
   tcase_add_test(tc, gets_at_a_non_replica_are_coordinated_here);
   tcase_add_test(tc, durable_put_all_waits_for_the_syncer);
   tcase_add_test(tc, durable_put_one_is_acked_by_the_syncer_thread);
+  tcase_add_test(tc, a_fallback_merges_answers_and_hands_over_its_hints);
+  tcase_add_test(tc, a_fallback_refuses_a_hint_past_its_room);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("sloppy");
+  tcase_add_checked_fixture(tc, sloppy_setup, coord_teardown);
+  tcase_add_test(tc, a_fallback_stands_in_for_a_dead_primary_and_counts_toward_w);
+  tcase_add_test(tc, a_fallback_that_fails_leaves_the_hint_to_the_coordinator);
+  tcase_add_test(tc, fallbacks_do_not_count_toward_pw);
+  tcase_add_test(tc, without_sloppy_quorum_the_coordinator_keeps_the_hint);
+  tcase_add_test(tc, reads_ask_the_fallbacks_and_repair_their_hints);
+  tcase_add_test(tc, a_get_at_its_own_fallback_reads_its_hint);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aae.h"
+#include "hash.h"
 #include "node.h"
 
 static kv_config_t cfg;
@@ -82,6 +84,73 @@ static kv_err put_expect(const kv_node_req_t *r, kv_err want, const char *msg) {
   kv_node_result_free(&res);
   return err;
 }
+
+START_TEST(writes_keep_the_anti_entropy_tree) {
+  cfg.anti_entropy_interval_ms = 1000;
+  kv_node_req_t r = req_for("k", "v");
+  put_expect(&r, KV_OK, NULL);
+  uint8_t *rec;
+  size_t rec_bytes;
+  kv_status_t st;
+  ck_assert(kv_node_read_record(node, "default", (const uint8_t *)"k", 1, &rec, &rec_bytes,
+                                &st) == KV_OK);
+  uint64_t hash = kv_hash_key("default", "k", 1);
+  uint32_t p = kv_hash_partition(hash, cfg.partitions);
+  /* KEYS of the key's segment: the key, with the leaf of the record it holds. */
+  uint32_t segment = kv_hash_segment(hash);
+  kv_aae_req_t q = {.kind = KV_AAE_ASK_KEYS, .keyspace = "default", .partitions = &p,
+                    .partition_count = 1, .segments = &segment, .segment_count = 1};
+  kv_aae_answer_t a;
+  ck_assert_int_eq(kv_aae_serve(node, &q, &a, &st), KV_OK);
+  ck_assert_uint_eq(a.key_count, 1);
+  ck_assert_uint_eq(a.keys[0].len, 1);
+  ck_assert_uint_eq(a.hashes[0], kv_hash_leaf(hash, rec, rec_bytes));
+  kv_aae_answer_free(&a);
+  /* SEGMENTS: that leaf is the segment's whole sum; ROOTS: the root of those sums. */
+  q.kind = KV_AAE_ASK_SEGMENTS;
+  ck_assert_int_eq(kv_aae_serve(node, &q, &a, &st), KV_OK);
+  ck_assert_uint_eq(a.hash_count, KV_AAE_SEGMENTS);
+  ck_assert_uint_eq(a.hashes[segment], kv_hash_leaf(hash, rec, rec_bytes));
+  uint64_t root = kv_hash_root(a.hashes);
+  kv_aae_answer_free(&a);
+  q.kind = KV_AAE_ASK_ROOTS;
+  ck_assert_int_eq(kv_aae_serve(node, &q, &a, &st), KV_OK);
+  ck_assert_uint_eq(a.hash_count, 1);
+  ck_assert_uint_eq(a.hashes[0], root);
+  kv_aae_answer_free(&a);
+  free(rec);
+}
+END_TEST
+
+START_TEST(bad_tree_requests_get_exact_errors) {
+  uint32_t p = 3, big = 16, seg = 1024, many[KV_AAE_KEYS_SEGMENTS_MAX + 1] = {0};
+  kv_aae_answer_t a;
+  kv_status_t st;
+  kv_aae_req_t q = {.kind = KV_AAE_ASK_ROOTS, .keyspace = "nope", .partitions = &p,
+                    .partition_count = 1};
+  ck_assert_int_eq(kv_aae_serve(node, &q, &a, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "anti-entropy request for keyspace 'nope', which does not exist here");
+  q.keyspace = "default";
+  q.partitions = &big;
+  ck_assert_int_eq(kv_aae_serve(node, &q, &a, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "anti-entropy request for partition 16; the cluster has 16");
+  q.partitions = &p;
+  q.kind = KV_AAE_ASK_SEGMENTS;
+  q.partition_count = 0;
+  ck_assert_int_eq(kv_aae_serve(node, &q, &a, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "anti-entropy request names 0 partitions; it must name one");
+  q.partition_count = 1;
+  q.kind = KV_AAE_ASK_KEYS;
+  q.segments = &seg;
+  q.segment_count = 1;
+  ck_assert_int_eq(kv_aae_serve(node, &q, &a, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "anti-entropy request for segment 1024; trees have 1024");
+  q.segments = many;
+  q.segment_count = KV_AAE_KEYS_SEGMENTS_MAX + 1;
+  ck_assert_int_eq(kv_aae_serve(node, &q, &a, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "anti-entropy request lists 65 segments; at most 64");
+}
+END_TEST
 
 START_TEST(bad_requests_get_exact_errors) {
   kv_node_req_t r = req_for("k", "v");
@@ -226,6 +295,8 @@ Suite *node_suite(void) {
   tcase_add_test(tc, siblings_context_and_tombstones);
   tcase_add_test(tc, sibling_cap_is_resource_exhausted_and_keeps_data);
   tcase_add_test(tc, values_survive_reopen);
+  tcase_add_test(tc, writes_keep_the_anti_entropy_tree);
+  tcase_add_test(tc, bad_tree_requests_get_exact_errors);
   tcase_add_test(tc, unknown_node_is_a_config_error);
   suite_add_tcase(s, tc);
   return s;

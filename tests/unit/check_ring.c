@@ -392,6 +392,54 @@ START_TEST(is_primary_answers_for_primaries_only) {
 }
 END_TEST
 
+/* Sloppy quorum: a dead primary's stand-in is the next usable node of its own region past the
+ * primaries, in walk order; none once the region's spare nodes are used up or dead. */
+START_TEST(fallbacks_come_from_the_primarys_region_in_walk_order) {
+  cfg_reset(&cfg, 64);
+  add_cluster(&cfg, 5, LOCAL, 1, 5);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "local", 3, NULL, 0);
+  ring_ok(&ring, &cfg);
+  for (uint32_t p = 0; p < 64; p++) {
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, ks, p, &pl);
+    bool usable[KV_NODES_MAX];
+    for (uint32_t k = 0; k < pl.count; k++) usable[k] = true;
+    for (uint32_t i = 0; i < 3; i++) ck_assert_int_eq(kv_preflist_fallback(&pl, i, usable), 3);
+    usable[3] = false;
+    ck_assert_int_eq(kv_preflist_fallback(&pl, 1, usable), 4);
+    usable[4] = false;
+    ck_assert_int_eq(kv_preflist_fallback(&pl, 1, usable), -1);
+  }
+
+  cfg_reset(&cfg, 64);
+  add_cluster(&cfg, 8, EAST_WEST, 2, 2);
+  ks = add_keyspace(&cfg, "ks", "east", 2, "west", 2);
+  ring_ok(&ring, &cfg);
+  for (uint32_t p = 0; p < 64; p++) {
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, ks, p, &pl);
+    bool usable[KV_NODES_MAX];
+    for (uint32_t k = 0; k < pl.count; k++) usable[k] = true;
+    for (uint32_t i = 0; i < 4; i++) {
+      int f = kv_preflist_fallback(&pl, i, usable);
+      ck_assert_int_ge(f, 4);
+      ck_assert_str_eq(region_of(pl.node[f]), region_of(pl.node[i]));
+      ck_assert_uint_eq(pl.region[f], pl.region[i]);
+      /* The first of its region past the primaries. */
+      for (int k = 4; k < f; k++) ck_assert_str_ne(region_of(pl.node[k]), region_of(pl.node[i]));
+    }
+    /* Two spare nodes per region: a third dead primary's stand-in would have none. */
+    int f = kv_preflist_fallback(&pl, 0, usable);
+    usable[f] = false;
+    int g = kv_preflist_fallback(&pl, 1, usable);
+    ck_assert_int_gt(g, f);
+    usable[g] = false;
+    ck_assert_int_eq(kv_preflist_fallback(&pl, 0, usable), -1);
+    ck_assert_int_ge(kv_preflist_fallback(&pl, 2, usable), 4); /* the other region's remain */
+  }
+}
+END_TEST
+
 START_TEST(too_many_replicas_in_a_region_are_refused) {
   cfg_reset(&cfg, 64);
   add_cluster(&cfg, 5, EAST_WEST, 2, 2);
@@ -431,6 +479,7 @@ Suite *ring_suite(void) {
   tcase_add_test(tc, regions_alternate_around_the_ring);
   tcase_add_test(tc, first_primaries_spread_over_all_nodes);
   tcase_add_test(tc, is_primary_answers_for_primaries_only);
+  tcase_add_test(tc, fallbacks_come_from_the_primarys_region_in_walk_order);
   tcase_add_test(tc, too_many_replicas_in_a_region_are_refused);
   suite_add_tcase(s, tc);
   return s;

@@ -19,6 +19,7 @@
 #include <xxhash.h>
 
 #include "fmt.h"
+#include "kv_limits.h"
 #include "store.h"
 
 /* Room for a test directory path: /tmp/<base>/<test name>. */
@@ -96,24 +97,26 @@ static void expect_error(kv_store_t *s, uint32_t p, const char *ks, const void *
 
 /* ---------------------------------------------------------------- RocksDB directly */
 
-static const char *const cf_names[4] = {"default", "data", "hints", "meta"};
+/* Every family the store opens (the "aae" one is never read here: its merge operator is the
+ * store's). */
+static const char *const cf_names[5] = {"default", "data", "hints", "meta", "aae"};
 
 typedef struct {
   rocksdb_t *db;
-  rocksdb_column_family_handle_t *cf[4];
+  rocksdb_column_family_handle_t *cf[5];
   rocksdb_options_t *opts;
 } raw_db_t;
 
 static void raw_open(raw_db_t *r, const char *dir) {
   r->opts = rocksdb_options_create();
-  const rocksdb_options_t *cf_opts[4] = {r->opts, r->opts, r->opts, r->opts};
+  const rocksdb_options_t *cf_opts[5] = {r->opts, r->opts, r->opts, r->opts, r->opts};
   char *err = NULL;
-  r->db = rocksdb_open_column_families(r->opts, dir, 4, cf_names, cf_opts, r->cf, &err);
+  r->db = rocksdb_open_column_families(r->opts, dir, 5, cf_names, cf_opts, r->cf, &err);
   ck_assert_msg(err == NULL, "raw open: %s", err);
 }
 
 static void raw_close(raw_db_t *r) {
-  for (int i = 0; i < 4; i++) rocksdb_column_family_handle_destroy(r->cf[i]);
+  for (int i = 0; i < 5; i++) rocksdb_column_family_handle_destroy(r->cf[i]);
   rocksdb_close(r->db);
   rocksdb_options_destroy(r->opts);
 }
@@ -690,6 +693,85 @@ static bool count_records(void *arg, const char *ks, const void *key, size_t key
   return true;
 }
 
+/* ---- anti-entropy trees ---------------------------------------------------------------- */
+
+static void tracked_ok(kv_store_t *s, uint32_t p, const char *key, const char *val,
+                       uint32_t segment, uint64_t leaf) {
+  kv_status_t st;
+  kv_status_clear(&st);
+  ck_assert_msg(kv_store_put_tracked(s, p, "default", key, strlen(key), val, strlen(val), segment,
+                                     leaf, false, &st) == KV_OK,
+                "tracked put: %s", st.msg);
+}
+
+typedef struct {
+  char keys[8][16];
+  uint64_t leaves[8];
+  uint32_t count;
+} leaves_t;
+
+static bool leaf_seen(void *arg, const void *key, size_t key_bytes, uint64_t leaf) {
+  leaves_t *l = arg;
+  ck_assert_uint_lt(l->count, 8);
+  snprintf(l->keys[l->count], sizeof l->keys[0], "%.*s", (int)key_bytes, (const char *)key);
+  l->leaves[l->count++] = leaf;
+  return true;
+}
+
+static void expect_sums(kv_store_t *s, uint32_t p, uint32_t segment, uint64_t want) {
+  static uint64_t sums[KV_AAE_SEGMENTS];
+  kv_status_t st;
+  ck_assert(kv_store_aae_sums(s, p, "default", sums, &st) == KV_OK);
+  for (uint32_t i = 0; i < KV_AAE_SEGMENTS; i++)
+    ck_assert_uint_eq(sums[i], i == segment ? want : 0);
+}
+
+START_TEST(tracked_writes_keep_leaves_and_segment_sums) {
+  char dir[DIR_BYTES];
+  test_dir(dir, sizeof dir, "aae");
+  kv_store_t *s = open_ok(dir);
+  tracked_ok(s, 3, "a", "va", 7, 0x11);
+  tracked_ok(s, 3, "b", "vb", 7, 0x22);
+  tracked_ok(s, 3, "a", "va2", 7, 0x44); /* replaces a's leaf: 0x11 leaves the sum */
+  expect(s, 3, "default", "a", 1, "va2");
+  expect_sums(s, 3, 7, 0x22 ^ 0x44);
+  leaves_t l = {0};
+  kv_status_t st;
+  ck_assert(kv_store_aae_leaves(s, 3, "default", 7, leaf_seen, &l, &st) == KV_OK);
+  ck_assert_uint_eq(l.count, 2);
+  ck_assert_str_eq(l.keys[0], "a");
+  ck_assert_uint_eq(l.leaves[0], 0x44);
+  ck_assert_str_eq(l.keys[1], "b");
+  ck_assert_uint_eq(l.leaves[1], 0x22);
+  /* Another partition's tree, and another segment, are separate. */
+  l.count = 0;
+  ck_assert(kv_store_aae_leaves(s, 4, "default", 7, leaf_seen, &l, &st) == KV_OK);
+  ck_assert(kv_store_aae_leaves(s, 3, "default", 8, leaf_seen, &l, &st) == KV_OK);
+  ck_assert_uint_eq(l.count, 0);
+  /* A tracked delete takes the record and the leaf out. */
+  ck_assert(kv_store_delete_tracked(s, 3, "default", "b", 1, 7, false, &st) == KV_OK);
+  expect(s, 3, "default", "b", 1, NULL);
+  expect_sums(s, 3, 7, 0x44);
+  /* The merged sums are durable like everything else. */
+  kv_store_close(s);
+  s = open_ok(dir);
+  expect_sums(s, 3, 7, 0x44);
+  kv_store_close(s);
+}
+END_TEST
+
+START_TEST(tree_stays_the_xor_of_its_leaves_after_untracked_writes) {
+  char dir[DIR_BYTES];
+  test_dir(dir, sizeof dir, "aae-off");
+  kv_store_t *s = open_ok(dir);
+  put_ok(s, 0, "default", "old", 3, "v", false); /* written while anti-entropy was off */
+  tracked_ok(s, 0, "old", "v2", 5, 0x99);        /* first tracked write: no old leaf */
+  tracked_ok(s, 0, "old", "v3", 5, 0x98);
+  expect_sums(s, 0, 5, 0x98);
+  kv_store_close(s);
+}
+END_TEST
+
 START_TEST(concurrent_puts_and_gets_all_land) {
   char dir[DIR_BYTES];
   test_dir(dir, sizeof dir, "threads");
@@ -741,6 +823,8 @@ Suite *store_suite(void) {
   tcase_add_test(tc, corrupt_incarnation_fails_open);
   tcase_add_test(tc, unusable_directory_fails_with_sentence);
   tcase_add_test(tc, concurrent_puts_and_gets_all_land);
+  tcase_add_test(tc, tracked_writes_keep_leaves_and_segment_sums);
+  tcase_add_test(tc, tree_stays_the_xor_of_its_leaves_after_untracked_writes);
   suite_add_tcase(s, tc);
   return s;
 }
