@@ -118,7 +118,7 @@ kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *sync
   c->tr = *transport;
   c->reply = reply;
   kv_xch_init(&c->xch, node, ring);
-  c->metrics = opts->metrics;
+  c->metrics = c->xch.metrics = opts->metrics;
   for (uint32_t i = 0; i < KV_COORD_PENDING_MAX; i++) {
     c->slots[i].coord = c;
     c->free_list[i] = KV_COORD_PENDING_MAX - 1 - i;

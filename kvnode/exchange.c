@@ -347,6 +347,7 @@ static void pump(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t now_us) {
 static void repaired(kv_xch_t *x) {
   x->repaired++;
   x->stats[x->peer].keys_repaired++;
+  kv_metrics_add(x->metrics, KV_METRIC_AE_REPAIRS, 1);
 }
 
 /* The peer's record of key i came back: merge it here, then send the merge back when the

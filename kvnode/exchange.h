@@ -72,6 +72,7 @@ typedef struct {
   uint32_t seg_count, seg_at, seg_batch;
   kv_xch_key_t *keys;            /* differing keys of segs[seg_at .. seg_at + seg_batch) */
   uint32_t key_count, key_next, in_flight;
+  kv_metrics_t *metrics;         /* repairs are counted here too; NULL: nowhere (borrowed) */
 } kv_xch_t;
 
 void kv_xch_init(kv_xch_t *x, kv_node_t *node, const kv_ring_t *ring);
