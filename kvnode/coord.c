@@ -263,6 +263,19 @@ static kv_err target_send_read(kv_coord_t *c, const kv_target_t *t, uint64_t id,
                               s->key_bytes, st);
 }
 
+/* The get's merge as a record. A merge of nothing but missing keys is no record at all (0
+ * bytes), as the replicas answered: encoding the empty object would make every replica of a
+ * missing key look behind and be "repaired". */
+static void merge_encode(const slot_t *s, uint8_t **rec, size_t *rec_bytes) {
+  const kv_dvv_t *m = s->merged;
+  if (m->sib_count == 0 && m->cc.vv_count == 0 && m->cc.cloud_count == 0) {
+    *rec = NULL;
+    *rec_bytes = 0;
+    return;
+  }
+  KV_ASSERT(kv_dvv_encode(m, rec, rec_bytes) == KV_OK);
+}
+
 typedef enum { REPAIR_NONE, REPAIR_SENT, REPAIR_FAILED } repair_t;
 
 /* Sends the merge to replica i when it answered with something else; this node's own
@@ -327,7 +340,7 @@ static void get_decided(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   get_write_back(c, s);
   uint8_t *rec;
   size_t rec_bytes;
-  KV_ASSERT(kv_dvv_encode(s->merged, &rec, &rec_bytes) == KV_OK);
+  merge_encode(s, &rec, &rec_bytes);
   s->repair_hash = record_hash(rec, rec_bytes);
   for (uint32_t i = 0; i < s->q.target_count; i++) {
     repair_t r = get_repair(c, s, i, rec, rec_bytes, s->repair_hash);
@@ -368,7 +381,7 @@ static void get_repair_async(kv_coord_t *c, slot_t *s) {
   if (!differ) return; /* all answered the same state, which is then the merge */
   uint8_t *rec;
   size_t rec_bytes;
-  KV_ASSERT(kv_dvv_encode(s->merged, &rec, &rec_bytes) == KV_OK);
+  merge_encode(s, &rec, &rec_bytes);
   uint64_t hash = record_hash(rec, rec_bytes);
   for (uint32_t i = 0; i < s->q.target_count; i++) (void)get_repair(c, s, i, rec, rec_bytes, hash);
   free(rec);
