@@ -394,13 +394,19 @@ static bool get_all_answered(const slot_t *s) {
   return true;
 }
 
+/* The index of the fallback standing in for primary `node` among s's targets, or -1. */
+static int stand_in(const slot_t *s, uint32_t node) {
+  for (uint32_t j = 0; j < s->q.target_count; j++)
+    if (!s->q.targets[j].primary && s->q.targets[j].hint_for == node) return (int)j;
+  return -1;
+}
+
+static bool stood_in_for(const slot_t *s, uint32_t node) { return stand_in(s, node) >= 0; }
+
 /* Whether a fallback standing in for primary `node` acknowledged the write. */
 static bool stand_in_acked(const slot_t *s, uint32_t node) {
-  for (uint32_t j = 0; j < s->q.target_count; j++)
-    if (!s->q.targets[j].primary && s->q.targets[j].hint_for == node &&
-        s->q.answers[j] == KV_ANSWER_OK)
-      return true;
-  return false;
+  int j = stand_in(s, node);
+  return j >= 0 && s->q.answers[j] == KV_ANSWER_OK;
 }
 
 /* Frees the slot once nothing more can arrive for it, recording a write's lag or sending a
@@ -608,8 +614,14 @@ static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
   }
   for (uint32_t i = 0; i < s->q.target_count; i++) {
     if (i == s->self_target) continue;
-    if (target_send_write(c, &s->q.targets[i], slot_id(c, s, i), s, res->record,
-                          res->record_bytes, req->durable, &s->refused) != KV_OK)
+    /* A primary a fallback stands in for is not sent the write: were it alive after all,
+     * its ack and the fallback's would count one replica twice (the hint becomes its copy),
+     * so a durable write could be acknowledged at w with w - 1 copies. It counts as failed
+     * at once, as a refused connection would. */
+    const kv_target_t *t = &s->q.targets[i];
+    if ((t->primary && stood_in_for(s, t->node)) ||
+        target_send_write(c, t, slot_id(c, s, i), s, res->record, res->record_bytes,
+                          req->durable, &s->refused) != KV_OK)
       slot_answer(c, s, i, false, now_us);
   }
   if (req->durable) {

@@ -31,13 +31,15 @@
  * as live replicas. A fallback is sent the write as a hint for its primary (the transport's
  * send_hint_write) and its ack counts toward W, R and the level's regions (it is in its
  * primary's region), never toward pw / pr. A read asks it for its hint (send_hint_read), and
- * a read repair merges into that hint. The dead primary is still sent the write, in case
- * the failure detector is wrong. A fallback never coordinates a write: a write whose
- * primaries are all dead is refused with UNAVAILABLE even when fallbacks could meet its
- * level. A node that is not a replica and coordinates a get may be a fallback of it: it
- * reads its own hint. With no fallback to be had (a 3-node cluster at N=3, every spare node
- * of the region dead, or sloppy quorum off) only primaries count. R + W > N then no longer
- * promises that a read meets the last acknowledged write; PR + PW > N does.
+ * a read repair merges into that hint. The dead primary is not sent the write (it counts as
+ * failed at once): were it alive after all, its ack and its fallback's would count one
+ * replica twice. A fallback never coordinates a write, so a write whose primaries are all
+ * dead is refused with UNAVAILABLE even when fallbacks could meet its level. A node that is
+ * not a replica and coordinates a get may be a fallback of it: it reads its own hint. With no
+ * fallback to be had (a 3-node cluster at N=3, every spare node of the region dead, or sloppy
+ * quorum off) only primaries count. While fallbacks stand in, R + W > N no longer promises
+ * that a read meets the last acknowledged write (they may have met different nodes);
+ * PR + PW > N does.
  *
  * Hinted handoff: a primary that did not acknowledge a write (down, lost message, deadline)
  * gets a hint kept here and handed over when it is back (hints.h), unless a fallback
