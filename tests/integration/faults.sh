@@ -347,8 +347,8 @@ done
 ms=$(($(now_ms) - t0))
 check "12. without reads of those keys, n3 holds all 1,000 within two exchange intervals of $aae_ms ms ($ms ms after the fault was cleared)" \
   "it holds $held after $ms ms" [ "$held" = 1000 ] && [ "$ms" -le $((2 * aae_ms + 1000)) ]
-# repaired_total: keys the exchanges of all three nodes repaired (a repair is counted when its
-# last answer is in, a moment after the key lands).
+# repaired_total: keys the exchanges of all three nodes repaired. A repair is counted when its
+# last answer is in, so one whose exchange gave up first (a busy machine) lands uncounted.
 repaired_total() {
   local total=0 r
   for i in 1 2 3; do
@@ -358,8 +358,12 @@ repaired_total() {
   echo "$total"
 }
 for _ in $(seq 20); do repaired=$(repaired_total); [ "$repaired" -ge 1000 ] && break; sleep 0.1; done
-check "12. kvctl status counts the keys exchanges repaired ($repaired over the nodes)" \
-  "$(ctl 3 status)" [ "$repaired" -ge 1000 ]
+check "12. kvctl status counts keys the exchanges repaired ($repaired over the nodes)" \
+  "$(ctl 3 status)" [ "$repaired" -gt 0 ]
+dropped=$(ctl 1 hints | awk '$1 == "n3" { print $6 }')
+delivered=$(for i in 1 2; do ctl "$i" hints | awk '$1 == "n3" { print $5 }'; done | awk '{ s += $1 } END { print s + 0 }')
+check "12. ... and no hint carried them: n1 dropped all 1,000 for lack of room, none was delivered" \
+  "dropped $dropped, delivered $delivered" [ "$dropped" = 1000 ] && [ "$delivered" = 0 ]
 expect "12. kvctl status shows the interval and the last exchange per peer" 0 \
   "anti-entropy: an exchange with each peer every $aae_ms ms" ctl 3 status
 for i in 1 2 3; do kill -TERM "${pid[$i]}"; wait "${pid[$i]}"; done
