@@ -214,17 +214,16 @@ static int key_cmp(const kv_aae_key_t *a, const kv_aae_key_t *b) {
 
 /* A list's entries in key order, as indexes (both sides list the same segments, but each
  * in its own store's order). */
-static const kv_aae_answer_t *sort_list;
-static int index_cmp(const void *a, const void *b) {
-  return key_cmp(&sort_list->keys[*(const uint32_t *)a], &sort_list->keys[*(const uint32_t *)b]);
+static int index_cmp(const void *a, const void *b, void *list) {
+  const kv_aae_key_t *keys = ((const kv_aae_answer_t *)list)->keys;
+  return key_cmp(&keys[*(const uint32_t *)a], &keys[*(const uint32_t *)b]);
 }
 
 static uint32_t *sorted(const kv_aae_answer_t *list) {
   uint32_t *order = malloc((list->key_count ? list->key_count : 1) * sizeof *order);
   KV_ASSERT(order);
   for (uint32_t i = 0; i < list->key_count; i++) order[i] = i;
-  sort_list = list;
-  qsort(order, list->key_count, sizeof *order, index_cmp);
+  qsort_r(order, list->key_count, sizeof *order, index_cmp, (void *)list);
   return order;
 }
 
