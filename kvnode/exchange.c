@@ -19,6 +19,11 @@
 
 enum { KIND_ROOTS = 1, KIND_SEGMENTS, KIND_KEYS, KIND_READ, KIND_WRITE };
 
+/* The message kind that asks for each phase's step. */
+static const uint32_t phase_kind[] = {[KV_XCH_ROOTS] = KIND_ROOTS,
+                                      [KV_XCH_SEGMENTS] = KIND_SEGMENTS,
+                                      [KV_XCH_KEYS] = KIND_KEYS};
+
 static uint64_t xch_id(const kv_xch_t *x, uint32_t kind, uint32_t index) {
   return KV_AAE_ID_BIT | (uint64_t)(x->gen & ID_GEN_MASK) << ID_GEN_SHIFT |
          (uint64_t)kind << ID_KIND_SHIFT | (index & ID_INDEX_MASK);
@@ -59,21 +64,16 @@ static void xch_end(kv_xch_t *x, bool ok, uint64_t now_us) {
   x->gen++;
 }
 
-/* Sends a tree request as the exchange's next step; false (exchange ended) when it could
- * not be queued. */
-static bool xch_ask(kv_xch_t *x, const kv_coord_transport_t *tr, kv_xch_phase_t phase,
+/* Sends a tree request as the exchange's next step; one that cannot be queued ends the
+ * exchange as failed. */
+static void xch_ask(kv_xch_t *x, const kv_coord_transport_t *tr, kv_xch_phase_t phase,
                     const kv_aae_req_t *req, uint64_t now_us) {
-  static const uint32_t kinds[] = {[KV_XCH_ROOTS] = KIND_ROOTS,
-                                   [KV_XCH_SEGMENTS] = KIND_SEGMENTS,
-                                   [KV_XCH_KEYS] = KIND_KEYS};
   x->phase = phase;
   x->step++;
   x->deadline_us = now_us + KV_TIMEOUT_MS_DEFAULT * 1000ull;
   kv_status_t st;
-  if (tr->send_aae(tr->arg, x->peer, xch_id(x, kinds[phase], x->step), req, &st) == KV_OK)
-    return true;
-  xch_end(x, false, now_us);
-  return false;
+  if (tr->send_aae(tr->arg, x->peer, xch_id(x, phase_kind[phase], x->step), req, &st) != KV_OK)
+    xch_end(x, false, now_us);
 }
 
 /* Starts an exchange with peer over the partitions of ks both replicate; false when they
@@ -392,10 +392,7 @@ void kv_xch_answer(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t id, kv_
     pump(x, tr, now_us);
     return;
   }
-  static const uint32_t kinds[] = {[KV_XCH_ROOTS] = KIND_ROOTS,
-                                   [KV_XCH_SEGMENTS] = KIND_SEGMENTS,
-                                   [KV_XCH_KEYS] = KIND_KEYS};
-  if (kind != kinds[x->phase] || index != (x->step & ID_INDEX_MASK)) return;
+  if (kind != phase_kind[x->phase] || index != (x->step & ID_INDEX_MASK)) return;
   x->step++; /* the step is answered: a duplicate of this answer is stale */
   const kv_aae_answer_t empty = {0};
   if (!ans) ans = &empty; /* a transport gives none for an answer listing nothing */
