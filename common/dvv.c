@@ -381,8 +381,8 @@ static uint32_t put_kept_count(const kv_dvv_t *o, const kv_cc_t *ctx) {
   return kept;
 }
 
-kv_err kv_dvv_put(kv_dvv_t *o, const kv_actor_t *self, const kv_cc_t *ctx, const void *value,
-                  uint32_t value_bytes, bool tombstone, uint64_t hlc, uint32_t siblings_max,
+kv_err kv_dvv_put(kv_dvv_t *o, const kv_actor_t *self, uint64_t floor, const kv_cc_t *ctx,
+                  const void *value, uint32_t value_bytes, bool tombstone, uint64_t hlc, uint32_t siblings_max,
                   kv_status_t *st) {
   KV_ASSERT(actor_valid(self) && ctx != NULL);
   KV_ASSERT(value != NULL || value_bytes == 0);
@@ -399,9 +399,16 @@ kv_err kv_dvv_put(kv_dvv_t *o, const kv_actor_t *self, const kv_cc_t *ctx, const
   kv_cc_t cc = o->cc;
   kv_err err = cc_join_checked(&cc, ctx, KEY_CC, st);
   if (err != KV_OK) return err;
-  kv_sibling_t fresh = {.dot = {.actor = *self, .counter = kv_cc_max_counter(&cc, self) + 1},
+  uint64_t counter = kv_cc_max_counter(&cc, self) + 1;
+  if (counter < floor) counter = floor;
+  kv_sibling_t fresh = {.dot = {.actor = *self, .counter = counter},
                         .hlc = hlc, .tombstone = tombstone, .value_bytes = value_bytes};
-  if ((err = cc_add_checked(&cc, &fresh.dot, KEY_CC, st)) != KV_OK) return err;
+  /* (self, 1..counter): the dot and every one below it (see dvv.h). */
+  kv_cc_t upto;
+  upto.vv_count = 1;
+  upto.vv[0] = fresh.dot;
+  upto.cloud_count = 0;
+  if ((err = cc_join_checked(&cc, &upto, KEY_CC, st)) != KV_OK) return err;
   if (value_dup(value, value_bytes, &fresh.value) != KV_OK) {
     return kv_status_set(st, KV_ENOMEM, "out of memory copying a %u-byte value", value_bytes);
   }

@@ -8,7 +8,15 @@
  * Rules (S = siblings, C = context):
  *   covers(C, d)       d.counter <= C.vv[d.actor] or d in C.cloud
  *   put(S, C; ctx, v)  keep the siblings ctx does not cover, C := C join ctx, mint the dot
- *                      (self, max counter of self in C + 1), add it to C and as a sibling.
+ *                      (self, n) with n = max(max counter of self in C + 1, floor), add
+ *                      (self, 1..n) to C and the dot as a sibling. Claiming the counters
+ *                      skipped below a floor is sound because only self mints self's dots,
+ *                      and self's record of a key holds every dot self minted for it,
+ *                      except those of a reaped tombstone (deleted: covering them is right).
+ *                      A floor that grows with every mint on the node (its hybrid logical
+ *                      clock) makes a dot minted after a reap new to every stale context
+ *                      and stale replica, where counting on from 1 would mint old dots
+ *                      again for new values.
  *                      The put is answered like a get of the result (Riak's return_body):
  *                      the live siblings and C. The client has then seen every version C
  *                      covers, so writing back with C drops nothing it was not shown, and
@@ -97,12 +105,13 @@ void kv_dvv_deinit(kv_dvv_t *o);
 /* dst (uninitialized) := deep copy of src. KV_ENOMEM on allocation failure. */
 kv_err kv_dvv_copy(kv_dvv_t *dst, const kv_dvv_t *src);
 
-/* Put with context at a replica acting as `self` (see the rules above). value is copied;
- * tombstone puts pass value NULL, 0 bytes. On success the client is answered with o's
+/* Put with context at a replica acting as `self` (see the rules above), minting a counter of
+ * at least floor (kvnode passes its hybrid logical clock: DESIGN section 6, "counters").
+ * value is copied; tombstone puts pass value NULL, 0 bytes. On success the client is answered with o's
  * live siblings and o->cc. KV_EBUSY with a sentence when the object would have more than
  * siblings_max siblings or a context limit would be passed; the object is then unchanged. */
-kv_err kv_dvv_put(kv_dvv_t *o, const kv_actor_t *self, const kv_cc_t *ctx, const void *value,
-                  uint32_t value_bytes, bool tombstone, uint64_t hlc, uint32_t siblings_max,
+kv_err kv_dvv_put(kv_dvv_t *o, const kv_actor_t *self, uint64_t floor, const kv_cc_t *ctx,
+                  const void *value, uint32_t value_bytes, bool tombstone, uint64_t hlc, uint32_t siblings_max,
                   kv_status_t *st);
 /* dst := dst merge src (src unchanged, values copied). KV_EBUSY when a limit would be
  * passed (dst unchanged). */

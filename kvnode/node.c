@@ -1,7 +1,8 @@
 /* node.c: validation and local execution of client requests on one node.
  *
  * A write is: validate -> lock the key's stripe -> read the record -> decode -> DVV put
- * (mint a dot as actor (node id, incarnation)) -> encode -> write -> unlock. Durable
+ * (mint a dot as actor (node id, incarnation), its counter at least the write's hybrid
+ * logical timestamp: dvv.h) -> encode -> write -> unlock. Durable
  * requests are fsynced afterwards, in groups, by kv_node_sync. The stripe lock is what makes the read-modify-write atomic per key; stripes are
  * chosen by the key hash, so unrelated keys rarely wait on each other.
  *
@@ -284,10 +285,11 @@ static kv_err node_resolve_answer(kv_node_t *node, const char *keyspace, const u
 /* Puts the one version o resolved obj to, with obj's whole context: every version it replaces
  * is covered, so none comes back by merge. The put keeps the highest timestamp it replaces. */
 static kv_err node_put_resolution(kv_node_t *node, kv_dvv_t *obj, const kv_conflict_outcome_t *o,
-                                  kv_status_t *st) {
+                                  uint64_t now_ms, kv_status_t *st) {
   KV_ASSERT(o->changed && o->single);
-  return kv_dvv_put(obj, &node->self, &obj->cc, o->result.value, o->result.value_bytes,
-                    o->result.tombstone, o->result.hlc, KV_SIBLINGS_MAX, st);
+  return kv_dvv_put(obj, &node->self, node_hlc_now(node, now_ms), &obj->cc, o->result.value,
+                    o->result.value_bytes, o->result.tombstone, o->result.hlc, KV_SIBLINGS_MAX,
+                    st);
 }
 
 /* The sibling cap: when obj holds more than limit siblings, the keyspace's fallback handler
@@ -310,7 +312,7 @@ static kv_err node_cap(kv_node_t *node, const kv_keyspace_conf_t *ks, const uint
   KV_ASSERT(o.changed && o.single); /* lww keeps one of two or more */
   kv_journal_record(&node->journal, now_ms, ks->name, key, key_bytes, h->name, "sibling cap",
                     obj, &o);
-  kv_err err = node_put_resolution(node, obj, &o, st);
+  kv_err err = node_put_resolution(node, obj, &o, now_ms, st);
   kv_conflict_outcome_free(&o);
   return err;
 }
@@ -408,10 +410,13 @@ static kv_err node_write(kv_node_t *node, const kv_node_req_t *req, const kv_nod
    * keyspace's bound. */
   if (err == KV_OK && node_kept_count(obj, &plan->ctx) + 1 > KV_SIBLINGS_MAX)
     err = node_cap(node, plan->ks, req->key, req->key_bytes, 0, now_ms, obj, st);
-  if (err == KV_OK)
-    err = kv_dvv_put(obj, &node->self, &plan->ctx, tombstone ? NULL : req->value,
-                     tombstone ? 0 : (uint32_t)req->value_bytes, tombstone,
-                     node_hlc_now(node, now_ms), KV_SIBLINGS_MAX, st);
+  if (err == KV_OK) {
+    /* The timestamp is the dot's counter floor too (dvv.h): a dot minted after a reap. */
+    uint64_t ts = node_hlc_now(node, now_ms);
+    err = kv_dvv_put(obj, &node->self, ts, &plan->ctx, tombstone ? NULL : req->value,
+                     tombstone ? 0 : (uint32_t)req->value_bytes, tombstone, ts,
+                     KV_SIBLINGS_MAX, st);
+  }
   if (err == KV_OK)
     err = node_cap(node, plan->ks, req->key, req->key_bytes, plan->ks->siblings_max, now_ms,
                    obj, st);
@@ -507,7 +512,7 @@ kv_err kv_node_resolve_write(kv_node_t *node, const char *keyspace, const uint8_
   if (err == KV_OK && o.changed && o.single) {
     kv_journal_record(&node->journal, now_ms, keyspace, key, key_bytes, h->name, "write-back",
                       &obj, &o);
-    err = node_put_resolution(node, &obj, &o, st);
+    err = node_put_resolution(node, &obj, &o, now_ms, st);
     if (err == KV_OK)
       err = node_store(node, partition, hash, keyspace, key, key_bytes, &obj, rec, rec_bytes, st);
   }

@@ -279,7 +279,7 @@ static void state_of(kv_dvv_t *o, uint32_t n, const char *const *values, const c
     kv_cc_init(&none);
     kv_status_t st;
     const char *v = values[i];
-    ck_assert_int_eq(kv_dvv_put(o, &a, &none, v, v ? (uint32_t)strlen(v) : 0, v == NULL,
+    ck_assert_int_eq(kv_dvv_put(o, &a, 0, &none, v, v ? (uint32_t)strlen(v) : 0, v == NULL,
                                 hlcs[i], KV_SIBLINGS_MAX, &st), KV_OK);
   }
 }

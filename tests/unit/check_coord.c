@@ -1224,7 +1224,7 @@ START_TEST(gets_at_a_non_replica_are_coordinated_here) {
   kv_cc_t ctx;
   kv_cc_init(&ctx);
   kv_status_t st;
-  ck_assert_int_eq(kv_dvv_put(&obj, &who, &ctx, "far", 3, false, 1, 16, &st), KV_OK);
+  ck_assert_int_eq(kv_dvv_put(&obj, &who, 0, &ctx, "far", 3, false, 1, 16, &st), KV_OK);
   uint8_t *rec;
   size_t rec_bytes;
   ck_assert_int_eq(kv_dvv_encode(&obj, &rec, &rec_bytes), KV_OK);
@@ -1435,7 +1435,7 @@ static void record_of(const char *actor, const char *value, uint8_t **rec, size_
   kv_cc_t ctx;
   kv_cc_init(&ctx);
   kv_status_t st;
-  ck_assert_int_eq(kv_dvv_put(&o, &a, &ctx, value, (uint32_t)strlen(value), false, 1, 16, &st),
+  ck_assert_int_eq(kv_dvv_put(&o, &a, 0, &ctx, value, (uint32_t)strlen(value), false, 1, 16, &st),
                    KV_OK);
   ck_assert_int_eq(kv_dvv_encode(&o, rec, rec_bytes), KV_OK);
   kv_dvv_deinit(&o);

@@ -50,7 +50,7 @@ static kv_cc_t cc_of(const char *node, const uint64_t *counters, int n) {
 static kv_err put_str(kv_dvv_t *o, const kv_actor_t *self, const kv_cc_t *ctx, const char *v) {
   kv_status_t st;
   kv_status_clear(&st);
-  kv_err err = kv_dvv_put(o, self, ctx, v, v ? (uint32_t)strlen(v) : 0, v == NULL, 7,
+  kv_err err = kv_dvv_put(o, self, 0, ctx, v, v ? (uint32_t)strlen(v) : 0, v == NULL, 7,
                           KV_SIBLINGS_DEFAULT, &st);
   if (err != KV_OK) ck_assert_str_ne(st.msg, "");
   return err;
@@ -240,13 +240,13 @@ START_TEST(sibling_cap_refuses_and_leaves_object_unchanged) {
   ck_assert_int_eq(kv_dvv_copy(&before, &o), KV_OK);
   kv_status_t st;
   kv_status_clear(&st);
-  ck_assert_int_eq(kv_dvv_put(&o, &x, &empty, "w", 1, false, 1, 16, &st), KV_EBUSY);
+  ck_assert_int_eq(kv_dvv_put(&o, &x, 0, &empty, "w", 1, false, 1, 16, &st), KV_EBUSY);
   ck_assert_int_eq(st.code, KV_EBUSY);
   ck_assert_str_eq(st.msg, "key would have 17 siblings; the keyspace allows 16");
   ck_assert(kv_dvv_equal(&o, &before));
   /* A put that replaces one sibling still fits. */
   kv_cc_t one = cc_of("n1", (const uint64_t[]){5}, 1);
-  ck_assert_int_eq(kv_dvv_put(&o, &x, &one, "w", 1, false, 1, 16, &st), KV_OK);
+  ck_assert_int_eq(kv_dvv_put(&o, &x, 0, &one, "w", 1, false, 1, 16, &st), KV_OK);
   ck_assert_uint_eq(o.sib_count, 16);
   kv_dvv_deinit(&o);
   kv_dvv_deinit(&before);
@@ -270,7 +270,7 @@ START_TEST(context_limit_refuses_put_and_leaves_object_unchanged) {
   ck_assert_int_eq(kv_dvv_copy(&before, &o), KV_OK);
   kv_status_t st;
   kv_status_clear(&st);
-  ck_assert_int_eq(kv_dvv_put(&o, &z, &ctx, "w", 1, false, 1, 16, &st), KV_EBUSY);
+  ck_assert_int_eq(kv_dvv_put(&o, &z, 0, &ctx, "w", 1, false, 1, 16, &st), KV_EBUSY);
   ck_assert_str_eq(st.msg, "the key's causal context would name 65 actors; the limit is 64");
   ck_assert(kv_dvv_equal(&o, &before));
 
@@ -297,6 +297,47 @@ START_TEST(put_mints_above_dots_the_context_has_seen) {
   ck_assert(has_value(&kept, "new"));
   kv_dvv_deinit(&kept);
   kv_dvv_deinit(&reaped);
+}
+END_TEST
+
+/* A key reaped here and written again: the floor (the node's clock) puts the new dot above
+ * every dot a stale context or a stale replica may still hold, and the context claims the
+ * counters it skipped, so it stays one vv entry. */
+START_TEST(put_mints_at_least_the_floor_after_a_reap) {
+  kv_actor_t x = actor("n1", 1);
+  kv_cc_t empty;
+  kv_cc_init(&empty);
+  kv_dvv_t stale, fresh;
+  kv_dvv_init(&stale);
+  kv_dvv_init(&fresh);
+  kv_status_t st;
+  kv_status_clear(&st);
+  for (uint64_t floor = 100; floor < 103; floor++)
+    ck_assert_int_eq(kv_dvv_put(&stale, &x, floor, &empty, "old", 3, false, 1, 16, &st), KV_OK);
+  ck_assert_uint_eq(stale.sib_count, 3);
+  ck_assert_uint_eq(stale.sib[2].dot.counter, 102);
+  /* The tombstone replaces all three; the record is then reaped (fresh starts empty), and a
+   * client that read "old" before the delete writes back with that context. */
+  kv_cc_t seen = stale.cc;
+  ck_assert_int_eq(kv_dvv_put(&stale, &x, 103, &seen, NULL, 0, true, 1, 16, &st), KV_OK);
+  ck_assert_int_eq(kv_dvv_put(&fresh, &x, 200, &empty, "new", 3, false, 1, 16, &st), KV_OK);
+  ck_assert_uint_eq(fresh.sib[0].dot.counter, 200);
+  ck_assert_uint_eq(fresh.cc.vv_count, 1);
+  ck_assert_uint_eq(fresh.cc.vv[0].counter, 200);
+  ck_assert_uint_eq(fresh.cc.cloud_count, 0);
+  assert_valid(&fresh);
+  ck_assert(!kv_cc_covers(&seen, &fresh.sib[0].dot));
+  ck_assert(!kv_cc_covers(&stale.cc, &fresh.sib[0].dot));
+  ck_assert_int_eq(kv_dvv_put(&fresh, &x, 201, &seen, "late", 4, false, 1, 16, &st), KV_OK);
+  ck_assert(has_value(&fresh, "new") && has_value(&fresh, "late"));
+  /* The stale tombstone merged in (a straggling repair) takes nothing away either. */
+  ck_assert_int_eq(kv_dvv_merge(&fresh, &stale, NULL), KV_OK);
+  ck_assert(has_value(&fresh, "new") && has_value(&fresh, "late") && !has_value(&fresh, NULL));
+  /* Below the counters already minted, the floor changes nothing. */
+  ck_assert_int_eq(kv_dvv_put(&fresh, &x, 5, &fresh.cc, "last", 4, false, 1, 16, &st), KV_OK);
+  ck_assert_uint_eq(fresh.sib[0].dot.counter, 202);
+  kv_dvv_deinit(&stale);
+  kv_dvv_deinit(&fresh);
 }
 END_TEST
 
@@ -449,7 +490,7 @@ static void sim_put(sim_t *s, int r) {
   bool tomb = rng_below(6) == 0;
   kv_cc_t ctx = s->ctx[rng_below(s->ctx_count)];
   if (rng_below(8) == 0) kv_cc_init(&ctx);
-  kv_err err = kv_dvv_put(&s->rep[r], &s->self[r], &ctx, tomb ? NULL : v,
+  kv_err err = kv_dvv_put(&s->rep[r], &s->self[r], 0, &ctx, tomb ? NULL : v,
                           tomb ? 0 : (uint32_t)strlen(v), tomb, rng_next(), KV_SIBLINGS_DEFAULT,
                           NULL);
   ck_assert(err == KV_OK || err == KV_EBUSY);
@@ -617,9 +658,9 @@ START_TEST(merge_over_limit_refuses_and_leaves_object_unchanged) {
   kv_dvv_init(&b);
   kv_actor_t x = actor("n1", 1), y = actor("n2", 1);
   for (unsigned i = 0; i < KV_SIBLINGS_MAX; i++) {
-    ck_assert_int_eq(kv_dvv_put(&a, &x, &empty, "a", 1, false, 1, KV_SIBLINGS_MAX, NULL),
+    ck_assert_int_eq(kv_dvv_put(&a, &x, 0, &empty, "a", 1, false, 1, KV_SIBLINGS_MAX, NULL),
                      KV_OK);
-    ck_assert_int_eq(kv_dvv_put(&b, &y, &empty, "b", 1, false, 1, KV_SIBLINGS_MAX, NULL),
+    ck_assert_int_eq(kv_dvv_put(&b, &y, 0, &empty, "b", 1, false, 1, KV_SIBLINGS_MAX, NULL),
                      KV_OK);
   }
   ck_assert_int_eq(kv_dvv_copy(&before, &a), KV_OK);
@@ -1041,6 +1082,7 @@ Suite *dvv_suite(void) {
   tcase_add_test(obj, sibling_cap_refuses_and_leaves_object_unchanged);
   tcase_add_test(obj, context_limit_refuses_put_and_leaves_object_unchanged);
   tcase_add_test(obj, put_mints_above_dots_the_context_has_seen);
+  tcase_add_test(obj, put_mints_at_least_the_floor_after_a_reap);
   tcase_add_test(obj, merge_of_a_reused_dot_converges);
   tcase_add_test(obj, interleaved_clients_do_not_explode_siblings);
   tcase_add_test(obj, wiped_node_new_writes_survive);

@@ -434,7 +434,7 @@ START_TEST(a_merge_past_the_cap_is_resolved) {
   for (int i = 0; i < 3; i++) {
     kv_actor_t x = {.incarnation = 7};
     snprintf(x.node, sizeof x.node, "n%d", i + 2);
-    ck_assert_int_eq(kv_dvv_put(&theirs, &x, &none, "t", 1, false, 10 + (uint64_t)i, 16, &st),
+    ck_assert_int_eq(kv_dvv_put(&theirs, &x, 0, &none, "t", 1, false, 10 + (uint64_t)i, 16, &st),
                      KV_OK);
   }
   kv_node_req_t a = req_for("k", "a"), b = req_for("k", "b");

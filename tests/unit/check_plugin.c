@@ -75,7 +75,7 @@ START_TEST(the_example_plugin_keeps_the_largest_integer_in_any_order) {
       snprintf(a.node, sizeof a.node, "%s", nodes[i]);
       kv_cc_t none;
       kv_cc_init(&none);
-      ck_assert_int_eq(kv_dvv_put(&o, &a, &none, values[i], (uint32_t)strlen(values[i]), false,
+      ck_assert_int_eq(kv_dvv_put(&o, &a, 0, &none, values[i], (uint32_t)strlen(values[i]), false,
                                   100 - i, 16, &st), KV_OK);
       v[k] = (kv_conflict_version_t){.value = (const uint8_t *)values[i],
                                      .value_bytes = (uint32_t)strlen(values[i]),
