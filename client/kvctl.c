@@ -714,6 +714,11 @@ static int cmd_status(kv_client_t *c) {
   printf("replication lag (W-th ack to last ack) over %llu writes: p50 %.3f ms, p99 %.3f ms, "
          "max %.3f ms\n",
          (unsigned long long)s->lag_writes, s->lag_p50_ms, s->lag_p99_ms, s->lag_max_ms);
+  printf("tombstones (reaped %u ms after every primary acknowledged the delete): %llu reaped, "
+         "%llu waiting, %llu kept, %llu dropped\n",
+         s->reap_grace_ms, (unsigned long long)s->reap_reaped,
+         (unsigned long long)s->reap_waiting, (unsigned long long)s->reap_kept,
+         (unsigned long long)s->reap_dropped);
   status_aae(s);
   print_clocks(s);
   free(s);

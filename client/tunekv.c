@@ -414,6 +414,13 @@ int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
     p->clock_skewed = r->peers[i]->clock_skewed;
   }
   out->aae_interval_ms = r->aae_interval_ms;
+  if (r->reaping) {
+    out->reap_grace_ms = r->reaping->grace_ms;
+    out->reap_waiting = r->reaping->waiting;
+    out->reap_reaped = r->reaping->reaped;
+    out->reap_kept = r->reaping->kept;
+    out->reap_dropped = r->reaping->dropped;
+  }
   out->max_clock_skew_ms = r->max_clock_skew_ms;
   if (r->lag) {
     out->lag_writes = r->lag->writes;

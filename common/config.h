@@ -10,7 +10,7 @@
  *              # optional: anti_entropy_interval_ms (default 30000; 0 turns anti-entropy off:
  *              # no exchanges and no tree upkeep on writes; kvnode/aae.h)
  *              # optional: tombstone_grace_ms (default 60000): how long a tombstone every
- *              # primary holds is kept before it is reaped (kvnode/reaper: coord.h)
+ *              # primary holds is kept before it is reaped (kvnode/reaper.h)
  *              # optional: max_clock_skew_ms (default 500): a peer whose wall clock is off by
  *              # more is reported by kvctl status, and lww decisions over its writes are
  *              # journaled as suspect

@@ -38,9 +38,11 @@
 
 #include "buggify.h"
 #include "exchange.h"
+#include "hash.h"
 #include "hints.h"
 #include "log.h"
 #include "quorum.h"
+#include "reaper.h"
 
 #define ID_TARGET_BITS 8u
 #define ID_GEN_BITS 16u
@@ -95,8 +97,18 @@ struct kv_coord {
   kv_histogram_t lag_us;
   kv_hints_t hints;
   kv_xch_t xch;
+  kv_reaper_t reaper;
   kv_metrics_t *metrics;        /* may be NULL */
 };
+
+/* The fsync after this node's part of a reaper's forget step (reaper.h). */
+static void reap_synced(kv_sync_waiter_t *w, const kv_status_t *st, uint64_t mono_us) {
+  kv_reap_job_t *j = (kv_reap_job_t *)((char *)w - offsetof(kv_reap_job_t, waiter));
+  kv_coord_t *c = j->reaper->owner;
+  pthread_mutex_lock(&c->lock);
+  kv_reaper_synced(&c->reaper, &c->tr, w, st->code == KV_OK, mono_us);
+  pthread_mutex_unlock(&c->lock);
+}
 
 kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *syncer,
                        const kv_coord_transport_t *transport, kv_coord_reply_fn reply,
@@ -108,6 +120,12 @@ kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *sync
   kv_err err = kv_hints_init(&c->hints, node, ring->cfg->node_count, opts->hint_bytes_max,
                              opts->hint_rate_per_s, st);
   if (err != KV_OK) {
+    free(c);
+    return err;
+  }
+  if ((err = kv_reaper_init(&c->reaper, node, ring, &c->hints, syncer, reap_synced, c, st)) !=
+      KV_OK) {
+    kv_hints_deinit(&c->hints);
     free(c);
     return err;
   }
@@ -163,6 +181,7 @@ void kv_coord_destroy(kv_coord_t *c) {
   while (c->active_count > 0) slot_release(c, &c->slots[c->active[c->active_count - 1]]);
   kv_hints_deinit(&c->hints);
   kv_xch_deinit(&c->xch);
+  kv_reaper_deinit(&c->reaper);
   pthread_mutex_destroy(&c->lock);
   free(c);
 }
@@ -436,6 +455,10 @@ static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
       continue;
     kv_hints_add(&c->hints, s->q.targets[i].node, s->keyspace, s->key, s->key_bytes);
   }
+  /* A delete every primary acknowledged waits out its grace period to be reaped (with a
+   * fallback among the targets, some primary was not sent it: all_ok is then false). */
+  if (s->op == KV_OP_DELETE && all_ok)
+    kv_reaper_add(&c->reaper, s->keyspace, s->key, s->key_bytes, now_us);
   slot_release(c, s);
 }
 
@@ -838,6 +861,11 @@ void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec
     pthread_mutex_unlock(&c->lock);
     return;
   }
+  if (id & KV_REAP_ID_BIT) {
+    kv_reaper_answer(&c->reaper, &c->tr, id, code, rec, rec_bytes, mono_us);
+    pthread_mutex_unlock(&c->lock);
+    return;
+  }
   uint32_t target;
   bool repair;
   slot_t *s = slot_of(c, id, &target, &repair);
@@ -867,6 +895,7 @@ void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
   }
   kv_hints_tick(&c->hints, &c->tr, mono_us);
   kv_xch_tick(&c->xch, &c->tr, mono_us);
+  kv_reaper_tick(&c->reaper, &c->tr, mono_us);
   pthread_mutex_unlock(&c->lock);
 }
 
@@ -880,6 +909,12 @@ void kv_coord_aae_answer(kv_coord_t *c, uint64_t id, kv_err code, const kv_aae_a
 void kv_coord_aae_stats(kv_coord_t *c, uint32_t peer, kv_aae_stats_t *out) {
   pthread_mutex_lock(&c->lock);
   kv_xch_stats(&c->xch, peer, out);
+  pthread_mutex_unlock(&c->lock);
+}
+
+void kv_coord_reap_stats(kv_coord_t *c, kv_reap_stats_t *out) {
+  pthread_mutex_lock(&c->lock);
+  *out = c->reaper.stats;
   pthread_mutex_unlock(&c->lock);
 }
 
@@ -926,6 +961,24 @@ kv_err kv_coord_hint_read(kv_coord_t *c, const char *hint_for, const char *keysp
   pthread_mutex_lock(&c->lock);
   err = kv_hints_read(&c->hints, target, keyspace, key, key_bytes, rec, rec_bytes, st);
   pthread_mutex_unlock(&c->lock);
+  return err;
+}
+
+kv_err kv_coord_reap(kv_coord_t *c, const char *keyspace, const uint8_t *key, size_t key_bytes,
+                     const uint8_t *rec, size_t rec_bytes, bool hints_only, kv_status_t *st) {
+  if (!kv_config_keyspace(c->ring->cfg, keyspace))
+    return kv_status_set(st, KV_EINVAL, "reap names keyspace '%.*s', which this node does not "
+                         "have", (int)KV_KEYSPACE_NAME_BYTES_MAX, keyspace);
+  kv_dvv_t tomb;
+  kv_err err = kv_dvv_decode(rec, rec_bytes, &tomb, st);
+  if (err != KV_OK) return err;
+  pthread_mutex_lock(&c->lock);
+  err = kv_hints_forget(&c->hints, keyspace, key, key_bytes, &tomb.cc, st);
+  if (err == KV_OK && !hints_only)
+    err = kv_node_reap(c->node, keyspace, key, key_bytes,
+                       kv_hash_leaf(kv_hash_key(keyspace, key, key_bytes), rec, rec_bytes), st);
+  pthread_mutex_unlock(&c->lock);
+  kv_dvv_deinit(&tomb);
   return err;
 }
 

@@ -47,7 +47,8 @@
  * never counts toward W.
  *
  * Anti-entropy: the exchanges this node starts run here too (exchange.h), on the same
- * transport and lock.
+ * transport and lock. So does tombstone reaping (reaper.h): a delete every primary
+ * acknowledged is queued for it.
  *
  * What a failed write leaves: the UNAVAILABLE check runs before anything is written, so a
  * write refused for dead replicas lands nowhere. A write that fails later (deadline, replica
@@ -86,6 +87,15 @@ typedef struct {
   uint64_t last_repaired;     /* keys the last one repaired */
 } kv_aae_stats_t;
 
+/* Tombstone reaping on this node (reaper.h), since start. */
+typedef struct {
+  uint64_t waiting;           /* deletes waiting out their grace period (now) */
+  uint64_t reaped;            /* keys removed from every primary */
+  uint64_t kept;              /* keys left as they were: a primary was down, held another
+                                 record, was written meanwhile, or did not answer */
+  uint64_t dropped;           /* deletes not queued: the queue was full */
+} kv_reap_stats_t;
+
 /* How the coordinator reaches other nodes. Messages are queued; each answer comes back
  * through kv_coord_answer with the id given here. A send that fails (a full queue) has no
  * answer. */
@@ -114,6 +124,11 @@ typedef struct {
    * kv_coord_aae_answer. */
   kv_err (*send_aae)(void *arg, uint32_t node, uint64_t id, const kv_aae_req_t *req,
                      kv_status_t *st);
+  /* Tombstone reaping (reaper.h): asks node to run kv_coord_reap; the answer comes back
+   * through kv_coord_answer. */
+  kv_err (*send_reap)(void *arg, uint32_t node, uint64_t id, const char *keyspace,
+                      const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                      size_t rec_bytes, bool hints_only, kv_status_t *st);
 } kv_coord_transport_t;
 
 /* Answers a client call: res is NULL unless st->code is KV_OK. Called once per request. */
@@ -157,6 +172,8 @@ void kv_coord_aae_answer(kv_coord_t *c, uint64_t id, kv_err code, const kv_aae_a
 void kv_coord_tick(kv_coord_t *c, uint64_t mono_us);
 /* Anti-entropy exchanges this node started with peer (see exchange.h). */
 void kv_coord_aae_stats(kv_coord_t *c, uint32_t peer, kv_aae_stats_t *out);
+/* Tombstone reaping on this node (see reaper.h). */
+void kv_coord_reap_stats(kv_coord_t *c, kv_reap_stats_t *out);
 /* Hinted handoff for one target node (see hints.h). */
 void kv_coord_hint_stats(kv_coord_t *c, uint32_t target, kv_hint_stats_t *out);
 /* The replica side of a fallback's messages (a ReplicaWrite or ReplicaRead naming hint_for,
@@ -171,6 +188,13 @@ kv_err kv_coord_hint_write(kv_coord_t *c, const char *hint_for, const char *keys
 kv_err kv_coord_hint_read(kv_coord_t *c, const char *hint_for, const char *keyspace,
                           const uint8_t *key, size_t key_bytes, uint8_t **rec,
                           size_t *rec_bytes, kv_status_t *st);
+/* The replica side of a reap (reaper.h; a ReplicaReap), shared by the runtime and the
+ * simulator: drops the hints this node keeps for the key that the tombstone rec has wholly
+ * seen and, unless hints_only, removes this replica's record of the key while it is still
+ * rec (kv_node_reap). KV_EINVAL when the keyspace is unknown, KV_ECORRUPT when rec does not
+ * decode, KV_EPRECONDITION when the record changed; else as the store. */
+kv_err kv_coord_reap(kv_coord_t *c, const char *keyspace, const uint8_t *key, size_t key_bytes,
+                     const uint8_t *rec, size_t rec_bytes, bool hints_only, kv_status_t *st);
 /* Requests in the table: answered or not, still waiting for acks or an fsync. */
 uint32_t kv_coord_in_flight(kv_coord_t *c);
 /* Replication lag so far (microseconds from the W-th ack to the last ack, per write whose

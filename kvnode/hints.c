@@ -170,6 +170,31 @@ kv_err kv_hints_merge_held(kv_hints_t *h, const char *keyspace, const uint8_t *k
   return KV_OK;
 }
 
+kv_err kv_hints_forget(kv_hints_t *h, const char *keyspace, const uint8_t *key,
+                       size_t key_bytes, const kv_cc_t *cc, kv_status_t *st) {
+  kv_store_t *store = kv_node_store(h->node);
+  for (uint32_t t = 0; t < h->node_count; t++) {
+    if (h->stats[t].pending == 0) continue;
+    uint8_t *rec;
+    size_t rec_bytes;
+    kv_err err = kv_hints_read(h, t, keyspace, key, key_bytes, &rec, &rec_bytes, st);
+    kv_dvv_t hint;
+    if (err == KV_OK && rec) err = kv_dvv_decode(rec, rec_bytes, &hint, st);
+    if (err == KV_OK && rec) {
+      kv_order_t order = kv_cc_compare(&hint.cc, cc);
+      kv_dvv_deinit(&hint);
+      if ((order == KV_ORDER_BEFORE || order == KV_ORDER_EQUAL) &&
+          (err = kv_store_hint_delete(store, t, keyspace, key, key_bytes, st)) == KV_OK) {
+        h->stats[t].pending--;
+        h->stats[t].bytes -= key_bytes + rec_bytes;
+      }
+    }
+    free(rec);
+    if (err != KV_OK) return err;
+  }
+  return KV_OK;
+}
+
 /* ---- handoff rounds ----------------------------------------------------------------- */
 
 typedef struct {

@@ -90,6 +90,11 @@ kv_err kv_hints_read(kv_hints_t *h, uint32_t target, const char *keyspace, const
  * (a local read shows them); *found tells whether there was any. */
 kv_err kv_hints_merge_held(kv_hints_t *h, const char *keyspace, const uint8_t *key,
                            size_t key_bytes, kv_dvv_t *obj, bool *found, kv_status_t *st);
+/* Tombstone reaping (reaper.h): deletes every hint this node keeps for (keyspace, key),
+ * whatever its target, that cc (the reaped tombstone's context) has wholly seen, so that no
+ * version the tombstone replaced is handed back to a replica that has forgotten it. */
+kv_err kv_hints_forget(kv_hints_t *h, const char *keyspace, const uint8_t *key,
+                       size_t key_bytes, const kv_cc_t *cc, kv_status_t *st);
 /* Starts the handoffs that pacing allows to targets alive() says are up. */
 void kv_hints_tick(kv_hints_t *h, const kv_coord_transport_t *tr, uint64_t now_us);
 /* A handoff's answer (id has KV_HINT_ID_BIT). Stale and duplicate ids are ignored. */

@@ -536,6 +536,34 @@ kv_err kv_node_read_record(kv_node_t *node, const char *keyspace, const uint8_t 
                       st);
 }
 
+kv_err kv_node_reap(kv_node_t *node, const char *keyspace, const uint8_t *key, size_t key_bytes,
+                    uint64_t leaf, kv_status_t *st) {
+  uint64_t hash = kv_hash_key(keyspace, key, key_bytes);
+  uint32_t partition = kv_hash_partition(hash, node->cfg->partitions);
+  pthread_mutex_t *stripe = &node->stripes[hash % NODE_LOCK_STRIPES];
+  uint8_t *rec = NULL;
+  size_t rec_bytes = 0;
+  bool found = false;
+  pthread_mutex_lock(stripe);
+  kv_err err = kv_store_get(node->store, partition, keyspace, key, key_bytes, &rec, &rec_bytes,
+                            &found, st);
+  if (err == KV_OK && found && kv_hash_leaf(hash, rec, rec_bytes) != leaf) {
+    char shown[KV_FMT_KEY_BYTES];
+    kv_fmt_bytes(shown, sizeof shown, key, key_bytes);
+    err = kv_status_set(st, KV_EPRECONDITION,
+                        "key '%s' in keyspace '%s' was written since the reaper read it; its "
+                        "record stays", shown, keyspace);
+  } else if (err == KV_OK && found) {
+    err = node->cfg->anti_entropy_interval_ms > 0
+              ? kv_store_delete_tracked(node->store, partition, keyspace, key, key_bytes,
+                                        kv_hash_segment(hash), false, st)
+              : kv_store_delete(node->store, partition, keyspace, key, key_bytes, false, st);
+  }
+  pthread_mutex_unlock(stripe);
+  free(rec);
+  return err;
+}
+
 kv_err kv_node_sync(kv_node_t *node, kv_status_t *st) { return kv_store_sync(node->store, st); }
 
 void kv_node_result_free(kv_node_result_t *res) {

@@ -146,6 +146,14 @@ kv_err kv_node_read_record(kv_node_t *node, const char *keyspace, const uint8_t 
                            size_t key_bytes, uint8_t **rec, size_t *rec_bytes,
                            kv_status_t *st);
 
+/* Tombstone reaping (reaper.h): removes this replica's record of the key (keyspace must be
+ * one of the config's) while its anti-entropy leaf (kv_hash_leaf of the record) is still
+ * `leaf`, under the key's lock.
+ * KV_OK when it is removed or already gone; KV_EPRECONDITION with a sentence when the
+ * record changed (a write landed after the reaper read it: it stays). */
+kv_err kv_node_reap(kv_node_t *node, const char *keyspace, const uint8_t *key, size_t key_bytes,
+                    uint64_t leaf, kv_status_t *st);
+
 /* Writes are made durable apart from their requests: no operation above fsyncs, and a
  * durable request is answered only after a kv_node_sync that began after it returned. One
  * sync covers every write before it, so the caller can group many durable requests behind

@@ -564,6 +564,21 @@ static kv_err send_aae(void *arg, uint32_t node, uint64_t id, const kv_aae_req_t
   return peer_send(arg, node, &m, st);
 }
 
+static kv_err send_reap(void *arg, uint32_t node, uint64_t id, const char *keyspace,
+                        const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                        size_t rec_bytes, bool hints_only, kv_status_t *st) {
+  Tunekv__Peer__ReplicaReap r = TUNEKV__PEER__REPLICA_REAP__INIT;
+  r.keyspace = (char *)keyspace;
+  r.key = (ProtobufCBinaryData){key_bytes, (uint8_t *)key};
+  r.record = (ProtobufCBinaryData){rec_bytes, (uint8_t *)rec};
+  r.hints_only = hints_only;
+  Tunekv__Peer__PeerMessage m = TUNEKV__PEER__PEER_MESSAGE__INIT;
+  m.id = id;
+  m.body_case = TUNEKV__PEER__PEER_MESSAGE__BODY_REAP;
+  m.reap = &r;
+  return peer_send(arg, node, &m, st);
+}
+
 static bool peer_alive(void *arg, uint32_t node) {
   kv_peers_t *ps = arg;
   return node == ps->self || atomic_load(&ps->peers[node].up);
@@ -705,7 +720,7 @@ void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
   *tr = (kv_coord_transport_t){.arg = p, .alive = peer_alive, .send_write = send_write,
                                .send_read = send_read, .send_hint_write = send_hint_write,
                                .send_hint_read = send_hint_read, .forward = peer_forward,
-                               .send_aae = send_aae};
+                               .send_aae = send_aae, .send_reap = send_reap};
 }
 
 /* ---- the thread --------------------------------------------------------------------- */

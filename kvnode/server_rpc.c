@@ -383,8 +383,8 @@ static void answer_free(Tunekv__Peer__PeerAnswer *a) {
 }
 
 /* Runs one peer message on this replica (or, naming hint_for, on the hints this node keeps
- * as a fallback: kv_coord_hint_write / _read); true when it was a durable write that
- * succeeded. */
+ * as a fallback: kv_coord_hint_write / _read); true when it succeeded and must be answered
+ * after an fsync (a durable write, a reaper's forget). */
 static bool peer_message_run(kv_node_t *node, kv_coord_t *coord,
                              const Tunekv__Peer__PeerMessage *m, Tunekv__Peer__PeerAnswer *a) {
   kv_status_t st;
@@ -412,6 +412,12 @@ static bool peer_message_run(kv_node_t *node, kv_coord_t *coord,
                                 &a->record.len, &st);
   } else if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_TREE) {
     err = tree_run(node, m->tree, a, &st);
+  } else if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_REAP) {
+    const Tunekv__Peer__ReplicaReap *r = m->reap;
+    err = kv_coord_reap(coord, r->keyspace, r->key.data, r->key.len, r->record.data,
+                        r->record.len, r->hints_only, &st);
+    /* A forget is answered once the hints' deletions are on disk (reaper.h). */
+    durable = err == KV_OK && r->hints_only;
   } else {
     err = kv_status_set(&st, KV_EINVAL, "peer message %llu has no body",
                         (unsigned long long)m->id);
@@ -507,6 +513,15 @@ static void handle_status(kv_server_t *srv, call_t *c) {
   r.peers = ptrs;
   r.lag = &l;
   r.aae_interval_ms = cfg->anti_entropy_interval_ms;
+  kv_reap_stats_t rs;
+  kv_coord_reap_stats(srv->deps.coord, &rs);
+  Tunekv__Peer__Reaping reaping = TUNEKV__PEER__REAPING__INIT;
+  reaping.grace_ms = cfg->tombstone_grace_ms;
+  reaping.waiting = rs.waiting;
+  reaping.reaped = rs.reaped;
+  reaping.kept = rs.kept;
+  reaping.dropped = rs.dropped;
+  r.reaping = &reaping;
   r.max_clock_skew_ms = cfg->max_clock_skew_ms;
   c->reply = message_pack(&r.base);
   kv_status_t st;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # cluster3.sh: integration tests on a real 3-node cluster (127.0.0.1 only), driven by kvctl:
 # replication, consistency levels with nodes down or stopped, failure detection (phi, as
-# kvctl status shows it), siblings, deletes, replication lag, durability across the cluster,
-# clean shutdown. Starts its nodes on ports of its own and
+# kvctl status shows it), siblings, deletes, tombstone reaping, replication lag, durability
+# across the cluster, clean shutdown. Starts its nodes on ports of its own and
 # stops every process it started, by pid. Prints one line per test and ends with
 # "N passed, N failed"; exits 1 on failure.
 . "$(dirname "$0")/lib.sh"
@@ -14,6 +14,7 @@ cat >"$work/cluster.yaml" <<YAML
 cluster:
   name: it3
   partitions: 64
+  tombstone_grace_ms: 2000
 nodes:
   - { id: n1, address: "${addr[1]}", region: local, rack: r1 }
   - { id: n2, address: "${addr[2]}", region: local, rack: r2 }
@@ -263,6 +264,44 @@ check "12. n3 holds every one of the 10,000 keys (gets --local on n3)" \
   "$missing missing, $errors errors" [ "$missing" = 0 ] && [ "$errors" = 0 ]
 delivered=$(ctl 1 hints | awk '$1 == "n3" { print $5 }')
 check "12. kvctl hints counts them delivered" "n1 says $delivered" [ "${delivered:-0}" -gt 0 ]
+
+# ---- 14. tombstone reaping ------------------------------------------------------------------
+# reaps I COUNT: COUNT (reaped, waiting or kept) from nI's tombstones line in kvctl status.
+reaps() {
+  ctl "$1" status | awk -v f="$2" '/^tombstones/ { for (i = 2; i <= NF; i++) if ($i ~ "^" f) { sub(",", "", $(i - 1)); print $(i - 1) } }'
+}
+# wait_reaps I COUNT N: waits up to 10 s for nI's COUNT to reach N.
+wait_reaps() {
+  for _ in $(seq 100); do [ "$(reaps "$1" "$2")" -ge "$3" ] && return 0; sleep 0.1; done
+  return 1
+}
+reaped0=$(reaps 1 reaped)
+kept0=$(reaps 1 kept)
+ctl 1 put default reap1 v1 -c ALL >/dev/null
+ctx1=$(context 1 reap1 -c ALL)
+ctl 1 delete default reap1 --context "$ctx1" -c ALL >/dev/null
+waiting=$(reaps 1 waiting)
+check "14. a delete every primary acknowledged waits out the grace period on n1" \
+  "$(ctl 1 status | grep '^tombstones')" [ "$waiting" -ge 1 ]
+t0=$(date +%s%N)
+wait_reaps 1 reaped $((reaped0 + 1))
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "14. ... then every primary's record of it is reaped ($ms ms later; grace 2000 ms)" \
+  "$(ctl 1 status | grep '^tombstones')" [ "$(reaps 1 reaped)" -gt "$reaped0" ]
+ctl 1 put default reap1 v2 -c ALL >/dev/null
+ctl 1 put default reap1 v3 --context "$ctx1" -c ALL >/dev/null
+expect_exact "14. a context read before the delete does not cover a value written after the reap (both kept)" \
+  0 "v2 v3 " "" get_sorted 1 reap1 -c ALL
+ctl 1 put default reap2 w -c ALL >/dev/null
+ctl 1 delete default reap2 --context "$(context 1 reap2 -c ALL)" -c ALL >/dev/null
+kill_node 3 KILL
+wait_reaps 1 kept $((kept0 + 1))
+check "14. with n3 down when the grace period ends, the tombstone is kept (not reaped)" \
+  "$(ctl 1 status | grep '^tombstones')" [ "$(reaps 1 kept)" -gt "$kept0" ]
+start_node 3 || exit 1
+wait_all_up || exit 1
+expect "14. ... and n3 holds it when it is back (--local: not found, no old value)" 1 \
+  "not found" ctl 3 get default reap2 --local
 
 # ---- 10. clean shutdown ------------------------------------------------------------------
 for i in 1 2 3; do

@@ -36,6 +36,8 @@ void check_read(world_t *w, const op_t *read) {
     const op_t *p = &wl->ops[i];
     if (p->op != KV_OP_PUT || p->outcome != OUT_OK || p->key != read->key) continue;
     if (p->end_us >= read->start_us || !quorums_overlap(p, read) || op_exempt(w, p)) continue;
+    /* A reap since the put forgot a delete's context along with the put (see below). */
+    if (w->reaped_us[read->key] > p->start_us) continue;
     if (kv_cc_covers(read->seen, &p->dot)) continue;
     if (w->failure[0]) return;
     char dot[128];
@@ -59,6 +61,10 @@ static void check_monotonic(world_t *w, const op_t *read) {
         g->key != read->key || g->end_us >= read->start_us || !quorums_overlap(g, read))
       continue;
     if (w->power_losses > 0 && w->last_power_loss_us >= g->start_us) continue;
+    /* A key reaped since g began (checked as the read ends) has no context left: a read
+     * can then only see what was written after. That nothing the reaped tombstone covered
+     * comes back is no_lost_write's check at the end. */
+    if (w->reaped_us[read->key] > g->start_us) continue;
     kv_order_t order = kv_cc_compare(g->seen, read->seen);
     if (order == KV_ORDER_EQUAL || order == KV_ORDER_BEFORE) continue;
     world_fail(w,
@@ -73,6 +79,8 @@ static void check_monotonic(world_t *w, const op_t *read) {
 /* ---- durable_acked ------------------------------------------------------------------ */
 
 void check_durable(world_t *w, const op_t *put) {
+  /* Deleted and reaped while the put waited for its fsyncs (a grace period can be 0). */
+  if (w->reaped_us[put->key] > put->start_us) return;
   size_t key_bytes;
   const uint8_t *key = sim_key(put->key, &key_bytes);
   uint32_t partition = kv_hash_partition(kv_hash_key(SIM_KEYSPACE, key, key_bytes),
@@ -381,6 +389,12 @@ void check_converged(world_t *w) {
     if (p->op != KV_OP_PUT || p->outcome != OUT_OK) continue;
     /* A coordinator that crashed before the write finished kept no hints for it. */
     if (!aae && world_crashed_between(w, p->coordinator, p->start_us, p->end_us + 2000000))
+      continue;
+    /* A delete replaced it (or a handler discarded it for a tombstone), and the tombstone
+     * was reaped with the dots it covered. */
+    if (w->reaped_us[p->key] > p->start_us &&
+        (replaced(wl, p->key, &p->dot) ||
+         (w->lossy && world_discarded(w, p->key, &p->dot, p->value))))
       continue;
     size_t key_bytes;
     const uint8_t *k = sim_key(p->key, &key_bytes);

@@ -135,6 +135,22 @@ static void print_aae(world_t *w) {
          w->aae_interval_ms, sum.exchanges, sum.failed, sum.keys_repaired);
 }
 
+/* What tombstone reaping did, summed over the nodes. */
+static void print_reaps(world_t *w) {
+  kv_reap_stats_t sum = {0};
+  for (uint32_t i = 0; i < w->node_count; i++) {
+    kv_reap_stats_t s;
+    kv_coord_reap_stats(w->nodes[i].coord, &s);
+    sum.waiting += s.waiting;
+    sum.reaped += s.reaped;
+    sum.kept += s.kept;
+    sum.dropped += s.dropped;
+  }
+  printf("tombstones reaped after %u ms: %" PRIu64 " reaped, %" PRIu64 " kept, %" PRIu64
+         " waiting, %" PRIu64 " dropped (counts restart with a node)\n",
+         w->grace_ms, sum.reaped, sum.kept, sum.waiting, sum.dropped);
+}
+
 static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verbose) {
   world_t *w = calloc(1, sizeof *w);
   KV_ASSERT(w != NULL);
@@ -204,6 +220,7 @@ static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verb
            " reads\n",
            ks->sloppy_quorum ? "on" : "off", w->fallback_writes, w->fallback_reads);
     print_aae(w);
+    print_reaps(w);
   }
   if (!r.ok) printf("seed %" PRIu64 ": FAIL %s\n", seed, w->failure);
   workload_deinit(w);

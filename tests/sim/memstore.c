@@ -291,6 +291,7 @@ void sim_disk_durable_hint_get(const char *disk, uint32_t target, const char *ke
 kv_err kv_store_delete(kv_store_t *s, uint32_t partition, const char *keyspace,
                        const void *key, size_t key_bytes, bool sync, kv_status_t *st) {
   delete_in(s, 'd', partition, keyspace, key, key_bytes);
+  sim_record_reaped(key, key_bytes);
   if (sync) return kv_store_sync(s, st);
   return KV_OK;
 }
@@ -384,6 +385,7 @@ kv_err kv_store_delete_tracked(kv_store_t *s, uint32_t partition, const char *ke
                                const void *key, size_t key_bytes, uint32_t segment, bool sync,
                                kv_status_t *st) {
   delete_in(s, 'd', partition, keyspace, key, key_bytes);
+  sim_record_reaped(key, key_bytes);
   tracked(s, partition, keyspace, key, key_bytes, segment, 0);
   if (sync) return kv_store_sync(s, st);
   return KV_OK;

@@ -40,6 +40,9 @@ void sim_disk_durable_get(const char *disk, uint32_t partition, const char *keys
 void sim_disk_durable_hint_get(const char *disk, uint32_t target, const char *keyspace,
                                const void *key, size_t key_bytes, uint8_t **rec,
                                size_t *rec_bytes);
+/* Called when a record is removed (only tombstone reaping removes records): the world
+ * notes when, for the checkers. */
+void sim_record_reaped(const void *key, size_t key_bytes);
 /* Frees every disk (between runs). */
 void sim_disks_reset(void);
 

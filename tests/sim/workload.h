@@ -41,7 +41,12 @@
  *                     waits.
  * A write not made durable may be lost by a power loss (memstore keeps only synced writes,
  * as the OS keeps only fsynced ones); such writes are exempt once a power loss followed
- * them. */
+ * them. Tombstone reaping (grace 0-3 s in four seeds of five) forgets a deleted key's
+ * context: once a node has reaped the key, read_sees_acked, monotonic_reads and
+ * durable_acked no longer hold the earlier operations against it, and replicas_converge
+ * excuses a put a delete replaced (or a handler discarded); no_lost_write and dots_unique
+ * still hold the whole run, so a reaped key never brings back a value a delete removed and
+ * never reuses a dot. */
 #ifndef KV_SIM_WORKLOAD_H
 #define KV_SIM_WORKLOAD_H
 

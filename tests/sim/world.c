@@ -335,6 +335,23 @@ static kv_err tr_send_aae(void *arg, uint32_t peer, uint64_t id, const kv_aae_re
   return world_send(w, m) ? KV_OK : tr_refused(peer, st);
 }
 
+void sim_record_reaped(const void *key, size_t key_bytes) {
+  sim_world->reaped_us[sim_key_index(key, key_bytes)] = sim_world->now_us;
+}
+
+static kv_err tr_send_reap(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
+                           const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                           size_t rec_bytes, bool hints_only, kv_status_t *st) {
+  world_t *w = sim_world;
+  msg_t *m = msg_new(MSG_REAP, node_index(w, arg), peer);
+  m->id = id;
+  m->key = sim_key_index(key, key_bytes);
+  m->rec = dup_array(rec, rec_bytes);
+  m->rec_bytes = rec_bytes;
+  m->hints_only = hints_only;
+  return world_send(w, m) ? KV_OK : tr_refused(peer, st);
+}
+
 /* ---- the replica side of peer messages (server_rpc.c's peer_message_run) -------------- */
 
 /* A durable replica write waits for the fsync before it is answered. */
@@ -389,6 +406,17 @@ static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
                         .segment_count = m->seg_count};
     a->type = MSG_TREE_ANSWER;
     a->code = kv_aae_serve(n->node, &req, &a->tree, &st);
+  } else if (m->type == MSG_REAP) {
+    a->code = kv_coord_reap(n->coord, SIM_KEYSPACE, key, key_bytes, m->rec, m->rec_bytes,
+                            m->hints_only, &st);
+    /* A forget is answered once the hints' deletions are synced (reaper.h). */
+    if (a->code == KV_OK && m->hints_only) {
+      replica_wait_t *rw = calloc(1, sizeof *rw);
+      KV_ASSERT(rw != NULL);
+      rw->answer = a;
+      kv_syncer_push(&n->syncer, &rw->waiter, replica_synced);
+      return;
+    }
   } else if (m->type == MSG_WRITE) {
     a->code = hint_for ? kv_coord_hint_write(n->coord, hint_for, SIM_KEYSPACE, key, key_bytes,
                                              m->rec, m->rec_bytes, &st)
@@ -431,7 +459,7 @@ void world_restart(world_t *w, uint32_t i) {
                                  .send_read = tr_send_read,
                                  .send_hint_write = tr_send_hint_write,
                                  .send_hint_read = tr_send_hint_read, .forward = tr_forward,
-                                 .send_aae = tr_send_aae};
+                                 .send_aae = tr_send_aae, .send_reap = tr_send_reap};
   KV_ASSERT(kv_coord_create(n->node, &w->ring, &n->syncer, &n->tr, workload_reply,
                             &w->coord_opts, &n->coord, &st) == KV_OK);
   n->up = true;
@@ -503,6 +531,7 @@ static void deliver(world_t *w, msg_t *m) {
   case MSG_WRITE:
   case MSG_READ:
   case MSG_TREE:
+  case MSG_REAP:
     replica_handle(w, n, m);
     break;
   case MSG_TREE_ANSWER:
@@ -637,8 +666,9 @@ static void world_config(world_t *w, uint32_t k) {
   KV_ASSERT(fd >= 0);
   FILE *f = fdopen(fd, "w");
   KV_ASSERT(f != NULL);
-  fprintf(f, "cluster: { name: sim, partitions: 16, anti_entropy_interval_ms: %u }\nnodes:\n",
-          w->aae_interval_ms);
+  fprintf(f, "cluster: { name: sim, partitions: 16, anti_entropy_interval_ms: %u, "
+             "tombstone_grace_ms: %u }\nnodes:\n",
+          w->aae_interval_ms, w->grace_ms);
   for (uint32_t i = 0; i < k; i++)
     fprintf(f, "  - { id: n%u, address: \"127.0.0.1:%u\", rack: r%u }\n", i + 1, 7001 + i, i % 3);
   fprintf(f, "keyspaces:\n  - name: %s\n    replication: { local: %u }\n", SIM_KEYSPACE, SIM_N);
@@ -669,6 +699,8 @@ void world_init(world_t *w, uint32_t node_count) {
   w->node_count = node_count;
   /* Anti-entropy off in a quarter of the seeds; else an interval from 0.2 to 3 s. */
   w->aae_interval_ms = sim_chance(0.25) ? 0 : 200 + (uint32_t)sim_below(2800);
+  /* Tombstones reaped after up to 3 s in most seeds; kept through the run in the rest. */
+  w->grace_ms = sim_chance(0.2) ? KV_TOMBSTONE_GRACE_MS_DEFAULT : (uint32_t)sim_below(3000);
   world_pick_handler(w);
   world_config(w, node_count);
   w->net = (net_params_t){

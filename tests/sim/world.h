@@ -58,6 +58,7 @@ typedef enum {
   MSG_FORWARD_REPLY, /* its answer: call id, code, result */
   MSG_TREE,      /* an anti-entropy tree request: tree_kind, parts, segs */
   MSG_TREE_ANSWER, /* its answer: id, code, tree */
+  MSG_REAP,      /* ReplicaReap: key, rec, hints_only */
 } msg_type_t;
 
 /* What a client is told: the status and, on success, the key's state as answered. */
@@ -87,6 +88,7 @@ typedef struct msg {
   uint32_t *parts, *segs;        /* TREE: malloc'd */
   uint32_t part_count, seg_count;
   kv_aae_answer_t tree;          /* TREE_ANSWER: owned */
+  bool hints_only;               /* REAP */
 } msg_t;
 
 typedef struct {
@@ -141,6 +143,8 @@ struct world {
   kv_coord_opts_t coord_opts;
   bool faults_on;                /* nemesis active, losses on */
   uint32_t aae_interval_ms;      /* the config's anti_entropy_interval_ms; 0: off */
+  uint32_t grace_ms;             /* the config's tombstone_grace_ms */
+  uint64_t reaped_us[SIM_KEYS_MAX]; /* when a node last reaped the key; 0: never */
   uint64_t hints_dropped;         /* by processes that have ended (a node's count restarts) */
   uint64_t fallback_writes, fallback_reads; /* a fallback's messages answered ok */
   uint64_t power_losses;         /* count, and when the last one happened */

@@ -39,7 +39,8 @@ static pthread_t main_thread;
 #define NODES_MAX 5u /* the sloppy quorum fixture's; the others have 3 */
 
 typedef struct {
-  char kind; /* 'w' ReplicaWrite, 'r' ReplicaRead, 'f' a forwarded client write */
+  char kind; /* 'w' ReplicaWrite, 'r' ReplicaRead, 'f' a forwarded client write, 'h' / 'x' a
+                ReplicaReap (hints only / removal) */
   uint32_t node;
   uint32_t hint_for; /* a fallback's write or read: for this primary; UINT32_MAX: none */
   uint64_t id;
@@ -146,6 +147,14 @@ static kv_err fake_forward(void *arg, uint32_t n, void *call, kv_op_t op,
     msgs[before].timeout_ms = timeout_ms;
   }
   return err;
+}
+
+/* A reaper's ReplicaReap: 'h' for the forget step (hints only), 'x' for the removal. */
+static kv_err fake_send_reap(void *arg, uint32_t n, uint64_t id, const char *keyspace,
+                             const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                             size_t rec_bytes, bool hints_only, kv_status_t *st) {
+  return fake_record(hints_only ? 'h' : 'x', n, id, keyspace, key, key_bytes, rec, rec_bytes,
+                     false, st);
 }
 
 static void msgs_clear(void) {
@@ -291,7 +300,8 @@ static kv_coord_transport_t fake_transport(void) {
   return (kv_coord_transport_t){.arg = NULL, .alive = fake_alive, .send_write = fake_send_write,
                                 .send_read = fake_send_read,
                                 .send_hint_write = fake_send_hint_write,
-                                .send_hint_read = fake_send_hint_read, .forward = fake_forward};
+                                .send_hint_read = fake_send_hint_read, .forward = fake_forward,
+                                .send_reap = fake_send_reap};
 }
 
 static void setup_nodes(uint32_t nodes) {
@@ -637,6 +647,177 @@ START_TEST(delete_goes_through_the_quorum) {
   get(CALL(2), "k", "one", T0 + 3000);
   r = last_reply(CALL(2), KV_OK, NULL);
   ck_assert(!r->found);
+}
+END_TEST
+
+/* ---- tombstone reaping (reaper.h; the config's grace period is 0 here) ------------------ */
+
+/* Puts "v" to k at ALL, then deletes it with the put's context at ALL, every replica acking;
+ * returns n1's tombstone record (malloc'd). */
+static uint8_t *delete_everywhere(const char *key, size_t *tomb_bytes) {
+  put(CALL(0), key, "v", "all", T0);
+  ack(msg_to('w', 1), T0 + 100);
+  ack(msg_to('w', 2), T0 + 100);
+  const reply_t *p = last_reply(CALL(0), KV_OK, NULL);
+  msgs_clear();
+  kv_node_req_t d = req_for(key, NULL, "all");
+  d.context = p->context;
+  d.context_bytes = p->context_bytes;
+  kv_coord_request(coord, CALL(1), KV_OP_DELETE, &d, T0 + 1000, WALL_MS);
+  ack(msg_to('w', 1), T0 + 1100);
+  ack(msg_to('w', 2), T0 + 1100);
+  last_reply(CALL(1), KV_OK, NULL);
+  msgs_clear();
+  uint8_t *tomb;
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_read_record(node, "default", (const uint8_t *)key, strlen(key), &tomb,
+                                       tomb_bytes, &st), KV_OK);
+  ck_assert_ptr_nonnull(tomb);
+  return tomb;
+}
+
+/* Waits (up to 2 s) for the syncer thread to send message kind to node n. */
+static uint32_t wait_msg(char kind, uint32_t n) {
+  for (int i = 0; i < 400; i++) {
+    kv_reap_stats_t rs;
+    kv_coord_reap_stats(coord, &rs); /* its lock orders this after the sender's */
+    for (uint32_t m = 0; m < msg_count && m < MSGS_MAX; m++)
+      if (msgs[m].kind == kind && msgs[m].node == n) return m;
+    usleep(5000);
+  }
+  ck_abort_msg("no '%c' message to node %u", kind, n);
+  return 0;
+}
+
+START_TEST(a_delete_every_replica_acked_is_read_forgotten_and_reaped) {
+  size_t tomb_bytes;
+  uint8_t *tomb = delete_everywhere("k", &tomb_bytes);
+  kv_reap_stats_t rs;
+  kv_coord_reap_stats(coord, &rs);
+  ck_assert_uint_eq(rs.waiting, 0); /* counted at the next tick */
+  kv_coord_tick(coord, T0 + 2000);
+  /* Read: every other primary is asked for its record; they hold the same tombstone. */
+  kv_coord_answer(coord, msgs[msg_to('r', 1)].id, KV_OK, tomb, tomb_bytes, T0 + 2100);
+  ck_assert_uint_eq(msg_count, 2);
+  kv_coord_answer(coord, msgs[msg_to('r', 2)].id, KV_OK, tomb, tomb_bytes, T0 + 2100);
+  /* Forget: every other node is sent the tombstone to drop the hints it covers. */
+  uint32_t h2 = msg_to('h', 1), h3 = msg_to('h', 2);
+  ck_assert_uint_eq(msgs[h2].rec_bytes, tomb_bytes);
+  ck_assert_mem_eq(msgs[h2].rec, tomb, tomb_bytes);
+  ack(h2, T0 + 2200);
+  ack(h3, T0 + 2200);
+  ck_assert(local_has("k"));
+  /* Remove, once this node's own forget is fsynced (the syncer thread sends the step). */
+  uint32_t x2 = wait_msg('x', 1), x3 = wait_msg('x', 2);
+  ck_assert(!local_has("k"));
+  ack(x2, T0 + 2300);
+  kv_coord_reap_stats(coord, &rs);
+  ck_assert_uint_eq(rs.reaped, 0);
+  ack(x3, T0 + 2300);
+  ack(x3, T0 + 2300); /* a duplicate counts once */
+  kv_coord_reap_stats(coord, &rs);
+  ck_assert_uint_eq(rs.reaped, 1);
+  ck_assert_uint_eq(rs.kept, 0);
+  free(tomb);
+}
+END_TEST
+
+START_TEST(a_reap_stops_where_a_replica_differs_or_a_node_is_down) {
+  size_t tomb_bytes;
+  uint8_t *tomb = delete_everywhere("k", &tomb_bytes);
+  kv_coord_tick(coord, T0 + 2000);
+  kv_coord_answer(coord, msgs[msg_to('r', 1)].id, KV_OK, tomb, tomb_bytes, T0 + 2100);
+  /* n3 holds something else (a write that landed since): no forget, no removal. */
+  kv_coord_answer(coord, msgs[msg_to('r', 2)].id, KV_OK, tomb, tomb_bytes - 1, T0 + 2100);
+  ck_assert_uint_eq(msg_count, 2);
+  kv_reap_stats_t rs;
+  kv_coord_reap_stats(coord, &rs);
+  ck_assert_uint_eq(rs.kept, 1);
+  ck_assert(local_has("k"));
+  /* A node believed down could keep a hint of the key: nothing is even read. */
+  msgs_clear();
+  free(tomb);
+  tomb = delete_everywhere("k2", &tomb_bytes);
+  alive[2] = false;
+  kv_coord_tick(coord, T0 + 2000);
+  ck_assert_uint_eq(msg_count, 0);
+  kv_coord_reap_stats(coord, &rs);
+  ck_assert_uint_eq(rs.kept, 2);
+  ck_assert(local_has("k2"));
+  free(tomb);
+}
+END_TEST
+
+/* The forget step: a hint the tombstone has wholly seen is dropped; one it has not stays. */
+START_TEST(a_reap_forgets_the_hints_its_tombstone_covers) {
+  put(CALL(0), "k", "v", "one", T0);
+  kv_coord_tick(coord, T0 + 10000000); /* n2 and n3 never ack: n1 keeps a hint for each */
+  kv_hint_stats_t hs;
+  kv_coord_hint_stats(coord, 1, &hs);
+  ck_assert_uint_eq(hs.pending, 1);
+  uint8_t *rec;
+  size_t rec_bytes;
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_read_record(node, "default", (const uint8_t *)"k", 1, &rec, &rec_bytes,
+                                       &st), KV_OK);
+  kv_dvv_t covering, unrelated;
+  ck_assert_int_eq(kv_dvv_decode(rec, rec_bytes, &covering, &st), KV_OK);
+  kv_dvv_init(&unrelated);
+  kv_actor_t other = {.node = "n2", .incarnation = 7};
+  ck_assert_int_eq(kv_dvv_put(&covering, &other, 0, &covering.cc, NULL, 0, true, 1, 16, &st), KV_OK);
+  ck_assert_int_eq(kv_dvv_put(&unrelated, &other, 0, &unrelated.cc, NULL, 0, true, 1, 16, &st),
+                   KV_OK);
+  uint8_t *enc;
+  size_t enc_bytes;
+  ck_assert_int_eq(kv_dvv_encode(&unrelated, &enc, &enc_bytes), KV_OK);
+  ck_assert_int_eq(kv_coord_reap(coord, "default", (const uint8_t *)"k", 1, enc, enc_bytes, true,
+                                 &st), KV_OK);
+  kv_coord_hint_stats(coord, 1, &hs);
+  ck_assert_uint_eq(hs.pending, 1);
+  free(enc);
+  ck_assert_int_eq(kv_dvv_encode(&covering, &enc, &enc_bytes), KV_OK);
+  ck_assert_int_eq(kv_coord_reap(coord, "default", (const uint8_t *)"k", 1, enc, enc_bytes, true,
+                                 &st), KV_OK);
+  for (uint32_t t = 1; t <= 2; t++) {
+    kv_coord_hint_stats(coord, t, &hs);
+    ck_assert_uint_eq(hs.pending, 0);
+    ck_assert_uint_eq(hs.bytes, 0);
+  }
+  ck_assert(local_has("k")); /* hints only: the record is n1's own business */
+  free(enc);
+  free(rec);
+  kv_dvv_deinit(&covering);
+  kv_dvv_deinit(&unrelated);
+}
+END_TEST
+
+START_TEST(bad_reaps_get_exact_errors) {
+  size_t tomb_bytes;
+  uint8_t *tomb = delete_everywhere("k", &tomb_bytes);
+  kv_status_t st;
+  kv_status_clear(&st);
+  const uint8_t *key = (const uint8_t *)"k";
+  ck_assert_int_eq(kv_coord_reap(coord, "nope", key, 1, tomb, tomb_bytes, false, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "reap names keyspace 'nope', which this node does not have");
+  ck_assert_int_eq(kv_coord_reap(coord, "default", key, 1, (const uint8_t *)"\xff", 1, false, &st),
+                   KV_ECORRUPT);
+  /* A record that is not the one stored: it stays. */
+  kv_dvv_t other;
+  kv_dvv_init(&other);
+  uint8_t *enc;
+  size_t enc_bytes;
+  ck_assert_int_eq(kv_dvv_encode(&other, &enc, &enc_bytes), KV_OK);
+  ck_assert_int_eq(kv_coord_reap(coord, "default", key, 1, enc, enc_bytes, false, &st),
+                   KV_EPRECONDITION);
+  ck_assert_str_eq(st.msg, "key 'k' in keyspace 'default' was written since the reaper read it; "
+                           "its record stays");
+  ck_assert(local_has("k"));
+  ck_assert_int_eq(kv_coord_reap(coord, "default", key, 1, tomb, tomb_bytes, true, &st), KV_OK);
+  ck_assert(local_has("k")); /* hints only */
+  ck_assert_int_eq(kv_coord_reap(coord, "default", key, 1, tomb, tomb_bytes, false, &st), KV_OK);
+  ck_assert(!local_has("k"));
+  free(enc);
+  free(tomb);
 }
 END_TEST
 
@@ -1762,6 +1943,10 @@ Suite *coord_suite(void) {
   tcase_add_test(tc, duplicate_acks_count_once);
   tcase_add_test(tc, stale_and_unknown_ids_are_ignored);
   tcase_add_test(tc, delete_goes_through_the_quorum);
+  tcase_add_test(tc, a_delete_every_replica_acked_is_read_forgotten_and_reaped);
+  tcase_add_test(tc, a_reap_stops_where_a_replica_differs_or_a_node_is_down);
+  tcase_add_test(tc, a_reap_forgets_the_hints_its_tombstone_covers);
+  tcase_add_test(tc, bad_reaps_get_exact_errors);
   tcase_add_test(tc, siblings_through_the_coordinator);
   tcase_add_test(tc, a_write_the_replica_refuses_sends_nothing);
   tcase_add_test(tc, full_peer_queues_are_resource_exhausted);

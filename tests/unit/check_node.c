@@ -124,6 +124,59 @@ START_TEST(writes_keep_the_anti_entropy_tree) {
 }
 END_TEST
 
+/* kv_node_reap removes the record only while it is the one the reaper read, and takes its
+ * leaf out of the anti-entropy tree with it. */
+START_TEST(reap_removes_only_the_record_read) {
+  cfg.anti_entropy_interval_ms = 1000;
+  kv_node_req_t r = req_for("k", "v");
+  put_expect(&r, KV_OK, NULL);
+  kv_node_result_t res;
+  kv_status_t st;
+  kv_node_req_t del = req_for("k", NULL);
+  ck_assert_int_eq(node_op(&del, 'd', &res, &st), KV_OK);
+  kv_node_result_free(&res);
+  uint8_t *tomb;
+  size_t tomb_bytes;
+  ck_assert_int_eq(kv_node_read_record(node, "default", (const uint8_t *)"k", 1, &tomb,
+                                       &tomb_bytes, &st), KV_OK);
+  uint64_t hash = kv_hash_key("default", "k", 1);
+  uint64_t leaf = kv_hash_leaf(hash, tomb, tomb_bytes);
+  /* Written since the read: the record stays. */
+  r.value = (const uint8_t *)"new";
+  r.value_bytes = 3;
+  put_expect(&r, KV_OK, NULL);
+  kv_status_clear(&st);
+  ck_assert_int_eq(kv_node_reap(node, "default", (const uint8_t *)"k", 1, leaf, &st),
+                   KV_EPRECONDITION);
+  ck_assert_str_eq(st.msg, "key 'k' in keyspace 'default' was written since the reaper read "
+                           "it; its record stays");
+  ck_assert_int_eq(node_op(&r, 'g', &res, &st), KV_OK);
+  ck_assert_uint_eq(kv_dvv_live_count(&res.object), 2); /* "v" (deleted blind) and "new" */
+  kv_node_result_free(&res);
+  /* Deleted again and read again: the reap takes it, and a second reap finds nothing. */
+  r = req_for("k", NULL);
+  ck_assert_int_eq(node_op(&r, 'd', &res, &st), KV_OK);
+  kv_node_result_free(&res);
+  free(tomb);
+  ck_assert_int_eq(kv_node_read_record(node, "default", (const uint8_t *)"k", 1, &tomb,
+                                       &tomb_bytes, &st), KV_OK);
+  leaf = kv_hash_leaf(hash, tomb, tomb_bytes);
+  free(tomb);
+  ck_assert_int_eq(kv_node_reap(node, "default", (const uint8_t *)"k", 1, leaf, &st), KV_OK);
+  ck_assert_int_eq(kv_node_read_record(node, "default", (const uint8_t *)"k", 1, &tomb,
+                                       &tomb_bytes, &st), KV_OK);
+  ck_assert_ptr_null(tomb);
+  ck_assert_int_eq(kv_node_reap(node, "default", (const uint8_t *)"k", 1, leaf, &st), KV_OK);
+  uint32_t p = kv_hash_partition(hash, cfg.partitions), segment = kv_hash_segment(hash);
+  kv_aae_req_t q = {.kind = KV_AAE_ASK_KEYS, .keyspace = "default", .partitions = &p,
+                    .partition_count = 1, .segments = &segment, .segment_count = 1};
+  kv_aae_answer_t a;
+  ck_assert_int_eq(kv_aae_serve(node, &q, &a, &st), KV_OK);
+  ck_assert_uint_eq(a.key_count, 0);
+  kv_aae_answer_free(&a);
+}
+END_TEST
+
 START_TEST(bad_tree_requests_get_exact_errors) {
   uint32_t p = 3, big = 16, seg = 1024, many[KV_AAE_KEYS_SEGMENTS_MAX + 1] = {0};
   kv_aae_answer_t a;
@@ -503,6 +556,7 @@ Suite *node_suite(void) {
   tcase_add_test(tc, values_survive_reopen);
   tcase_add_test(tc, writes_keep_the_anti_entropy_tree);
   tcase_add_test(tc, bad_tree_requests_get_exact_errors);
+  tcase_add_test(tc, reap_removes_only_the_record_read);
   tcase_add_test(tc, unknown_node_is_a_config_error);
   suite_add_tcase(s, tc);
   return s;
