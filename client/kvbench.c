@@ -15,9 +15,10 @@
  * request picks its operation from the mix and its key uniformly from K keys ("k%08d") with
  * a PRNG seeded by --seed, so the sequence of requests is the same on every run. Puts write
  * B bytes; gets of missing keys count as ok. Like a read-modify-write client, a put carries
- * the last context this run received for its key (from a put or get reply), so a key's
- * siblings stay bounded by the writers racing on it instead of piling up to the keyspace's
- * sibling cap (after which blind puts fail with RESOURCE_EXHAUSTED). --blind sends puts
+ * the last context this run received for its key (from a put, get or delete reply), so a
+ * key's siblings stay bounded by the writers racing on it instead of piling up to the
+ * keyspace's sibling cap (after which blind puts fail with RESOURCE_EXHAUSTED); a delete
+ * carries it too, so it removes what the run last saw (and the tombstone can be reaped). --blind sends puts
  * without a context, to measure exactly that path. --durable asks for every put to be
  * fsynced before it is acknowledged (the server groups them behind shared fsyncs).
  * --sequential takes keys in order instead (k00000000, k00000001, ..., wrapping at K), so
@@ -37,9 +38,9 @@
  * Output: a table on stdout with a row per operation in the mix (per level and operation,
  * with a level column, when there are several levels). --json FILE writes
  *   {"put": {"ops_per_sec": .., "p50_ms": .., "p99_ms": .., "p999_ms": .., "errors": ..},
- *    "get": {..}, "levels": [{"level": "ONE", "put": {..}, "get": {..}}, ..]}
- * on one line, always with both operations (zeros for one not in the mix); the top-level
- * "put" and "get" are the first level's. --html FILE writes the report of bench.h: the table
+ *    "get": {..}, "delete": {..}, "levels": [{"level": "ONE", "put": {..}, ..}, ..]}
+ * on one line, always with every operation (zeros for one not in the mix); the top-level
+ * ones are the first level's. --html FILE writes the report of bench.h: the table
  * and the latency CDF of every (operation, level). While it runs, a progress line is drawn
  * on stderr when stderr is a terminal (--progress forces it, --no-progress stops it).
  *
@@ -73,8 +74,8 @@ enum {
 #define OPS_MAX 1000000000000ull
 #define LEVELS_MAX 12u /* levels one run measures (-c A,B,..) */
 
-enum { OP_PUT, OP_GET, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {"put", "get"};
+enum { OP_PUT, OP_GET, OP_DELETE, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"put", "get", "delete"};
 
 typedef struct {
   char *addrs;          /* the -a argument, split in place */
@@ -149,7 +150,7 @@ static void usage(FILE *f) {
         "  --concurrency C    requests in flight (default 64, at most 4096)\n"
         "  --value-bytes B    bytes per put (default 100)\n"
         "  --keys K           keys k00000000.. chosen uniformly (default 10000)\n"
-        "  --mix OP=W,..      weights of put and get (default put=50,get=50)\n"
+        "  --mix OP=W,..      weights of put, get and delete (default put=50,get=50)\n"
         "  -c LEVEL[,LEVEL..] consistency level of every request (default: the keyspace's);\n"
         "                     several levels: the run is made once per level, in order\n"
         "  --warmup S         seconds run first and not counted (default 0)\n"
@@ -294,8 +295,8 @@ static int parse_args(int argc, char **argv, bench_args_t *a) {
         return usage_error("--keys needs a whole number from 1 to %u, not '%s'", KEYS_MAX, v);
     } else if (!strcmp(k, "--mix")) {
       if (!parse_mix(v, a->mix))
-        return usage_error("--mix needs OP=WEIGHT[,OP=WEIGHT] with OP put or get, weights "
-                           "0 to 1000000 and at least one above 0, not '%s'", v);
+        return usage_error("--mix needs OP=WEIGHT[,OP=WEIGHT] with OP put, get or delete, "
+                           "weights 0 to 1000000 and at least one above 0, not '%s'", v);
       a->mix_text = v;
     } else if (!strcmp(k, "-c")) {
       free(a->levels_text);
@@ -320,7 +321,8 @@ static int parse_args(int argc, char **argv, bench_args_t *a) {
   }
   if (!a->addrs) return usage_error("-a ADDR[,ADDR..] is required");
   if (have_ops == have_duration) return usage_error("give exactly one of --ops and --duration");
-  if (a->mix[OP_PUT] == 0 && a->mix[OP_GET] == 0) parse_mix(a->mix_text, a->mix);
+  if (a->mix[OP_PUT] == 0 && a->mix[OP_GET] == 0 && a->mix[OP_DELETE] == 0)
+    parse_mix(a->mix_text, a->mix);
   return split_levels(a);
 }
 
@@ -340,8 +342,11 @@ static bool start_one(bench_t *b, req_t *r) {
   uint64_t t = now_ns();
   r->measured = t >= b->t_measure_ns;
   if (r->measured) b->started_measured++;
-  uint32_t total = b->args.mix[OP_PUT] + b->args.mix[OP_GET];
-  r->op = rng_next(&b->rng) % total < b->args.mix[OP_PUT] ? OP_PUT : OP_GET;
+  uint32_t total = b->args.mix[OP_PUT] + b->args.mix[OP_GET] + b->args.mix[OP_DELETE];
+  uint32_t roll = (uint32_t)(rng_next(&b->rng) % total);
+  r->op = roll < b->args.mix[OP_PUT]                        ? OP_PUT
+          : roll < b->args.mix[OP_PUT] + b->args.mix[OP_GET] ? OP_GET
+                                                              : OP_DELETE;
   uint64_t pick = rng_next(&b->rng);
   r->key = (uint32_t)((b->args.sequential ? b->next_key++ : pick) % b->args.keys);
   char key[32];
@@ -350,13 +355,18 @@ static bool start_one(bench_t *b, req_t *r) {
   r->client = b->next_client++ % b->n_clients;
   kv_client_t *c = b->clients[r->client];
   kv_client_status_t st;
-  int err = r->op == OP_PUT
-                ? kv_client_async_start_put(b->async, c, b->args.keyspace, key,
-                                            (size_t)key_bytes, b->value, b->args.value_bytes,
-                                            ctx ? ctx->bytes : NULL, ctx ? ctx->len : 0,
-                                            &b->opts, r, &st)
-                : kv_client_async_start_get(b->async, c, b->args.keyspace, key,
-                                            (size_t)key_bytes, &b->opts, r, &st);
+  int err;
+  if (r->op == OP_PUT)
+    err = kv_client_async_start_put(b->async, c, b->args.keyspace, key, (size_t)key_bytes,
+                                    b->value, b->args.value_bytes, ctx ? ctx->bytes : NULL,
+                                    ctx ? ctx->len : 0, &b->opts, r, &st);
+  else if (r->op == OP_GET)
+    err = kv_client_async_start_get(b->async, c, b->args.keyspace, key, (size_t)key_bytes,
+                                    &b->opts, r, &st);
+  else
+    err = kv_client_async_start_delete(b->async, c, b->args.keyspace, key, (size_t)key_bytes,
+                                       ctx ? ctx->bytes : NULL, ctx ? ctx->len : 0, &b->opts,
+                                       r, &st);
   if (err != KV_OK) {
     fprintf(stderr, "kvbench: cannot start a request: %s: %s\n", kv_client_status_name(&st),
             st.msg);
@@ -507,14 +517,14 @@ static void print_table(const bench_t *b) {
   }
   printf("\n");
   if (many) printf("%-14s ", "level");
-  printf("%-4s %12s %10s %10s %10s %10s\n", "op", "ops/s", "p50 ms", "p99 ms", "p99.9 ms",
+  printf("%-6s %12s %10s %10s %10s %10s\n", "op", "ops/s", "p50 ms", "p99 ms", "p99.9 ms",
          "errors");
   for (uint32_t l = 0; l < a->n_levels; l++) {
     for (int op = 0; op < OP_COUNT; op++) {
       if (a->mix[op] == 0) continue;
       op_result_t r = result_of(b, l, op);
       if (many) printf("%-14s ", level_name(b, l));
-      printf("%-4s %12.1f %10.3f %10.3f %10.3f %10llu\n", op_names[op], r.ops_per_sec,
+      printf("%-6s %12.1f %10.3f %10.3f %10.3f %10llu\n", op_names[op], r.ops_per_sec,
              r.p50_ms, r.p99_ms, r.p999_ms, (unsigned long long)r.errors);
     }
   }
@@ -655,7 +665,7 @@ static int load_main(int argc, char **argv) {
   for (uint32_t i = 0; i < a->value_bytes; i++)
     b->value[i] = (uint8_t)('a' + rng_next(&vrng) % 26);
 
-  if (!a->blind && a->mix[OP_PUT] > 0) {
+  if (!a->blind && (a->mix[OP_PUT] > 0 || a->mix[OP_DELETE] > 0)) {
     b->contexts = calloc(a->keys, sizeof *b->contexts);
     if (!b->contexts) {
       fprintf(stderr, "kvbench: out of memory for the contexts of %u keys\n", a->keys);
@@ -675,7 +685,8 @@ static int load_main(int argc, char **argv) {
     if (a->json_path) rc = write_json(b);
     if (rc == EXIT_OK && a->html_path) rc = write_html(b);
     for (uint32_t l = 0; l < a->n_levels && rc == EXIT_OK; l++)
-      if (b->stats[l][OP_PUT].errors || b->stats[l][OP_GET].errors) rc = EXIT_ERRORS;
+      for (int op = 0; op < OP_COUNT; op++)
+        if (b->stats[l][op].errors) rc = EXIT_ERRORS;
   }
   kv_client_async_destroy(b->async);
   for (uint32_t i = 0; i < b->n_clients; i++) kv_client_close(b->clients[i]);

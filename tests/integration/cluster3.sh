@@ -302,6 +302,18 @@ start_node 3 || exit 1
 wait_all_up || exit 1
 expect "14. ... and n3 holds it when it is back (--local: not found, no old value)" 1 \
   "not found" ctl 3 get default reap2 --local
+reaped_all() { local t=0; for i in 1 2 3; do t=$((t + $(reaps "$i" reaped))); done; echo "$t"; }
+before=$(reaped_all)
+bin/kvbench -a "${addr[1]},${addr[2]},${addr[3]}" --ops 2000 --keys 50 --mix put=50,delete=50 \
+  -c ALL --concurrency 8 --json "$work/reap.json" >"$work/reap.out" 2>&1
+errors=$(( $(json_field "$work/reap.json" put errors) + $(json_field "$work/reap.json" delete errors) ))
+deletes=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['delete']; print(round(d['ops_per_sec']))" "$work/reap.json")
+check "14. kvbench puts and deletes 50 keys through all three nodes (deletes carry contexts)" \
+  "$errors errors" [ "$errors" = 0 ] && [ "$deletes" -gt 0 ]
+for _ in $(seq 100); do [ "$(reaped_all)" -gt "$before" ] && break; sleep 0.1; done # grace 2 s
+after=$(reaped_all)
+check "14. ... and the nodes reap the tombstones those deletes left ($((after - before)) keys)" \
+  "reaped $before before, $after after" [ "$after" -gt "$before" ]
 
 # ---- 10. clean shutdown ------------------------------------------------------------------
 for i in 1 2 3; do

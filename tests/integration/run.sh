@@ -99,7 +99,7 @@ expect "kvnode: bad --hint-bytes-max" 2 \
   "$KVNODE" --config config/single.yaml --node n1 --hint-bytes-max -5
 expect "kvbench: neither --ops nor --duration" 2 "kvbench: give exactly one of --ops and --duration; see kvbench -h" \
   bin/kvbench -a 127.0.0.1:1
-expect "kvbench: bad --mix" 2 "kvbench: --mix needs OP=WEIGHT[,OP=WEIGHT] with OP put or get" \
+expect "kvbench: bad --mix" 2 "kvbench: --mix needs OP=WEIGHT[,OP=WEIGHT] with OP put, get or delete" \
   bin/kvbench -a 127.0.0.1:1 --ops 10 --mix put=x
 
 # ---- one node: round trips, bad input, siblings, shutdown ------------------------------
