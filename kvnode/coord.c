@@ -623,6 +623,8 @@ static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
         target_send_write(c, t, slot_id(c, s, i), s, res->record, res->record_bytes,
                           req->durable, &s->refused) != KV_OK)
       slot_answer(c, s, i, false, now_us);
+    else if (!t->local)
+      kv_metrics_add(c->metrics, KV_METRIC_REMOTE_WRITES, 1);
   }
   if (req->durable) {
     s->sync_pending = true;

@@ -68,6 +68,8 @@ check "2. the read repair counter starts at 0" "$(grep read_repairs "$work/first
   grep -qx 'tunekv_read_repairs_total 0' "$work/first.txt"
 check "2. the anti-entropy hook is there" "missing" \
   grep -qx 'tunekv_anti_entropy_repairs_total 0' "$work/first.txt"
+check "2. writes sent to other regions: none in a one-region cluster" "missing" \
+  grep -qx 'tunekv_remote_region_writes_total 0' "$work/first.txt"
 check "2. replication lag has a histogram per region" "missing" \
   grep -q '^tunekv_replication_lag_seconds_bucket{region="local",le="+Inf"} ' "$work/first.txt"
 check "2. hints per peer" "missing" grep -qx 'tunekv_hints_pending{peer="n2"} 0' "$work/first.txt"
