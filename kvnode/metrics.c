@@ -31,7 +31,10 @@ static const char *const counter_names[KV_METRIC_COUNTERS][2] = {
     {"anti_entropy_repairs_total", "Keys repaired by anti-entropy."},
     {"remote_region_writes_total",
      "Replica writes of puts and deletes this node coordinated that it sent to nodes of other "
-     "regions."}};
+     "regions (a write forwarded to a region counts once)."},
+    {"relayed_writes_total",
+     "Writes forwarded to this node by a coordinator in another region that it relayed to the "
+     "other replicas of its region."}};
 
 typedef struct {
   atomic_uint_fast64_t counts[BUCKETS_MAX + 1]; /* the last one is +Inf */
