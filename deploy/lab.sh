@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lab.sh: the WAN lab on one machine (`make lab`). Starts the six nodes of config/regions2.yaml
+# lab.sh: the WAN lab on one machine (`make lab`). Starts the six nodes of config/multiregion.yaml
 # (regions east and west, three nodes each, replication {east: 3, west: 3}) on ports of its own,
 # injects a one-way delay with jitter between the regions through fault injection (--both-ways:
 # a call's answer waits too, so a round trip between regions costs two delays), runs kvbench
@@ -17,7 +17,7 @@ OUT=${OUT:-$(mktemp -d /tmp/tunekv-lab.XXXXXX)}
 mkdir -p "$OUT" || exit 2
 work=$(mktemp -d /tmp/tunekv-labrun.XXXXXX)
 shift_ports=$((18000 + $$ % 1000))
-python3 - config/regions2.yaml "$shift_ports" >"$work/cluster.yaml" <<'PY'
+python3 - config/multiregion.yaml "$shift_ports" >"$work/cluster.yaml" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 print(re.sub(r'127\.0\.0\.1:(\d+)', lambda m: '127.0.0.1:%d' % (int(m.group(1)) + int(sys.argv[2])), text), end='')
