@@ -15,7 +15,7 @@
  *   kv_metrics_add(m, KV_METRIC_READ_REPAIRS, 1)      a read repair was sent (coord.c does)
  *   kv_metrics_add(m, KV_METRIC_REMOTE_WRITES, 1)     a write left for another region (coord.c)
  *   kv_metrics_add(m, KV_METRIC_RELAYED_WRITES, 1)    a forwarded write was relayed (coord.c)
- *   kv_metrics_conflict(m, handler, n)                a handler resolved n conflicts
+ *   kv_metrics_conflict(m, handler, n)                a handler resolved n conflicts (node.c)
  *   kv_metrics_siblings(m, n)                         a get answered with n siblings */
 #ifndef KV_METRICS_H
 #define KV_METRICS_H
