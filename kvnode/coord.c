@@ -651,13 +651,14 @@ static uint32_t region_relay(kv_coord_t *c, slot_t *s, uint32_t f, kv_relay_targ
 /* Sends a put's record to target i: directly, or, when it forwards to its region, with the
  * others of its region to relay to. */
 static kv_err write_send(kv_coord_t *c, slot_t *s, uint32_t i, const kv_node_result_t *res,
-                         bool durable) {
+                         bool durable, uint32_t timeout_ms) {
   const kv_target_t *t = &s->q.targets[i];
   kv_relay_target_t relay[KV_REPLICAS_MAX];
   uint32_t n = region_relay(c, s, i, relay);
   kv_err err = n ? c->tr.send_relay_write(c->tr.arg, t->node, slot_id(c, s, i), s->keyspace,
                                           s->key, s->key_bytes, res->record,
-                                          res->record_bytes, durable, relay, n, &s->refused)
+                                          res->record_bytes, durable, relay, n,
+                                          timeout_ms / 2 ? timeout_ms / 2 : 1, &s->refused)
                  : target_send_write(c, t, slot_id(c, s, i), s, res->record, res->record_bytes,
                                      durable, &s->refused);
   if (err == KV_OK && !t->local) kv_metrics_add(c->metrics, KV_METRIC_REMOTE_WRITES, 1);
@@ -700,7 +701,8 @@ static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
      * so a durable write could be acknowledged at w with w - 1 copies. It counts as failed
      * at once, as a refused connection would. */
     const kv_target_t *t = &s->q.targets[i];
-    if ((t->primary && stood_in_for(s, t->node)) || write_send(c, s, i, res, req->durable) != KV_OK)
+    if ((t->primary && stood_in_for(s, t->node)) ||
+        write_send(c, s, i, res, req->durable, plan->timeout_ms) != KV_OK)
       slot_failed_with_relayed(c, s, i, now_us);
   }
   if (req->durable) {
@@ -924,9 +926,12 @@ static void relay_tick(kv_coord_t *c, uint64_t now_us) {
     if (c->relays[i].in_use && now_us >= c->relays[i].deadline_us) relay_finish(c, &c->relays[i]);
 }
 
-/* Resolves the node ids a relay names (see kv_coord_relay). */
-static kv_err relay_nodes(kv_coord_t *c, const char *const *nodes, uint32_t count,
-                          uint32_t *out, kv_status_t *st) {
+/* Checks a relay's wait and resolves the node ids it names (see kv_coord_relay). */
+static kv_err relay_check(kv_coord_t *c, const char *const *nodes, uint32_t count,
+                          uint32_t wait_ms, uint32_t *out, kv_status_t *st) {
+  if (wait_ms == 0 || wait_ms > KV_TIMEOUT_MS_MAX)
+    return kv_status_set(st, KV_EINVAL, "forward_wait_ms is %u; it must be 1 to %u", wait_ms,
+                         KV_TIMEOUT_MS_MAX);
   if (count > KV_REPLICAS_MAX - 1)
     return kv_status_set(st, KV_EINVAL, "forward_to names %u nodes; a region has at most %u "
                          "others", count, KV_REPLICAS_MAX - 1);
@@ -946,9 +951,10 @@ static kv_err relay_nodes(kv_coord_t *c, const char *const *nodes, uint32_t coun
 kv_err kv_coord_relay(kv_coord_t *c, const char *keyspace, const uint8_t *key,
                       size_t key_bytes, const uint8_t *rec, size_t rec_bytes, bool durable,
                       const char *const *nodes, const uint64_t *ids, uint32_t count,
-                      kv_coord_relay_fn done, void *arg, uint64_t mono_us, kv_status_t *st) {
+                      uint32_t wait_ms, kv_coord_relay_fn done, void *arg, uint64_t mono_us,
+                      kv_status_t *st) {
   uint32_t node_of[KV_REPLICAS_MAX];
-  kv_err err = relay_nodes(c, nodes, count, node_of, st);
+  kv_err err = relay_check(c, nodes, count, wait_ms, node_of, st);
   if (err != KV_OK) return err;
   pthread_mutex_lock(&c->lock);
   if (c->relay_count == KV_RELAYS_MAX) {
@@ -962,7 +968,7 @@ kv_err kv_coord_relay(kv_coord_t *c, const char *keyspace, const uint8_t *key,
   c->relay_count++;
   r->count = count;
   r->pending = count + 1; /* and one for this call, so no answer can finish it before the end */
-  r->deadline_us = mono_us + KV_RELAY_WAIT_MS * 1000ull;
+  r->deadline_us = mono_us + wait_ms * 1000ull;
   r->done = done;
   r->arg = arg;
   for (uint32_t k = 0; k < count; k++) {

@@ -501,7 +501,7 @@ static kv_err replica_write(kv_peers_t *ps, uint32_t node, uint32_t hint_for, ui
                             const char *keyspace, const uint8_t *key, size_t key_bytes,
                             const uint8_t *rec, size_t rec_bytes, bool durable,
                             const kv_relay_target_t *relay, uint32_t relay_count,
-                            kv_status_t *st) {
+                            uint32_t wait_ms, kv_status_t *st) {
   Tunekv__Peer__Relay relays[KV_REPLICAS_MAX], *relay_ptrs[KV_REPLICAS_MAX];
   KV_ASSERT(relay_count <= KV_REPLICAS_MAX);
   Tunekv__Peer__ReplicaWrite w = TUNEKV__PEER__REPLICA_WRITE__INIT;
@@ -514,6 +514,7 @@ static kv_err replica_write(kv_peers_t *ps, uint32_t node, uint32_t hint_for, ui
   }
   w.n_forward_to = relay_count;
   w.forward_to = relay_ptrs;
+  w.forward_wait_ms = wait_ms;
   w.keyspace = (char *)keyspace;
   w.key = (ProtobufCBinaryData){key_bytes, (uint8_t *)key};
   w.record = (ProtobufCBinaryData){rec_bytes, (uint8_t *)rec};
@@ -544,15 +545,15 @@ static kv_err send_write(void *arg, uint32_t node, uint64_t id, const char *keys
                          const uint8_t *key, size_t key_bytes, const uint8_t *rec,
                          size_t rec_bytes, bool durable, kv_status_t *st) {
   return replica_write(arg, node, UINT32_MAX, id, keyspace, key, key_bytes, rec, rec_bytes,
-                       durable, NULL, 0, st);
+                       durable, NULL, 0, 0, st);
 }
 
 static kv_err send_relay_write(void *arg, uint32_t node, uint64_t id, const char *keyspace,
                                const uint8_t *key, size_t key_bytes, const uint8_t *rec,
                                size_t rec_bytes, bool durable, const kv_relay_target_t *relay,
-                               uint32_t relay_count, kv_status_t *st) {
+                               uint32_t relay_count, uint32_t wait_ms, kv_status_t *st) {
   return replica_write(arg, node, UINT32_MAX, id, keyspace, key, key_bytes, rec, rec_bytes,
-                       durable, relay, relay_count, st);
+                       durable, relay, relay_count, wait_ms, st);
 }
 
 static kv_err send_read(void *arg, uint32_t node, uint64_t id, const char *keyspace,
@@ -567,7 +568,7 @@ static kv_err send_hint_write(void *arg, uint32_t node, uint32_t hint_for, uint6
   kv_peers_t *ps = arg;
   KV_ASSERT(hint_for < ps->cfg->node_count);
   return replica_write(ps, node, hint_for, id, keyspace, key, key_bytes, rec, rec_bytes,
-                       durable, NULL, 0, st);
+                       durable, NULL, 0, 0, st);
 }
 
 static kv_err send_hint_read(void *arg, uint32_t node, uint32_t hint_for, uint64_t id,

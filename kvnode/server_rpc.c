@@ -463,8 +463,8 @@ static void relay_start(kv_server_t *srv, batch_t *b, relay_ctx_t *ctx,
   kv_status_t st;
   kv_status_clear(&st);
   if (kv_coord_relay(srv->deps.coord, w->keyspace, w->key.data, w->key.len, w->record.data,
-                     w->record.len, w->durable, nodes, ids, (uint32_t)n, relay_done, ctx,
-                     mono_us(), &st) == KV_OK)
+                     w->record.len, w->durable, nodes, ids, (uint32_t)n, w->forward_wait_ms,
+                     relay_done, ctx, mono_us(), &st) == KV_OK)
     return;
   /* Refused: every replica it names has failed, for the one reason. */
   uint64_t *all_ids = calloc(n, sizeof *all_ids);

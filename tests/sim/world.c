@@ -269,11 +269,12 @@ static kv_err tr_refused(uint32_t peer, kv_status_t *st) {
 static kv_err tr_write(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
                        const uint8_t *key, size_t key_bytes, const uint8_t *rec,
                        size_t rec_bytes, bool durable, const kv_relay_target_t *relay,
-                       uint32_t relay_count, kv_status_t *st) {
+                       uint32_t relay_count, uint32_t relay_wait_ms, kv_status_t *st) {
   world_t *w = sim_world;
   msg_t *m = msg_new(MSG_WRITE, node_index(w, arg), peer);
   m->relay = dup_array(relay, relay_count * sizeof *relay);
   m->relay_count = relay_count;
+  m->relay_wait_ms = relay_wait_ms;
   m->id = id;
   m->hint_for = hint_for;
   m->key = sim_key_index(key, key_bytes);
@@ -299,17 +300,17 @@ static kv_err tr_send_write(void *arg, uint32_t peer, uint64_t id, const char *k
                             const uint8_t *key, size_t key_bytes, const uint8_t *rec,
                             size_t rec_bytes, bool durable, kv_status_t *st) {
   return tr_write(arg, peer, UINT32_MAX, id, key, key_bytes, rec, rec_bytes, durable, NULL, 0,
-                  st);
+                  0, st);
 }
 
 static kv_err tr_send_relay_write(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
                                   const uint8_t *key, size_t key_bytes, const uint8_t *rec,
                                   size_t rec_bytes, bool durable,
                                   const kv_relay_target_t *relay, uint32_t relay_count,
-                                  kv_status_t *st) {
+                                  uint32_t wait_ms, kv_status_t *st) {
   KV_ASSERT(relay_count > 0);
   return tr_write(arg, peer, UINT32_MAX, id, key, key_bytes, rec, rec_bytes, durable, relay,
-                  relay_count, st);
+                  relay_count, wait_ms, st);
 }
 
 static kv_err tr_send_read(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
@@ -323,7 +324,7 @@ static kv_err tr_send_hint_write(void *arg, uint32_t peer, uint32_t hint_for, ui
                                  kv_status_t *st) {
   KV_ASSERT(hint_for < sim_world->node_count && hint_for != peer);
   return tr_write(arg, peer, hint_for, id, key, key_bytes, rec, rec_bytes, durable, NULL, 0,
-                  st);
+                  0, st);
 }
 
 static kv_err tr_send_hint_read(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
@@ -424,7 +425,8 @@ static void fwd_start(world_t *w, sim_node_t *n, const msg_t *m, msg_t *a, bool 
   }
   kv_status_t st;
   if (kv_coord_relay(n->coord, SIM_KEYSPACE, key, key_bytes, m->rec, m->rec_bytes, m->durable,
-                     nodes, ids, m->relay_count, fwd_relayed, f, w->now_us, &st) == KV_OK) {
+                     nodes, ids, m->relay_count, m->relay_wait_ms, fwd_relayed, f, w->now_us,
+                     &st) == KV_OK) {
     w->relays++;
     return;
   }

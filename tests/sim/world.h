@@ -89,6 +89,7 @@ typedef struct msg {
   kv_aae_answer_t tree;          /* TREE_ANSWER: owned */
   kv_relay_target_t *relay;      /* WRITE to a forwarder: malloc'd, the replicas to relay to */
   uint32_t relay_count;
+  uint32_t relay_wait_ms;
   kv_relay_outcome_t *relayed;   /* its ANSWER: malloc'd, their outcomes */
   uint32_t relayed_count;
 } msg_t;

@@ -52,7 +52,7 @@ typedef struct {
   bool durable;
   void *call; /* forwards: the client call, its op and timeout */
   kv_op_t op;
-  uint32_t timeout_ms;
+  uint32_t timeout_ms; /* 'F': how long the forwarder waits for its relays */
   kv_relay_target_t relay[KV_REPLICAS_MAX]; /* 'F': the replicas to relay to */
   uint32_t relay_count;
 } msg_t;
@@ -141,7 +141,7 @@ static kv_err fake_send_relay_write(void *arg, uint32_t n, uint64_t id, const ch
                                    const uint8_t *key, size_t key_bytes, const uint8_t *rec,
                                    size_t rec_bytes, bool durable,
                                    const kv_relay_target_t *relay, uint32_t relay_count,
-                                   kv_status_t *st) {
+                                   uint32_t wait_ms, kv_status_t *st) {
   ck_assert_uint_gt(relay_count, 0);
   ck_assert_uint_lt(relay_count, KV_REPLICAS_MAX);
   uint32_t before = msg_count;
@@ -149,6 +149,7 @@ static kv_err fake_send_relay_write(void *arg, uint32_t n, uint64_t id, const ch
   if (msg_count > before && before < MSGS_MAX) {
     memcpy(msgs[before].relay, relay, relay_count * sizeof *relay);
     msgs[before].relay_count = relay_count;
+    msgs[before].timeout_ms = wait_ms;
   }
   return err;
 }
@@ -1827,6 +1828,7 @@ START_TEST(a_write_goes_once_to_the_other_region_and_counts_per_replica) {
   put(CALL(0), "k", "v", "each_quorum", T0);
   uint32_t east = 0, f = forwarded(&east);
   ck_assert(!msgs[f].durable);
+  ck_assert_uint_eq(msgs[f].timeout_ms, KV_TIMEOUT_MS_DEFAULT / 2); /* half the request's */
   ack(east, T0 + 1000);
   ck_assert_uint_eq(reply_count, 0); /* west has nothing yet */
   /* The forwarder's own ack and one relayed replica's: two of west's three. */
@@ -1860,6 +1862,7 @@ START_TEST(a_forwarder_that_fails_fails_its_region) {
   r.timeout_ms = 200;
   kv_coord_request(coord, CALL(1), KV_OP_PUT, &r, T0, WALL_MS);
   f = forwarded(&east);
+  ck_assert_uint_eq(msgs[f].timeout_ms, 100);
   ack(east, T0 + 1000);
   kv_coord_tick(coord, T0 + 200000);
   ck_assert_uint_eq(reply_count, 1);
@@ -1909,14 +1912,21 @@ static void relay_done(void *arg, const kv_relay_outcome_t *outcomes, uint32_t c
   relayed_calls++;
 }
 
-static kv_err relay(const char *const *nodes, uint32_t count, bool durable, uint64_t now_us,
-                    kv_status_t *st) {
+#define WAIT_MS 300u
+
+static kv_err relay_waiting(const char *const *nodes, uint32_t count, bool durable,
+                            uint32_t wait_ms, uint64_t now_us, kv_status_t *st) {
   static const uint64_t ids[KV_REPLICAS_MAX] = {101, 102, 103, 104, 105, 106, 107, 108,
                                                 109, 110, 111, 112, 113, 114, 115, 116};
   relayed_calls = relayed_count = 0;
   kv_status_clear(st);
   return kv_coord_relay(coord, "default", (const uint8_t *)"k", 1, (const uint8_t *)"rec", 3,
-                        durable, nodes, ids, count, relay_done, CALL(9), now_us, st);
+                        durable, nodes, ids, count, wait_ms, relay_done, CALL(9), now_us, st);
+}
+
+static kv_err relay(const char *const *nodes, uint32_t count, bool durable, uint64_t now_us,
+                    kv_status_t *st) {
+  return relay_waiting(nodes, count, durable, WAIT_MS, now_us, st);
 }
 
 START_TEST(a_forwarder_relays_and_answers_with_each_outcome) {
@@ -1942,14 +1952,14 @@ START_TEST(a_forwarder_relays_and_answers_with_each_outcome) {
   ack(to2, T0 + 3000); /* after the end: ignored */
   ck_assert_uint_eq(relayed_calls, 1);
   msgs_clear();
-  /* A replica that does not answer within KV_RELAY_WAIT_MS has timed out; one whose queue
+  /* A replica that does not answer within the wait has timed out; one whose queue
    * is full failed at once. */
   queue_full[2] = true;
   ck_assert_int_eq(relay(nodes, 2, false, T0, &st), KV_OK);
   ck_assert(!msgs[msg_to('w', 1)].durable);
-  kv_coord_tick(coord, T0 + KV_RELAY_WAIT_MS * 1000ull - 1);
+  kv_coord_tick(coord, T0 + WAIT_MS * 1000ull - 1);
   ck_assert_uint_eq(relayed_calls, 0);
-  kv_coord_tick(coord, T0 + KV_RELAY_WAIT_MS * 1000ull);
+  kv_coord_tick(coord, T0 + WAIT_MS * 1000ull);
   ck_assert_uint_eq(relayed_calls, 1);
   ck_assert_int_eq(relayed_out[0].code, KV_ETIMEDOUT);
   ck_assert_int_eq(relayed_out[1].code, KV_EBUSY);
@@ -1972,6 +1982,11 @@ START_TEST(a_relay_naming_bad_nodes_is_refused) {
   for (uint32_t k = 0; k < KV_REPLICAS_MAX; k++) many[k] = "n2";
   ck_assert_int_eq(relay(many, KV_REPLICAS_MAX, false, T0, &st), KV_EINVAL);
   ck_assert_str_eq(st.msg, "forward_to names 16 nodes; a region has at most 15 others");
+  const char *fine[] = {"n2"};
+  ck_assert_int_eq(relay_waiting(fine, 1, false, 0, T0, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "forward_wait_ms is 0; it must be 1 to 600000");
+  ck_assert_int_eq(relay_waiting(fine, 1, false, KV_TIMEOUT_MS_MAX + 1, T0, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "forward_wait_ms is 600001; it must be 1 to 600000");
   ck_assert_uint_eq(msg_count, 0);
   ck_assert_uint_eq(relayed_calls, 0);
 }
@@ -1983,8 +1998,8 @@ START_TEST(relays_past_the_table_are_resource_exhausted) {
   for (uint32_t i = 0; i < KV_RELAYS_MAX; i++) ck_assert_int_eq(relay(nodes, 1, false, T0, &st), KV_OK);
   ck_assert_int_eq(relay(nodes, 1, false, T0, &st), KV_EBUSY);
   ck_assert_str_eq(st.msg, "node n1 is relaying 1024 writes already; retry later");
-  kv_coord_tick(coord, T0 + KV_RELAY_WAIT_MS * 1000ull); /* all time out */
-  ck_assert_int_eq(relay(nodes, 1, false, T0 + KV_RELAY_WAIT_MS * 1000ull, &st), KV_OK);
+  kv_coord_tick(coord, T0 + WAIT_MS * 1000ull); /* all time out */
+  ck_assert_int_eq(relay(nodes, 1, false, T0 + WAIT_MS * 1000ull, &st), KV_OK);
 }
 END_TEST
 
