@@ -5,6 +5,12 @@
  * so an answer for a finished request (whose slot moved on to a new generation) is ignored,
  * and a read repair's ack is told from the same replica's read answer.
  *
+ * Forwarding (coord.h): via[i] is the target whose forwarder message carries target i's write
+ * (VIA_NONE: sent directly). The forwarder's side is the relay table: KV_RELAYS_MAX entries,
+ * a relayed message's id is KV_RELAY_ID_BIT | generation << 24 | entry << 8 | index in the
+ * relay, and an entry lives from kv_coord_relay until every replica answered or its deadline
+ * (checked by the tick) passed, when done is called and it is free again.
+ *
  * A slot's life:
  *   FREE -> (request) PENDING -> (quorum decided) REPLIED -> (quorum finished, no fsync
  *   outstanding) FREE.
@@ -47,6 +53,11 @@
 #define ID_TARGET_BITS 8u
 #define ID_GEN_BITS 16u
 #define ID_REPAIR 0x80u                  /* in the target bits: a read repair's ack */
+#define VIA_NONE 0xFFu
+/* Below the hint (63), anti-entropy (62) and reaper (61) bits, which are told apart first. */
+#define KV_RELAY_ID_BIT (1ull << 60)
+#define RELAY_INDEX_SHIFT 8u
+#define RELAY_GEN_SHIFT 24u
 
 typedef struct {
   bool in_use;
@@ -78,9 +89,22 @@ typedef struct {
   kv_sync_waiter_t waiter;
   uint64_t decided_us, last_ok_us;
   uint64_t ack_us[KV_TARGETS_MAX]; /* when each target acked (metrics: lag per region) */
+  uint8_t via[KV_TARGETS_MAX];  /* put/delete: the forwarder target carrying it, or VIA_NONE */
   uint32_t active_pos;          /* where this slot sits in coord->active */
   struct kv_coord *coord;
 } slot_t;
+
+/* A write this node relays to replicas of its region for a coordinator elsewhere. */
+typedef struct {
+  bool in_use;
+  uint16_t gen;
+  uint32_t count, pending;
+  kv_relay_outcome_t out[KV_REPLICAS_MAX];
+  bool answered[KV_REPLICAS_MAX];
+  uint64_t deadline_us;
+  kv_coord_relay_fn done;
+  void *arg;
+} relay_t;
 
 struct kv_coord {
   pthread_mutex_t lock;
@@ -99,6 +123,9 @@ struct kv_coord {
   kv_xch_t xch;
   kv_reaper_t reaper;
   kv_metrics_t *metrics;        /* may be NULL */
+  relay_t relays[KV_RELAYS_MAX];
+  uint32_t relay_count;         /* entries in use */
+  uint32_t relay_next;          /* where the search for a free entry starts */
 };
 
 /* The fsync after this node's part of a reaper's forget step (reaper.h). */
@@ -476,6 +503,24 @@ static void slot_answer(kv_coord_t *c, slot_t *s, uint32_t target, bool ok, uint
     slot_maybe_finish(c, s, now_us);
 }
 
+/* Targets forwarded through target f (its message failed, or its answer gave no outcome
+ * for them) have failed: unanswered, they are never counted. */
+static void relayed_fail_rest(kv_coord_t *c, slot_t *s, uint32_t f, uint64_t now_us) {
+  uint16_t gen = s->gen;
+  for (uint32_t j = 0; j < s->q.target_count; j++) {
+    if (s->via[j] != f || s->q.answers[j] != KV_ANSWER_NONE) continue;
+    slot_answer(c, s, j, false, now_us);
+    if (!s->in_use || s->gen != gen) return;
+  }
+}
+
+/* Target i failed, and with it the targets forwarded through it. */
+static void slot_failed_with_relayed(kv_coord_t *c, slot_t *s, uint32_t i, uint64_t now_us) {
+  uint16_t gen = s->gen;
+  relayed_fail_rest(c, s, i, now_us);
+  if (s->in_use && s->gen == gen) slot_answer(c, s, i, false, now_us);
+}
+
 /* ---- requests ----------------------------------------------------------------------- */
 
 static bool node_alive(kv_coord_t *c, uint32_t node) {
@@ -562,6 +607,7 @@ static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_p
   s->sync_pending = false;
   kv_status_clear(&s->refused);
   s->decided_us = s->last_ok_us = 0;
+  memset(s->via, VIA_NONE, sizeof s->via);
   kv_quorum_init(&s->q, &plan->need, targets, count, now_us / 1000,
                  now_us / 1000 + plan->timeout_ms);
   return s;
@@ -607,6 +653,41 @@ static void slot_abort(kv_coord_t *c, slot_t *s, const kv_status_t *st) {
   slot_release(c, s);
 }
 
+/* Forwarding (coord.h): when target f is the first target of another region, every target
+ * of that region is a primary believed alive, and there is another, fills relay with the
+ * others (marking them via f) and returns how many; else 0: f's region is sent directly. */
+static uint32_t region_relay(kv_coord_t *c, slot_t *s, uint32_t f, kv_relay_target_t *relay) {
+  const kv_target_t *t = &s->q.targets[f];
+  if (t->local || !t->primary) return 0;
+  uint32_t n = 0;
+  for (uint32_t j = 0; j < s->q.target_count; j++) {
+    const kv_target_t *u = &s->q.targets[j];
+    if (u->region != t->region) continue;
+    if (j < f || !u->primary || !c->tr.alive(c->tr.arg, u->node)) return 0;
+    if (j != f) relay[n++] = (kv_relay_target_t){.node = u->node, .id = slot_id(c, s, j)};
+  }
+  for (uint32_t j = f + 1; j < s->q.target_count && n > 0; j++)
+    if (s->q.targets[j].region == t->region) s->via[j] = (uint8_t)f;
+  return n;
+}
+
+/* Sends a put's record to target i: directly, or, when it forwards to its region, with the
+ * others of its region to relay to. */
+static kv_err write_send(kv_coord_t *c, slot_t *s, uint32_t i, const kv_node_result_t *res,
+                         bool durable, uint32_t timeout_ms) {
+  const kv_target_t *t = &s->q.targets[i];
+  kv_relay_target_t relay[KV_REPLICAS_MAX];
+  uint32_t n = region_relay(c, s, i, relay);
+  kv_err err = n ? c->tr.send_relay_write(c->tr.arg, t->node, slot_id(c, s, i), s->keyspace,
+                                          s->key, s->key_bytes, res->record,
+                                          res->record_bytes, durable, relay, n,
+                                          timeout_ms / 2 ? timeout_ms / 2 : 1, &s->refused)
+                 : target_send_write(c, t, slot_id(c, s, i), s, res->record, res->record_bytes,
+                                     durable, &s->refused);
+  if (err == KV_OK && !t->local) kv_metrics_add(c->metrics, KV_METRIC_REMOTE_WRITES, 1);
+  return err;
+}
+
 static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
                         const kv_node_plan_t *plan, uint64_t now_us, uint64_t wall_ms) {
   kv_target_t targets[KV_TARGETS_MAX];
@@ -635,17 +716,17 @@ static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
     slot_abort(c, s, &st);
     return;
   }
+  /* The self-ack comes last, so the slot outlives this loop. */
   for (uint32_t i = 0; i < s->q.target_count; i++) {
-    if (i == s->self_target) continue;
+    if (i == s->self_target || s->via[i] != VIA_NONE) continue;
     /* A primary a fallback stands in for is not sent the write: were it alive after all,
      * its ack and the fallback's would count one replica twice (the hint becomes its copy),
      * so a durable write could be acknowledged at w with w - 1 copies. It counts as failed
      * at once, as a refused connection would. */
     const kv_target_t *t = &s->q.targets[i];
     if ((t->primary && stood_in_for(s, t->node)) ||
-        target_send_write(c, t, slot_id(c, s, i), s, res->record, res->record_bytes,
-                          req->durable, &s->refused) != KV_OK)
-      slot_answer(c, s, i, false, now_us);
+        write_send(c, s, i, res, req->durable, plan->timeout_ms) != KV_OK)
+      slot_failed_with_relayed(c, s, i, now_us);
   }
   if (req->durable) {
     s->sync_pending = true;
@@ -834,6 +915,101 @@ void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t
   pthread_mutex_unlock(&c->lock);
 }
 
+/* ---- relaying: the forwarder's side --------------------------------------------------- */
+
+static uint64_t relay_id(const kv_coord_t *c, const relay_t *r, uint32_t k) {
+  return KV_RELAY_ID_BIT | (uint64_t)r->gen << RELAY_GEN_SHIFT |
+         (uint64_t)(r - c->relays) << RELAY_INDEX_SHIFT | k;
+}
+
+/* Every replica answered or the deadline passed: those that did not answer timed out. */
+static void relay_finish(kv_coord_t *c, relay_t *r) {
+  for (uint32_t k = 0; k < r->count; k++)
+    if (!r->answered[k]) r->out[k].code = KV_ETIMEDOUT;
+  r->in_use = false;
+  r->gen++;
+  c->relay_count--;
+  r->done(r->arg, r->out, r->count);
+}
+
+static void relay_answer(kv_coord_t *c, uint64_t id, kv_err code) {
+  uint32_t index = (uint32_t)(id >> RELAY_INDEX_SHIFT) & 0xFFFFu, k = (uint32_t)id & 0xFFu;
+  if (index >= KV_RELAYS_MAX) return;
+  relay_t *r = &c->relays[index];
+  if (!r->in_use || r->gen != (uint16_t)(id >> RELAY_GEN_SHIFT) || k >= r->count ||
+      r->answered[k])
+    return; /* a duplicate, or for a relay already finished */
+  r->answered[k] = true;
+  r->out[k].code = code;
+  if (--r->pending == 0) relay_finish(c, r);
+}
+
+static void relay_tick(kv_coord_t *c, uint64_t now_us) {
+  for (uint32_t i = 0; i < KV_RELAYS_MAX && c->relay_count > 0; i++)
+    if (c->relays[i].in_use && now_us >= c->relays[i].deadline_us) relay_finish(c, &c->relays[i]);
+}
+
+/* Checks a relay's wait and resolves the node ids it names (see kv_coord_relay). */
+static kv_err relay_check(kv_coord_t *c, const char *const *nodes, uint32_t count,
+                          uint32_t wait_ms, uint32_t *out, kv_status_t *st) {
+  if (wait_ms == 0 || wait_ms > KV_TIMEOUT_MS_MAX)
+    return kv_status_set(st, KV_EINVAL, "forward_wait_ms is %u; it must be 1 to %u", wait_ms,
+                         KV_TIMEOUT_MS_MAX);
+  if (count > KV_REPLICAS_MAX - 1)
+    return kv_status_set(st, KV_EINVAL, "forward_to names %u nodes; a region has at most %u "
+                         "others", count, KV_REPLICAS_MAX - 1);
+  for (uint32_t k = 0; k < count; k++) {
+    int n = kv_config_node_index(c->ring->cfg, nodes[k]);
+    if (n < 0)
+      return kv_status_set(st, KV_EINVAL, "forward_to names node '%.*s', which is not in the "
+                           "cluster", (int)KV_NODE_ID_BYTES_MAX, nodes[k]);
+    if ((uint32_t)n == kv_node_self(c->node))
+      return kv_status_set(st, KV_EINVAL, "forward_to names this node (%s); it relays to the "
+                           "others", nodes[k]);
+    out[k] = (uint32_t)n;
+  }
+  return KV_OK;
+}
+
+kv_err kv_coord_relay(kv_coord_t *c, const char *keyspace, const uint8_t *key,
+                      size_t key_bytes, const uint8_t *rec, size_t rec_bytes, bool durable,
+                      const char *const *nodes, const uint64_t *ids, uint32_t count,
+                      uint32_t wait_ms, kv_coord_relay_fn done, void *arg, uint64_t mono_us,
+                      kv_status_t *st) {
+  uint32_t node_of[KV_REPLICAS_MAX];
+  kv_err err = relay_check(c, nodes, count, wait_ms, node_of, st);
+  if (err != KV_OK) return err;
+  pthread_mutex_lock(&c->lock);
+  if (c->relay_count == KV_RELAYS_MAX) {
+    pthread_mutex_unlock(&c->lock);
+    return kv_status_set(st, KV_EBUSY, "node %s is relaying %u writes already; retry later",
+                         c->ring->cfg->nodes[kv_node_self(c->node)].id, KV_RELAYS_MAX);
+  }
+  while (c->relays[c->relay_next].in_use) c->relay_next = (c->relay_next + 1) % KV_RELAYS_MAX;
+  relay_t *r = &c->relays[c->relay_next];
+  r->in_use = true;
+  c->relay_count++;
+  r->count = count;
+  r->pending = count + 1; /* and one for this call, so no answer can finish it before the end */
+  r->deadline_us = mono_us + wait_ms * 1000ull;
+  r->done = done;
+  r->arg = arg;
+  for (uint32_t k = 0; k < count; k++) {
+    r->out[k] = (kv_relay_outcome_t){.id = ids[k], .node = node_of[k], .code = KV_OK};
+    r->answered[k] = false;
+  }
+  for (uint32_t k = 0; k < count; k++) {
+    kv_status_t send_st;
+    kv_err send = c->tr.send_write(c->tr.arg, node_of[k], relay_id(c, r, k), keyspace, key,
+                                   key_bytes, rec, rec_bytes, durable, &send_st);
+    if (send != KV_OK) relay_answer(c, relay_id(c, r, k), send);
+  }
+  kv_metrics_add(c->metrics, KV_METRIC_RELAYED_WRITES, 1);
+  if (--r->pending == 0) relay_finish(c, r);
+  pthread_mutex_unlock(&c->lock);
+  return KV_OK;
+}
+
 /* One answer from replica `target` of slot s (see kv_coord_answer). */
 static void coord_took(kv_coord_t *c, slot_t *s, uint32_t target, bool repair, kv_err code,
                        const uint8_t *rec, size_t rec_bytes, uint64_t now_us) {
@@ -848,34 +1024,68 @@ static void coord_took(kv_coord_t *c, slot_t *s, uint32_t target, bool repair, k
   slot_answer(c, s, target, ok, now_us);
 }
 
-void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
-                     size_t rec_bytes, uint64_t mono_us) {
-  pthread_mutex_lock(&c->lock);
+/* The forwarder target f of slot s answered with these outcomes: each counts for a target
+ * forwarded through f (others are ignored), and those it gave none for have failed. */
+static void coord_took_relayed(kv_coord_t *c, slot_t *s, uint32_t f,
+                               const kv_relay_outcome_t *relayed, uint32_t count,
+                               uint64_t now_us) {
+  uint16_t gen = s->gen;
+  for (uint32_t k = 0; k < count; k++) {
+    uint32_t j;
+    bool repair;
+    if (slot_of(c, relayed[k].id, &j, &repair) != s || repair || s->via[j] != f) continue;
+    coord_took(c, s, j, false, relayed[k].code, NULL, 0, now_us);
+    if (!s->in_use || s->gen != gen) return;
+  }
+  relayed_fail_rest(c, s, f, now_us);
+}
+
+/* An answer (with the outcomes of the targets it relayed to, when it is a forwarder's), the
+ * lock held. */
+static void coord_answer_locked(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
+                                size_t rec_bytes, const kv_relay_outcome_t *relayed,
+                                uint32_t count, uint64_t now_us) {
   if (id & KV_HINT_ID_BIT) {
     kv_hints_answer(&c->hints, id, code);
-    pthread_mutex_unlock(&c->lock);
     return;
   }
   if (id & KV_AAE_ID_BIT) {
-    kv_xch_answer(&c->xch, &c->tr, id, code, NULL, rec, rec_bytes, mono_us);
-    pthread_mutex_unlock(&c->lock);
+    kv_xch_answer(&c->xch, &c->tr, id, code, NULL, rec, rec_bytes, now_us);
     return;
   }
   if (id & KV_REAP_ID_BIT) {
-    kv_reaper_answer(&c->reaper, &c->tr, id, code, rec, rec_bytes, mono_us);
-    pthread_mutex_unlock(&c->lock);
+    kv_reaper_answer(&c->reaper, &c->tr, id, code, rec, rec_bytes, now_us);
     return;
   }
-  uint32_t target;
-  bool repair;
-  slot_t *s = slot_of(c, id, &target, &repair);
-  /* This node's own answers never come over the wire. */
-  if (s && target != s->self_target) {
-    coord_took(c, s, target, repair, code, rec, rec_bytes, mono_us);
-    /* Fault point: the same answer again, as a network that duplicates would deliver it. */
-    if (KV_BUGGIFY() && (s = slot_of(c, id, &target, &repair)) != NULL)
-      coord_took(c, s, target, repair, code, rec, rec_bytes, mono_us);
+  if (id & KV_RELAY_ID_BIT) {
+    relay_answer(c, id, code);
+    return;
   }
+  /* Fault point: the same answer again, as a network that duplicates would deliver it. */
+  for (int copy = 0; copy == 0 || (copy == 1 && KV_BUGGIFY()); copy++) {
+    uint32_t target;
+    bool repair;
+    slot_t *s = slot_of(c, id, &target, &repair);
+    /* This node's own answers never come over the wire. */
+    if (!s || target == s->self_target) return;
+    if (!repair) coord_took_relayed(c, s, target, relayed, count, now_us);
+    if ((s = slot_of(c, id, &target, &repair)) != NULL)
+      coord_took(c, s, target, repair, code, rec, rec_bytes, now_us);
+  }
+}
+
+void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
+                     size_t rec_bytes, uint64_t mono_us) {
+  pthread_mutex_lock(&c->lock);
+  coord_answer_locked(c, id, code, rec, rec_bytes, NULL, 0, mono_us);
+  pthread_mutex_unlock(&c->lock);
+}
+
+void kv_coord_answer_relayed(kv_coord_t *c, uint64_t id, kv_err code,
+                             const kv_relay_outcome_t *relayed, uint32_t count,
+                             uint64_t mono_us) {
+  pthread_mutex_lock(&c->lock);
+  coord_answer_locked(c, id, code, NULL, 0, relayed, count, mono_us);
   pthread_mutex_unlock(&c->lock);
 }
 
@@ -893,6 +1103,7 @@ void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
     }
     slot_maybe_finish(c, s, mono_us);
   }
+  relay_tick(c, mono_us);
   kv_hints_tick(&c->hints, &c->tr, mono_us);
   kv_xch_tick(&c->xch, &c->tr, mono_us);
   kv_reaper_tick(&c->reaper, &c->tr, mono_us);

@@ -41,6 +41,23 @@
  * that a read meets the last acknowledged write (they may have met different nodes);
  * PR + PW > N does.
  *
+ * Forwarding to a region (DESIGN section 7, as Cassandra does): a write is sent once to each
+ * other region, to a forwarder there (the region's first target, in preference-list order),
+ * with the ids of the region's other targets; the forwarder takes the write itself, relays it
+ * to them (kv_coord_relay) and answers once all of them answered or half the request's
+ * timeout passed (leaving the other half for the trips between regions), with each one's
+ * outcome (kv_coord_answer_relayed), so acks still count per replica toward W,
+ * LOCAL_* and EACH_QUORUM, and durable still means fsynced on each replica counted (each
+ * relayed replica answers after its own fsync). An outcome counts only for a target that was
+ * forwarded through the node answering. When the forwarder's answer comes (or its message
+ * fails), every target forwarded through it that it gave no outcome for has failed, so a
+ * forwarder that dies or is cut off never has its region's acks counted: they fail with it or
+ * at the deadline. A region is only forwarded to when every one of its targets is a primary
+ * believed alive and there are at least two: with a fallback standing in there, or a primary
+ * believed dead, its targets are sent the write directly, as are read repairs. Lag is
+ * measured as the outcomes arrive, so a forwarded region's replicas all count as acking when
+ * the forwarder's answer comes.
+ *
  * Hinted handoff: a primary that did not acknowledge a write (down, lost message, deadline)
  * gets a hint kept here and handed over when it is back (hints.h), unless a fallback
  * acknowledged the write for it: the fallback's hint is handed over instead. A hint kept here
@@ -96,6 +113,20 @@ typedef struct {
   uint64_t dropped;           /* deletes not queued: the queue was full */
 } kv_reap_stats_t;
 
+/* One replica a forwarder relays a write to: its node index and the id of the coordinator's
+ * message for it (echoed in the outcome). */
+typedef struct {
+  uint32_t node;
+  uint64_t id;
+} kv_relay_target_t;
+
+/* A relayed replica's outcome: KV_OK when it acknowledged (after its fsync when durable). */
+typedef struct {
+  uint64_t id;                /* the kv_relay_target_t's */
+  uint32_t node;
+  kv_err code;                /* KV_ETIMEDOUT when it did not answer in the relay's wait */
+} kv_relay_outcome_t;
+
 /* How the coordinator reaches other nodes. Messages are queued; each answer comes back
  * through kv_coord_answer with the id given here. A send that fails (a full queue) has no
  * answer. */
@@ -116,6 +147,13 @@ typedef struct {
   kv_err (*send_hint_read)(void *arg, uint32_t node, uint32_t hint_for, uint64_t id,
                            const char *keyspace, const uint8_t *key, size_t key_bytes,
                            kv_status_t *st);
+  /* Forwarding to a region: as send_write, to a forwarder, which also relays the write to
+   * the relay_count replicas of relay (borrowed for the call) and answers with their
+   * outcomes (kv_coord_answer_relayed) within wait_ms. */
+  kv_err (*send_relay_write)(void *arg, uint32_t node, uint64_t id, const char *keyspace,
+                             const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                             size_t rec_bytes, bool durable, const kv_relay_target_t *relay,
+                             uint32_t relay_count, uint32_t wait_ms, kv_status_t *st);
   /* Sends a client's write request (as received) to node, which coordinates it; the
    * transport relays node's answer to the client call itself. */
   kv_err (*forward)(void *arg, uint32_t node, void *call, kv_op_t op, const uint8_t *request,
@@ -164,6 +202,27 @@ void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t
  * error. Unknown or stale ids (a request already finished) are ignored. */
 void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
                      size_t rec_bytes, uint64_t mono_us);
+/* A forwarder's answer (see kv_coord_answer) with the outcomes of the replicas it relayed the
+ * write to (borrowed for the call; count may be 0). */
+void kv_coord_answer_relayed(kv_coord_t *c, uint64_t id, kv_err code,
+                             const kv_relay_outcome_t *relayed, uint32_t count,
+                             uint64_t mono_us);
+/* The forwarder's side: relays a write (rec, for keyspace and key) to the count replicas of
+ * targets (node indexes resolved from the node ids in nodes[], each the coordinator's id in
+ * ids[]; both borrowed for the call), and calls done(arg, outcomes, count) once, when each
+ * has answered or wait_ms has passed (maybe before this returns; with the
+ * coordinator's lock held, so it must only queue work; outcomes borrowed for the call, in
+ * the order of nodes). Errors, with a sentence, and done is never called: KV_EINVAL when count
+ * is past KV_REPLICAS_MAX - 1, a node id is not another node of the cluster or wait_ms is not
+ * 1 .. KV_TIMEOUT_MS_MAX, KV_EBUSY when
+ * KV_RELAYS_MAX relays are waiting. */
+typedef void (*kv_coord_relay_fn)(void *arg, const kv_relay_outcome_t *outcomes,
+                                  uint32_t count);
+kv_err kv_coord_relay(kv_coord_t *c, const char *keyspace, const uint8_t *key,
+                      size_t key_bytes, const uint8_t *rec, size_t rec_bytes, bool durable,
+                      const char *const *nodes, const uint64_t *ids, uint32_t count,
+                      uint32_t wait_ms, kv_coord_relay_fn done, void *arg, uint64_t mono_us,
+                      kv_status_t *st);
 /* The answer to an anti-entropy request (ans borrowed for the call; NULL unless code is
  * KV_OK). Replica reads and writes of exchanges answer through kv_coord_answer. */
 void kv_coord_aae_answer(kv_coord_t *c, uint64_t id, kv_err code, const kv_aae_answer_t *ans,

@@ -226,6 +226,7 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
   kv_peers_transport(d->peers, &tr);
   d->metrics = kv_metrics_create(cfg);
   if (!d->metrics) return kv_status_set(st, KV_ENOMEM, "out of memory creating the metrics");
+  kv_node_set_metrics(d->node, d->metrics);
   kv_coord_opts_t copts = a->coord;
   copts.metrics = d->metrics;
   if (kv_coord_create(d->node, &d->ring, &d->syncer, &tr, kv_server_reply, &copts, &d->coord,

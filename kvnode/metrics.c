@@ -28,7 +28,13 @@ static const uint64_t sibling_bounds[] = {1, 2, 3, 4, 8, 16, 32, 64};
 static const char *const op_names[KV_METRICS_OPS] = {"put", "get", "delete"};
 static const char *const counter_names[KV_METRIC_COUNTERS][2] = {
     {"read_repairs_total", "Read repairs sent to replicas behind the merge (own replica included)."},
-    {"anti_entropy_repairs_total", "Keys repaired by anti-entropy."}};
+    {"anti_entropy_repairs_total", "Keys repaired by anti-entropy."},
+    {"remote_region_writes_total",
+     "Replica writes of puts and deletes this node coordinated that it sent to nodes of other "
+     "regions (a write forwarded to a region counts once)."},
+    {"relayed_writes_total",
+     "Writes forwarded to this node by a coordinator in another region that it relayed to the "
+     "other replicas of its region."}};
 
 typedef struct {
   atomic_uint_fast64_t counts[BUCKETS_MAX + 1]; /* the last one is +Inf */

@@ -13,7 +13,9 @@
  * Hooks for other modules (bump them where the event happens):
  *   kv_metrics_add(m, KV_METRIC_AE_REPAIRS, n)        anti-entropy repaired n keys
  *   kv_metrics_add(m, KV_METRIC_READ_REPAIRS, 1)      a read repair was sent (coord.c does)
- *   kv_metrics_conflict(m, handler, n)                a handler resolved n conflicts
+ *   kv_metrics_add(m, KV_METRIC_REMOTE_WRITES, 1)     a write left for another region (coord.c)
+ *   kv_metrics_add(m, KV_METRIC_RELAYED_WRITES, 1)    a forwarded write was relayed (coord.c)
+ *   kv_metrics_conflict(m, handler, n)                a handler resolved n conflicts (node.c)
  *   kv_metrics_siblings(m, n)                         a get answered with n siblings */
 #ifndef KV_METRICS_H
 #define KV_METRICS_H
@@ -31,6 +33,10 @@
 typedef enum {
   KV_METRIC_READ_REPAIRS,   /* replicas sent a read repair (this node's own included) */
   KV_METRIC_AE_REPAIRS,     /* keys repaired by anti-entropy */
+  KV_METRIC_REMOTE_WRITES,  /* replica writes of puts and deletes this node coordinated,
+                               sent to nodes of other regions (coord.c) */
+  KV_METRIC_RELAYED_WRITES, /* writes forwarded to this node that it relayed to the other
+                               replicas of its region (coord.c) */
   KV_METRIC_COUNTERS
 } kv_metric_counter_t;
 

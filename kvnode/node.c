@@ -43,6 +43,7 @@ struct kv_node {
   pthread_mutex_t stripes[NODE_LOCK_STRIPES];
   kv_journal_t journal;
   _Atomic bool clock_suspect[KV_NODES_MAX];
+  kv_metrics_t *metrics;        /* conflicts resolved, per handler; may be NULL */
 };
 
 kv_err kv_node_create(const kv_config_t *cfg, const char *self_id, kv_store_t *store,
@@ -85,6 +86,8 @@ const kv_config_t *kv_node_config(const kv_node_t *node) { return node->cfg; }
 uint64_t kv_node_incarnation(const kv_node_t *node) { return node->self.incarnation; }
 
 kv_journal_t *kv_node_journal(kv_node_t *node) { return &node->journal; }
+
+void kv_node_set_metrics(kv_node_t *node, kv_metrics_t *metrics) { node->metrics = metrics; }
 
 void kv_node_clock_suspect_set(kv_node_t *node, uint32_t peer, bool suspect) {
   KV_ASSERT(peer < KV_NODES_MAX);
@@ -272,6 +275,7 @@ static kv_err node_resolve_answer(kv_node_t *node, const char *keyspace, const u
   kv_conflict_outcome_t o;
   kv_conflict_resolve(h, &ctx, obj, &o);
   if (!o.changed) return KV_OK;
+  kv_metrics_conflict(node->metrics, h->name, 1);
   kv_journal_record(&node->journal, now_ms, keyspace, key, key_bytes, h->name, "read", obj, &o);
   kv_dvv_t answer;
   kv_err err = kv_conflict_answer(obj, &o, &answer);
@@ -310,6 +314,7 @@ static kv_err node_cap(kv_node_t *node, const kv_keyspace_conf_t *ks, const uint
     kv_conflict_resolve(h, &ctx, obj, &o);
   }
   KV_ASSERT(o.changed && o.single); /* lww keeps one of two or more */
+  kv_metrics_conflict(node->metrics, h->name, 1);
   kv_journal_record(&node->journal, now_ms, ks->name, key, key_bytes, h->name, "sibling cap",
                     obj, &o);
   kv_err err = node_put_resolution(node, obj, &o, now_ms, st);
@@ -510,6 +515,7 @@ kv_err kv_node_resolve_write(kv_node_t *node, const char *keyspace, const uint8_
   kv_conflict_outcome_t o = {.changed = false};
   if (err == KV_OK) kv_conflict_resolve(h, &ctx, &obj, &o);
   if (err == KV_OK && o.changed && o.single) {
+    kv_metrics_conflict(node->metrics, h->name, 1);
     kv_journal_record(&node->journal, now_ms, keyspace, key, key_bytes, h->name, "write-back",
                       &obj, &o);
     err = node_put_resolution(node, &obj, &o, now_ms, st);

@@ -36,6 +36,7 @@
 #include "dvv.h"
 #include "journal.h"
 #include "kv_err.h"
+#include "metrics.h"
 #include "store.h"
 
 /* One client request. All pointers are borrowed for the duration of the call. */
@@ -128,6 +129,10 @@ kv_err kv_node_resolve_write(kv_node_t *node, const char *keyspace, const uint8_
                              size_t key_bytes, const kv_conflict_handler_t *h,
                              const kv_dvv_t *merged, uint64_t now_ms, uint8_t **rec,
                              size_t *rec_bytes, kv_status_t *st);
+/* Where resolutions are counted per handler (kv_metrics_conflict: each time a handler changes
+ * a sibling set, on a read, a write-back or the sibling cap); borrowed, must outlive the node;
+ * NULL (the default) for nowhere. Before the node is shared between threads. */
+void kv_node_set_metrics(kv_node_t *node, kv_metrics_t *metrics);
 /* This node's conflict journal (borrowed; lives as long as the node). */
 kv_journal_t *kv_node_journal(kv_node_t *node);
 /* Whether node index `peer`'s clock is off by more than max_clock_skew_ms (clock sanity);

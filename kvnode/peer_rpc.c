@@ -359,6 +359,17 @@ static void tree_answer(kv_coord_t *coord, uint64_t id, kv_err code,
   free(keys);
 }
 
+/* Hands a forwarder's answer to the coordinator with the outcomes of its relays. */
+static void relayed_answer(kv_coord_t *coord, uint64_t id, kv_err code,
+                           const Tunekv__Peer__PeerAnswer *a, uint64_t now) {
+  kv_relay_outcome_t out[KV_REPLICAS_MAX];
+  uint32_t n = 0;
+  for (size_t k = 0; k < a->n_relayed && n < KV_REPLICAS_MAX; k++)
+    out[n++] = (kv_relay_outcome_t){.id = a->relayed[k]->id, .node = UINT32_MAX,
+                                    .code = a->relayed[k]->code == 0 ? KV_OK : KV_EUNAVAILABLE};
+  kv_coord_answer_relayed(coord, id, code, out, n, now);
+}
+
 /* Clock sanity: the peer's clock at the midpoint of the round trip against ours. Peer lock
  * held; true when the peer's skewed state changed. */
 static bool clock_measure(kv_peers_t *ps, peer_t *p, uint64_t peer_wall_ms) {
@@ -429,6 +440,8 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32
     kv_err code = a && a->code == 0 ? KV_OK : KV_EUNAVAILABLE;
     if ((ids[i] & KV_AAE_ID_BIT) && a && (a->n_hashes > 0 || a->n_keys > 0))
       tree_answer(ps->coord, ids[i], code, a, now);
+    else if (a && a->n_relayed > 0)
+      relayed_answer(ps->coord, ids[i], code, a, now);
     else
       kv_coord_answer(ps->coord, ids[i], code, a ? a->record.data : NULL,
                       a ? a->record.len : 0, now);
@@ -482,12 +495,26 @@ static kv_err peer_send(kv_peers_t *ps, uint32_t node, Tunekv__Peer__PeerMessage
   return KV_OK;
 }
 
-/* A replica write, or with hint_for (a node index, UINT32_MAX for none) a fallback's. */
+/* A replica write, or with hint_for (a node index, UINT32_MAX for none) a fallback's, or
+ * with relay_count > 0 a forwarder's. */
 static kv_err replica_write(kv_peers_t *ps, uint32_t node, uint32_t hint_for, uint64_t id,
                             const char *keyspace, const uint8_t *key, size_t key_bytes,
                             const uint8_t *rec, size_t rec_bytes, bool durable,
-                            kv_status_t *st) {
+                            const kv_relay_target_t *relay, uint32_t relay_count,
+                            uint32_t wait_ms, kv_status_t *st) {
+  Tunekv__Peer__Relay relays[KV_REPLICAS_MAX], *relay_ptrs[KV_REPLICAS_MAX];
+  KV_ASSERT(relay_count <= KV_REPLICAS_MAX);
   Tunekv__Peer__ReplicaWrite w = TUNEKV__PEER__REPLICA_WRITE__INIT;
+  for (uint32_t k = 0; k < relay_count; k++) {
+    KV_ASSERT(relay[k].node < ps->cfg->node_count);
+    tunekv__peer__relay__init(&relays[k]);
+    relays[k].node = (char *)ps->cfg->nodes[relay[k].node].id;
+    relays[k].id = relay[k].id;
+    relay_ptrs[k] = &relays[k];
+  }
+  w.n_forward_to = relay_count;
+  w.forward_to = relay_ptrs;
+  w.forward_wait_ms = wait_ms;
   w.keyspace = (char *)keyspace;
   w.key = (ProtobufCBinaryData){key_bytes, (uint8_t *)key};
   w.record = (ProtobufCBinaryData){rec_bytes, (uint8_t *)rec};
@@ -518,7 +545,15 @@ static kv_err send_write(void *arg, uint32_t node, uint64_t id, const char *keys
                          const uint8_t *key, size_t key_bytes, const uint8_t *rec,
                          size_t rec_bytes, bool durable, kv_status_t *st) {
   return replica_write(arg, node, UINT32_MAX, id, keyspace, key, key_bytes, rec, rec_bytes,
-                       durable, st);
+                       durable, NULL, 0, 0, st);
+}
+
+static kv_err send_relay_write(void *arg, uint32_t node, uint64_t id, const char *keyspace,
+                               const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                               size_t rec_bytes, bool durable, const kv_relay_target_t *relay,
+                               uint32_t relay_count, uint32_t wait_ms, kv_status_t *st) {
+  return replica_write(arg, node, UINT32_MAX, id, keyspace, key, key_bytes, rec, rec_bytes,
+                       durable, relay, relay_count, wait_ms, st);
 }
 
 static kv_err send_read(void *arg, uint32_t node, uint64_t id, const char *keyspace,
@@ -533,7 +568,7 @@ static kv_err send_hint_write(void *arg, uint32_t node, uint32_t hint_for, uint6
   kv_peers_t *ps = arg;
   KV_ASSERT(hint_for < ps->cfg->node_count);
   return replica_write(ps, node, hint_for, id, keyspace, key, key_bytes, rec, rec_bytes,
-                       durable, st);
+                       durable, NULL, 0, 0, st);
 }
 
 static kv_err send_hint_read(void *arg, uint32_t node, uint32_t hint_for, uint64_t id,
@@ -719,7 +754,8 @@ static void forward_complete(kv_peers_t *ps, forward_t *f) {
 void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
   *tr = (kv_coord_transport_t){.arg = p, .alive = peer_alive, .send_write = send_write,
                                .send_read = send_read, .send_hint_write = send_hint_write,
-                               .send_hint_read = send_hint_read, .forward = peer_forward,
+                               .send_hint_read = send_hint_read,
+                               .send_relay_write = send_relay_write, .forward = peer_forward,
                                .send_aae = send_aae, .send_reap = send_reap};
 }
 

@@ -11,7 +11,8 @@
  *             coordinator, which answers through kv_server_reply (now, or later from
  *             the peer thread when the replicas have answered); peer batches to the
  *             replica, answered at once or, when they carry durable writes, after the
- *             syncer's fsync; status and fault calls at once (fault calls are refused
+ *             syncer's fsync and the relays of the writes it forwards to this node's region
+ *             (kv_coord_relay), whichever come last; status and fault calls at once (fault calls are refused
  *             unless the node was started with fault injection allowed).
  *   REPLYING  the reply batch (SEND_INITIAL_METADATA, SEND_MESSAGE when ok, SEND_STATUS,
  *             RECV_CLOSE) is pending. On completion: free everything.
@@ -61,6 +62,7 @@ typedef enum { CALL_ARMED, CALL_REPLYING } call_state_t;
 typedef struct worker worker_t;
 
 typedef struct call call_t;
+typedef struct batch batch_t;
 
 struct call {
   call_state_t state;
@@ -74,6 +76,7 @@ struct call {
   grpc_slice details;         /* status message; empty slice when OK */
   int cancelled;
   kv_sync_waiter_t waiter;    /* a peer batch with durable writes waits on the syncer */
+  batch_t *batch;             /* a peer batch's answers, while it waits */
   uint64_t start_us;          /* client calls, for metrics: arrival, operation, level */
   kv_op_t op;
   kv_level_t level;
@@ -336,14 +339,147 @@ static void handle_client(kv_server_t *srv, call_t *c) {
 
 /* ---- Peer batches ------------------------------------------------------------------- */
 
+/* A peer batch being answered: its answers wait for the fsync of its durable writes and for
+ * the relays of the writes it forwards (kvnode/coord.h), and leave together once `waiting`
+ * (those, and a hold of the handler's own while it runs the messages) is back to 0. */
+typedef struct {
+  batch_t *batch;
+  Tunekv__Peer__PeerAnswer *answer;     /* the forwarded write's */
+} relay_ctx_t;
+
+struct batch {
+  call_t *call;
+  pthread_mutex_t lock;
+  uint32_t waiting;
+  kv_status_t failed;                   /* the fsync failed: so does the whole batch */
+  size_t n;
+  Tunekv__Peer__PeerAnswer *answers;
+  Tunekv__Peer__PeerAnswer **ptrs;
+  relay_ctx_t *relays;                  /* one per message */
+};
+
+/* Frees what peer_message_run and the relay put in an answer. */
+static void answer_free(Tunekv__Peer__PeerAnswer *a) {
+  free(a->record.data);
+  if (a->message != protobuf_c_empty_string) free(a->message);
+  for (size_t i = 0; i < a->n_keys; i++) free(a->keys[i].data);
+  free(a->keys);
+  free(a->hashes);
+  for (size_t k = 0; k < a->n_relayed; k++)
+    if (a->relayed[k]->message != protobuf_c_empty_string) free(a->relayed[k]->message);
+  if (a->n_relayed) free(a->relayed[0]); /* the outcomes, one array */
+  free(a->relayed);
+}
+
+/* Sends the batch's answers (or the fsync's failure) and frees it. */
+static void batch_answer(batch_t *b) {
+  call_t *c = b->call;
+  if (b->failed.code == KV_OK) {
+    Tunekv__Peer__PeerBatchReply r = TUNEKV__PEER__PEER_BATCH_REPLY__INIT;
+    r.n_answers = b->n;
+    r.answers = b->ptrs;
+    r.wall_ms = wall_ms();
+    c->reply = message_pack(&r.base);
+  }
+  kv_status_t st = b->failed;
+  for (size_t i = 0; i < b->n; i++) answer_free(&b->answers[i]);
+  free(b->answers);
+  free(b->ptrs);
+  free(b->relays);
+  pthread_mutex_destroy(&b->lock);
+  free(b);
+  c->batch = NULL;
+  call_reply(c, &st);
+}
+
+/* One of what the batch waits for came (failed: the fsync's failure, or NULL). */
+static void batch_release(batch_t *b, const kv_status_t *failed) {
+  pthread_mutex_lock(&b->lock);
+  if (failed && failed->code != KV_OK) b->failed = *failed;
+  bool last = --b->waiting == 0;
+  pthread_mutex_unlock(&b->lock);
+  if (last) batch_answer(b);
+}
+
 static void peer_batch_synced(kv_sync_waiter_t *w, const kv_status_t *st, uint64_t mono_us) {
   call_t *c = (call_t *)((char *)w - offsetof(call_t, waiter));
-  if (st->code != KV_OK) {
-    /* The whole batch fails: its writes were not made durable. */
-    grpc_byte_buffer_destroy(c->reply);
-    c->reply = NULL;
+  batch_release(c->batch, st);
+}
+
+/* Fills a forwarded write's relayed outcomes: codes[k] for ids[k], with a sentence naming
+ * the node (nodes[k]) when it is not KV_OK, or why when given. */
+static void relayed_set(Tunekv__Peer__PeerAnswer *a, size_t count, const uint64_t *ids,
+                        const char *const *nodes, const kv_err *codes, const char *why) {
+  Tunekv__Peer__PeerAnswer *outs = calloc(count, sizeof *outs);
+  a->relayed = calloc(count, sizeof *a->relayed);
+  KV_ASSERT(outs && a->relayed);
+  a->n_relayed = count;
+  for (size_t k = 0; k < count; k++) {
+    tunekv__peer__peer_answer__init(&outs[k]);
+    outs[k].id = ids[k];
+    outs[k].code = (uint32_t)kv_err_grpc_code(codes[k]);
+    if (codes[k] != KV_OK) {
+      char msg[KV_STATUS_MSG_BYTES];
+      if (why) snprintf(msg, sizeof msg, "%s", why);
+      else snprintf(msg, sizeof msg, "node %s did not acknowledge the relayed write: %s",
+                    nodes[k], kv_err_name(codes[k]));
+      outs[k].message = strdup(msg);
+      KV_ASSERT(outs[k].message);
+    }
+    a->relayed[k] = &outs[k];
   }
-  call_reply(c, st);
+}
+
+/* The relay of a forwarded write is over (kv_coord_relay; the coordinator's lock is held). */
+static void relay_done(void *arg, const kv_relay_outcome_t *outcomes, uint32_t count) {
+  relay_ctx_t *ctx = arg;
+  const kv_config_t *cfg = ctx->batch->call->worker->srv->deps.cfg;
+  uint64_t ids[KV_REPLICAS_MAX];
+  const char *nodes[KV_REPLICAS_MAX];
+  kv_err codes[KV_REPLICAS_MAX];
+  for (uint32_t k = 0; k < count; k++) {
+    ids[k] = outcomes[k].id;
+    nodes[k] = cfg->nodes[outcomes[k].node].id;
+    codes[k] = outcomes[k].code;
+  }
+  relayed_set(ctx->answer, count, ids, nodes, codes, NULL);
+  batch_release(ctx->batch, NULL);
+}
+
+/* A write with forward_to: relays it to those replicas of this region; its answer waits. */
+static void relay_start(kv_server_t *srv, batch_t *b, relay_ctx_t *ctx,
+                        const Tunekv__Peer__ReplicaWrite *w, Tunekv__Peer__PeerAnswer *a) {
+  size_t n = w->n_forward_to;
+  const char *nodes[KV_REPLICAS_MAX];
+  uint64_t ids[KV_REPLICAS_MAX];
+  for (size_t k = 0; k < n && k < KV_REPLICAS_MAX; k++) {
+    nodes[k] = w->forward_to[k]->node;
+    ids[k] = w->forward_to[k]->id;
+  }
+  *ctx = (relay_ctx_t){.batch = b, .answer = a};
+  pthread_mutex_lock(&b->lock);
+  b->waiting++;
+  pthread_mutex_unlock(&b->lock);
+  kv_status_t st;
+  kv_status_clear(&st);
+  if (kv_coord_relay(srv->deps.coord, w->keyspace, w->key.data, w->key.len, w->record.data,
+                     w->record.len, w->durable, nodes, ids, (uint32_t)n, w->forward_wait_ms,
+                     relay_done, ctx, mono_us(), &st) == KV_OK)
+    return;
+  /* Refused: every replica it names has failed, for the one reason. */
+  uint64_t *all_ids = calloc(n, sizeof *all_ids);
+  kv_err *codes = calloc(n, sizeof *codes);
+  KV_ASSERT(all_ids && codes);
+  for (size_t k = 0; k < n; k++) {
+    all_ids[k] = w->forward_to[k]->id;
+    codes[k] = st.code;
+  }
+  relayed_set(a, n, all_ids, NULL, codes, st.msg);
+  free(all_ids);
+  free(codes);
+  pthread_mutex_lock(&b->lock);
+  b->waiting--;
+  pthread_mutex_unlock(&b->lock);
 }
 
 /* Answers an anti-entropy tree request from this node's trees (aae.h). The answer's arrays
@@ -373,20 +509,13 @@ static kv_err tree_run(kv_node_t *node, const Tunekv__Peer__TreeRequest *t,
   return KV_OK;
 }
 
-/* Frees what peer_message_run put in an answer. */
-static void answer_free(Tunekv__Peer__PeerAnswer *a) {
-  free(a->record.data);
-  if (a->message != protobuf_c_empty_string) free(a->message);
-  for (size_t i = 0; i < a->n_keys; i++) free(a->keys[i].data);
-  free(a->keys);
-  free(a->hashes);
-}
-
 /* Runs one peer message on this replica (or, naming hint_for, on the hints this node keeps
- * as a fallback: kv_coord_hint_write / _read); true when it succeeded and must be answered
- * after an fsync (a durable write, a reaper's forget). */
-static bool peer_message_run(kv_node_t *node, kv_coord_t *coord,
+ * as a fallback: kv_coord_hint_write / _read; with forward_to, relaying it too); true when it
+ * succeeded and must be answered after an fsync (a durable write, a reaper's forget). */
+static bool peer_message_run(kv_server_t *srv, batch_t *b, relay_ctx_t *ctx,
                              const Tunekv__Peer__PeerMessage *m, Tunekv__Peer__PeerAnswer *a) {
+  kv_node_t *node = srv->deps.node;
+  kv_coord_t *coord = srv->deps.coord;
   kv_status_t st;
   kv_status_clear(&st);
   kv_err err;
@@ -402,6 +531,7 @@ static bool peer_message_run(kv_node_t *node, kv_coord_t *coord,
                           w->record.len, &st);
     a->applied_ms = wall_ms();
     durable = err == KV_OK && w->durable;
+    if (w->n_forward_to > 0) relay_start(srv, b, ctx, w, a);
   } else if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_READ) {
     const Tunekv__Peer__ReplicaRead *r = m->read;
     if (r->hint_for[0])
@@ -437,26 +567,31 @@ static void handle_peer_batch(kv_server_t *srv, call_t *c) {
     return;
   }
   size_t n = m->n_messages;
-  Tunekv__Peer__PeerAnswer *answers = calloc(n ? n : 1, sizeof *answers);
-  Tunekv__Peer__PeerAnswer **ptrs = calloc(n ? n : 1, sizeof *ptrs);
-  KV_ASSERT(answers && ptrs);
+  batch_t *b = calloc(1, sizeof *b);
+  KV_ASSERT(b);
+  b->call = c;
+  pthread_mutex_init(&b->lock, NULL);
+  b->waiting = 1; /* this handler's hold, released below */
+  b->n = n;
+  b->answers = calloc(n ? n : 1, sizeof *b->answers);
+  b->ptrs = calloc(n ? n : 1, sizeof *b->ptrs);
+  b->relays = calloc(n ? n : 1, sizeof *b->relays);
+  KV_ASSERT(b->answers && b->ptrs && b->relays);
+  c->batch = b;
   bool durable = false;
   for (size_t i = 0; i < n; i++) {
-    tunekv__peer__peer_answer__init(&answers[i]);
-    durable |= peer_message_run(srv->deps.node, srv->deps.coord, m->messages[i], &answers[i]);
-    ptrs[i] = &answers[i];
+    tunekv__peer__peer_answer__init(&b->answers[i]);
+    durable |= peer_message_run(srv, b, &b->relays[i], m->messages[i], &b->answers[i]);
+    b->ptrs[i] = &b->answers[i];
   }
-  Tunekv__Peer__PeerBatchReply r = TUNEKV__PEER__PEER_BATCH_REPLY__INIT;
-  r.n_answers = n;
-  r.answers = ptrs;
-  r.wall_ms = wall_ms();
-  c->reply = message_pack(&r.base);
-  for (size_t i = 0; i < n; i++) answer_free(&answers[i]);
-  free(answers);
-  free(ptrs);
   tunekv__peer__peer_batch__free_unpacked(m, NULL);
-  if (durable) kv_syncer_push(srv->deps.syncer, &c->waiter, peer_batch_synced);
-  else call_reply(c, &st);
+  if (durable) {
+    pthread_mutex_lock(&b->lock);
+    b->waiting++;
+    pthread_mutex_unlock(&b->lock);
+    kv_syncer_push(srv->deps.syncer, &c->waiter, peer_batch_synced);
+  }
+  batch_release(b, NULL);
 }
 
 /* ---- Status ------------------------------------------------------------------------- */

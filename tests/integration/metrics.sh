@@ -2,8 +2,8 @@
 # metrics.sh: kvnode's Prometheus endpoint (--metrics-addr) on a real 3-node cluster
 # (127.0.0.1 only), scraped with curl: refusals of bad addresses with their sentences, the
 # text format, request counts and latency histograms per operation and level moving with
-# requests, replication lag per region, hints pending and delivered, read repairs, 404 and
-# 405. Starts its nodes on ports of its own and stops every process it started, by pid.
+# requests, replication lag per region, hints pending and delivered, read repairs, conflicts
+# per handler, 404 and 405. Starts its nodes on ports of its own and stops every process it started, by pid.
 # Prints one line per test and ends with "N passed, N failed"; exits 1 on failure.
 . "$(dirname "$0")/lib.sh"
 base=$((31000 + ($$ % 300) * 10))   # nodes on base+1 .. base+3, their metrics on base+5 .. base+7
@@ -68,6 +68,8 @@ check "2. the read repair counter starts at 0" "$(grep read_repairs "$work/first
   grep -qx 'tunekv_read_repairs_total 0' "$work/first.txt"
 check "2. the anti-entropy hook is there" "missing" \
   grep -qx 'tunekv_anti_entropy_repairs_total 0' "$work/first.txt"
+check "2. writes sent to other regions: none in a one-region cluster" "missing" \
+  grep -qx 'tunekv_remote_region_writes_total 0' "$work/first.txt"
 check "2. replication lag has a histogram per region" "missing" \
   grep -q '^tunekv_replication_lag_seconds_bucket{region="local",le="+Inf"} ' "$work/first.txt"
 check "2. hints per peer" "missing" grep -qx 'tunekv_hints_pending{peer="n2"} 0' "$work/first.txt"
@@ -102,6 +104,16 @@ check "4. ... and repairs n3: n2's read repair counter moves" "$(scrape 2 | grep
 ctl 1 fault clear
 check "4. the hint is delivered once n3 is back" "$(scrape 1 | grep 'hints_.*n3')" \
   wait_metric 1 'tunekv_hints_delivered_total{peer="n3"}' 1
+
+# ---- 4b. conflicts per handler -------------------------------------------------------------------
+ctl 1 put default twice a >/dev/null
+ctl 1 put default twice b >/dev/null   # no context: two siblings
+expect_exact "4b. the default handler keeps both siblings" 0 "a
+b" "" bash -c "'$KVCTL' -a '${addr[1]}' get default twice -c QUORUM | sort"
+expect_exact "4b. ... and resolves nothing" 0 "" "" metric 1 'tunekv_conflicts_total{handler="lww"}'
+expect_exact "4b. a get with the lww handler answers one" 0 b "" ctl 1 get default twice -c QUORUM -H lww
+check "4b. n1 counts the conflict lww resolved" "$(scrape 1 | grep conflicts_total)" \
+  wait_metric 1 'tunekv_conflicts_total{handler="lww"}' 1
 
 # ---- 5. other paths and methods -------------------------------------------------------------------
 expect_exact "5. another path is 404 with a sentence" 0 "404 not found; the metrics are at /metrics" "" \

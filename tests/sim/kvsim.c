@@ -219,6 +219,9 @@ static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verb
     printf("sloppy quorum %s: fallbacks stored %" PRIu64 " writes as hints and answered %" PRIu64
            " reads\n",
            ks->sloppy_quorum ? "on" : "off", w->fallback_writes, w->fallback_reads);
+    if (w->regions)
+      printf("two regions (a: 1, b: 2 replicas): %" PRIu64 " writes forwarded to b and relayed\n",
+             w->relays);
     print_aae(w);
     print_reaps(w);
   }

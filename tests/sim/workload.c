@@ -204,11 +204,17 @@ void workload_forward_reply(world_t *w, uint64_t call_id, sim_result_t *res) {
 
 /* ---- starting operations ------------------------------------------------------------ */
 
-static const char *const levels[] = {"", "ONE", "TWO", "QUORUM", "ALL"};
-static const uint32_t level_needs[] = {2, 1, 2, 2, 3}; /* of N = 3; "" is QUORUM */
+/* The acks (answers) each level needs of N = 3 ("" is QUORUM). With two regions (a: 1, b: 2
+ * replicas), LOCAL_QUORUM needs 1 or 2 by the coordinator's region, which forwarding may
+ * change: the checkers take 1, the fewer; EACH_QUORUM needs all three. */
+static const char *const levels[] = {"", "ONE", "TWO", "QUORUM", "ALL", "LOCAL_QUORUM",
+                                     "EACH_QUORUM"};
+static const uint32_t level_needs[] = {2, 1, 2, 2, 3, 1, 3};
+#define LEVELS_ONE_REGION 5u
 
-static void op_choose_level(op_t *op) {
-  uint32_t l = (uint32_t)sim_below(sizeof levels / sizeof levels[0]);
+static void op_choose_level(const world_t *w, op_t *op) {
+  uint32_t l = (uint32_t)sim_below(w->regions ? sizeof levels / sizeof levels[0]
+                                              : LEVELS_ONE_REGION);
   snprintf(op->level, sizeof op->level, "%s", levels[l]);
   op->needed = level_needs[l];
   if (sim_chance(0.2)) op->needed = op->count = 1 + (uint32_t)sim_below(SIM_N);
@@ -234,7 +240,7 @@ static void client_start(world_t *w, uint32_t ci) {
   op->node = op->coordinator = (uint32_t)sim_below(w->node_count);
   op->start_us = w->now_us;
   op->durable = op->op != KV_OP_GET && sim_chance(0.3);
-  op_choose_level(op);
+  op_choose_level(w, op);
   static const char *const repairs[] = {"", "blocking", "async"};
   op->read_repair = repairs[sim_below(3)];
   op->repair_blocking = op->read_repair[0] ? op->read_repair[1] == 'l' : op->needed * 2 > SIM_N;

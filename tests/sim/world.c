@@ -183,6 +183,8 @@ void msg_free(msg_t *m) {
   free(m->rec);
   free(m->parts);
   free(m->segs);
+  free(m->relay);
+  free(m->relayed);
   kv_aae_answer_free(&m->tree);
   if (m->type == MSG_FORWARD_REPLY) sim_result_free(&m->result);
   free(m);
@@ -202,6 +204,8 @@ static msg_t *msg_copy(const msg_t *m) {
   c->rec = dup_array(m->rec, m->rec_bytes);
   c->parts = dup_array(m->parts, m->part_count * sizeof *m->parts);
   c->segs = dup_array(m->segs, m->seg_count * sizeof *m->segs);
+  c->relay = dup_array(m->relay, m->relay_count * sizeof *m->relay);
+  c->relayed = dup_array(m->relayed, m->relayed_count * sizeof *m->relayed);
   c->tree.hashes = dup_array(m->tree.hashes, m->tree.hash_count * sizeof *m->tree.hashes);
   c->tree.keys = dup_array(m->tree.keys, m->tree.key_count * sizeof *m->tree.keys);
   for (uint32_t i = 0; i < m->tree.key_count; i++)
@@ -260,12 +264,17 @@ static kv_err tr_refused(uint32_t peer, kv_status_t *st) {
   return kv_status_set(st, KV_EBUSY, "the queue to peer %u is full", peer);
 }
 
-/* A replica write, or a fallback's for primary hint_for (UINT32_MAX: none). */
+/* A replica write, or a fallback's for primary hint_for (UINT32_MAX: none), or with
+ * relay_count > 0 a forwarder's. */
 static kv_err tr_write(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
                        const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                       size_t rec_bytes, bool durable, kv_status_t *st) {
+                       size_t rec_bytes, bool durable, const kv_relay_target_t *relay,
+                       uint32_t relay_count, uint32_t relay_wait_ms, kv_status_t *st) {
   world_t *w = sim_world;
   msg_t *m = msg_new(MSG_WRITE, node_index(w, arg), peer);
+  m->relay = dup_array(relay, relay_count * sizeof *relay);
+  m->relay_count = relay_count;
+  m->relay_wait_ms = relay_wait_ms;
   m->id = id;
   m->hint_for = hint_for;
   m->key = sim_key_index(key, key_bytes);
@@ -290,7 +299,18 @@ static kv_err tr_read(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
 static kv_err tr_send_write(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
                             const uint8_t *key, size_t key_bytes, const uint8_t *rec,
                             size_t rec_bytes, bool durable, kv_status_t *st) {
-  return tr_write(arg, peer, UINT32_MAX, id, key, key_bytes, rec, rec_bytes, durable, st);
+  return tr_write(arg, peer, UINT32_MAX, id, key, key_bytes, rec, rec_bytes, durable, NULL, 0,
+                  0, st);
+}
+
+static kv_err tr_send_relay_write(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
+                                  const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                                  size_t rec_bytes, bool durable,
+                                  const kv_relay_target_t *relay, uint32_t relay_count,
+                                  uint32_t wait_ms, kv_status_t *st) {
+  KV_ASSERT(relay_count > 0);
+  return tr_write(arg, peer, UINT32_MAX, id, key, key_bytes, rec, rec_bytes, durable, relay,
+                  relay_count, wait_ms, st);
 }
 
 static kv_err tr_send_read(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
@@ -303,7 +323,8 @@ static kv_err tr_send_hint_write(void *arg, uint32_t peer, uint32_t hint_for, ui
                                  const uint8_t *rec, size_t rec_bytes, bool durable,
                                  kv_status_t *st) {
   KV_ASSERT(hint_for < sim_world->node_count && hint_for != peer);
-  return tr_write(arg, peer, hint_for, id, key, key_bytes, rec, rec_bytes, durable, st);
+  return tr_write(arg, peer, hint_for, id, key, key_bytes, rec, rec_bytes, durable, NULL, 0,
+                  0, st);
 }
 
 static kv_err tr_send_hint_read(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
@@ -367,8 +388,75 @@ static void replica_synced(kv_sync_waiter_t *wt, const kv_status_t *st, uint64_t
   free(rw);
 }
 
-/* Coordinator slots embed their waiter (freed with the coordinator); replica waits are
- * allocated here: a crash frees those. Told apart by the callback. */
+/* A forwarder's answer (server_rpc.c's batch_t, for one message): it leaves once the fsync
+ * of the forwarder's own copy (when durable) and the relay are done. Kept in its node's list,
+ * which a crash frees. */
+struct fwd {
+  kv_sync_waiter_t waiter;       /* first: the waiter is the allocation */
+  msg_t *answer;
+  uint32_t waiting;
+  uint32_t node;
+  fwd_t *next;
+};
+
+static void fwd_release(fwd_t *f) {
+  if (--f->waiting > 0) return;
+  fwd_t **at = &sim_world->nodes[f->node].fwds;
+  while (*at != f) at = &(*at)->next;
+  *at = f->next;
+  world_send(sim_world, f->answer);
+  free(f);
+}
+
+static void fwd_synced(kv_sync_waiter_t *wt, const kv_status_t *st, uint64_t mono_us) {
+  fwd_t *f = (fwd_t *)wt;
+  if (st->code != KV_OK) f->answer->code = st->code;
+  fwd_release(f);
+}
+
+static void fwd_relayed(void *arg, const kv_relay_outcome_t *outcomes, uint32_t count) {
+  fwd_t *f = arg;
+  f->answer->relayed = dup_array(outcomes, count * sizeof *outcomes);
+  f->answer->relayed_count = count;
+  fwd_release(f);
+}
+
+/* A write with replicas to relay to: the answer a waits for the fsync (when durable) and the
+ * relay, as server_rpc.c's does. */
+static void fwd_start(world_t *w, sim_node_t *n, const msg_t *m, msg_t *a, bool sync,
+                      const uint8_t *key, size_t key_bytes) {
+  fwd_t *f = calloc(1, sizeof *f);
+  KV_ASSERT(f != NULL);
+  f->answer = a;
+  f->node = node_index(w, n);
+  f->waiting = 1 + sync;
+  f->next = n->fwds;
+  n->fwds = f;
+  if (sync) kv_syncer_push(&n->syncer, &f->waiter, fwd_synced);
+  const char *nodes[KV_REPLICAS_MAX];
+  uint64_t ids[KV_REPLICAS_MAX];
+  KV_ASSERT(m->relay_count < KV_REPLICAS_MAX);
+  for (uint32_t k = 0; k < m->relay_count; k++) {
+    nodes[k] = w->cfg.nodes[m->relay[k].node].id;
+    ids[k] = m->relay[k].id;
+  }
+  kv_status_t st;
+  if (kv_coord_relay(n->coord, SIM_KEYSPACE, key, key_bytes, m->rec, m->rec_bytes, m->durable,
+                     nodes, ids, m->relay_count, m->relay_wait_ms, fwd_relayed, f, w->now_us,
+                     &st) == KV_OK) {
+    w->relays++;
+    return;
+  }
+  /* Refused (every relay entry busy): each replica it names has failed. */
+  kv_relay_outcome_t out[KV_REPLICAS_MAX];
+  for (uint32_t k = 0; k < m->relay_count; k++)
+    out[k] = (kv_relay_outcome_t){.id = ids[k], .node = m->relay[k].node, .code = st.code};
+  fwd_relayed(f, out, m->relay_count);
+}
+
+/* Coordinator slots embed their waiter (freed with the coordinator), and forwarders' answers
+ * are freed from their list; replica waits are allocated here: a crash frees those. Told
+ * apart by the callback. */
 static void replica_waiter_drop(kv_sync_waiter_t *wt) {
   if (wt->fn != replica_synced) return;
   replica_wait_t *rw = (replica_wait_t *)wt;
@@ -423,6 +511,10 @@ static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
                        : kv_node_merge(n->node, SIM_KEYSPACE, key, key_bytes, m->rec,
                                        m->rec_bytes, &st);
     w->fallback_writes += hint_for && a->code == KV_OK;
+    if (m->relay_count > 0) {
+      fwd_start(w, n, m, a, a->code == KV_OK && m->durable, key, key_bytes);
+      return;
+    }
     if (a->code == KV_OK && m->durable) {
       replica_wait_t *rw = calloc(1, sizeof *rw);
       KV_ASSERT(rw != NULL);
@@ -458,7 +550,8 @@ void world_restart(world_t *w, uint32_t i) {
   n->tr = (kv_coord_transport_t){.arg = n, .alive = tr_alive, .send_write = tr_send_write,
                                  .send_read = tr_send_read,
                                  .send_hint_write = tr_send_hint_write,
-                                 .send_hint_read = tr_send_hint_read, .forward = tr_forward,
+                                 .send_hint_read = tr_send_hint_read,
+                                 .send_relay_write = tr_send_relay_write, .forward = tr_forward,
                                  .send_aae = tr_send_aae, .send_reap = tr_send_reap};
   KV_ASSERT(kv_coord_create(n->node, &w->ring, &n->syncer, &n->tr, workload_reply,
                             &w->coord_opts, &n->coord, &st) == KV_OK);
@@ -495,6 +588,12 @@ void world_crash(world_t *w, uint32_t i, bool power_loss) {
     w->hints_dropped += hs.dropped;
   }
   kv_coord_destroy(n->coord);
+  while (n->fwds) {
+    fwd_t *next = n->fwds->next;
+    msg_free(n->fwds->answer);
+    free(n->fwds);
+    n->fwds = next;
+  }
   kv_node_destroy(n->node);
   sim_store_crash(n->store, power_loss);
   n->coord = NULL;
@@ -539,7 +638,11 @@ static void deliver(world_t *w, msg_t *m) {
                         w->now_us);
     break;
   case MSG_ANSWER:
-    kv_coord_answer(n->coord, m->id, m->code, m->rec, m->rec_bytes, w->now_us);
+    if (m->relayed_count > 0)
+      kv_coord_answer_relayed(n->coord, m->id, m->code, m->relayed, m->relayed_count,
+                              w->now_us);
+    else
+      kv_coord_answer(n->coord, m->id, m->code, m->rec, m->rec_bytes, w->now_us);
     break;
   case MSG_HEARTBEAT: {
     msg_t *ack = msg_new(MSG_HEARTBEAT_ACK, m->to, m->from);
@@ -618,11 +721,10 @@ static bool sloppy_for(uint64_t seed) {
   return (z >> 40) % 4 != 0;
 }
 
-/* The config of a K-node cluster with one keyspace of N=3, loaded like any other (from a
- * temporary file, so the real loader checks it). */
 /* The conflict handler of a seed, drawn apart from the run's generator (like the node count),
  * and its fallback: set-union where nothing may be lost, lww where losses are journaled. The
- * simulated nodes are all in one region, so region-priority orders as lww does there. */
+ * keyspace lists no region_priority, so region-priority orders as lww does (even with two
+ * regions: a put's answer must hold its own version, which a region above it could beat). */
 static void world_pick_handler(world_t *w) {
   static const char *const handlers[] = {"siblings", "lww", "region-priority", "set-union"};
   uint64_t z = (w->seed + 0x51ed) * 0xbf58476d1ce4e5b9ull;
@@ -660,6 +762,19 @@ bool world_discarded(const world_t *w, uint32_t key, const kv_dot_t *dot, const 
   return false;
 }
 
+/* Whether a seed's cluster has two regions: one run in three, drawn apart from the run's
+ * generator. Nodes n1, n4, n7 are region a, the others b, and the keyspace keeps
+ * {a: 1, b: 2}: N stays 3, and a write coordinated in a goes to b once, to a forwarder that
+ * relays it to b's other replica. */
+static bool regions_for(uint64_t seed) {
+  uint64_t z = (seed + 0x2545f4914f6cdd1dull) * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z ^= z >> 31;
+  return z % 3 == 0;
+}
+
+/* The config of a K-node cluster with one keyspace of N=3 (in one region, or two: see
+ * regions_for), loaded like any other (from a temporary file, so the real loader checks it). */
 static void world_config(world_t *w, uint32_t k) {
   char path[] = "/tmp/kvsim-config-XXXXXX";
   int fd = mkstemp(path);
@@ -670,8 +785,11 @@ static void world_config(world_t *w, uint32_t k) {
              "tombstone_grace_ms: %u }\nnodes:\n",
           w->aae_interval_ms, w->grace_ms);
   for (uint32_t i = 0; i < k; i++)
-    fprintf(f, "  - { id: n%u, address: \"127.0.0.1:%u\", rack: r%u }\n", i + 1, 7001 + i, i % 3);
-  fprintf(f, "keyspaces:\n  - name: %s\n    replication: { local: %u }\n", SIM_KEYSPACE, SIM_N);
+    fprintf(f, "  - { id: n%u, address: \"127.0.0.1:%u\", rack: r%u%s }\n", i + 1, 7001 + i,
+            i % 3, !w->regions ? "" : i % 3 == 0 ? ", region: a" : ", region: b");
+  fprintf(f, "keyspaces:\n  - name: %s\n", SIM_KEYSPACE);
+  if (w->regions) fprintf(f, "    replication: { a: 1, b: 2 }\n");
+  else fprintf(f, "    replication: { local: %u }\n", SIM_N);
   if (!sloppy_for(w->seed)) fprintf(f, "    sloppy_quorum: false\n");
   fprintf(f, "    handler: %s\n    fallback_handler: %s\n", w->handler,
           w->lossy ? "lww" : "set-union");
@@ -702,6 +820,7 @@ void world_init(world_t *w, uint32_t node_count) {
   /* Tombstones reaped after up to 3 s in most seeds; kept through the run in the rest. */
   w->grace_ms = sim_chance(0.2) ? KV_TOMBSTONE_GRACE_MS_DEFAULT : (uint32_t)sim_below(3000);
   world_pick_handler(w);
+  w->regions = regions_for(seed);
   world_config(w, node_count);
   w->net = (net_params_t){
       .delay_us = 50 + sim_below(500),

@@ -88,8 +88,16 @@ typedef struct msg {
   uint32_t *parts, *segs;        /* TREE: malloc'd */
   uint32_t part_count, seg_count;
   kv_aae_answer_t tree;          /* TREE_ANSWER: owned */
+  kv_relay_target_t *relay;      /* WRITE to a forwarder: malloc'd, the replicas to relay to */
+  uint32_t relay_count;
+  uint32_t relay_wait_ms;
+  kv_relay_outcome_t *relayed;   /* its ANSWER: malloc'd, their outcomes */
+  uint32_t relayed_count;
   bool hints_only;               /* REAP */
 } msg_t;
+
+/* A forwarder's answer waiting for its fsync and its relay (world.c). */
+typedef struct fwd fwd_t;
 
 typedef struct {
   bool up;
@@ -102,6 +110,7 @@ typedef struct {
   uint64_t last_heard_us[SIM_NODES_MAX];
   int64_t skew_ms;               /* this node's wall clock minus the true time */
   kv_coord_transport_t tr;
+  fwd_t *fwds;                   /* forwarders' answers waiting here (freed by a crash) */
   uint64_t *crashes_us;          /* every crash, in order (malloc'd) */
   uint32_t crash_count;
 } sim_node_t;
@@ -147,6 +156,8 @@ struct world {
   uint64_t reaped_us[SIM_KEYS_MAX]; /* when a node last reaped the key; 0: never */
   uint64_t hints_dropped;         /* by processes that have ended (a node's count restarts) */
   uint64_t fallback_writes, fallback_reads; /* a fallback's messages answered ok */
+  bool regions;                  /* two regions, a (n1, n4, n7) and b, replication {a: 1, b: 2} */
+  uint64_t relays;               /* writes forwarded to a region and relayed there */
   uint64_t power_losses;         /* count, and when the last one happened */
   uint64_t last_power_loss_us;
   uint64_t events;

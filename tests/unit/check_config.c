@@ -89,7 +89,7 @@ START_TEST(repo_configs_load) {
   ck_assert_uint_eq(cfg.keyspaces[0].n, 3);
   ck_assert_int_eq(cfg.keyspaces[0].write, KV_LEVEL_QUORUM);
 
-  ck_assert_int_eq(kv_config_load("config/regions2.yaml", &cfg, &st), KV_OK);
+  ck_assert_int_eq(kv_config_load("config/multiregion.yaml", &cfg, &st), KV_OK);
   ck_assert_uint_eq(cfg.node_count, 6);
   ck_assert_str_eq(cfg.nodes[5].region, "west");
   ck_assert_uint_eq(cfg.keyspaces[0].replication_count, 2);

@@ -36,11 +36,12 @@ static pthread_t main_thread;
 
 #define QUEUE_FULL_MSG "queue to the peer is full (8192 messages); retry later"
 
-#define NODES_MAX 5u /* the sloppy quorum fixture's; the others have 3 */
+#define NODES_MAX 6u /* the regions fixture's; the sloppy quorum one has 5, the others 3 */
 
 typedef struct {
-  char kind; /* 'w' ReplicaWrite, 'r' ReplicaRead, 'f' a forwarded client write, 'h' / 'x' a
-                ReplicaReap (hints only / removal) */
+  char kind; /* 'w' ReplicaWrite, 'r' ReplicaRead, 'f' a forwarded client write, 'F' a
+                ReplicaWrite to a forwarder (with relay), 'h' / 'x' a ReplicaReap (hints only /
+                removal) */
   uint32_t node;
   uint32_t hint_for; /* a fallback's write or read: for this primary; UINT32_MAX: none */
   uint64_t id;
@@ -52,7 +53,9 @@ typedef struct {
   bool durable;
   void *call; /* forwards: the client call, its op and timeout */
   kv_op_t op;
-  uint32_t timeout_ms;
+  uint32_t timeout_ms; /* 'F': how long the forwarder waits for its relays */
+  kv_relay_target_t relay[KV_REPLICAS_MAX]; /* 'F': the replicas to relay to */
+  uint32_t relay_count;
 } msg_t;
 
 static bool alive[NODES_MAX];
@@ -132,6 +135,23 @@ static kv_err fake_send_hint_read(void *arg, uint32_t n, uint32_t hint_for, uint
   uint32_t before = msg_count;
   kv_err err = fake_send_read(arg, n, id, keyspace, key, key_bytes, st);
   fake_hint_for(before, hint_for);
+  return err;
+}
+
+static kv_err fake_send_relay_write(void *arg, uint32_t n, uint64_t id, const char *keyspace,
+                                   const uint8_t *key, size_t key_bytes, const uint8_t *rec,
+                                   size_t rec_bytes, bool durable,
+                                   const kv_relay_target_t *relay, uint32_t relay_count,
+                                   uint32_t wait_ms, kv_status_t *st) {
+  ck_assert_uint_gt(relay_count, 0);
+  ck_assert_uint_lt(relay_count, KV_REPLICAS_MAX);
+  uint32_t before = msg_count;
+  kv_err err = fake_record('F', n, id, keyspace, key, key_bytes, rec, rec_bytes, durable, st);
+  if (msg_count > before && before < MSGS_MAX) {
+    memcpy(msgs[before].relay, relay, relay_count * sizeof *relay);
+    msgs[before].relay_count = relay_count;
+    msgs[before].timeout_ms = wait_ms;
+  }
   return err;
 }
 
@@ -300,13 +320,27 @@ static kv_coord_transport_t fake_transport(void) {
   return (kv_coord_transport_t){.arg = NULL, .alive = fake_alive, .send_write = fake_send_write,
                                 .send_read = fake_send_read,
                                 .send_hint_write = fake_send_hint_write,
-                                .send_hint_read = fake_send_hint_read, .forward = fake_forward,
-                                .send_reap = fake_send_reap};
+                                .send_hint_read = fake_send_hint_read,
+                                .send_relay_write = fake_send_relay_write,
+                                .forward = fake_forward, .send_reap = fake_send_reap};
 }
+
+static bool with_regions; /* the next setup_nodes builds the regions fixture's config */
 
 static void setup_nodes(uint32_t nodes) {
   main_thread = pthread_self();
   cfg_build(nodes);
+  if (with_regions) {
+    for (uint32_t i = 0; i < nodes; i++)
+      snprintf(cfg.nodes[i].region, sizeof cfg.nodes[i].region, "%s", i < 3 ? "east" : "west");
+    kv_keyspace_conf_t *ks = &cfg.keyspaces[0];
+    ks->replication_count = 2;
+    snprintf(ks->replication[0].region, sizeof ks->replication[0].region, "east");
+    snprintf(ks->replication[1].region, sizeof ks->replication[1].region, "west");
+    ks->replication[1].replicas = 3;
+    ks->n = 6;
+    cfg.keyspace_count = 1;
+  }
   snprintf(dir, sizeof dir, "/tmp/tunekv-coord-XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(dir));
   kv_status_t st;
@@ -327,6 +361,14 @@ static void setup_nodes(uint32_t nodes) {
 }
 
 static void coord_setup(void) { setup_nodes(3); }
+
+/* Two regions, east (n1..n3) and west (n4..n6); "default" keeps {east: 3, west: 3}, so every
+ * node is a primary of every key (no fallbacks). */
+static void regions_setup(void) {
+  with_regions = true;
+  setup_nodes(6);
+  with_regions = false;
+}
 
 /* Five nodes, so every key has two nodes past its preference list to fall back on. */
 static void sloppy_setup(void) { setup_nodes(5); }
@@ -1925,6 +1967,222 @@ START_TEST(a_fallback_refuses_a_hint_past_its_room) {
 }
 END_TEST
 
+
+/* ---- forwarding to a region ------------------------------------------------------------ */
+
+/* The put of the regions fixture's key k: its one message to the west, with the other two
+ * west replicas to relay to, and the east replica other than n1 with id in *east. */
+static uint32_t forwarded(uint32_t *east) {
+  uint32_t f = UINT32_MAX, direct = 0;
+  for (uint32_t i = 0; i < msg_count; i++) {
+    if (msgs[i].kind == 'F') {
+      ck_assert_uint_eq(f, UINT32_MAX);
+      f = i;
+      continue;
+    }
+    ck_assert_int_eq(msgs[i].kind, 'w');
+    ck_assert_uint_lt(msgs[i].node, 3); /* never a west node directly */
+    if (east) *east = i;
+    direct++;
+  }
+  ck_assert_uint_eq(direct, 2);
+  ck_assert_uint_ne(f, UINT32_MAX);
+  ck_assert_uint_ge(msgs[f].node, 3);
+  ck_assert_uint_eq(msgs[f].relay_count, 2);
+  for (uint32_t k = 0; k < 2; k++) {
+    ck_assert_uint_ge(msgs[f].relay[k].node, 3);
+    ck_assert_uint_ne(msgs[f].relay[k].node, msgs[f].node);
+  }
+  ck_assert_uint_ne(msgs[f].relay[0].node, msgs[f].relay[1].node);
+  return f;
+}
+
+static void answer_relayed(uint32_t f, kv_err code, kv_err first, kv_err second,
+                           uint32_t count, uint64_t now_us) {
+  kv_relay_outcome_t out[2] = {{.id = msgs[f].relay[0].id, .node = msgs[f].relay[0].node, .code = first},
+                               {.id = msgs[f].relay[1].id, .node = msgs[f].relay[1].node, .code = second}};
+  kv_coord_answer_relayed(coord, msgs[f].id, code, out, count, now_us);
+}
+
+START_TEST(a_write_goes_once_to_the_other_region_and_counts_per_replica) {
+  put(CALL(0), "k", "v", "each_quorum", T0);
+  uint32_t east = 0, f = forwarded(&east);
+  ck_assert(!msgs[f].durable);
+  ck_assert_uint_eq(msgs[f].timeout_ms, KV_TIMEOUT_MS_DEFAULT / 2); /* half the request's */
+  ack(east, T0 + 1000);
+  ck_assert_uint_eq(reply_count, 0); /* west has nothing yet */
+  /* The forwarder's own ack and one relayed replica's: two of west's three. */
+  answer_relayed(f, KV_OK, KV_OK, KV_EUNAVAILABLE, 2, T0 + 80000);
+  last_reply(CALL(0), KV_OK, NULL);
+  msgs_clear();
+  replies_clear();
+  /* The same for the coordinator as a first primary of west: it is not, and never a
+   * forwarder itself. Durable writes are relayed durable. */
+  kv_node_req_t r = req_for("k2", "v", "all");
+  r.durable = true;
+  kv_coord_request(coord, CALL(1), KV_OP_PUT, &r, T0, WALL_MS);
+  f = forwarded(NULL);
+  ck_assert(msgs[f].durable);
+}
+END_TEST
+
+START_TEST(a_forwarder_that_fails_fails_its_region) {
+  /* Its message fails (the forwarder died, or its batch did): the replicas it was to relay to
+   * failed with it, so EACH_QUORUM is refused at once, never acked. */
+  put(CALL(0), "k", "v", "each_quorum", T0);
+  uint32_t east = 0, f = forwarded(&east);
+  ack(east, T0 + 1000);
+  kv_coord_answer(coord, msgs[f].id, KV_EUNAVAILABLE, NULL, 0, T0 + 2000);
+  ck_assert_uint_eq(reply_count, 1);
+  ck_assert_int_eq(replies[0].code, KV_EUNAVAILABLE);
+  msgs_clear();
+  replies_clear();
+  /* Silent: the region's acks time out with it. */
+  kv_node_req_t r = req_for("k", "v", "each_quorum");
+  r.timeout_ms = 200;
+  kv_coord_request(coord, CALL(1), KV_OP_PUT, &r, T0, WALL_MS);
+  f = forwarded(&east);
+  ck_assert_uint_eq(msgs[f].timeout_ms, 100);
+  ack(east, T0 + 1000);
+  kv_coord_tick(coord, T0 + 200000);
+  ck_assert_uint_eq(reply_count, 1);
+  ck_assert_int_eq(replies[0].code, KV_ETIMEDOUT);
+  /* Its late answer changes nothing. */
+  answer_relayed(f, KV_OK, KV_OK, KV_OK, 2, T0 + 250000);
+  ck_assert_uint_eq(reply_count, 1);
+}
+END_TEST
+
+START_TEST(a_forwarder_counts_only_outcomes_it_was_given) {
+  put(CALL(0), "k", "v", "all", T0);
+  uint32_t east = 0, f = forwarded(&east);
+  ack(east, T0 + 1000);
+  /* An outcome naming the east replica's id is not the forwarder's to give; the second west
+   * replica it gives none for has failed, and ALL with it (decided before the forwarder's
+   * own ack is taken). */
+  kv_relay_outcome_t out[2] = {{.id = msgs[f].relay[0].id, .code = KV_OK},
+                               {.id = msgs[east].id, .code = KV_OK}};
+  kv_coord_answer_relayed(coord, msgs[f].id, KV_OK, out, 2, T0 + 80000);
+  last_reply(CALL(0), KV_EUNAVAILABLE, "3 of 6 replicas acknowledged, 1 failed; ALL needs 6");
+}
+END_TEST
+
+START_TEST(a_region_with_a_dead_primary_is_sent_directly) {
+  alive[4] = false;
+  put(CALL(0), "k", "v", "quorum", T0);
+  for (uint32_t i = 0; i < msg_count; i++) ck_assert_int_eq(msgs[i].kind, 'w');
+  ck_assert_uint_eq(msg_count, 5);
+  alive[4] = true;
+  msgs_clear();
+  /* Alive again: forwarded again. */
+  put(CALL(1), "k", "v", "quorum", T0);
+  forwarded(NULL);
+}
+END_TEST
+
+/* ---- relaying: the forwarder's side ---- */
+
+static kv_relay_outcome_t relayed_out[KV_REPLICAS_MAX];
+static uint32_t relayed_count, relayed_calls;
+
+static void relay_done(void *arg, const kv_relay_outcome_t *outcomes, uint32_t count) {
+  ck_assert_ptr_eq(arg, CALL(9));
+  memcpy(relayed_out, outcomes, count * sizeof *outcomes);
+  relayed_count = count;
+  relayed_calls++;
+}
+
+#define WAIT_MS 300u
+
+static kv_err relay_waiting(const char *const *nodes, uint32_t count, bool durable,
+                            uint32_t wait_ms, uint64_t now_us, kv_status_t *st) {
+  static const uint64_t ids[KV_REPLICAS_MAX] = {101, 102, 103, 104, 105, 106, 107, 108,
+                                                109, 110, 111, 112, 113, 114, 115, 116};
+  relayed_calls = relayed_count = 0;
+  kv_status_clear(st);
+  return kv_coord_relay(coord, "default", (const uint8_t *)"k", 1, (const uint8_t *)"rec", 3,
+                        durable, nodes, ids, count, wait_ms, relay_done, CALL(9), now_us, st);
+}
+
+static kv_err relay(const char *const *nodes, uint32_t count, bool durable, uint64_t now_us,
+                    kv_status_t *st) {
+  return relay_waiting(nodes, count, durable, WAIT_MS, now_us, st);
+}
+
+START_TEST(a_forwarder_relays_and_answers_with_each_outcome) {
+  const char *nodes[] = {"n2", "n3"};
+  kv_status_t st;
+  ck_assert_int_eq(relay(nodes, 2, true, T0, &st), KV_OK);
+  ck_assert_uint_eq(msg_count, 2);
+  uint32_t to2 = msg_to('w', 1), to3 = msg_to('w', 2);
+  ck_assert(msgs[to2].durable && msgs[to3].durable);
+  ck_assert_uint_eq(msgs[to2].rec_bytes, 3);
+  ck_assert_mem_eq(msgs[to2].rec, "rec", 3);
+  ack(to3, T0 + 1000);
+  ack(to3, T0 + 1000); /* a duplicate */
+  ck_assert_uint_eq(relayed_calls, 0);
+  kv_coord_answer(coord, msgs[to2].id, KV_EUNAVAILABLE, NULL, 0, T0 + 2000);
+  ck_assert_uint_eq(relayed_calls, 1);
+  ck_assert_uint_eq(relayed_count, 2);
+  ck_assert_uint_eq(relayed_out[0].id, 101);
+  ck_assert_uint_eq(relayed_out[0].node, 1);
+  ck_assert_int_eq(relayed_out[0].code, KV_EUNAVAILABLE);
+  ck_assert_uint_eq(relayed_out[1].id, 102);
+  ck_assert_int_eq(relayed_out[1].code, KV_OK);
+  ack(to2, T0 + 3000); /* after the end: ignored */
+  ck_assert_uint_eq(relayed_calls, 1);
+  msgs_clear();
+  /* A replica that does not answer within the wait has timed out; one whose queue
+   * is full failed at once. */
+  queue_full[2] = true;
+  ck_assert_int_eq(relay(nodes, 2, false, T0, &st), KV_OK);
+  ck_assert(!msgs[msg_to('w', 1)].durable);
+  kv_coord_tick(coord, T0 + WAIT_MS * 1000ull - 1);
+  ck_assert_uint_eq(relayed_calls, 0);
+  kv_coord_tick(coord, T0 + WAIT_MS * 1000ull);
+  ck_assert_uint_eq(relayed_calls, 1);
+  ck_assert_int_eq(relayed_out[0].code, KV_ETIMEDOUT);
+  ck_assert_int_eq(relayed_out[1].code, KV_EBUSY);
+  /* Every send refused: done before kv_coord_relay returns. */
+  queue_full[1] = true;
+  ck_assert_int_eq(relay(nodes, 2, false, T0, &st), KV_OK);
+  ck_assert_uint_eq(relayed_calls, 1);
+}
+END_TEST
+
+START_TEST(a_relay_naming_bad_nodes_is_refused) {
+  kv_status_t st;
+  const char *unknown[] = {"n2", "n9"};
+  ck_assert_int_eq(relay(unknown, 2, false, T0, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "forward_to names node 'n9', which is not in the cluster");
+  const char *self[] = {"n1"};
+  ck_assert_int_eq(relay(self, 1, false, T0, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "forward_to names this node (n1); it relays to the others");
+  const char *many[KV_REPLICAS_MAX];
+  for (uint32_t k = 0; k < KV_REPLICAS_MAX; k++) many[k] = "n2";
+  ck_assert_int_eq(relay(many, KV_REPLICAS_MAX, false, T0, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "forward_to names 16 nodes; a region has at most 15 others");
+  const char *fine[] = {"n2"};
+  ck_assert_int_eq(relay_waiting(fine, 1, false, 0, T0, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "forward_wait_ms is 0; it must be 1 to 600000");
+  ck_assert_int_eq(relay_waiting(fine, 1, false, KV_TIMEOUT_MS_MAX + 1, T0, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "forward_wait_ms is 600001; it must be 1 to 600000");
+  ck_assert_uint_eq(msg_count, 0);
+  ck_assert_uint_eq(relayed_calls, 0);
+}
+END_TEST
+
+START_TEST(relays_past_the_table_are_resource_exhausted) {
+  const char *nodes[] = {"n2"};
+  kv_status_t st;
+  for (uint32_t i = 0; i < KV_RELAYS_MAX; i++) ck_assert_int_eq(relay(nodes, 1, false, T0, &st), KV_OK);
+  ck_assert_int_eq(relay(nodes, 1, false, T0, &st), KV_EBUSY);
+  ck_assert_str_eq(st.msg, "node n1 is relaying 1024 writes already; retry later");
+  kv_coord_tick(coord, T0 + WAIT_MS * 1000ull); /* all time out */
+  ck_assert_int_eq(relay(nodes, 1, false, T0 + WAIT_MS * 1000ull, &st), KV_OK);
+}
+END_TEST
+
 Suite *coord_suite(void) {
   Suite *s = suite_create("coord");
   TCase *tc = tcase_create("core");
@@ -1981,6 +2239,16 @@ Suite *coord_suite(void) {
   tcase_add_test(tc, without_sloppy_quorum_the_coordinator_keeps_the_hint);
   tcase_add_test(tc, reads_ask_the_fallbacks_and_repair_their_hints);
   tcase_add_test(tc, a_get_at_its_own_fallback_reads_its_hint);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("regions");
+  tcase_add_checked_fixture(tc, regions_setup, coord_teardown);
+  tcase_add_test(tc, a_write_goes_once_to_the_other_region_and_counts_per_replica);
+  tcase_add_test(tc, a_forwarder_that_fails_fails_its_region);
+  tcase_add_test(tc, a_forwarder_counts_only_outcomes_it_was_given);
+  tcase_add_test(tc, a_region_with_a_dead_primary_is_sent_directly);
+  tcase_add_test(tc, a_forwarder_relays_and_answers_with_each_outcome);
+  tcase_add_test(tc, a_relay_naming_bad_nodes_is_refused);
+  tcase_add_test(tc, relays_past_the_table_are_resource_exhausted);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -94,6 +94,8 @@ START_TEST(counters_hooks_and_hints) {
   kv_metrics_t *m = kv_metrics_create(&cfg);
   kv_metrics_add(m, KV_METRIC_READ_REPAIRS, 2);
   kv_metrics_add(m, KV_METRIC_AE_REPAIRS, 5);
+  kv_metrics_add(m, KV_METRIC_REMOTE_WRITES, 3);
+  kv_metrics_add(m, KV_METRIC_RELAYED_WRITES, 4);
   kv_metrics_siblings(m, 1);
   kv_metrics_siblings(m, 3);
   kv_metrics_conflict(m, "lww", 2);
@@ -102,6 +104,8 @@ START_TEST(counters_hooks_and_hints) {
   char *t = render(m, fake_hints);
   has_line(t, "tunekv_read_repairs_total 2");
   has_line(t, "tunekv_anti_entropy_repairs_total 5");
+  has_line(t, "tunekv_remote_region_writes_total 3");
+  has_line(t, "tunekv_relayed_writes_total 4");
   has_line(t, "tunekv_siblings_per_read_bucket{le=\"2\"} 1");
   has_line(t, "tunekv_siblings_per_read_bucket{le=\"3\"} 2");
   has_line(t, "tunekv_siblings_per_read_count 2");
