@@ -149,9 +149,13 @@ kv_err kv_hints_read(kv_hints_t *h, uint32_t target, const char *keyspace, const
                            rec_bytes, &found, st);
 }
 
-kv_err kv_hints_merge_held(kv_hints_t *h, const char *keyspace, const uint8_t *key,
-                           size_t key_bytes, kv_dvv_t *obj, bool *found, kv_status_t *st) {
-  *found = false;
+/* Calls fn with each hint this node keeps for (keyspace, key), whatever its target, decoded,
+ * and its encoded size; stops at the first error (a read, a decode or fn's). */
+typedef kv_err (*hint_visit_fn)(kv_hints_t *h, uint32_t target, const kv_dvv_t *hint,
+                                size_t rec_bytes, void *arg, kv_status_t *st);
+
+static kv_err hints_visit(kv_hints_t *h, const char *keyspace, const uint8_t *key,
+                          size_t key_bytes, hint_visit_fn fn, void *arg, kv_status_t *st) {
   for (uint32_t t = 0; t < h->node_count; t++) {
     if (h->stats[t].pending == 0) continue;
     uint8_t *rec;
@@ -160,9 +164,8 @@ kv_err kv_hints_merge_held(kv_hints_t *h, const char *keyspace, const uint8_t *k
     kv_dvv_t hint;
     if (err == KV_OK && rec) err = kv_dvv_decode(rec, rec_bytes, &hint, st);
     if (err == KV_OK && rec) {
-      err = kv_dvv_merge(obj, &hint, st);
+      err = fn(h, t, &hint, rec_bytes, arg, st);
       kv_dvv_deinit(&hint);
-      *found = true;
     }
     free(rec);
     if (err != KV_OK) return err;
@@ -170,29 +173,49 @@ kv_err kv_hints_merge_held(kv_hints_t *h, const char *keyspace, const uint8_t *k
   return KV_OK;
 }
 
+typedef struct {
+  kv_dvv_t *obj;
+  bool *found;
+} merge_held_t;
+
+static kv_err merge_held(kv_hints_t *h, uint32_t target, const kv_dvv_t *hint, size_t rec_bytes,
+                         void *arg, kv_status_t *st) {
+  merge_held_t *m = arg;
+  *m->found = true;
+  return kv_dvv_merge(m->obj, hint, st);
+}
+
+kv_err kv_hints_merge_held(kv_hints_t *h, const char *keyspace, const uint8_t *key,
+                           size_t key_bytes, kv_dvv_t *obj, bool *found, kv_status_t *st) {
+  *found = false;
+  merge_held_t m = {obj, found};
+  return hints_visit(h, keyspace, key, key_bytes, merge_held, &m, st);
+}
+
+typedef struct {
+  const char *keyspace;
+  const uint8_t *key;
+  size_t key_bytes;
+  const kv_cc_t *cc;
+} forget_t;
+
+static kv_err forget_covered(kv_hints_t *h, uint32_t target, const kv_dvv_t *hint,
+                             size_t rec_bytes, void *arg, kv_status_t *st) {
+  const forget_t *f = arg;
+  kv_order_t order = kv_cc_compare(&hint->cc, f->cc);
+  if (order != KV_ORDER_BEFORE && order != KV_ORDER_EQUAL) return KV_OK;
+  kv_err err = kv_store_hint_delete(kv_node_store(h->node), target, f->keyspace, f->key,
+                                    f->key_bytes, st);
+  if (err != KV_OK) return err;
+  h->stats[target].pending--;
+  h->stats[target].bytes -= f->key_bytes + rec_bytes;
+  return KV_OK;
+}
+
 kv_err kv_hints_forget(kv_hints_t *h, const char *keyspace, const uint8_t *key,
                        size_t key_bytes, const kv_cc_t *cc, kv_status_t *st) {
-  kv_store_t *store = kv_node_store(h->node);
-  for (uint32_t t = 0; t < h->node_count; t++) {
-    if (h->stats[t].pending == 0) continue;
-    uint8_t *rec;
-    size_t rec_bytes;
-    kv_err err = kv_hints_read(h, t, keyspace, key, key_bytes, &rec, &rec_bytes, st);
-    kv_dvv_t hint;
-    if (err == KV_OK && rec) err = kv_dvv_decode(rec, rec_bytes, &hint, st);
-    if (err == KV_OK && rec) {
-      kv_order_t order = kv_cc_compare(&hint.cc, cc);
-      kv_dvv_deinit(&hint);
-      if ((order == KV_ORDER_BEFORE || order == KV_ORDER_EQUAL) &&
-          (err = kv_store_hint_delete(store, t, keyspace, key, key_bytes, st)) == KV_OK) {
-        h->stats[t].pending--;
-        h->stats[t].bytes -= key_bytes + rec_bytes;
-      }
-    }
-    free(rec);
-    if (err != KV_OK) return err;
-  }
-  return KV_OK;
+  forget_t f = {keyspace, key, key_bytes, cc};
+  return hints_visit(h, keyspace, key, key_bytes, forget_covered, &f, st);
 }
 
 /* ---- handoff rounds ----------------------------------------------------------------- */

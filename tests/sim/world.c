@@ -388,6 +388,14 @@ static void replica_synced(kv_sync_waiter_t *wt, const kv_status_t *st, uint64_t
   free(rw);
 }
 
+/* Sends answer a once n's next fsync is done. */
+static void answer_after_sync(sim_node_t *n, msg_t *a) {
+  replica_wait_t *rw = calloc(1, sizeof *rw);
+  KV_ASSERT(rw != NULL);
+  rw->answer = a;
+  kv_syncer_push(&n->syncer, &rw->waiter, replica_synced);
+}
+
 /* A forwarder's answer (server_rpc.c's batch_t, for one message): it leaves once the fsync
  * of the forwarder's own copy (when durable) and the relay are done. Kept in its node's list,
  * which a crash frees. */
@@ -499,10 +507,7 @@ static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
                             m->hints_only, &st);
     /* A forget is answered once the hints' deletions are synced (reaper.h). */
     if (a->code == KV_OK && m->hints_only) {
-      replica_wait_t *rw = calloc(1, sizeof *rw);
-      KV_ASSERT(rw != NULL);
-      rw->answer = a;
-      kv_syncer_push(&n->syncer, &rw->waiter, replica_synced);
+      answer_after_sync(n, a);
       return;
     }
   } else if (m->type == MSG_WRITE) {
@@ -516,10 +521,7 @@ static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
       return;
     }
     if (a->code == KV_OK && m->durable) {
-      replica_wait_t *rw = calloc(1, sizeof *rw);
-      KV_ASSERT(rw != NULL);
-      rw->answer = a;
-      kv_syncer_push(&n->syncer, &rw->waiter, replica_synced);
+      answer_after_sync(n, a);
       return;
     }
   } else {
