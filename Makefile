@@ -44,7 +44,8 @@ TOOL_SRC := $(wildcard tests/integration/*.c)
 # place of store.c and syncer.c, fault points compiled in (-DKV_SIM), under ASan/UBSan, in its
 # own object tree.
 SIM_SRC := $(wildcard tests/sim/*.c) kvnode/node.c kvnode/coord.c kvnode/hints.c kvnode/aae.c \
-           kvnode/exchange.c kvnode/reaper.c kvnode/metrics.c $(COMMON_SRC)
+           kvnode/exchange.c kvnode/reaper.c kvnode/metrics.c kvnode/applied.c \
+           $(COMMON_SRC)
 SEEDS ?= 1-300
 KVNODE_FLAGS ?=
 

@@ -67,6 +67,9 @@
 #define KV_HANDOFF_IN_FLIGHT_MAX 256u    /* hinted handoffs waiting for acks */
 /* Forwarding to a region (kvnode/coord.h): writes a forwarder relays to its region at once. */
 #define KV_RELAYS_MAX 1024u
+/* Applied times of the writes a node coordinated (kvnode/applied.h; Admin.Applied): the last
+ * this many finished writes are remembered. */
+#define KV_APPLIED_MAX 4096u
 #define KV_HINT_BYTES_DEFAULT (64ull << 20) /* per target; kvnode --hint-bytes-max */
 #define KV_HINT_RATE_DEFAULT 2000u       /* hints handed off per second; kvnode --hint-rate */
 #define KV_HINT_BYTES_MAX (1ull << 40)

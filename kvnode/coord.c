@@ -80,7 +80,10 @@ typedef struct {
   bool repair_wait[KV_TARGETS_MAX]; /* get: a blocking repair to this replica is unacked */
   kv_dvv_t *answer;             /* get: the merge as of the decision, while repairing */
   const kv_conflict_handler_t *handler; /* get: resolves the answer and the write-back */
-  uint64_t wall_ms;             /* get: when it started (wall clock), for the journal */
+  uint64_t wall_ms;             /* when it started (wall clock): a get's for the journal, a
+                                   write's as this replica's applied time (applied.h) */
+  uint64_t start_us;            /* when it started (monotonic), to put the ack on wall_ms */
+  uint64_t applied_ms[KV_TARGETS_MAX]; /* put/delete: each target's applied_ms; 0 unknown */
   char *keyspace;               /* get: copies, for asking more replicas later */
   uint8_t *key;
   size_t key_bytes;
@@ -99,7 +102,7 @@ typedef struct {
   bool in_use;
   uint16_t gen;
   uint32_t count, pending;
-  kv_relay_outcome_t out[KV_REPLICAS_MAX];
+  kv_relay_outcome_t out[KV_REPLICAS_MAX]; /* with each replica's applied_ms */
   bool answered[KV_REPLICAS_MAX];
   uint64_t deadline_us;
   kv_coord_relay_fn done;
@@ -126,6 +129,7 @@ struct kv_coord {
   relay_t relays[KV_RELAYS_MAX];
   uint32_t relay_count;         /* entries in use */
   uint32_t relay_next;          /* where the search for a free entry starts */
+  kv_applied_t applied;         /* applied times of recent writes (applied.h) */
 };
 
 /* The fsync after this node's part of a reaper's forget step (reaper.h). */
@@ -170,6 +174,7 @@ kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *sync
   }
   c->free_count = KV_COORD_PENDING_MAX;
   kv_histogram_init(&c->lag_us);
+  kv_applied_init(&c->applied);
   *out = c;
   return KV_OK;
 }
@@ -455,8 +460,19 @@ static bool stand_in_acked(const slot_t *s, uint32_t node) {
   return j >= 0 && s->q.answers[j] == KV_ANSWER_OK;
 }
 
-/* Frees the slot once nothing more can arrive for it, recording a write's lag or sending a
- * get's remaining repairs. */
+/* Remembers an acknowledged write's applied times (applied.h): its primaries that acked
+ * with a known time, and W's time on this node's wall clock. */
+static void applied_record(kv_coord_t *c, const slot_t *s) {
+  kv_applied_write_t w = {.acked_ms = s->wall_ms + (s->decided_us - s->start_us) / 1000};
+  for (uint32_t i = 0; i < s->q.target_count && w.count < KV_REPLICAS_MAX; i++)
+    if (s->q.targets[i].primary && s->q.answers[i] == KV_ANSWER_OK && s->applied_ms[i])
+      w.replicas[w.count++] =
+          (kv_applied_replica_t){.node = s->q.targets[i].node, .applied_ms = s->applied_ms[i]};
+  kv_applied_add(&c->applied, s->keyspace, s->key, s->key_bytes, &w);
+}
+
+/* Frees the slot once nothing more can arrive for it, recording a write's lag and applied
+ * times or sending a get's remaining repairs. */
 static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   uint64_t now_ms = now_us / 1000;
   if (s->op == KV_OP_GET) {
@@ -468,6 +484,7 @@ static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   }
   if (s->sync_pending || !kv_quorum_finished(&s->q, now_ms)) return;
   bool all_ok = s->q.ok_count == s->q.target_count;
+  if (s->q.outcome == KV_QUORUM_OK) applied_record(c, s);
   if (s->q.outcome == KV_QUORUM_OK && all_ok) {
     kv_histogram_record(&c->lag_us, s->last_ok_us - s->decided_us);
     uint32_t nodes[KV_TARGETS_MAX];
@@ -607,6 +624,8 @@ static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_p
   s->sync_pending = false;
   kv_status_clear(&s->refused);
   s->decided_us = s->last_ok_us = 0;
+  s->start_us = now_us;
+  memset(s->applied_ms, 0, sizeof s->applied_ms);
   memset(s->via, VIA_NONE, sizeof s->via);
   kv_quorum_init(&s->q, &plan->need, targets, count, now_us / 1000,
                  now_us / 1000 + plan->timeout_ms);
@@ -709,6 +728,8 @@ static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
   KV_ASSERT(s->result && s->keyspace && s->key);
   memcpy(s->key, req->key, req->key_bytes);
   s->key_bytes = req->key_bytes;
+  s->wall_ms = wall_ms;
+  s->applied_ms[s->self_target] = wall_ms; /* applied just below, before anything is sent */
   kv_node_result_t *res = s->result;
   kv_err err = op == KV_OP_PUT ? kv_node_put(c->node, req, plan, wall_ms, res, &st)
                                : kv_node_delete(c->node, req, plan, wall_ms, res, &st);
@@ -932,7 +953,7 @@ static void relay_finish(kv_coord_t *c, relay_t *r) {
   r->done(r->arg, r->out, r->count);
 }
 
-static void relay_answer(kv_coord_t *c, uint64_t id, kv_err code) {
+static void relay_answer(kv_coord_t *c, uint64_t id, kv_err code, uint64_t applied_ms) {
   uint32_t index = (uint32_t)(id >> RELAY_INDEX_SHIFT) & 0xFFFFu, k = (uint32_t)id & 0xFFu;
   if (index >= KV_RELAYS_MAX) return;
   relay_t *r = &c->relays[index];
@@ -941,6 +962,7 @@ static void relay_answer(kv_coord_t *c, uint64_t id, kv_err code) {
     return; /* a duplicate, or for a relay already finished */
   r->answered[k] = true;
   r->out[k].code = code;
+  r->out[k].applied_ms = code == KV_OK ? applied_ms : 0;
   if (--r->pending == 0) relay_finish(c, r);
 }
 
@@ -995,14 +1017,15 @@ kv_err kv_coord_relay(kv_coord_t *c, const char *keyspace, const uint8_t *key,
   r->done = done;
   r->arg = arg;
   for (uint32_t k = 0; k < count; k++) {
-    r->out[k] = (kv_relay_outcome_t){.id = ids[k], .node = node_of[k], .code = KV_OK};
+    r->out[k] = (kv_relay_outcome_t){.id = ids[k], .node = node_of[k], .code = KV_OK,
+                                     .applied_ms = 0};
     r->answered[k] = false;
   }
   for (uint32_t k = 0; k < count; k++) {
     kv_status_t send_st;
     kv_err send = c->tr.send_write(c->tr.arg, node_of[k], relay_id(c, r, k), keyspace, key,
                                    key_bytes, rec, rec_bytes, durable, &send_st);
-    if (send != KV_OK) relay_answer(c, relay_id(c, r, k), send);
+    if (send != KV_OK) relay_answer(c, relay_id(c, r, k), send, 0);
   }
   kv_metrics_add(c->metrics, KV_METRIC_RELAYED_WRITES, 1);
   if (--r->pending == 0) relay_finish(c, r);
@@ -1012,7 +1035,8 @@ kv_err kv_coord_relay(kv_coord_t *c, const char *keyspace, const uint8_t *key,
 
 /* One answer from replica `target` of slot s (see kv_coord_answer). */
 static void coord_took(kv_coord_t *c, slot_t *s, uint32_t target, bool repair, kv_err code,
-                       const uint8_t *rec, size_t rec_bytes, uint64_t now_us) {
+                       const uint8_t *rec, size_t rec_bytes, uint64_t applied_ms,
+                       uint64_t now_us) {
   bool ok = code == KV_OK;
   if (repair) {
     get_repair_acked(c, s, target, ok, now_us);
@@ -1021,6 +1045,9 @@ static void coord_took(kv_coord_t *c, slot_t *s, uint32_t target, bool repair, k
   }
   /* A duplicate is merged again (merging is idempotent) and left to the counter to ignore. */
   if (ok && s->op == KV_OP_GET) ok = get_took(s, target, rec, rec_bytes);
+  /* The first ack's time stands, as the first ack is the one counted. */
+  if (ok && s->op != KV_OP_GET && s->q.answers[target] == KV_ANSWER_NONE)
+    s->applied_ms[target] = applied_ms;
   slot_answer(c, s, target, ok, now_us);
 }
 
@@ -1034,7 +1061,7 @@ static void coord_took_relayed(kv_coord_t *c, slot_t *s, uint32_t f,
     uint32_t j;
     bool repair;
     if (slot_of(c, relayed[k].id, &j, &repair) != s || repair || s->via[j] != f) continue;
-    coord_took(c, s, j, false, relayed[k].code, NULL, 0, now_us);
+    coord_took(c, s, j, false, relayed[k].code, NULL, 0, relayed[k].applied_ms, now_us);
     if (!s->in_use || s->gen != gen) return;
   }
   relayed_fail_rest(c, s, f, now_us);
@@ -1043,8 +1070,9 @@ static void coord_took_relayed(kv_coord_t *c, slot_t *s, uint32_t f,
 /* An answer (with the outcomes of the targets it relayed to, when it is a forwarder's), the
  * lock held. */
 static void coord_answer_locked(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
-                                size_t rec_bytes, const kv_relay_outcome_t *relayed,
-                                uint32_t count, uint64_t now_us) {
+                                size_t rec_bytes, uint64_t applied_ms,
+                                const kv_relay_outcome_t *relayed, uint32_t count,
+                                uint64_t now_us) {
   if (id & KV_HINT_ID_BIT) {
     kv_hints_answer(&c->hints, id, code);
     return;
@@ -1058,7 +1086,7 @@ static void coord_answer_locked(kv_coord_t *c, uint64_t id, kv_err code, const u
     return;
   }
   if (id & KV_RELAY_ID_BIT) {
-    relay_answer(c, id, code);
+    relay_answer(c, id, code, applied_ms);
     return;
   }
   /* Fault point: the same answer again, as a network that duplicates would deliver it. */
@@ -1070,22 +1098,22 @@ static void coord_answer_locked(kv_coord_t *c, uint64_t id, kv_err code, const u
     if (!s || target == s->self_target) return;
     if (!repair) coord_took_relayed(c, s, target, relayed, count, now_us);
     if ((s = slot_of(c, id, &target, &repair)) != NULL)
-      coord_took(c, s, target, repair, code, rec, rec_bytes, now_us);
+      coord_took(c, s, target, repair, code, rec, rec_bytes, applied_ms, now_us);
   }
 }
 
 void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
-                     size_t rec_bytes, uint64_t mono_us) {
+                     size_t rec_bytes, uint64_t applied_ms, uint64_t mono_us) {
   pthread_mutex_lock(&c->lock);
-  coord_answer_locked(c, id, code, rec, rec_bytes, NULL, 0, mono_us);
+  coord_answer_locked(c, id, code, rec, rec_bytes, applied_ms, NULL, 0, mono_us);
   pthread_mutex_unlock(&c->lock);
 }
 
-void kv_coord_answer_relayed(kv_coord_t *c, uint64_t id, kv_err code,
+void kv_coord_answer_relayed(kv_coord_t *c, uint64_t id, kv_err code, uint64_t applied_ms,
                              const kv_relay_outcome_t *relayed, uint32_t count,
                              uint64_t mono_us) {
   pthread_mutex_lock(&c->lock);
-  coord_answer_locked(c, id, code, NULL, 0, relayed, count, mono_us);
+  coord_answer_locked(c, id, code, NULL, 0, applied_ms, relayed, count, mono_us);
   pthread_mutex_unlock(&c->lock);
 }
 
@@ -1190,6 +1218,38 @@ kv_err kv_coord_reap(kv_coord_t *c, const char *keyspace, const uint8_t *key, si
                        kv_hash_leaf(kv_hash_key(keyspace, key, key_bytes), rec, rec_bytes), st);
   pthread_mutex_unlock(&c->lock);
   kv_dvv_deinit(&tomb);
+  return err;
+}
+
+/* Whether a write of (keyspace, key) is in flight here (answered or not). */
+static bool write_in_flight(const kv_coord_t *c, const char *keyspace, const uint8_t *key,
+                            size_t key_bytes) {
+  for (uint32_t i = 0; i < c->active_count; i++) {
+    const slot_t *s = &c->slots[c->active[i]];
+    if (s->op != KV_OP_GET && s->key_bytes == key_bytes && !strcmp(s->keyspace, keyspace) &&
+        (key_bytes == 0 || !memcmp(s->key, key, key_bytes)))
+      return true;
+  }
+  return false;
+}
+
+kv_err kv_coord_applied(kv_coord_t *c, const char *keyspace, const uint8_t *key,
+                        size_t key_bytes, kv_applied_write_t *out, kv_status_t *st) {
+  if (!kv_config_keyspace(c->ring->cfg, keyspace))
+    return kv_status_set(st, KV_EINVAL, "keyspace '%.*s' is not in this node's config",
+                         (int)KV_KEYSPACE_NAME_BYTES_MAX, keyspace);
+  const char *self = c->ring->cfg->nodes[kv_node_self(c->node)].id;
+  pthread_mutex_lock(&c->lock);
+  kv_err err = KV_OK;
+  if (write_in_flight(c, keyspace, key, key_bytes))
+    err = kv_status_set(st, KV_EUNAVAILABLE, "node %s is still waiting for replicas to "
+                        "acknowledge a write of that key; ask again shortly", self);
+  else if (!kv_applied_find(&c->applied, keyspace, key, key_bytes, out))
+    err = kv_status_set(st, KV_ENOTFOUND, "node %s remembers no acknowledged write of that key "
+                        "in keyspace '%s': it keeps the last %u writes it coordinated, and a "
+                        "write sent to a node that is not a replica is coordinated by the first "
+                        "live primary", self, keyspace, KV_APPLIED_MAX);
+  pthread_mutex_unlock(&c->lock);
   return err;
 }
 

@@ -63,6 +63,12 @@
  * acknowledged the write for it: the fallback's hint is handed over instead. A hint kept here
  * never counts toward W.
  *
+ * Applied times (applied.h): for the last KV_APPLIED_MAX acknowledged writes it finished, the
+ * coordinator remembers when W was met and when each primary that acked applied the write
+ * (kv_coord_applied, Admin.Applied). Its wall clock at W is the request's wall_ms plus the
+ * monotonic time from the request to the W-th ack, so no clock is read here; a forwarded
+ * region's replicas report theirs through the forwarder's outcomes.
+ *
  * Anti-entropy: the exchanges this node starts run here too (exchange.h), on the same
  * transport and lock. So does tombstone reaping (reaper.h): a delete every primary
  * acknowledged is queued for it.
@@ -78,6 +84,7 @@
 #include <stdint.h>
 
 #include "aae.h"
+#include "applied.h"
 #include "histogram.h"
 #include "kv_limits.h"
 #include "kv_err.h"
@@ -125,6 +132,7 @@ typedef struct {
   uint64_t id;                /* the kv_relay_target_t's */
   uint32_t node;
   kv_err code;                /* KV_ETIMEDOUT when it did not answer in the relay's wait */
+  uint64_t applied_ms;        /* with KV_OK: its wall clock when it applied the write; 0 unknown */
 } kv_relay_outcome_t;
 
 /* How the coordinator reaches other nodes. Messages are queued; each answer comes back
@@ -199,12 +207,15 @@ void kv_coord_destroy(kv_coord_t *c);
 void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
                       uint64_t mono_us, uint64_t wall_ms);
 /* An answer from another node: code KV_OK with rec (a read's record; may be empty) or an
- * error. Unknown or stale ids (a request already finished) are ignored. */
+ * error. applied_ms: a write's ack's wall-clock ms of applying it on that node (PeerAnswer's
+ * applied_ms; 0 when unknown or not a write), kept for kv_coord_applied. Unknown or stale ids
+ * (a request already finished) are ignored. */
 void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
-                     size_t rec_bytes, uint64_t mono_us);
-/* A forwarder's answer (see kv_coord_answer) with the outcomes of the replicas it relayed the
- * write to (borrowed for the call; count may be 0). */
-void kv_coord_answer_relayed(kv_coord_t *c, uint64_t id, kv_err code,
+                     size_t rec_bytes, uint64_t applied_ms, uint64_t mono_us);
+/* A forwarder's answer (see kv_coord_answer; applied_ms is its own) with the outcomes of the
+ * replicas it relayed the write to (borrowed for the call; count may be 0), each with its
+ * own applied_ms. */
+void kv_coord_answer_relayed(kv_coord_t *c, uint64_t id, kv_err code, uint64_t applied_ms,
                              const kv_relay_outcome_t *relayed, uint32_t count,
                              uint64_t mono_us);
 /* The forwarder's side: relays a write (rec, for keyspace and key) to the count replicas of
@@ -254,6 +265,13 @@ kv_err kv_coord_hint_read(kv_coord_t *c, const char *hint_for, const char *keysp
  * decode, KV_EPRECONDITION when the record changed; else as the store. */
 kv_err kv_coord_reap(kv_coord_t *c, const char *keyspace, const uint8_t *key, size_t key_bytes,
                      const uint8_t *rec, size_t rec_bytes, bool hints_only, kv_status_t *st);
+/* When each replica applied the newest acknowledged write of (keyspace, key) this node
+ * coordinated, among the last KV_APPLIED_MAX it finished (applied.h), copied into *out.
+ * Errors, with a sentence: KV_EINVAL when the keyspace is unknown; KV_EUNAVAILABLE while a
+ * write of the key is still in flight here (waiting for acks: ask again); KV_ENOTFOUND when
+ * no such write is remembered (too old, failed, or coordinated elsewhere). */
+kv_err kv_coord_applied(kv_coord_t *c, const char *keyspace, const uint8_t *key,
+                        size_t key_bytes, kv_applied_write_t *out, kv_status_t *st);
 /* Requests in the table: answered or not, still waiting for acks or an fsync. */
 uint32_t kv_coord_in_flight(kv_coord_t *c);
 /* Replication lag so far (microseconds from the W-th ack to the last ack, per write whose

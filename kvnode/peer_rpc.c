@@ -366,8 +366,9 @@ static void relayed_answer(kv_coord_t *coord, uint64_t id, kv_err code,
   uint32_t n = 0;
   for (size_t k = 0; k < a->n_relayed && n < KV_REPLICAS_MAX; k++)
     out[n++] = (kv_relay_outcome_t){.id = a->relayed[k]->id, .node = UINT32_MAX,
-                                    .code = a->relayed[k]->code == 0 ? KV_OK : KV_EUNAVAILABLE};
-  kv_coord_answer_relayed(coord, id, code, out, n, now);
+                                    .code = a->relayed[k]->code == 0 ? KV_OK : KV_EUNAVAILABLE,
+                                    .applied_ms = a->relayed[k]->applied_ms};
+  kv_coord_answer_relayed(coord, id, code, a->applied_ms, out, n, now);
 }
 
 /* Clock sanity: the peer's clock at the midpoint of the round trip against ours. Peer lock
@@ -444,7 +445,7 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32
       relayed_answer(ps->coord, ids[i], code, a, now);
     else
       kv_coord_answer(ps->coord, ids[i], code, a ? a->record.data : NULL,
-                      a ? a->record.len : 0, now);
+                      a ? a->record.len : 0, a ? a->applied_ms : 0, now);
   }
   if (reply) tunekv__peer__peer_batch_reply__free_unpacked(reply, NULL);
 }

@@ -406,10 +406,12 @@ static void peer_batch_synced(kv_sync_waiter_t *w, const kv_status_t *st, uint64
   batch_release(c->batch, st);
 }
 
-/* Fills a forwarded write's relayed outcomes: codes[k] for ids[k], with a sentence naming
- * the node (nodes[k]) when it is not KV_OK, or why when given. */
+/* Fills a forwarded write's relayed outcomes: codes[k] for ids[k] (applied at applied_ms[k]
+ * when given and KV_OK), with a sentence naming the node (nodes[k]) when it is not KV_OK, or
+ * why when given. */
 static void relayed_set(Tunekv__Peer__PeerAnswer *a, size_t count, const uint64_t *ids,
-                        const char *const *nodes, const kv_err *codes, const char *why) {
+                        const char *const *nodes, const kv_err *codes,
+                        const uint64_t *applied_ms, const char *why) {
   Tunekv__Peer__PeerAnswer *outs = calloc(count, sizeof *outs);
   a->relayed = calloc(count, sizeof *a->relayed);
   KV_ASSERT(outs && a->relayed);
@@ -418,6 +420,7 @@ static void relayed_set(Tunekv__Peer__PeerAnswer *a, size_t count, const uint64_
     tunekv__peer__peer_answer__init(&outs[k]);
     outs[k].id = ids[k];
     outs[k].code = (uint32_t)kv_err_grpc_code(codes[k]);
+    if (applied_ms && codes[k] == KV_OK) outs[k].applied_ms = applied_ms[k];
     if (codes[k] != KV_OK) {
       char msg[KV_STATUS_MSG_BYTES];
       if (why) snprintf(msg, sizeof msg, "%s", why);
@@ -437,12 +440,14 @@ static void relay_done(void *arg, const kv_relay_outcome_t *outcomes, uint32_t c
   uint64_t ids[KV_REPLICAS_MAX];
   const char *nodes[KV_REPLICAS_MAX];
   kv_err codes[KV_REPLICAS_MAX];
+  uint64_t applied_ms[KV_REPLICAS_MAX];
   for (uint32_t k = 0; k < count; k++) {
     ids[k] = outcomes[k].id;
     nodes[k] = cfg->nodes[outcomes[k].node].id;
     codes[k] = outcomes[k].code;
+    applied_ms[k] = outcomes[k].applied_ms;
   }
-  relayed_set(ctx->answer, count, ids, nodes, codes, NULL);
+  relayed_set(ctx->answer, count, ids, nodes, codes, applied_ms, NULL);
   batch_release(ctx->batch, NULL);
 }
 
@@ -474,7 +479,7 @@ static void relay_start(kv_server_t *srv, batch_t *b, relay_ctx_t *ctx,
     all_ids[k] = w->forward_to[k]->id;
     codes[k] = st.code;
   }
-  relayed_set(a, n, all_ids, NULL, codes, st.msg);
+  relayed_set(a, n, all_ids, NULL, codes, NULL, st.msg);
   free(all_ids);
   free(codes);
   pthread_mutex_lock(&b->lock);

@@ -515,6 +515,7 @@ static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
                                              m->rec, m->rec_bytes, &st)
                        : kv_node_merge(n->node, SIM_KEYSPACE, key, key_bytes, m->rec,
                                        m->rec_bytes, &st);
+    a->applied_ms = world_wall_ms(w, m->to);
     w->fallback_writes += hint_for && a->code == KV_OK;
     if (m->relay_count > 0) {
       fwd_start(w, n, m, a, a->code == KV_OK && m->durable, key, key_bytes);
@@ -641,10 +642,10 @@ static void deliver(world_t *w, msg_t *m) {
     break;
   case MSG_ANSWER:
     if (m->relayed_count > 0)
-      kv_coord_answer_relayed(n->coord, m->id, m->code, m->relayed, m->relayed_count,
+      kv_coord_answer_relayed(n->coord, m->id, m->code, m->applied_ms, m->relayed, m->relayed_count,
                               w->now_us);
     else
-      kv_coord_answer(n->coord, m->id, m->code, m->rec, m->rec_bytes, w->now_us);
+      kv_coord_answer(n->coord, m->id, m->code, m->rec, m->rec_bytes, m->applied_ms, w->now_us);
     break;
   case MSG_HEARTBEAT: {
     msg_t *ack = msg_new(MSG_HEARTBEAT_ACK, m->to, m->from);

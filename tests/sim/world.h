@@ -83,6 +83,7 @@ typedef struct msg {
   size_t rec_bytes;
   bool durable;
   kv_err code;
+  uint64_t applied_ms;           /* ANSWER to a WRITE: the replica's wall clock at merging */
   sim_result_t result;           /* FORWARD_REPLY */
   kv_aae_kind_t tree_kind;       /* TREE */
   uint32_t *parts, *segs;        /* TREE: malloc'd */

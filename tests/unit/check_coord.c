@@ -422,7 +422,7 @@ static void get_blocking(void *call, const char *key, const char *level, uint64_
 
 static void ack(uint32_t msg, uint64_t now_us) {
   ck_assert_uint_lt(msg, msg_count);
-  kv_coord_answer(coord, msgs[msg].id, KV_OK, NULL, 0, now_us);
+  kv_coord_answer(coord, msgs[msg].id, KV_OK, NULL, 0, 0, now_us);
 }
 
 static bool local_has(const char *key) {
@@ -523,7 +523,7 @@ START_TEST(put_all_with_a_failed_replica_is_unavailable) {
   put(CALL(0), "k", "v", "all", T0);
   ack(msg_to('w', 1), T0 + 1000);
   ck_assert_uint_eq(reply_count, 0);
-  kv_coord_answer(coord, msgs[msg_to('w', 2)].id, KV_EIO, NULL, 0, T0 + 2000);
+  kv_coord_answer(coord, msgs[msg_to('w', 2)].id, KV_EIO, NULL, 0, 0, T0 + 2000);
   ck_assert_uint_eq(reply_count, 1);
   last_reply(CALL(0), KV_EUNAVAILABLE, "2 of 3 replicas acknowledged, 1 failed; ALL needs 3");
   /* A failed write records no lag. */
@@ -535,7 +535,7 @@ END_TEST
 
 START_TEST(put_all_fails_as_soon_as_one_replica_fails) {
   put(CALL(0), "k", "v", "all", T0);
-  kv_coord_answer(coord, msgs[msg_to('w', 1)].id, KV_ETIMEDOUT, NULL, 0, T0 + 1000);
+  kv_coord_answer(coord, msgs[msg_to('w', 1)].id, KV_ETIMEDOUT, NULL, 0, 0, T0 + 1000);
   ck_assert_uint_eq(reply_count, 1);
   last_reply(CALL(0), KV_EUNAVAILABLE, "1 of 3 replicas acknowledged, 1 failed; ALL needs 3");
   ack(msg_to('w', 2), T0 + 2000); /* late, after the decision: recorded, no second reply */
@@ -627,7 +627,7 @@ START_TEST(duplicate_acks_count_once) {
   ack(to2, T0 + 3000);
   ck_assert_uint_eq(reply_count, 0);
   /* A contradicting second answer from the same peer is noise too. */
-  kv_coord_answer(coord, msgs[to2].id, KV_EIO, NULL, 0, T0 + 3500);
+  kv_coord_answer(coord, msgs[to2].id, KV_EIO, NULL, 0, 0, T0 + 3500);
   ck_assert_uint_eq(reply_count, 0);
   ack(msg_to('w', 2), T0 + 4000);
   ck_assert_uint_eq(reply_count, 1);
@@ -642,11 +642,11 @@ START_TEST(stale_and_unknown_ids_are_ignored) {
   ack(msg_to('w', 2), T0 + 2000);
   ck_assert_uint_eq(reply_count, 1);
   /* Answers for the finished request, and ids no request ever had. */
-  kv_coord_answer(coord, old2, KV_OK, NULL, 0, T0 + 3000);
-  kv_coord_answer(coord, old3, KV_EIO, NULL, 0, T0 + 3000);
-  kv_coord_answer(coord, UINT64_C(0xdeadbeefcafef00d), KV_OK, NULL, 0, T0 + 3000);
-  kv_coord_answer(coord, UINT64_MAX, KV_OK, NULL, 0, T0 + 3000);
-  kv_coord_answer(coord, old2 | 0xffu, KV_OK, NULL, 0, T0 + 3000); /* no such target */
+  kv_coord_answer(coord, old2, KV_OK, NULL, 0, 0, T0 + 3000);
+  kv_coord_answer(coord, old3, KV_EIO, NULL, 0, 0, T0 + 3000);
+  kv_coord_answer(coord, UINT64_C(0xdeadbeefcafef00d), KV_OK, NULL, 0, 0, T0 + 3000);
+  kv_coord_answer(coord, UINT64_MAX, KV_OK, NULL, 0, 0, T0 + 3000);
+  kv_coord_answer(coord, old2 | 0xffu, KV_OK, NULL, 0, 0, T0 + 3000); /* no such target */
   ck_assert_uint_eq(reply_count, 1);
   /* A new request on the same key (same targets, and here the same slot) is not moved by
    * the old request's ids. */
@@ -654,8 +654,8 @@ START_TEST(stale_and_unknown_ids_are_ignored) {
   put(CALL(1), "k", "v", "all", T0 + 4000);
   ck_assert_uint_eq(msg_count, 2);
   ck_assert_uint_ne(msgs[msg_to('w', 1)].id, old2);
-  kv_coord_answer(coord, old2, KV_OK, NULL, 0, T0 + 5000);
-  kv_coord_answer(coord, old3, KV_EIO, NULL, 0, T0 + 5000);
+  kv_coord_answer(coord, old2, KV_OK, NULL, 0, 0, T0 + 5000);
+  kv_coord_answer(coord, old3, KV_EIO, NULL, 0, 0, T0 + 5000);
   ack(msg_to('w', 2), T0 + 6000);
   ck_assert_uint_eq(reply_count, 1); /* still waiting for n2 */
   ack(msg_to('w', 1), T0 + 7000);
@@ -739,9 +739,9 @@ START_TEST(a_delete_every_replica_acked_is_read_forgotten_and_reaped) {
   ck_assert_uint_eq(rs.waiting, 0); /* counted at the next tick */
   kv_coord_tick(coord, T0 + 2000);
   /* Read: every other primary is asked for its record; they hold the same tombstone. */
-  kv_coord_answer(coord, msgs[msg_to('r', 1)].id, KV_OK, tomb, tomb_bytes, T0 + 2100);
+  kv_coord_answer(coord, msgs[msg_to('r', 1)].id, KV_OK, tomb, tomb_bytes, 0, T0 + 2100);
   ck_assert_uint_eq(msg_count, 2);
-  kv_coord_answer(coord, msgs[msg_to('r', 2)].id, KV_OK, tomb, tomb_bytes, T0 + 2100);
+  kv_coord_answer(coord, msgs[msg_to('r', 2)].id, KV_OK, tomb, tomb_bytes, 0, T0 + 2100);
   /* Forget: every other node is sent the tombstone to drop the hints it covers. */
   uint32_t h2 = msg_to('h', 1), h3 = msg_to('h', 2);
   ck_assert_uint_eq(msgs[h2].rec_bytes, tomb_bytes);
@@ -768,9 +768,9 @@ START_TEST(a_reap_stops_where_a_replica_differs_or_a_node_is_down) {
   size_t tomb_bytes;
   uint8_t *tomb = delete_everywhere("k", &tomb_bytes);
   kv_coord_tick(coord, T0 + 2000);
-  kv_coord_answer(coord, msgs[msg_to('r', 1)].id, KV_OK, tomb, tomb_bytes, T0 + 2100);
+  kv_coord_answer(coord, msgs[msg_to('r', 1)].id, KV_OK, tomb, tomb_bytes, 0, T0 + 2100);
   /* n3 holds something else (a write that landed since): no forget, no removal. */
-  kv_coord_answer(coord, msgs[msg_to('r', 2)].id, KV_OK, tomb, tomb_bytes - 1, T0 + 2100);
+  kv_coord_answer(coord, msgs[msg_to('r', 2)].id, KV_OK, tomb, tomb_bytes - 1, 0, T0 + 2100);
   ck_assert_uint_eq(msg_count, 2);
   kv_reap_stats_t rs;
   kv_coord_reap_stats(coord, &rs);
@@ -937,7 +937,7 @@ START_TEST(full_peer_queues_are_resource_exhausted) {
   get(CALL(3), "k2", "quorum", T0 + 4000);
   ck_assert_uint_eq(msg_count, 1);
   ck_assert_uint_eq(msgs[0].node, 2);
-  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 5000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, 0, T0 + 5000);
   ck_assert_uint_eq(reply_count, 4);
   r = last_reply(CALL(3), KV_OK, NULL);
   ck_assert(r->found);
@@ -1032,7 +1032,7 @@ START_TEST(get_quorum_asks_every_live_peer_and_merges) {
   ck_assert_str_eq(msgs[0].keyspace, "default");
   ck_assert_mem_eq(msgs[0].key, "k", 1);
   ck_assert_uint_eq(reply_count, 1);
-  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 2000); /* the peer has nothing */
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, 0, T0 + 2000); /* the peer has nothing */
   ck_assert_uint_eq(reply_count, 2);
   const reply_t *r = last_reply(CALL(1), KV_OK, NULL);
   ck_assert(r->found);
@@ -1050,7 +1050,7 @@ START_TEST(get_quorum_asks_every_live_peer_and_merges) {
   msgs_clear();
   get(CALL(3), "remote", "quorum", T0 + 4000);
   ck_assert_uint_eq(msg_count, 2);
-  kv_coord_answer(coord, msgs[0].id, KV_OK, rec_r, rec_r_bytes, T0 + 5000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, rec_r, rec_r_bytes, 0, T0 + 5000);
   r = last_reply(CALL(3), KV_OK, NULL);
   ck_assert(r->found);
   ck_assert_uint_eq(r->sib_count, 1);
@@ -1058,7 +1058,7 @@ START_TEST(get_quorum_asks_every_live_peer_and_merges) {
   /* Async read repair: once the last asked replica answers, every replica behind the merge
    * gets it: this one at once, the empty peer by a replica write of the merged record. */
   ck_assert(!local_has("remote"));
-  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 5500);
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, 0, T0 + 5500);
   ck_assert(local_has("remote"));
   ck_assert_uint_eq(msg_count, 3);
   ck_assert_int_eq(msgs[2].kind, 'w');
@@ -1068,7 +1068,7 @@ START_TEST(get_quorum_asks_every_live_peer_and_merges) {
   msgs_clear();
   get(CALL(4), "mixed", "quorum", T0 + 6000);
   ck_assert_uint_eq(msg_count, 2);
-  kv_coord_answer(coord, msgs[0].id, KV_OK, rec_m, rec_m_bytes, T0 + 7000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, rec_m, rec_m_bytes, 0, T0 + 7000);
   r = last_reply(CALL(4), KV_OK, NULL);
   ck_assert_uint_eq(r->sib_count, 2);
   ck_assert(reply_has_value(r, "a") && reply_has_value(r, "b"));
@@ -1082,10 +1082,10 @@ START_TEST(get_quorum_survives_a_failed_peer) {
   msgs_clear();
   get(CALL(1), "k", "quorum", T0 + 1000);
   ck_assert_uint_eq(msg_count, 2);
-  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, T0 + 2000);
+  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, 0, T0 + 2000);
   ck_assert_uint_eq(reply_count, 1);
   ck_assert_uint_eq(msg_count, 2);
-  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 3000);
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, 0, T0 + 3000);
   ck_assert_uint_eq(reply_count, 2);
   const reply_t *r = last_reply(CALL(1), KV_OK, NULL);
   ck_assert_str_eq(r->values[0], "v1");
@@ -1096,11 +1096,11 @@ START_TEST(get_quorum_survives_a_failed_peer) {
   get(CALL(5), "k", "quorum", T0 + 3500);
   ck_assert_uint_eq(msg_count, 1);
   ck_assert_uint_eq(msgs[0].node, 1);
-  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, T0 + 3600);
+  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, 0, T0 + 3600);
   ck_assert_uint_eq(msg_count, 2);
   ck_assert_int_eq(msgs[1].kind, 'r');
   ck_assert_uint_eq(msgs[1].node, 2);
-  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 3700);
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, 0, T0 + 3700);
   last_reply(CALL(5), KV_OK, NULL);
   alive[2] = true;
 
@@ -1108,9 +1108,9 @@ START_TEST(get_quorum_survives_a_failed_peer) {
   msgs_clear();
   replies_clear();
   get(CALL(2), "k", "quorum", T0 + 4000);
-  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, T0 + 5000);
+  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, 0, T0 + 5000);
   ck_assert_uint_eq(msg_count, 2);
-  kv_coord_answer(coord, msgs[1].id, KV_ETIMEDOUT, NULL, 0, T0 + 6000);
+  kv_coord_answer(coord, msgs[1].id, KV_ETIMEDOUT, NULL, 0, 0, T0 + 6000);
   ck_assert_uint_eq(reply_count, 1);
   last_reply(CALL(2), KV_EUNAVAILABLE, "1 of 3 replicas answered, 2 failed; QUORUM needs 2");
   ck_assert_uint_eq(msg_count, 2);
@@ -1119,10 +1119,10 @@ START_TEST(get_quorum_survives_a_failed_peer) {
   msgs_clear();
   get(CALL(3), "k", "quorum", T0 + 7000);
   static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x01};
-  kv_coord_answer(coord, msgs[0].id, KV_OK, junk, sizeof junk, T0 + 8000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, junk, sizeof junk, 0, T0 + 8000);
   ck_assert_uint_eq(reply_count, 1);
   ck_assert_uint_eq(msg_count, 2);
-  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 9000);
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, 0, T0 + 9000);
   r = last_reply(CALL(3), KV_OK, NULL);
   ck_assert(r->found);
 }
@@ -1137,7 +1137,7 @@ START_TEST(get_quorum_skips_a_dead_peer) {
     get(CALL(1), "k", "quorum", T0 + 1000);
     ck_assert_uint_eq(msg_count, 1);
     ck_assert_uint_eq(msgs[0].node, 3 - dead);
-    kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 2000);
+    kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, 0, T0 + 2000);
     last_reply(CALL(1), KV_OK, NULL);
   }
 }
@@ -1149,9 +1149,9 @@ START_TEST(get_all_asks_both_peers) {
   get(CALL(1), "k", "all", T0 + 1000);
   ck_assert_uint_eq(msg_count, 2);
   uint32_t to2 = msg_to('r', 1), to3 = msg_to('r', 2);
-  kv_coord_answer(coord, msgs[to3].id, KV_OK, NULL, 0, T0 + 2000);
+  kv_coord_answer(coord, msgs[to3].id, KV_OK, NULL, 0, 0, T0 + 2000);
   ck_assert_uint_eq(reply_count, 1);
-  kv_coord_answer(coord, msgs[to2].id, KV_OK, NULL, 0, T0 + 3000);
+  kv_coord_answer(coord, msgs[to2].id, KV_OK, NULL, 0, 0, T0 + 3000);
   ck_assert_uint_eq(reply_count, 2);
   last_reply(CALL(1), KV_OK, NULL);
 }
@@ -1165,7 +1165,7 @@ START_TEST(get_quorum_repairs_a_stale_peer_before_answering) {
   get_blocking(CALL(1), "k", "quorum", T0 + 1000);
   ck_assert_uint_eq(msg_count, 2);
   uint32_t stale = msgs[0].node;
-  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 2000); /* it has nothing */
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, 0, T0 + 2000); /* it has nothing */
   ck_assert_uint_eq(reply_count, 1);
   ck_assert_uint_eq(msg_count, 3);
   ck_assert_int_eq(msgs[2].kind, 'w');
@@ -1173,29 +1173,29 @@ START_TEST(get_quorum_repairs_a_stale_peer_before_answering) {
   ck_assert(!msgs[2].durable);
   uint64_t repair = msgs[2].id;
   /* The late answer of the other peer does not release the read. */
-  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 2500);
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, 0, T0 + 2500);
   ck_assert_uint_eq(reply_count, 1);
-  kv_coord_answer(coord, repair, KV_OK, NULL, 0, T0 + 3000);
+  kv_coord_answer(coord, repair, KV_OK, NULL, 0, 0, T0 + 3000);
   ck_assert_uint_eq(reply_count, 2);
   const reply_t *r = last_reply(CALL(1), KV_OK, NULL);
   ck_assert_str_eq(r->values[0], "v1");
   /* A duplicated ack changes nothing. */
-  kv_coord_answer(coord, repair, KV_OK, NULL, 0, T0 + 3100);
+  kv_coord_answer(coord, repair, KV_OK, NULL, 0, 0, T0 + 3100);
   ck_assert_uint_eq(reply_count, 2);
 
   /* A failed repair fails the read: answering would let the next quorum read go back. */
   msgs_clear();
   get_blocking(CALL(2), "k", "quorum", T0 + 4000);
-  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 5000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, 0, T0 + 5000);
   ck_assert_uint_eq(msg_count, 3);
-  kv_coord_answer(coord, msgs[2].id, KV_EIO, NULL, 0, T0 + 6000);
+  kv_coord_answer(coord, msgs[2].id, KV_EIO, NULL, 0, 0, T0 + 6000);
   last_reply(CALL(2), KV_EUNAVAILABLE,
              "QUORUM read answered, but repairing a replica that was behind failed or timed "
              "out; retry");
   /* So does a repair not acked by the deadline. */
   msgs_clear();
   get_blocking(CALL(3), "k", "quorum", T0 + 7000);
-  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 8000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, 0, T0 + 8000);
   kv_coord_tick(coord, T0 + 7000 + KV_TIMEOUT_MS_DEFAULT * 1000 - 1);
   ck_assert_uint_eq(reply_count, 3);
   kv_coord_tick(coord, T0 + 7000 + KV_TIMEOUT_MS_DEFAULT * 1000);
@@ -1220,7 +1220,7 @@ START_TEST(get_writes_a_resolution_back_through_read_repair) {
   kv_coord_request(coord, CALL(1), KV_OP_GET, &r, T0 + 1000, WALL_MS);
   ck_assert_uint_eq(msg_count, 2);
   uint32_t from = msgs[0].node;
-  kv_coord_answer(coord, msgs[0].id, KV_OK, rec, rec_bytes, T0 + 2000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, rec, rec_bytes, 0, T0 + 2000);
   free(rec);
   /* The quorum is met: this replica wrote the resolution back, and the repair to the peer
    * that answered carries it. */
@@ -1235,7 +1235,7 @@ START_TEST(get_writes_a_resolution_back_through_read_repair) {
   /* Equal timestamps (one wall clock): the larger node id, n2, wins. */
   ck_assert_mem_eq(sent.sib[0].value, "from-n2", 7);
   kv_dvv_deinit(&sent);
-  kv_coord_answer(coord, msgs[2].id, KV_OK, NULL, 0, T0 + 3000);
+  kv_coord_answer(coord, msgs[2].id, KV_OK, NULL, 0, 0, T0 + 3000);
   const reply_t *a = last_reply(CALL(1), KV_OK, NULL);
   ck_assert_uint_eq(a->sib_count, 1);
   ck_assert_str_eq(a->values[0], "from-n2");
@@ -1269,7 +1269,7 @@ START_TEST(get_quorum_repairs_this_replica_at_once) {
   node2_close();
   msgs_clear();
   get_blocking(CALL(0), "far", "quorum", T0);
-  kv_coord_answer(coord, msgs[0].id, KV_OK, rec, rec_bytes, T0 + 1000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, rec, rec_bytes, 0, T0 + 1000);
   const reply_t *r = last_reply(CALL(0), KV_OK, NULL);
   ck_assert_str_eq(r->values[0], "x");
   ck_assert(local_has("far"));
@@ -1289,7 +1289,7 @@ START_TEST(get_times_out_at_its_deadline) {
   kv_coord_tick(coord, T0 + 100000);
   ck_assert_uint_eq(reply_count, 1);
   last_reply(CALL(0), KV_ETIMEDOUT, "1 of 3 replicas answered within 100 ms; QUORUM needs 2");
-  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 150000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, 0, T0 + 150000);
   ck_assert_uint_eq(reply_count, 1);
 }
 END_TEST
@@ -1452,7 +1452,7 @@ START_TEST(gets_at_a_non_replica_are_coordinated_here) {
   size_t rec_bytes;
   ck_assert_int_eq(kv_dvv_encode(&obj, &rec, &rec_bytes), KV_OK);
   kv_dvv_deinit(&obj);
-  kv_coord_answer(coord, msgs[0].id, KV_OK, rec, rec_bytes, T0 + 1000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, rec, rec_bytes, 0, T0 + 1000);
   free(rec);
   ck_assert_uint_eq(reply_count, 1);
   const reply_t *g = last_reply(CALL(0), KV_OK, NULL);
@@ -1461,18 +1461,18 @@ START_TEST(gets_at_a_non_replica_are_coordinated_here) {
   /* A failed answer: the other replica is asked; ALL (2 of 2) asks both at once. */
   msgs_clear();
   kv_coord_request(coord, CALL(1), KV_OP_GET, &r, T0 + 2000, WALL_MS);
-  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, T0 + 3000);
+  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, 0, T0 + 3000);
   ck_assert_uint_eq(msg_count, 2);
   ck_assert_uint_eq(msgs[1].node, pl.node[1]);
-  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 4000);
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, 0, T0 + 4000);
   last_reply(CALL(1), KV_OK, NULL);
   msgs_clear();
   r.level = "all";
   kv_coord_request(coord, CALL(2), KV_OP_GET, &r, T0 + 5000, WALL_MS);
   ck_assert_uint_eq(msg_count, 2);
-  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 6000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, 0, T0 + 6000);
   ck_assert_uint_eq(reply_count, 2);
-  kv_coord_answer(coord, msgs[1].id, KV_EIO, NULL, 0, T0 + 7000);
+  kv_coord_answer(coord, msgs[1].id, KV_EIO, NULL, 0, 0, T0 + 7000);
   ck_assert_uint_eq(reply_count, 3);
   last_reply(CALL(2), KV_EUNAVAILABLE, "1 of 2 replicas answered, 1 failed; ALL needs 2");
 }
@@ -1525,7 +1525,7 @@ static void put_missing_n3(void *call, const char *key, const char *value, uint6
   msgs_clear();
   put(call, key, value, "quorum", now_us);
   ack(msg_to('w', 1), now_us + 1000);
-  kv_coord_answer(coord, msgs[msg_to('w', 2)].id, KV_EIO, NULL, 0, now_us + 2000);
+  kv_coord_answer(coord, msgs[msg_to('w', 2)].id, KV_EIO, NULL, 0, 0, now_us + 2000);
   last_reply(call, KV_OK, NULL);
 }
 
@@ -1571,12 +1571,12 @@ START_TEST(an_unacked_replica_gets_a_hint_handed_over_when_alive) {
   kv_coord_tick(coord, T0 + 2100000);
   ck_assert_uint_eq(msg_count, 1);
   uint64_t id = msgs[0].id;
-  kv_coord_answer(coord, id, KV_OK, NULL, 0, T0 + 2200000);
+  kv_coord_answer(coord, id, KV_OK, NULL, 0, 0, T0 + 2200000);
   hs = hint_stats(2);
   ck_assert_uint_eq(hs.pending, 0);
   ck_assert_uint_eq(hs.bytes, 0);
   ck_assert_uint_eq(hs.delivered, 1);
-  kv_coord_answer(coord, id, KV_OK, NULL, 0, T0 + 2300000); /* a duplicate changes nothing */
+  kv_coord_answer(coord, id, KV_OK, NULL, 0, 0, T0 + 2300000); /* a duplicate changes nothing */
   ck_assert_uint_eq(hint_stats(2).delivered, 1);
   kv_coord_tick(coord, T0 + 3000000);
   ck_assert_uint_eq(msg_count, 1);
@@ -1594,19 +1594,19 @@ START_TEST(a_hint_replaced_in_flight_is_kept) {
   size_t first_bytes = msgs[0].rec_bytes;
   put_missing_n3(CALL(1), "k", "v2", T0 + 1100000);
   ck_assert_uint_eq(hint_stats(2).pending, 1);
-  kv_coord_answer(coord, first, KV_OK, NULL, 0, T0 + 1200000);
+  kv_coord_answer(coord, first, KV_OK, NULL, 0, 0, T0 + 1200000);
   ck_assert_uint_eq(hint_stats(2).pending, 1);
   ck_assert_uint_eq(hint_stats(2).delivered, 0);
   msgs_clear();
   kv_coord_tick(coord, T0 + 2000000);
   ck_assert_uint_eq(msg_count, 1);
   ck_assert_uint_gt(msgs[0].rec_bytes, first_bytes);
-  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, T0 + 2100000);
+  kv_coord_answer(coord, msgs[0].id, KV_EIO, NULL, 0, 0, T0 + 2100000);
   ck_assert_uint_eq(hint_stats(2).pending, 1);
   msgs_clear();
   kv_coord_tick(coord, T0 + 3000000);
   ck_assert_uint_eq(msg_count, 1);
-  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 3100000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, 0, T0 + 3100000);
   ck_assert_uint_eq(hint_stats(2).pending, 0);
 }
 END_TEST
@@ -1632,7 +1632,7 @@ START_TEST(handoff_is_paced_and_gives_up_at_its_deadline) {
   msgs_clear();
   kv_coord_tick(coord, T0 + 1000000);
   ck_assert_uint_eq(msg_count, 1);
-  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 1001000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, 0, T0 + 1001000);
   kv_coord_tick(coord, T0 + 1050000);
   ck_assert_uint_eq(msg_count, 1);
   kv_coord_tick(coord, T0 + 1101000);
@@ -1640,9 +1640,9 @@ START_TEST(handoff_is_paced_and_gives_up_at_its_deadline) {
   kv_coord_tick(coord, T0 + 1101000 + KV_TIMEOUT_MS_DEFAULT * 1000ull);
   ck_assert_uint_eq(msg_count, 3); /* given up, then sent again */
   ck_assert_uint_eq(hint_stats(2).pending, 1);
-  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 4000000); /* too late: ignored */
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, 0, T0 + 4000000); /* too late: ignored */
   ck_assert_uint_eq(hint_stats(2).pending, 1);
-  kv_coord_answer(coord, msgs[2].id, KV_OK, NULL, 0, T0 + 4000000);
+  kv_coord_answer(coord, msgs[2].id, KV_OK, NULL, 0, 0, T0 + 4000000);
   ck_assert_uint_eq(hint_stats(2).pending, 0);
 }
 END_TEST
@@ -1754,7 +1754,7 @@ START_TEST(a_fallback_that_fails_leaves_the_hint_to_the_coordinator) {
   sloppy_key(key, sizeof key, true, &pl, p);
   alive[p[1]] = false;
   put(CALL(0), key, "v", "quorum", T0);
-  kv_coord_answer(coord, msgs[msg_to('w', pl.node[3])].id, KV_EBUSY, NULL, 0, T0 + 1000);
+  kv_coord_answer(coord, msgs[msg_to('w', pl.node[3])].id, KV_EBUSY, NULL, 0, 0, T0 + 1000);
   ck_assert_uint_eq(reply_count, 0);
   ack(msg_to('w', p[0]), T0 + 2000);
   last_reply(CALL(0), KV_OK, NULL);
@@ -1833,13 +1833,13 @@ START_TEST(reads_ask_the_fallbacks_and_repair_their_hints) {
   uint32_t f1 = msg_to('r', pl.node[3]), f2 = msg_to('r', pl.node[4]);
   ck_assert_uint_eq(msgs[f1].hint_for, p[0]);
   ck_assert_uint_eq(msgs[f2].hint_for, p[1]);
-  kv_coord_answer(coord, msgs[f1].id, KV_OK, rec, rec_bytes, T0 + 1000);
+  kv_coord_answer(coord, msgs[f1].id, KV_OK, rec, rec_bytes, 0, T0 + 1000);
   const reply_t *r = last_reply(CALL(0), KV_OK, NULL);
   ck_assert(r->found);
   ck_assert_str_eq(r->values[0], "v");
   /* Once the other fallback answers (empty), the stale ones get the merge: this replica at
    * once, the fallback as a repair of its hint for the primary it stands in for. */
-  kv_coord_answer(coord, msgs[f2].id, KV_OK, NULL, 0, T0 + 2000);
+  kv_coord_answer(coord, msgs[f2].id, KV_OK, NULL, 0, 0, T0 + 2000);
   ck_assert_uint_eq(msg_count, 3);
   ck_assert_int_eq(msgs[2].kind, 'w');
   ck_assert_uint_eq(msgs[2].node, pl.node[4]);
@@ -1930,14 +1930,14 @@ START_TEST(a_fallback_merges_answers_and_hands_over_its_hints) {
   ck_assert_str_eq(values, "a b");
   /* Merged into while in flight: the older handoff's ack leaves it. */
   ck_assert_int_eq(kv_coord_hint_write(coord, "n3", "default", k, 1, c, c_bytes, &st), KV_OK);
-  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, T0 + 1100000);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, 0, T0 + 1100000);
   ck_assert_uint_eq(hint_stats(2).pending, 1);
   ck_assert_uint_eq(hint_stats(2).delivered, 0);
   kv_coord_tick(coord, T0 + 2000000);
   ck_assert_uint_eq(msg_count, 2);
   record_values(msgs[1].rec, msgs[1].rec_bytes, values, sizeof values);
   ck_assert_str_eq(values, "a b c");
-  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, T0 + 2100000);
+  kv_coord_answer(coord, msgs[1].id, KV_OK, NULL, 0, 0, T0 + 2100000);
   hs = hint_stats(2);
   ck_assert_uint_eq(hs.pending, 0);
   ck_assert_uint_eq(hs.bytes, 0);
@@ -2001,7 +2001,7 @@ static void answer_relayed(uint32_t f, kv_err code, kv_err first, kv_err second,
                            uint32_t count, uint64_t now_us) {
   kv_relay_outcome_t out[2] = {{.id = msgs[f].relay[0].id, .node = msgs[f].relay[0].node, .code = first},
                                {.id = msgs[f].relay[1].id, .node = msgs[f].relay[1].node, .code = second}};
-  kv_coord_answer_relayed(coord, msgs[f].id, code, out, count, now_us);
+  kv_coord_answer_relayed(coord, msgs[f].id, code, 0, out, count, now_us);
 }
 
 START_TEST(a_write_goes_once_to_the_other_region_and_counts_per_replica) {
@@ -2032,7 +2032,7 @@ START_TEST(a_forwarder_that_fails_fails_its_region) {
   put(CALL(0), "k", "v", "each_quorum", T0);
   uint32_t east = 0, f = forwarded(&east);
   ack(east, T0 + 1000);
-  kv_coord_answer(coord, msgs[f].id, KV_EUNAVAILABLE, NULL, 0, T0 + 2000);
+  kv_coord_answer(coord, msgs[f].id, KV_EUNAVAILABLE, NULL, 0, 0, T0 + 2000);
   ck_assert_uint_eq(reply_count, 1);
   ck_assert_int_eq(replies[0].code, KV_EUNAVAILABLE);
   msgs_clear();
@@ -2062,7 +2062,7 @@ START_TEST(a_forwarder_counts_only_outcomes_it_was_given) {
    * own ack is taken). */
   kv_relay_outcome_t out[2] = {{.id = msgs[f].relay[0].id, .code = KV_OK},
                                {.id = msgs[east].id, .code = KV_OK}};
-  kv_coord_answer_relayed(coord, msgs[f].id, KV_OK, out, 2, T0 + 80000);
+  kv_coord_answer_relayed(coord, msgs[f].id, KV_OK, 0, out, 2, T0 + 80000);
   last_reply(CALL(0), KV_EUNAVAILABLE, "3 of 6 replicas acknowledged, 1 failed; ALL needs 6");
 }
 END_TEST
@@ -2077,6 +2077,112 @@ START_TEST(a_region_with_a_dead_primary_is_sent_directly) {
   /* Alive again: forwarded again. */
   put(CALL(1), "k", "v", "quorum", T0);
   forwarded(NULL);
+}
+END_TEST
+
+/* ---- applied times (applied.h) ---- */
+
+static kv_err applied(const char *keyspace, const char *key, kv_applied_write_t *w,
+                      kv_status_t *st) {
+  kv_status_clear(st);
+  return kv_coord_applied(coord, keyspace, (const uint8_t *)key, strlen(key), w, st);
+}
+
+START_TEST(applied_times_are_kept_for_finished_writes) {
+  kv_applied_write_t w;
+  kv_status_t st;
+  put(CALL(0), "k", "v", "quorum", T0);
+  uint32_t to2 = msg_to('w', 1), to3 = msg_to('w', 2);
+  kv_coord_answer(coord, msgs[to2].id, KV_OK, NULL, 0, WALL_MS + 3, T0 + 2500);
+  ck_assert_uint_eq(reply_count, 1);
+  /* Acknowledged, but n3 has not acked yet: ask again. */
+  ck_assert_int_eq(applied("default", "k", &w, &st), KV_EUNAVAILABLE);
+  ck_assert_str_eq(st.msg, "node n1 is still waiting for replicas to acknowledge a write of "
+                           "that key; ask again shortly");
+  kv_coord_answer(coord, msgs[to3].id, KV_OK, NULL, 0, WALL_MS + 9, T0 + 9000);
+  ck_assert_int_eq(applied("default", "k", &w, &st), KV_OK);
+  /* W met 2.5 ms after the request (2 ms, in whole ms on its wall clock); this replica
+   * applied it at the request's wall clock; the others at their acks' applied_ms. */
+  ck_assert_uint_eq(w.acked_ms, WALL_MS + 2);
+  ck_assert_uint_eq(w.count, 3);
+  uint64_t want[3] = {WALL_MS, WALL_MS + 3, WALL_MS + 9};
+  for (uint32_t i = 0; i < 3; i++) {
+    uint32_t n = w.replicas[i].node;
+    ck_assert_uint_lt(n, 3);
+    ck_assert_uint_eq(w.replicas[i].applied_ms, want[n]);
+  }
+  /* Newest wins: a second write of the key, whose n3 never answers. */
+  put(CALL(1), "k", "v2", "quorum", T0 + 10000);
+  kv_coord_answer(coord, msgs[msg_count - 2].id, KV_OK, NULL, 0, WALL_MS + 20, T0 + 11000);
+  kv_coord_tick(coord, T0 + 10000 + KV_TIMEOUT_MS_DEFAULT * 1000ull);
+  ck_assert_int_eq(applied("default", "k", &w, &st), KV_OK);
+  ck_assert_uint_eq(w.acked_ms, WALL_MS + 1);
+  ck_assert_uint_eq(w.count, 2);
+}
+END_TEST
+
+START_TEST(applied_errors_name_the_reason) {
+  kv_applied_write_t w;
+  kv_status_t st;
+  ck_assert_int_eq(applied("nope", "k", &w, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "keyspace 'nope' is not in this node's config");
+  ck_assert_int_eq(applied("default", "never", &w, &st), KV_ENOTFOUND);
+  ck_assert_str_eq(st.msg, "node n1 remembers no acknowledged write of that key in keyspace "
+                           "'default': it keeps the last 4096 writes it coordinated, and a write "
+                           "sent to a node that is not a replica is coordinated by the first "
+                           "live primary");
+  /* A failed write is not remembered. */
+  put(CALL(0), "k", "v", "all", T0);
+  kv_coord_answer(coord, msgs[msg_to('w', 1)].id, KV_EIO, NULL, 0, 0, T0 + 1000);
+  ack(msg_to('w', 2), T0 + 2000);
+  ck_assert_int_eq(applied("default", "k", &w, &st), KV_ENOTFOUND);
+  /* A read is not a write. */
+  get(CALL(1), "g", "one", T0);
+  ck_assert_int_eq(applied("default", "g", &w, &st), KV_ENOTFOUND);
+}
+END_TEST
+
+START_TEST(applied_keeps_only_the_last_writes) {
+  kv_applied_write_t w;
+  kv_status_t st;
+  char key[32];
+  for (uint32_t i = 0; i <= KV_APPLIED_MAX; i++) {
+    snprintf(key, sizeof key, "k%u", i);
+    put(CALL(0), key, "v", "one", T0 + i);
+    msgs_clear();
+    replies_clear();
+    kv_coord_tick(coord, T0 + i + KV_TIMEOUT_MS_DEFAULT * 1000ull); /* the peers never ack */
+  }
+  ck_assert_int_eq(applied("default", "k0", &w, &st), KV_ENOTFOUND);
+  ck_assert_int_eq(applied("default", "k1", &w, &st), KV_OK);
+  ck_assert_uint_eq(w.count, 1);
+  ck_assert_uint_eq(w.replicas[0].node, 0);
+  snprintf(key, sizeof key, "k%u", KV_APPLIED_MAX);
+  ck_assert_int_eq(applied("default", key, &w, &st), KV_OK);
+}
+END_TEST
+
+START_TEST(applied_times_come_through_the_forwarder) {
+  kv_applied_write_t w;
+  kv_status_t st;
+  put(CALL(0), "k", "v", "all", T0);
+  uint32_t f = forwarded(NULL);
+  for (uint32_t n = 1; n < 3; n++) /* east's other two, sent directly */
+    kv_coord_answer(coord, msgs[msg_to('w', n)].id, KV_OK, NULL, 0, WALL_MS + n, T0 + 1000);
+  kv_relay_outcome_t out[2] = {
+      {.id = msgs[f].relay[0].id, .code = KV_OK, .applied_ms = WALL_MS + 41},
+      {.id = msgs[f].relay[1].id, .code = KV_OK, .applied_ms = WALL_MS + 42}};
+  kv_coord_answer_relayed(coord, msgs[f].id, KV_OK, WALL_MS + 40, out, 2, T0 + 80000);
+  last_reply(CALL(0), KV_OK, NULL);
+  ck_assert_int_eq(applied("default", "k", &w, &st), KV_OK);
+  ck_assert_uint_eq(w.acked_ms, WALL_MS + 80);
+  ck_assert_uint_eq(w.count, 6);
+  for (uint32_t i = 0; i < 6; i++) {
+    uint32_t n = w.replicas[i].node;
+    uint64_t want = n == msgs[f].node ? 40 : n == msgs[f].relay[0].node ? 41
+                  : n == msgs[f].relay[1].node ? 42 : n; /* east: n1 0, n2 1, n3 2 */
+    ck_assert_uint_eq(w.replicas[i].applied_ms, WALL_MS + want);
+  }
 }
 END_TEST
 
@@ -2121,7 +2227,7 @@ START_TEST(a_forwarder_relays_and_answers_with_each_outcome) {
   ack(to3, T0 + 1000);
   ack(to3, T0 + 1000); /* a duplicate */
   ck_assert_uint_eq(relayed_calls, 0);
-  kv_coord_answer(coord, msgs[to2].id, KV_EUNAVAILABLE, NULL, 0, T0 + 2000);
+  kv_coord_answer(coord, msgs[to2].id, KV_EUNAVAILABLE, NULL, 0, 0, T0 + 2000);
   ck_assert_uint_eq(relayed_calls, 1);
   ck_assert_uint_eq(relayed_count, 2);
   ck_assert_uint_eq(relayed_out[0].id, 101);
@@ -2129,6 +2235,8 @@ START_TEST(a_forwarder_relays_and_answers_with_each_outcome) {
   ck_assert_int_eq(relayed_out[0].code, KV_EUNAVAILABLE);
   ck_assert_uint_eq(relayed_out[1].id, 102);
   ck_assert_int_eq(relayed_out[1].code, KV_OK);
+  ck_assert_uint_eq(relayed_out[1].applied_ms, 0); /* ack() carries none */
+  ck_assert_uint_eq(relayed_out[0].applied_ms, 0); /* failed */
   ack(to2, T0 + 3000); /* after the end: ignored */
   ck_assert_uint_eq(relayed_calls, 1);
   msgs_clear();
@@ -2194,6 +2302,9 @@ Suite *coord_suite(void) {
   tcase_add_test(tc, put_all_waits_for_every_replica);
   tcase_add_test(tc, put_all_with_a_failed_replica_is_unavailable);
   tcase_add_test(tc, put_all_fails_as_soon_as_one_replica_fails);
+  tcase_add_test(tc, applied_times_are_kept_for_finished_writes);
+  tcase_add_test(tc, applied_errors_name_the_reason);
+  tcase_add_test(tc, applied_keeps_only_the_last_writes);
   tcase_add_test(tc, put_one_replies_before_any_peer);
   tcase_add_test(tc, put_refused_before_anything_is_written);
   tcase_add_test(tc, put_times_out_at_its_deadline);
@@ -2245,6 +2356,7 @@ Suite *coord_suite(void) {
   tcase_add_test(tc, a_write_goes_once_to_the_other_region_and_counts_per_replica);
   tcase_add_test(tc, a_forwarder_that_fails_fails_its_region);
   tcase_add_test(tc, a_forwarder_counts_only_outcomes_it_was_given);
+  tcase_add_test(tc, applied_times_come_through_the_forwarder);
   tcase_add_test(tc, a_region_with_a_dead_primary_is_sent_directly);
   tcase_add_test(tc, a_forwarder_relays_and_answers_with_each_outcome);
   tcase_add_test(tc, a_relay_naming_bad_nodes_is_refused);
