@@ -8,6 +8,7 @@
  *   (every command also takes --timeout MS)
  *   kvctl [-a HOST:PORT] status
  *   kvctl [-a HOST:PORT] conflicts [--json]
+ *   kvctl [-a HOST:PORT] applied KEYSPACE KEY
  *   kvctl [-a HOST:PORT] fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N]
  *                                  [--exp-delay-ms N] [--both-ways] [--drop P]
  *                                                  [--partition]
@@ -42,7 +43,11 @@
  * and one "  discarded ..." line per version, each "NODE/INCARNATION:COUNTER hlc HLC VALUE"
  * (VALUE JSON-quoted; "(merged)" for a merged value, "(delete)" for a tombstone); then one
  * line of discarded-version counts per handler. With --json: one JSON object per entry and
- * line, then {"counts": {HANDLER: N, ...}, "evicted": N}; values as in get --json. */
+ * line, then {"counts": {HANDLER: N, ...}, "evicted": N}; values as in get --json.
+ * applied asks the node when each replica applied the newest write of the key it coordinated
+ * (Admin.Applied): a line "acked ACKED_MS", then per replica "NODE APPLIED_MS LAG ms" (wall-clock
+ * ms since the epoch on each node; LAG is APPLIED_MS - ACKED_MS, negative for a replica that
+ * had it before W was met). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -144,6 +149,9 @@ static void usage(FILE *f) {
           "        --allow-fault-injection)\n"
           "  conflicts [--json]\n"
           "        the versions this node's conflict handlers discarded (its journal)\n"
+          "  applied KEYSPACE KEY\n"
+          "        when each replica applied the newest write of KEY this node coordinated\n"
+          "        (it keeps its last 4096), against when the write was acknowledged\n"
           "  ring                                   (not available yet)\n"
           "\n"
           "options (before or after the arguments; \"--\" ends them):\n"
@@ -878,6 +886,19 @@ static int cmd_conflicts(kv_client_t *c, const args_t *a) {
   return EXIT_OK;
 }
 
+/* kvctl applied: when each replica applied the key's newest write this node coordinated. */
+static int cmd_applied(kv_client_t *c, const args_t *a) {
+  kv_client_applied_t w;
+  kv_client_status_t st;
+  if (kv_client_applied(c, a->pos[1], a->pos[2], strlen(a->pos[2]), &w, &st) != KV_OK)
+    return cluster_error(&st);
+  printf("acked %llu\n", (unsigned long long)w.acked_ms);
+  for (size_t i = 0; i < w.n_replicas; i++)
+    printf("%s %llu %+lld ms\n", w.replicas[i].node, (unsigned long long)w.replicas[i].applied_ms,
+           (long long)(w.replicas[i].applied_ms - w.acked_ms));
+  return EXIT_OK;
+}
+
 static bool is_future_command(const char *cmd) {
   static const char *const names[] = {"ring"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -901,7 +922,7 @@ int main(int argc, char **argv) {
   bool is_put = strcmp(cmd, "put") == 0, is_get = strcmp(cmd, "get") == 0,
        is_delete = strcmp(cmd, "delete") == 0, is_status = strcmp(cmd, "status") == 0,
        is_hints = strcmp(cmd, "hints") == 0, is_fault = strcmp(cmd, "fault") == 0,
-       is_conflicts = strcmp(cmd, "conflicts") == 0;
+       is_conflicts = strcmp(cmd, "conflicts") == 0, is_applied = strcmp(cmd, "applied") == 0;
   kv_client_fault_op_t fault_op = KV_CLIENT_FAULT_LIST;
   if (is_future_command(cmd)) return usage_error("'%s' is not available yet", cmd);
   if (is_put)
@@ -921,6 +942,8 @@ int main(int argc, char **argv) {
     rc = check_command(&a, 0, "", 0);
   else if (is_conflicts)
     rc = check_command(&a, 0, "[--json]", OPT_JSON);
+  else if (is_applied)
+    rc = check_command(&a, 2, "KEYSPACE KEY", 0);
   else if (is_fault)
     rc = check_fault(&a, &fault_op);
   else
@@ -937,6 +960,7 @@ int main(int argc, char **argv) {
   else if (is_hints) rc = cmd_hints(c);
   else if (is_fault) rc = cmd_fault(c, &a, fault_op);
   else if (is_conflicts) rc = cmd_conflicts(c, &a);
+  else if (is_applied) rc = cmd_applied(c, &a);
   else rc = is_get ? cmd_get(c, &a) : cmd_write(c, &a, is_put);
   kv_client_close(c);
   if (fflush(stdout) != 0 && rc == EXIT_OK) {

@@ -108,6 +108,7 @@ struct kv_client {
   void *status_method;       /* /tunekv.peer.Admin/Status */
   void *fault_method;        /* /tunekv.peer.Admin/Fault */
   void *conflicts_method;    /* /tunekv.peer.Admin/Conflicts */
+  void *applied_method;      /* /tunekv.peer.Admin/Applied */
 };
 
 int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st) {
@@ -147,6 +148,8 @@ int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st) 
   c->status_method =
       grpc_channel_register_call(c->channel, "/tunekv.peer.Admin/Status", NULL, NULL);
   c->fault_method = grpc_channel_register_call(c->channel, "/tunekv.peer.Admin/Fault", NULL, NULL);
+  c->applied_method =
+      grpc_channel_register_call(c->channel, "/tunekv.peer.Admin/Applied", NULL, NULL);
   c->conflicts_method =
       grpc_channel_register_call(c->channel, "/tunekv.peer.Admin/Conflicts", NULL, NULL);
   *out = c;
@@ -495,6 +498,29 @@ int kv_client_conflicts(kv_client_t *c, uint64_t after, kv_client_conflicts_t *o
   if (err != KV_OK) return err;
   if (conflicts_from((Tunekv__Peer__ConflictsReply *)m, out) != KV_OK)
     return status_local(st, KV_ENOMEM, "out of memory reading the conflict journal");
+  return KV_OK;
+}
+
+int kv_client_applied(kv_client_t *c, const char *keyspace, const void *key, size_t key_bytes,
+                      kv_client_applied_t *out, kv_client_status_t *st) {
+  memset(out, 0, sizeof *out);
+  Tunekv__Peer__AppliedRequest req = TUNEKV__PEER__APPLIED_REQUEST__INIT;
+  req.keyspace = (char *)keyspace;
+  req.key = bin(key, key_bytes);
+  call_t k;
+  ProtobufCMessage *m = NULL;
+  kv_err err = call_start_raw(c, c->cq, c->applied_method, pack(&req.base), call_deadline(NULL),
+                              &k, &k, st);
+  if (err == KV_OK) err = call_wait(c, &k, &tunekv__peer__applied_reply__descriptor, &m, st);
+  if (err != KV_OK) return err;
+  const Tunekv__Peer__AppliedReply *r = (const Tunekv__Peer__AppliedReply *)m;
+  out->acked_ms = r->acked_ms;
+  for (size_t i = 0; i < r->n_replicas && i < KV_REPLICAS_MAX; i++) {
+    kv_client_replica_applied_t *a = &out->replicas[out->n_replicas++];
+    snprintf(a->node, sizeof a->node, "%s", r->replicas[i]->node);
+    a->applied_ms = r->replicas[i]->applied_ms;
+  }
+  protobuf_c_message_free_unpacked(m, NULL);
   return KV_OK;
 }
 

@@ -218,6 +218,27 @@ int kv_client_conflicts(kv_client_t *c, uint64_t after, kv_client_conflicts_t *o
                         kv_client_status_t *st);
 void kv_client_conflicts_free(kv_client_conflicts_t *out);
 
+/* When each replica applied a write (kvctl applied, kvbench lag; proto/peer.proto's
+ * Admin.Applied). Caller-owned, no heap. */
+typedef struct {
+  char node[KV_NODE_ID_BYTES_MAX + 1];
+  uint64_t applied_ms;            /* its wall clock when it applied the write */
+} kv_client_replica_applied_t;
+
+typedef struct {
+  uint64_t acked_ms;              /* the coordinator's wall clock when W acks were in */
+  size_t n_replicas;
+  kv_client_replica_applied_t replicas[KV_REPLICAS_MAX]; /* primaries that acknowledged */
+} kv_client_applied_t;
+
+/* Asks the node c talks to when each replica applied the newest acknowledged write of
+ * (keyspace, key) it coordinated (borrowed for the call). Errors: the server's:
+ * INVALID_ARGUMENT for an unknown keyspace, UNAVAILABLE while the write still waits for acks
+ * there (ask again), NOT_FOUND when the node remembers no such write (it keeps its last 4096;
+ * a write sent to a node that is not a replica is coordinated by the first live primary). */
+int kv_client_applied(kv_client_t *c, const char *keyspace, const void *key, size_t key_bytes,
+                      kv_client_applied_t *out, kv_client_status_t *st);
+
 /* Fault injection on the calls a node makes to its peers (kvctl fault; proto/peer.proto's
  * FaultRequest). A fault holds each call to a peer back delay_ms plus a uniform 0..jitter_ms
  * plus an exponential of mean exp_delay_ms, or loses it with probability drop (1 is a partition). */

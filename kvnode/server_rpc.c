@@ -50,12 +50,14 @@ typedef enum {
   METHOD_STATUS,
   METHOD_FAULT,
   METHOD_CONFLICTS,
+  METHOD_APPLIED,
   METHOD_COUNT
 } method_t;
 
 static const char *const method_paths[METHOD_COUNT] = {
     "/tunekv.KV/Put", "/tunekv.KV/Get", "/tunekv.KV/Delete", "/tunekv.peer.Peer/Batch",
-    "/tunekv.peer.Admin/Status", "/tunekv.peer.Admin/Fault", "/tunekv.peer.Admin/Conflicts"};
+    "/tunekv.peer.Admin/Status", "/tunekv.peer.Admin/Fault", "/tunekv.peer.Admin/Conflicts",
+    "/tunekv.peer.Admin/Applied"};
 
 typedef enum { CALL_ARMED, CALL_REPLYING } call_state_t;
 
@@ -741,6 +743,34 @@ static void handle_fault(kv_server_t *srv, call_t *c) {
   call_reply(c, &st);
 }
 
+/* ---- Applied ------------------------------------------------------------------------ */
+
+/* When each replica applied a write this node coordinated (kv_coord_applied). */
+static void handle_applied(kv_server_t *srv, call_t *c) {
+  kv_status_t st;
+  kv_status_clear(&st);
+  Tunekv__Peer__AppliedRequest *m = (Tunekv__Peer__AppliedRequest *)payload_unpack(
+      c, &tunekv__peer__applied_request__descriptor, &st);
+  kv_applied_write_t w;
+  if (m && kv_coord_applied(srv->deps.coord, m->keyspace, m->key.data, m->key.len, &w, &st) ==
+               KV_OK) {
+    Tunekv__Peer__ReplicaApplied ra[KV_REPLICAS_MAX], *rp[KV_REPLICAS_MAX];
+    for (uint32_t i = 0; i < w.count; i++) {
+      tunekv__peer__replica_applied__init(&ra[i]);
+      ra[i].node = (char *)srv->deps.cfg->nodes[w.replicas[i].node].id;
+      ra[i].applied_ms = w.replicas[i].applied_ms;
+      rp[i] = &ra[i];
+    }
+    Tunekv__Peer__AppliedReply r = TUNEKV__PEER__APPLIED_REPLY__INIT;
+    r.acked_ms = w.acked_ms;
+    r.n_replicas = w.count;
+    r.replicas = rp;
+    c->reply = message_pack(&r.base);
+  }
+  if (m) tunekv__peer__applied_request__free_unpacked(m, NULL);
+  call_reply(c, &st);
+}
+
 /* ---- Conflicts ---------------------------------------------------------------------- */
 
 /* A journal version as a message; it borrows from v. */
@@ -841,6 +871,7 @@ static void call_handle(call_t *c) {
     case METHOD_STATUS: handle_status(srv, c); break;
     case METHOD_FAULT: handle_fault(srv, c); break;
     case METHOD_CONFLICTS: handle_conflicts(srv, c); break;
+    case METHOD_APPLIED: handle_applied(srv, c); break;
     case METHOD_COUNT: KV_ASSERT(!"no such method");
   }
 }
