@@ -16,16 +16,37 @@
  * A region's lag is that of its last replica to get the write. The probes' resolution is P
  * plus a probe's round trip.
  *
- * The replicas' applied_ms (wall-clock time of applying, carried in late acks of the peer
- * protocol) is not passed on to clients by the coordinator, so it is not used here; probes
- * measure the same thing from outside, on one clock, at the cost of their load (per write,
- * about lag / P probes per replica: keep R x N x lag / P within a few thousand a second).
+ * Probes cost load (per write, about lag / P probes per replica: keep R x N x lag / P within a
+ * few thousand a second).
+ *
+ * Applied times, checked against the probes: once every replica has the write, its
+ * coordinator is asked (Admin.Applied, kvnode/applied.h) when W was met (acked_ms, its wall
+ * clock) and when each replica applied it (applied_ms, each replica's wall clock, carried to
+ * the coordinator in the replicas' acks, late ones included, and through a forwarder's
+ * outcomes). The node the write was sent to is asked first; when it is not a replica it
+ * forwarded the write to the first live primary, so the primaries are asked next, in
+ * preference-list order, until one answers (NOT_FOUND: the next; UNAVAILABLE, the write still
+ * waiting for acks there: the same again 2 ms later, for up to the write's timeout plus a
+ * second). The call is blocking, in the loop: a loopback round trip per write, by which the
+ * probes due meanwhile start late. A replica's applied-time lag is applied_ms - acked_ms (0
+ * when it applied the write before W was met, as for the probes); a region's, its last
+ * replica's. The nodes' wall clocks are compared with each other, which holds on one machine
+ * (or with clocks in sync; `kvctl status` shows their offsets). The check: a replica agrees
+ * when its applied-time lag lies in its probe interval, from the send of its last probe that
+ * missed (the acknowledgement, before any) to the answer of its first that hit (it had the
+ * write by then), widened by APPLIED_TOLERANCE_MS = 1 ms on each side, because applied_ms and
+ * acked_ms are whole milliseconds, each up to 1 ms early (the coordinator's W time is its
+ * request's wall_ms plus the monotonic time to W). The agreement is the fraction of replica
+ * writes with applied times that agree; a region agrees when its applied-time lag lies in
+ * [the latest start, the latest end] of its replicas' intervals.
  *
  * At most M writes (default 256) are followed at once; a write due while M are followed starts
  * late, and the number of late starts is printed. A write whose replicas do not all have it
  * within 10 s counts as unfinished. Output: a table per replica and per region (writes, p50,
- * p99, p99.9, max), the put latency; JSON; the HTML report of bench.h with the lag CDF per
- * region and per replica and the put latency CDF. Exit status: 0, 1 local failure, 2 usage
+ * p99, p99.9, max), the put latency, then the same for the applied-time lag with each row's
+ * agreement and the overall one; JSON; the HTML report of bench.h with both lags and the
+ * agreement in its table, the probe lag CDF per region and per replica and the put latency
+ * CDF. Exit status: 0, 1 local failure, 2 usage
  * error, 3 some writes failed or never reached every replica. */
 #include <errno.h>
 #include <stdlib.h>
@@ -47,6 +68,8 @@
 #define VISIBLE_WAIT_NS 10000000000ull
 #define ADDRS_MAX KV_NODES_MAX
 #define KEY_BYTES_MAX 64
+#define APPLIED_TOLERANCE_MS 1.0
+#define ASK_RETRY_NS 2000000ull
 
 typedef enum { TAG_PUT, TAG_PROBE } tag_kind_t;
 
@@ -58,6 +81,7 @@ typedef struct {
   uint32_t node;               /* config index of the replica */
   bool in_flight, visible;
   uint64_t sent_ns, last_miss_ns, due_ns, lag_ns;
+  uint64_t hit_ns;             /* when the first probe that hit was answered */
 } probe_t;
 
 struct slot {
@@ -65,6 +89,10 @@ struct slot {
   bool used, acked;
   uint64_t start_ns, ack_ns;
   uint32_t replicas, visible;
+  kv_client_t *coord;          /* the node the put was sent to */
+  bool asking;                 /* every replica has it: its applied times are asked for */
+  uint32_t ask_step;           /* 0: coord; k: the k-th primary */
+  uint64_t ask_due_ns;
   char key[KEY_BYTES_MAX];
   probe_t probes[KV_REPLICAS_MAX];
 };
@@ -99,6 +127,11 @@ typedef struct {
   const char *regions[KV_REGIONS_MAX];
   uint32_t region_of[KV_NODES_MAX], n_regions;
   kv_histogram_t region_lag[KV_REGIONS_MAX];
+  /* applied times (see the top) */
+  kv_histogram_t node_applied[KV_NODES_MAX], region_applied[KV_REGIONS_MAX];
+  uint64_t node_checked[KV_NODES_MAX], node_agreed[KV_NODES_MAX];
+  uint64_t region_checked[KV_REGIONS_MAX], region_agreed[KV_REGIONS_MAX];
+  uint64_t applied_unknown;          /* writes no node gave applied times for */
   bench_progress_t progress;
 } lag_bench_t;
 
@@ -109,7 +142,8 @@ static void usage(FILE *f) {
         "           [--progress | --no-progress]\n"
         "\n"
         "Measures, for every replica and every region, how long after its acknowledgement a\n"
-        "write is there (--local probes), under a steady write rate.\n"
+        "write is there (--local probes), under a steady write rate, and checks it against\n"
+        "the replicas' own applied times, which it asks the writes' coordinators for.\n"
         "\n"
         "  --config FILE      the cluster's config (the nodes' own file): replicas and regions\n"
         "  -a ADDR[,ADDR..]   coordinators; writes go to them in turn\n"
@@ -284,6 +318,7 @@ static bool start_write(lag_bench_t *b, uint64_t now) {
   for (uint32_t i = 0; i < s->replicas; i++)
     s->probes[i] = (probe_t){.kind = TAG_PROBE, .slot = s, .node = pl.node[i]};
   kv_client_t *c = b->coords[b->started % b->a.n_addrs];
+  s->coord = c;
   kv_client_status_t st;
   b->started++;
   b->in_use++;
@@ -309,8 +344,52 @@ static void start_probe(lag_bench_t *b, probe_t *p, uint64_t now) {
   }
 }
 
-/* Records a write whose every replica has it, and frees its slot. */
-static void write_done(lag_bench_t *b, slot_t *s) {
+/* A region's applied times so far in one write: its lag, the latest start and end of its
+ * replicas' probe intervals, and whether every replica had an applied time. */
+typedef struct {
+  double lag_ms, lo_ms, hi_ms;
+  bool seen, all_known;
+} region_applied_t;
+
+static bool within(double lag_ms, double lo_ms, double hi_ms) {
+  return lag_ms >= lo_ms - APPLIED_TOLERANCE_MS && lag_ms <= hi_ms + APPLIED_TOLERANCE_MS;
+}
+
+/* Records the applied times w gives for s's replicas (see the top), checking each against its
+ * probe interval. */
+static void applied_record(lag_bench_t *b, const slot_t *s, const kv_client_applied_t *w) {
+  region_applied_t reg[KV_REGIONS_MAX] = {{0}};
+  for (uint32_t i = 0; i < s->replicas; i++) {
+    const probe_t *p = &s->probes[i];
+    region_applied_t *g = &reg[b->region_of[p->node]];
+    double lo = (double)(p->last_miss_ns - s->ack_ns) / 1e6, hi = (double)(p->hit_ns - s->ack_ns) / 1e6;
+    if (!g->seen) *g = (region_applied_t){.seen = true, .all_known = true, .lo_ms = lo, .hi_ms = hi};
+    if (lo > g->lo_ms) g->lo_ms = lo;
+    if (hi > g->hi_ms) g->hi_ms = hi;
+    const kv_client_replica_applied_t *a = NULL;
+    for (size_t k = 0; k < w->n_replicas && !a; k++)
+      if (!strcmp(w->replicas[k].node, b->cfg.nodes[p->node].id)) a = &w->replicas[k];
+    if (!a) {
+      g->all_known = false;
+      continue;
+    }
+    double lag = a->applied_ms > w->acked_ms ? (double)(a->applied_ms - w->acked_ms) : 0;
+    kv_histogram_record(&b->node_applied[p->node], (uint64_t)(lag * 1e6));
+    b->node_checked[p->node]++;
+    b->node_agreed[p->node] += within(lag, lo, hi);
+    if (lag > g->lag_ms) g->lag_ms = lag;
+  }
+  for (uint32_t r = 0; r < b->n_regions; r++) {
+    if (!reg[r].seen || !reg[r].all_known) continue;
+    kv_histogram_record(&b->region_applied[r], (uint64_t)(reg[r].lag_ms * 1e6));
+    b->region_checked[r]++;
+    b->region_agreed[r] += within(reg[r].lag_ms, reg[r].lo_ms, reg[r].hi_ms);
+  }
+}
+
+/* Records a write whose every replica has it (with its applied times, or NULL when no node
+ * gave them), and frees its slot. */
+static void write_done(lag_bench_t *b, slot_t *s, const kv_client_applied_t *w) {
   uint64_t region_lag[KV_REGIONS_MAX] = {0};
   bool seen[KV_REGIONS_MAX] = {false};
   for (uint32_t i = 0; i < s->replicas; i++) {
@@ -323,6 +402,8 @@ static void write_done(lag_bench_t *b, slot_t *s) {
   }
   for (uint32_t r = 0; r < b->n_regions; r++)
     if (seen[r]) kv_histogram_record(&b->region_lag[r], region_lag[r]);
+  if (w) applied_record(b, s, w);
+  else b->applied_unknown++;
   b->done++;
   s->used = false;
   b->in_use--;
@@ -352,8 +433,12 @@ static void on_probe(lag_bench_t *b, probe_t *p, const kv_client_completion_t *d
   if (done->status.code == KV_OK && done->found) {
     uint64_t at = p->last_miss_ns + (p->sent_ns - p->last_miss_ns) / 2;
     p->lag_ns = at > s->ack_ns ? at - s->ack_ns : 0;
+    p->hit_ns = now;
     p->visible = true;
-    if (++s->visible == s->replicas) write_done(b, s);
+    if (++s->visible == s->replicas) {
+      s->asking = true;
+      s->ask_due_ns = now;
+    }
     return;
   }
   if (done->status.code != KV_OK) first_error(b, "a --local probe", &done->status);
@@ -362,13 +447,42 @@ static void on_probe(lag_bench_t *b, probe_t *p, const kv_client_completion_t *d
   if (p->due_ns < now) p->due_ns = now;
 }
 
-/* Starts the probes that are due, gives up on writes past VISIBLE_WAIT_NS; returns the time
- * of the next due probe (UINT64_MAX: none). */
+/* Asks for a write's applied times (see the top): the node it was sent to, then its
+ * primaries in order; the write is done when one answers or none will. */
+static void ask_applied(lag_bench_t *b, slot_t *s, uint64_t now) {
+  uint64_t wait_ns = ((uint64_t)(b->a.timeout_ms ? b->a.timeout_ms : KV_TIMEOUT_MS_DEFAULT) + 1000) *
+                     1000000ull;
+  for (; s->ask_step <= s->replicas; s->ask_step++) {
+    kv_client_t *c = s->ask_step == 0 ? s->coord : b->nodes[s->probes[s->ask_step - 1].node];
+    kv_client_applied_t w;
+    kv_client_status_t st;
+    kv_err err = kv_client_applied(c, b->a.keyspace, s->key, strlen(s->key), &w, &st);
+    if (err == KV_OK) {
+      write_done(b, s, &w);
+      return;
+    }
+    if (err == KV_EUNAVAILABLE && now - s->ack_ns < wait_ns) {
+      s->ask_due_ns = now + ASK_RETRY_NS; /* still waiting for acks there, or down: again */
+      return;
+    }
+    if (err != KV_ENOTFOUND) first_error(b, "asking for applied times", &st);
+  }
+  write_done(b, s, NULL);
+}
+
+/* Starts the probes that are due and asks for the applied times that are, gives up on writes
+ * past VISIBLE_WAIT_NS; returns the time of the next due probe or question (UINT64_MAX:
+ * none). */
 static uint64_t sweep(lag_bench_t *b, uint64_t now) {
   uint64_t next = UINT64_MAX;
   for (uint32_t i = 0; i < b->a.inflight; i++) {
     slot_t *s = &b->slots[i];
     if (!s->used || !s->acked) continue;
+    if (s->asking) {
+      if (s->ask_due_ns <= now) ask_applied(b, s, now);
+      else if (s->ask_due_ns < next) next = s->ask_due_ns;
+      continue;
+    }
     bool busy = false;
     for (uint32_t k = 0; k < s->replicas; k++) {
       probe_t *p = &s->probes[k];
@@ -442,6 +556,52 @@ static const char *write_level(const lag_bench_t *b, char *buf, size_t len) {
   return buf;
 }
 
+/* Agreement of n checked lags of which agreed agreed, as text: "0.967", or "-" for none. */
+static const char *agreement(uint64_t agreed, uint64_t n, char *buf, size_t len) {
+  if (n) snprintf(buf, len, "%.3f", (double)agreed / (double)n);
+  else snprintf(buf, len, "-");
+  return buf;
+}
+
+static void applied_totals(const lag_bench_t *b, uint64_t *agreed, uint64_t *checked) {
+  *agreed = *checked = 0;
+  for (uint32_t i = 0; i < b->cfg.node_count; i++) {
+    *agreed += b->node_agreed[i];
+    *checked += b->node_checked[i];
+  }
+}
+
+static void applied_row(const char *name, const char *region, const kv_histogram_t *h,
+                        uint64_t agreed, uint64_t checked) {
+  char buf[16];
+  printf("%-14s %-10s %8llu %9.3f %9.3f %9.3f %9.3f %7s\n", name, region,
+         (unsigned long long)h->total, (double)kv_histogram_percentile(h, 50) / 1e6,
+         (double)kv_histogram_percentile(h, 99) / 1e6,
+         (double)kv_histogram_percentile(h, 99.9) / 1e6, (double)h->max / 1e6,
+         agreement(agreed, checked, buf, sizeof buf));
+}
+
+static void print_applied(lag_bench_t *b) {
+  printf("\n%-14s %-10s %8s %9s %9s %9s %9s %7s\n", "applied lag", "region", "writes", "p50 ms",
+         "p99 ms", "p99.9 ms", "max ms", "agree");
+  for (uint32_t i = 0; i < b->cfg.node_count; i++)
+    if (b->node_writes[i])
+      applied_row(b->cfg.nodes[i].id, b->regions[b->region_of[i]], &b->node_applied[i],
+                  b->node_agreed[i], b->node_checked[i]);
+  for (uint32_t r = 0; r < b->n_regions; r++)
+    if (b->region_lag[r].total)
+      applied_row("region", b->regions[r], &b->region_applied[r], b->region_agreed[r],
+                  b->region_checked[r]);
+  uint64_t agreed, checked;
+  char buf[16];
+  applied_totals(b, &agreed, &checked);
+  printf("agreement %s: %llu of %llu replica writes had their applied-time lag (applied_ms - "
+         "acked_ms, on the nodes' wall clocks) within their probe interval +- %g ms; %llu writes "
+         "without applied times\n", agreement(agreed, checked, buf, sizeof buf),
+         (unsigned long long)agreed, (unsigned long long)checked, APPLIED_TOLERANCE_MS,
+         (unsigned long long)b->applied_unknown);
+}
+
 static void print_results(lag_bench_t *b) {
   char level[48];
   printf("kvbench lag: %llu writes at %s through %u node(s), %g writes/s, keyspace %s (N=%u), "
@@ -457,6 +617,7 @@ static void print_results(lag_bench_t *b) {
   for (uint32_t r = 0; r < b->n_regions; r++)
     if (b->region_lag[r].total) row(stdout, "region", b->regions[r], &b->region_lag[r]);
   row(stdout, "put latency", "", &b->put_lat);
+  print_applied(b);
 }
 
 static void json_hist(FILE *f, const kv_histogram_t *h) {
@@ -464,6 +625,44 @@ static void json_hist(FILE *f, const kv_histogram_t *h) {
           "\"max_ms\": %.4f}", (unsigned long long)h->total,
           (double)kv_histogram_percentile(h, 50) / 1e6, (double)kv_histogram_percentile(h, 99) / 1e6,
           (double)kv_histogram_percentile(h, 99.9) / 1e6, (double)h->max / 1e6);
+}
+
+/* The applied-time lag of one replica or region, with its agreement. */
+static void json_applied(FILE *f, const char *name, const kv_histogram_t *h, uint64_t agreed,
+                         uint64_t checked, bool first) {
+  fprintf(f, "%s\"%s\": {\"writes\": %llu, \"p50_ms\": %.4f, \"p99_ms\": %.4f, \"p999_ms\": %.4f, "
+          "\"max_ms\": %.4f, \"checked\": %llu, \"agreed\": %llu}", first ? "" : ", ", name,
+          (unsigned long long)h->total, (double)kv_histogram_percentile(h, 50) / 1e6,
+          (double)kv_histogram_percentile(h, 99) / 1e6,
+          (double)kv_histogram_percentile(h, 99.9) / 1e6, (double)h->max / 1e6,
+          (unsigned long long)checked, (unsigned long long)agreed);
+}
+
+/* "applied": {"replicas": {..}, "regions": {..}, "checked", "agreed", "agreement",
+ * "tolerance_ms", "unknown"}. */
+static void write_json_applied(FILE *f, const lag_bench_t *b) {
+  fputs(", \"applied\": {\"replicas\": {", f);
+  bool first = true;
+  for (uint32_t i = 0; i < b->cfg.node_count; i++) {
+    if (!b->node_writes[i]) continue;
+    json_applied(f, b->cfg.nodes[i].id, &b->node_applied[i], b->node_agreed[i],
+                 b->node_checked[i], first);
+    first = false;
+  }
+  fputs("}, \"regions\": {", f);
+  first = true;
+  for (uint32_t r = 0; r < b->n_regions; r++) {
+    if (!b->region_lag[r].total) continue;
+    json_applied(f, b->regions[r], &b->region_applied[r], b->region_agreed[r],
+                 b->region_checked[r], first);
+    first = false;
+  }
+  uint64_t agreed, checked;
+  applied_totals(b, &agreed, &checked);
+  fprintf(f, "}, \"checked\": %llu, \"agreed\": %llu, \"agreement\": %.4f, "
+          "\"tolerance_ms\": %g, \"unknown\": %llu}", (unsigned long long)checked,
+          (unsigned long long)agreed, checked ? (double)agreed / (double)checked : 0.0,
+          APPLIED_TOLERANCE_MS, (unsigned long long)b->applied_unknown);
 }
 
 static int write_json(lag_bench_t *b) {
@@ -492,6 +691,7 @@ static int write_json(lag_bench_t *b) {
   }
   fputs("}, \"put\": ", f);
   json_hist(f, &b->put_lat);
+  write_json_applied(f, b);
   fputs("}\n", f);
   if (fclose(f) != 0) {
     fprintf(stderr, "kvbench: cannot write %s: %s\n", b->a.json_path, strerror(errno));
@@ -500,7 +700,40 @@ static int write_json(lag_bench_t *b) {
   return BENCH_EXIT_OK;
 }
 
+#define HTML_COLS 8
+#define HTML_ROWS_MAX (KV_NODES_MAX + KV_REGIONS_MAX)
+
+/* One row of the HTML table: both lags of a replica or region, and its agreement. */
+static void html_row(char (*t)[32], const char *name, const char *region,
+                     const kv_histogram_t *probe, const kv_histogram_t *applied, uint64_t agreed,
+                     uint64_t checked) {
+  snprintf(t[0], 32, "%s", name);
+  snprintf(t[1], 32, "%s", region);
+  snprintf(t[2], 32, "%llu", (unsigned long long)probe->total);
+  snprintf(t[3], 32, "%.3f", (double)kv_histogram_percentile(probe, 50) / 1e6);
+  snprintf(t[4], 32, "%.3f", (double)kv_histogram_percentile(probe, 99) / 1e6);
+  snprintf(t[5], 32, "%.3f", (double)kv_histogram_percentile(applied, 50) / 1e6);
+  snprintf(t[6], 32, "%.3f", (double)kv_histogram_percentile(applied, 99) / 1e6);
+  agreement(agreed, checked, t[7], 32);
+}
+
 static int write_html(lag_bench_t *b) {
+  static const char *const head[HTML_COLS] = {"replica", "region", "writes", "probe p50 ms",
+                                              "probe p99 ms", "applied p50 ms",
+                                              "applied p99 ms", "agree"};
+  static char text[HTML_ROWS_MAX][HTML_COLS][32];
+  static const char *cells[HTML_ROWS_MAX * HTML_COLS];
+  size_t rows = 0;
+  for (uint32_t i = 0; i < b->cfg.node_count; i++)
+    if (b->node_writes[i])
+      html_row(text[rows++], b->cfg.nodes[i].id, b->regions[b->region_of[i]], &b->node_lag[i],
+               &b->node_applied[i], b->node_agreed[i], b->node_checked[i]);
+  for (uint32_t r = 0; r < b->n_regions; r++)
+    if (b->region_lag[r].total)
+      html_row(text[rows++], "region", b->regions[r], &b->region_lag[r], &b->region_applied[r],
+               b->region_agreed[r], b->region_checked[r]);
+  for (size_t r = 0; r < rows; r++)
+    for (size_t c = 0; c < HTML_COLS; c++) cells[r * HTML_COLS + c] = text[r][c];
   static double xs[KV_REPORT_SERIES_MAX + 1][KV_REPORT_CDF_POINTS];
   static double ys[KV_REPORT_SERIES_MAX + 1][KV_REPORT_CDF_POINTS];
   static char names[KV_REPORT_SERIES_MAX][64];
@@ -532,8 +765,22 @@ static int write_html(lag_bench_t *b) {
   bench_html_init(&h);
   h.title = "kvbench lag";
   h.subtitle = subtitle;
-  h.note = "Lag is measured from the write's acknowledgement to the replica's first --local "
-           "probe that found it; a region's is its last replica's.";
+  uint64_t agreed, checked;
+  char note[640], buf[16];
+  applied_totals(b, &agreed, &checked);
+  snprintf(note, sizeof note,
+           "Probe lag is measured from the write's acknowledgement to the replica's first --local "
+           "probe that found it; applied lag is the replica's applied_ms minus the coordinator's "
+           "acked_ms (Admin.Applied, on the nodes' wall clocks); a region's is its last "
+           "replica's. Agreement %s: %llu of %llu replica writes had their applied lag within "
+           "their probe interval (last miss sent to first hit answered) +- %g ms.",
+           agreement(agreed, checked, buf, sizeof buf), (unsigned long long)agreed,
+           (unsigned long long)checked, APPLIED_TOLERANCE_MS);
+  h.note = note;
+  h.head = head;
+  h.cols = HTML_COLS;
+  h.cells = cells;
+  h.rows = rows;
   h.latency.series = &put;
   h.latency.n_series = 1;
   h.lag.series = lag;
@@ -553,6 +800,8 @@ int bench_lag_main(int argc, char **argv) {
     kv_histogram_init(&b->put_lat);
     for (uint32_t i = 0; i < KV_NODES_MAX; i++) kv_histogram_init(&b->node_lag[i]);
     for (uint32_t r = 0; r < KV_REGIONS_MAX; r++) kv_histogram_init(&b->region_lag[r]);
+    for (uint32_t i = 0; i < KV_NODES_MAX; i++) kv_histogram_init(&b->node_applied[i]);
+    for (uint32_t r = 0; r < KV_REGIONS_MAX; r++) kv_histogram_init(&b->region_applied[r]);
     kv_client_opts_t init = KV_CLIENT_OPTS_INIT;
     b->put_opts = b->probe_opts = init;
     b->put_opts.level = b->a.level;

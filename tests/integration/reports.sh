@@ -16,6 +16,7 @@ for i in 1 2 3; do addr[$i]=127.0.0.1:$((base + i)); done
   for i in 1 2 3; do echo "  - { id: n$i, address: \"${addr[$i]}\", rack: r$i }"; done
   echo "keyspaces:"
   echo "  - { name: default, replication: { local: 3 }, read: QUORUM, write: QUORUM }"
+  echo "  - { name: two, replication: { local: 2 }, read: ONE, write: ALL }"
 } >"$work/cluster.yaml"
 
 for i in 1 2 3; do
@@ -131,7 +132,7 @@ check "lag: exits 0" "exit $rc: $(cat "$work/lag.err")" [ "$rc" = 0 ]
 check "lag: a row per replica" "$(cat "$work/lag.out")" grep -qE '^n3 +local +30 ' "$work/lag.out"
 check "lag: the coordinator's own replica has it at the ack" "$(cat "$work/lag.out")" \
   grep -qE '^n1 +local +30 +0\.000 ' "$work/lag.out"
-lag_p50=$(awk '$1 == "n2" { print $4 }' "$work/lag.out")
+lag_p50=$(awk '$1 == "n2" { print $4; exit }' "$work/lag.out")
 check "lag: n2 gets n1's writes at least the 5 ms delay late" "n2 p50 ${lag_p50:-none} ms" \
   awk -v v="${lag_p50:-0}" 'BEGIN { exit !(v >= 5) }'
 check "lag: a row per region" "$(cat "$work/lag.out")" grep -qE '^region +local +30 ' "$work/lag.out"
@@ -145,6 +146,51 @@ check "lag: the lag chart has a line per region and replica" "$(count '<path' "$
   [ "$(count '<path' "$work/lag.dom")" = 5 ]
 check "lag: the staleness slot says which mode fills it" "note missing" \
   grep -q 'filled by kvbench staleness' "$work/lag.dom"
+# ---- lag mode: applied times (Admin.Applied) checked against the probes ---------------------
+cp "$work/lag.out" "$work/lag-delay.out"
+check "lag: an applied-time row per replica" "$(cat "$work/lag.out")" \
+  grep -qE '^n2 +local +30 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[01]\.[0-9]{3}$' "$work/lag.out"
+check "lag: ... and per region" "$(cat "$work/lag.out")" \
+  grep -qE '^region +local +30 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[01]\.[0-9]{3}$' "$work/lag.out"
+applied_p50=$(awk '/^applied lag/ { t = 1 } t && $1 == "n2" { print $4; exit }' "$work/lag.out")
+check "lag: n2 applied n1's writes at least the 5 ms delay late, by its own clock" \
+  "n2 applied p50 ${applied_p50:-none} ms" awk -v v="${applied_p50:-0}" 'BEGIN { exit !(v >= 4) }'
+agree=$(sed -nE 's/^agreement ([0-9.]+): .* 0 writes without applied times$/\1/p' "$work/lag.out")
+check "lag: applied times agree with the probes (>= 0.9), every write's known" \
+  "agreement ${agree:-none}: $(grep '^agreement' "$work/lag.out")" \
+  awk -v v="${agree:-0}" 'BEGIN { exit !(v >= 0.9) }'
+check "lag: JSON has the applied-time lags and the agreement" "$(cat "$json")" \
+  grep -qE '"applied": \{"replicas": \{"n1": \{"writes": 30, .*"agreement": (0\.9|1\.0)[0-9]*, "tolerance_ms": 1, "unknown": 0\}' "$json"
+check "lag: the HTML table has both lags and the agreement" "$(grep -o '<th>[^<]*</th>' "$work/lag.dom" | tr '\n' ' ')" \
+  grep -q '<th>probe p50 ms</th><th>probe p99 ms</th><th>applied p50 ms</th><th>applied p99 ms</th><th>agree</th>' "$work/lag.dom"
+check "lag: the HTML says how they agree" "note missing" grep -q 'Agreement [01]\.[0-9]*: ' "$work/lag.dom"
+# Keyspace two has N=2 on three nodes: writes n1 is not a replica of are forwarded to their
+# first primary, which kvbench asks when n1 answers NOT_FOUND.
+"$BENCH" lag --config "$work/cluster.yaml" -a "${addr[1]}" --keyspace two --writes 30 --rate 200 \
+  >"$work/lag2.out" 2>"$work/lag2.err"
+rc=$?
+check "lag: through a node that is not a replica, exits 0" "exit $rc: $(cat "$work/lag2.err")" [ "$rc" = 0 ]
+agree=$(sed -nE 's/^agreement ([0-9.]+): .* 0 writes without applied times$/\1/p' "$work/lag2.out")
+check "lag: ... the primaries that coordinated give every write's applied times" \
+  "$(grep '^agreement' "$work/lag2.out")" awk -v v="${agree:-0}" 'BEGIN { exit !(v >= 0.9) }'
+# kvctl applied: the newest write of a key the node coordinated.
+"$KVCTL" -a "${addr[1]}" put default applied-k v -c ALL >/dev/null
+sleep 0.1
+"$KVCTL" -a "${addr[1]}" applied default applied-k >"$work/applied.out" 2>&1
+check "applied: acked_ms, then each replica's applied_ms and lag" "$(cat "$work/applied.out")" \
+  bash -c "grep -qE '^acked [0-9]{13}\$' '$work/applied.out' && [ \$(grep -cE '^n[123] [0-9]{13} [-+][0-9]+ ms\$' '$work/applied.out') = 3 ]"
+expect_exact "applied: an unknown keyspace is INVALID_ARGUMENT" 3 \
+  "INVALID_ARGUMENT: keyspace 'nope' is not in this node's config" "" \
+  "$KVCTL" -a "${addr[1]}" applied nope applied-k
+expect_exact "applied: a key never written is NOT_FOUND" 3 \
+  "NOT_FOUND: node n1 remembers no acknowledged write of that key in keyspace 'default': it keeps the last 4096 writes it coordinated, and a write sent to a node that is not a replica is coordinated by the first live primary" "" \
+  "$KVCTL" -a "${addr[1]}" applied default never-written
+expect_exact "applied: ... as is one another node coordinated" 3 \
+  "NOT_FOUND: node n2 remembers no acknowledged write of that key in keyspace 'default': it keeps the last 4096 writes it coordinated, and a write sent to a node that is not a replica is coordinated by the first live primary" "" \
+  "$KVCTL" -a "${addr[2]}" applied default applied-k
+expect_exact "applied: KEYSPACE and KEY are needed" 2 \
+  "kvctl: applied: missing arguments; usage: kvctl applied KEYSPACE KEY" "" \
+  "$KVCTL" -a "${addr[1]}" applied default
 expect_exact "lag: --config is required" 2 "kvbench: lag: --config FILE is required; see kvbench -h" "" \
   "$BENCH" lag -a "${addr[1]}" --writes 1
 expect_exact "lag: -w and -c together" 2 "kvbench: lag: give -w or -c, not both; see kvbench -h" "" \
