@@ -55,6 +55,14 @@ expect_exact "1. west's forwarders relayed each of them once" 0 10 "" relayed_we
 check "1. every west replica has them" "$(for i in 4 5 6; do ctl $i get default fw10 --local 2>&1; done)" \
   eventually all_have fw10 v10 4 5 6
 expect_exact "1. the east replicas relayed nothing" 0 0 "" metric 2 tunekv_relayed_writes_total
+# applied_six KEY: n1 knows when each of the six replicas applied KEY (west's through its
+# forwarder's outcomes), each at or after n1's own.
+applied_six() {
+  ctl 1 applied default "$1" >"$work/applied.out" 2>&1 &&
+    [ "$(grep -cE '^n[1-6] [0-9]{13} [-+][0-9]+ ms$' "$work/applied.out")" = 6 ]
+}
+check "1. n1 knows each replica's applied time, west's through the forwarder" \
+  "$(cat "$work/applied.out" 2>/dev/null)" eventually applied_six fw10
 
 # ---- 2. west partitioned from east, both ways ---------------------------------------------------
 for i in 1 2 3; do ctl "$i" fault set "$west" --partition >/dev/null; done
