@@ -15,6 +15,7 @@
 #include <xxhash.h>
 
 #include "buggify.h"
+#include "fmt.h"
 #include "log.h"
 #include "store.h"
 
@@ -214,6 +215,17 @@ static kv_err forget_covered(kv_hints_t *h, uint32_t target, const kv_dvv_t *hin
 
 kv_err kv_hints_forget(kv_hints_t *h, const char *keyspace, const uint8_t *key,
                        size_t key_bytes, const kv_cc_t *cc, kv_status_t *st) {
+  for (uint32_t i = 0; i < KV_HANDOFF_IN_FLIGHT_MAX; i++) {
+    const kv_handoff_t *ho = &h->handoffs[i];
+    if (!ho->used || strcmp(ho->keyspace, keyspace) != 0 || ho->key_bytes != key_bytes ||
+        memcmp(ho->key, key, key_bytes) != 0)
+      continue;
+    char shown[KV_FMT_KEY_BYTES];
+    kv_fmt_bytes(shown, sizeof shown, key, key_bytes);
+    return kv_status_set(st, KV_EBUSY, "a hint of key '%s' in keyspace '%s' is being handed "
+                         "over to %s; the key is not reaped", shown, keyspace,
+                         kv_node_config(h->node)->nodes[ho->target].id);
+  }
   forget_t f = {keyspace, key, key_bytes, cc};
   return hints_visit(h, keyspace, key, key_bytes, forget_covered, &f, st);
 }

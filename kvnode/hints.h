@@ -92,7 +92,9 @@ kv_err kv_hints_merge_held(kv_hints_t *h, const char *keyspace, const uint8_t *k
                            size_t key_bytes, kv_dvv_t *obj, bool *found, kv_status_t *st);
 /* Tombstone reaping (reaper.h): deletes every hint this node keeps for (keyspace, key),
  * whatever its target, that cc (the reaped tombstone's context) has wholly seen, so that no
- * version the tombstone replaced is handed back to a replica that has forgotten it. */
+ * version the tombstone replaced is handed back to a replica that has forgotten it. KV_EBUSY
+ * with a sentence while a hint of the key is being handed over (its message could land after
+ * the reap). */
 kv_err kv_hints_forget(kv_hints_t *h, const char *keyspace, const uint8_t *key,
                        size_t key_bytes, const kv_cc_t *cc, kv_status_t *st);
 /* Starts the handoffs that pacing allows to targets alive() says are up. */

@@ -7,10 +7,13 @@
  *   reads    the key's record on every primary, and goes on only when all are the same bytes
  *            and every sibling is a tombstone;
  *   forgets  has every node drop the hints it keeps for the key that the tombstone has
- *            wholly seen (kv_hints_forget) and fsync, then answer: handed over later, such a
- *            hint would bring back a version the tombstone replaced to a replica that no
- *            longer remembers it, and a power loss can undo a hint's deletion (the
- *            simulator found one handed over again after a restart);
+ *            wholly seen (kv_hints_forget; refused while a hint of the key is being handed
+ *            over) and fsync, then answer: handed over later, such a hint would bring back
+ *            a version the tombstone replaced to a replica that no longer remembers it, and
+ *            a power loss can undo a hint's deletion (the simulator found one handed over
+ *            again after a restart). The fsync also makes every primary's tombstone durable
+ *            before any primary removes its own: a power loss that took a tombstone back
+ *            after the others were reaped would bring the old value back;
  *   reaps    has every primary remove its record while it is still that tombstone
  *            (kv_node_reap compares its anti-entropy leaf), so a write that landed after the
  *            read survives: that replica keeps it, and read repair or anti-entropy spreads

@@ -746,10 +746,10 @@ START_TEST(a_delete_every_replica_acked_is_read_forgotten_and_reaped) {
   uint32_t h2 = msg_to('h', 1), h3 = msg_to('h', 2);
   ck_assert_uint_eq(msgs[h2].rec_bytes, tomb_bytes);
   ck_assert_mem_eq(msgs[h2].rec, tomb, tomb_bytes);
+  ck_assert(local_has("k"));
   ack(h2, T0 + 2200);
   ack(h3, T0 + 2200);
-  ck_assert(local_has("k"));
-  /* Remove, once this node's own forget is fsynced (the syncer thread sends the step). */
+  /* Remove, once this node's own forget is fsynced too (the syncer thread may send it). */
   uint32_t x2 = wait_msg('x', 1), x3 = wait_msg('x', 2);
   ck_assert(!local_has("k"));
   ack(x2, T0 + 2300);
@@ -792,8 +792,9 @@ END_TEST
 
 /* The forget step: a hint the tombstone has wholly seen is dropped; one it has not stays. */
 START_TEST(a_reap_forgets_the_hints_its_tombstone_covers) {
+  alive[1] = alive[2] = false; /* n1 keeps a hint for each, and hands none over */
   put(CALL(0), "k", "v", "one", T0);
-  kv_coord_tick(coord, T0 + 10000000); /* n2 and n3 never ack: n1 keeps a hint for each */
+  kv_coord_tick(coord, T0 + 10000000);
   kv_hint_stats_t hs;
   kv_coord_hint_stats(coord, 1, &hs);
   ck_assert_uint_eq(hs.pending, 1);
@@ -1583,6 +1584,34 @@ START_TEST(an_unacked_replica_gets_a_hint_handed_over_when_alive) {
 }
 END_TEST
 
+/* A reap's forget refuses while a hint of the key is on its way: that message could land on a
+ * primary after the reap. */
+START_TEST(a_reap_refuses_while_a_hint_is_handed_over) {
+  put_missing_n3(CALL(0), "k", "v1", T0);
+  msgs_clear();
+  kv_coord_tick(coord, T0 + 2000000);
+  ck_assert_uint_eq(msg_count, 1);
+  ck_assert(msgs[0].id & KV_HINT_ID_BIT);
+  kv_dvv_t tomb;
+  kv_status_t st;
+  ck_assert_int_eq(kv_dvv_decode(msgs[0].rec, msgs[0].rec_bytes, &tomb, &st), KV_OK);
+  kv_actor_t other = {.node = "n2", .incarnation = 7};
+  ck_assert_int_eq(kv_dvv_put(&tomb, &other, 0, &tomb.cc, NULL, 0, true, 1, 16, &st), KV_OK);
+  uint8_t *enc;
+  size_t enc_bytes;
+  ck_assert_int_eq(kv_dvv_encode(&tomb, &enc, &enc_bytes), KV_OK);
+  const uint8_t *key = (const uint8_t *)"k";
+  ck_assert_int_eq(kv_coord_reap(coord, "default", key, 1, enc, enc_bytes, true, &st), KV_EBUSY);
+  ck_assert_str_eq(st.msg, "a hint of key 'k' in keyspace 'default' is being handed over to n3; "
+                           "the key is not reaped");
+  ck_assert_uint_eq(hint_stats(2).pending, 1);
+  kv_coord_answer(coord, msgs[0].id, KV_OK, NULL, 0, 0, T0 + 2100000);
+  ck_assert_int_eq(kv_coord_reap(coord, "default", key, 1, enc, enc_bytes, true, &st), KV_OK);
+  free(enc);
+  kv_dvv_deinit(&tomb);
+}
+END_TEST
+
 /* A hint replaced while its handoff is in flight survives that handoff's ack, and the next
  * round carries the newer record. A failed handoff leaves the hint for a later round. */
 START_TEST(a_hint_replaced_in_flight_is_kept) {
@@ -2315,6 +2344,7 @@ Suite *coord_suite(void) {
   tcase_add_test(tc, a_delete_every_replica_acked_is_read_forgotten_and_reaped);
   tcase_add_test(tc, a_reap_stops_where_a_replica_differs_or_a_node_is_down);
   tcase_add_test(tc, a_reap_forgets_the_hints_its_tombstone_covers);
+  tcase_add_test(tc, a_reap_refuses_while_a_hint_is_handed_over);
   tcase_add_test(tc, bad_reaps_get_exact_errors);
   tcase_add_test(tc, siblings_through_the_coordinator);
   tcase_add_test(tc, a_write_the_replica_refuses_sends_nothing);
