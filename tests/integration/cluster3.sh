@@ -153,7 +153,7 @@ if wait_state 1 down n3 && wait_state 2 down n3; then
   ok "7. n1 and n2 see the stopped n3 down by phi ($ms ms after SIGSTOP)"
 else
   fail "7. n1 and n2 see the stopped n3 down by phi" \
-    "n1 says '$(peer_state 1 n3)', n2 '$(peer_state 2 n3)' after 3 s"
+    "n1 says '$(peer_state 1 n3)', n2 '$(peer_state 2 n3)' after 10 s"
 fi
 read -r _ _ _ phi age _ <<<"$(peer_line 1 n3)"
 check "7. status shows the stopped peer's phi over 8 ($phi) and its silence ($age ms)" \
@@ -175,21 +175,26 @@ kill_node 3 KILL
 t0=$(date +%s%N)
 if wait_state 1 down n3 && wait_state 2 down n3; then
   ok "2. n1 and n2 see n3 down after SIGKILL ($((($(date +%s%N) - t0) / 1000000)) ms)"
-else fail "2. n1 and n2 see n3 down after SIGKILL" "n1 says '$(peer_state 1 n3)', n2 '$(peer_state 2 n3)' after 3 s"; fi
+else fail "2. n1 and n2 see n3 down after SIGKILL" "n1 says '$(peer_state 1 n3)', n2 '$(peer_state 2 n3)' after 10 s"; fi
 expect "2. QUORUM put through n1 with n3 down" 0 "" ctl 1 put default q1 one -c QUORUM
 expect "2. QUORUM put through n2 with n3 down" 0 "" ctl 2 put default q2 two -c QUORUM
 expect_exact "2. QUORUM get through n2 of n1's put" 0 "one" "" ctl 2 get default q1 -c QUORUM
 expect_exact "2. QUORUM get through n1 of n2's put" 0 "two" "" ctl 1 get default q2 -c QUORUM
 unavail_all="UNAVAILABLE: ALL needs 3 of 3 replicas; 2 are alive"
-expect_exact "2. ALL put through n1 is UNAVAILABLE within 100 ms" 3 "$unavail_all" 100 ctl 1 put default q1 x -c ALL
-expect_exact "2. ALL get through n1 is UNAVAILABLE within 100 ms" 3 "$unavail_all" 100 ctl 1 get default q1 -c ALL
-expect_exact "2. ALL put through n2 is UNAVAILABLE within 100 ms" 3 "$unavail_all" 100 ctl 2 put default q2 x -c ALL
-expect_exact "2. ALL get through n2 is UNAVAILABLE within 100 ms" 3 "$unavail_all" 100 ctl 2 get default q2 -c ALL
+# Refused at once, before anything is sent: well inside a 10 s timeout, which a request that
+# waited for the dead replica would run out (the bound is the deadline's, not a speed).
+for i in 1 2; do
+  for op in put get; do
+    args=(default "q$i"); [ "$op" = put ] && args+=(x)
+    expect_exact "2. ALL $op through n$i is UNAVAILABLE before its 10 s timeout" 3 "$unavail_all" \
+      5000 ctl "$i" "$op" "${args[@]}" -c ALL --timeout 10000
+  done
+done
 
 # ---- 3. two nodes down: ONE works, QUORUM is refused ---------------------------------------
 kill_node 2 KILL
 if wait_state 1 down n2 n3; then ok "3. n1 sees n2 and n3 down"
-else fail "3. n1 sees n2 and n3 down" "n2 '$(peer_state 1 n2)', n3 '$(peer_state 1 n3)' after 3 s"; fi
+else fail "3. n1 sees n2 and n3 down" "n2 '$(peer_state 1 n2)', n3 '$(peer_state 1 n3)' after 10 s"; fi
 expect "3. ONE put through n1 with n2 and n3 down" 0 "" ctl 1 put default solo alone -c ONE
 expect_exact "3. ONE get through n1 with n2 and n3 down" 0 "alone" "" ctl 1 get default solo -c ONE
 unavail_q="UNAVAILABLE: QUORUM needs 2 of 3 replicas; 1 is alive"
@@ -202,11 +207,13 @@ wait_all_up || exit 1
 expect "11. n3 missed q1 while it was down (--local)" 1 "not found" ctl 3 get default q1 --local
 expect_exact "11. a QUORUM get of q1 through n1" 0 "one" "" ctl 1 get default q1 -c QUORUM
 repaired=no
-for _ in $(seq 40); do
+# The repair of a replica that was not among the first R answers goes out once every asked
+# replica answered, after the reply: poll for it (10 s bounds a loaded machine).
+for _ in $(seq 200); do
   [ "$(ctl 3 get default q1 --local 2>/dev/null)" = one ] && { repaired=yes; break; }
   sleep 0.05
 done
-check "11. ... repairs n3's replica (--local on n3, within 2 s)" "n3 still lacks q1" [ $repaired = yes ]
+check "11. ... repairs n3's replica (--local on n3)" "n3 still lacks q1 after 10 s" [ $repaired = yes ]
 dropped=$(ctl 1 hints | awk '$1 == "n3" { print $6 }')
 check "11. n1 (no room for hints) counts the hints it dropped for n3" "it says '$dropped'" \
   [ "${dropped:-0}" -gt 0 ]
@@ -218,7 +225,7 @@ expect_exact "11. ... and n3" 0 "alone" "" ctl 3 get default solo --local
 # ---- 13. a delete missed by a replica (no hint kept) never brings the value back ----------
 ctl 1 put default doomed "old value" -c ALL >/dev/null
 kill_node 3 KILL
-wait_state 1 down n3 || fail "13. n1 sees n3 down" "after 3 s"
+wait_state 1 down n3 || fail "13. n1 sees n3 down" "after 10 s"
 doomed_ctx=$(context 1 doomed)
 expect "13. delete through n1 with n3 down (n1 keeps no hint)" 0 "" \
   ctl 1 delete default doomed --context "$doomed_ctx"
@@ -239,7 +246,7 @@ start_node 1 || exit 1
 wait_all_up || exit 1
 json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]][sys.argv[3]])" "$@"; }
 kill_node 3 KILL
-wait_state 1 down n3 && wait_state 2 down n3 || fail "12. n3 is seen down" "after 3 s"
+wait_state 1 down n3 && wait_state 2 down n3 || fail "12. n3 is seen down" "after 10 s"
 bin/kvbench -a "${addr[1]},${addr[2]}" --ops 10000 --keys 10000 --sequential --mix put=100 \
   -c QUORUM --concurrency 32 --json "$work/hh-put.json" >"$work/hh-put.out" 2>&1
 errors=$(json_field "$work/hh-put.json" put errors)

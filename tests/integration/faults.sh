@@ -292,11 +292,13 @@ ctl 1 fault clear
 wait_all_up || fail "11. the cluster recovers after fault clear" "not every node sees every other up"
 expect_exact "11. one QUORUM get through n1" 0 "fresh" "" ctl 1 get default stale1 -c QUORUM
 repaired=no
-for _ in $(seq 40); do
+# n3 may answer after the quorum did: its repair then follows the reply (10 s bounds a loaded
+# machine).
+for _ in $(seq 200); do
   [ "$(ctl 3 get default stale1 --local 2>/dev/null)" = fresh ] && { repaired=yes; break; }
   sleep 0.05
 done
-check "11. ... repairs n3 (--local on n3, within 2 s)" "n3 still lacks stale1" [ $repaired = yes ]
+check "11. ... repairs n3 (--local on n3)" "n3 still lacks stale1 after 10 s" [ $repaired = yes ]
 
 # ---- 10. stop cleanly, with faults still set --------------------------------------------------
 ctl 1 fault set n2,n3 --delay-ms 200

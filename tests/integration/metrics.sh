@@ -58,7 +58,7 @@ for i in 1 2 3; do
   for _ in $(seq 100); do grep -q "serving on" "$work/n$i.log" && break; sleep 0.1; done
 done
 # QUORUM traffic below needs n1 to have heard its peers (a loaded machine takes a while).
-wait_state 1 up n2 n3 || echo "n1 did not see n2 and n3 up within 3 s"
+wait_state 1 up n2 n3 || echo "n1 did not see n2 and n3 up within 10 s"
 check "2. the node logs where its metrics are" "$(head -3 "$work/n1.log")" \
   grep -q "metrics at http://${maddr[1]}/metrics" "$work/n1.log"
 

@@ -174,9 +174,12 @@ agree=$(sed -nE 's/^agreement ([0-9.]+): .* 0 writes without applied times$/\1/p
 check "lag: ... the primaries that coordinated give every write's applied times" \
   "$(grep '^agreement' "$work/lag2.out")" awk -v v="${agree:-0}" 'BEGIN { exit !(v >= 0.9) }'
 # kvctl applied: the newest write of a key the node coordinated.
+# The coordinator records the write once its slot finishes, just after the reply: poll for it.
 "$KVCTL" -a "${addr[1]}" put default applied-k v -c ALL >/dev/null
-sleep 0.1
-"$KVCTL" -a "${addr[1]}" applied default applied-k >"$work/applied.out" 2>&1
+for _ in $(seq 100); do
+  "$KVCTL" -a "${addr[1]}" applied default applied-k >"$work/applied.out" 2>&1 && break
+  sleep 0.05
+done
 check "applied: acked_ms, then each replica's applied_ms and lag" "$(cat "$work/applied.out")" \
   bash -c "grep -qE '^acked [0-9]{13}\$' '$work/applied.out' && [ \$(grep -cE '^n[123] [0-9]{13} [-+][0-9]+ ms\$' '$work/applied.out') = 3 ]"
 expect_exact "applied: an unknown keyspace is INVALID_ARGUMENT" 3 \
