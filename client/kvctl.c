@@ -461,8 +461,9 @@ static int check_options(const args_t *a, const char *name, int allowed) {
 static int check_command(const args_t *a, int want, const char *synopsis, int allowed) {
   const char *cmd = a->pos[0];
   if (a->n_pos - 1 != want)
-    return usage_error("%s: %s arguments; usage: kvctl %s %s", cmd,
-                       a->n_pos - 1 < want ? "missing" : "too many", cmd, synopsis);
+    return usage_error("%s: %s arguments; usage: kvctl %s%s%s", cmd,
+                       a->n_pos - 1 < want ? "missing" : "too many", cmd, synopsis[0] ? " " : "",
+                       synopsis);
   return check_options(a, cmd, allowed);
 }
 

@@ -83,6 +83,8 @@ expect "kvctl: unknown command" 2 "kvctl: unknown command 'frob'; 'kvctl -h' lis
 expect "kvctl: missing arguments" 2 \
   "kvctl: get: missing arguments; usage: kvctl get KEYSPACE KEY [-c LEVEL] [-r N] [--pr N] [--local] [--read-repair MODE] [-H HANDLER] [--json]" \
   "$KVCTL" get default
+expect_exact "kvctl: too many arguments, usage of a command without any" 2 \
+  "kvctl: status: too many arguments; usage: kvctl status" "" "$KVCTL" status extra
 expect "kvctl: option the command does not take" 2 "kvctl: get does not take --durable" \
   "$KVCTL" get default k --durable
 expect "kvctl: -w 0" 2 "kvctl: -w needs a whole number from 1 up, not '0'" "$KVCTL" put default k v -w 0
