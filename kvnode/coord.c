@@ -545,18 +545,18 @@ static bool node_alive(kv_coord_t *c, uint32_t node) {
 }
 
 /* Sloppy quorum: after the primaries in targets[0, count), a fallback for each primary
- * believed dead (see coord.h). Returns the new count. */
+ * believed dead (see coord.h; kv_preflist_stand_ins picks them). Returns the new count. */
 static uint32_t plan_fallbacks(kv_coord_t *c, const kv_preflist_t *pl, kv_target_t *targets,
                                uint32_t count, uint32_t *self_target) {
-  bool usable[KV_NODES_MAX] = {false};
-  for (uint32_t k = pl->primary_count; k < pl->count; k++) usable[k] = node_alive(c, pl->node[k]);
+  bool alive[KV_NODES_MAX];
+  for (uint32_t k = 0; k < pl->count; k++) alive[k] = node_alive(c, pl->node[k]);
+  int stand_in[KV_REPLICAS_MAX];
+  kv_preflist_stand_ins(pl, alive, stand_in);
   uint32_t self = kv_node_self(c->node);
   const kv_config_t *cfg = c->ring->cfg;
   for (uint32_t i = 0; i < pl->primary_count; i++) {
-    if (node_alive(c, pl->node[i])) continue;
-    int f = kv_preflist_fallback(pl, i, usable);
+    int f = stand_in[i];
     if (f < 0) continue;
-    usable[f] = false;
     KV_ASSERT(count < KV_TARGETS_MAX);
     if (pl->node[f] == self) *self_target = count;
     targets[count++] = (kv_target_t){
