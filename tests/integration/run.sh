@@ -87,7 +87,8 @@ expect "kvctl: option the command does not take" 2 "kvctl: get does not take --d
   "$KVCTL" get default k --durable
 expect "kvctl: -w 0" 2 "kvctl: -w needs a whole number from 1 up, not '0'" "$KVCTL" put default k v -w 0
 expect "kvctl: bad --context" 2 "kvctl: --context is not valid base64" "$KVCTL" put default k v --context '!!!'
-expect "kvctl: a command of a later release" 2 "kvctl: 'ring' is not available yet" "$KVCTL" ring
+expect "kvctl: ring KEYSPACE without KEY" 2 \
+  "kvctl: ring: missing arguments; usage: kvctl ring [KEYSPACE KEY] [--json]" "$KVCTL" ring default
 expect "kvctl: nothing listening is UNAVAILABLE" 3 "UNAVAILABLE: failed to connect to all addresses" \
   "$KVCTL" -a 127.0.0.1:1 get default k
 expect "kvnode: bad --threads" 2 "kvnode: --threads must be 1..64, not '0'" \
