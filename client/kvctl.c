@@ -9,6 +9,7 @@
  *   kvctl [-a HOST:PORT] status
  *   kvctl [-a HOST:PORT] conflicts [--json]
  *   kvctl [-a HOST:PORT] applied KEYSPACE KEY
+ *   kvctl [-a HOST:PORT] ring [KEYSPACE KEY] [--json]
  *   kvctl [-a HOST:PORT] fault set PEER[,PEER...] [--delay-ms N] [--jitter-ms N]
  *                                  [--exp-delay-ms N] [--both-ways] [--drop P]
  *                                                  [--partition]
@@ -20,8 +21,8 @@
  * it means standard input). Long options also take "--name=value".
  *
  * Exit status: 0 ok, 1 key not found (get), 2 usage error (including a bad --context, an
- * unreadable or over-long standard input, and commands not built yet), 3 an error from the
- * cluster, printed on stderr as "<GRPC_STATUS_NAME>: <message>".
+ * unreadable or over-long standard input), 3 an error from the cluster,
+ * printed on stderr as "<GRPC_STATUS_NAME>: <message>".
  *
  * Output: put and delete print the new context in base64 and a newline. get prints each
  * sibling's value followed by a newline (raw bytes, one sibling per line); --json prints one
@@ -47,7 +48,17 @@
  * applied asks the node when each replica applied the newest write of the key it coordinated
  * (Admin.Applied): a line "acked ACKED_MS", then per replica "NODE APPLIED_MS LAG ms" (wall-clock
  * ms since the epoch on each node; LAG is APPLIED_MS - ACKED_MS, negative for a replica that
- * had it before W was met). */
+ * had it before W was met).
+ * ring (Admin.Ring) prints the ring as the node asked sees it: a line "ring as NODE sees it: Q
+ * partitions, S nodes, K keyspaces", a line per node (id, address, region, rack or "-", up or
+ * down, how many partitions of each keyspace it is a primary of), then per keyspace its
+ * replication and a line per (partition, region): the primaries and the fallbacks of that
+ * region, each "ID/RACK" in ring order, ":down" after one the node believes down and ">ID"
+ * after a primary another node stands in for now ("-": none). ring KEYSPACE KEY prints the
+ * key's partition, a line per primary (id, region, rack, state, its stand-in: "-" when up,
+ * "none" when down with no fallback), a line per fallback, and "uses now: ID..." (the live
+ * primaries, then the stand-ins: what a request would use). With --json: one object, with the
+ * same facts ("stand_in": null when none). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -152,7 +163,11 @@ static void usage(FILE *f) {
           "  applied KEYSPACE KEY\n"
           "        when each replica applied the newest write of KEY this node coordinated\n"
           "        (it keeps its last 4096), against when the write was acknowledged\n"
-          "  ring                                   (not available yet)\n"
+          "  ring [KEYSPACE KEY] [--json]\n"
+          "        the ring as this node sees it: its nodes (region, rack, up or down,\n"
+          "        partitions each is a primary of) and, per keyspace, every partition's\n"
+          "        primaries and fallbacks by region; with KEYSPACE KEY, the key's partition,\n"
+          "        primaries, fallbacks and the nodes a request would use now\n"
           "\n"
           "options (before or after the arguments; \"--\" ends them):\n"
           "  -a HOST:PORT    node to ask (default $TUNEKV_ADDR, else " DEFAULT_ADDR ")\n"
@@ -168,7 +183,7 @@ static void usage(FILE *f) {
           "  -H HANDLER      conflict handler for the answer (siblings, lww, region-priority,\n"
           "                  set-union, or a plugin:PATH the config names; default: the\n"
           "                  keyspace's); a get's read repair writes its resolution back\n"
-          "  --json          print the get result (or the conflicts) as JSON\n"
+          "  --json          print the get result (or the conflicts, or the ring) as JSON\n"
           "  --timeout MS    the server's deadline for the request\n"
           "  -h, --help      this text\n"
           "\n"
@@ -465,6 +480,15 @@ static int check_command(const args_t *a, int want, const char *synopsis, int al
                        a->n_pos - 1 < want ? "missing" : "too many", cmd, synopsis[0] ? " " : "",
                        synopsis);
   return check_options(a, cmd, allowed);
+}
+
+/* Usage error unless `ring` has no arguments or KEYSPACE KEY, with KEYSPACE not empty ("" ""
+ * would ask for the whole ring). */
+static int check_ring(const args_t *a) {
+  int rc = check_command(a, a->n_pos == 1 ? 0 : 2, "[KEYSPACE KEY] [--json]", OPT_JSON);
+  if (rc == EXIT_OK && a->n_pos == 3 && a->pos[1][0] == '\0')
+    return usage_error("ring: KEYSPACE is empty; 'kvctl ring' alone shows every keyspace");
+  return rc;
 }
 
 /* Usage error unless `fault ACTION ...` is well formed; sets *op from ACTION. */
@@ -900,11 +924,240 @@ static int cmd_applied(kv_client_t *c, const args_t *a) {
   return EXIT_OK;
 }
 
-static bool is_future_command(const char *cmd) {
-  static const char *const names[] = {"ring"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if (strcmp(cmd, names[i]) == 0) return true;
-  return false;
+/* ---- ring -------------------------------------------------------------------------- */
+
+static void json_str(const char *s) { json_string(stdout, (const uint8_t *)s, strlen(s)); }
+
+/* A node in a table cell: "ID/RACK", or "ID" when it has no rack. */
+static void node_label(char *out, size_t n, const kv_client_ring_node_t *x) {
+  snprintf(out, n, "%s%s%s", x->id, x->rack[0] ? "/" : "", x->rack);
+}
+
+/* The nodes a request for row would use now: its live primaries, then the stand-ins, as the
+ * coordinator orders its targets. Returns how many went into out. */
+static size_t ring_uses(const kv_client_ring_t *r, const kv_client_ring_partition_t *row,
+                        uint32_t *out) {
+  size_t n = 0;
+  for (size_t i = 0; i < row->n_primaries; i++)
+    if (r->nodes[row->primaries[i]].up) out[n++] = row->primaries[i];
+  for (size_t i = 0; i < row->n_primaries; i++)
+    if (row->stand_ins[i] >= 0) out[n++] = (uint32_t)row->stand_ins[i];
+  return n;
+}
+
+static void ring_node_json(const kv_client_ring_t *r, uint32_t i) {
+  const kv_client_ring_node_t *x = &r->nodes[i];
+  fputs("{\"node\": ", stdout);
+  json_str(x->id);
+  fputs(", \"region\": ", stdout);
+  json_str(x->region);
+  fputs(", \"rack\": ", stdout);
+  json_str(x->rack);
+  printf(", \"up\": %s", x->up ? "true" : "false");
+}
+
+/* A partition's fields as JSON members (no braces): its number, primaries (each with its
+ * stand-in or null), fallbacks and the nodes a request would use now. */
+static void ring_partition_json(const kv_client_ring_t *r, const kv_client_ring_partition_t *row) {
+  printf("\"partition\": %u, \"primaries\": [", row->partition);
+  for (size_t i = 0; i < row->n_primaries; i++) {
+    fputs(i ? ", " : "", stdout);
+    ring_node_json(r, row->primaries[i]);
+    fputs(", \"stand_in\": ", stdout);
+    if (row->stand_ins[i] >= 0) json_str(r->nodes[row->stand_ins[i]].id);
+    else fputs("null", stdout);
+    fputs("}", stdout);
+  }
+  fputs("], \"fallbacks\": [", stdout);
+  for (size_t i = 0; i < row->n_fallbacks; i++) {
+    fputs(i ? ", " : "", stdout);
+    ring_node_json(r, row->fallbacks[i]);
+    fputs("}", stdout);
+  }
+  fputs("], \"uses\": [", stdout);
+  uint32_t uses[2 * KV_REPLICAS_MAX];
+  size_t n = ring_uses(r, row, uses);
+  for (size_t i = 0; i < n; i++) {
+    fputs(i ? ", " : "", stdout);
+    json_str(r->nodes[uses[i]].id);
+  }
+  fputs("]", stdout);
+}
+
+/* How many partitions of ks node i is a primary of. */
+static size_t ring_primary_count(const kv_client_ring_keyspace_t *ks, uint32_t i) {
+  size_t n = 0;
+  for (size_t p = 0; p < ks->n_partitions; p++)
+    for (size_t k = 0; k < ks->partitions[p].n_primaries; k++)
+      n += ks->partitions[p].primaries[k] == i;
+  return n;
+}
+
+static void ring_whole_json(const kv_client_ring_t *r) {
+  fputs("{\"node\": ", stdout);
+  json_str(r->node);
+  printf(", \"partitions\": %u, \"nodes\": [", r->partitions);
+  for (uint32_t i = 0; i < r->n_nodes; i++) {
+    const kv_client_ring_node_t *x = &r->nodes[i];
+    fputs(i ? ", {\"id\": " : "{\"id\": ", stdout);
+    json_str(x->id);
+    fputs(", \"address\": ", stdout);
+    json_str(x->address);
+    fputs(", \"region\": ", stdout);
+    json_str(x->region);
+    fputs(", \"rack\": ", stdout);
+    json_str(x->rack);
+    printf(", \"up\": %s, \"primary_partitions\": {", x->up ? "true" : "false");
+    for (size_t k = 0; k < r->n_keyspaces; k++) {
+      fputs(k ? ", " : "", stdout);
+      json_str(r->keyspaces[k].name);
+      printf(": %zu", ring_primary_count(&r->keyspaces[k], i));
+    }
+    fputs("}}", stdout);
+  }
+  fputs("], \"keyspaces\": [", stdout);
+  for (size_t k = 0; k < r->n_keyspaces; k++) {
+    const kv_client_ring_keyspace_t *ks = &r->keyspaces[k];
+    fputs(k ? ", {\"name\": " : "{\"name\": ", stdout);
+    json_str(ks->name);
+    fputs(", \"replication\": {", stdout);
+    for (size_t i = 0; i < ks->n_regions; i++) {
+      fputs(i ? ", " : "", stdout);
+      json_str(ks->regions[i]);
+      printf(": %u", ks->replicas[i]);
+    }
+    printf("}, \"sloppy_quorum\": %s, \"partitions\": [", ks->sloppy_quorum ? "true" : "false");
+    for (size_t p = 0; p < ks->n_partitions; p++) {
+      fputs(p ? ", {" : "{", stdout);
+      ring_partition_json(r, &ks->partitions[p]);
+      fputs("}", stdout);
+    }
+    fputs("]}", stdout);
+  }
+  fputs("]}\n", stdout);
+}
+
+/* One cell of nodes of region `region` from list (all regions when NULL), space-separated:
+ * "ID/RACK", ":down" when the node asked believes it down, ">ID" for the fallback standing in
+ * for a primary now. "-" when there are none. */
+static void ring_cell(const kv_client_ring_t *r, const uint32_t *list, size_t n,
+                      const int32_t *stand_ins, const char *region, char *out, size_t cap) {
+  size_t used = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    const kv_client_ring_node_t *x = &r->nodes[list[i]];
+    if (region && strcmp(x->region, region) != 0) continue;
+    char label[KV_NODE_ID_BYTES_MAX + KV_RACK_BYTES_MAX + 2];
+    node_label(label, sizeof label, x);
+    int w = snprintf(out + used, cap - used, "%s%s%s%s%s", used ? " " : "", label,
+                     x->up ? "" : ":down", stand_ins && stand_ins[i] >= 0 ? ">" : "",
+                     stand_ins && stand_ins[i] >= 0 ? r->nodes[stand_ins[i]].id : "");
+    if (w < 0 || (size_t)w >= cap - used) break;
+    used += (size_t)w;
+  }
+  if (used == 0) snprintf(out, cap, "-");
+}
+
+static void ring_whole_text(const kv_client_ring_t *r) {
+  printf("ring as %s sees it: %u partitions, %zu nodes, %zu keyspace%s\n", r->node, r->partitions,
+         r->n_nodes, r->n_keyspaces, r->n_keyspaces == 1 ? "" : "s");
+  printf("%-12s %-24s %-10s %-10s %-5s %s\n", "node", "address", "region", "rack", "state",
+         "primary of (partitions per keyspace)");
+  for (uint32_t i = 0; i < r->n_nodes; i++) {
+    const kv_client_ring_node_t *x = &r->nodes[i];
+    printf("%-12s %-24s %-10s %-10s %-5s", x->id, x->address, x->region, x->rack[0] ? x->rack : "-",
+           x->up ? "up" : "down");
+    for (size_t k = 0; k < r->n_keyspaces; k++)
+      printf("%s %s %zu", k ? "," : "", r->keyspaces[k].name,
+             ring_primary_count(&r->keyspaces[k], i));
+    printf("\n");
+  }
+  enum { CELL = KV_NODES_MAX * (KV_NODE_ID_BYTES_MAX * 2 + KV_RACK_BYTES_MAX + 8) };
+  static char primaries[CELL], fallbacks[CELL];
+  for (size_t k = 0; k < r->n_keyspaces; k++) {
+    const kv_client_ring_keyspace_t *ks = &r->keyspaces[k];
+    printf("\nkeyspace %s: replication", ks->name);
+    for (size_t i = 0; i < ks->n_regions; i++)
+      printf("%s %s %u", i ? "," : "", ks->regions[i], ks->replicas[i]);
+    printf("; sloppy quorum %s (NODE/RACK, :down as %s sees it, >NODE the fallback standing "
+           "in now)\n", ks->sloppy_quorum ? "on" : "off", r->node);
+    printf("%-9s %-10s %-32s %s\n", "partition", "region", "primaries", "fallbacks");
+    for (size_t p = 0; p < ks->n_partitions; p++) {
+      const kv_client_ring_partition_t *row = &ks->partitions[p];
+      for (size_t i = 0; i < ks->n_regions; i++) {
+        ring_cell(r, row->primaries, row->n_primaries, row->stand_ins, ks->regions[i], primaries,
+                  sizeof primaries);
+        ring_cell(r, row->fallbacks, row->n_fallbacks, NULL, ks->regions[i], fallbacks,
+                  sizeof fallbacks);
+        printf("%-9u %-10s %-32s %s\n", row->partition, ks->regions[i], primaries, fallbacks);
+      }
+    }
+  }
+}
+
+/* kvctl ring KEYSPACE KEY: the key's partition, its primaries and fallbacks, and the nodes a
+ * request would use now. */
+static void ring_key_text(const kv_client_ring_t *r, const char *key) {
+  const kv_client_ring_keyspace_t *ks = &r->keyspaces[0];
+  const kv_client_ring_partition_t *row = &ks->partitions[0];
+  printf("keyspace %s, key %s: partition %u of %u, as %s sees it (sloppy quorum %s)\n", ks->name,
+         key, row->partition, r->partitions, r->node, ks->sloppy_quorum ? "on" : "off");
+  printf("%-12s %-10s %-10s %-5s %s\n", "primary", "region", "rack", "state", "stand-in");
+  for (size_t i = 0; i < row->n_primaries; i++) {
+    const kv_client_ring_node_t *x = &r->nodes[row->primaries[i]];
+    const char *in = x->up ? "-" : row->stand_ins[i] >= 0 ? r->nodes[row->stand_ins[i]].id : "none";
+    printf("%-12s %-10s %-10s %-5s %s\n", x->id, x->region, x->rack[0] ? x->rack : "-",
+           x->up ? "up" : "down", in);
+  }
+  if (row->n_fallbacks == 0) printf("fallbacks: none\n");
+  else printf("%-12s %-10s %-10s %s\n", "fallback", "region", "rack", "state");
+  for (size_t i = 0; i < row->n_fallbacks; i++) {
+    const kv_client_ring_node_t *x = &r->nodes[row->fallbacks[i]];
+    printf("%-12s %-10s %-10s %s\n", x->id, x->region, x->rack[0] ? x->rack : "-",
+           x->up ? "up" : "down");
+  }
+  uint32_t uses[2 * KV_REPLICAS_MAX];
+  size_t n = ring_uses(r, row, uses);
+  printf("uses now:");
+  for (size_t i = 0; i < n; i++) printf(" %s", r->nodes[uses[i]].id);
+  printf("%s\n", n ? "" : " none");
+}
+
+static void ring_key_json(const kv_client_ring_t *r, const char *key) {
+  const kv_client_ring_keyspace_t *ks = &r->keyspaces[0];
+  fputs("{\"node\": ", stdout);
+  json_str(r->node);
+  fputs(", \"keyspace\": ", stdout);
+  json_str(ks->name);
+  fputs(", \"key\": ", stdout);
+  json_str(key);
+  printf(", \"partitions\": %u, \"sloppy_quorum\": %s, ", r->partitions,
+         ks->sloppy_quorum ? "true" : "false");
+  ring_partition_json(r, &ks->partitions[0]);
+  fputs("}\n", stdout);
+}
+
+/* kvctl ring [KEYSPACE KEY]: the whole ring, or one key's place on it. */
+static int cmd_ring(kv_client_t *c, const args_t *a) {
+  bool one_key = a->n_pos == 3;
+  const char *keyspace = one_key ? a->pos[1] : "", *key = one_key ? a->pos[2] : "";
+  kv_client_ring_t r;
+  kv_client_status_t st;
+  if (kv_client_ring(c, keyspace, key, strlen(key), &r, &st) != KV_OK) {
+    kv_client_ring_free(&r);
+    return cluster_error(&st);
+  }
+  if (one_key && (r.n_keyspaces != 1 || r.keyspaces[0].n_partitions != 1)) {
+    kv_client_ring_free(&r);
+    fprintf(stderr, "INTERNAL: the node answered with more than the key's partition\n");
+    return EXIT_CLUSTER;
+  }
+  if (one_key && a->json) ring_key_json(&r, key);
+  else if (one_key) ring_key_text(&r, key);
+  else if (a->json) ring_whole_json(&r);
+  else ring_whole_text(&r);
+  kv_client_ring_free(&r);
+  return EXIT_OK;
 }
 
 int main(int argc, char **argv) {
@@ -923,9 +1176,9 @@ int main(int argc, char **argv) {
   bool is_put = strcmp(cmd, "put") == 0, is_get = strcmp(cmd, "get") == 0,
        is_delete = strcmp(cmd, "delete") == 0, is_status = strcmp(cmd, "status") == 0,
        is_hints = strcmp(cmd, "hints") == 0, is_fault = strcmp(cmd, "fault") == 0,
-       is_conflicts = strcmp(cmd, "conflicts") == 0, is_applied = strcmp(cmd, "applied") == 0;
+       is_conflicts = strcmp(cmd, "conflicts") == 0, is_applied = strcmp(cmd, "applied") == 0,
+       is_ring = strcmp(cmd, "ring") == 0;
   kv_client_fault_op_t fault_op = KV_CLIENT_FAULT_LIST;
-  if (is_future_command(cmd)) return usage_error("'%s' is not available yet", cmd);
   if (is_put)
     rc = check_command(&a, 3,
                        "KEYSPACE KEY VALUE [-c LEVEL] [-w N] [--pw N] [--durable] [--context CTX] "
@@ -945,6 +1198,8 @@ int main(int argc, char **argv) {
     rc = check_command(&a, 0, "[--json]", OPT_JSON);
   else if (is_applied)
     rc = check_command(&a, 2, "KEYSPACE KEY", 0);
+  else if (is_ring)
+    rc = check_ring(&a);
   else if (is_fault)
     rc = check_fault(&a, &fault_op);
   else
@@ -962,6 +1217,7 @@ int main(int argc, char **argv) {
   else if (is_fault) rc = cmd_fault(c, &a, fault_op);
   else if (is_conflicts) rc = cmd_conflicts(c, &a);
   else if (is_applied) rc = cmd_applied(c, &a);
+  else if (is_ring) rc = cmd_ring(c, &a);
   else rc = is_get ? cmd_get(c, &a) : cmd_write(c, &a, is_put);
   kv_client_close(c);
   if (fflush(stdout) != 0 && rc == EXIT_OK) {

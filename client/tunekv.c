@@ -109,6 +109,7 @@ struct kv_client {
   void *fault_method;        /* /tunekv.peer.Admin/Fault */
   void *conflicts_method;    /* /tunekv.peer.Admin/Conflicts */
   void *applied_method;      /* /tunekv.peer.Admin/Applied */
+  void *ring_method;         /* /tunekv.peer.Admin/Ring */
 };
 
 int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st) {
@@ -152,6 +153,7 @@ int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st) 
       grpc_channel_register_call(c->channel, "/tunekv.peer.Admin/Applied", NULL, NULL);
   c->conflicts_method =
       grpc_channel_register_call(c->channel, "/tunekv.peer.Admin/Conflicts", NULL, NULL);
+  c->ring_method = grpc_channel_register_call(c->channel, "/tunekv.peer.Admin/Ring", NULL, NULL);
   *out = c;
   status_ok(st);
   return KV_OK;
@@ -522,6 +524,85 @@ int kv_client_applied(kv_client_t *c, const char *keyspace, const void *key, siz
   }
   protobuf_c_message_free_unpacked(m, NULL);
   return KV_OK;
+}
+
+/* Whether every node index of x is one of the reply's n nodes. */
+static bool ring_row_valid(const Tunekv__Peer__RingPartition *x, size_t n) {
+  if (x->n_stand_ins != x->n_primaries) return false;
+  for (size_t i = 0; i < x->n_primaries; i++)
+    if (x->primaries[i] >= n || x->stand_ins[i] < -1 || x->stand_ins[i] >= (int32_t)n)
+      return false;
+  for (size_t i = 0; i < x->n_fallbacks; i++)
+    if (x->fallbacks[i] >= n) return false;
+  return true;
+}
+
+/* Fills out from a decoded reply, which out then owns. */
+static kv_err ring_from(Tunekv__Peer__RingReply *r, kv_client_ring_t *out,
+                        kv_client_status_t *st) {
+  out->priv_ = r;
+  out->node = r->node;
+  out->partitions = r->partitions;
+  if (r->n_nodes > KV_NODES_MAX)
+    return status_local(st, KV_EINTERNAL, "the ring reply lists more nodes than a cluster has");
+  for (size_t i = 0; i < r->n_nodes; i++)
+    out->nodes[i] = (kv_client_ring_node_t){r->nodes[i]->id, r->nodes[i]->address,
+                                            r->nodes[i]->region, r->nodes[i]->rack,
+                                            r->nodes[i]->up};
+  out->n_nodes = r->n_nodes;
+  size_t rows = 0;
+  for (size_t k = 0; k < r->n_keyspaces; k++) rows += r->keyspaces[k]->n_partitions;
+  out->keyspaces = calloc(r->n_keyspaces ? r->n_keyspaces : 1, sizeof *out->keyspaces);
+  /* One array for every keyspace's rows; keyspaces[0].partitions is its start. */
+  kv_client_ring_partition_t *row = calloc(rows ? rows : 1, sizeof *row);
+  if (!out->keyspaces || !row) {
+    free(row);
+    return status_local(st, KV_ENOMEM, "out of memory reading the ring");
+  }
+  out->keyspaces[0].partitions = row;
+  for (size_t k = 0; k < r->n_keyspaces; k++) {
+    const Tunekv__Peer__RingKeyspace *x = r->keyspaces[k];
+    kv_client_ring_keyspace_t *ks = &out->keyspaces[k];
+    *ks = (kv_client_ring_keyspace_t){.name = x->name, .sloppy_quorum = x->sloppy_quorum,
+                                      .n_partitions = x->n_partitions, .partitions = row};
+    for (size_t i = 0; i < x->n_replication && i < KV_REGIONS_MAX; i++, ks->n_regions++) {
+      ks->regions[i] = x->replication[i]->region;
+      ks->replicas[i] = x->replication[i]->replicas;
+    }
+    out->n_keyspaces++;
+    for (size_t p = 0; p < x->n_partitions; p++, row++) {
+      const Tunekv__Peer__RingPartition *y = x->partitions[p];
+      if (!ring_row_valid(y, r->n_nodes))
+        return status_local(st, KV_EINTERNAL, "the ring reply names a node it does not list");
+      *row = (kv_client_ring_partition_t){
+          .partition = y->partition, .n_primaries = y->n_primaries, .primaries = y->primaries,
+          .n_fallbacks = y->n_fallbacks, .fallbacks = y->fallbacks, .stand_ins = y->stand_ins};
+    }
+  }
+  return KV_OK;
+}
+
+int kv_client_ring(kv_client_t *c, const char *keyspace, const void *key, size_t key_bytes,
+                   kv_client_ring_t *out, kv_client_status_t *st) {
+  memset(out, 0, sizeof *out);
+  Tunekv__Peer__RingRequest req = TUNEKV__PEER__RING_REQUEST__INIT;
+  req.keyspace = (char *)keyspace;
+  req.key = bin(key, key_bytes);
+  call_t k;
+  ProtobufCMessage *m = NULL;
+  kv_err err = call_start_raw(c, c->cq, c->ring_method, pack(&req.base), call_deadline(NULL),
+                              &k, &k, st);
+  if (err == KV_OK) err = call_wait(c, &k, &tunekv__peer__ring_reply__descriptor, &m, st);
+  if (err != KV_OK) return err;
+  return ring_from((Tunekv__Peer__RingReply *)m, out, st);
+}
+
+void kv_client_ring_free(kv_client_ring_t *out) {
+  if (!out) return;
+  if (out->keyspaces) free(out->keyspaces[0].partitions);
+  free(out->keyspaces);
+  if (out->priv_) protobuf_c_message_free_unpacked(out->priv_, NULL);
+  memset(out, 0, sizeof *out);
 }
 
 void kv_client_conflicts_free(kv_client_conflicts_t *out) {

@@ -239,6 +239,55 @@ typedef struct {
 int kv_client_applied(kv_client_t *c, const char *keyspace, const void *key, size_t key_bytes,
                       kv_client_applied_t *out, kv_client_status_t *st);
 
+/* The ring as a node computes it, with its view of which nodes are up (kvctl ring;
+ * proto/peer.proto's Admin.Ring). Every pointer below points into the decoded reply and lives
+ * until kv_client_ring_free. Nodes are named by their index in nodes[]. */
+typedef struct {
+  const char *id, *address, *region;
+  const char *rack;               /* "" when the config gives none */
+  bool up;                        /* as the node asked believes; it is always up itself */
+} kv_client_ring_node_t;
+
+typedef struct {
+  uint32_t partition;
+  size_t n_primaries;             /* N: the preference list, by the keyspace's region order */
+  const uint32_t *primaries;      /* node indexes */
+  size_t n_fallbacks;             /* the other nodes of the keyspace's regions, in walk order */
+  const uint32_t *fallbacks;
+  const int32_t *stand_ins;       /* n_primaries: the node standing in for each primary now,
+                                     or -1 (up, no live fallback left, or sloppy quorum off) */
+} kv_client_ring_partition_t;
+
+typedef struct {
+  const char *name;
+  size_t n_regions;
+  const char *regions[KV_REGIONS_MAX];  /* the keyspace's replication, in its order */
+  uint32_t replicas[KV_REGIONS_MAX];
+  bool sloppy_quorum;
+  size_t n_partitions;            /* every partition in order; for a key, its partition only */
+  kv_client_ring_partition_t *partitions;
+} kv_client_ring_keyspace_t;
+
+typedef struct {
+  const char *node;               /* the node asked */
+  uint32_t partitions;            /* the config's partition count */
+  size_t n_nodes;
+  kv_client_ring_node_t nodes[KV_NODES_MAX];  /* in config order */
+  size_t n_keyspaces;
+  kv_client_ring_keyspace_t *keyspaces;
+  void *priv_;
+} kv_client_ring_t;
+
+/* Asks the node c talks to for its ring: with keyspace "" and no key (key_bytes 0), every
+ * partition of every keyspace; otherwise the partition of (keyspace, key), both borrowed for
+ * the call. *out is owned by the caller until kv_client_ring_free (also after a failure).
+ * Errors: the server's: NOT_FOUND for an unknown keyspace, INVALID_ARGUMENT for an empty
+ * keyspace or a key that is empty or too long, RESOURCE_EXHAUSTED for a whole ring too large
+ * for one answer; KV_EINTERNAL when the reply names a node it does not list. */
+int kv_client_ring(kv_client_t *c, const char *keyspace, const void *key, size_t key_bytes,
+                   kv_client_ring_t *out, kv_client_status_t *st);
+void kv_client_ring_free(kv_client_ring_t *out);
+
 /* Fault injection on the calls a node makes to its peers (kvctl fault; proto/peer.proto's
  * FaultRequest). A fault holds each call to a peer back delay_ms plus a uniform 0..jitter_ms
  * plus an exponential of mean exp_delay_ms, or loses it with probability drop (1 is a partition). */

@@ -45,6 +45,10 @@
 /* A request's targets: the N primaries plus, with sloppy quorum, a fallback for each of them
  * believed dead (kvnode/coord.h). */
 #define KV_TARGETS_MAX (2u * KV_REPLICAS_MAX)
+/* Admin.Ring's whole-ring answer: at most this many (partition, keyspace) rows (every node of
+ * every row: 16 MiB of indexes at the most nodes), so the default 256 partitions always fit
+ * and a ring too large for one answer is asked about one key at a time. */
+#define KV_RING_ROWS_MAX 65536u
 
 /* Clock sanity: a peer whose wall clock is off by more than the config's max_clock_skew_ms
  * is reported, and lww decisions over its writes are journaled as suspect. */

@@ -246,3 +246,16 @@ int kv_preflist_fallback(const kv_preflist_t *pl, uint32_t i, const bool *usable
     if (usable[k] && pl->region[k] == pl->region[i]) return (int)k;
   return -1;
 }
+
+uint32_t kv_preflist_stand_ins(const kv_preflist_t *pl, const bool *alive, int *stand_in) {
+  bool usable[KV_NODES_MAX] = {false};
+  for (uint32_t k = pl->primary_count; k < pl->count; k++) usable[k] = alive[k];
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < pl->primary_count; i++) {
+    stand_in[i] = alive[i] ? -1 : kv_preflist_fallback(pl, i, usable);
+    if (stand_in[i] < 0) continue;
+    usable[stand_in[i]] = false;
+    n++;
+  }
+  return n;
+}

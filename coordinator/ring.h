@@ -57,5 +57,13 @@ bool kv_preflist_is_primary(const kv_preflist_t *pl, uint32_t node);
  * taken). Its index in pl, or -1 when there is none. Keeping a fallback in its primary's
  * region keeps LOCAL_* and EACH_QUORUM counting the same regions as without it. */
 int kv_preflist_fallback(const kv_preflist_t *pl, uint32_t i, const bool *usable);
+/* Sloppy quorum's stand-ins: which fallback takes the place of each primary believed dead.
+ * alive is indexed like pl->node (alive[k]: node pl->node[k] is believed up). Primaries are
+ * taken in order; each gets kv_preflist_fallback over the live fallbacks not yet taken.
+ * stand_in (primary_count entries, caller-owned) gets, for primary i, its stand-in's index
+ * in pl, or -1 when the primary is alive or no live fallback of its region is left. Returns
+ * how many primaries have one. The coordinator plans requests with this (kvnode/coord.c),
+ * and Admin.Ring reports it, so both name the same nodes. */
+uint32_t kv_preflist_stand_ins(const kv_preflist_t *pl, const bool *alive, int *stand_in);
 
 #endif

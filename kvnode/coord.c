@@ -544,47 +544,48 @@ static bool node_alive(kv_coord_t *c, uint32_t node) {
   return node == kv_node_self(c->node) || c->tr.alive(c->tr.arg, node);
 }
 
-/* Sloppy quorum: after the primaries in targets[0, count), a fallback for each primary
- * believed dead (see coord.h). Returns the new count. */
-static uint32_t plan_fallbacks(kv_coord_t *c, const kv_preflist_t *pl, kv_target_t *targets,
-                               uint32_t count, uint32_t *self_target) {
-  bool usable[KV_NODES_MAX] = {false};
-  for (uint32_t k = pl->primary_count; k < pl->count; k++) usable[k] = node_alive(c, pl->node[k]);
-  uint32_t self = kv_node_self(c->node);
-  const kv_config_t *cfg = c->ring->cfg;
-  for (uint32_t i = 0; i < pl->primary_count; i++) {
-    if (node_alive(c, pl->node[i])) continue;
-    int f = kv_preflist_fallback(pl, i, usable);
-    if (f < 0) continue;
-    usable[f] = false;
-    KV_ASSERT(count < KV_TARGETS_MAX);
-    if (pl->node[f] == self) *self_target = count;
-    targets[count++] = (kv_target_t){
-        .node = pl->node[f], .region = pl->region[f], .primary = false,
-        .local = strcmp(cfg->nodes[pl->node[f]].region, cfg->nodes[self].region) == 0,
-        .hint_for = pl->node[i]};
+void kv_coord_placement(kv_coord_t *c, const kv_keyspace_conf_t *ks, uint32_t partition,
+                        kv_preflist_t *pl, int *stand_in) {
+  kv_ring_preflist(c->ring, ks, partition, pl);
+  KV_ASSERT(pl->primary_count <= KV_REPLICAS_MAX);
+  bool alive[KV_NODES_MAX];
+  for (uint32_t k = 0; k < pl->count; k++) alive[k] = node_alive(c, pl->node[k]);
+  if (ks->sloppy_quorum) {
+    kv_preflist_stand_ins(pl, alive, stand_in);
+    return;
   }
-  return count;
+  for (uint32_t i = 0; i < pl->primary_count; i++) stand_in[i] = -1;
 }
 
-/* The targets of a request: the key's primaries, then (sloppy quorum) fallbacks for those
- * believed dead. *self_target is this node's index among them, or UINT32_MAX when it is not
- * one of them. */
+/* The targets of a request: the key's primaries, then (sloppy quorum) the stand-ins for those
+ * believed dead (see coord.h). *self_target is this node's index among them, or UINT32_MAX
+ * when it is not one of them. */
 static uint32_t plan_targets(kv_coord_t *c, const kv_node_plan_t *plan, kv_target_t *targets,
                              uint32_t *self_target) {
   kv_preflist_t pl;
-  kv_ring_preflist(c->ring, plan->ks, plan->partition, &pl);
+  int stand_in[KV_REPLICAS_MAX];
+  kv_coord_placement(c, plan->ks, plan->partition, &pl, stand_in);
   uint32_t self = kv_node_self(c->node);
   const kv_config_t *cfg = c->ring->cfg;
   const char *self_region = cfg->nodes[self].region;
   *self_target = UINT32_MAX;
+  uint32_t count = pl.primary_count;
   for (uint32_t i = 0; i < pl.primary_count; i++) {
     targets[i] = (kv_target_t){.node = pl.node[i], .region = pl.region[i], .primary = true,
                                .local = strcmp(cfg->nodes[pl.node[i]].region, self_region) == 0};
     if (pl.node[i] == self) *self_target = i;
   }
-  if (!plan->ks->sloppy_quorum) return pl.primary_count;
-  return plan_fallbacks(c, &pl, targets, pl.primary_count, self_target);
+  for (uint32_t i = 0; i < pl.primary_count; i++) {
+    int f = stand_in[i];
+    if (f < 0) continue;
+    KV_ASSERT(count < KV_TARGETS_MAX);
+    if (pl.node[f] == self) *self_target = count;
+    targets[count++] = (kv_target_t){
+        .node = pl.node[f], .region = pl.region[f], .primary = false,
+        .local = strcmp(cfg->nodes[pl.node[f]].region, self_region) == 0,
+        .hint_for = pl.node[i]};
+  }
+  return count;
 }
 
 /* Whether the live targets could meet the request's need; answers UNAVAILABLE when not. */

@@ -270,6 +270,13 @@ kv_err kv_coord_reap(kv_coord_t *c, const char *keyspace, const uint8_t *key, si
  * Errors, with a sentence: KV_EINVAL when the keyspace is unknown; KV_EUNAVAILABLE while a
  * write of the key is still in flight here (waiting for acks: ask again); KV_ENOTFOUND when
  * no such write is remembered (too old, failed, or coordinated elsewhere). */
+/* Where a request for partition of ks would go now, as this node believes (the coordinator
+ * plans every request with it; Admin.Ring reports it): *pl, the preference list, and, with
+ * sloppy quorum, each dead primary's stand-in (kv_preflist_stand_ins over this node's liveness
+ * view); stand_in (pl->primary_count entries) is all -1 when the keyspace has sloppy_quorum
+ * off. ks must be from the ring's config; both outputs are caller-owned. Thread-safe. */
+void kv_coord_placement(kv_coord_t *c, const kv_keyspace_conf_t *ks, uint32_t partition,
+                        kv_preflist_t *pl, int *stand_in);
 kv_err kv_coord_applied(kv_coord_t *c, const char *keyspace, const uint8_t *key,
                         size_t key_bytes, kv_applied_write_t *out, kv_status_t *st);
 /* Requests in the table: answered or not, still waiting for acks or an fsync. */

@@ -12,8 +12,9 @@
  *             the peer thread when the replicas have answered); peer batches to the
  *             replica, answered at once or, when they carry durable writes, after the
  *             syncer's fsync and the relays of the writes it forwards to this node's region
- *             (kv_coord_relay), whichever come last; status and fault calls at once (fault calls are refused
- *             unless the node was started with fault injection allowed).
+ *             (kv_coord_relay), whichever come last; admin calls (status, faults,
+ *             conflicts, applied, ring) at once (fault calls are refused unless the node was
+ *             started with fault injection allowed).
  *   REPLYING  the reply batch (SEND_INITIAL_METADATA, SEND_MESSAGE when ok, SEND_STATUS,
  *             RECV_CLOSE) is pending. On completion: free everything.
  * An ARMED completion with success == 0 means the server is shutting down: free it.
@@ -51,13 +52,14 @@ typedef enum {
   METHOD_FAULT,
   METHOD_CONFLICTS,
   METHOD_APPLIED,
+  METHOD_RING,
   METHOD_COUNT
 } method_t;
 
 static const char *const method_paths[METHOD_COUNT] = {
     "/tunekv.KV/Put", "/tunekv.KV/Get", "/tunekv.KV/Delete", "/tunekv.peer.Peer/Batch",
     "/tunekv.peer.Admin/Status", "/tunekv.peer.Admin/Fault", "/tunekv.peer.Admin/Conflicts",
-    "/tunekv.peer.Admin/Applied"};
+    "/tunekv.peer.Admin/Applied", "/tunekv.peer.Admin/Ring"};
 
 typedef enum { CALL_ARMED, CALL_REPLYING } call_state_t;
 
@@ -771,6 +773,165 @@ static void handle_applied(kv_server_t *srv, call_t *c) {
   call_reply(c, &st);
 }
 
+/* ---- Ring --------------------------------------------------------------------------- */
+
+/* A RingReply being built. The strings are borrowed from the config; the arrays (rows of every
+ * keyspace, each row's node indexes and stand-ins) are allocated once and freed together by
+ * ring_msg_free. */
+typedef struct {
+  Tunekv__Peer__RingReply reply;
+  Tunekv__Peer__RingNode nodes[KV_NODES_MAX], *node_ptrs[KV_NODES_MAX];
+  Tunekv__Peer__RingKeyspace *ks, **ks_ptrs;
+  Tunekv__Peer__RingReplication *rep, **rep_ptrs;  /* KV_REGIONS_MAX per keyspace */
+  Tunekv__Peer__RingPartition *rows, **row_ptrs;
+  uint32_t *indexes;          /* node_count per row: its primaries, then its fallbacks */
+  int32_t *stand_ins;         /* KV_REPLICAS_MAX per row */
+} ring_msg_t;
+
+static void ring_msg_free(ring_msg_t *r) {
+  free(r->ks);
+  free(r->ks_ptrs);
+  free(r->rep);
+  free(r->rep_ptrs);
+  free(r->rows);
+  free(r->row_ptrs);
+  free(r->indexes);
+  free(r->stand_ins);
+}
+
+static kv_err ring_msg_alloc(ring_msg_t *r, size_t keyspaces, size_t rows, uint32_t nodes,
+                             kv_status_t *st) {
+  r->ks = calloc(keyspaces, sizeof *r->ks);
+  r->ks_ptrs = calloc(keyspaces, sizeof *r->ks_ptrs);
+  r->rep = calloc(keyspaces * KV_REGIONS_MAX, sizeof *r->rep);
+  r->rep_ptrs = calloc(keyspaces * KV_REGIONS_MAX, sizeof *r->rep_ptrs);
+  r->rows = calloc(rows, sizeof *r->rows);
+  r->row_ptrs = calloc(rows, sizeof *r->row_ptrs);
+  r->indexes = calloc(rows * nodes, sizeof *r->indexes);
+  r->stand_ins = calloc(rows * KV_REPLICAS_MAX, sizeof *r->stand_ins);
+  if (r->ks && r->ks_ptrs && r->rep && r->rep_ptrs && r->rows && r->row_ptrs && r->indexes &&
+      r->stand_ins)
+    return KV_OK;
+  return kv_status_set(st, KV_ENOMEM, "out of memory describing the ring");
+}
+
+/* Every node with its place and, as this node believes, whether it is up. */
+static void ring_nodes(kv_server_t *srv, ring_msg_t *r) {
+  const kv_config_t *cfg = srv->deps.cfg;
+  for (uint32_t i = 0; i < cfg->node_count; i++) {
+    Tunekv__Peer__RingNode *n = &r->nodes[i];
+    tunekv__peer__ring_node__init(n);
+    n->id = (char *)cfg->nodes[i].id;
+    n->address = (char *)cfg->nodes[i].address;
+    n->region = (char *)cfg->nodes[i].region;
+    n->rack = (char *)cfg->nodes[i].rack;
+    n->up = kv_peers_state(srv->deps.peers, i).up;
+    r->node_ptrs[i] = n;
+  }
+  r->reply.n_nodes = cfg->node_count;
+  r->reply.nodes = r->node_ptrs;
+}
+
+/* Row `row` of r: partition p of ks, placed as the coordinator would place a request now. */
+static void ring_row(kv_server_t *srv, ring_msg_t *r, size_t row, const kv_keyspace_conf_t *ks,
+                     uint32_t p) {
+  kv_preflist_t pl;
+  int stand_in[KV_REPLICAS_MAX];
+  kv_coord_placement(srv->deps.coord, ks, p, &pl, stand_in);
+  Tunekv__Peer__RingPartition *x = &r->rows[row];
+  tunekv__peer__ring_partition__init(x);
+  x->partition = p;
+  uint32_t *idx = &r->indexes[row * srv->deps.cfg->node_count];
+  x->primaries = idx;
+  x->n_primaries = pl.primary_count;
+  for (uint32_t i = 0; i < pl.primary_count; i++) idx[i] = pl.node[i];
+  x->fallbacks = idx + pl.primary_count;
+  for (uint32_t k = pl.primary_count; k < pl.count; k++)
+    if (pl.region[k] != KV_RING_NO_REGION) x->fallbacks[x->n_fallbacks++] = pl.node[k];
+  x->stand_ins = &r->stand_ins[row * KV_REPLICAS_MAX];
+  x->n_stand_ins = pl.primary_count;
+  for (uint32_t i = 0; i < pl.primary_count; i++)
+    x->stand_ins[i] = stand_in[i] < 0 ? -1 : (int32_t)pl.node[stand_in[i]];
+  r->row_ptrs[row] = x;
+}
+
+/* Keyspace k of r: ks, with its rows from *row on: partition `only`, or all when only is
+ * UINT32_MAX. */
+static void ring_keyspace(kv_server_t *srv, ring_msg_t *r, size_t k,
+                          const kv_keyspace_conf_t *ks, uint32_t only, size_t *row) {
+  Tunekv__Peer__RingKeyspace *x = &r->ks[k];
+  tunekv__peer__ring_keyspace__init(x);
+  x->name = (char *)ks->name;
+  x->sloppy_quorum = ks->sloppy_quorum;
+  x->replication = &r->rep_ptrs[k * KV_REGIONS_MAX];
+  x->n_replication = ks->replication_count;
+  for (uint32_t i = 0; i < ks->replication_count; i++) {
+    Tunekv__Peer__RingReplication *rep = &r->rep[k * KV_REGIONS_MAX + i];
+    tunekv__peer__ring_replication__init(rep);
+    rep->region = (char *)ks->replication[i].region;
+    rep->replicas = ks->replication[i].replicas;
+    x->replication[i] = rep;
+  }
+  x->partitions = &r->row_ptrs[*row];
+  uint32_t from = only == UINT32_MAX ? 0 : only;
+  uint32_t to = only == UINT32_MAX ? srv->deps.cfg->partitions : only + 1;
+  for (uint32_t p = from; p < to; p++, x->n_partitions++) ring_row(srv, r, (*row)++, ks, p);
+  r->ks_ptrs[k] = x;
+}
+
+/* Fills r for the request: the whole ring, or the key's partition (checked as a get's key). */
+static kv_err ring_fill(kv_server_t *srv, const Tunekv__Peer__RingRequest *m, ring_msg_t *r,
+                        kv_status_t *st) {
+  const kv_config_t *cfg = srv->deps.cfg;
+  bool whole = m->keyspace[0] == '\0' && m->key.len == 0;
+  kv_node_plan_t plan;
+  if (!whole) {
+    kv_node_req_t req = {.keyspace = m->keyspace, .key = m->key.data, .key_bytes = m->key.len,
+                         .level = ""};
+    kv_err err = kv_node_plan(srv->deps.node, &req, false, &plan, st);
+    if (err != KV_OK) return err;
+  }
+  size_t keyspaces = whole ? cfg->keyspace_count : 1;
+  size_t rows = whole ? (size_t)cfg->keyspace_count * cfg->partitions : 1;
+  if (rows > KV_RING_ROWS_MAX)
+    return kv_status_set(st, KV_EBUSY, "the ring has %u partitions in each of %u keyspaces, "
+                         "more than the %u rows one answer holds; ask about one key",
+                         cfg->partitions, cfg->keyspace_count, KV_RING_ROWS_MAX);
+  kv_err err = ring_msg_alloc(r, keyspaces ? keyspaces : 1, rows ? rows : 1, cfg->node_count, st);
+  if (err != KV_OK) return err;
+  tunekv__peer__ring_reply__init(&r->reply);
+  r->reply.node = (char *)cfg->nodes[kv_node_self(srv->deps.node)].id;
+  r->reply.partitions = cfg->partitions;
+  ring_nodes(srv, r);
+  size_t row = 0;
+  if (whole)
+    for (uint32_t k = 0; k < cfg->keyspace_count; k++)
+      ring_keyspace(srv, r, k, &cfg->keyspaces[k], UINT32_MAX, &row);
+  else
+    ring_keyspace(srv, r, 0, plan.ks, plan.partition, &row);
+  r->reply.n_keyspaces = keyspaces;
+  r->reply.keyspaces = r->ks_ptrs;
+  size_t bytes = protobuf_c_message_get_packed_size(&r->reply.base);
+  if (bytes > srv->max_message_bytes)
+    return kv_status_set(st, KV_EBUSY, "the ring's answer would be %zu bytes, more than the %zu "
+                         "a message may have; ask about one key", bytes, srv->max_message_bytes);
+  return KV_OK;
+}
+
+/* The ring, its nodes' liveness as this node sees it, and where requests go (kvctl ring). */
+static void handle_ring(kv_server_t *srv, call_t *c) {
+  kv_status_t st;
+  kv_status_clear(&st);
+  Tunekv__Peer__RingRequest *m = (Tunekv__Peer__RingRequest *)payload_unpack(
+      c, &tunekv__peer__ring_request__descriptor, &st);
+  ring_msg_t r;
+  memset(&r, 0, sizeof r);
+  if (m && ring_fill(srv, m, &r, &st) == KV_OK) c->reply = message_pack(&r.reply.base);
+  ring_msg_free(&r);
+  if (m) tunekv__peer__ring_request__free_unpacked(m, NULL);
+  call_reply(c, &st);
+}
+
 /* ---- Conflicts ---------------------------------------------------------------------- */
 
 /* A journal version as a message; it borrows from v. */
@@ -872,6 +1033,7 @@ static void call_handle(call_t *c) {
     case METHOD_FAULT: handle_fault(srv, c); break;
     case METHOD_CONFLICTS: handle_conflicts(srv, c); break;
     case METHOD_APPLIED: handle_applied(srv, c); break;
+    case METHOD_RING: handle_ring(srv, c); break;
     case METHOD_COUNT: KV_ASSERT(!"no such method");
   }
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # cluster3.sh: integration tests on a real 3-node cluster (127.0.0.1 only), driven by kvctl:
 # replication, consistency levels with nodes down or stopped, failure detection (phi, as
-# kvctl status shows it), siblings, deletes, tombstone reaping, replication lag, durability
-# across the cluster, clean shutdown. Starts its nodes on ports of its own and
+# kvctl status shows it), the ring and each key's place on it (kvctl ring), siblings, deletes,
+# tombstone reaping, replication lag, durability across the cluster, clean shutdown. Starts its nodes on ports of its own and
 # stops every process it started, by pid. Prints one line per test and ends with
 # "N passed, N failed"; exits 1 on failure.
 . "$(dirname "$0")/lib.sh"
@@ -103,6 +103,88 @@ ctl 1 put default rep1 "replicated value" -c ALL >/dev/null
 expect_exact "1. ALL put through n1 is in n2's replica (get --local)" 0 "replicated value" "" ctl 2 get default rep1 --local
 expect_exact "1. ALL put through n1 is in n3's replica (get --local)" 0 "replicated value" "" ctl 3 get default rep1 --local
 
+# ---- 15. kvctl ring: the ring the config implies, as each node sees it ---------------------
+ring_out=$(ctl 1 ring 2>&1)
+check "15. ring: 64 partitions, 3 nodes, 1 keyspace, as n1 sees it" "$(head -3 <<<"$ring_out")" \
+  [ "$(head -1 <<<"$ring_out")" = "ring as n1 sees it: 64 partitions, 3 nodes, 1 keyspace" ]
+nodes_ok=1
+for i in 1 2 3; do
+  re="^n$i +${addr[$i]} +local +r$i +up +default 64\$"
+  [[ "$(awk -v n="n$i" '$1 == n' <<<"$ring_out")" =~ $re ]] || nodes_ok=0
+done
+check "15. ring lists each node: address, region, rack, up, primary of all 64 partitions" \
+  "$(sed -n 2,5p <<<"$ring_out")" [ $nodes_ok = 1 ]
+# Every partition's primaries are the three nodes on their three racks; there is no fallback.
+rows_ok=$(awk '$1 ~ /^[0-9]+$/ && $2 == "local" && NF == 6 && $6 == "-" {
+  s = " " $3 " " $4 " " $5 " "; if (index(s, " n1/r1 ") && index(s, " n2/r2 ") && index(s, " n3/r3 ")) k++ }
+  END { print k + 0 }' <<<"$ring_out")
+check "15. ring has 64 partition rows, each with primaries n1/r1 n2/r2 n3/r3 (in ring order) and no fallback" \
+  "$rows_ok good rows; $(sed -n 7,9p <<<"$ring_out")" [ "$rows_ok" = 64 ]
+same=$(python3 -c '
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+for d in (a, b):
+    for n in d["nodes"]: n["up"] = None
+a["node"] = b["node"] = None
+print("same" if a == b else "different")' <(ctl 1 ring --json) <(ctl 3 ring --json))
+check "15. ring --json on n1 and n3 describe the same ring" "$same" [ "$same" = same ]
+json_ok=$(ctl 2 ring --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+parts = d["keyspaces"][0]["partitions"]
+good = d["node"] == "n2" and d["partitions"] == 64 and len(parts) == 64
+good = good and [p["partition"] for p in parts] == list(range(64))
+for p in parts:
+    ids = [x["node"] for x in p["primaries"]]
+    good = good and sorted(ids) == ["n1", "n2", "n3"] and p["uses"] == ids and not p["fallbacks"]
+    good = good and sorted(x["rack"] for x in p["primaries"]) == ["r1", "r2", "r3"]
+good = good and all(n["up"] and n["primary_partitions"] == {"default": 64} for n in d["nodes"])
+print("ok" if good else "bad")')
+check "15. ring --json: 64 partitions, each with 3 primaries on 3 racks, all used, no fallback" \
+  "$json_ok" [ "$json_ok" = ok ]
+# rep1 was put at ALL (section 1): its primaries are the nodes whose own replica has it.
+holders=
+for i in 1 2 3; do [ "$(ctl "$i" get default rep1 --local 2>/dev/null)" = "replicated value" ] && holders+="n$i "; done
+expect_exact "15. ring default rep1: its primaries are the nodes get --local finds it on" 0 \
+  "$(sorted_words $holders)" "" sorted_words $(ring_of 1 default rep1 primaries)
+expect_exact "15. ... a request uses all three, none down" 0 "$(ring_of 1 default rep1 primaries)" "" \
+  ring_of 1 default rep1 uses
+expect_exact "15. ... and n2 places it the same" 0 "$(ring_of 1 default rep1 primaries)" "" \
+  ring_of 2 default rep1 primaries
+out=$(ctl 2 ring default rep1)
+# key_text_ok: $out is a header naming the partition, a line per primary (up, no stand-in), no
+# fallbacks, and the nodes a request uses.
+key_text_ok() {
+  local re="^keyspace default, key rep1: partition [0-9]+ of 64, as n2 sees it \(sloppy quorum on\)\$"
+  [[ "$(head -1 <<<"$out")" =~ $re ]] &&
+    [ "$(sed -n 2p <<<"$out" | tr -s ' ')" = "primary region rack state stand-in" ] &&
+    [ "$(grep -cE '^n[123] +local +r[123] +up +-$' <<<"$out")" = 3 ] &&
+    [ "$(sed -n 6p <<<"$out")" = "fallbacks: none" ] &&
+    [ "$(sed -n 7p <<<"$out")" = "uses now: $(ring_of 2 default rep1 uses)" ]
+}
+check "15. ring default rep1 (text): partition, primaries, no fallbacks, what a request uses" \
+  "$out" key_text_ok
+expect_exact "15. ring of an unknown keyspace is NOT_FOUND" 3 \
+  "NOT_FOUND: keyspace 'nope' does not exist" "" ctl 1 ring nope k
+expect_exact "15. ring of an empty key is INVALID_ARGUMENT" 3 "INVALID_ARGUMENT: key is empty" "" \
+  ctl 1 ring default ""
+expect_exact "15. ring of a key over key_bytes_max is INVALID_ARGUMENT" 3 \
+  "INVALID_ARGUMENT: key is 1025 bytes; keyspace 'default' allows at most 1024" "" \
+  ctl 1 ring default "$(head -c 1025 /dev/zero | tr '\0' k)"
+expect_exact "15. ring KEYSPACE without KEY is a usage error" 2 \
+  "kvctl: ring: missing arguments; usage: kvctl ring [KEYSPACE KEY] [--json]" "" ctl 1 ring default
+expect_exact "15. ring with three arguments is a usage error" 2 \
+  "kvctl: ring: too many arguments; usage: kvctl ring [KEYSPACE KEY] [--json]" "" ctl 1 ring default k x
+expect_exact "15. ring with an unknown flag is a usage error" 2 "kvctl: unknown option '--frob'" "" \
+  ctl 1 ring --frob
+expect_exact "15. ring with another command's option is a usage error" 2 \
+  "kvctl: ring does not take --local" "" ctl 1 ring default k --local
+expect_exact "15. ring with an empty KEYSPACE is a usage error" 2 \
+  "kvctl: ring: KEYSPACE is empty; 'kvctl ring' alone shows every keyspace" "" ctl 1 ring "" k
+expect_exact "15. usage errors are found before anything is sent (nothing listens)" 2 \
+  "kvctl: ring: missing arguments; usage: kvctl ring [KEYSPACE KEY] [--json]" "" \
+  "$KVCTL" -a 127.0.0.1:1 ring default
+
 # ---- 6. every level name kvctl accepts -------------------------------------------------
 for lvl in ONE TWO THREE QUORUM ALL ANY LOCAL_ONE LOCAL_QUORUM EACH_QUORUM quorum; do
   expect "6. put at $lvl is accepted" 0 "" ctl 1 put default lvl "v-$lvl" -c "$lvl"
@@ -180,6 +262,13 @@ expect "2. QUORUM put through n1 with n3 down" 0 "" ctl 1 put default q1 one -c 
 expect "2. QUORUM put through n2 with n3 down" 0 "" ctl 2 put default q2 two -c QUORUM
 expect_exact "2. QUORUM get through n2 of n1's put" 0 "one" "" ctl 2 get default q1 -c QUORUM
 expect_exact "2. QUORUM get through n1 of n2's put" 0 "two" "" ctl 1 get default q2 -c QUORUM
+expect_exact "2. ring on n1 shows n3 down" 0 down "" \
+  awk '$1 == "n3" { print $5 }' <(ctl 1 ring)
+expect_exact "2. ring default q1 on n1: n3 is a primary, believed down" 0 n3 "" ring_of 1 default q1 down
+expect_exact "2. ... no node stands in for it (3 nodes, no fallback), so a request uses n1 and n2" 0 \
+  "n1 n2" "" sorted_words $(ring_of 1 default q1 uses)
+check "2. ... and the text says so: stand-in none" "$(ctl 1 ring default q1)" \
+  grep -qE '^n3 +local +r3 +down +none$' <(ctl 1 ring default q1)
 unavail_all="UNAVAILABLE: ALL needs 3 of 3 replicas; 2 are alive"
 # Refused at once, before anything is sent: well inside a 10 s timeout, which a request that
 # waited for the dead replica would run out (the bound is the deadline's, not a speed).

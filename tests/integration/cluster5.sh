@@ -3,8 +3,9 @@
 # a node that is not a replica are forwarded to the first live replica; reads are coordinated
 # wherever they arrive. With two of a key's three primaries stopped, sloppy quorum lets the
 # other two nodes stand in for them as fallbacks that keep hints (DESIGN section 8), and hand
-# them over when the primaries are back; keyspace "strict" turns that off. Prints one line
-# per test and "N passed, N failed"; exits 1 on failure.
+# them over when the primaries are back; keyspace "strict" turns that off. kvctl ring names
+# the same primaries, and the same fallbacks standing in. Prints one line per test and
+# "N passed, N failed"; exits 1 on failure.
 . "$(dirname "$0")/lib.sh"
 base=$((26000 + ($$ % 300) * 10))
 declare -a addr pid
@@ -85,6 +86,32 @@ for i in 1 2 3 4 5; do
 done
 [ $spread = 1 ] && ok "every node holds some keys but not all" || fail "every node holds some keys but not all" "held: ${held[*]}"
 
+# kvctl ring: each key's primaries are exactly the three nodes holding it, as every node says.
+wrong=0 seen=
+for k in $(seq 1 40); do
+  want=$(sorted_words $(for i in ${holders[$k]}; do echo "n$i"; done))
+  got=$(sorted_words $(ring_of $(((k + 1) % 5 + 1)) default "key$k" primaries))
+  [ "$got" = "$want" ] || { wrong=$((wrong + 1)); seen="key$k: ring says '$got', get --local finds '$want'"; }
+done
+[ $wrong = 0 ] && ok "ring KEYSPACE KEY names as primaries exactly the nodes get --local finds each key on" ||
+  fail "ring KEYSPACE KEY names as primaries exactly the nodes get --local finds each key on" "$wrong wrong, e.g. $seen"
+whole=$(ctl 4 ring --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+good = d["partitions"] == 64 and [k["name"] for k in d["keyspaces"]] == ["default", "strict"]
+for ks in d["keyspaces"]:
+    good = good and len(ks["partitions"]) == 64 and ks["sloppy_quorum"] == (ks["name"] == "default")
+    for p in ks["partitions"]:
+        prim = [x["node"] for x in p["primaries"]]
+        fb = [x["node"] for x in p["fallbacks"]]
+        good = good and len(prim) == 3 and len(fb) == 2 and len(set(prim + fb)) == 5
+        good = good and all(x["stand_in"] is None for x in p["primaries"]) and p["uses"] == prim
+counts = [n["primary_partitions"]["default"] for n in d["nodes"]]
+good = good and sum(counts) == 192 and min(counts) >= 1
+print("ok" if good else "bad: %s" % counts)')
+check "ring --json: 64 partitions per keyspace, 3 primaries and the 2 other nodes as fallbacks, 192 primary places" \
+  "$whole" [ "$whole" = ok ]
+
 # Siblings and contexts survive forwarding: two blind writes through two nodes, then one
 # with the read context through a third.
 ctl 1 put default sib a >/dev/null 2>&1
@@ -143,6 +170,34 @@ seen=1
 for i in "${up[@]}"; do wait_state "$i" down "n$v1" "n$v2" || seen=0; done
 [ $seen = 1 ] && ok "the other three see both stopped nodes down" || fail "the other three see both stopped nodes down" "$(ctl "${up[0]}" status 2>&1)"
 
+# kvctl ring on the survivor: both stopped primaries down, each stood in for by one of the two
+# other nodes, so a request uses the survivor and both fallbacks; in strict, nobody stands in.
+wrong=0 seen=
+for k in "${keys[@]}"; do
+  s=${survivor[$k]} others=()
+  for i in "${up[@]}"; do [ "$i" != "$s" ] && others+=("n$i"); done
+  down=$(sorted_words $(ring_of "$s" default "key$k" down))
+  ins=$(ring_of "$s" default "key$k" stand_ins)
+  standing=$(sorted_words $(sed 's/[^ ]*>//g' <<<"$ins"))
+  uses=$(sorted_words $(ring_of "$s" default "key$k" uses))
+  if [ "$down" != "$(sorted_words "n$v1" "n$v2")" ] || [ "$standing" != "$(sorted_words "${others[@]}")" ] ||
+     [ "$uses" != "$(sorted_words "n$s" "${others[@]}")" ]; then
+    wrong=$((wrong + 1)); seen="key$k: down '$down', stand-ins '$ins', uses '$uses'"
+  fi
+done
+[ $wrong = 0 ] && ok "ring on the survivor: both stopped primaries down, the other two nodes stand in and are used" ||
+  fail "ring on the survivor: both stopped primaries down, the other two nodes stand in and are used" "$wrong wrong, e.g. $seen"
+k=${keys[0]}
+check "ring (text) shows a stopped primary down and who stands in for it" "$(ctl "${survivor[$k]}" ring default "key$k")" \
+  grep -qE "^n$v1 +local +r$v1 +down +n[0-9]\$" <(ctl "${survivor[$k]}" ring default "key$k")
+check "ring (text) marks the stopped nodes down in the node table" "$(ctl "${up[0]}" ring | head -7)" \
+  [ "$(ctl "${up[0]}" ring | awk -v a="n$v1" -v b="n$v2" '($1 == a || $1 == b) && $5 == "down"' | wc -l)" = 2 ]
+s=${sholders[${skey#skey}]} live=
+for i in $s; do [ "$i" != "$v1" ] && [ "$i" != "$v2" ] && live=n$i; done
+expect_exact "strict (sloppy_quorum: false): ring names no stand-in for the stopped primaries" 0 "" "" \
+  ring_of "${up[0]}" strict "$skey" stand_ins
+expect_exact "... so a request uses only the live primary" 0 "$live" "" ring_of "${up[0]}" strict "$skey" uses
+
 # QUORUM is 2: the surviving primary and a fallback standing in for a stopped one. Each put
 # carries the context of a QUORUM read (answered the same way), so it replaces the old value.
 errors=0
@@ -179,6 +234,19 @@ done
   fail "QUORUM reads through every live node see the writes while the primaries are down" "$wrong wrong, e.g. $seen"
 [ $wrong_local = 0 ] && ok "get --local on a fallback shows the hinted value" ||
   fail "get --local on a fallback shows the hinted value" "$wrong_local wrong, e.g. $seen_local"
+
+# The fallbacks ring named are the nodes that kept the hints.
+wrong=0 seen=
+for k in "${keys[@]}"; do
+  named=$(sorted_words $(ring_of "${survivor[$k]}" default "key$k" stand_ins | sed 's/[^ ]*>//g'))
+  kept=()
+  for i in "${up[@]}"; do
+    [ "$i" != "${survivor[$k]}" ] && [ "$(ctl "$i" get default "key$k" --local 2>/dev/null)" = "sloppy$k" ] && kept+=("n$i")
+  done
+  [ "$named" = "$(sorted_words "${kept[@]}")" ] || { wrong=$((wrong + 1)); seen="key$k: ring '$named', hints on '${kept[*]}'"; }
+done
+[ $wrong = 0 ] && ok "the stand-ins ring names are the nodes that keep the key's hints" ||
+  fail "the stand-ins ring names are the nodes that keep the key's hints" "$wrong wrong, e.g. $seen"
 
 k=${keys[0]}
 expect_exact "a put with --pw 2 counts no fallback: UNAVAILABLE" 3 \

@@ -6,6 +6,7 @@
 #   ok NAME / fail NAME WHY / expect NAME RC TEXT CMD...   one line per test
 #   expect_exact NAME RC TEXT MAX_MS CMD... / check NAME WHY CMD...
 #   peer_state / wait_state   liveness as `kvctl status` reports it (the suite sets addr[I])
+#   ring_of / sorted_words    a key's place as `kvctl ring KEYSPACE KEY --json` reports it
 #   summary [EXTRA]      prints "N passed, N failed" and fails when any test failed
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
@@ -77,6 +78,23 @@ wait_state() {
   done
   return 1
 }
+
+# ring_of I KEYSPACE KEY WHAT: node ids from `kvctl ring KEYSPACE KEY --json` on nI, one line,
+# space-separated. WHAT: primaries (in order), down (the primaries nI believes down), stand_ins
+# (each "PRIMARY>FALLBACK"), fallbacks, or uses (what a request would use now).
+ring_of() {
+  "$KVCTL" -a "${addr[$1]}" ring "$2" "$3" --json 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+p = d["primaries"]
+print(" ".join({"primaries": [x["node"] for x in p],
+                "down": [x["node"] for x in p if not x["up"]],
+                "stand_ins": [x["node"] + ">" + x["stand_in"] for x in p if x["stand_in"]],
+                "fallbacks": [x["node"] for x in d["fallbacks"]],
+                "uses": d["uses"]}[sys.argv[1]]))' "$4"
+}
+# sorted_words WORD...: the words sorted, on one line, space-separated.
+sorted_words() { printf '%s\n' "$@" | sort | tr '\n' ' ' | sed 's/ $//'; }
 
 summary() {
   echo "$passed passed, $failed failed${1:+ $1}"

@@ -6,7 +6,8 @@
 # regions are partitioned both ways with fault injection: EACH_QUORUM through an east node is
 # refused (UNAVAILABLE) or times out (DEADLINE_EXCEEDED), never acknowledged, and the west
 # replicas do not have it; LOCAL_QUORUM puts and gets work on both sides. Healed, EACH_QUORUM
-# works again and the writes of the partition reach the other region. Stops every process it
+# works again and the writes of the partition reach the other region. kvctl ring shows three
+# primaries per region on three racks, and west down from east. Stops every process it
 # started, by pid. Prints one line per test and "N passed, N failed"; exits 1 on failure.
 . "$(dirname "$0")/lib.sh"
 base=$((33000 + ($$ % 300) * 10))   # nodes on base+1 .. base+6, their metrics on base+1001 ..
@@ -46,6 +47,24 @@ for i in 1 2 3 4 5 6; do
 done
 for i in 1 4; do wait_state "$i" up n1 n2 n3 n4 n5 n6; done
 
+# ---- 0. kvctl ring: three primaries per region on three racks ---------------------------------
+rows=$(ctl 1 ring | awk '$1 ~ /^[0-9]+$/ && NF == 6 && $6 == "-" {
+  s = " " $3 " " $4 " " $5 " "
+  if ($2 == "east" && index(s, " n1/r1 ") && index(s, " n2/r2 ") && index(s, " n3/r3 ")) e++
+  if ($2 == "west" && index(s, " n4/r1 ") && index(s, " n5/r2 ") && index(s, " n6/r3 ")) w++ }
+  END { print e + 0, w + 0 }')
+expect_exact "0. ring: each of 256 partitions has n1..n3 on racks r1..r3 in east and n4..n6 in west, no fallback" \
+  0 "256 256" "" echo "$rows"
+order=$(ctl 4 ring default fw1 --json | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["primaries"]
+east, west = p[:3], p[3:]
+good = all(x["region"] == "east" for x in east) and all(x["region"] == "west" for x in west)
+good = good and all(sorted(x["rack"] for x in g) == ["r1", "r2", "r3"] for g in (east, west))
+print("ok" if good else " ".join(x["node"] + ":" + x["region"] + ":" + x["rack"] for x in p))')
+expect_exact "0. ring default fw1 on n4: east's three primaries first (the keyspace's region order), each region on three racks" \
+  0 ok "" echo "$order"
+
 # ---- 1. a write goes once to the other region, and is relayed there ------------------------
 errors=0
 for k in $(seq 1 10); do ctl 1 put default "fw$k" "v$k" -c EACH_QUORUM >/dev/null 2>&1 || errors=$((errors + 1)); done
@@ -74,6 +93,10 @@ check "2. ... it is refused or times out: ${out%%:*}" "$out" \
   grep -qE '^(DEADLINE_EXCEEDED|UNAVAILABLE): ' <<< "$out"
 check "2. n1 sees west down" "$(ctl 1 status 2>&1 | head -8)" wait_state 1 down n4 n5 n6
 check "2. n4 sees east down" "$(ctl 4 status 2>&1 | head -8)" wait_state 4 down n1 n2 n3
+expect_exact "2. ring default eq2 on n1: the west primaries are down" 0 "n4 n5 n6" "" \
+  sorted_words $(ring_of 1 default eq2 down)
+expect_exact "2. ... west has no spare node to stand in, so a request uses east's three only" 0 \
+  "n1 n2 n3" "" sorted_words $(ring_of 1 default eq2 uses)
 expect_exact "2. EACH_QUORUM through n1 once west is seen down is UNAVAILABLE" 3 \
   "UNAVAILABLE: EACH_QUORUM needs 4 of 6 replicas; 3 are alive" "" \
   ctl 1 put default eq2 partitioned -c EACH_QUORUM
@@ -98,6 +121,7 @@ expect_exact "3. ... while east has none of it" 1 "kvctl: not found" "" ctl 1 ge
 for i in 1 2 3 4 5 6; do ctl "$i" fault clear >/dev/null; done
 check "4. n1 sees west up again" "$(ctl 1 status 2>&1 | head -8)" wait_state 1 up n4 n5 n6
 check "4. n4 sees east up again" "$(ctl 4 status 2>&1 | head -8)" wait_state 4 up n1 n2 n3
+expect_exact "4. ring default eq2 on n1 sees every primary up again" 0 "" "" ring_of 1 default eq2 down
 remote=$(metric 4 tunekv_remote_region_writes_total) relayed=$(relayed_west)
 expect "4. EACH_QUORUM put through n1 works again" 0 "" ctl 1 put default after healed -c EACH_QUORUM
 expect_exact "4. EACH_QUORUM get through n4 (west) sees it" 0 healed "" ctl 4 get default after -c EACH_QUORUM

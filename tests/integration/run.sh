@@ -89,7 +89,8 @@ expect "kvctl: option the command does not take" 2 "kvctl: get does not take --d
   "$KVCTL" get default k --durable
 expect "kvctl: -w 0" 2 "kvctl: -w needs a whole number from 1 up, not '0'" "$KVCTL" put default k v -w 0
 expect "kvctl: bad --context" 2 "kvctl: --context is not valid base64" "$KVCTL" put default k v --context '!!!'
-expect "kvctl: a command of a later release" 2 "kvctl: 'ring' is not available yet" "$KVCTL" ring
+expect "kvctl: ring KEYSPACE without KEY" 2 \
+  "kvctl: ring: missing arguments; usage: kvctl ring [KEYSPACE KEY] [--json]" "$KVCTL" ring default
 expect "kvctl: nothing listening is UNAVAILABLE" 3 "UNAVAILABLE: failed to connect to all addresses" \
   "$KVCTL" -a 127.0.0.1:1 get default k
 expect "kvnode: bad --threads" 2 "kvnode: --threads must be 1..64, not '0'" \
@@ -196,6 +197,24 @@ stop_node "$pid1" >/dev/null
 start_node "$cfg" n1 "$work/fresh" "$work/n1d.log" || exit 1
 inc3=$(grep -o 'incarnation [0-9a-f]*' "$work/n1d.log")
 if [ "$inc3" != "$inc1" ]; then ok "a new data directory gets a new incarnation"; else fail "a new data directory gets a new incarnation" "$inc3"; fi
+stop_node "$node_pid" >/dev/null
+
+# ---- a ring too large for one answer ------------------------------------------------------
+# 65,536 partitions in each of two keyspaces: twice the rows Admin.Ring answers with at once.
+big_port=$((port + 7))
+cat >"$work/big.yaml" <<YAML
+cluster: { name: big, partitions: 65536 }
+nodes:
+  - { id: n1, address: "127.0.0.1:$big_port" }
+keyspaces:
+  - { name: a, replication: { local: 1 }, read: ONE, write: ONE }
+  - { name: b, replication: { local: 1 }, read: ONE, write: ONE }
+YAML
+start_node "$work/big.yaml" n1 "$work/big" "$work/big.log" || exit 1
+expect_exact "kvctl ring of 2 x 65536 partitions is RESOURCE_EXHAUSTED" 3 \
+  "RESOURCE_EXHAUSTED: the ring has 65536 partitions in each of 2 keyspaces, more than the 65536 rows one answer holds; ask about one key" \
+  "" "$KVCTL" -a "127.0.0.1:$big_port" ring
+expect "... while one key of it is answered" 0 "partition " "$KVCTL" -a "127.0.0.1:$big_port" ring b k
 stop_node "$node_pid" >/dev/null
 
 summary

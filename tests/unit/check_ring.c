@@ -1,5 +1,5 @@
 /* check_ring.c: the claim (shares, rack and region interleaving, determinism) and preference
- * lists (primaries per region, distinct racks, fallbacks, region indexes). */
+ * lists (primaries per region, distinct racks, fallbacks, stand-ins, region indexes). */
 #include <check.h>
 #include <stdio.h>
 #include <string.h>
@@ -440,6 +440,60 @@ START_TEST(fallbacks_come_from_the_primarys_region_in_walk_order) {
 }
 END_TEST
 
+/* Stand-ins: each dead primary, in order, takes the first live fallback of its region not yet
+ * taken; live primaries and those left without one get -1. */
+START_TEST(stand_ins_take_each_live_fallback_once) {
+  cfg_reset(&cfg, 64);
+  add_cluster(&cfg, 5, LOCAL, 1, 5);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "local", 3, NULL, 0);
+  ring_ok(&ring, &cfg);
+  for (uint32_t p = 0; p < 64; p++) {
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, ks, p, &pl);
+    bool alive[KV_NODES_MAX];
+    int in[KV_REPLICAS_MAX];
+    for (uint32_t k = 0; k < pl.count; k++) alive[k] = true;
+    ck_assert_uint_eq(kv_preflist_stand_ins(&pl, alive, in), 0);
+    for (uint32_t i = 0; i < 3; i++) ck_assert_int_eq(in[i], -1);
+    alive[0] = alive[2] = false;
+    ck_assert_uint_eq(kv_preflist_stand_ins(&pl, alive, in), 2);
+    ck_assert_int_eq(in[0], 3);
+    ck_assert_int_eq(in[1], -1);
+    ck_assert_int_eq(in[2], 4);
+    alive[3] = false;
+    ck_assert_uint_eq(kv_preflist_stand_ins(&pl, alive, in), 1);
+    ck_assert_int_eq(in[0], 4);
+    ck_assert_int_eq(in[2], -1);
+    alive[1] = false;
+    alive[3] = true;
+    ck_assert_uint_eq(kv_preflist_stand_ins(&pl, alive, in), 2);
+    ck_assert_int_eq(in[0], 3);
+    ck_assert_int_eq(in[1], 4);
+    ck_assert_int_eq(in[2], -1);
+  }
+
+  cfg_reset(&cfg, 64);
+  add_cluster(&cfg, 8, EAST_WEST, 2, 2);
+  ks = add_keyspace(&cfg, "ks", "east", 2, "west", 2);
+  ring_ok(&ring, &cfg);
+  for (uint32_t p = 0; p < 64; p++) {
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, ks, p, &pl);
+    bool alive[KV_NODES_MAX];
+    int in[KV_REPLICAS_MAX];
+    for (uint32_t k = 0; k < pl.count; k++) alive[k] = true;
+    alive[0] = alive[3] = false;
+    ck_assert_uint_eq(kv_preflist_stand_ins(&pl, alive, in), 2);
+    bool none[KV_NODES_MAX];
+    for (uint32_t k = 0; k < pl.count; k++) none[k] = k >= pl.primary_count;
+    ck_assert_int_eq(in[0], kv_preflist_fallback(&pl, 0, none));
+    ck_assert_int_eq(in[3], kv_preflist_fallback(&pl, 3, none));
+    ck_assert_str_eq(region_of(pl.node[in[0]]), "east");
+    ck_assert_str_eq(region_of(pl.node[in[3]]), "west");
+  }
+}
+END_TEST
+
 START_TEST(too_many_replicas_in_a_region_are_refused) {
   cfg_reset(&cfg, 64);
   add_cluster(&cfg, 5, EAST_WEST, 2, 2);
@@ -480,6 +534,7 @@ Suite *ring_suite(void) {
   tcase_add_test(tc, first_primaries_spread_over_all_nodes);
   tcase_add_test(tc, is_primary_answers_for_primaries_only);
   tcase_add_test(tc, fallbacks_come_from_the_primarys_region_in_walk_order);
+  tcase_add_test(tc, stand_ins_take_each_live_fallback_once);
   tcase_add_test(tc, too_many_replicas_in_a_region_are_refused);
   suite_add_tcase(s, tc);
   return s;
