@@ -265,11 +265,6 @@ kv_err kv_coord_hint_read(kv_coord_t *c, const char *hint_for, const char *keysp
  * decode, KV_EPRECONDITION when the record changed; else as the store. */
 kv_err kv_coord_reap(kv_coord_t *c, const char *keyspace, const uint8_t *key, size_t key_bytes,
                      const uint8_t *rec, size_t rec_bytes, bool hints_only, kv_status_t *st);
-/* When each replica applied the newest acknowledged write of (keyspace, key) this node
- * coordinated, among the last KV_APPLIED_MAX it finished (applied.h), copied into *out.
- * Errors, with a sentence: KV_EINVAL when the keyspace is unknown; KV_EUNAVAILABLE while a
- * write of the key is still in flight here (waiting for acks: ask again); KV_ENOTFOUND when
- * no such write is remembered (too old, failed, or coordinated elsewhere). */
 /* Where a request for partition of ks would go now, as this node believes (the coordinator
  * plans every request with it; Admin.Ring reports it): *pl, the preference list, and, with
  * sloppy quorum, each dead primary's stand-in (kv_preflist_stand_ins over this node's liveness
@@ -277,6 +272,11 @@ kv_err kv_coord_reap(kv_coord_t *c, const char *keyspace, const uint8_t *key, si
  * off. ks must be from the ring's config; both outputs are caller-owned. Thread-safe. */
 void kv_coord_placement(kv_coord_t *c, const kv_keyspace_conf_t *ks, uint32_t partition,
                         kv_preflist_t *pl, int *stand_in);
+/* When each replica applied the newest acknowledged write of (keyspace, key) this node
+ * coordinated, among the last KV_APPLIED_MAX it finished (applied.h), copied into *out.
+ * Errors, with a sentence: KV_EINVAL when the keyspace is unknown; KV_EUNAVAILABLE while a
+ * write of the key is still in flight here (waiting for acks: ask again); KV_ENOTFOUND when
+ * no such write is remembered (too old, failed, or coordinated elsewhere). */
 kv_err kv_coord_applied(kv_coord_t *c, const char *keyspace, const uint8_t *key,
                         size_t key_bytes, kv_applied_write_t *out, kv_status_t *st);
 /* Requests in the table: answered or not, still waiting for acks or an fsync. */
