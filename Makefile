@@ -40,9 +40,10 @@ BENCH_SRC := client/kvbench.c $(wildcard client/bench_*.c)
 CLIENT_SRC := $(filter-out client/kvctl.c $(BENCH_SRC),$(wildcard client/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 TOOL_SRC := $(wildcard tests/integration/*.c)
-# The simulator: the core (node.c, coord.c and below) with the sim's store and syncer in
-# place of store.c and syncer.c, fault points compiled in (-DKV_SIM), under ASan/UBSan, in its
-# own object tree.
+# The simulator: the core (node.c, coord.c and below) on the sim's memory store (through the
+# storage table of coordinator/storage.h, as store.c serves kvnode) and with the sim's syncer
+# in place of syncer.c, fault points compiled in (-DKV_SIM), under ASan/UBSan, in its own
+# object tree.
 SIM_SRC := $(wildcard tests/sim/*.c) kvnode/node.c kvnode/coord.c kvnode/hints.c kvnode/aae.c \
            kvnode/exchange.c kvnode/reaper.c kvnode/metrics.c kvnode/applied.c \
            $(COMMON_SRC)

@@ -22,7 +22,8 @@ kv_err kv_aae_root(kv_node_t *node, const char *keyspace, uint32_t partition, ui
                    uint64_t *sums, kv_status_t *st) {
   static __thread uint64_t own[KV_AAE_SEGMENTS];
   uint64_t *into = sums ? sums : own;
-  kv_err err = kv_store_aae_sums(kv_node_store(node), partition, keyspace, into, st);
+  const kv_storage_t *sto = kv_node_storage(node);
+  kv_err err = kv_storage_aae_sums(sto, partition, keyspace, into, st);
   if (err == KV_OK) *root = kv_hash_root(into);
   return err;
 }
@@ -56,8 +57,8 @@ kv_err kv_aae_segment_keys(kv_node_t *node, const char *keyspace, uint32_t parti
   /* Growth doubles from the current count, so appending to an answer keeps its capacity
    * at least its count. */
   keys_t k = {.out = out, .cap = out->key_count};
-  return kv_store_aae_leaves(kv_node_store(node), partition, keyspace, segment, keys_add, &k,
-                             st);
+  const kv_storage_t *sto = kv_node_storage(node);
+  return kv_storage_aae_leaves(sto, partition, keyspace, segment, keys_add, &k, st);
 }
 
 /* Checks what req names against this node's config. */

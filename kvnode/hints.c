@@ -42,7 +42,7 @@ kv_err kv_hints_init(kv_hints_t *h, kv_node_t *node, uint32_t node_count, uint64
   h->rate_per_s = rate_per_s;
   for (uint32_t t = 0; t < node_count; t++) {
     count_t c = {.h = h, .target = t};
-    kv_err err = kv_store_hint_scan(kv_node_store(node), t, count_one, &c, st);
+    kv_err err = kv_storage_hint_scan(kv_node_storage(node), t, count_one, &c, st);
     if (err != KV_OK) return err;
   }
   return KV_OK;
@@ -68,8 +68,8 @@ static kv_err hint_store(kv_hints_t *h, uint32_t target, const char *keyspace,
                         (unsigned long long)(s->bytes - was + now),
                         (unsigned long long)h->bytes_max);
   else
-    err = kv_store_hint_put(kv_node_store(h->node), target, keyspace, key, key_bytes, rec,
-                            rec_bytes, st);
+    err = kv_storage_hint_put(kv_node_storage(h->node), target, keyspace, key, key_bytes, rec,
+                              rec_bytes, st);
   if (err != KV_OK) {
     s->dropped++;
     return err;
@@ -99,8 +99,8 @@ void kv_hints_add(kv_hints_t *h, uint32_t target, const char *keyspace, const ui
   uint8_t *old;
   size_t old_bytes;
   bool found;
-  kv_err err = kv_store_hint_get(kv_node_store(h->node), target, keyspace, key, key_bytes, &old,
-                                 &old_bytes, &found, &st);
+  kv_err err = kv_storage_hint_get(kv_node_storage(h->node), target, keyspace, key, key_bytes,
+                                   &old, &old_bytes, &found, &st);
   free(old);
   if (err != KV_OK) h->stats[target].dropped++;
   else err = hint_store(h, target, keyspace, key, key_bytes, found, old_bytes, rec, rec_bytes, &st);
@@ -123,8 +123,8 @@ kv_err kv_hints_merge(kv_hints_t *h, uint32_t target, const char *keyspace, cons
   uint8_t *old;
   size_t old_bytes;
   bool found;
-  err = kv_store_hint_get(kv_node_store(h->node), target, keyspace, key, key_bytes, &old,
-                          &old_bytes, &found, st);
+  err = kv_storage_hint_get(kv_node_storage(h->node), target, keyspace, key, key_bytes, &old,
+                            &old_bytes, &found, st);
   kv_dvv_init(&obj);
   if (err == KV_OK && found) err = kv_dvv_decode(old, old_bytes, &obj, st);
   free(old);
@@ -146,8 +146,8 @@ kv_err kv_hints_read(kv_hints_t *h, uint32_t target, const char *keyspace, const
                      size_t key_bytes, uint8_t **rec, size_t *rec_bytes, kv_status_t *st) {
   KV_ASSERT(target < h->node_count);
   bool found;
-  return kv_store_hint_get(kv_node_store(h->node), target, keyspace, key, key_bytes, rec,
-                           rec_bytes, &found, st);
+  return kv_storage_hint_get(kv_node_storage(h->node), target, keyspace, key, key_bytes, rec,
+                             rec_bytes, &found, st);
 }
 
 /* Calls fn with each hint this node keeps for (keyspace, key), whatever its target, decoded,
@@ -205,8 +205,8 @@ static kv_err forget_covered(kv_hints_t *h, uint32_t target, const kv_dvv_t *hin
   const forget_t *f = arg;
   kv_order_t order = kv_cc_compare(&hint->cc, f->cc);
   if (order != KV_ORDER_BEFORE && order != KV_ORDER_EQUAL) return KV_OK;
-  kv_err err = kv_store_hint_delete(kv_node_store(h->node), target, f->keyspace, f->key,
-                                    f->key_bytes, st);
+  kv_err err = kv_storage_hint_remove(kv_node_storage(h->node), target, f->keyspace, f->key,
+                                      f->key_bytes, st);
   if (err != KV_OK) return err;
   h->stats[target].pending--;
   h->stats[target].bytes -= f->key_bytes + rec_bytes;
@@ -297,7 +297,7 @@ void kv_hints_tick(kv_hints_t *h, const kv_coord_transport_t *tr, uint64_t now_u
     if (h->stats[t].pending == 0 || h->in_flight[t] > 0 || !tr->alive(tr->arg, t)) continue;
     round_t r = {.h = h, .tr = tr, .target = t, .now_us = now_us};
     kv_status_t st;
-    if (kv_store_hint_scan(kv_node_store(h->node), t, round_send, &r, &st) != KV_OK)
+    if (kv_storage_hint_scan(kv_node_storage(h->node), t, round_send, &r, &st) != KV_OK)
       KV_WARN("handing hints to node %u: %s", t, st.msg);
   }
 }
@@ -310,15 +310,15 @@ void kv_hints_answer(kv_hints_t *h, uint64_t id, kv_err code) {
   kv_handoff_t *ho = &h->handoffs[index];
   if (!ho->used || ho->gen != gen) return;
   if (code == KV_OK) {
-    kv_store_t *store = kv_node_store(h->node);
+    const kv_storage_t *sto = kv_node_storage(h->node);
     kv_status_t st;
     uint8_t *rec;
     size_t rec_bytes;
     bool found;
-    if (kv_store_hint_get(store, ho->target, ho->keyspace, ho->key, ho->key_bytes, &rec,
+    if (kv_storage_hint_get(sto, ho->target, ho->keyspace, ho->key, ho->key_bytes, &rec,
                           &rec_bytes, &found, &st) == KV_OK &&
         found && XXH64(rec, rec_bytes, 0) == ho->hash &&
-        kv_store_hint_delete(store, ho->target, ho->keyspace, ho->key, ho->key_bytes, &st) ==
+        kv_storage_hint_remove(sto, ho->target, ho->keyspace, ho->key, ho->key_bytes, &st) ==
             KV_OK) {
       kv_hint_stats_t *s = &h->stats[ho->target];
       s->pending--;

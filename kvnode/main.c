@@ -189,6 +189,7 @@ static void block_signals(void) {
 /* Everything a running node owns, torn down in the reverse order of set-up. */
 typedef struct {
   kv_store_t *store;
+  kv_storage_t storage;         /* store, as the core reaches it */
   kv_node_t *node;
   kv_ring_t ring;
   kv_syncer_t syncer;
@@ -213,8 +214,9 @@ static void journal_log(void *arg, const kv_journal_entry_t *e) {
 
 static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
                            const kv_node_conf_t *self, const char *dir, kv_status_t *st) {
-  if (kv_store_open(dir, &d->store, st) != KV_OK ||
-      kv_node_create(cfg, self->id, d->store, &d->node, st) != KV_OK ||
+  if (kv_store_open(dir, &d->store, st) != KV_OK) return st->code;
+  kv_store_storage(d->store, &d->storage);
+  if (kv_node_create(cfg, self->id, &d->storage, &d->node, st) != KV_OK ||
       kv_ring_init(&d->ring, cfg, st) != KV_OK)
     return st->code;
   kv_syncer_start(&d->syncer, d->node);

@@ -34,7 +34,7 @@
 
 struct kv_node {
   const kv_config_t *cfg;
-  kv_store_t *store;
+  kv_storage_t storage;         /* copied; its handle borrowed */
   kv_actor_t self;
   const kv_node_conf_t *self_conf;
   uint32_t self_index;
@@ -46,18 +46,18 @@ struct kv_node {
   kv_metrics_t *metrics;        /* conflicts resolved, per handler; may be NULL */
 };
 
-kv_err kv_node_create(const kv_config_t *cfg, const char *self_id, kv_store_t *store,
+kv_err kv_node_create(const kv_config_t *cfg, const char *self_id, const kv_storage_t *storage,
                       kv_node_t **out, kv_status_t *st) {
   const kv_node_conf_t *self = kv_config_node(cfg, self_id);
   if (!self) return kv_status_set(st, KV_ECONFIG, "node '%s' is not in %s", self_id, cfg->path);
   kv_node_t *node = calloc(1, sizeof *node);
   if (!node) return kv_status_set(st, KV_ENOMEM, "out of memory creating the node");
   node->cfg = cfg;
-  node->store = store;
+  node->storage = *storage;
   node->self_conf = self;
   node->self_index = (uint32_t)kv_config_node_index(cfg, self_id);
   snprintf(node->self.node, sizeof node->self.node, "%s", self_id);
-  node->self.incarnation = kv_store_incarnation(store);
+  node->self.incarnation = kv_storage_incarnation(storage);
   kv_hlc_init(&node->hlc);
   if (kv_journal_init(&node->journal) != KV_OK) {
     free(node);
@@ -79,7 +79,7 @@ void kv_node_destroy(kv_node_t *node) {
 
 uint32_t kv_node_self(const kv_node_t *node) { return node->self_index; }
 
-kv_store_t *kv_node_store(kv_node_t *node) { return node->store; }
+const kv_storage_t *kv_node_storage(const kv_node_t *node) { return &node->storage; }
 
 const kv_config_t *kv_node_config(const kv_node_t *node) { return node->cfg; }
 
@@ -213,8 +213,8 @@ static kv_err node_load(kv_node_t *node, uint32_t partition, const char *keyspac
   size_t rec_bytes = 0;
   bool found = false;
   kv_dvv_init(obj);
-  kv_err err = kv_store_get(node->store, partition, keyspace, key, key_bytes, &rec,
-                            &rec_bytes, &found, st);
+  kv_err err = kv_storage_get(&node->storage, partition, keyspace, key, key_bytes, &rec,
+                              &rec_bytes, &found, st);
   if (err != KV_OK || !found) return err;
   err = kv_dvv_decode(rec, rec_bytes, obj, st);
   free(rec);
@@ -379,11 +379,12 @@ static kv_err node_store(kv_node_t *node, uint32_t partition, uint64_t hash,
   size_t n;
   if (kv_dvv_encode(obj, &buf, &n) != KV_OK)
     return kv_status_set(st, KV_ENOMEM, "cannot encode the record");
+  const kv_storage_t *sto = &node->storage;
   kv_err err =
       node->cfg->anti_entropy_interval_ms > 0
-          ? kv_store_put_tracked(node->store, partition, keyspace, key, key_bytes, buf, n,
-                                 kv_hash_segment(hash), kv_hash_leaf(hash, buf, n), false, st)
-          : kv_store_put(node->store, partition, keyspace, key, key_bytes, buf, n, false, st);
+          ? kv_storage_put_tracked(sto, partition, keyspace, key, key_bytes, buf, n,
+                                  kv_hash_segment(hash), kv_hash_leaf(hash, buf, n), false, st)
+          : kv_storage_put(sto, partition, keyspace, key, key_bytes, buf, n, false, st);
   if (err == KV_OK && rec) {
     *rec = buf;
     *rec_bytes = n;
@@ -538,8 +539,8 @@ kv_err kv_node_read_record(kv_node_t *node, const char *keyspace, const uint8_t 
   *rec_bytes = 0;
   /* Fault point: the disk fails a read; the coordinator asks another replica. */
   if (KV_BUGGIFY()) return kv_status_set(st, KV_EIO, "simulated disk error reading a record");
-  return kv_store_get(node->store, partition, keyspace, key, key_bytes, rec, rec_bytes, &found,
-                      st);
+  return kv_storage_get(&node->storage, partition, keyspace, key, key_bytes, rec, rec_bytes,
+                        &found, st);
 }
 
 kv_err kv_node_reap(kv_node_t *node, const char *keyspace, const uint8_t *key, size_t key_bytes,
@@ -551,8 +552,9 @@ kv_err kv_node_reap(kv_node_t *node, const char *keyspace, const uint8_t *key, s
   size_t rec_bytes = 0;
   bool found = false;
   pthread_mutex_lock(stripe);
-  kv_err err = kv_store_get(node->store, partition, keyspace, key, key_bytes, &rec, &rec_bytes,
-                            &found, st);
+  const kv_storage_t *sto = &node->storage;
+  kv_err err = kv_storage_get(sto, partition, keyspace, key, key_bytes, &rec, &rec_bytes,
+                             &found, st);
   if (err == KV_OK && found && kv_hash_leaf(hash, rec, rec_bytes) != leaf) {
     char shown[KV_FMT_KEY_BYTES];
     kv_fmt_bytes(shown, sizeof shown, key, key_bytes);
@@ -561,16 +563,18 @@ kv_err kv_node_reap(kv_node_t *node, const char *keyspace, const uint8_t *key, s
                         "record stays", shown, keyspace);
   } else if (err == KV_OK && found) {
     err = node->cfg->anti_entropy_interval_ms > 0
-              ? kv_store_delete_tracked(node->store, partition, keyspace, key, key_bytes,
-                                        kv_hash_segment(hash), false, st)
-              : kv_store_delete(node->store, partition, keyspace, key, key_bytes, false, st);
+              ? kv_storage_remove_tracked(sto, partition, keyspace, key, key_bytes,
+                                         kv_hash_segment(hash), false, st)
+              : kv_storage_remove(sto, partition, keyspace, key, key_bytes, false, st);
   }
   pthread_mutex_unlock(stripe);
   free(rec);
   return err;
 }
 
-kv_err kv_node_sync(kv_node_t *node, kv_status_t *st) { return kv_store_sync(node->store, st); }
+kv_err kv_node_sync(kv_node_t *node, kv_status_t *st) {
+  return kv_storage_sync(&node->storage, st);
+}
 
 void kv_node_result_free(kv_node_result_t *res) {
   kv_dvv_deinit(&res->object);

@@ -37,7 +37,7 @@
 #include "journal.h"
 #include "kv_err.h"
 #include "metrics.h"
-#include "store.h"
+#include "storage.h"
 
 /* One client request. All pointers are borrowed for the duration of the call. */
 typedef struct {
@@ -90,8 +90,9 @@ typedef struct {
 
 typedef struct kv_node kv_node_t;
 
-/* cfg and store are borrowed and must outlive the node. self_id must be in cfg. */
-kv_err kv_node_create(const kv_config_t *cfg, const char *self_id, kv_store_t *store,
+/* cfg and storage's handle are borrowed and must outlive the node (storage itself is
+ * copied). self_id must be in cfg. */
+kv_err kv_node_create(const kv_config_t *cfg, const char *self_id, const kv_storage_t *storage,
                       kv_node_t **out, kv_status_t *st);
 void kv_node_destroy(kv_node_t *node);
 /* This node's index in cfg->nodes, and the incarnation of its data directory. */
@@ -165,9 +166,9 @@ kv_err kv_node_reap(kv_node_t *node, const char *keyspace, const uint8_t *key, s
  * one fsync (group commit). */
 kv_err kv_node_sync(kv_node_t *node, kv_status_t *st);
 
-/* This node's store (borrowed; lives as long as the node), for hinted handoff and
+/* This node's storage (borrowed; lives as long as the node), for hinted handoff and
  * anti-entropy, and the config it runs with. */
-kv_store_t *kv_node_store(kv_node_t *node);
+const kv_storage_t *kv_node_storage(const kv_node_t *node);
 const kv_config_t *kv_node_config(const kv_node_t *node);
 
 /* The largest message this node's keyspaces can produce or accept (gRPC limits). */

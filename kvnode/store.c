@@ -543,7 +543,7 @@ kv_err kv_store_hint_delete(kv_store_t *s, uint32_t target, const char *keyspace
 
 /* Decodes one data entry of a scan and hands it to fn; *more is fn's answer. */
 static kv_err kv_store_scan_visit(uint32_t partition, const char *raw, size_t raw_bytes,
-                                  const char *frame, size_t frame_bytes, kv_store_scan_fn fn,
+                                  const char *frame, size_t frame_bytes, kv_storage_scan_fn fn,
                                   void *arg, bool *more, kv_status_t *st) {
   const char *keyspace = raw + KV_STORE_PREFIX_BYTES;
   const char *end = raw_bytes > KV_STORE_PREFIX_BYTES
@@ -564,7 +564,7 @@ static kv_err kv_store_scan_visit(uint32_t partition, const char *raw, size_t ra
 }
 
 static kv_err kv_store_scan_iter(rocksdb_iterator_t *it, uint32_t partition,
-                                 kv_store_scan_fn fn, void *arg, kv_status_t *st) {
+                                 kv_storage_scan_fn fn, void *arg, kv_status_t *st) {
   uint8_t prefix[KV_STORE_PREFIX_BYTES];
   kv_store_be32_put(prefix, partition);
   for (rocksdb_iter_seek(it, (const char *)prefix, sizeof prefix); rocksdb_iter_valid(it);
@@ -583,7 +583,7 @@ static kv_err kv_store_scan_iter(rocksdb_iterator_t *it, uint32_t partition,
   return KV_OK;
 }
 
-static kv_err kv_store_scan_cf(kv_store_t *s, int cf, uint32_t partition, kv_store_scan_fn fn,
+static kv_err kv_store_scan_cf(kv_store_t *s, int cf, uint32_t partition, kv_storage_scan_fn fn,
                                void *arg, kv_status_t *st) {
   KV_ASSERT(s != NULL && fn != NULL);
   rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
@@ -605,12 +605,12 @@ static kv_err kv_store_scan_cf(kv_store_t *s, int cf, uint32_t partition, kv_sto
   return e;
 }
 
-kv_err kv_store_scan_partition(kv_store_t *s, uint32_t partition, kv_store_scan_fn fn,
+kv_err kv_store_scan_partition(kv_store_t *s, uint32_t partition, kv_storage_scan_fn fn,
                                void *arg, kv_status_t *st) {
   return kv_store_scan_cf(s, KV_STORE_CF_DATA, partition, fn, arg, st);
 }
 
-kv_err kv_store_hint_scan(kv_store_t *s, uint32_t target, kv_store_scan_fn fn, void *arg,
+kv_err kv_store_hint_scan(kv_store_t *s, uint32_t target, kv_storage_scan_fn fn, void *arg,
                           kv_status_t *st) {
   return kv_store_scan_cf(s, KV_STORE_CF_HINTS, target, fn, arg, st);
 }
@@ -776,7 +776,7 @@ kv_err kv_store_aae_sums(kv_store_t *s, uint32_t partition, const char *keyspace
 }
 
 kv_err kv_store_aae_leaves(kv_store_t *s, uint32_t partition, const char *keyspace,
-                           uint32_t segment, kv_store_leaf_fn fn, void *arg, kv_status_t *st) {
+                           uint32_t segment, kv_storage_leaf_fn fn, void *arg, kv_status_t *st) {
   uint8_t lower[KV_STORE_AAE_HEAD_BYTES], upper[KV_STORE_AAE_HEAD_BYTES];
   size_t n = kv_store_aae_head(lower, partition, keyspace, KV_STORE_AAE_LEAF, segment);
   /* The next segment's head bounds this one (segments stay below 0xFFFF). */
@@ -804,4 +804,89 @@ kv_err kv_store_aae_leaves(kv_store_t *s, uint32_t partition, const char *keyspa
   }
   kv_err end = kv_store_aae_iter_end(it, ro, partition, st);
   return e != KV_OK ? e : end;
+}
+
+/* ---- the core's table (coordinator/storage.h) ------------------------------------------ */
+
+static uint64_t ops_incarnation(void *s) { return kv_store_incarnation(s); }
+static kv_err ops_sync(void *s, kv_status_t *st) { return kv_store_sync(s, st); }
+
+static kv_err ops_get(void *s, uint32_t partition, const char *keyspace, const void *key,
+                      size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
+                      kv_status_t *st) {
+  return kv_store_get(s, partition, keyspace, key, key_bytes, rec, rec_bytes, found, st);
+}
+
+static kv_err ops_put(void *s, uint32_t partition, const char *keyspace, const void *key,
+                      size_t key_bytes, const void *rec, size_t rec_bytes, bool sync,
+                      kv_status_t *st) {
+  return kv_store_put(s, partition, keyspace, key, key_bytes, rec, rec_bytes, sync, st);
+}
+
+static kv_err ops_remove(void *s, uint32_t partition, const char *keyspace, const void *key,
+                         size_t key_bytes, bool sync, kv_status_t *st) {
+  return kv_store_delete(s, partition, keyspace, key, key_bytes, sync, st);
+}
+
+static kv_err ops_put_tracked(void *s, uint32_t partition, const char *keyspace,
+                              const void *key, size_t key_bytes, const void *rec,
+                              size_t rec_bytes, uint32_t segment, uint64_t leaf, bool sync,
+                              kv_status_t *st) {
+  return kv_store_put_tracked(s, partition, keyspace, key, key_bytes, rec, rec_bytes, segment,
+                              leaf, sync, st);
+}
+
+static kv_err ops_remove_tracked(void *s, uint32_t partition, const char *keyspace,
+                                 const void *key, size_t key_bytes, uint32_t segment,
+                                 bool sync, kv_status_t *st) {
+  return kv_store_delete_tracked(s, partition, keyspace, key, key_bytes, segment, sync, st);
+}
+
+static kv_err ops_scan_partition(void *s, uint32_t partition, kv_storage_scan_fn fn, void *arg,
+                                 kv_status_t *st) {
+  return kv_store_scan_partition(s, partition, fn, arg, st);
+}
+
+static kv_err ops_aae_sums(void *s, uint32_t partition, const char *keyspace, uint64_t *sums,
+                           kv_status_t *st) {
+  return kv_store_aae_sums(s, partition, keyspace, sums, st);
+}
+
+static kv_err ops_aae_leaves(void *s, uint32_t partition, const char *keyspace,
+                             uint32_t segment, kv_storage_leaf_fn fn, void *arg,
+                             kv_status_t *st) {
+  return kv_store_aae_leaves(s, partition, keyspace, segment, fn, arg, st);
+}
+
+static kv_err ops_hint_get(void *s, uint32_t target, const char *keyspace, const void *key,
+                           size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
+                           kv_status_t *st) {
+  return kv_store_hint_get(s, target, keyspace, key, key_bytes, rec, rec_bytes, found, st);
+}
+
+static kv_err ops_hint_put(void *s, uint32_t target, const char *keyspace, const void *key,
+                           size_t key_bytes, const void *rec, size_t rec_bytes,
+                           kv_status_t *st) {
+  return kv_store_hint_put(s, target, keyspace, key, key_bytes, rec, rec_bytes, st);
+}
+
+static kv_err ops_hint_remove(void *s, uint32_t target, const char *keyspace, const void *key,
+                              size_t key_bytes, kv_status_t *st) {
+  return kv_store_hint_delete(s, target, keyspace, key, key_bytes, st);
+}
+
+static kv_err ops_hint_scan(void *s, uint32_t target, kv_storage_scan_fn fn, void *arg,
+                            kv_status_t *st) {
+  return kv_store_hint_scan(s, target, fn, arg, st);
+}
+
+static const kv_storage_ops_t store_ops = {
+    .incarnation = ops_incarnation, .sync = ops_sync, .get = ops_get, .put = ops_put,
+    .remove = ops_remove, .put_tracked = ops_put_tracked, .remove_tracked = ops_remove_tracked,
+    .scan_partition = ops_scan_partition, .aae_sums = ops_aae_sums,
+    .aae_leaves = ops_aae_leaves, .hint_get = ops_hint_get, .hint_put = ops_hint_put,
+    .hint_remove = ops_hint_remove, .hint_scan = ops_hint_scan};
+
+void kv_store_storage(kv_store_t *s, kv_storage_t *out) {
+  *out = (kv_storage_t){.ops = &store_ops, .impl = s};
 }

@@ -1,4 +1,7 @@
 /* store.h: tunekv's storage on RocksDB. The only module that includes rocksdb/c.h.
+ * The core reaches it through the operations table of coordinator/storage.h
+ * (kv_store_storage); the functions below are that table's operations by name, for the
+ * runtime and the store's own tests.
  *
  * Column families: "default" (unused), "data" (key records), "hints" (hinted handoff, below),
  * "meta" (node facts such as the incarnation id), "aae" (anti-entropy trees, below).
@@ -21,6 +24,7 @@
 #include <stdint.h>
 
 #include "kv_err.h"
+#include "storage.h"
 
 typedef struct kv_store kv_store_t;
 
@@ -31,6 +35,8 @@ kv_err kv_store_open(const char *dir, kv_store_t **out, kv_status_t *st);
 void kv_store_close(kv_store_t *s);
 /* The incarnation id of this data directory (never 0). */
 uint64_t kv_store_incarnation(const kv_store_t *s);
+/* Fills *out with s and the table of the functions below; s is borrowed. */
+void kv_store_storage(kv_store_t *s, kv_storage_t *out);
 
 /* Makes every write so far durable (one fsync of the write-ahead log covers all of them):
  * the group commit of durable writes. KV_EIO with a sentence on failure. */
@@ -67,17 +73,13 @@ kv_err kv_store_delete_tracked(kv_store_t *s, uint32_t partition, const char *ke
 /* The segment sums of a tree into sums[0..KV_AAE_SEGMENTS) (0 where no key ever was). */
 kv_err kv_store_aae_sums(kv_store_t *s, uint32_t partition, const char *keyspace,
                          uint64_t *sums, kv_status_t *st);
-/* Called for each leaf of a segment, in key order; return false to stop. */
-typedef bool (*kv_store_leaf_fn)(void *arg, const void *key, size_t key_bytes, uint64_t leaf);
+/* Called for each leaf of a segment, in key order (kv_storage_leaf_fn). */
 kv_err kv_store_aae_leaves(kv_store_t *s, uint32_t partition, const char *keyspace,
-                           uint32_t segment, kv_store_leaf_fn fn, void *arg, kv_status_t *st);
+                           uint32_t segment, kv_storage_leaf_fn fn, void *arg, kv_status_t *st);
 
-/* Called for each record of a partition in key order; return false to stop. The pointers
- * are borrowed for the duration of the call. A corrupt record stops the scan with
- * KV_ECORRUPT naming its key. */
-typedef bool (*kv_store_scan_fn)(void *arg, const char *keyspace, const void *key,
-                                 size_t key_bytes, const void *rec, size_t rec_bytes);
-kv_err kv_store_scan_partition(kv_store_t *s, uint32_t partition, kv_store_scan_fn fn,
+/* Calls fn for each record of a partition in key order (kv_storage_scan_fn). A corrupt
+ * record stops the scan with KV_ECORRUPT naming its key. */
+kv_err kv_store_scan_partition(kv_store_t *s, uint32_t partition, kv_storage_scan_fn fn,
                                void *arg, kv_status_t *st);
 
 /* Hints (hinted handoff): records this node keeps for another node until it can hand them
@@ -92,7 +94,7 @@ kv_err kv_store_hint_put(kv_store_t *s, uint32_t target, const char *keyspace, c
 kv_err kv_store_hint_delete(kv_store_t *s, uint32_t target, const char *keyspace,
                             const void *key, size_t key_bytes, kv_status_t *st);
 /* Every hint for target, in key order, as kv_store_scan_partition. */
-kv_err kv_store_hint_scan(kv_store_t *s, uint32_t target, kv_store_scan_fn fn, void *arg,
+kv_err kv_store_hint_scan(kv_store_t *s, uint32_t target, kv_storage_scan_fn fn, void *arg,
                           kv_status_t *st);
 
 #endif

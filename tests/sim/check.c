@@ -227,7 +227,8 @@ void check_records(world_t *w) {
     scan_t sc = {.w = w, .node = i, .states = states[i], .has = has[i]};
     kv_status_t st;
     for (uint32_t p = 0; p < w->cfg.partitions; p++)
-      KV_ASSERT(kv_store_scan_partition(w->nodes[i].store, p, scan_record, &sc, &st) == KV_OK);
+      KV_ASSERT(kv_storage_scan_partition(&w->nodes[i].storage, p, scan_record, &sc, &st) ==
+                KV_OK);
   }
   for (uint32_t k = 0; k < SIM_KEYS_MAX; k++) {
     const kv_dvv_t *held[SIM_NODES_MAX];

@@ -1,7 +1,8 @@
-/* memstore.c: the store.h API in memory, for the simulator (see sim.h).
+/* memstore.c: the core's storage (coordinator/storage.h) in memory, for the simulator
+ * (see sim.h).
  *
  * A disk holds two images of the data: `live` (what reads see, every write so far) and
- * `durable` (as of the last kv_store_sync). A sync copies live into durable; a power loss
+ * `durable` (as of the last sync). A sync copies live into durable; a power loss
  * copies durable back into live; a process crash changes neither, as a RocksDB write that
  * returned is in the OS page cache (store.c note 5). Each image is an array of records
  * sorted by a family byte ('d' data, 'h' hints, 'l' anti-entropy leaves, 's' segment sums)
@@ -43,7 +44,7 @@ typedef struct {
   image_t live, durable;
 } disk_t;
 
-struct kv_store {
+struct sim_store {
   disk_t *disk;
 };
 
@@ -120,7 +121,7 @@ static uint8_t *compose(char family, uint32_t partition, const char *keyspace, c
   return k;
 }
 
-kv_err kv_store_open(const char *dir, kv_store_t **out, kv_status_t *st) {
+sim_store_t *sim_store_open(const char *dir) {
   disk_t *d = NULL;
   for (uint32_t i = 0; i < disk_count; i++)
     if (strcmp(disks[i]->name, dir) == 0) d = disks[i];
@@ -136,21 +137,20 @@ kv_err kv_store_open(const char *dir, kv_store_t **out, kv_status_t *st) {
     while (d->incarnation == 0) d->incarnation = sim_rand();
   }
   d->clean = false;
-  kv_store_t *s = calloc(1, sizeof *s);
+  sim_store_t *s = calloc(1, sizeof *s);
   KV_ASSERT(s != NULL);
   s->disk = d;
-  *out = s;
-  return KV_OK;
+  return s;
 }
 
-void kv_store_close(kv_store_t *s) {
+void sim_store_close(sim_store_t *s) {
   if (!s) return;
   image_copy(&s->disk->durable, &s->disk->live); /* a clean close flushes */
   s->disk->clean = true;
   free(s);
 }
 
-void sim_store_crash(kv_store_t *s, bool power_loss) {
+void sim_store_crash(sim_store_t *s, bool power_loss) {
   if (power_loss) image_copy(&s->disk->live, &s->disk->durable);
   free(s);
 }
@@ -164,14 +164,15 @@ void sim_disks_reset(void) {
   disk_count = 0;
 }
 
-uint64_t kv_store_incarnation(const kv_store_t *s) { return s->disk->incarnation; }
+static uint64_t mem_incarnation(void *impl) { return ((sim_store_t *)impl)->disk->incarnation; }
 
-kv_err kv_store_sync(kv_store_t *s, kv_status_t *st) {
+static kv_err mem_sync(void *impl, kv_status_t *st) {
+  sim_store_t *s = impl;
   image_copy(&s->disk->durable, &s->disk->live);
   return KV_OK;
 }
 
-static kv_err get_in(kv_store_t *s, char family, uint32_t partition, const char *keyspace,
+static kv_err get_in(sim_store_t *s, char family, uint32_t partition, const char *keyspace,
                      const void *key, size_t key_bytes, uint8_t **rec, size_t *rec_bytes,
                      bool *found) {
   size_t kb;
@@ -188,7 +189,7 @@ static kv_err get_in(kv_store_t *s, char family, uint32_t partition, const char 
   return KV_OK;
 }
 
-static void put_in(kv_store_t *s, char family, uint32_t partition, const char *keyspace,
+static void put_in(sim_store_t *s, char family, uint32_t partition, const char *keyspace,
                    const void *key, size_t key_bytes, const void *rec, size_t rec_bytes) {
   size_t kb;
   uint8_t *k = compose(family, partition, keyspace, key, key_bytes, &kb);
@@ -213,7 +214,7 @@ static void put_in(kv_store_t *s, char family, uint32_t partition, const char *k
   im->e[i].rec_bytes = rec_bytes;
 }
 
-static void delete_in(kv_store_t *s, char family, uint32_t partition, const char *keyspace,
+static void delete_in(sim_store_t *s, char family, uint32_t partition, const char *keyspace,
                       const void *key, size_t key_bytes) {
   size_t kb;
   uint8_t *k = compose(family, partition, keyspace, key, key_bytes, &kb);
@@ -228,7 +229,7 @@ static void delete_in(kv_store_t *s, char family, uint32_t partition, const char
   im->count--;
 }
 
-static void scan_in(kv_store_t *s, char family, uint32_t partition, kv_store_scan_fn fn,
+static void scan_in(sim_store_t *s, char family, uint32_t partition, kv_storage_scan_fn fn,
                     void *arg) {
   const image_t *im = &s->disk->live;
   uint8_t prefix[PREFIX_BYTES];
@@ -244,17 +245,19 @@ static void scan_in(kv_store_t *s, char family, uint32_t partition, kv_store_sca
   }
 }
 
-kv_err kv_store_get(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
-                    size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
-                    kv_status_t *st) {
+static kv_err mem_get(void *impl, uint32_t partition, const char *keyspace, const void *key,
+                      size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
+                      kv_status_t *st) {
+  sim_store_t *s = impl;
   return get_in(s, 'd', partition, keyspace, key, key_bytes, rec, rec_bytes, found);
 }
 
-kv_err kv_store_put(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
-                    size_t key_bytes, const void *rec, size_t rec_bytes, bool sync,
-                    kv_status_t *st) {
+static kv_err mem_put(void *impl, uint32_t partition, const char *keyspace, const void *key,
+                      size_t key_bytes, const void *rec, size_t rec_bytes, bool sync,
+                      kv_status_t *st) {
+  sim_store_t *s = impl;
   put_in(s, 'd', partition, keyspace, key, key_bytes, rec, rec_bytes);
-  if (sync) return kv_store_sync(s, st);
+  if (sync) return mem_sync(s, st);
   return KV_OK;
 }
 
@@ -288,40 +291,46 @@ void sim_disk_durable_hint_get(const char *disk, uint32_t target, const char *ke
   durable_get(disk, 'h', target, keyspace, key, key_bytes, rec, rec_bytes);
 }
 
-kv_err kv_store_delete(kv_store_t *s, uint32_t partition, const char *keyspace,
-                       const void *key, size_t key_bytes, bool sync, kv_status_t *st) {
+static kv_err mem_remove(void *impl, uint32_t partition, const char *keyspace, const void *key,
+                         size_t key_bytes, bool sync, kv_status_t *st) {
+  sim_store_t *s = impl;
   delete_in(s, 'd', partition, keyspace, key, key_bytes);
   sim_record_reaped(key, key_bytes);
-  if (sync) return kv_store_sync(s, st);
+  if (sync) return mem_sync(s, st);
   return KV_OK;
 }
 
-kv_err kv_store_scan_partition(kv_store_t *s, uint32_t partition, kv_store_scan_fn fn,
-                               void *arg, kv_status_t *st) {
+static kv_err mem_scan_partition(void *impl, uint32_t partition, kv_storage_scan_fn fn, void *arg,
+                                 kv_status_t *st) {
+  sim_store_t *s = impl;
   scan_in(s, 'd', partition, fn, arg);
   return KV_OK;
 }
 
-kv_err kv_store_hint_get(kv_store_t *s, uint32_t target, const char *keyspace, const void *key,
-                         size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
-                         kv_status_t *st) {
+static kv_err mem_hint_get(void *impl, uint32_t target, const char *keyspace, const void *key,
+                           size_t key_bytes, uint8_t **rec, size_t *rec_bytes, bool *found,
+                           kv_status_t *st) {
+  sim_store_t *s = impl;
   return get_in(s, 'h', target, keyspace, key, key_bytes, rec, rec_bytes, found);
 }
 
-kv_err kv_store_hint_put(kv_store_t *s, uint32_t target, const char *keyspace, const void *key,
-                         size_t key_bytes, const void *rec, size_t rec_bytes, kv_status_t *st) {
+static kv_err mem_hint_put(void *impl, uint32_t target, const char *keyspace, const void *key,
+                           size_t key_bytes, const void *rec, size_t rec_bytes, kv_status_t *st) {
+  sim_store_t *s = impl;
   put_in(s, 'h', target, keyspace, key, key_bytes, rec, rec_bytes);
   return KV_OK;
 }
 
-kv_err kv_store_hint_delete(kv_store_t *s, uint32_t target, const char *keyspace,
-                            const void *key, size_t key_bytes, kv_status_t *st) {
+static kv_err mem_hint_remove(void *impl, uint32_t target, const char *keyspace, const void *key,
+                              size_t key_bytes, kv_status_t *st) {
+  sim_store_t *s = impl;
   delete_in(s, 'h', target, keyspace, key, key_bytes);
   return KV_OK;
 }
 
-kv_err kv_store_hint_scan(kv_store_t *s, uint32_t target, kv_store_scan_fn fn, void *arg,
-                          kv_status_t *st) {
+static kv_err mem_hint_scan(void *impl, uint32_t target, kv_storage_scan_fn fn, void *arg,
+                            kv_status_t *st) {
+  sim_store_t *s = impl;
   scan_in(s, 'h', target, fn, arg);
   return KV_OK;
 }
@@ -347,7 +356,7 @@ static uint8_t *tree_key(uint32_t segment, const void *key, size_t key_bytes, si
   return k;
 }
 
-static void tracked(kv_store_t *s, uint32_t partition, const char *keyspace, const void *key,
+static void tracked(sim_store_t *s, uint32_t partition, const char *keyspace, const void *key,
                     size_t key_bytes, uint32_t segment, uint64_t leaf) {
   size_t lk_bytes, sk_bytes, old_bytes;
   uint8_t *lk = tree_key(segment, key, key_bytes, &lk_bytes);
@@ -371,29 +380,30 @@ static void tracked(kv_store_t *s, uint32_t partition, const char *keyspace, con
   free(sk);
 }
 
-kv_err kv_store_put_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
-                            const void *key, size_t key_bytes, const void *rec,
-                            size_t rec_bytes, uint32_t segment, uint64_t leaf, bool sync,
-                            kv_status_t *st) {
+static kv_err mem_put_tracked(void *impl, uint32_t partition, const char *keyspace,
+                              const void *key, size_t key_bytes, const void *rec, size_t rec_bytes,
+                              uint32_t segment, uint64_t leaf, bool sync, kv_status_t *st) {
+  sim_store_t *s = impl;
   put_in(s, 'd', partition, keyspace, key, key_bytes, rec, rec_bytes);
   tracked(s, partition, keyspace, key, key_bytes, segment, leaf);
-  if (sync) return kv_store_sync(s, st);
+  if (sync) return mem_sync(s, st);
   return KV_OK;
 }
 
-kv_err kv_store_delete_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
-                               const void *key, size_t key_bytes, uint32_t segment, bool sync,
-                               kv_status_t *st) {
+static kv_err mem_remove_tracked(void *impl, uint32_t partition, const char *keyspace,
+                                 const void *key, size_t key_bytes, uint32_t segment, bool sync,
+                                 kv_status_t *st) {
+  sim_store_t *s = impl;
   delete_in(s, 'd', partition, keyspace, key, key_bytes);
   sim_record_reaped(key, key_bytes);
   tracked(s, partition, keyspace, key, key_bytes, segment, 0);
-  if (sync) return kv_store_sync(s, st);
+  if (sync) return mem_sync(s, st);
   return KV_OK;
 }
 
 /* Walks the tree entries of one family of (partition, keyspace) whose key starts with
  * [segment] (any segment when segment is UINT32_MAX). */
-static void tree_walk(kv_store_t *s, char family, uint32_t partition, const char *keyspace,
+static void tree_walk(sim_store_t *s, char family, uint32_t partition, const char *keyspace,
                       uint32_t segment, bool (*fn)(void *, uint32_t, const uint8_t *, size_t,
                                                    uint64_t),
                       void *arg) {
@@ -420,15 +430,16 @@ static bool sum_into(void *arg, uint32_t segment, const uint8_t *key, size_t key
   return true;
 }
 
-kv_err kv_store_aae_sums(kv_store_t *s, uint32_t partition, const char *keyspace,
-                         uint64_t *sums, kv_status_t *st) {
+static kv_err mem_aae_sums(void *impl, uint32_t partition, const char *keyspace, uint64_t *sums,
+                           kv_status_t *st) {
+  sim_store_t *s = impl;
   memset(sums, 0, KV_AAE_SEGMENTS * sizeof sums[0]);
   tree_walk(s, 's', partition, keyspace, UINT32_MAX, sum_into, sums);
   return KV_OK;
 }
 
 typedef struct {
-  kv_store_leaf_fn fn;
+  kv_storage_leaf_fn fn;
   void *arg;
 } leaf_walk_t;
 
@@ -438,9 +449,21 @@ static bool leaf_to(void *arg, uint32_t segment, const uint8_t *key, size_t key_
   return w->fn(w->arg, key, key_bytes, v);
 }
 
-kv_err kv_store_aae_leaves(kv_store_t *s, uint32_t partition, const char *keyspace,
-                           uint32_t segment, kv_store_leaf_fn fn, void *arg, kv_status_t *st) {
+static kv_err mem_aae_leaves(void *impl, uint32_t partition, const char *keyspace,
+                             uint32_t segment, kv_storage_leaf_fn fn, void *arg, kv_status_t *st) {
+  sim_store_t *s = impl;
   leaf_walk_t w = {fn, arg};
   tree_walk(s, 'l', partition, keyspace, segment, leaf_to, &w);
   return KV_OK;
+}
+
+static const kv_storage_ops_t mem_ops = {
+    .incarnation = mem_incarnation, .sync = mem_sync, .get = mem_get, .put = mem_put,
+    .remove = mem_remove, .put_tracked = mem_put_tracked, .remove_tracked = mem_remove_tracked,
+    .scan_partition = mem_scan_partition, .aae_sums = mem_aae_sums,
+    .aae_leaves = mem_aae_leaves, .hint_get = mem_hint_get, .hint_put = mem_hint_put,
+    .hint_remove = mem_hint_remove, .hint_scan = mem_hint_scan};
+
+void sim_store_storage(sim_store_t *s, kv_storage_t *out) {
+  *out = (kv_storage_t){.ops = &mem_ops, .impl = s};
 }

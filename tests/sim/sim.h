@@ -1,8 +1,9 @@
 /* sim.h: what the simulator's stand-ins for the runtime share with its world (kvsim.c).
  *
  * The simulator links the real core (coordinator/, common/, kvnode/node.c and coord.c) with
- * two stand-ins in place of kvnode/store.c and kvnode/syncer.c:
- *   memstore.c  the store.h API in memory, with the crash semantics of store.c note 5: a
+ * two stand-ins for the runtime's storage and syncer:
+ *   memstore.c  the core's storage table (coordinator/storage.h) in memory, in place of
+ *               kvnode/store.c, with the crash semantics of store.c note 5: a
  *               process crash keeps every write, a power loss keeps only synced ones;
  *   simsyncer.c the syncer.h API without a thread: pushes ask the world for a "synced" event
  *               after a simulated disk delay.
@@ -14,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "storage.h"
 #include "syncer.h"
 
 /* The run's generator (xoshiro256**): every random decision of the run draws from it. */
@@ -27,11 +28,18 @@ bool sim_chance(double p);
 
 /* ---- memstore.c ---- */
 
+typedef struct sim_store sim_store_t;
+
 /* A store is opened on a named disk ("n3"); the disk outlives the handle, like a data
  * directory outlives its process. */
+sim_store_t *sim_store_open(const char *disk);
+/* A clean close: everything written is kept. s is freed. */
+void sim_store_close(sim_store_t *s);
+/* Fills *out with s and the memory store's table (coordinator/storage.h); s is borrowed. */
+void sim_store_storage(sim_store_t *s, kv_storage_t *out);
 /* Ends the process that had s open without closing it: a power loss also drops every write
- * since the last kv_store_sync. s is freed. */
-void sim_store_crash(kv_store_t *s, bool power_loss);
+ * since the last sync. s is freed. */
+void sim_store_crash(sim_store_t *s, bool power_loss);
 /* The record of (partition, keyspace, key) as of the disk's last sync: what a power loss
  * would leave. *rec is malloc'd (NULL, 0 when there is none). */
 void sim_disk_durable_get(const char *disk, uint32_t partition, const char *keyspace,

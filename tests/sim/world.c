@@ -546,8 +546,9 @@ void world_restart(world_t *w, uint32_t i) {
   kv_status_clear(&st);
   char disk[16];
   snprintf(disk, sizeof disk, "n%u", i + 1);
-  KV_ASSERT(kv_store_open(disk, &n->store, &st) == KV_OK);
-  KV_ASSERT(kv_node_create(&w->cfg, w->cfg.nodes[i].id, n->store, &n->node, &st) == KV_OK);
+  n->store = sim_store_open(disk);
+  sim_store_storage(n->store, &n->storage);
+  KV_ASSERT(kv_node_create(&w->cfg, w->cfg.nodes[i].id, &n->storage, &n->node, &st) == KV_OK);
   kv_journal_set_sink(kv_node_journal(n->node), world_journal_sink, w);
   kv_syncer_start(&n->syncer, n->node);
   n->tr = (kv_coord_transport_t){.arg = n, .alive = tr_alive, .send_write = tr_send_write,

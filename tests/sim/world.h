@@ -103,7 +103,8 @@ typedef struct fwd fwd_t;
 typedef struct {
   bool up;
   uint32_t life;                 /* 1 for the first process, +1 per restart */
-  kv_store_t *store;
+  sim_store_t *store;
+  kv_storage_t storage;         /* store through its table, as the node sees it */
   kv_node_t *node;
   kv_coord_t *coord;
   kv_syncer_t syncer;

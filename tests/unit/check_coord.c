@@ -15,6 +15,7 @@
 
 #include "coord.h"
 #include "hints.h"
+#include "store.h"
 
 #define T0 UINT64_C(1000000) /* fake monotonic start: 1 s, in microseconds */
 #define WALL_MS UINT64_C(1700000000000)
@@ -25,6 +26,7 @@
 /* Configs are ~60 KiB: kept off the test's stack. */
 static kv_config_t cfg;
 static kv_store_t *store;
+static kv_storage_t storage;
 static kv_node_t *node;
 static kv_ring_t ring;
 static kv_syncer_t syncer;
@@ -346,7 +348,8 @@ static void setup_nodes(uint32_t nodes) {
   kv_status_t st;
   kv_status_clear(&st);
   ck_assert_int_eq(kv_store_open(dir, &store, &st), KV_OK);
-  ck_assert_int_eq(kv_node_create(&cfg, "n1", store, &node, &st), KV_OK);
+  kv_store_storage(store, &storage);
+  ck_assert_int_eq(kv_node_create(&cfg, "n1", &storage, &node, &st), KV_OK);
   ck_assert_uint_eq(kv_node_self(node), 0);
   ck_assert_int_eq(kv_ring_init(&ring, &cfg, &st), KV_OK);
   kv_syncer_start(&syncer, node);
@@ -972,6 +975,7 @@ END_TEST
 
 /* A second real replica (n2) on its own store, for records n1 does not have. */
 static kv_store_t *store2;
+static kv_storage_t storage2;
 static kv_node_t *node2;
 static char dir2[64];
 
@@ -980,7 +984,8 @@ static void node2_open(void) {
   ck_assert_ptr_nonnull(mkdtemp(dir2));
   kv_status_t st;
   ck_assert_int_eq(kv_store_open(dir2, &store2, &st), KV_OK);
-  ck_assert_int_eq(kv_node_create(&cfg, "n2", store2, &node2, &st), KV_OK);
+  kv_store_storage(store2, &storage2);
+  ck_assert_int_eq(kv_node_create(&cfg, "n2", &storage2, &node2, &st), KV_OK);
 }
 
 static void node2_close(void) {

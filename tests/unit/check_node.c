@@ -9,9 +9,11 @@
 #include "aae.h"
 #include "hash.h"
 #include "node.h"
+#include "store.h"
 
 static kv_config_t cfg;
 static kv_store_t *store;
+static kv_storage_t storage;
 static kv_node_t *node;
 static char dir[64];
 
@@ -43,7 +45,8 @@ static void node_setup(void) {
   kv_status_t st;
   kv_status_clear(&st);
   ck_assert_int_eq(kv_store_open(dir, &store, &st), KV_OK);
-  ck_assert_int_eq(kv_node_create(&cfg, "n1", store, &node, &st), KV_OK);
+  kv_store_storage(store, &storage);
+  ck_assert_int_eq(kv_node_create(&cfg, "n1", &storage, &node, &st), KV_OK);
 }
 
 static void node_teardown(void) {
@@ -525,7 +528,8 @@ START_TEST(values_survive_reopen) {
   kv_node_destroy(node);
   kv_store_close(store);
   ck_assert_int_eq(kv_store_open(dir, &store, &st), KV_OK);
-  ck_assert_int_eq(kv_node_create(&cfg, "n1", store, &node, &st), KV_OK);
+  kv_store_storage(store, &storage);
+  ck_assert_int_eq(kv_node_create(&cfg, "n1", &storage, &node, &st), KV_OK);
   kv_node_result_t got;
   ck_assert_uint_eq(live_siblings("persist", &got), 1);
   ck_assert_mem_eq(got.object.sib[0].value, "yes", 3);
@@ -536,7 +540,7 @@ END_TEST
 START_TEST(unknown_node_is_a_config_error) {
   kv_node_t *other;
   kv_status_t st;
-  ck_assert_int_eq(kv_node_create(&cfg, "n9", store, &other, &st), KV_ECONFIG);
+  ck_assert_int_eq(kv_node_create(&cfg, "n9", &storage, &other, &st), KV_ECONFIG);
   ck_assert_str_eq(st.msg, "node 'n9' is not in test.yaml");
 }
 END_TEST
