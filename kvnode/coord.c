@@ -600,6 +600,20 @@ static bool targets_possible(kv_coord_t *c, void *call, const kv_node_plan_t *pl
   return false;
 }
 
+/* Sets slot s up to count the plan's need over targets, from start_ms to deadline_ms. */
+static void slot_begin(slot_t *s, const kv_node_plan_t *plan, const kv_target_t *targets,
+                       uint32_t count, uint32_t self_target, uint64_t start_ms,
+                       uint64_t deadline_ms) {
+  s->level = plan->level;
+  s->self_target = self_target;
+  s->sync_pending = false;
+  kv_status_clear(&s->refused);
+  s->decided_us = s->last_ok_us = 0;
+  memset(s->applied_ms, 0, sizeof s->applied_ms);
+  memset(s->via, VIA_NONE, sizeof s->via);
+  kv_quorum_init(&s->q, &plan->need, targets, count, start_ms, deadline_ms);
+}
+
 /* Starts a slot for the request over targets, or answers RESOURCE_EXHAUSTED and returns
  * NULL when the table is full. */
 static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_plan_t *plan,
@@ -619,17 +633,20 @@ static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_p
   c->active[c->active_count++] = index;
   s->op = op;
   s->call = call;
-  s->level = plan->level;
-  s->self_target = self_target;
-  s->sync_pending = false;
-  kv_status_clear(&s->refused);
-  s->decided_us = s->last_ok_us = 0;
   s->start_us = now_us;
-  memset(s->applied_ms, 0, sizeof s->applied_ms);
-  memset(s->via, VIA_NONE, sizeof s->via);
-  kv_quorum_init(&s->q, &plan->need, targets, count, now_us / 1000,
-                 now_us / 1000 + plan->timeout_ms);
+  slot_begin(s, plan, targets, count, self_target, now_us / 1000,
+             now_us / 1000 + plan->timeout_ms);
   return s;
+}
+
+/* Copies what a slot keeps of its request: the keyspace and key, and its wall-clock start. */
+static void slot_keep_key(slot_t *s, const kv_node_req_t *req, uint64_t wall_ms) {
+  s->keyspace = strdup(req->keyspace);
+  s->key = malloc(req->key_bytes);
+  KV_ASSERT(s->keyspace && s->key);
+  memcpy(s->key, req->key, req->key_bytes);
+  s->key_bytes = req->key_bytes;
+  s->wall_ms = wall_ms;
 }
 
 /* A write reaching a node that is not one of the key's replicas goes, as received, to the
@@ -707,32 +724,18 @@ static kv_err write_send(kv_coord_t *c, slot_t *s, uint32_t i, const kv_node_res
   return err;
 }
 
-static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
+/* A PENDING put's or delete's work: applies it on this replica (minting the dot) at wall_ms,
+ * then sends the record to the other targets; a write the replica refuses ends the slot. */
+static void write_apply(kv_coord_t *c, slot_t *s, const kv_node_req_t *req,
                         const kv_node_plan_t *plan, uint64_t now_us, uint64_t wall_ms) {
-  kv_target_t targets[KV_TARGETS_MAX];
-  uint32_t self_target, count = plan_targets(c, plan, targets, &self_target);
-  /* Refuse before writing anything: a write that known-dead replicas cannot acknowledge
-   * must not land. */
-  if (!targets_possible(c, call, plan, targets, count, self_target)) return;
-  if (self_target == UINT32_MAX || !targets[self_target].primary) {
-    coord_forward(c, call, op, req, plan, targets, count);
-    return;
-  }
-  slot_t *s = slot_start(c, call, op, plan, targets, count, self_target, now_us);
-  if (!s) return;
   kv_status_t st;
   kv_status_clear(&st);
   s->result = calloc(1, sizeof *s->result);
-  s->keyspace = strdup(req->keyspace);
-  s->key = malloc(req->key_bytes);
-  KV_ASSERT(s->result && s->keyspace && s->key);
-  memcpy(s->key, req->key, req->key_bytes);
-  s->key_bytes = req->key_bytes;
-  s->wall_ms = wall_ms;
+  KV_ASSERT(s->result);
   s->applied_ms[s->self_target] = wall_ms; /* applied just below, before anything is sent */
   kv_node_result_t *res = s->result;
-  kv_err err = op == KV_OP_PUT ? kv_node_put(c->node, req, plan, wall_ms, res, &st)
-                               : kv_node_delete(c->node, req, plan, wall_ms, res, &st);
+  kv_err err = s->op == KV_OP_PUT ? kv_node_put(c->node, req, plan, wall_ms, res, &st)
+                                  : kv_node_delete(c->node, req, plan, wall_ms, res, &st);
   if (err != KV_OK) {
     slot_abort(c, s, &st);
     return;
@@ -755,6 +758,23 @@ static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
   } else {
     slot_answer(c, s, s->self_target, true, now_us);
   }
+}
+
+static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
+                        const kv_node_plan_t *plan, uint64_t now_us, uint64_t wall_ms) {
+  kv_target_t targets[KV_TARGETS_MAX];
+  uint32_t self_target, count = plan_targets(c, plan, targets, &self_target);
+  /* Refuse before writing anything: a write that known-dead replicas cannot acknowledge
+   * must not land. */
+  if (!targets_possible(c, call, plan, targets, count, self_target)) return;
+  if (self_target == UINT32_MAX || !targets[self_target].primary) {
+    coord_forward(c, call, op, req, plan, targets, count);
+    return;
+  }
+  slot_t *s = slot_start(c, call, op, plan, targets, count, self_target, now_us);
+  if (!s) return;
+  slot_keep_key(s, req, wall_ms);
+  write_apply(c, s, req, plan, now_us, wall_ms);
 }
 
 /* Takes replica i's answer into the get: merges the record into the running merge and
@@ -900,19 +920,15 @@ static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
   }
   slot_t *s = slot_start(c, call, KV_OP_GET, plan, targets, count, self_target, now_us);
   if (!s) return;
+  slot_keep_key(s, req, wall_ms);
   s->merged = malloc(sizeof *s->merged);
-  s->keyspace = strdup(req->keyspace);
-  s->key = malloc(req->key_bytes);
-  KV_ASSERT(s->merged && s->keyspace && s->key);
-  memcpy(s->key, req->key, req->key_bytes);
-  s->key_bytes = req->key_bytes;
+  KV_ASSERT(s->merged);
   memset(s->asked, 0, sizeof s->asked);
   memset(s->repair_wait, 0, sizeof s->repair_wait);
   s->repair_blocking = plan->repair_blocking;
   s->repairs_pending = 0;
   s->repair_failed = false;
   s->handler = plan->handler;
-  s->wall_ms = wall_ms;
   kv_dvv_init(s->merged);
   uint16_t gen = s->gen;
   get_ask_live(c, s, now_us);
