@@ -17,6 +17,21 @@
  * A get whose read repair blocks goes PENDING -> (quorum decided) REPAIRING -> (every repair
  * acked) REPLIED; a failed or late repair fails the read (as Cassandra's blocking read repair
  * times out the read), because answering would let the next quorum read go back in time.
+ * A delete without a context (Riak's delete without a vclock) deletes what it reads first:
+ *   FREE -> (request, delete_read_start) READING -> (read quorum met, delete_read_decided)
+ *   PENDING, as its write, under a new generation -> as a put;
+ *   READING -> (read failed or timed out, delete_read_failed) FREE, answered with the
+ *   read's status and a sentence saying so; nothing is written.
+ * READING is a slot whose delete_plan is set: the write's plan, kept for when the read
+ * decides. The read is asked and merged as a get's (ONE on this replica reads only it), with
+ * no read repair and no write-back: the tombstone, written with the merge's context, covers
+ * every version the merge holds and goes to every replica. Its level is the delete's, as
+ * kv_node_plan resolved it for the write (the keyspace's write level when none is given),
+ * counted as a read: r = w, pr = pw, and ANY, a write level, reads at ONE. The write is
+ * planned afresh (targets, the UNAVAILABLE check) when the read decides, and has what the
+ * read left of the request's timeout: one deadline covers the whole delete. A version
+ * written after the replicas answered is not covered, so it stays beside the tombstone. The
+ * new generation drops the read's late answers, as a finished request's are dropped.
  *
  * Read repair: a get asks every live replica and answers at R. Each ok answer's record is
  * remembered by its hash (held[]); records encode canonically (dvv.h), so a replica whose
@@ -70,7 +85,9 @@ typedef struct {
                                    is not one (a get coordinated from elsewhere); a get's
                                    fallback target when this node is that fallback */
   kv_node_result_t *result;     /* put/delete: the answer to give when the quorum is met */
-  kv_dvv_t *merged;             /* get: the merge of the answers so far */
+  kv_dvv_t *merged;             /* get, READING delete: the merge of the answers so far */
+  kv_node_plan_t *delete_plan;  /* READING (a delete without a context): its write's plan */
+  bool durable;                 /* READING: whether its write is durable */
   bool asked[KV_TARGETS_MAX];   /* get: the replicas asked so far */
   uint64_t held[KV_TARGETS_MAX]; /* get: hash of each ok answer's record */
   bool repair_blocking;         /* get: repair before answering */
@@ -192,11 +209,13 @@ static void slot_release(kv_coord_t *c, slot_t *s) {
     kv_dvv_deinit(s->answer);
     free(s->answer);
   }
+  free(s->delete_plan);
   free(s->keyspace);
   free(s->key);
   s->result = NULL;
   s->merged = NULL;
   s->answer = NULL;
+  s->delete_plan = NULL;
   s->keyspace = NULL;
   s->key = NULL;
   s->in_use = false;
@@ -236,6 +255,9 @@ static slot_t *slot_of(kv_coord_t *c, uint64_t id, uint32_t *target, bool *repai
   if (!s->in_use || s->gen != gen || *target >= s->q.target_count) return NULL;
   return s;
 }
+
+/* Whether the slot's answers are reads: a get's, or a READING delete's. */
+static bool slot_reads(const slot_t *s) { return s->op == KV_OP_GET || s->delete_plan; }
 
 static void reply_error(kv_coord_t *c, void *call, const kv_status_t *st) {
   KV_ASSERT(st->code != KV_OK);
@@ -475,6 +497,7 @@ static void applied_record(kv_coord_t *c, const slot_t *s) {
  * times or sending a get's remaining repairs. */
 static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   uint64_t now_ms = now_us / 1000;
+  if (s->delete_plan) return; /* READING ends in delete_read_decided */
   if (s->op == KV_OP_GET) {
     if (s->q.outcome == KV_QUORUM_PENDING || s->call) return;
     if (!get_all_answered(s) && now_ms < s->q.deadline_ms) return;
@@ -507,14 +530,19 @@ static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
 }
 
 static void get_ask_more(kv_coord_t *c, slot_t *s, uint64_t now_us);
+static void delete_read_decided(kv_coord_t *c, slot_t *s, uint64_t now_us);
 
 static void slot_answer(kv_coord_t *c, slot_t *s, uint32_t target, bool ok, uint64_t now_us) {
   bool was_answered = s->q.answers[target] != KV_ANSWER_NONE;
   bool decided = kv_quorum_answer(&s->q, target, ok, now_us / 1000);
   if (ok && !was_answered) s->last_ok_us = s->ack_us[target] = now_us;
+  if (decided && s->delete_plan) {
+    delete_read_decided(c, s, now_us); /* the slot went on to the write, or was freed */
+    return;
+  }
   if (decided && s->op == KV_OP_GET) get_decided(c, s, now_us);
   else if (decided) slot_reply(c, s, now_us);
-  if (!decided && !ok && s->op == KV_OP_GET && s->q.outcome == KV_QUORUM_PENDING)
+  if (!decided && !ok && slot_reads(s) && s->q.outcome == KV_QUORUM_PENDING)
     get_ask_more(c, s, now_us);
   else
     slot_maybe_finish(c, s, now_us);
@@ -601,6 +629,20 @@ static bool targets_possible(kv_coord_t *c, void *call, const kv_node_plan_t *pl
   return false;
 }
 
+/* Sets slot s up to count the plan's need over targets, from start_ms to deadline_ms. */
+static void slot_begin(slot_t *s, const kv_node_plan_t *plan, const kv_target_t *targets,
+                       uint32_t count, uint32_t self_target, uint64_t start_ms,
+                       uint64_t deadline_ms) {
+  s->level = plan->level;
+  s->self_target = self_target;
+  s->sync_pending = false;
+  kv_status_clear(&s->refused);
+  s->decided_us = s->last_ok_us = 0;
+  memset(s->applied_ms, 0, sizeof s->applied_ms);
+  memset(s->via, VIA_NONE, sizeof s->via);
+  kv_quorum_init(&s->q, &plan->need, targets, count, start_ms, deadline_ms);
+}
+
 /* Starts a slot for the request over targets, or answers RESOURCE_EXHAUSTED and returns
  * NULL when the table is full. */
 static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_plan_t *plan,
@@ -620,17 +662,20 @@ static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_p
   c->active[c->active_count++] = index;
   s->op = op;
   s->call = call;
-  s->level = plan->level;
-  s->self_target = self_target;
-  s->sync_pending = false;
-  kv_status_clear(&s->refused);
-  s->decided_us = s->last_ok_us = 0;
   s->start_us = now_us;
-  memset(s->applied_ms, 0, sizeof s->applied_ms);
-  memset(s->via, VIA_NONE, sizeof s->via);
-  kv_quorum_init(&s->q, &plan->need, targets, count, now_us / 1000,
-                 now_us / 1000 + plan->timeout_ms);
+  slot_begin(s, plan, targets, count, self_target, now_us / 1000,
+             now_us / 1000 + plan->timeout_ms);
   return s;
+}
+
+/* Copies what a slot keeps of its request: the keyspace and key, and its wall-clock start. */
+static void slot_keep_key(slot_t *s, const kv_node_req_t *req, uint64_t wall_ms) {
+  s->keyspace = strdup(req->keyspace);
+  s->key = malloc(req->key_bytes);
+  KV_ASSERT(s->keyspace && s->key);
+  memcpy(s->key, req->key, req->key_bytes);
+  s->key_bytes = req->key_bytes;
+  s->wall_ms = wall_ms;
 }
 
 /* A write reaching a node that is not one of the key's replicas goes, as received, to the
@@ -708,32 +753,18 @@ static kv_err write_send(kv_coord_t *c, slot_t *s, uint32_t i, const kv_node_res
   return err;
 }
 
-static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
+/* A PENDING put's or delete's work: applies it on this replica (minting the dot) at wall_ms,
+ * then sends the record to the other targets; a write the replica refuses ends the slot. */
+static void write_apply(kv_coord_t *c, slot_t *s, const kv_node_req_t *req,
                         const kv_node_plan_t *plan, uint64_t now_us, uint64_t wall_ms) {
-  kv_target_t targets[KV_TARGETS_MAX];
-  uint32_t self_target, count = plan_targets(c, plan, targets, &self_target);
-  /* Refuse before writing anything: a write that known-dead replicas cannot acknowledge
-   * must not land. */
-  if (!targets_possible(c, call, plan, targets, count, self_target)) return;
-  if (self_target == UINT32_MAX || !targets[self_target].primary) {
-    coord_forward(c, call, op, req, plan, targets, count);
-    return;
-  }
-  slot_t *s = slot_start(c, call, op, plan, targets, count, self_target, now_us);
-  if (!s) return;
   kv_status_t st;
   kv_status_clear(&st);
   s->result = calloc(1, sizeof *s->result);
-  s->keyspace = strdup(req->keyspace);
-  s->key = malloc(req->key_bytes);
-  KV_ASSERT(s->result && s->keyspace && s->key);
-  memcpy(s->key, req->key, req->key_bytes);
-  s->key_bytes = req->key_bytes;
-  s->wall_ms = wall_ms;
+  KV_ASSERT(s->result);
   s->applied_ms[s->self_target] = wall_ms; /* applied just below, before anything is sent */
   kv_node_result_t *res = s->result;
-  kv_err err = op == KV_OP_PUT ? kv_node_put(c->node, req, plan, wall_ms, res, &st)
-                               : kv_node_delete(c->node, req, plan, wall_ms, res, &st);
+  kv_err err = s->op == KV_OP_PUT ? kv_node_put(c->node, req, plan, wall_ms, res, &st)
+                                  : kv_node_delete(c->node, req, plan, wall_ms, res, &st);
   if (err != KV_OK) {
     slot_abort(c, s, &st);
     return;
@@ -756,6 +787,32 @@ static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
   } else {
     slot_answer(c, s, s->self_target, true, now_us);
   }
+}
+
+static void delete_read_start(kv_coord_t *c, void *call, const kv_node_req_t *req,
+                              const kv_node_plan_t *plan, const kv_target_t *targets,
+                              uint32_t count, uint32_t self_target, uint64_t now_us,
+                              uint64_t wall_ms);
+
+static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
+                        const kv_node_plan_t *plan, uint64_t now_us, uint64_t wall_ms) {
+  kv_target_t targets[KV_TARGETS_MAX];
+  uint32_t self_target, count = plan_targets(c, plan, targets, &self_target);
+  /* Refuse before writing anything: a write that known-dead replicas cannot acknowledge
+   * must not land. */
+  if (!targets_possible(c, call, plan, targets, count, self_target)) return;
+  if (self_target == UINT32_MAX || !targets[self_target].primary) {
+    coord_forward(c, call, op, req, plan, targets, count);
+    return;
+  }
+  if (op == KV_OP_DELETE && req->context_bytes == 0) {
+    delete_read_start(c, call, req, plan, targets, count, self_target, now_us, wall_ms);
+    return;
+  }
+  slot_t *s = slot_start(c, call, op, plan, targets, count, self_target, now_us);
+  if (!s) return;
+  slot_keep_key(s, req, wall_ms);
+  write_apply(c, s, req, plan, now_us, wall_ms);
 }
 
 /* Takes replica i's answer into the get: merges the record into the running merge and
@@ -901,25 +958,103 @@ static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
   }
   slot_t *s = slot_start(c, call, KV_OP_GET, plan, targets, count, self_target, now_us);
   if (!s) return;
+  slot_keep_key(s, req, wall_ms);
   s->merged = malloc(sizeof *s->merged);
-  s->keyspace = strdup(req->keyspace);
-  s->key = malloc(req->key_bytes);
-  KV_ASSERT(s->merged && s->keyspace && s->key);
-  memcpy(s->key, req->key, req->key_bytes);
-  s->key_bytes = req->key_bytes;
+  KV_ASSERT(s->merged);
   memset(s->asked, 0, sizeof s->asked);
   memset(s->repair_wait, 0, sizeof s->repair_wait);
   s->repair_blocking = plan->repair_blocking;
   s->repairs_pending = 0;
   s->repair_failed = false;
   s->handler = plan->handler;
-  s->wall_ms = wall_ms;
   kv_dvv_init(s->merged);
   uint16_t gen = s->gen;
   get_ask_live(c, s, now_us);
   if (s->in_use && s->gen == gen && s->q.outcome == KV_QUORUM_PENDING) get_ask_more(c, s, now_us);
 }
 
+/* ---- deletes without a context: read, then delete what was read (notes at the top) ------ */
+
+/* The plan of the read: a get of the key at the delete's level (ANY, a write level, reads at
+ * ONE), its r the delete's w and its pr the delete's pw. kv_node_plan checked the delete
+ * against every rule this plan has, so it cannot fail. */
+static void delete_read_plan(kv_coord_t *c, const kv_node_req_t *req,
+                             const kv_node_plan_t *plan, kv_node_plan_t *out) {
+  kv_node_req_t read = *req;
+  read.level = kv_level_name(plan->level == KV_LEVEL_ANY ? KV_LEVEL_ONE : plan->level);
+  kv_status_t st;
+  KV_ASSERT(kv_node_plan(c->node, &read, false, out, &st) == KV_OK);
+}
+
+/* FREE -> READING: a slot for the delete that asks the replicas as a get at the read's level
+ * would; the tombstone waits for the read to decide. */
+static void delete_read_start(kv_coord_t *c, void *call, const kv_node_req_t *req,
+                              const kv_node_plan_t *plan, const kv_target_t *targets,
+                              uint32_t count, uint32_t self_target, uint64_t now_us,
+                              uint64_t wall_ms) {
+  kv_node_plan_t read;
+  delete_read_plan(c, req, plan, &read);
+  slot_t *s = slot_start(c, call, KV_OP_DELETE, &read, targets, count, self_target, now_us);
+  if (!s) return;
+  slot_keep_key(s, req, wall_ms);
+  s->merged = malloc(sizeof *s->merged);
+  s->delete_plan = malloc(sizeof *s->delete_plan);
+  KV_ASSERT(s->merged && s->delete_plan);
+  kv_dvv_init(s->merged);
+  *s->delete_plan = *plan;
+  s->durable = req->durable;
+  memset(s->asked, 0, sizeof s->asked);
+  uint16_t gen = s->gen;
+  if (self_suffices(&read, targets, count, self_target)) {
+    s->asked[self_target] = true;
+    get_ask(c, s, self_target, now_us);
+  } else {
+    get_ask_live(c, s, now_us);
+  }
+  if (s->in_use && s->gen == gen && s->q.outcome == KV_QUORUM_PENDING) get_ask_more(c, s, now_us);
+}
+
+/* READING -> FREE: the read failed (or timed out); so does the delete, with the read's status,
+ * and nothing is written. */
+static void delete_read_failed(kv_coord_t *c, slot_t *s) {
+  kv_status_t why, st;
+  kv_status_clear(&why);
+  if (s->refused.code != KV_OK) why = s->refused;
+  else kv_quorum_failure(&s->q, kv_level_name(s->level), "answered", &why);
+  kv_status_set(&st, why.code, "a delete without a context reads the key first, and that read "
+                "failed, so nothing was deleted: %s", why.msg);
+  slot_abort(c, s, &st);
+}
+
+/* READING -> PENDING: the read met its level, so the tombstone is written with the context of
+ * the merge, at the delete's level, as a delete with that context would be, by the time the
+ * request started with (its wall clock moved on by the read's monotonic time). */
+static void delete_read_decided(kv_coord_t *c, slot_t *s, uint64_t now_us) {
+  if (s->q.outcome != KV_QUORUM_OK) {
+    delete_read_failed(c, s);
+    return;
+  }
+  kv_node_plan_t *plan = s->delete_plan;
+  s->delete_plan = NULL;
+  plan->ctx = s->merged->cc;
+  kv_dvv_deinit(s->merged);
+  free(s->merged);
+  s->merged = NULL;
+  s->gen++; /* the read's late answers are for a finished request now */
+  kv_target_t targets[KV_TARGETS_MAX];
+  uint32_t self_target, count = plan_targets(c, plan, targets, &self_target);
+  KV_ASSERT(self_target != UINT32_MAX && targets[self_target].primary);
+  if (!targets_possible(c, s->call, plan, targets, count, self_target)) {
+    s->call = NULL;
+    slot_release(c, s);
+  } else {
+    slot_begin(s, plan, targets, count, self_target, s->q.start_ms, s->q.deadline_ms);
+    kv_node_req_t req = {.keyspace = s->keyspace, .key = s->key, .key_bytes = s->key_bytes,
+                         .durable = s->durable};
+    write_apply(c, s, &req, plan, now_us, s->wall_ms + (now_us - s->start_us) / 1000);
+  }
+  free(plan);
+}
 
 void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
                       uint64_t mono_us, uint64_t wall_ms) {
@@ -1045,9 +1180,9 @@ static void coord_took(kv_coord_t *c, slot_t *s, uint32_t target, bool repair, k
     return;
   }
   /* A duplicate is merged again (merging is idempotent) and left to the counter to ignore. */
-  if (ok && s->op == KV_OP_GET) ok = get_took(s, target, rec, rec_bytes);
+  if (ok && slot_reads(s)) ok = get_took(s, target, rec, rec_bytes);
   /* The first ack's time stands, as the first ack is the one counted. */
-  if (ok && s->op != KV_OP_GET && s->q.answers[target] == KV_ANSWER_NONE)
+  if (ok && !slot_reads(s) && s->q.answers[target] == KV_ANSWER_NONE)
     s->applied_ms[target] = applied_ms;
   slot_answer(c, s, target, ok, now_us);
 }
@@ -1125,6 +1260,10 @@ void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
     slot_t *s = &c->slots[c->active[i]];
     uint64_t now_ms = mono_us / 1000;
     if (kv_quorum_tick(&s->q, now_ms)) {
+      if (s->delete_plan) {
+        delete_read_failed(c, s); /* its read timed out: answered and freed */
+        continue;
+      }
       slot_reply(c, s, mono_us);
     } else if (s->call && s->repairs_pending > 0 && now_ms >= s->q.deadline_ms) {
       s->repair_failed = true;

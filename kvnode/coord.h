@@ -16,6 +16,11 @@
  * local=true reads this replica only, with the hints this node keeps for the key merged in.
  * A write reaching a node that is not a replica of the key is forwarded, as received, to the
  * first live replica, which coordinates it.
+ * A delete without a context (Riak's without a vclock) deletes what it sees: the replica
+ * coordinating it reads the key as a get at the delete's level would (ANY reads at ONE; r =
+ * w, pr = pw), then writes the tombstone with the context of that merge at the delete's
+ * level, and answers the same call. A failed read fails the delete with the read's status and
+ * nothing is written (coord.c: the READING state).
  *
  * Threads: every entry point takes the coordinator's lock, so the state is touched by one
  * thread at a time; the reply callback and the transport are called with it held (both

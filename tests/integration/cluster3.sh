@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # cluster3.sh: integration tests on a real 3-node cluster (127.0.0.1 only), driven by kvctl:
 # replication, consistency levels with nodes down or stopped, failure detection (phi, as
-# kvctl status shows it), the ring and each key's place on it (kvctl ring), siblings, deletes,
-# tombstone reaping, replication lag, durability across the cluster, clean shutdown. Starts its nodes on ports of its own and
+# kvctl status shows it), the ring and each key's place on it (kvctl ring), siblings, deletes
+# (with a context, and without: the coordinator reads, then deletes what it read), tombstone
+# reaping, replication lag, durability across the cluster, clean shutdown. Starts its nodes
+# (with --allow-fault-injection, so a test can cut one off with kvctl fault) on ports of its
+# own and
 # stops every process it started, by pid. Prints one line per test and ends with
 # "N passed, N failed"; exits 1 on failure.
 . "$(dirname "$0")/lib.sh"
@@ -37,8 +40,8 @@ start_node() {
   log=$work/n$i.$starts.log
   last_log[$i]=$log
   # shellcheck disable=SC2086 # the options are words
-  "$KVNODE" --config "$work/cluster.yaml" --node "n$i" --data-dir "$work/d$i" ${node_opts[$i]:-} \
-    >"$log" 2>&1 &
+  "$KVNODE" --config "$work/cluster.yaml" --node "n$i" --data-dir "$work/d$i" \
+    --allow-fault-injection ${node_opts[$i]:-} >"$log" 2>&1 &
   pid[$i]=$!
   pids+=($!)
   for _ in $(seq 100); do
@@ -213,6 +216,51 @@ old=$(ctl 1 put default del2 x1)
 ctl 2 put default del2 x2 >/dev/null 2>&1        # concurrent with the context held in $old
 ctl 1 delete default del2 --context "$old" >/dev/null 2>&1
 expect_exact "5. delete with an old context keeps only the concurrent sibling (ALL)" 0 "x2" "" ctl 3 get default del2 -c ALL
+
+# ---- 16. a delete without a context deletes what its read finds ----------------------------
+# blind_delete NAME I KEY ARGS...: a delete without --context through nI exits 0 and prints
+# nothing on stderr (no "concurrent version" left beside its tombstone).
+blind_delete() {
+  local name=$1 i=$2 k=$3 err rc
+  shift 3
+  err=$(ctl "$i" delete default "$k" "$@" 2>&1 >/dev/null); rc=$?
+  if [ "$rc" = 0 ] && [ -z "$err" ]; then ok "$name"; else fail "$name" "exit $rc; stderr: '$err'"; fi
+}
+# wait_lag_writes I N: waits (up to 10 s) until nI counts N writes every replica acknowledged.
+wait_lag_writes() {
+  for _ in $(seq 200); do [ "$(lag_writes "$1")" -ge "$2" ] && return 0; sleep 0.05; done
+  return 1
+}
+for lvl in ONE QUORUM ALL; do
+  ctl 1 put default "blind-$lvl" v -c ALL >/dev/null
+  n0=$(lag_writes 2)
+  blind_delete "16. a delete at $lvl through n2 without a context leaves no concurrent version" \
+    2 "blind-$lvl" -c "$lvl"
+  wait_lag_writes 2 $((${n0:-0} + 1)) ||
+    fail "16. every replica acknowledges the delete at $lvl" "n2 counts $(lag_writes 2) writes, was $n0"
+  expect_exact "16. ... and a get at $lvl through n3 finds nothing" 1 "kvctl: not found" "" \
+    ctl 3 get default "blind-$lvl" -c "$lvl"
+done
+ctl 1 put default blind-sib a >/dev/null 2>&1
+ctl 2 put default blind-sib b >/dev/null 2>&1
+expect_exact "16. puts without context through n1 and n2 give two siblings (ALL)" 0 "a b " "" \
+  get_sorted 3 blind-sib -c ALL
+blind_delete "16. a delete without a context through n3 (QUORUM) leaves no concurrent version" \
+  3 blind-sib
+expect_exact "16. ... and has removed both siblings (ALL through n1)" 1 "kvctl: not found" "" \
+  ctl 1 get default blind-sib -c ALL
+# A put the delete's read cannot see: n1 is cut off from both others and they from it (so not
+# even anti-entropy brings it the put), n2 takes a put at ONE, then n1 a delete at ONE, which
+# reads only n1's replica.
+ctl 1 put default blind-conc old -c ALL >/dev/null
+ctl 1 fault set n2,n3 --partition && ctl 2 fault set n1 --partition && ctl 3 fault set n1 --partition
+expect "16. with n1 cut off, a put at ONE through n2" 0 "" ctl 2 put default blind-conc new -c ONE
+blind_delete "16. ... then a delete at ONE through n1 without a context (it reads only n1)" \
+  1 blind-conc -c ONE
+for i in 1 2 3; do ctl "$i" fault clear; done
+wait_all_up || exit 1
+expect_exact "16. the put survives the delete, and the value the delete read is gone (ALL)" 0 \
+  "new" "" ctl 3 get default blind-conc -c ALL
 
 # ---- 8. replication lag is measured ------------------------------------------------------
 n0=$(lag_writes 2)

@@ -262,14 +262,49 @@ static bool present(const kv_dvv_t *o, const char *value) {
   return false;
 }
 
-/* Whether a write (acknowledged or not: a failed write may still have landed) was sent
- * with a context covering the dot, so it may have replaced that version. */
-static bool replaced(const struct workload *wl, uint32_t key, const kv_dot_t *dot) {
+/* Whether delete q, sent without a context, may have removed put p: only a version some
+ * replica held when q's read asked it, so one minted before q ended (one whose end is unknown
+ * may have been read at any time). An answered q says more: its tombstone covers no version
+ * its answer shows live, and nothing its answer's context does not cover. */
+static bool blind_delete_removed(const op_t *q, const op_t *p) {
+  if (q->outcome == OUT_UNKNOWN) return true;
+  if (p->start_us >= q->end_us) return false;
+  if (q->outcome != OUT_OK) return true;
+  for (uint32_t i = 0; i < q->live_count; i++)
+    if (kv_dot_cmp(&q->live[i], &p->dot) == 0) return false;
+  return kv_cc_covers(q->seen, &p->dot);
+}
+
+/* Whether a write (acknowledged or not: a failed write may still have landed) may have
+ * replaced put p: one sent with a context covering its dot, or a delete without a context
+ * that may have read it. */
+static bool replaced(const struct workload *wl, const op_t *p) {
   for (uint32_t i = 0; i < wl->op_count; i++) {
     const op_t *q = &wl->ops[i];
-    if (q->op != KV_OP_GET && q->key == key && q->ctx && kv_cc_covers(q->ctx, dot)) return true;
+    if (q->op == KV_OP_GET || q->key != p->key) continue;
+    if (q->ctx ? kv_cc_covers(q->ctx, &p->dot) : q->op == KV_OP_DELETE && blind_delete_removed(q, p))
+      return true;
   }
   return false;
+}
+
+/* An acknowledged delete without a context read at its level (r = w, pr = pw): every put
+ * acknowledged before it began whose quorum its read's must meet was read, so covered by its
+ * tombstone, and must not be back. */
+static void check_blind_delete(world_t *w, const op_t *q, const kv_dvv_t *final) {
+  const struct workload *wl = w->wl;
+  for (uint32_t i = 0; i < wl->op_count && !w->failure[0]; i++) {
+    const op_t *p = &wl->ops[i];
+    if (p->op != KV_OP_PUT || p->outcome != OUT_OK || p->key != q->key || op_exempt(w, p) ||
+        p->end_us >= q->start_us || !quorums_overlap(p, q))
+      continue;
+    for (uint32_t s = 0; s < final->sib_count; s++) {
+      if (final->sib[s].tombstone || kv_dot_cmp(&final->sib[s].dot, &p->dot) != 0) continue;
+      world_fail(w, "put %s of k%u (w=%u), acknowledged at %llu us, is back after a delete "
+                 "without a context (w=%u) that began at %llu us", p->value, p->key, p->needed,
+                 (unsigned long long)p->end_us, q->needed, (unsigned long long)q->start_us);
+    }
+  }
 }
 
 void check_final(world_t *w) {
@@ -281,7 +316,7 @@ void check_final(world_t *w) {
     /* With lww (or region-priority), a handler may discard a put: never silently, so a
      * missing put must be in some node's journal. With siblings and set-union (whose
      * fallback here is set-union), nothing is discarded at all. */
-    if (p->op == KV_OP_PUT && !present(final, p->value) && !replaced(wl, p->key, &p->dot) &&
+    if (p->op == KV_OP_PUT && !present(final, p->value) && !replaced(wl, p) &&
         !(w->lossy && world_discarded(w, p->key, &p->dot, p->value))) {
       char dot[128];
       dot_show(&p->dot, dot, sizeof dot);
@@ -294,6 +329,7 @@ void check_final(world_t *w) {
         world_fail(w, "a value of k%u that an acknowledged delete removed is back", p->key);
       }
     }
+    if (p->op == KV_OP_DELETE && !p->ctx) check_blind_delete(w, p, final);
   }
 }
 
@@ -394,7 +430,7 @@ void check_converged(world_t *w) {
     /* A delete replaced it (or a handler discarded it for a tombstone), and the tombstone
      * was reaped with the dots it covered. */
     if (w->reaped_us[p->key] > p->start_us &&
-        (replaced(wl, p->key, &p->dot) ||
+        (replaced(wl, p) ||
          (w->lossy && world_discarded(w, p->key, &p->dot, p->value))))
       continue;
     size_t key_bytes;

@@ -92,6 +92,14 @@ static bool holds_member(const kv_sibling_t *s, const char *member) {
   return false;
 }
 
+/* A delete without a context: the dots its answer shows (live siblings only), which its
+ * tombstone does not cover (check.c). */
+static void op_keep_live_dots(op_t *op, const kv_dvv_t *answer) {
+  op->live = malloc((answer->sib_count ? answer->sib_count : 1) * sizeof *op->live);
+  KV_ASSERT(op->live != NULL);
+  for (uint32_t i = 0; i < answer->sib_count; i++) op->live[op->live_count++] = answer->sib[i].dot;
+}
+
 static void op_record_answer(world_t *w, op_t *op, const sim_result_t *r) {
   client_t *cl = &w->wl->clients[op->client];
   /* A merged answer (set-union) is no stored version: its dot names another value. Stored
@@ -120,6 +128,7 @@ static void op_record_answer(world_t *w, op_t *op, const sim_result_t *r) {
     else if (op->durable)
       check_durable(w, op);
   }
+  if (op->op == KV_OP_DELETE && !op->ctx) op_keep_live_dots(op, &r->object);
   if (op->op == KV_OP_GET) check_read(w, op);
 }
 
@@ -245,7 +254,9 @@ static void client_start(world_t *w, uint32_t ci) {
   op->read_repair = repairs[sim_below(3)];
   op->repair_blocking = op->read_repair[0] ? op->read_repair[1] == 'l' : op->needed * 2 > SIM_N;
   if (op->op == KV_OP_PUT) snprintf(op->value, sizeof op->value, "c%u.%u", ci, index);
-  bool with_ctx = op->op == KV_OP_DELETE || (op->op == KV_OP_PUT && sim_chance(0.7));
+  /* Three deletes in ten go without a context (the coordinator reads, then deletes what it
+   * read); the rest, and seven puts in ten, carry the last context the client saw. */
+  bool with_ctx = op->op == KV_OP_DELETE ? !sim_chance(0.3) : op->op == KV_OP_PUT && sim_chance(0.7);
   if (with_ctx && cl->ctx[op->key]) {
     op->ctx_bytes = dup_bytes(cl->ctx[op->key], cl->ctx_len[op->key]);
     op->ctx_len = cl->ctx_len[op->key];
@@ -332,6 +343,7 @@ void workload_deinit(world_t *w) {
     free(wl->ops[i].ctx_bytes);
     free(wl->ops[i].ctx);
     free(wl->ops[i].seen);
+    free(wl->ops[i].live);
   }
   for (uint32_t i = 0; i < wl->client_count; i++)
     for (uint32_t k = 0; k < SIM_KEYS_MAX; k++) free(wl->clients[i].ctx[k]);

@@ -4,7 +4,8 @@
  * random level (ONE, TWO, QUORUM, ALL, the keyspace default, or an explicit r/w, sometimes
  * with pr/pw), sometimes durable, gets with a random read repair mode, through a random
  * node. A put either writes back the
- * context the client last saw for that key (read-modify-write) or writes blind. Every
+ * context the client last saw for that key (read-modify-write) or writes blind; so does a
+ * delete (three in ten blind: the coordinator reads, then deletes what it read). Every
  * operation is kept in the history with what was sent, when, and how it ended; an
  * operation whose node never answered (it crashed, or the answer was lost) ends UNKNOWN
  * at its timeout, as a real client would see it.
@@ -28,8 +29,13 @@
  *                     associatively;
  *   no_lost_write     after faults stop and the cluster settles, an ALL read of each key
  *                     holds every acknowledged put, unless a write whose context covered it
- *                     (what its client had read) replaced it; no value an acknowledged delete
- *                     covered is back;
+ *                     (what its client had read) replaced it, or a delete without a context
+ *                     may have read it: the put began before the delete ended (any time, when
+ *                     how it ended is unknown) and, if the delete answered, its answer's
+ *                     context covers the put and does not show it live (a version written
+ *                     concurrently survives); no value an acknowledged delete covered is
+ *                     back, and none an acknowledged delete without a context must have read
+ *                     (a put acknowledged before it began, with r + w > N as above);
  *   replicas_converge once settled and every hint handed over, every replica of a key holds
  *                     every acknowledged put (its dot). Without anti-entropy, unless a hint
  *                     was dropped for lack of room, a power loss happened, or the put's
@@ -77,6 +83,9 @@ typedef struct {
   bool has_dot;                  /* ok put: its version's dot */
   kv_dot_t dot;
   kv_cc_t *seen;                 /* ok: the answer's context (malloc'd) */
+  kv_dot_t *live;                /* ok delete without a context: the dots its answer shows
+                                    live (malloc'd), which its tombstone did not cover */
+  uint32_t live_count;
   uint32_t siblings;             /* ok: live siblings in the answer */
   bool final;                    /* one of the settled ALL reads */
 } op_t;

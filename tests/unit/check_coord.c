@@ -695,6 +695,260 @@ START_TEST(delete_goes_through_the_quorum) {
 }
 END_TEST
 
+/* ---- deletes without a context: the coordinator reads, then deletes what it read ------ */
+
+static void blind_delete(void *call, const char *key, const char *level, uint64_t now_us) {
+  kv_node_req_t d = req_for(key, NULL, level);
+  kv_coord_request(coord, call, KV_OP_DELETE, &d, now_us, WALL_MS);
+}
+
+/* A version of key that another replica coordinated (n2's first put): what n1 has not got. */
+static void remote_version(kv_dvv_t *obj, const char *value) {
+  kv_dvv_init(obj);
+  kv_actor_t n2 = {.node = "n2", .incarnation = 1};
+  kv_cc_t none;
+  kv_cc_init(&none);
+  kv_status_t st;
+  ck_assert_int_eq(kv_dvv_put(obj, &n2, 0, &none, value, (uint32_t)strlen(value), false, 1, 16,
+                              &st), KV_OK);
+}
+
+/* Answers message m (a read) with obj's record. */
+static void answer_with(uint32_t m, const kv_dvv_t *obj, uint64_t now_us) {
+  uint8_t *rec;
+  size_t rec_bytes;
+  ck_assert_int_eq(kv_dvv_encode(obj, &rec, &rec_bytes), KV_OK);
+  kv_coord_answer(coord, msgs[m].id, KV_OK, rec, rec_bytes, 0, now_us);
+  free(rec);
+}
+
+/* The record of message m (a write), decoded into *obj. */
+static void sent_record(uint32_t m, kv_dvv_t *obj) {
+  kv_status_t st;
+  ck_assert_int_eq(kv_dvv_decode(msgs[m].rec, msgs[m].rec_bytes, obj, &st), KV_OK);
+}
+
+/* This node's record of key, decoded (the empty object when it has none). */
+static void local_record(const char *key, kv_dvv_t *obj) {
+  uint8_t *rec;
+  size_t rec_bytes;
+  kv_status_t st;
+  ck_assert_int_eq(kv_node_read_record(node, "default", (const uint8_t *)key, strlen(key), &rec,
+                                       &rec_bytes, &st), KV_OK);
+  kv_dvv_init(obj);
+  if (rec_bytes) ck_assert_int_eq(kv_dvv_decode(rec, rec_bytes, obj, &st), KV_OK);
+  free(rec);
+}
+
+static uint32_t msgs_of_kind(char kind) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < msg_count && i < MSGS_MAX; i++) n += msgs[i].kind == kind;
+  return n;
+}
+
+START_TEST(a_delete_without_context_removes_what_its_read_found) {
+  /* n2 holds a version n1 never got; n1 holds nothing. */
+  kv_dvv_t theirs;
+  remote_version(&theirs, "v");
+  blind_delete(CALL(0), "k", "quorum", T0);
+  /* READING: n1 read itself; n2 and n3 are asked; nothing is written yet. */
+  ck_assert_uint_eq(msg_count, 2);
+  ck_assert_uint_eq(msgs_of_kind('r'), 2);
+  ck_assert(!local_has("k"));
+  uint32_t r3 = msg_to('r', 2);
+  answer_with(msg_to('r', 1), &theirs, T0 + 1000);
+  /* The read met QUORUM: the tombstone is written here, then sent to n2 and n3. */
+  ck_assert_uint_eq(msgs_of_kind('w'), 2);
+  ck_assert_uint_eq(reply_count, 0);
+  kv_dvv_t tomb;
+  sent_record(msg_to('w', 1), &tomb);
+  ck_assert_uint_eq(tomb.sib_count, 1);
+  ck_assert(tomb.sib[0].tombstone);
+  ck_assert(kv_cc_covers(&tomb.cc, &theirs.sib[0].dot));
+  /* Merged into n2's state it leaves nothing live. */
+  kv_status_t st;
+  ck_assert_int_eq(kv_dvv_merge(&theirs, &tomb, &st), KV_OK);
+  ck_assert_uint_eq(kv_dvv_live_count(&theirs), 0);
+  ack(msg_to('w', 2), T0 + 2000);
+  const reply_t *r = last_reply(CALL(0), KV_OK, NULL);
+  ck_assert(!r->found);
+  ck_assert_uint_eq(r->sib_count, 0);
+  /* n3's late read answer belongs to a finished read: nothing moves. */
+  kv_coord_answer(coord, msgs[r3].id, KV_OK, NULL, 0, 0, T0 + 2500);
+  ck_assert_uint_eq(reply_count, 1);
+  ck_assert_uint_eq(msg_count, 4);
+  get(CALL(1), "k", "one", T0 + 3000);
+  ck_assert(!last_reply(CALL(1), KV_OK, NULL)->found);
+  kv_dvv_deinit(&tomb);
+  kv_dvv_deinit(&theirs);
+}
+END_TEST
+
+START_TEST(a_delete_without_context_removes_every_sibling) {
+  /* Two-sided: n1 holds "a", n2 holds "b" (written concurrently through n2). */
+  put(CALL(0), "k", "a", "one", T0);
+  kv_dvv_t theirs;
+  remote_version(&theirs, "b");
+  msgs_clear();
+  blind_delete(CALL(1), "k", "all", T0 + 1000);
+  answer_with(msg_to('r', 1), &theirs, T0 + 1100);
+  ck_assert_uint_eq(msgs_of_kind('w'), 0); /* ALL reads every replica */
+  kv_coord_answer(coord, msgs[msg_to('r', 2)].id, KV_OK, NULL, 0, 0, T0 + 1200);
+  ck_assert_uint_eq(msgs_of_kind('w'), 2);
+  kv_dvv_t tomb;
+  sent_record(msg_to('w', 1), &tomb);
+  kv_status_t st;
+  ck_assert_int_eq(kv_dvv_merge(&theirs, &tomb, &st), KV_OK);
+  ck_assert_uint_eq(kv_dvv_live_count(&theirs), 0);
+  ack(msg_to('w', 1), T0 + 1300);
+  ck_assert_uint_eq(reply_count, 1); /* the write is at ALL too */
+  ack(msg_to('w', 2), T0 + 1300);
+  const reply_t *r = last_reply(CALL(1), KV_OK, NULL);
+  ck_assert(!r->found);
+  ck_assert_uint_eq(r->sib_count, 0);
+  kv_dvv_deinit(&tomb);
+  kv_dvv_deinit(&theirs);
+  /* Siblings on this replica, deleted at ONE: it reads only itself, so no read goes out and
+   * the answer comes at once. ANY reads at ONE too. */
+  const char *levels[] = {"one", "any"};
+  for (uint32_t i = 0; i < 2; i++) {
+    const char *key = i == 0 ? "k1" : "k2";
+    put(CALL(2), key, "a", "one", T0 + 2000);
+    put(CALL(3), key, "b", "one", T0 + 2000);
+    ck_assert_uint_eq(last_reply(CALL(3), KV_OK, NULL)->sib_count, 2);
+    msgs_clear();
+    blind_delete(CALL(4), key, levels[i], T0 + 3000);
+    ck_assert_uint_eq(msgs_of_kind('r'), 0);
+    ck_assert_uint_eq(msgs_of_kind('w'), 2);
+    r = last_reply(CALL(4), KV_OK, NULL);
+    ck_assert(!r->found);
+    ck_assert_uint_eq(r->sib_count, 0);
+    get(CALL(5), key, "one", T0 + 4000);
+    ck_assert(!last_reply(CALL(5), KV_OK, NULL)->found);
+  }
+}
+END_TEST
+
+START_TEST(a_put_the_delete_did_not_read_survives_it) {
+  put(CALL(0), "k", "old", "one", T0);
+  uint8_t *old_rec = malloc(msgs[msg_to('w', 1)].rec_bytes);
+  size_t old_bytes = msgs[msg_to('w', 1)].rec_bytes;
+  ck_assert_ptr_nonnull(old_rec);
+  memcpy(old_rec, msgs[msg_to('w', 1)].rec, old_bytes);
+  msgs_clear();
+  blind_delete(CALL(1), "k", "quorum", T0 + 1000);
+  /* While the read is out, a put lands here (after this replica answered the read). */
+  put(CALL(2), "k", "new", "one", T0 + 1100);
+  ck_assert_uint_eq(last_reply(CALL(2), KV_OK, NULL)->sib_count, 2);
+  kv_coord_answer(coord, msgs[msg_to('r', 1)].id, KV_OK, old_rec, old_bytes, 0, T0 + 1200);
+  /* The tombstone covers "old" only: "new" stays beside it, here and in what is sent. */
+  kv_dvv_t tomb;
+  sent_record(msg_to('w', 2), &tomb);
+  ck_assert_uint_eq(tomb.sib_count, 2);
+  ck_assert_uint_eq(kv_dvv_live_count(&tomb), 1);
+  ack(msg_to('w', 2), T0 + 1300);
+  const reply_t *r = last_reply(CALL(1), KV_OK, NULL);
+  ck_assert(r->found);
+  ck_assert_uint_eq(r->sib_count, 1);
+  ck_assert_str_eq(r->values[0], "new");
+  get(CALL(3), "k", "one", T0 + 2000);
+  r = last_reply(CALL(3), KV_OK, NULL);
+  ck_assert_uint_eq(r->sib_count, 1);
+  ck_assert_str_eq(r->values[0], "new");
+  kv_dvv_deinit(&tomb);
+  free(old_rec);
+}
+END_TEST
+
+#define READ_FAILED "a delete without a context reads the key first, and that read failed, so " \
+                    "nothing was deleted: "
+
+/* Asserts that this replica's record of k is still *before (and no write went out). */
+static void nothing_deleted(const kv_dvv_t *before) {
+  kv_dvv_t now;
+  local_record("k", &now);
+  ck_assert(kv_dvv_equal(&now, before));
+  kv_dvv_deinit(&now);
+  ck_assert_uint_eq(msgs_of_kind('w'), 0);
+}
+
+START_TEST(a_delete_whose_read_fails_writes_nothing) {
+  put(CALL(0), "k", "v", "all", T0); /* every replica acks: no hint is handed over later */
+  ack(msg_to('w', 1), T0 + 100);
+  ack(msg_to('w', 2), T0 + 100);
+  kv_dvv_t before;
+  local_record("k", &before);
+  ck_assert_uint_eq(before.sib_count, 1);
+  msgs_clear();
+  /* Both other replicas fail the read. */
+  blind_delete(CALL(1), "k", "quorum", T0 + 1000);
+  kv_coord_answer(coord, msgs[msg_to('r', 1)].id, KV_EIO, NULL, 0, 0, T0 + 1100);
+  ck_assert_uint_eq(reply_count, 1);
+  kv_coord_answer(coord, msgs[msg_to('r', 2)].id, KV_EIO, NULL, 0, 0, T0 + 1200);
+  last_reply(CALL(1), KV_EUNAVAILABLE,
+             READ_FAILED "1 of 3 replicas answered, 2 failed; QUORUM needs 2");
+  nothing_deleted(&before);
+  /* The read times out. */
+  msgs_clear();
+  kv_node_req_t d = req_for("k", NULL, "all");
+  d.timeout_ms = 200;
+  kv_coord_request(coord, CALL(2), KV_OP_DELETE, &d, T0 + 2000000, WALL_MS);
+  ack(msg_to('r', 1), T0 + 2100000);
+  kv_coord_tick(coord, T0 + 2199999);
+  ck_assert_uint_eq(reply_count, 2);
+  kv_coord_tick(coord, T0 + 2200000);
+  last_reply(CALL(2), KV_ETIMEDOUT,
+             READ_FAILED "2 of 3 replicas answered within 200 ms; ALL needs 3");
+  ack(msg_to('r', 2), T0 + 2300000); /* late: nothing moves */
+  ck_assert_uint_eq(reply_count, 3);
+  nothing_deleted(&before);
+  /* Full peer queues: the transport's RESOURCE_EXHAUSTED, as a get's. */
+  msgs_clear();
+  queue_full[1] = queue_full[2] = true;
+  blind_delete(CALL(3), "k", "quorum", T0 + 3000000);
+  last_reply(CALL(3), KV_EBUSY, READ_FAILED QUEUE_FULL_MSG);
+  nothing_deleted(&before);
+  queue_full[1] = queue_full[2] = false;
+  /* Replicas seen dead before anything is read: refused as any write is. */
+  alive[1] = alive[2] = false;
+  blind_delete(CALL(4), "k", "quorum", T0 + 4000000);
+  last_reply(CALL(4), KV_EUNAVAILABLE, "QUORUM needs 2 of 3 replicas; 1 is alive");
+  ck_assert_uint_eq(msg_count, 0);
+  /* ... or seen dead once the read is done: the write is refused, nothing lands. */
+  alive[1] = alive[2] = true;
+  blind_delete(CALL(5), "k", "quorum", T0 + 5000000);
+  alive[1] = alive[2] = false;
+  ack(msg_to('r', 1), T0 + 5000100);
+  last_reply(CALL(5), KV_EUNAVAILABLE, "QUORUM needs 2 of 3 replicas; 1 is alive");
+  nothing_deleted(&before);
+  ck_assert_uint_eq(kv_coord_in_flight(coord), 0);
+  kv_dvv_deinit(&before);
+}
+END_TEST
+
+START_TEST(a_delete_with_context_removes_only_what_it_covers) {
+  put(CALL(0), "k", "a", "one", T0);
+  const reply_t *p = last_reply(CALL(0), KV_OK, NULL);
+  uint8_t ctx[512];
+  size_t ctx_bytes = p->context_bytes;
+  ck_assert_uint_le(ctx_bytes, sizeof ctx);
+  memcpy(ctx, p->context, ctx_bytes);
+  put(CALL(1), "k", "b", "one", T0 + 1000); /* blind: a sibling the context has not seen */
+  msgs_clear();
+  kv_node_req_t d = req_for("k", NULL, "quorum");
+  d.context = ctx;
+  d.context_bytes = ctx_bytes;
+  kv_coord_request(coord, CALL(2), KV_OP_DELETE, &d, T0 + 2000, WALL_MS);
+  ck_assert_uint_eq(msgs_of_kind('r'), 0); /* no read: the context says what goes */
+  ck_assert_uint_eq(msgs_of_kind('w'), 2);
+  ack(msg_to('w', 1), T0 + 2100);
+  const reply_t *r = last_reply(CALL(2), KV_OK, NULL);
+  ck_assert(r->found);
+  ck_assert_uint_eq(r->sib_count, 1);
+  ck_assert_str_eq(r->values[0], "b");
+}
+END_TEST
+
 /* ---- tombstone reaping (reaper.h; the config's grace period is 0 here) ------------------ */
 
 /* Puts "v" to k at ALL, then deletes it with the put's context at ALL, every replica acking;
@@ -2346,6 +2600,11 @@ Suite *coord_suite(void) {
   tcase_add_test(tc, duplicate_acks_count_once);
   tcase_add_test(tc, stale_and_unknown_ids_are_ignored);
   tcase_add_test(tc, delete_goes_through_the_quorum);
+  tcase_add_test(tc, a_delete_without_context_removes_what_its_read_found);
+  tcase_add_test(tc, a_delete_without_context_removes_every_sibling);
+  tcase_add_test(tc, a_put_the_delete_did_not_read_survives_it);
+  tcase_add_test(tc, a_delete_whose_read_fails_writes_nothing);
+  tcase_add_test(tc, a_delete_with_context_removes_only_what_it_covers);
   tcase_add_test(tc, a_delete_every_replica_acked_is_read_forgotten_and_reaped);
   tcase_add_test(tc, a_reap_stops_where_a_replica_differs_or_a_node_is_down);
   tcase_add_test(tc, a_reap_forgets_the_hints_its_tombstone_covers);
