@@ -14,9 +14,11 @@
  * Exit status: 0 every run passed, 1 a run failed a check, 2 usage. */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "workload.h"
@@ -238,6 +240,32 @@ static int usage(const char *why) {
   return 2;
 }
 
+/* A run that an assertion (KV_ASSERT aborts) or a sanitizer stops ends the process, and
+ * with it the campaign. So that it still counts as a failure of its seed, in the report's
+ * usual form, the line naming it is made before each run and written (with write(2), safe
+ * in a signal handler) when the process aborts; the sanitizers are told to abort too, and
+ * stdout is line-buffered, so the lines of the seeds before it are out already. */
+static char dying_line[128];
+static size_t dying_len;
+
+const char *__asan_default_options(void);
+const char *__ubsan_default_options(void);
+const char *__asan_default_options(void) { return "abort_on_error=1"; }
+const char *__ubsan_default_options(void) { return "abort_on_error=1:print_stacktrace=1"; }
+
+static void dying_on_abort(int sig) {
+  if (dying_len && write(STDOUT_FILENO, dying_line, dying_len) < 0) dying_len = 0;
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void dying_arm(uint64_t seed) {
+  int n = snprintf(dying_line, sizeof dying_line,
+                   "seed %" PRIu64 ": FAIL the run stopped on an assertion or a sanitizer "
+                   "(its message is on stderr)\n", seed);
+  dying_len = n > 0 && (size_t)n < sizeof dying_line ? (size_t)n : 0;
+}
+
 static bool parse_u64(const char *s, uint64_t *out) {
   char *end;
   errno = 0;
@@ -281,6 +309,9 @@ int main(int argc, char **argv) {
     }
   }
   if (one == many) return usage("give --seed or --seeds");
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  signal(SIGABRT, dying_on_abort);
+  dying_arm(first);
   if (one) {
     run_result_t r = run(first, (uint32_t)nodes, (uint32_t)steps, true);
     printf("trace %016" PRIx64 "\n", r.trace);
@@ -288,6 +319,7 @@ int main(int argc, char **argv) {
   }
   uint64_t passed = 0, failed = 0;
   for (uint64_t s = first; s <= last; s++) {
+    dying_arm(s);
     if (run(s, (uint32_t)nodes, (uint32_t)steps, false).ok) passed++;
     else failed++;
     if (s == UINT64_MAX) break;

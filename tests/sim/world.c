@@ -278,9 +278,7 @@ static kv_err tr_write(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
   m->id = id;
   m->hint_for = hint_for;
   m->key = sim_key_index(key, key_bytes);
-  m->rec = malloc(rec_bytes);
-  KV_ASSERT(m->rec != NULL);
-  memcpy(m->rec, rec, rec_bytes);
+  m->rec = dup_array(rec, rec_bytes);
   m->rec_bytes = rec_bytes;
   m->durable = durable;
   return world_send(w, m) ? KV_OK : tr_refused(peer, st);
