@@ -251,9 +251,13 @@ expect_exact "16. ... and has removed both siblings (ALL through n1)" 1 "kvctl: 
   ctl 1 get default blind-sib -c ALL
 # A put the delete's read cannot see: n1 is cut off from both others and they from it (so not
 # even anti-entropy brings it the put), n2 takes a put at ONE, then n1 a delete at ONE, which
-# reads only n1's replica.
+# reads only n1's replica. Each side waits to see the other down first: a partition drops the
+# batch in flight, whose end at its deadline (2 s) comes after the fault is cleared, so a
+# partition too short to be seen would be seen later, in the middle of another section.
 ctl 1 put default blind-conc old -c ALL >/dev/null
 ctl 1 fault set n2,n3 --partition && ctl 2 fault set n1 --partition && ctl 3 fault set n1 --partition
+wait_state 1 down n2 n3 && wait_state 2 down n1 && wait_state 3 down n1 ||
+  fail "16. n1 and the others see each other down" "n1 sees n2 $(peer_state 1 n2), n3 $(peer_state 1 n3)"
 expect "16. with n1 cut off, a put at ONE through n2" 0 "" ctl 2 put default blind-conc new -c ONE
 blind_delete "16. ... then a delete at ONE through n1 without a context (it reads only n1)" \
   1 blind-conc -c ONE

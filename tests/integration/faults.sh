@@ -175,7 +175,7 @@ expect_exact "4. fault list shows the partition" 0 \
   "n3 delay 0 ms, jitter 0 ms, drop 1 (partition)" "" ctl 1 fault list
 if wait_state 1 down n3; then
   ok "4. n1 sees n3 down by phi ($(($(now_ms) - t0)) ms after the partition)"
-else fail "4. n1 sees n3 down by phi" "n1 says '$(peer_state 1 n3)' after 3 s"; fi
+else fail "4. n1 sees n3 down by phi" "n1 says '$(peer_state 1 n3)' after 10 s"; fi
 phi=$(peer_phi 1 n3)
 check "4. n1's status shows n3's phi over 8 ($phi)" "phi '$phi'" \
   awk -v p="$phi" 'BEGIN { exit !(p > 8) }'
@@ -189,7 +189,7 @@ check "4. n2 sees n1 and n3 up" "n2 says '$(peer_state 2 n1)' and '$(peer_state 
 # ---- 5. two ways, then cleared -----------------------------------------------------------
 expect_exact "5. fault set n1 --partition on n3" 0 "" "" ctl 3 fault set n1 --partition
 if wait_state 3 down n1; then ok "5. with both sides cut, n3 sees n1 down too"
-else fail "5. with both sides cut, n3 sees n1 down too" "n3 says '$(peer_state 3 n1)' after 3 s"; fi
+else fail "5. with both sides cut, n3 sees n1 down too" "n3 says '$(peer_state 3 n1)' after 10 s"; fi
 expect_exact "5. fault clear on n3 (every peer)" 0 "" "" ctl 3 fault clear
 expect_exact "5. fault clear n3 on n1" 0 "" "" ctl 1 fault clear n3
 t0=$(now_ms)
@@ -256,7 +256,7 @@ expect_exact "8. fault set n2 --drop 1" 0 "" "" ctl 1 fault set n2 --drop 1
 expect_exact "8. fault list shows drop 1 as the partition it is" 0 \
   "n2 delay 0 ms, jitter 0 ms, drop 1 (partition)" "" ctl 1 fault list
 if wait_state 1 down n2; then ok "8. n1 sees n2 down, as under --partition"
-else fail "8. n1 sees n2 down, as under --partition" "n1 says '$(peer_state 1 n2)' after 3 s"; fi
+else fail "8. n1 sees n2 down, as under --partition" "n1 says '$(peer_state 1 n2)' after 10 s"; fi
 ctl 1 fault clear
 wait_all_up || fail "8. the cluster recovers after fault clear" "not every node sees every other up"
 
@@ -288,6 +288,10 @@ ctl 1 fault set n3 --partition
 expect "11. a QUORUM put through n1 while n1's calls to n3 are lost" 0 "" \
   ctl 1 put default stale1 fresh -c QUORUM
 expect "11. n3 never got it (--local)" 1 "not found" ctl 3 get default stale1 --local
+# Cleared only once n1 has seen n3 down, and read only once it sees n3 up again: the batch the
+# partition dropped ends at its deadline, after the clear, and a partition not yet seen would
+# take n3 down in the middle of the read.
+wait_state 1 down n3 || fail "11. n1 sees n3 down" "n1 says '$(peer_state 1 n3)' after 10 s"
 ctl 1 fault clear
 wait_all_up || fail "11. the cluster recovers after fault clear" "not every node sees every other up"
 expect_exact "11. one QUORUM get through n1" 0 "fresh" "" ctl 1 get default stale1 -c QUORUM
