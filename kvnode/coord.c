@@ -11,27 +11,30 @@
  * relay, and an entry lives from kv_coord_relay until every replica answered or its deadline
  * (checked by the tick) passed, when done is called and it is free again.
  *
- * A slot's life:
- *   FREE -> (request) PENDING -> (quorum decided) REPLIED -> (quorum finished, no fsync
- *   outstanding) FREE.
- * A get whose read repair blocks goes PENDING -> (quorum decided) REPAIRING -> (every repair
- * acked) REPLIED; a failed or late repair fails the read (as Cassandra's blocking read repair
- * times out the read), because answering would let the next quorum read go back in time.
+ * A slot's life (slot_state_t; every move is slot_move, which checks the state it leaves
+ * and the invariants of the one it enters, as SQLite's assert_pager_state does):
+ *   FREE -> (request, slot_start) PENDING -> (quorum decided, slot_reply) REPLIED ->
+ *   (quorum finished, no fsync outstanding, slot_release) FREE; a request that fails before
+ *   any message leaves goes PENDING -> (slot_abort) FREE, answered with why.
+ * A get whose read repair blocks goes PENDING -> (quorum decided, get_decided) REPAIRING ->
+ * (every repair acked, get_repaired) REPLIED; a failed or late repair fails the read (as
+ * Cassandra's blocking read repair times out the read), because answering would let the
+ * next quorum read go back in time.
  * A delete without a context (Riak's delete without a vclock) deletes what it reads first:
  *   FREE -> (request, delete_read_start) READING -> (read quorum met, delete_read_decided)
  *   PENDING, as its write, under a new generation -> as a put;
  *   READING -> (read failed or timed out, delete_read_failed) FREE, answered with the
  *   read's status and a sentence saying so; nothing is written.
- * READING is a slot whose delete_plan is set: the write's plan, kept for when the read
- * decides. The read is asked and merged as a get's (ONE on this replica reads only it), with
- * no read repair and no write-back: the tombstone, written with the merge's context, covers
- * every version the merge holds and goes to every replica. Its level is the delete's, as
- * kv_node_plan resolved it for the write (the keyspace's write level when none is given),
- * counted as a read: r = w, pr = pw, and ANY, a write level, reads at ONE. The write is
- * planned afresh (targets, the UNAVAILABLE check) when the read decides, and has what the
- * read left of the request's timeout: one deadline covers the whole delete. A version
- * written after the replicas answered is not covered, so it stays beside the tombstone. The
- * new generation drops the read's late answers, as a finished request's are dropped.
+ * A READING slot keeps the write's plan in delete_plan for when the read decides. The read
+ * is asked and merged as a get's (ONE on this replica reads only it), with no read repair
+ * and no write-back: the tombstone, written with the merge's context, covers every version
+ * the merge holds and goes to every replica. Its level is the delete's, as kv_node_plan
+ * resolved it for the write (the keyspace's write level when none is given), counted as a
+ * read: r = w, pr = pw, and ANY, a write level, reads at ONE. The write is planned afresh
+ * (targets, the UNAVAILABLE check) when the read decides, and has what the read left of the
+ * request's timeout: one deadline covers the whole delete. A version written after the
+ * replicas answered is not covered, so it stays beside the tombstone. The new generation
+ * drops the read's late answers, as a finished request's are dropped.
  *
  * Read repair: a get asks every live replica and answers at R. Each ok answer's record is
  * remembered by its hash (held[]); records encode canonically (dvv.h), so a replica whose
@@ -74,8 +77,17 @@
 #define RELAY_INDEX_SHIFT 8u
 #define RELAY_GEN_SHIFT 24u
 
+/* A slot's state (the life above); a bit each, so a move can name the states it may leave. */
+typedef enum {
+  SLOT_FREE = 1u << 0,
+  SLOT_READING = 1u << 1,   /* a delete without a context, reading what it will delete */
+  SLOT_PENDING = 1u << 2,   /* counting answers toward the quorum */
+  SLOT_REPAIRING = 1u << 3, /* a get decided; its answer waits for its blocking repairs */
+  SLOT_REPLIED = 1u << 4,   /* answered; late answers, async repairs or an fsync to come */
+} slot_state_t;
+
 typedef struct {
-  bool in_use;
+  slot_state_t state;
   uint16_t gen;
   kv_op_t op;
   void *call;                   /* the client call; NULL once replied */
@@ -113,6 +125,39 @@ typedef struct {
   uint32_t active_pos;          /* where this slot sits in coord->active */
   struct kv_coord *coord;
 } slot_t;
+
+/* The invariants of s's state: what it holds, and whether its client is still waiting. */
+static void slot_check(const slot_t *s) {
+  switch (s->state) {
+    case SLOT_FREE:
+      KV_ASSERT(!s->result && !s->merged && !s->answer && !s->delete_plan && !s->keyspace);
+      break;
+    case SLOT_READING:
+      KV_ASSERT(s->op == KV_OP_DELETE && s->delete_plan && s->merged);
+      break;
+    case SLOT_PENDING:
+      KV_ASSERT(!s->delete_plan && s->repairs_pending == 0);
+      break;
+    case SLOT_REPAIRING:
+      KV_ASSERT(s->op == KV_OP_GET && s->call && s->repairs_pending > 0);
+      break;
+    case SLOT_REPLIED:
+      KV_ASSERT(!s->call && !s->delete_plan);
+      break;
+  }
+}
+
+/* Moves s to state `to` from one of the states `from` (a mask) allows. */
+static void slot_move(slot_t *s, unsigned from, slot_state_t to) {
+  KV_ASSERT((s->state & from) != 0);
+  s->state = to;
+  slot_check(s);
+}
+
+/* Whether s still holds the request it held as generation gen. */
+static bool slot_live(const slot_t *s, uint16_t gen) {
+  return s->state != SLOT_FREE && s->gen == gen;
+}
 
 /* A write this node relays to replicas of its region for a coordinator elsewhere. */
 typedef struct {
@@ -187,6 +232,7 @@ kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *sync
   c->metrics = c->xch.metrics = opts->metrics;
   for (uint32_t i = 0; i < KV_COORD_PENDING_MAX; i++) {
     c->slots[i].coord = c;
+    c->slots[i].state = SLOT_FREE;
     c->free_list[i] = KV_COORD_PENDING_MAX - 1 - i;
   }
   c->free_count = KV_COORD_PENDING_MAX;
@@ -218,7 +264,9 @@ static void slot_release(kv_coord_t *c, slot_t *s) {
   s->delete_plan = NULL;
   s->keyspace = NULL;
   s->key = NULL;
-  s->in_use = false;
+  s->call = NULL;
+  s->repairs_pending = 0;
+  slot_move(s, SLOT_READING | SLOT_PENDING | SLOT_REPAIRING | SLOT_REPLIED, SLOT_FREE);
   s->gen++;
   uint32_t index = (uint32_t)(s - c->slots);
   uint32_t last = c->active[--c->active_count];
@@ -252,12 +300,12 @@ static slot_t *slot_of(kv_coord_t *c, uint64_t id, uint32_t *target, bool *repai
   uint32_t bits = (uint32_t)(id & ((1u << ID_TARGET_BITS) - 1));
   *repair = (bits & ID_REPAIR) != 0;
   *target = bits & ~ID_REPAIR;
-  if (!s->in_use || s->gen != gen || *target >= s->q.target_count) return NULL;
+  if (!slot_live(s, gen) || *target >= s->q.target_count) return NULL;
   return s;
 }
 
 /* Whether the slot's answers are reads: a get's, or a READING delete's. */
-static bool slot_reads(const slot_t *s) { return s->op == KV_OP_GET || s->delete_plan; }
+static bool slot_reads(const slot_t *s) { return s->op == KV_OP_GET || s->state == SLOT_READING; }
 
 static void reply_error(kv_coord_t *c, void *call, const kv_status_t *st) {
   KV_ASSERT(st->code != KV_OK);
@@ -293,6 +341,7 @@ static void slot_reply(kv_coord_t *c, slot_t *s, uint64_t now_us) {
     c->reply(s->call, &st, s->result);
   }
   s->call = NULL;
+  slot_move(s, SLOT_PENDING | SLOT_REPAIRING, SLOT_REPLIED);
 }
 
 /* Ends a get whose blocking repairs are done (or failed, or ran out of time). */
@@ -308,6 +357,7 @@ static void get_repaired(kv_coord_t *c, slot_t *s, uint64_t now_us) {
                 kv_level_name(s->level));
   reply_error(c, s->call, &st);
   s->call = NULL;
+  slot_move(s, SLOT_PENDING | SLOT_REPAIRING, SLOT_REPLIED);
 }
 
 static uint64_t record_hash(const uint8_t *rec, size_t rec_bytes) {
@@ -429,6 +479,7 @@ static void get_decided(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   }
   s->answer = malloc(sizeof *s->answer);
   KV_ASSERT(s->answer && kv_dvv_copy(s->answer, s->merged) == KV_OK);
+  slot_move(s, SLOT_PENDING, SLOT_REPAIRING);
 }
 
 /* A blocking repair's ack (or its failure to be sent). */
@@ -438,7 +489,7 @@ static void get_repair_acked(kv_coord_t *c, slot_t *s, uint32_t i, bool ok, uint
   s->repairs_pending--;
   if (ok) s->held[i] = s->repair_hash;
   else s->repair_failed = true;
-  if (s->repairs_pending == 0 && s->call) get_repaired(c, s, now_us);
+  if (s->repairs_pending == 0 && s->state == SLOT_REPAIRING) get_repaired(c, s, now_us);
 }
 
 /* Every asked replica has answered (or the deadline passed): replicas still behind the
@@ -497,7 +548,7 @@ static void applied_record(kv_coord_t *c, const slot_t *s) {
  * times or sending a get's remaining repairs. */
 static void slot_maybe_finish(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   uint64_t now_ms = now_us / 1000;
-  if (s->delete_plan) return; /* READING ends in delete_read_decided */
+  if (s->state == SLOT_READING) return; /* it ends in delete_read_decided */
   if (s->op == KV_OP_GET) {
     if (s->q.outcome == KV_QUORUM_PENDING || s->call) return;
     if (!get_all_answered(s) && now_ms < s->q.deadline_ms) return;
@@ -536,7 +587,7 @@ static void slot_answer(kv_coord_t *c, slot_t *s, uint32_t target, bool ok, uint
   bool was_answered = s->q.answers[target] != KV_ANSWER_NONE;
   bool decided = kv_quorum_answer(&s->q, target, ok, now_us / 1000);
   if (ok && !was_answered) s->last_ok_us = s->ack_us[target] = now_us;
-  if (decided && s->delete_plan) {
+  if (decided && s->state == SLOT_READING) {
     delete_read_decided(c, s, now_us); /* the slot went on to the write, or was freed */
     return;
   }
@@ -555,7 +606,7 @@ static void relayed_fail_rest(kv_coord_t *c, slot_t *s, uint32_t f, uint64_t now
   for (uint32_t j = 0; j < s->q.target_count; j++) {
     if (s->via[j] != f || s->q.answers[j] != KV_ANSWER_NONE) continue;
     slot_answer(c, s, j, false, now_us);
-    if (!s->in_use || s->gen != gen) return;
+    if (!slot_live(s, gen)) return;
   }
 }
 
@@ -563,7 +614,7 @@ static void relayed_fail_rest(kv_coord_t *c, slot_t *s, uint32_t f, uint64_t now
 static void slot_failed_with_relayed(kv_coord_t *c, slot_t *s, uint32_t i, uint64_t now_us) {
   uint16_t gen = s->gen;
   relayed_fail_rest(c, s, i, now_us);
-  if (s->in_use && s->gen == gen) slot_answer(c, s, i, false, now_us);
+  if (slot_live(s, gen)) slot_answer(c, s, i, false, now_us);
 }
 
 /* ---- requests ----------------------------------------------------------------------- */
@@ -645,9 +696,9 @@ static void slot_begin(slot_t *s, const kv_node_plan_t *plan, const kv_target_t 
 
 /* Starts a slot for the request over targets, or answers RESOURCE_EXHAUSTED and returns
  * NULL when the table is full. */
-static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_plan_t *plan,
-                          const kv_target_t *targets, uint32_t count, uint32_t self_target,
-                          uint64_t now_us) {
+static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, slot_state_t state,
+                          const kv_node_plan_t *plan, const kv_target_t *targets,
+                          uint32_t count, uint32_t self_target, uint64_t now_us) {
   if (c->free_count == 0) {
     kv_status_t st;
     kv_status_set(&st, KV_EBUSY, "node has %u requests in flight; retry later",
@@ -657,7 +708,6 @@ static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_p
   }
   uint32_t index = c->free_list[--c->free_count];
   slot_t *s = &c->slots[index];
-  s->in_use = true;
   s->active_pos = c->active_count;
   c->active[c->active_count++] = index;
   s->op = op;
@@ -665,6 +715,13 @@ static slot_t *slot_start(kv_coord_t *c, void *call, kv_op_t op, const kv_node_p
   s->start_us = now_us;
   slot_begin(s, plan, targets, count, self_target, now_us / 1000,
              now_us / 1000 + plan->timeout_ms);
+  if (state == SLOT_READING) {
+    s->merged = malloc(sizeof *s->merged);
+    s->delete_plan = malloc(sizeof *s->delete_plan);
+    KV_ASSERT(s->merged && s->delete_plan);
+    kv_dvv_init(s->merged);
+  }
+  slot_move(s, SLOT_FREE, state);
   return s;
 }
 
@@ -809,7 +866,7 @@ static void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
     delete_read_start(c, call, req, plan, targets, count, self_target, now_us, wall_ms);
     return;
   }
-  slot_t *s = slot_start(c, call, op, plan, targets, count, self_target, now_us);
+  slot_t *s = slot_start(c, call, op, SLOT_PENDING, plan, targets, count, self_target, now_us);
   if (!s) return;
   slot_keep_key(s, req, wall_ms);
   write_apply(c, s, req, plan, now_us, wall_ms);
@@ -866,7 +923,7 @@ static void get_ask_live(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   uint16_t gen = s->gen;
   for (uint32_t k = 0; k < n; k++) {
     get_ask(c, s, order[k], now_us);
-    if (!s->in_use || s->gen != gen) return;
+    if (!slot_live(s, gen)) return;
   }
 }
 
@@ -885,7 +942,7 @@ static void get_ask_more(kv_coord_t *c, slot_t *s, uint64_t now_us) {
     KV_ASSERT(next < s->q.target_count); /* unasked replicas remain while the need is reachable */
     s->asked[next] = true;
     get_ask(c, s, next, now_us);
-    if (!s->in_use || s->gen != gen || s->q.outcome != KV_QUORUM_PENDING) return;
+    if (!slot_live(s, gen) || s->q.outcome != KV_QUORUM_PENDING) return;
   }
 }
 
@@ -956,7 +1013,8 @@ static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
     coord_get_local(c, call, req, plan, wall_ms);
     return;
   }
-  slot_t *s = slot_start(c, call, KV_OP_GET, plan, targets, count, self_target, now_us);
+  slot_t *s =
+      slot_start(c, call, KV_OP_GET, SLOT_PENDING, plan, targets, count, self_target, now_us);
   if (!s) return;
   slot_keep_key(s, req, wall_ms);
   s->merged = malloc(sizeof *s->merged);
@@ -970,7 +1028,7 @@ static void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
   kv_dvv_init(s->merged);
   uint16_t gen = s->gen;
   get_ask_live(c, s, now_us);
-  if (s->in_use && s->gen == gen && s->q.outcome == KV_QUORUM_PENDING) get_ask_more(c, s, now_us);
+  if (slot_live(s, gen) && s->q.outcome == KV_QUORUM_PENDING) get_ask_more(c, s, now_us);
 }
 
 /* ---- deletes without a context: read, then delete what was read (notes at the top) ------ */
@@ -994,13 +1052,10 @@ static void delete_read_start(kv_coord_t *c, void *call, const kv_node_req_t *re
                               uint64_t wall_ms) {
   kv_node_plan_t read;
   delete_read_plan(c, req, plan, &read);
-  slot_t *s = slot_start(c, call, KV_OP_DELETE, &read, targets, count, self_target, now_us);
+  slot_t *s = slot_start(c, call, KV_OP_DELETE, SLOT_READING, &read, targets, count,
+                         self_target, now_us);
   if (!s) return;
   slot_keep_key(s, req, wall_ms);
-  s->merged = malloc(sizeof *s->merged);
-  s->delete_plan = malloc(sizeof *s->delete_plan);
-  KV_ASSERT(s->merged && s->delete_plan);
-  kv_dvv_init(s->merged);
   *s->delete_plan = *plan;
   s->durable = req->durable;
   memset(s->asked, 0, sizeof s->asked);
@@ -1011,7 +1066,7 @@ static void delete_read_start(kv_coord_t *c, void *call, const kv_node_req_t *re
   } else {
     get_ask_live(c, s, now_us);
   }
-  if (s->in_use && s->gen == gen && s->q.outcome == KV_QUORUM_PENDING) get_ask_more(c, s, now_us);
+  if (slot_live(s, gen) && s->q.outcome == KV_QUORUM_PENDING) get_ask_more(c, s, now_us);
 }
 
 /* READING -> FREE: the read failed (or timed out); so does the delete, with the read's status,
@@ -1048,6 +1103,7 @@ static void delete_read_decided(kv_coord_t *c, slot_t *s, uint64_t now_us) {
     s->call = NULL;
     slot_release(c, s);
   } else {
+    slot_move(s, SLOT_READING, SLOT_PENDING);
     slot_begin(s, plan, targets, count, self_target, s->q.start_ms, s->q.deadline_ms);
     kv_node_req_t req = {.keyspace = s->keyspace, .key = s->key, .key_bytes = s->key_bytes,
                          .durable = s->durable};
@@ -1198,7 +1254,7 @@ static void coord_took_relayed(kv_coord_t *c, slot_t *s, uint32_t f,
     bool repair;
     if (slot_of(c, relayed[k].id, &j, &repair) != s || repair || s->via[j] != f) continue;
     coord_took(c, s, j, false, relayed[k].code, NULL, 0, relayed[k].applied_ms, now_us);
-    if (!s->in_use || s->gen != gen) return;
+    if (!slot_live(s, gen)) return;
   }
   relayed_fail_rest(c, s, f, now_us);
 }
@@ -1260,12 +1316,12 @@ void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
     slot_t *s = &c->slots[c->active[i]];
     uint64_t now_ms = mono_us / 1000;
     if (kv_quorum_tick(&s->q, now_ms)) {
-      if (s->delete_plan) {
+      if (s->state == SLOT_READING) {
         delete_read_failed(c, s); /* its read timed out: answered and freed */
         continue;
       }
       slot_reply(c, s, mono_us);
-    } else if (s->call && s->repairs_pending > 0 && now_ms >= s->q.deadline_ms) {
+    } else if (s->state == SLOT_REPAIRING && now_ms >= s->q.deadline_ms) {
       s->repair_failed = true;
       get_repaired(c, s, mono_us);
     }
