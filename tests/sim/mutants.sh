@@ -4,7 +4,8 @@
 # objects of build/sim so only the patched file recompiles) and run over seeds 1-500. Every
 # mutant must be caught: the first failing seed and its sentence are printed.
 #   usage: tests/sim/mutants.sh [BUILD]   (BUILD: the build directory holding sim/ and gen/)
-#   MUTANTS="name ..." runs only those; MUTANT_SEEDS=A-B other seeds than 1-500.
+#   MUTANTS="name ..." runs only those; MUTANT_SEEDS=A-B other seeds than 1-500; MUTANT_JOBS=N
+#   how many build and run at once (default: one per core).
 # Ends "N passed, N failed": a mutant passes when some seed catches it.
 set -u
 cd "$(dirname "$0")/../.."
@@ -12,30 +13,50 @@ build=${1:-build}
 seeds=${MUTANT_SEEDS:-1-500}
 scratch=$(mktemp -d /tmp/kvsim-mutants.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
-passed=0 failed=0
-for patch in tests/sim/mutants/*.patch; do
-  name=$(basename "$patch" .patch)
-  [ -n "${MUTANTS:-}" ] && ! grep -qw -- "$name" <<< "$MUTANTS" && continue
-  tree="$scratch/$name"
+jobs=${MUTANT_JOBS:-$(nproc)}
+
+# try NAME PATCH: builds and runs one mutant in its own scratch tree; its one-line result goes
+# to $scratch/NAME.result, starting "caught" when some seed caught it.
+try() {
+  local name=$1 patch=$2 tree="$scratch/$1" out first
   mkdir -p "$tree/build"
   cp -a Makefile common coordinator kvnode proto tests "$tree/"
   cp -a "$build/sim" "$build/gen" "$tree/build/"
   if ! patch -s -p1 -d "$tree" < "$patch"; then
-    echo "mutant $name: the patch no longer applies"; failed=$((failed + 1)); continue
+    echo "mutant $name: the patch no longer applies" > "$scratch/$name.result"; return
   fi
   if ! make -s -C "$tree" build/kvsim > "$tree/make.log" 2>&1; then
-    echo "mutant $name: does not build"; tail -5 "$tree/make.log"; failed=$((failed + 1)); continue
+    { echo "mutant $name: does not build"; tail -5 "$tree/make.log"; } > "$scratch/$name.result"
+    return
   fi
   out=$("$tree/build/kvsim" --seeds "$seeds" 2> /dev/null)
   first=$(grep -m1 ': FAIL ' <<< "$out")
   if [ -n "$first" ]; then
-    echo "mutant $name: caught by $(grep -c ': FAIL ' <<< "$out") of seeds $seeds; first ${first}"
-    passed=$((passed + 1))
+    echo "caught mutant $name: caught by $(grep -c ': FAIL ' <<< "$out") of seeds $seeds; first ${first}"
   else
     echo "mutant $name: NOT caught in seeds $seeds"
-    failed=$((failed + 1))
-  fi
+  fi > "$scratch/$name.result"
   rm -rf "$tree"
+}
+
+# The mutants run $jobs at a time (MUTANT_JOBS; default one per core), each in its own tree.
+names=()
+for patch in tests/sim/mutants/*.patch; do
+  name=$(basename "$patch" .patch)
+  [ -n "${MUTANTS:-}" ] && ! grep -qw -- "$name" <<< "$MUTANTS" && continue
+  names+=("$name")
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+  try "$name" "$patch" &
+done
+wait
+passed=0 failed=0
+for name in "${names[@]}"; do
+  if grep -q '^caught ' "$scratch/$name.result"; then
+    passed=$((passed + 1))
+    sed 's/^caught //' "$scratch/$name.result"
+  else
+    failed=$((failed + 1))
+    cat "$scratch/$name.result"
+  fi
 done
 echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
