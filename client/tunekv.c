@@ -384,15 +384,24 @@ static kv_err call_blocking(kv_client_t *c, const request_t *rq, ProtobufCMessag
   return call_wait(c, &k, &tunekv__key_response__descriptor, out, st);
 }
 
+/* One admin call (status, faults, conflicts, applied, ring): sends req to method and waits,
+ * with the library's deadline, for a reply of desc, unpacked into *out (the caller frees it
+ * with protobuf_c_message_free_unpacked). */
+static kv_err admin_call(kv_client_t *c, void *method, const ProtobufCMessage *req,
+                         const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out,
+                         kv_client_status_t *st) {
+  call_t k;
+  kv_err err = call_start_raw(c, c->cq, method, pack(req), call_deadline(NULL), &k, &k, st);
+  return err == KV_OK ? call_wait(c, &k, desc, out, st) : err;
+}
+
 int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
                           kv_client_status_t *st) {
   memset(out, 0, sizeof *out);
   Tunekv__Peer__StatusRequest req = TUNEKV__PEER__STATUS_REQUEST__INIT;
-  call_t k;
   ProtobufCMessage *m = NULL;
-  kv_err err = call_start_raw(c, c->cq, c->status_method, pack(&req.base), call_deadline(NULL),
-                              &k, &k, st);
-  if (err == KV_OK) err = call_wait(c, &k, &tunekv__peer__status_reply__descriptor, &m, st);
+  kv_err err = admin_call(c, c->status_method, &req.base,
+                          &tunekv__peer__status_reply__descriptor, &m, st);
   if (err != KV_OK) return err;
   const Tunekv__Peer__StatusReply *r = (const Tunekv__Peer__StatusReply *)m;
   snprintf(out->node, sizeof out->node, "%s", r->node);
@@ -492,11 +501,9 @@ int kv_client_conflicts(kv_client_t *c, uint64_t after, kv_client_conflicts_t *o
   memset(out, 0, sizeof *out);
   Tunekv__Peer__ConflictsRequest req = TUNEKV__PEER__CONFLICTS_REQUEST__INIT;
   req.after = after;
-  call_t k;
   ProtobufCMessage *m = NULL;
-  kv_err err = call_start_raw(c, c->cq, c->conflicts_method, pack(&req.base),
-                              call_deadline(NULL), &k, &k, st);
-  if (err == KV_OK) err = call_wait(c, &k, &tunekv__peer__conflicts_reply__descriptor, &m, st);
+  kv_err err = admin_call(c, c->conflicts_method, &req.base,
+                          &tunekv__peer__conflicts_reply__descriptor, &m, st);
   if (err != KV_OK) return err;
   if (conflicts_from((Tunekv__Peer__ConflictsReply *)m, out) != KV_OK)
     return status_local(st, KV_ENOMEM, "out of memory reading the conflict journal");
@@ -509,11 +516,9 @@ int kv_client_applied(kv_client_t *c, const char *keyspace, const void *key, siz
   Tunekv__Peer__AppliedRequest req = TUNEKV__PEER__APPLIED_REQUEST__INIT;
   req.keyspace = (char *)keyspace;
   req.key = bin(key, key_bytes);
-  call_t k;
   ProtobufCMessage *m = NULL;
-  kv_err err = call_start_raw(c, c->cq, c->applied_method, pack(&req.base), call_deadline(NULL),
-                              &k, &k, st);
-  if (err == KV_OK) err = call_wait(c, &k, &tunekv__peer__applied_reply__descriptor, &m, st);
+  kv_err err = admin_call(c, c->applied_method, &req.base,
+                          &tunekv__peer__applied_reply__descriptor, &m, st);
   if (err != KV_OK) return err;
   const Tunekv__Peer__AppliedReply *r = (const Tunekv__Peer__AppliedReply *)m;
   out->acked_ms = r->acked_ms;
@@ -588,11 +593,9 @@ int kv_client_ring(kv_client_t *c, const char *keyspace, const void *key, size_t
   Tunekv__Peer__RingRequest req = TUNEKV__PEER__RING_REQUEST__INIT;
   req.keyspace = (char *)keyspace;
   req.key = bin(key, key_bytes);
-  call_t k;
   ProtobufCMessage *m = NULL;
-  kv_err err = call_start_raw(c, c->cq, c->ring_method, pack(&req.base), call_deadline(NULL),
-                              &k, &k, st);
-  if (err == KV_OK) err = call_wait(c, &k, &tunekv__peer__ring_reply__descriptor, &m, st);
+  kv_err err = admin_call(c, c->ring_method, &req.base,
+                          &tunekv__peer__ring_reply__descriptor, &m, st);
   if (err != KV_OK) return err;
   return ring_from((Tunekv__Peer__RingReply *)m, out, st);
 }
@@ -634,11 +637,9 @@ int kv_client_fault(kv_client_t *c, kv_client_fault_op_t op, const char *const *
     req.exp_delay_ms = fault->exp_delay_ms;
     req.both_ways = fault->both_ways;
   }
-  call_t k;
   ProtobufCMessage *m = NULL;
-  kv_err err = call_start_raw(c, c->cq, c->fault_method, pack(&req.base), call_deadline(NULL),
-                              &k, &k, st);
-  if (err == KV_OK) err = call_wait(c, &k, &tunekv__peer__fault_reply__descriptor, &m, st);
+  kv_err err = admin_call(c, c->fault_method, &req.base,
+                          &tunekv__peer__fault_reply__descriptor, &m, st);
   if (err != KV_OK) return err;
   const Tunekv__Peer__FaultReply *r = (const Tunekv__Peer__FaultReply *)m;
   for (size_t i = 0; i < r->n_faults && i < KV_NODES_MAX; i++) {
