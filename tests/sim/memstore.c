@@ -11,8 +11,8 @@
  * same order as on RocksDB. A tracked write changes record, leaf and sum at once, as
  * store.c's one batch does.
  *
- * The incarnation id follows store.c note 4: made (from the run's generator) when the disk
- * is first opened, kept across a clean close, and made anew after a crash. Sizes are small
+ * The incarnation id follows store.c note 4: the simulator's processes only ever end in a
+ * crash, so every open of a disk makes a new one (from the run's generator). Sizes are small
  * (a simulated run touches tens of keys), so the images are plain arrays copied whole on
  * sync. */
 #include <stdio.h>
@@ -40,7 +40,6 @@ typedef struct {
 typedef struct {
   char name[64];
   uint64_t incarnation;
-  bool clean;                    /* the last process closed the store */
   image_t live, durable;
 } disk_t;
 
@@ -132,22 +131,12 @@ sim_store_t *sim_store_open(const char *dir) {
     snprintf(d->name, sizeof d->name, "%s", dir);
     disks[disk_count++] = d;
   }
-  if (!d->clean) {
-    d->incarnation = 0;
-    while (d->incarnation == 0) d->incarnation = sim_rand();
-  }
-  d->clean = false;
+  d->incarnation = 0;
+  while (d->incarnation == 0) d->incarnation = sim_rand();
   sim_store_t *s = calloc(1, sizeof *s);
   KV_ASSERT(s != NULL);
   s->disk = d;
   return s;
-}
-
-void sim_store_close(sim_store_t *s) {
-  if (!s) return;
-  image_copy(&s->disk->durable, &s->disk->live); /* a clean close flushes */
-  s->disk->clean = true;
-  free(s);
 }
 
 void sim_store_crash(sim_store_t *s, bool power_loss) {

@@ -33,8 +33,6 @@ typedef struct sim_store sim_store_t;
 /* A store is opened on a named disk ("n3"); the disk outlives the handle, like a data
  * directory outlives its process. */
 sim_store_t *sim_store_open(const char *disk);
-/* A clean close: everything written is kept. s is freed. */
-void sim_store_close(sim_store_t *s);
 /* Fills *out with s and the memory store's table (coordinator/storage.h); s is borrowed. */
 void sim_store_storage(sim_store_t *s, kv_storage_t *out);
 /* Ends the process that had s open without closing it: a power loss also drops every write
