@@ -33,20 +33,24 @@ PROTOS := $(wildcard proto/*.proto)
 PB_SRC := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PB_HDR := $(PB_SRC:.c=.h)
 
-COMMON_SRC := $(wildcard common/*.c) $(wildcard coordinator/*.c) $(PB_SRC)
+# The core (DESIGN section 3): common/ and coordinator/, which include no gRPC, RocksDB,
+# pthread or clock, and nothing of kvnode/.
+CORE_SRC := $(wildcard common/*.c) $(wildcard coordinator/*.c)
+COMMON_SRC := $(CORE_SRC) $(PB_SRC)
 NODE_SRC := $(filter-out kvnode/main.c,$(wildcard kvnode/*.c))
 # kvbench is kvbench.c (load mode, dispatch) plus bench_*.c (shared parts, other modes).
 BENCH_SRC := client/kvbench.c $(wildcard client/bench_*.c)
 CLIENT_SRC := $(filter-out client/kvctl.c $(BENCH_SRC),$(wildcard client/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 TOOL_SRC := $(wildcard tests/integration/*.c)
-# The simulator: the core (node.c, coord.c and below) on the sim's memory store (through the
-# storage table of coordinator/storage.h, as store.c serves kvnode) and with the sim's syncer
-# in place of syncer.c, fault points compiled in (-DKV_SIM), under ASan/UBSan, in its own
-# object tree.
-SIM_SRC := $(wildcard tests/sim/*.c) kvnode/node.c kvnode/coord.c kvnode/hints.c kvnode/aae.c \
-           kvnode/exchange.c kvnode/reaper.c kvnode/metrics.c kvnode/applied.c \
-           $(COMMON_SRC)
+# The simulator: the core on the sim's memory store (through the storage table of
+# coordinator/storage.h, as store.c serves kvnode), driven by its world as kvnode/ drives it,
+# fault points compiled in (-DKV_SIM), under ASan/UBSan, in its own object tree. It is built
+# without kvnode/ on its include path; the protobuf-c code is the record and message format.
+SIM_SRC := $(wildcard tests/sim/*.c) $(CORE_SRC) $(PB_SRC)
+SIM_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+              -MMD -MP -Icommon -Icoordinator -Itests/sim -I$(GEN) -DKV_SIM \
+              $(shell pkg-config --cflags libprotobuf-c libcyaml yaml-0.1 libxxhash 2>/dev/null)
 SEEDS ?= 1-300
 KVNODE_FLAGS ?=
 
@@ -85,11 +89,11 @@ $(BUILD)/san/%.o: %.c | $(PB_HDR)
 
 $(BUILD)/sim/%.o: %.c | $(PB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Itests/sim -DKV_SIM $(SAN_FLAGS) -c -o $@ $<
+	$(CC) $(SIM_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 $(BUILD)/sim/gen/%.o: $(GEN)/%.c | $(PB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+	$(CC) $(SIM_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 $(BUILD)/obj/gen/%.o: $(GEN)/%.c | $(PB_HDR)
 	@mkdir -p $(dir $@)

@@ -20,7 +20,7 @@
  * few thousand a second).
  *
  * Applied times, checked against the probes: once every replica has the write, its
- * coordinator is asked (Admin.Applied, kvnode/applied.h) when W was met (acked_ms, its wall
+ * coordinator is asked (Admin.Applied, coordinator/applied.h) when W was met (acked_ms, its wall
  * clock) and when each replica applied it (applied_ms, each replica's wall clock, carried to
  * the coordinator in the replicas' acks, late ones included, and through a forwarder's
  * outcomes). The node the write was sent to is asked first; when it is not a replica it

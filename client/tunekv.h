@@ -163,7 +163,7 @@ typedef struct {
   double lag_p50_ms, lag_p99_ms, lag_max_ms; /* W-th ack to last ack */
   uint32_t aae_interval_ms;       /* anti-entropy's exchange interval; 0: off */
   uint32_t reap_grace_ms;         /* tombstone reaping: the grace period ... */
-  uint64_t reap_waiting, reap_reaped, reap_kept, reap_dropped; /* ... and kvnode/reaper.h's counts */
+  uint64_t reap_waiting, reap_reaped, reap_kept, reap_dropped; /* ... and coordinator/reaper.h's counts */
   uint32_t max_clock_skew_ms;     /* the config's bound */
 } kv_client_node_status_t;
 

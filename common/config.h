@@ -8,9 +8,9 @@
  *              # optional: phi_threshold (default 8, 1 to 100, decimals allowed): the failure
  *              # detector's suspicion (coordinator/phi.h) above which a peer counts as down
  *              # optional: anti_entropy_interval_ms (default 30000; 0 turns anti-entropy off:
- *              # no exchanges and no tree upkeep on writes; kvnode/aae.h)
+ *              # no exchanges and no tree upkeep on writes; coordinator/aae.h)
  *              # optional: tombstone_grace_ms (default 60000): how long a tombstone every
- *              # primary holds is kept before it is reaped (kvnode/reaper.h)
+ *              # primary holds is kept before it is reaped (coordinator/reaper.h)
  *              # optional: max_clock_skew_ms (default 500): a peer whose wall clock is off by
  *              # more is reported by kvctl status, and lww decisions over its writes are
  *              # journaled as suspect

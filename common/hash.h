@@ -13,7 +13,7 @@
 uint64_t kv_hash_key(const char *keyspace, const void *key, size_t key_bytes);
 /* partitions must be a power of two, 1 .. KV_PARTITIONS_MAX. */
 uint32_t kv_hash_partition(uint64_t hash, uint32_t partitions);
-/* Anti-entropy trees (kvnode/aae.h). A key's segment in its partition's tree: the low bits
+/* Anti-entropy trees (coordinator/aae.h). A key's segment in its partition's tree: the low bits
  * of its hash (the partition took the top ones). */
 uint32_t kv_hash_segment(uint64_t hash);
 /* A key's leaf: xxHash64 of its encoded record seeded with the key's hash, so equal records

@@ -43,7 +43,7 @@
 #define KV_PARTITIONS_MAX 65536u
 #define KV_REPLICAS_MAX 16u          /* N summed over regions */
 /* A request's targets: the N primaries plus, with sloppy quorum, a fallback for each of them
- * believed dead (kvnode/coord.h). */
+ * believed dead (coordinator/coord.h). */
 #define KV_TARGETS_MAX (2u * KV_REPLICAS_MAX)
 /* Admin.Ring's whole-ring answer: at most this many (partition, keyspace) rows (every node of
  * every row: 16 MiB of indexes at the most nodes), so the default 256 partitions always fit
@@ -69,22 +69,22 @@
  * one peer while a batch to it is in flight (past either: RESOURCE_EXHAUSTED). */
 #define KV_COORD_PENDING_MAX 4096u
 #define KV_HANDOFF_IN_FLIGHT_MAX 256u    /* hinted handoffs waiting for acks */
-/* Forwarding to a region (kvnode/coord.h): writes a forwarder relays to its region at once. */
+/* Forwarding to a region (coordinator/coord.h): writes a forwarder relays to its region at once. */
 #define KV_RELAYS_MAX 1024u
-/* Applied times of the writes a node coordinated (kvnode/applied.h; Admin.Applied): the last
+/* Applied times of the writes a node coordinated (coordinator/applied.h; Admin.Applied): the last
  * this many finished writes are remembered. */
 #define KV_APPLIED_MAX 4096u
 #define KV_HINT_BYTES_DEFAULT (64ull << 20) /* per target; kvnode --hint-bytes-max */
 #define KV_HINT_RATE_DEFAULT 2000u       /* hints handed off per second; kvnode --hint-rate */
 #define KV_HINT_BYTES_MAX (1ull << 40)
 #define KV_HINT_RATE_MAX 1000000u
-/* Anti-entropy (kvnode/aae.h). */
+/* Anti-entropy (coordinator/aae.h). */
 #define KV_AAE_SEGMENTS 1024u            /* per (partition, keyspace) tree; a power of two */
 #define KV_AAE_KEYS_SEGMENTS_MAX 64u     /* segments whose keys one exchange step lists */
 #define KV_AAE_REPAIRS_IN_FLIGHT 64u     /* key repairs waiting for answers */
 #define KV_AAE_INTERVAL_MS_DEFAULT 30000u /* cluster: anti_entropy_interval_ms; 0 is off */
 #define KV_AAE_INTERVAL_MS_MAX 86400000u
-/* Tombstone reaping (kvnode/coord.h). */
+/* Tombstone reaping (coordinator/coord.h). */
 #define KV_TOMBSTONE_GRACE_MS_DEFAULT 60000u /* cluster: tombstone_grace_ms */
 #define KV_TOMBSTONE_GRACE_MS_MAX 864000000u /* ten days, Cassandra's gc_grace_seconds */
 #define KV_REAP_QUEUE_MAX 65536u          /* deletes waiting out their grace period */

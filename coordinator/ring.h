@@ -62,7 +62,7 @@ int kv_preflist_fallback(const kv_preflist_t *pl, uint32_t i, const bool *usable
  * taken in order; each gets kv_preflist_fallback over the live fallbacks not yet taken.
  * stand_in (primary_count entries, caller-owned) gets, for primary i, its stand-in's index
  * in pl, or -1 when the primary is alive or no live fallback of its region is left. Returns
- * how many primaries have one. The coordinator plans requests with this (kvnode/coord.c),
+ * how many primaries have one. The coordinator plans requests with this (coordinator/coord.c),
  * and Admin.Ring reports it, so both name the same nodes. */
 uint32_t kv_preflist_stand_ins(const kv_preflist_t *pl, const bool *alive, int *stand_in);
 

@@ -34,7 +34,7 @@
 #include "ring.h"
 #include "server_rpc.h"
 #include "store.h"
-#include "syncer.h"
+#include "driver.h"
 
 #define SHUTDOWN_GRACE_MS 5000u
 
@@ -192,8 +192,8 @@ typedef struct {
   kv_storage_t storage;         /* store, as the core reaches it */
   kv_node_t *node;
   kv_ring_t ring;
-  kv_syncer_t syncer;
-  bool syncer_started;
+  kv_driver_t driver;          /* the core's lock and group commit */
+  bool driver_started;
   kv_peers_t *peers;
   kv_coord_t *coord;
   kv_server_t *server;
@@ -219,8 +219,9 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
   if (kv_node_create(cfg, self->id, &d->storage, &d->node, st) != KV_OK ||
       kv_ring_init(&d->ring, cfg, st) != KV_OK)
     return st->code;
-  kv_syncer_start(&d->syncer, d->node);
-  d->syncer_started = true;
+  kv_driver_init(&d->driver, &d->storage);
+  kv_driver_start(&d->driver);
+  d->driver_started = true;
   size_t max_message = kv_node_max_message_bytes(d->node);
   if (kv_peers_create(cfg, kv_node_self(d->node), max_message, &d->peers, st) != KV_OK)
     return st->code;
@@ -231,14 +232,14 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
   kv_node_set_metrics(d->node, d->metrics);
   kv_coord_opts_t copts = a->coord;
   copts.metrics = d->metrics;
-  if (kv_coord_create(d->node, &d->ring, &d->syncer, &tr, kv_server_reply, &copts, &d->coord,
+  if (kv_coord_create(d->node, &d->ring, &d->driver.sync, &tr, kv_server_reply, &copts, &d->coord,
                       st) != KV_OK)
     return st->code;
   kv_peers_watch_clocks(d->peers, d->node);
   kv_journal_set_sink(kv_node_journal(d->node), journal_log, NULL);
-  kv_peers_run(d->peers, d->coord, kv_server_relay);
+  kv_peers_run(d->peers, d->coord, &d->driver, kv_server_relay);
   kv_server_deps_t deps = {.cfg = cfg, .node = d->node, .coord = d->coord,
-                           .syncer = &d->syncer, .peers = d->peers, .metrics = d->metrics};
+                           .driver = &d->driver, .peers = d->peers, .metrics = d->metrics};
   kv_server_opts_t opts = {.address = self->address, .threads = a->threads,
                            .max_message_bytes = max_message,
                            .allow_fault_injection = a->allow_faults,
@@ -246,21 +247,22 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
   if (kv_server_start(&deps, &opts, &d->server, st) != KV_OK) return st->code;
   if (!a->metrics_text) return KV_OK;
   return kv_metrics_http_start(a->metrics_text, &a->metrics_addr, d->metrics, d->coord,
-                               kv_node_self(d->node), &d->metrics_http, st);
+                               &d->driver, kv_node_self(d->node), &d->metrics_http, st);
 }
 
 /* Stops in the order that lets in-flight work finish: the server first (its calls may wait
- * on replica answers, which the peer thread delivers, and on the syncer), then the syncer
- * (a durable write answered by its peers may still wait on its own fsync, in a coordinator
- * slot), the peers, the coordinator, and the store last. */
+ * on replica answers, which the peer thread delivers, and on the syncer), then the driver's
+ * syncer (a durable write answered by its peers may still wait on its own fsync, in a
+ * coordinator slot), the peers, the coordinator, the driver's lock, and the store last. */
 static void daemon_stop(daemon_t *d) {
   kv_metrics_http_stop(d->metrics_http); /* it reads the coordinator */
   if (d->server) kv_server_stop(d->server, SHUTDOWN_GRACE_MS);
-  if (d->syncer_started) kv_syncer_stop(&d->syncer);
+  if (d->driver_started) kv_driver_stop(&d->driver);
   kv_peers_destroy(d->peers);
   kv_coord_destroy(d->coord);
   kv_metrics_destroy(d->metrics);
   kv_node_destroy(d->node);
+  if (d->driver_started) kv_driver_deinit(&d->driver);
   kv_store_close(d->store);
 }
 

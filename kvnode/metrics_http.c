@@ -23,6 +23,7 @@ struct kv_metrics_http {
   int fd;
   kv_metrics_t *metrics;
   kv_coord_t *coord;
+  kv_driver_t *driver;          /* held while reading coord */
   uint32_t self;
 };
 
@@ -53,7 +54,9 @@ static bool hints_of(void *arg, uint32_t node, kv_metrics_hints_t *out) {
   kv_metrics_http_t *h = arg;
   if (node == h->self) return false;
   kv_hint_stats_t s;
+  kv_driver_lock(h->driver);
   kv_coord_hint_stats(h->coord, node, &s);
+  kv_driver_unlock(h->driver);
   *out = (kv_metrics_hints_t){s.pending, s.bytes, s.delivered, s.dropped};
   return true;
 }
@@ -113,11 +116,12 @@ static int listen_on(const struct sockaddr_in *addr) {
 }
 
 kv_err kv_metrics_http_start(const char *text, const struct sockaddr_in *addr, kv_metrics_t *m,
-                             kv_coord_t *coord, uint32_t self, kv_metrics_http_t **out,
-                             kv_status_t *st) {
+                             kv_coord_t *coord, kv_driver_t *driver, uint32_t self,
+                             kv_metrics_http_t **out, kv_status_t *st) {
   kv_metrics_http_t *h = calloc(1, sizeof *h);
   if (!h) return kv_status_set(st, KV_ENOMEM, "out of memory starting the metrics endpoint");
-  *h = (kv_metrics_http_t){.fd = -1, .metrics = m, .coord = coord, .self = self};
+  *h = (kv_metrics_http_t){.fd = -1, .metrics = m, .coord = coord, .driver = driver,
+                           .self = self};
   h->fd = listen_on(addr);
   if (h->fd < 0) {
     int e = errno;

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 
 #include "coord.h"
+#include "driver.h"
 #include "kv_err.h"
 #include "metrics.h"
 
@@ -18,11 +19,12 @@ typedef struct kv_metrics_http kv_metrics_http_t;
 kv_err kv_metrics_http_parse(const char *text, struct sockaddr_in *out, kv_status_t *st);
 
 /* Serves /metrics on addr (text as given, for messages; both borrowed for the call). m, coord
- * and cfg are borrowed and must outlive the server; self is this node's config index.
+ * and driver (whose lock covers reading coord) are borrowed and must outlive the server; self
+ * is this node's config index.
  * KV_EIO with "cannot serve metrics on ADDR: why" when the address cannot be bound. */
 kv_err kv_metrics_http_start(const char *text, const struct sockaddr_in *addr, kv_metrics_t *m,
-                             kv_coord_t *coord, uint32_t self, kv_metrics_http_t **out,
-                             kv_status_t *st);
+                             kv_coord_t *coord, kv_driver_t *driver, uint32_t self,
+                             kv_metrics_http_t **out, kv_status_t *st);
 /* Stops serving (waits for a scrape in progress) and frees h. h may be NULL. */
 void kv_metrics_http_stop(kv_metrics_http_t *h);
 

@@ -7,9 +7,9 @@
  *
  * Per peer, under its lock: the queue (a ring of packed messages), the batch in flight (the
  * call, its buffers, and the ids of the messages it carries), the failure detector's history,
- * the fault and the calls it holds back. Lock order: the coordinator's lock may be held when
- * a peer's lock is taken (sends), never the reverse: answers are delivered to the coordinator
- * with no peer lock held.
+ * the fault and the calls it holds back. Lock order: the driver's lock (driver.h) may be held
+ * when a peer's lock is taken (sends, from inside the core), never the reverse: answers and
+ * ticks are delivered to the coordinator under the driver's lock with no peer lock held.
  *
  * Faults. Every call to a peer (its batch, a forwarded write) goes through call_send. With no
  * fault and nothing held it starts at once. Otherwise it becomes a held call: its deadline is
@@ -130,6 +130,7 @@ struct kv_peers {
   atomic_bool stop;
   atomic_bool faulted;          /* a fault was set at some point: sweep every FAULT_TICK_MS */
   kv_coord_t *coord;
+  kv_driver_t *driver;          /* held while answers and ticks go into coord */
   kv_node_t *clock_node;        /* told which peers' clocks are suspect; may be NULL */
 };
 
@@ -433,6 +434,7 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32
     }
   }
   uint64_t now = mono_us();
+  if (ps->coord) kv_driver_lock(ps->driver);
   for (uint32_t i = 0; i < n; i++) {
     if (!ps->coord) break;
     const Tunekv__Peer__PeerAnswer *a =
@@ -447,6 +449,7 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32
       kv_coord_answer(ps->coord, ids[i], code, a ? a->record.data : NULL,
                       a ? a->record.len : 0, a ? a->applied_ms : 0, now);
   }
+  if (ps->coord) kv_driver_unlock(ps->driver);
   if (reply) tunekv__peer__peer_batch_reply__free_unpacked(reply, NULL);
 }
 
@@ -843,7 +846,9 @@ static void *peers_main(void *arg) {
     if (faulted && now < next_tick) faults_tick(ps, now);
     if (now >= next_tick) {
       if (!atomic_load(&ps->stop)) {
+        kv_driver_lock(ps->driver);
         kv_coord_tick(ps->coord, mono_us());
+        kv_driver_unlock(ps->driver);
         heartbeats(ps, now);
       }
       faults_tick(ps, now);
@@ -911,8 +916,10 @@ kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message
 
 void kv_peers_watch_clocks(kv_peers_t *ps, kv_node_t *node) { ps->clock_node = node; }
 
-void kv_peers_run(kv_peers_t *ps, kv_coord_t *coord, kv_forward_reply_fn relay) {
+void kv_peers_run(kv_peers_t *ps, kv_coord_t *coord, kv_driver_t *driver,
+                  kv_forward_reply_fn relay) {
   ps->coord = coord;
+  ps->driver = driver;
   ps->relay = relay;
   ps->running = true;
   pthread_create(&ps->thread, NULL, peers_main, ps);

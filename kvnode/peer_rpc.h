@@ -37,6 +37,7 @@
 
 #include "config.h"
 #include "coord.h"
+#include "driver.h"
 #include "kv_err.h"
 
 typedef struct kv_peers kv_peers_t;
@@ -54,9 +55,11 @@ typedef void (*kv_forward_reply_fn)(void *call, int grpc_code, const char *messa
 /* Where clock sanity reports suspect peers (borrowed until kv_peers_destroy). Before
  * kv_peers_run. */
 void kv_peers_watch_clocks(kv_peers_t *p, kv_node_t *node);
-/* Starts the thread, which delivers answers to coord (borrowed until kv_peers_destroy) and
+/* Starts the thread, which delivers answers and ticks to coord under driver's lock (both
+ * borrowed until kv_peers_destroy) and
  * relays forwarded writes' answers through relay. */
-void kv_peers_run(kv_peers_t *p, kv_coord_t *coord, kv_forward_reply_fn relay);
+void kv_peers_run(kv_peers_t *p, kv_coord_t *coord, kv_driver_t *driver,
+                  kv_forward_reply_fn relay);
 /* Stops the thread (calls in flight are cancelled and their messages answered as failed),
  * closes the channels and frees p. */
 void kv_peers_destroy(kv_peers_t *p);

@@ -1,6 +1,9 @@
 /* server_rpc.c: async gRPC server for tunekv.KV, tunekv.peer.Peer and tunekv.peer.Admin.
  *
  * Threads and queues: each worker thread owns one completion queue and drains only it.
+ * Whatever a call asks of the core (coord and node: a client request, a peer batch's
+ * messages, the figures of Status, Ring and Applied) runs under the driver's lock
+ * (driver.h), one step per call; decoding and packing happen outside it.
  * Every method is registered with GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, so a call
  * arrives together with its request message, and each queue keeps ARMED_PER_METHOD
  * requests armed per method.
@@ -336,7 +339,9 @@ static void handle_client(kv_server_t *srv, call_t *c) {
   req.raw_bytes = GRPC_SLICE_LENGTH(raw);
   c->op = op;
   if (!kv_level_parse(req.level ? req.level : "", &c->level)) c->level = KV_LEVEL_COUNT;
+  kv_driver_lock(srv->deps.driver);
   kv_coord_request(srv->deps.coord, c, op, &req, mono_us(), wall_ms());
+  kv_driver_unlock(srv->deps.driver);
   protobuf_c_message_free_unpacked(m, NULL);
   grpc_slice_unref(raw);
 }
@@ -344,7 +349,7 @@ static void handle_client(kv_server_t *srv, call_t *c) {
 /* ---- Peer batches ------------------------------------------------------------------- */
 
 /* A peer batch being answered: its answers wait for the fsync of its durable writes and for
- * the relays of the writes it forwards (kvnode/coord.h), and leave together once `waiting`
+ * the relays of the writes it forwards (coordinator/coord.h), and leave together once `waiting`
  * (those, and a hold of the handler's own while it runs the messages) is back to 0. */
 typedef struct {
   batch_t *batch;
@@ -437,7 +442,7 @@ static void relayed_set(Tunekv__Peer__PeerAnswer *a, size_t count, const uint64_
   }
 }
 
-/* The relay of a forwarded write is over (kv_coord_relay; the coordinator's lock is held). */
+/* The relay of a forwarded write is over (kv_coord_relay; the driver's lock is held). */
 static void relay_done(void *arg, const kv_relay_outcome_t *outcomes, uint32_t count) {
   relay_ctx_t *ctx = arg;
   const kv_config_t *cfg = ctx->batch->call->worker->srv->deps.cfg;
@@ -588,18 +593,20 @@ static void handle_peer_batch(kv_server_t *srv, call_t *c) {
   KV_ASSERT(b->answers && b->ptrs && b->relays);
   c->batch = b;
   bool durable = false;
+  kv_driver_lock(srv->deps.driver);
   for (size_t i = 0; i < n; i++) {
     tunekv__peer__peer_answer__init(&b->answers[i]);
     durable |= peer_message_run(srv, b, &b->relays[i], m->messages[i], &b->answers[i]);
     b->ptrs[i] = &b->answers[i];
   }
-  tunekv__peer__peer_batch__free_unpacked(m, NULL);
   if (durable) {
     pthread_mutex_lock(&b->lock);
     b->waiting++;
     pthread_mutex_unlock(&b->lock);
-    kv_syncer_push(srv->deps.syncer, &c->waiter, peer_batch_synced);
+    kv_syncer_push(&srv->deps.driver->sync, &c->waiter, peer_batch_synced);
   }
+  kv_driver_unlock(srv->deps.driver);
+  tunekv__peer__peer_batch__free_unpacked(m, NULL);
   batch_release(b, NULL);
 }
 
@@ -611,6 +618,7 @@ static void handle_status(kv_server_t *srv, call_t *c) {
   Tunekv__Peer__PeerStatus peers[KV_NODES_MAX];
   Tunekv__Peer__PeerStatus *ptrs[KV_NODES_MAX];
   size_t n = 0;
+  kv_driver_lock(srv->deps.driver);
   for (uint32_t i = 0; i < cfg->node_count; i++) {
     if (i == self) continue;
     kv_peer_state_t ps = kv_peers_state(srv->deps.peers, i);
@@ -639,16 +647,14 @@ static void handle_status(kv_server_t *srv, call_t *c) {
     ptrs[n] = &peers[n];
     n++;
   }
-  static kv_histogram_t lag; /* 31 KiB: not on a worker's stack; status calls are rare */
-  static pthread_mutex_t lag_lock = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_lock(&lag_lock);
+  /* 31 KiB: not on a worker's stack; status calls are rare, and the driver's lock covers it */
+  static kv_histogram_t lag;
   kv_coord_lag(srv->deps.coord, &lag);
   Tunekv__Peer__Lag l = TUNEKV__PEER__LAG__INIT;
   l.writes = lag.total;
   l.p50_ms = (double)kv_histogram_percentile(&lag, 50) / 1000.0;
   l.p99_ms = (double)kv_histogram_percentile(&lag, 99) / 1000.0;
   l.max_ms = (double)lag.max / 1000.0;
-  pthread_mutex_unlock(&lag_lock);
   Tunekv__Peer__StatusReply r = TUNEKV__PEER__STATUS_REPLY__INIT;
   r.node = (char *)cfg->nodes[self].id;
   r.cluster = (char *)cfg->cluster_name;
@@ -659,6 +665,7 @@ static void handle_status(kv_server_t *srv, call_t *c) {
   r.aae_interval_ms = cfg->anti_entropy_interval_ms;
   kv_reap_stats_t rs;
   kv_coord_reap_stats(srv->deps.coord, &rs);
+  kv_driver_unlock(srv->deps.driver);
   Tunekv__Peer__Reaping reaping = TUNEKV__PEER__REAPING__INIT;
   reaping.grace_ms = cfg->tombstone_grace_ms;
   reaping.waiting = rs.waiting;
@@ -754,8 +761,13 @@ static void handle_applied(kv_server_t *srv, call_t *c) {
   Tunekv__Peer__AppliedRequest *m = (Tunekv__Peer__AppliedRequest *)payload_unpack(
       c, &tunekv__peer__applied_request__descriptor, &st);
   kv_applied_write_t w;
-  if (m && kv_coord_applied(srv->deps.coord, m->keyspace, m->key.data, m->key.len, &w, &st) ==
-               KV_OK) {
+  kv_err err = KV_EINVAL;
+  if (m) {
+    kv_driver_lock(srv->deps.driver);
+    err = kv_coord_applied(srv->deps.coord, m->keyspace, m->key.data, m->key.len, &w, &st);
+    kv_driver_unlock(srv->deps.driver);
+  }
+  if (err == KV_OK) {
     Tunekv__Peer__ReplicaApplied ra[KV_REPLICAS_MAX], *rp[KV_REPLICAS_MAX];
     for (uint32_t i = 0; i < w.count; i++) {
       tunekv__peer__replica_applied__init(&ra[i]);
@@ -837,7 +849,9 @@ static void ring_row(kv_server_t *srv, ring_msg_t *r, size_t row, const kv_keysp
                      uint32_t p) {
   kv_preflist_t pl;
   int stand_in[KV_REPLICAS_MAX];
+  kv_driver_lock(srv->deps.driver);
   kv_coord_placement(srv->deps.coord, ks, p, &pl, stand_in);
+  kv_driver_unlock(srv->deps.driver);
   Tunekv__Peer__RingPartition *x = &r->rows[row];
   tunekv__peer__ring_partition__init(x);
   x->partition = p;

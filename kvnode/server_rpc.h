@@ -12,7 +12,7 @@
 #include "kv_err.h"
 #include "node.h"
 #include "peer_rpc.h"
-#include "syncer.h"
+#include "driver.h"
 
 typedef struct {
   const char *address;        /* HOST:PORT to listen on; borrowed for the call */
@@ -28,7 +28,7 @@ typedef struct {
   const kv_config_t *cfg;
   kv_node_t *node;
   kv_coord_t *coord;
-  kv_syncer_t *syncer;
+  kv_driver_t *driver;        /* every call into node and coord holds its lock */
   kv_peers_t *peers;
   kv_metrics_t *metrics;      /* client requests are counted here; may be NULL */
 } kv_server_deps_t;
@@ -45,7 +45,7 @@ void kv_rpc_shutdown(void);
 kv_err kv_server_start(const kv_server_deps_t *deps, const kv_server_opts_t *opts,
                        kv_server_t **out, kv_status_t *st);
 /* The coordinator's reply callback (kv_coord_reply_fn) for client calls this server handed
- * it: packs the answer and replies. Safe from any thread. */
+ * it: packs the answer and replies. Runs inside the core's step (the driver's lock held). */
 void kv_server_reply(void *call, const kv_status_t *st, const kv_node_result_t *res);
 /* Answers a client call with another node's answer, as it came (a forwarded write): the
  * gRPC status code and message, and when the code is OK the reply message's bytes. */

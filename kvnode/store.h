@@ -56,7 +56,7 @@ kv_err kv_store_put(kv_store_t *s, uint32_t partition, const char *keyspace, con
 kv_err kv_store_delete(kv_store_t *s, uint32_t partition, const char *keyspace,
                        const void *key, size_t key_bytes, bool sync, kv_status_t *st);
 
-/* Anti-entropy trees (kvnode/aae.h), one per (partition, keyspace): a leaf hash per key,
+/* Anti-entropy trees (coordinator/aae.h), one per (partition, keyspace): a leaf hash per key,
  * kept in segments, and per segment the XOR of its leaves. The tracked writes below change
  * the record, the key's leaf and its segment's sum in one atomic batch: a crash never leaves
  * a tree that disagrees with its leaves, and nothing is ever rebuilt from a scan of the data.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # regions.sh: the six nodes of config/multiregion.yaml (east n1..n3, west n4..n6, replication
 # {east: 3, west: 3}) on ports of their own, with their metrics. A write is sent once to the
-# other region, whose forwarder relays it there (kvnode/coord.h): counted by the coordinator's
+# other region, whose forwarder relays it there (coordinator/coord.h): counted by the coordinator's
 # tunekv_remote_region_writes_total and the forwarders' tunekv_relayed_writes_total. Then the
 # regions are partitioned both ways with fault injection: EACH_QUORUM through an east node is
 # refused (UNAVAILABLE) or times out (DEADLINE_EXCEEDED), never acknowledged, and the west

@@ -62,7 +62,7 @@ static void nemesis_crash(world_t *w) {
   /* Half the time, a node with an fsync under way if there is one: the moment a power loss
    * tells a write made durable from one only said to be. */
   for (uint32_t i = 0; i < n; i++)
-    if (w->nodes[up[i]].sync_scheduled && sim_chance(0.5)) victim = up[i];
+    if (w->nodes[up[i]].syncer.head && sim_chance(0.5)) victim = up[i];
   bool power = sim_chance(w->net.power_loss);
   world_crash(w, victim, power);
   faults.crashes++;

@@ -1,12 +1,13 @@
 /* sim.h: what the simulator's stand-ins for the runtime share with its world (kvsim.c).
  *
- * The simulator links the real core (coordinator/, common/, kvnode/node.c and coord.c) with
- * two stand-ins for the runtime's storage and syncer:
+ * The simulator links the real core (coordinator/ and common/, nothing of kvnode/) with one
+ * stand-in for the runtime's storage:
  *   memstore.c  the core's storage table (coordinator/storage.h) in memory, in place of
  *               kvnode/store.c, with the crash semantics of store.c note 5: a
- *               process crash keeps every write, a power loss keeps only synced ones;
- *   simsyncer.c the syncer.h API without a thread: pushes ask the world for a "synced" event
- *               after a simulated disk delay.
+ *               process crash keeps every write, a power loss keeps only synced ones.
+ * The world (world.c) drives each node's core as kvnode/driver.c does: one event at a time,
+ * and the core's SYNC effect (sync.h) answered by a "synced" event after a simulated disk
+ * delay.
  * Everything random comes from one generator seeded per run (sim_rand), so a run replays
  * exactly from its seed. */
 #ifndef KV_SIM_H
@@ -16,7 +17,7 @@
 #include <stdint.h>
 
 #include "storage.h"
-#include "syncer.h"
+#include "sync.h"
 
 /* The run's generator (xoshiro256**): every random decision of the run draws from it. */
 void sim_rng_seed(uint64_t seed);
@@ -51,14 +52,5 @@ void sim_disk_durable_hint_get(const char *disk, uint32_t target, const char *ke
 void sim_record_reaped(const void *key, size_t key_bytes);
 /* Frees every disk (between runs). */
 void sim_disks_reset(void);
-
-/* ---- simsyncer.c ---- */
-
-/* Called by kv_syncer_push: the world schedules sim_syncer_run for this syncer. */
-void sim_sync_wanted(kv_syncer_t *sy);
-/* The simulated fsync: one kv_node_sync, then every callback queued so far, at mono_us. */
-void sim_syncer_run(kv_syncer_t *sy, uint64_t mono_us);
-/* Forgets the queued callbacks (their requests die with the crashed process). */
-void sim_syncer_drop(kv_syncer_t *sy);
 
 #endif

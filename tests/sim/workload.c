@@ -179,7 +179,7 @@ void workload_reply(void *call, const kv_status_t *st, const kv_node_result_t *r
 }
 
 /* Whether node, coordinating op now, may put fallbacks in its targets: sloppy quorum is on
- * and node believes a primary of the key dead (kvnode/coord.c plans the same way). */
+ * and node believes a primary of the key dead (coordinator/coord.c plans the same way). */
 static bool op_sloppy_at(const world_t *w, const op_t *op, uint32_t node) {
   const kv_keyspace_conf_t *ks = kv_config_keyspace(&w->cfg, SIM_KEYSPACE);
   if (!ks->sloppy_quorum) return false;

@@ -470,17 +470,15 @@ static void replica_waiter_drop(kv_sync_waiter_t *wt) {
   free(rw);
 }
 
-void sim_sync_wanted(kv_syncer_t *sy) {
+/* A node's SYNC effect (sync.h): its fsync is done after a drawn disk time (EV_SYNC). */
+static void sync_wanted(void *arg) {
   world_t *w = sim_world;
-  for (uint32_t i = 0; i < w->node_count; i++) {
-    sim_node_t *n = &w->nodes[i];
-    if (&n->syncer != sy || n->sync_scheduled) continue;
-    n->sync_scheduled = true;
-    uint64_t delay = w->net.sync_us + sim_exponential(w->net.sync_us / 4 + 1);
-    /* A slow disk: now and then an fsync takes a long time (a busy device, a full queue). */
-    if (w->faults_on && sim_chance(w->net.slow_sync)) delay += 20000 + sim_below(300000);
-    world_schedule(w, w->now_us + delay, EV_SYNC, i, n->life, 0, NULL);
-  }
+  sim_node_t *n = arg;
+  uint32_t i = node_index(w, n);
+  uint64_t delay = w->net.sync_us + sim_exponential(w->net.sync_us / 4 + 1);
+  /* A slow disk: now and then an fsync takes a long time (a busy device, a full queue). */
+  if (w->faults_on && sim_chance(w->net.slow_sync)) delay += 20000 + sim_below(300000);
+  world_schedule(w, w->now_us + delay, EV_SYNC, i, n->life, 0, NULL);
 }
 
 static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
@@ -548,7 +546,7 @@ void world_restart(world_t *w, uint32_t i) {
   sim_store_storage(n->store, &n->storage);
   KV_ASSERT(kv_node_create(&w->cfg, w->cfg.nodes[i].id, &n->storage, &n->node, &st) == KV_OK);
   kv_journal_set_sink(kv_node_journal(n->node), world_journal_sink, w);
-  kv_syncer_start(&n->syncer, n->node);
+  kv_syncer_init(&n->syncer, sync_wanted, n);
   n->tr = (kv_coord_transport_t){.arg = n, .alive = tr_alive, .send_write = tr_send_write,
                                  .send_read = tr_send_read,
                                  .send_hint_write = tr_send_hint_write,
@@ -559,7 +557,6 @@ void world_restart(world_t *w, uint32_t i) {
                             &w->coord_opts, &n->coord, &st) == KV_OK);
   n->up = true;
   n->life++;
-  n->sync_scheduled = false;
   for (uint32_t j = 0; j < w->node_count; j++) n->last_heard_us[j] = w->now_us;
   world_schedule(w, w->now_us + sim_below(SIM_TICK_US), EV_TICK, i, n->life, 0, NULL);
   world_schedule(w, w->now_us + sim_below(KV_PEER_HEARTBEAT_MS * 1000), EV_HEARTBEAT, i,
@@ -577,8 +574,7 @@ void world_crash(world_t *w, uint32_t i, bool power_loss) {
   sim_node_t *n = &w->nodes[i];
   KV_ASSERT(n->up);
   /* The syncer's waiters live in coordinator slots and in replica batches; both die here. */
-  kv_sync_waiter_t *pending = n->syncer.head;
-  sim_syncer_drop(&n->syncer);
+  kv_sync_waiter_t *pending = kv_syncer_take(&n->syncer);
   while (pending) {
     kv_sync_waiter_t *next = pending->next;
     replica_waiter_drop(pending);
@@ -675,9 +671,12 @@ static void node_event(world_t *w, const event_t *ev) {
       if (j != ev->node) world_send(w, msg_new(MSG_HEARTBEAT, ev->node, j));
     world_schedule(w, w->now_us + KV_PEER_HEARTBEAT_MS * 1000, EV_HEARTBEAT, ev->node, n->life,
                    0, NULL);
-  } else {
-    n->sync_scheduled = false;
-    sim_syncer_run(&n->syncer, w->now_us);
+  } else { /* EV_SYNC: the fsync the core asked for ends, covering every write so far */
+    kv_sync_waiter_t *batch = kv_syncer_take(&n->syncer);
+    kv_status_t st;
+    kv_status_clear(&st);
+    KV_ASSERT(kv_node_sync(n->node, &st) == KV_OK);
+    kv_syncer_done(batch, &st, w->now_us);
   }
 }
 

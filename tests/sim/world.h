@@ -108,7 +108,6 @@ typedef struct {
   kv_node_t *node;
   kv_coord_t *coord;
   kv_syncer_t syncer;
-  bool sync_scheduled;
   uint64_t last_heard_us[SIM_NODES_MAX];
   int64_t skew_ms;               /* this node's wall clock minus the true time */
   kv_coord_transport_t tr;

@@ -2,16 +2,13 @@
  * real store; n2 and n3 (and n4, n5 in the sloppy quorum tests) are reached through a fake
  * transport that records every message (or refuses it, as a full peer queue would), and the
  * test answers those messages in the order it chooses, at the (fake, monotonic) times it
- * chooses. Only the durable self-ack runs on a real thread (the syncer) with the real clock.
- * The config is built in code. */
+ * chooses; fsyncs happen when the test runs a group-commit round (sync_round), as the driver
+ * would. No threads, no real clock. The config is built in code. */
 #include <check.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "coord.h"
 #include "hints.h"
@@ -32,7 +29,7 @@ static kv_ring_t ring;
 static kv_syncer_t syncer;
 static kv_coord_t *coord;
 static char dir[64];
-static pthread_t main_thread;
+static uint32_t syncs_wanted; /* the core's SYNC effects since setup */
 
 /* ---- the fake transport ------------------------------------------------------------ */
 
@@ -186,12 +183,18 @@ static void msgs_clear(void) {
   refused_count = 0;
 }
 
-/* The index of the latest message of that kind to node n (there must be one). */
-static uint32_t msg_to(char kind, uint32_t n) {
+/* The index of the latest message of that kind to node n; -1 when there is none. */
+static int msg_find(char kind, uint32_t n) {
   for (uint32_t i = msg_count; i-- > 0;)
-    if (i < MSGS_MAX && msgs[i].kind == kind && msgs[i].node == n) return i;
-  ck_abort_msg("no '%c' message to node %u", kind, n);
-  return 0;
+    if (i < MSGS_MAX && msgs[i].kind == kind && msgs[i].node == n) return (int)i;
+  return -1;
+}
+
+/* The same, when there must be one. */
+static uint32_t msg_to(char kind, uint32_t n) {
+  int i = msg_find(kind, n);
+  if (i < 0) ck_abort_msg("no '%c' message to node %u", kind, n);
+  return (uint32_t)i;
 }
 
 /* ---- recorded replies ------------------------------------------------------------- */
@@ -206,20 +209,16 @@ typedef struct {
   char values[KV_SIBLINGS_MAX][VALUE_SHOWN_MAX + 1];
   uint8_t *context; /* malloc'd copy */
   size_t context_bytes;
-  pthread_t thread;
 } reply_t;
 
-static pthread_mutex_t reply_lock = PTHREAD_MUTEX_INITIALIZER;
 static reply_t replies[REPLIES_MAX];
 static uint32_t reply_count;
 
 static void fake_reply(void *call, const kv_status_t *st, const kv_node_result_t *res) {
   if (st->code == KV_OK) ck_assert_ptr_nonnull(res);
   else ck_assert_ptr_null(res);
-  pthread_mutex_lock(&reply_lock);
   if (reply_count >= REPLIES_MAX) { /* counted, not kept */
     reply_count++;
-    pthread_mutex_unlock(&reply_lock);
     return;
   }
   reply_t *r = &replies[reply_count];
@@ -227,7 +226,6 @@ static void fake_reply(void *call, const kv_status_t *st, const kv_node_result_t
   r->call = call;
   r->code = st->code;
   snprintf(r->msg, sizeof r->msg, "%s", st->msg);
-  r->thread = pthread_self();
   if (res) {
     r->has_res = true;
     r->found = res->found;
@@ -246,15 +244,8 @@ static void fake_reply(void *call, const kv_status_t *st, const kv_node_result_t
     }
   }
   reply_count++;
-  pthread_mutex_unlock(&reply_lock);
 }
 
-static uint32_t replies_seen(void) {
-  pthread_mutex_lock(&reply_lock);
-  uint32_t n = reply_count;
-  pthread_mutex_unlock(&reply_lock);
-  return n;
-}
 
 static void replies_clear(void) {
   for (uint32_t i = 0; i < reply_count && i < REPLIES_MAX; i++) free(replies[i].context);
@@ -329,8 +320,23 @@ static kv_coord_transport_t fake_transport(void) {
 
 static bool with_regions; /* the next setup_nodes builds the regions fixture's config */
 
+/* The core's SYNC effect: the test runs the round itself (sync_round). */
+static void sync_wanted(void *arg) {
+  (void)arg;
+  syncs_wanted++;
+}
+
+/* A group-commit round, as kvnode/driver.c runs one: every waiter queued so far, after one
+ * fsync of the store, at now_us. */
+static void sync_round(uint64_t now_us) {
+  kv_sync_waiter_t *batch = kv_syncer_take(&syncer);
+  kv_status_t st;
+  kv_status_clear(&st);
+  ck_assert_int_eq(kv_node_sync(node, &st), KV_OK);
+  kv_syncer_done(batch, &st, now_us);
+}
+
 static void setup_nodes(uint32_t nodes) {
-  main_thread = pthread_self();
   cfg_build(nodes);
   if (with_regions) {
     for (uint32_t i = 0; i < nodes; i++)
@@ -352,7 +358,8 @@ static void setup_nodes(uint32_t nodes) {
   ck_assert_int_eq(kv_node_create(&cfg, "n1", &storage, &node, &st), KV_OK);
   ck_assert_uint_eq(kv_node_self(node), 0);
   ck_assert_int_eq(kv_ring_init(&ring, &cfg, &st), KV_OK);
-  kv_syncer_start(&syncer, node);
+  kv_syncer_init(&syncer, sync_wanted, NULL);
+  syncs_wanted = 0;
   for (uint32_t i = 0; i < NODES_MAX; i++) {
     alive[i] = true;
     queue_full[i] = false;
@@ -377,7 +384,7 @@ static void regions_setup(void) {
 static void sloppy_setup(void) { setup_nodes(5); }
 
 static void coord_teardown(void) {
-  kv_syncer_stop(&syncer); /* runs queued self-acks while the coordinator still exists */
+  sync_round(T0); /* runs queued self-acks while the coordinator still exists */
   kv_coord_destroy(coord);
   kv_node_destroy(node);
   kv_store_close(store);
@@ -438,18 +445,6 @@ static bool local_has(const char *key) {
       KV_OK);
   free(rec);
   return rec_bytes > 0;
-}
-
-static uint64_t mono_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* Waits (up to 2 s) for the reply count to reach n: replies from the syncer thread. */
-static void wait_replies(uint32_t n) {
-  for (int i = 0; i < 400 && replies_seen() < n; i++) usleep(5000);
-  ck_assert_uint_eq(replies_seen(), n);
 }
 
 /* ---- writes ------------------------------------------------------------------------- */
@@ -975,18 +970,6 @@ static uint8_t *delete_everywhere(const char *key, size_t *tomb_bytes) {
   return tomb;
 }
 
-/* Waits (up to 2 s) for the syncer thread to send message kind to node n. */
-static uint32_t wait_msg(char kind, uint32_t n) {
-  for (int i = 0; i < 400; i++) {
-    kv_reap_stats_t rs;
-    kv_coord_reap_stats(coord, &rs); /* its lock orders this after the sender's */
-    for (uint32_t m = 0; m < msg_count && m < MSGS_MAX; m++)
-      if (msgs[m].kind == kind && msgs[m].node == n) return m;
-    usleep(5000);
-  }
-  ck_abort_msg("no '%c' message to node %u", kind, n);
-  return 0;
-}
 
 START_TEST(a_delete_every_replica_acked_is_read_forgotten_and_reaped) {
   size_t tomb_bytes;
@@ -1006,8 +989,10 @@ START_TEST(a_delete_every_replica_acked_is_read_forgotten_and_reaped) {
   ck_assert(local_has("k"));
   ack(h2, T0 + 2200);
   ack(h3, T0 + 2200);
-  /* Remove, once this node's own forget is fsynced too (the syncer thread may send it). */
-  uint32_t x2 = wait_msg('x', 1), x3 = wait_msg('x', 2);
+  /* Remove, once this node's own forget is fsynced too. */
+  ck_assert_int_lt(msg_find('x', 1), 0);
+  sync_round(T0 + 2250);
+  uint32_t x2 = msg_to('x', 1), x3 = msg_to('x', 2);
   ck_assert(!local_has("k"));
   ack(x2, T0 + 2300);
   kv_coord_reap_stats(coord, &rs);
@@ -1738,37 +1723,35 @@ START_TEST(gets_at_a_non_replica_are_coordinated_here) {
 }
 END_TEST
 
-/* ---- durable writes (the syncer is a real thread on the real clock) ---------------- */
+/* ---- durable writes (the self-ack is the group commit's: sync_round) ------------------ */
 
-START_TEST(durable_put_all_waits_for_the_syncer) {
+START_TEST(durable_put_all_waits_for_the_sync) {
   kv_node_req_t r = req_for("k", "v", "all");
   r.durable = true;
-  kv_coord_request(coord, CALL(0), KV_OP_PUT, &r, mono_us(), WALL_MS);
+  kv_coord_request(coord, CALL(0), KV_OP_PUT, &r, T0, WALL_MS);
   ck_assert_uint_eq(msg_count, 2);
   ck_assert(msgs[0].durable && msgs[1].durable);
-  ack(msg_to('w', 1), mono_us());
-  ack(msg_to('w', 2), mono_us());
-  /* ALL needs this replica's ack too, which only the syncer gives. */
-  wait_replies(1);
-  pthread_mutex_lock(&reply_lock);
+  ck_assert_uint_eq(syncs_wanted, 1);
+  ack(msg_to('w', 1), T0 + 1000);
+  ack(msg_to('w', 2), T0 + 1000);
+  /* ALL needs this replica's ack too, which only the sync gives. */
+  ck_assert_uint_eq(reply_count, 0);
+  sync_round(T0 + 2000);
+  ck_assert_uint_eq(reply_count, 1);
   const reply_t *rep = last_reply(CALL(0), KV_OK, NULL);
   ck_assert(rep->found);
   ck_assert_str_eq(rep->values[0], "v");
-  pthread_mutex_unlock(&reply_lock);
 }
 END_TEST
 
-START_TEST(durable_put_one_is_acked_by_the_syncer_thread) {
+START_TEST(durable_put_one_is_acked_only_after_the_sync) {
   alive[1] = alive[2] = false; /* nobody else can ack */
   kv_node_req_t r = req_for("k", "v", "one");
   r.durable = true;
-  kv_coord_request(coord, CALL(0), KV_OP_PUT, &r, mono_us(), WALL_MS);
-  wait_replies(1);
-  pthread_mutex_lock(&reply_lock);
-  const reply_t *rep = last_reply(CALL(0), KV_OK, NULL);
-  ck_assert_msg(!pthread_equal(rep->thread, main_thread),
-                "a durable write was acknowledged before its fsync");
-  pthread_mutex_unlock(&reply_lock);
+  kv_coord_request(coord, CALL(0), KV_OP_PUT, &r, T0, WALL_MS);
+  ck_assert_msg(reply_count == 0, "a durable write was acknowledged before its fsync");
+  sync_round(T0 + 1000);
+  last_reply(CALL(0), KV_OK, NULL);
 }
 END_TEST
 
@@ -1791,9 +1774,9 @@ static void put_missing_n3(void *call, const char *key, const char *value, uint6
 
 /* Replaces the fixture's coordinator by one with these hint settings. */
 static void coord_recreate(uint64_t hint_bytes_max, uint32_t hint_rate_per_s) {
-  kv_syncer_stop(&syncer);
+  sync_round(T0);
   kv_coord_destroy(coord);
-  kv_syncer_start(&syncer, node);
+  kv_syncer_init(&syncer, sync_wanted, NULL);
   kv_coord_opts_t opts = {.hint_bytes_max = hint_bytes_max, .hint_rate_per_s = hint_rate_per_s};
   kv_coord_transport_t tr = fake_transport();
   kv_status_t st;
@@ -2030,7 +2013,7 @@ START_TEST(a_fallback_stands_in_for_a_dead_primary_and_counts_toward_w) {
   msgs_clear();
   kv_node_req_t r = req_for(key, "w", "quorum");
   r.durable = true;
-  kv_coord_request(coord, CALL(1), KV_OP_PUT, &r, mono_us(), WALL_MS);
+  kv_coord_request(coord, CALL(1), KV_OP_PUT, &r, T0 + 3000, WALL_MS);
   ck_assert(msgs[msg_to('w', pl.node[3])].durable);
 }
 END_TEST
@@ -2631,8 +2614,8 @@ Suite *coord_suite(void) {
   tcase_add_test(tc, invalid_requests_are_answered_before_anything_happens);
   tcase_add_test(tc, writes_at_a_non_replica_are_forwarded);
   tcase_add_test(tc, gets_at_a_non_replica_are_coordinated_here);
-  tcase_add_test(tc, durable_put_all_waits_for_the_syncer);
-  tcase_add_test(tc, durable_put_one_is_acked_by_the_syncer_thread);
+  tcase_add_test(tc, durable_put_all_waits_for_the_sync);
+  tcase_add_test(tc, durable_put_one_is_acked_only_after_the_sync);
   tcase_add_test(tc, a_fallback_merges_answers_and_hands_over_its_hints);
   tcase_add_test(tc, a_fallback_refuses_a_hint_past_its_room);
   suite_add_tcase(s, tc);

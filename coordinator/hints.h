@@ -7,7 +7,7 @@
  *                was lost, the deadline passed) gets a hint here, the key's record as this
  *                node holds it (kv_hints_add). Such a hint never counts toward W.
  *   fallback     with sloppy quorum a coordinator sends the write meant for a primary it
- *                believes dead to a fallback node instead (kvnode/coord.h); the fallback
+ *                believes dead to a fallback node instead (coordinator/coord.h); the fallback
  *                merges the record into the hint it keeps for that primary (kv_hints_merge)
  *                and acknowledges, and that ack counts toward W. It answers reads for the
  *                primary from the hint (kv_hints_read).
@@ -31,7 +31,7 @@
  * when its previous round is answered. A handoff unanswered after KV_TIMEOUT_MS_DEFAULT is
  * given up and tried again in a later round.
  *
- * Not thread-safe: the coordinator calls every function with its lock held. */
+ * Part of the single-threaded core: the coordinator calls every function inside its step. */
 #ifndef KV_HINTS_H
 #define KV_HINTS_H
 

@@ -31,8 +31,8 @@
  * Bounded: KV_REAP_QUEUE_MAX deletes wait (past that a delete is not queued: counted as
  * dropped, its tombstone stays), KV_REAP_IN_FLIGHT keys are read or reaped at once, and a
  * step unanswered for KV_TIMEOUT_MS_DEFAULT leaves its key as kept. Message ids have
- * KV_REAP_ID_BIT set. Not thread-safe: the coordinator calls every function with its lock
- * held. */
+ * KV_REAP_ID_BIT set. Part of the single-threaded core: the coordinator calls every function
+ * inside its step. */
 #ifndef KV_REAPER_H
 #define KV_REAPER_H
 
@@ -44,7 +44,7 @@
 #include "kv_limits.h"
 #include "node.h"
 #include "ring.h"
-#include "syncer.h"
+#include "sync.h"
 
 /* Coordinator slot ids never have it; hints have bit 63, anti-entropy bit 62. */
 #define KV_REAP_ID_BIT (1ull << 61)
@@ -87,7 +87,7 @@ typedef struct kv_reaper {
   const kv_ring_t *ring;
   kv_hints_t *hints;             /* this node's, for its part of the forget step */
   kv_syncer_t *syncer;           /* ... and its fsync */
-  kv_sync_fn synced;             /* the coordinator's: takes its lock, calls kv_reaper_synced */
+  kv_sync_fn synced;             /* the coordinator's: calls kv_reaper_synced */
   void *owner;                   /* the coordinator, for synced */
   uint32_t grace_ms;
   kv_reap_wait_t *queue;         /* a ring of KV_REAP_QUEUE_MAX, in due order */

@@ -9,7 +9,7 @@
 #include "kv_limits.h"
 #include "log.h"
 #include "node.h"
-#include "store.h"
+
 
 void kv_aae_answer_free(kv_aae_answer_t *a) {
   for (uint32_t i = 0; i < a->key_count; i++) free(a->keys[i].data);

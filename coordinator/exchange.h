@@ -21,7 +21,7 @@
  *
  * Reads of this node's trees happen on the caller's thread: a ROOTS answer reads the segment
  * sums of every shared partition (KV_AAE_SEGMENTS entries at most each), once per exchange.
- * Not thread-safe: the coordinator calls every function with its lock held. */
+ * Part of the single-threaded core: the coordinator calls every function inside its step. */
 #ifndef KV_EXCHANGE_H
 #define KV_EXCHANGE_H
 

@@ -17,7 +17,7 @@
 #include "buggify.h"
 #include "fmt.h"
 #include "log.h"
-#include "store.h"
+
 
 typedef struct {
   kv_hints_t *h;

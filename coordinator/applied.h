@@ -15,7 +15,7 @@
  * buckets. The oldest entry makes room for the newest; a key written again is found as its
  * newest write (newest wins), its older entries ageing out in turn.
  *
- * Sans-IO and not thread-safe: the coordinator calls it with its lock held. */
+ * Sans-IO, part of the single-threaded core. */
 #ifndef KV_APPLIED_H
 #define KV_APPLIED_H
 

@@ -10,7 +10,7 @@
  * atomic batch on every write (store.h: the tracked writes), so the tree is never rebuilt
  * from a scan and a crash never leaves it out of step with the data.
  *
- * Two replicas of a partition compare trees top-down (kvnode/exchange.h is the asking side):
+ * Two replicas of a partition compare trees top-down (coordinator/exchange.h is the asking side):
  *   ROOTS     the roots of the partitions both hold       -> partitions whose roots differ
  *   SEGMENTS  one partition's KV_AAE_SEGMENTS sums         -> segments whose sums differ
  *   KEYS      the keys and leaves of up to
@@ -18,9 +18,8 @@
  * and the keys that differ are repaired by normal replica reads and merges (ReplicaRead,
  * ReplicaWrite): a DVV merge never loses a write, so a repair can only add.
  *
- * The functions here answer those requests from this node's store; they take no lock (a
- * tree read sees a consistent snapshot of each segment entry) and are safe from any
- * thread. Anti-entropy is off when the config's anti_entropy_interval_ms is 0: no tree
+ * The functions here answer those requests from this node's store, inside the core's step
+ * like the rest of the core. Anti-entropy is off when the config's anti_entropy_interval_ms is 0: no tree
  * upkeep on writes, no exchanges; the trees then answer with what they last held. */
 #ifndef KV_AAE_H
 #define KV_AAE_H

@@ -1,23 +1,22 @@
 /* node.c: validation and local execution of client requests on one node.
  *
- * A write is: validate -> lock the key's stripe -> read the record -> decode -> DVV put
- * (mint a dot as actor (node id, incarnation), its counter at least the write's hybrid
- * logical timestamp: dvv.h) -> encode -> write -> unlock. Durable
- * requests are fsynced afterwards, in groups, by kv_node_sync. The stripe lock is what makes the read-modify-write atomic per key; stripes are
- * chosen by the key hash, so unrelated keys rarely wait on each other.
+ * A write is: validate -> read the record -> decode -> DVV put (mint a dot as actor (node
+ * id, incarnation), its counter at least the write's hybrid logical timestamp: dvv.h) ->
+ * encode -> write. Durable requests are fsynced afterwards, in groups, by the driver (sync.h).
+ * The core is single-threaded (kvnode/driver.h), so a read-modify-write is atomic per key
+ * without a lock of its own.
  *
  * Invariant: every record this node writes passed kv_dvv_put or decode, so it satisfies
  * kv_dvv_check; a record that fails to decode is reported as DATA_LOSS naming the key.
  *
  * Conflicts (node.h): answers are resolved by the plan's handler on their way out
- * (node_resolve_answer); the sibling cap (node_cap) runs inside the same stripe lock as the
+ * (node_resolve_answer); the sibling cap (node_cap) runs in the same step as the
  * write or merge that passed it, so the record stored never holds more than siblings_max.
  * Writes observe the timestamps of the versions they read (kv_hlc_observe), so a write that
  * replaces a version is stamped after it even when that version came from a faster clock:
  * lww then never prefers what a client replaced over its replacement. */
 #include "node.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +29,6 @@
 #include "journal.h"
 #include "log.h"
 
-#define NODE_LOCK_STRIPES 1024u
 
 struct kv_node {
   const kv_config_t *cfg;
@@ -38,9 +36,7 @@ struct kv_node {
   kv_actor_t self;
   const kv_node_conf_t *self_conf;
   uint32_t self_index;
-  pthread_mutex_t hlc_lock;
   kv_hlc_t hlc;
-  pthread_mutex_t stripes[NODE_LOCK_STRIPES];
   kv_journal_t journal;
   _Atomic bool clock_suspect[KV_NODES_MAX];
   kv_metrics_t *metrics;        /* conflicts resolved, per handler; may be NULL */
@@ -63,16 +59,12 @@ kv_err kv_node_create(const kv_config_t *cfg, const char *self_id, const kv_stor
     free(node);
     return kv_status_set(st, KV_ENOMEM, "out of memory creating the conflict journal");
   }
-  pthread_mutex_init(&node->hlc_lock, NULL);
-  for (uint32_t i = 0; i < NODE_LOCK_STRIPES; i++) pthread_mutex_init(&node->stripes[i], NULL);
   *out = node;
   return KV_OK;
 }
 
 void kv_node_destroy(kv_node_t *node) {
   if (!node) return;
-  for (uint32_t i = 0; i < NODE_LOCK_STRIPES; i++) pthread_mutex_destroy(&node->stripes[i]);
-  pthread_mutex_destroy(&node->hlc_lock);
   kv_journal_deinit(&node->journal);
   free(node);
 }
@@ -230,9 +222,7 @@ static kv_err node_load(kv_node_t *node, uint32_t partition, const char *keyspac
 }
 
 static uint64_t node_hlc_now(kv_node_t *node, uint64_t now_ms) {
-  pthread_mutex_lock(&node->hlc_lock);
   uint64_t ts = kv_hlc_now(&node->hlc, now_ms);
-  pthread_mutex_unlock(&node->hlc_lock);
   return ts;
 }
 
@@ -242,16 +232,12 @@ static void node_hlc_observe(kv_node_t *node, const kv_dvv_t *obj, uint64_t now_
   for (uint32_t i = 0; i < obj->sib_count; i++)
     if (obj->sib[i].hlc > max) max = obj->sib[i].hlc;
   if (max == 0) return;
-  pthread_mutex_lock(&node->hlc_lock);
   kv_hlc_observe(&node->hlc, max, now_ms);
-  pthread_mutex_unlock(&node->hlc_lock);
 }
 
 /* Wall-clock ms as this node's clock last knew it, for paths that are given no time. */
 static uint64_t node_hlc_ms(kv_node_t *node) {
-  pthread_mutex_lock(&node->hlc_lock);
   uint64_t ms = kv_hlc_ms(node->hlc.last);
-  pthread_mutex_unlock(&node->hlc_lock);
   return ms;
 }
 
@@ -406,8 +392,6 @@ static kv_err node_write(kv_node_t *node, const kv_node_req_t *req, const kv_nod
                          bool tombstone, uint64_t now_ms, kv_node_result_t *res,
                          kv_status_t *st) {
   node_result_init(res);
-  pthread_mutex_t *stripe = &node->stripes[plan->hash % NODE_LOCK_STRIPES];
-  pthread_mutex_lock(stripe);
   kv_dvv_t *obj = &res->object;
   kv_err err = node_load(node, plan->partition, req->keyspace, req->key, req->key_bytes, obj,
                          st);
@@ -429,7 +413,6 @@ static kv_err node_write(kv_node_t *node, const kv_node_req_t *req, const kv_nod
   if (err == KV_OK)
     err = node_store(node, plan->partition, plan->hash, req->keyspace, req->key,
                      req->key_bytes, obj, &res->record, &res->record_bytes, st);
-  pthread_mutex_unlock(stripe);
   if (err == KV_OK)
     err = node_resolve_answer(node, req->keyspace, req->key, req->key_bytes, plan->handler,
                               now_ms, obj, st);
@@ -482,14 +465,11 @@ kv_err kv_node_merge(kv_node_t *node, const char *keyspace, const uint8_t *key,
   if (err != KV_OK) return err;
   uint64_t hash = kv_hash_key(keyspace, key, key_bytes);
   uint32_t partition = kv_hash_partition(hash, node->cfg->partitions);
-  pthread_mutex_t *stripe = &node->stripes[hash % NODE_LOCK_STRIPES];
   const kv_keyspace_conf_t *ks = kv_config_keyspace(node->cfg, keyspace);
-  pthread_mutex_lock(stripe);
   err = node_load(node, partition, keyspace, key, key_bytes, &obj, st);
   if (err == KV_OK) err = node_merge_capped(node, ks, key, key_bytes, &obj, &incoming, st);
   if (err == KV_OK)
     err = node_store(node, partition, hash, keyspace, key, key_bytes, &obj, NULL, NULL, st);
-  pthread_mutex_unlock(stripe);
   kv_dvv_deinit(&obj);
   kv_dvv_deinit(&incoming);
   return err;
@@ -505,9 +485,7 @@ kv_err kv_node_resolve_write(kv_node_t *node, const char *keyspace, const uint8_
   KV_ASSERT(ks != NULL); /* the request was planned */
   uint64_t hash = kv_hash_key(keyspace, key, key_bytes);
   uint32_t partition = kv_hash_partition(hash, node->cfg->partitions);
-  pthread_mutex_t *stripe = &node->stripes[hash % NODE_LOCK_STRIPES];
   kv_dvv_t obj;
-  pthread_mutex_lock(stripe);
   kv_err err = node_load(node, partition, keyspace, key, key_bytes, &obj, st);
   if (err == KV_OK) err = node_merge_capped(node, ks, key, key_bytes, &obj, merged, st);
   bool suspect[KV_NODES_MAX];
@@ -523,7 +501,6 @@ kv_err kv_node_resolve_write(kv_node_t *node, const char *keyspace, const uint8_
     if (err == KV_OK)
       err = node_store(node, partition, hash, keyspace, key, key_bytes, &obj, rec, rec_bytes, st);
   }
-  pthread_mutex_unlock(stripe);
   kv_conflict_outcome_free(&o);
   kv_dvv_deinit(&obj);
   return err;
@@ -547,11 +524,9 @@ kv_err kv_node_reap(kv_node_t *node, const char *keyspace, const uint8_t *key, s
                     uint64_t leaf, kv_status_t *st) {
   uint64_t hash = kv_hash_key(keyspace, key, key_bytes);
   uint32_t partition = kv_hash_partition(hash, node->cfg->partitions);
-  pthread_mutex_t *stripe = &node->stripes[hash % NODE_LOCK_STRIPES];
   uint8_t *rec = NULL;
   size_t rec_bytes = 0;
   bool found = false;
-  pthread_mutex_lock(stripe);
   const kv_storage_t *sto = &node->storage;
   kv_err err = kv_storage_get(sto, partition, keyspace, key, key_bytes, &rec, &rec_bytes,
                              &found, st);
@@ -567,7 +542,6 @@ kv_err kv_node_reap(kv_node_t *node, const char *keyspace, const uint8_t *key, s
                                          kv_hash_segment(hash), false, st)
               : kv_storage_remove(sto, partition, keyspace, key, key_bytes, false, st);
   }
-  pthread_mutex_unlock(stripe);
   free(rec);
   return err;
 }

@@ -22,9 +22,9 @@
  * level, and answers the same call. A failed read fails the delete with the read's status and
  * nothing is written (coord.c: the READING state).
  *
- * Threads: every entry point takes the coordinator's lock, so the state is touched by one
- * thread at a time; the reply callback and the transport are called with it held (both
- * only queue work). Bounded: at most KV_COORD_PENDING_MAX requests in flight; past that,
+ * Threads: none. The coordinator is part of the single-threaded core: its driver
+ * (kvnode/driver.h; the simulator's world) makes every call one at a time, and the reply
+ * callback and the transport, which run inside those calls, only queue work. Bounded: at most KV_COORD_PENDING_MAX requests in flight; past that,
  * RESOURCE_EXHAUSTED. A request that fails because a peer's queue was full is answered with
  * the transport's RESOURCE_EXHAUSTED too, not as a replica failure.
  *
@@ -75,7 +75,7 @@
  * region's replicas report theirs through the forwarder's outcomes.
  *
  * Anti-entropy: the exchanges this node starts run here too (exchange.h), on the same
- * transport and lock. So does tombstone reaping (reaper.h): a delete every primary
+ * transport. So does tombstone reaping (reaper.h): a delete every primary
  * acknowledged is queued for it.
  *
  * What a failed write leaves: the UNAVAILABLE check runs before anything is written, so a
@@ -96,7 +96,7 @@
 #include "metrics.h"
 #include "node.h"
 #include "ring.h"
-#include "syncer.h"
+#include "sync.h"
 
 typedef enum { KV_OP_PUT, KV_OP_GET, KV_OP_DELETE } kv_op_t;
 
@@ -226,8 +226,8 @@ void kv_coord_answer_relayed(kv_coord_t *c, uint64_t id, kv_err code, uint64_t a
 /* The forwarder's side: relays a write (rec, for keyspace and key) to the count replicas of
  * targets (node indexes resolved from the node ids in nodes[], each the coordinator's id in
  * ids[]; both borrowed for the call), and calls done(arg, outcomes, count) once, when each
- * has answered or wait_ms has passed (maybe before this returns; with the
- * coordinator's lock held, so it must only queue work; outcomes borrowed for the call, in
+ * has answered or wait_ms has passed (maybe before this returns; with inside the
+ * core's step, so it must only queue work; outcomes borrowed for the call, in
  * the order of nodes). Errors, with a sentence, and done is never called: KV_EINVAL when count
  * is past KV_REPLICAS_MAX - 1, a node id is not another node of the cluster or wait_ms is not
  * 1 .. KV_TIMEOUT_MS_MAX, KV_EBUSY when
@@ -274,7 +274,7 @@ kv_err kv_coord_reap(kv_coord_t *c, const char *keyspace, const uint8_t *key, si
  * plans every request with it; Admin.Ring reports it): *pl, the preference list, and, with
  * sloppy quorum, each dead primary's stand-in (kv_preflist_stand_ins over this node's liveness
  * view); stand_in (pl->primary_count entries) is all -1 when the keyspace has sloppy_quorum
- * off. ks must be from the ring's config; both outputs are caller-owned. Thread-safe. */
+ * off. ks must be from the ring's config; both outputs are caller-owned. */
 void kv_coord_placement(kv_coord_t *c, const kv_keyspace_conf_t *ks, uint32_t partition,
                         kv_preflist_t *pl, int *stand_in);
 /* When each replica applied the newest acknowledged write of (keyspace, key) this node

@@ -10,9 +10,9 @@
  *
  * Operations on this replica: a coordinated write (kv_node_put / kv_node_delete: mint a dot
  * here), a replica write (kv_node_merge: merge a state another replica sent), and reads.
- * Writes are read-modify-write of the key's DVV object under a per-key stripe lock, so no
- * two writes to one key on this node lose each other; reads take no lock (a RocksDB get sees
- * one whole record). No operation fsyncs: see kv_node_sync. Thread-safe.
+ * Writes are read-modify-write of the key's DVV object, one at a time (the core is
+ * single-threaded: kvnode/driver.h), so no two writes to one key on this node lose each
+ * other. No operation fsyncs: durability is the driver's group commit (sync.h).
  *
  * Conflicts (common/conflict.h). Every answer (a get of this replica, a coordinated read's
  * merge, a put's or delete's return_body) is the state as the request's handler resolves it

@@ -53,7 +53,6 @@
  * async), so the repairs carry the resolution to the other replicas. */
 #include "coord.h"
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,7 +171,6 @@ typedef struct {
 } relay_t;
 
 struct kv_coord {
-  pthread_mutex_t lock;
   kv_node_t *node;
   const kv_ring_t *ring;
   kv_syncer_t *syncer;
@@ -198,9 +196,7 @@ struct kv_coord {
 static void reap_synced(kv_sync_waiter_t *w, const kv_status_t *st, uint64_t mono_us) {
   kv_reap_job_t *j = (kv_reap_job_t *)((char *)w - offsetof(kv_reap_job_t, waiter));
   kv_coord_t *c = j->reaper->owner;
-  pthread_mutex_lock(&c->lock);
   kv_reaper_synced(&c->reaper, &c->tr, w, st->code == KV_OK, mono_us);
-  pthread_mutex_unlock(&c->lock);
 }
 
 kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *syncer,
@@ -222,7 +218,6 @@ kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *sync
     free(c);
     return err;
   }
-  pthread_mutex_init(&c->lock, NULL);
   c->node = node;
   c->ring = ring;
   c->syncer = syncer;
@@ -281,7 +276,6 @@ void kv_coord_destroy(kv_coord_t *c) {
   kv_hints_deinit(&c->hints);
   kv_xch_deinit(&c->xch);
   kv_reaper_deinit(&c->reaper);
-  pthread_mutex_destroy(&c->lock);
   free(c);
 }
 
@@ -762,10 +756,8 @@ static void coord_forward(kv_coord_t *c, void *call, kv_op_t op, const kv_node_r
 static void self_synced(kv_sync_waiter_t *w, const kv_status_t *st, uint64_t mono_us) {
   slot_t *s = (slot_t *)((char *)w - offsetof(slot_t, waiter));
   kv_coord_t *c = s->coord;
-  pthread_mutex_lock(&c->lock);
   s->sync_pending = false;
   slot_answer(c, s, s->self_target, st->code == KV_OK, mono_us);
-  pthread_mutex_unlock(&c->lock);
 }
 
 /* Ends a slot whose request failed before any message left: answers and frees it. */
@@ -1121,11 +1113,9 @@ void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t
     reply_error(c, call, &st);
     return;
   }
-  pthread_mutex_lock(&c->lock);
   if (op == KV_OP_GET && req->local) coord_get_local(c, call, req, &plan, wall_ms);
   else if (op == KV_OP_GET) coord_get(c, call, req, &plan, mono_us, wall_ms);
   else coord_write(c, call, op, req, &plan, mono_us, wall_ms);
-  pthread_mutex_unlock(&c->lock);
 }
 
 /* ---- relaying: the forwarder's side --------------------------------------------------- */
@@ -1193,9 +1183,7 @@ kv_err kv_coord_relay(kv_coord_t *c, const char *keyspace, const uint8_t *key,
   uint32_t node_of[KV_REPLICAS_MAX];
   kv_err err = relay_check(c, nodes, count, wait_ms, node_of, st);
   if (err != KV_OK) return err;
-  pthread_mutex_lock(&c->lock);
   if (c->relay_count == KV_RELAYS_MAX) {
-    pthread_mutex_unlock(&c->lock);
     return kv_status_set(st, KV_EBUSY, "node %s is relaying %u writes already; retry later",
                          c->ring->cfg->nodes[kv_node_self(c->node)].id, KV_RELAYS_MAX);
   }
@@ -1221,7 +1209,6 @@ kv_err kv_coord_relay(kv_coord_t *c, const char *keyspace, const uint8_t *key,
   }
   kv_metrics_add(c->metrics, KV_METRIC_RELAYED_WRITES, 1);
   if (--r->pending == 0) relay_finish(c, r);
-  pthread_mutex_unlock(&c->lock);
   return KV_OK;
 }
 
@@ -1259,12 +1246,10 @@ static void coord_took_relayed(kv_coord_t *c, slot_t *s, uint32_t f,
   relayed_fail_rest(c, s, f, now_us);
 }
 
-/* An answer (with the outcomes of the targets it relayed to, when it is a forwarder's), the
- * lock held. */
-static void coord_answer_locked(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
-                                size_t rec_bytes, uint64_t applied_ms,
-                                const kv_relay_outcome_t *relayed, uint32_t count,
-                                uint64_t now_us) {
+/* An answer (with the outcomes of the targets it relayed to, when it is a forwarder's). */
+static void coord_answer_one(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
+                             size_t rec_bytes, uint64_t applied_ms,
+                             const kv_relay_outcome_t *relayed, uint32_t count, uint64_t now_us) {
   if (id & KV_HINT_ID_BIT) {
     kv_hints_answer(&c->hints, id, code);
     return;
@@ -1296,21 +1281,16 @@ static void coord_answer_locked(kv_coord_t *c, uint64_t id, kv_err code, const u
 
 void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
                      size_t rec_bytes, uint64_t applied_ms, uint64_t mono_us) {
-  pthread_mutex_lock(&c->lock);
-  coord_answer_locked(c, id, code, rec, rec_bytes, applied_ms, NULL, 0, mono_us);
-  pthread_mutex_unlock(&c->lock);
+  coord_answer_one(c, id, code, rec, rec_bytes, applied_ms, NULL, 0, mono_us);
 }
 
 void kv_coord_answer_relayed(kv_coord_t *c, uint64_t id, kv_err code, uint64_t applied_ms,
                              const kv_relay_outcome_t *relayed, uint32_t count,
                              uint64_t mono_us) {
-  pthread_mutex_lock(&c->lock);
-  coord_answer_locked(c, id, code, NULL, 0, applied_ms, relayed, count, mono_us);
-  pthread_mutex_unlock(&c->lock);
+  coord_answer_one(c, id, code, NULL, 0, applied_ms, relayed, count, mono_us);
 }
 
 void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
-  pthread_mutex_lock(&c->lock);
   /* Backwards: finishing a slot moves the last active one into its place. */
   for (uint32_t i = c->active_count; i-- > 0;) {
     slot_t *s = &c->slots[c->active[i]];
@@ -1331,32 +1311,23 @@ void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
   kv_hints_tick(&c->hints, &c->tr, mono_us);
   kv_xch_tick(&c->xch, &c->tr, mono_us);
   kv_reaper_tick(&c->reaper, &c->tr, mono_us);
-  pthread_mutex_unlock(&c->lock);
 }
 
 void kv_coord_aae_answer(kv_coord_t *c, uint64_t id, kv_err code, const kv_aae_answer_t *ans,
                          uint64_t mono_us) {
-  pthread_mutex_lock(&c->lock);
   kv_xch_answer(&c->xch, &c->tr, id, code, ans, NULL, 0, mono_us);
-  pthread_mutex_unlock(&c->lock);
 }
 
 void kv_coord_aae_stats(kv_coord_t *c, uint32_t peer, kv_aae_stats_t *out) {
-  pthread_mutex_lock(&c->lock);
   kv_xch_stats(&c->xch, peer, out);
-  pthread_mutex_unlock(&c->lock);
 }
 
 void kv_coord_reap_stats(kv_coord_t *c, kv_reap_stats_t *out) {
-  pthread_mutex_lock(&c->lock);
   *out = c->reaper.stats;
-  pthread_mutex_unlock(&c->lock);
 }
 
 void kv_coord_hint_stats(kv_coord_t *c, uint32_t target, kv_hint_stats_t *out) {
-  pthread_mutex_lock(&c->lock);
   kv_hints_stats(&c->hints, target, out);
-  pthread_mutex_unlock(&c->lock);
 }
 
 /* The node index hint_for names: another node of the cluster. */
@@ -1379,10 +1350,7 @@ kv_err kv_coord_hint_write(kv_coord_t *c, const char *hint_for, const char *keys
   uint32_t target;
   kv_err err = hint_target(c, hint_for, &target, st);
   if (err != KV_OK) return err;
-  pthread_mutex_lock(&c->lock);
-  err = kv_hints_merge(&c->hints, target, keyspace, key, key_bytes, rec, rec_bytes, st);
-  pthread_mutex_unlock(&c->lock);
-  return err;
+  return kv_hints_merge(&c->hints, target, keyspace, key, key_bytes, rec, rec_bytes, st);
 }
 
 kv_err kv_coord_hint_read(kv_coord_t *c, const char *hint_for, const char *keyspace,
@@ -1393,9 +1361,7 @@ kv_err kv_coord_hint_read(kv_coord_t *c, const char *hint_for, const char *keysp
   uint32_t target;
   kv_err err = hint_target(c, hint_for, &target, st);
   if (err != KV_OK) return err;
-  pthread_mutex_lock(&c->lock);
   err = kv_hints_read(&c->hints, target, keyspace, key, key_bytes, rec, rec_bytes, st);
-  pthread_mutex_unlock(&c->lock);
   return err;
 }
 
@@ -1407,12 +1373,10 @@ kv_err kv_coord_reap(kv_coord_t *c, const char *keyspace, const uint8_t *key, si
   kv_dvv_t tomb;
   kv_err err = kv_dvv_decode(rec, rec_bytes, &tomb, st);
   if (err != KV_OK) return err;
-  pthread_mutex_lock(&c->lock);
   err = kv_hints_forget(&c->hints, keyspace, key, key_bytes, &tomb.cc, st);
   if (err == KV_OK && !hints_only)
     err = kv_node_reap(c->node, keyspace, key, key_bytes,
                        kv_hash_leaf(kv_hash_key(keyspace, key, key_bytes), rec, rec_bytes), st);
-  pthread_mutex_unlock(&c->lock);
   kv_dvv_deinit(&tomb);
   return err;
 }
@@ -1435,7 +1399,6 @@ kv_err kv_coord_applied(kv_coord_t *c, const char *keyspace, const uint8_t *key,
     return kv_status_set(st, KV_EINVAL, "keyspace '%.*s' is not in this node's config",
                          (int)KV_KEYSPACE_NAME_BYTES_MAX, keyspace);
   const char *self = c->ring->cfg->nodes[kv_node_self(c->node)].id;
-  pthread_mutex_lock(&c->lock);
   kv_err err = KV_OK;
   if (write_in_flight(c, keyspace, key, key_bytes))
     err = kv_status_set(st, KV_EUNAVAILABLE, "node %s is still waiting for replicas to "
@@ -1445,19 +1408,14 @@ kv_err kv_coord_applied(kv_coord_t *c, const char *keyspace, const uint8_t *key,
                         "in keyspace '%s': it keeps the last %u writes it coordinated, and a "
                         "write sent to a node that is not a replica is coordinated by the first "
                         "live primary", self, keyspace, KV_APPLIED_MAX);
-  pthread_mutex_unlock(&c->lock);
   return err;
 }
 
 uint32_t kv_coord_in_flight(kv_coord_t *c) {
-  pthread_mutex_lock(&c->lock);
   uint32_t n = c->active_count;
-  pthread_mutex_unlock(&c->lock);
   return n;
 }
 
 void kv_coord_lag(kv_coord_t *c, kv_histogram_t *out) {
-  pthread_mutex_lock(&c->lock);
   *out = c->lag_us;
-  pthread_mutex_unlock(&c->lock);
 }
