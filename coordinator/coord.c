@@ -8,8 +8,9 @@
  * Forwarding (coord.h): via[i] is the target whose forwarder message carries target i's write
  * (VIA_NONE: sent directly). The forwarder's side is the relay table: KV_RELAYS_MAX entries,
  * a relayed message's id is KV_RELAY_ID_BIT | generation << 24 | entry << 8 | index in the
- * relay, and an entry lives from kv_coord_relay until every replica answered or its deadline
- * (checked by the tick) passed, when done is called and it is free again.
+ * relay (ids.h), and an entry lives from a forwarded write (kv_coord_on_peer_request) until
+ * every replica answered or its deadline (checked by the tick) passed, when done is called
+ * and it is free again.
  *
  * A slot's life (slot_state_t; every move is slot_move, which checks the state it leaves
  * and the invariants of the one it enters, as SQLite's assert_pager_state does):
@@ -67,14 +68,7 @@
 #include "quorum.h"
 #include "reaper.h"
 
-#define ID_TARGET_BITS 8u
-#define ID_GEN_BITS 16u
-#define ID_REPAIR 0x80u                  /* in the target bits: a read repair's ack */
 #define VIA_NONE 0xFFu
-/* Below the hint (63), anti-entropy (62) and reaper (61) bits, which are told apart first. */
-#define KV_RELAY_ID_BIT (1ull << 60)
-#define RELAY_INDEX_SHIFT 8u
-#define RELAY_GEN_SHIFT 24u
 
 /* A slot's state (the life above); a bit each, so a move can name the states it may leave. */
 typedef enum {
@@ -281,19 +275,19 @@ void kv_coord_destroy(kv_coord_t *c) {
 
 static uint64_t slot_id(const kv_coord_t *c, const slot_t *s, uint32_t target) {
   uint64_t index = (uint64_t)(s - c->slots);
-  return index << (ID_GEN_BITS + ID_TARGET_BITS) | (uint64_t)s->gen << ID_TARGET_BITS | target;
+  return index << (KV_SLOT_ID_GEN_BITS + KV_SLOT_ID_TARGET_BITS) | (uint64_t)s->gen << KV_SLOT_ID_TARGET_BITS | target;
 }
 
 /* The slot and target an id names, or NULL when it is stale or malformed; *repair tells a
  * read repair's ack from a read answer. */
 static slot_t *slot_of(kv_coord_t *c, uint64_t id, uint32_t *target, bool *repair) {
-  uint64_t index = id >> (ID_GEN_BITS + ID_TARGET_BITS);
+  uint64_t index = id >> (KV_SLOT_ID_GEN_BITS + KV_SLOT_ID_TARGET_BITS);
   if (index >= KV_COORD_PENDING_MAX) return NULL;
   slot_t *s = &c->slots[index];
-  uint16_t gen = (uint16_t)(id >> ID_TARGET_BITS);
-  uint32_t bits = (uint32_t)(id & ((1u << ID_TARGET_BITS) - 1));
-  *repair = (bits & ID_REPAIR) != 0;
-  *target = bits & ~ID_REPAIR;
+  uint16_t gen = (uint16_t)(id >> KV_SLOT_ID_TARGET_BITS);
+  uint32_t bits = (uint32_t)(id & ((1u << KV_SLOT_ID_TARGET_BITS) - 1));
+  *repair = (bits & KV_SLOT_ID_REPAIR) != 0;
+  *target = bits & ~KV_SLOT_ID_REPAIR;
   if (!slot_live(s, gen) || *target >= s->q.target_count) return NULL;
   return s;
 }
@@ -365,19 +359,16 @@ static uint64_t record_hash(const uint8_t *rec, size_t rec_bytes) {
 static kv_err target_send_write(kv_coord_t *c, const kv_target_t *t, uint64_t id,
                                 const slot_t *s, const uint8_t *rec, size_t rec_bytes,
                                 bool durable, kv_status_t *st) {
-  if (t->primary)
-    return c->tr.send_write(c->tr.arg, t->node, id, s->keyspace, s->key, s->key_bytes, rec,
-                            rec_bytes, durable, st);
-  return c->tr.send_hint_write(c->tr.arg, t->node, t->hint_for, id, s->keyspace, s->key,
-                               s->key_bytes, rec, rec_bytes, durable, st);
+  kv_msg_t m = kv_msg_write(id, s->keyspace, s->key, s->key_bytes, rec, rec_bytes, durable);
+  if (!t->primary) m.hint_for = t->hint_for;
+  return c->tr.send(c->tr.arg, t->node, &m, st);
 }
 
 static kv_err target_send_read(kv_coord_t *c, const kv_target_t *t, uint64_t id,
                                const slot_t *s, kv_status_t *st) {
-  if (t->primary)
-    return c->tr.send_read(c->tr.arg, t->node, id, s->keyspace, s->key, s->key_bytes, st);
-  return c->tr.send_hint_read(c->tr.arg, t->node, t->hint_for, id, s->keyspace, s->key,
-                              s->key_bytes, st);
+  kv_msg_t m = kv_msg_read(id, s->keyspace, s->key, s->key_bytes);
+  if (!t->primary) m.hint_for = t->hint_for;
+  return c->tr.send(c->tr.arg, t->node, &m, st);
 }
 
 /* The get's merge as a record. A merge of nothing but missing keys is no record at all (0
@@ -416,7 +407,7 @@ static repair_t get_repair(kv_coord_t *c, slot_t *s, uint32_t i, const uint8_t *
     kv_metrics_add(c->metrics, KV_METRIC_READ_REPAIRS, 1);
     return REPAIR_NONE;
   }
-  if (target_send_write(c, t, slot_id(c, s, i) | ID_REPAIR, s, rec, rec_bytes, false, &st) !=
+  if (target_send_write(c, t, slot_id(c, s, i) | KV_SLOT_ID_REPAIR, s, rec, rec_bytes, false, &st) !=
       KV_OK)
     return REPAIR_FAILED;
   kv_metrics_add(c->metrics, KV_METRIC_READ_REPAIRS, 1);
@@ -792,12 +783,18 @@ static kv_err write_send(kv_coord_t *c, slot_t *s, uint32_t i, const kv_node_res
   const kv_target_t *t = &s->q.targets[i];
   kv_relay_target_t relay[KV_REPLICAS_MAX];
   uint32_t n = region_relay(c, s, i, relay);
-  kv_err err = n ? c->tr.send_relay_write(c->tr.arg, t->node, slot_id(c, s, i), s->keyspace,
-                                          s->key, s->key_bytes, res->record,
-                                          res->record_bytes, durable, relay, n,
-                                          timeout_ms / 2 ? timeout_ms / 2 : 1, &s->refused)
-                 : target_send_write(c, t, slot_id(c, s, i), s, res->record, res->record_bytes,
-                                     durable, &s->refused);
+  kv_err err;
+  if (n) {
+    kv_msg_t m = kv_msg_write(slot_id(c, s, i), s->keyspace, s->key, s->key_bytes,
+                              res->record, res->record_bytes, durable);
+    m.relay = relay;
+    m.relay_count = n;
+    m.relay_wait_ms = timeout_ms / 2 ? timeout_ms / 2 : 1;
+    err = c->tr.send(c->tr.arg, t->node, &m, &s->refused);
+  } else {
+    err = target_send_write(c, t, slot_id(c, s, i), s, res->record, res->record_bytes, durable,
+                            &s->refused);
+  }
   if (err == KV_OK && !t->local) kv_metrics_add(c->metrics, KV_METRIC_REMOTE_WRITES, 1);
   return err;
 }
@@ -1104,7 +1101,7 @@ static void delete_read_decided(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   free(plan);
 }
 
-void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
+void kv_coord_on_client(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
                       uint64_t mono_us, uint64_t wall_ms) {
   kv_node_plan_t plan;
   kv_status_t st;
@@ -1121,8 +1118,8 @@ void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t
 /* ---- relaying: the forwarder's side --------------------------------------------------- */
 
 static uint64_t relay_id(const kv_coord_t *c, const relay_t *r, uint32_t k) {
-  return KV_RELAY_ID_BIT | (uint64_t)r->gen << RELAY_GEN_SHIFT |
-         (uint64_t)(r - c->relays) << RELAY_INDEX_SHIFT | k;
+  return KV_RELAY_ID_BIT | (uint64_t)r->gen << KV_RELAY_ID_GEN_SHIFT |
+         (uint64_t)(r - c->relays) << KV_RELAY_ID_INDEX_SHIFT | k;
 }
 
 /* Every replica answered or the deadline passed: those that did not answer timed out. */
@@ -1136,10 +1133,10 @@ static void relay_finish(kv_coord_t *c, relay_t *r) {
 }
 
 static void relay_answer(kv_coord_t *c, uint64_t id, kv_err code, uint64_t applied_ms) {
-  uint32_t index = (uint32_t)(id >> RELAY_INDEX_SHIFT) & 0xFFFFu, k = (uint32_t)id & 0xFFu;
+  uint32_t index = (uint32_t)(id >> KV_RELAY_ID_INDEX_SHIFT) & 0xFFFFu, k = (uint32_t)id & 0xFFu;
   if (index >= KV_RELAYS_MAX) return;
   relay_t *r = &c->relays[index];
-  if (!r->in_use || r->gen != (uint16_t)(id >> RELAY_GEN_SHIFT) || k >= r->count ||
+  if (!r->in_use || r->gen != (uint16_t)(id >> KV_RELAY_ID_GEN_SHIFT) || k >= r->count ||
       r->answered[k])
     return; /* a duplicate, or for a relay already finished */
   r->answered[k] = true;
@@ -1153,9 +1150,10 @@ static void relay_tick(kv_coord_t *c, uint64_t now_us) {
     if (c->relays[i].in_use && now_us >= c->relays[i].deadline_us) relay_finish(c, &c->relays[i]);
 }
 
-/* Checks a relay's wait and resolves the node ids it names (see kv_coord_relay). */
-static kv_err relay_check(kv_coord_t *c, const char *const *nodes, uint32_t count,
-                          uint32_t wait_ms, uint32_t *out, kv_status_t *st) {
+/* Whether a relay can start: its wait, the nodes it names, and room in the table (see
+ * kv_coord_on_peer_request). */
+static kv_err relay_check(kv_coord_t *c, const kv_relay_target_t *targets, uint32_t count,
+                          uint32_t wait_ms, kv_status_t *st) {
   if (wait_ms == 0 || wait_ms > KV_TIMEOUT_MS_MAX)
     return kv_status_set(st, KV_EINVAL, "forward_wait_ms is %u; it must be 1 to %u", wait_ms,
                          KV_TIMEOUT_MS_MAX);
@@ -1163,30 +1161,22 @@ static kv_err relay_check(kv_coord_t *c, const char *const *nodes, uint32_t coun
     return kv_status_set(st, KV_EINVAL, "forward_to names %u nodes; a region has at most %u "
                          "others", count, KV_REPLICAS_MAX - 1);
   for (uint32_t k = 0; k < count; k++) {
-    int n = kv_config_node_index(c->ring->cfg, nodes[k]);
-    if (n < 0)
-      return kv_status_set(st, KV_EINVAL, "forward_to names node '%.*s', which is not in the "
-                           "cluster", (int)KV_NODE_ID_BYTES_MAX, nodes[k]);
-    if ((uint32_t)n == kv_node_self(c->node))
+    KV_ASSERT(targets[k].node < c->ring->cfg->node_count);
+    if (targets[k].node == kv_node_self(c->node))
       return kv_status_set(st, KV_EINVAL, "forward_to names this node (%s); it relays to the "
-                           "others", nodes[k]);
-    out[k] = (uint32_t)n;
+                           "others", c->ring->cfg->nodes[targets[k].node].id);
   }
+  if (c->relay_count == KV_RELAYS_MAX)
+    return kv_status_set(st, KV_EBUSY, "node %s is relaying %u writes already; retry later",
+                         c->ring->cfg->nodes[kv_node_self(c->node)].id, KV_RELAYS_MAX);
   return KV_OK;
 }
 
-kv_err kv_coord_relay(kv_coord_t *c, const char *keyspace, const uint8_t *key,
-                      size_t key_bytes, const uint8_t *rec, size_t rec_bytes, bool durable,
-                      const char *const *nodes, const uint64_t *ids, uint32_t count,
-                      uint32_t wait_ms, kv_coord_relay_fn done, void *arg, uint64_t mono_us,
-                      kv_status_t *st) {
-  uint32_t node_of[KV_REPLICAS_MAX];
-  kv_err err = relay_check(c, nodes, count, wait_ms, node_of, st);
-  if (err != KV_OK) return err;
-  if (c->relay_count == KV_RELAYS_MAX) {
-    return kv_status_set(st, KV_EBUSY, "node %s is relaying %u writes already; retry later",
-                         c->ring->cfg->nodes[kv_node_self(c->node)].id, KV_RELAYS_MAX);
-  }
+/* Starts a relay relay_check admitted. */
+static void relay_start(kv_coord_t *c, const char *keyspace, const uint8_t *key,
+                        size_t key_bytes, const uint8_t *rec, size_t rec_bytes, bool durable,
+                        const kv_relay_target_t *targets, uint32_t count, uint32_t wait_ms,
+                        kv_coord_relay_fn done, void *arg, uint64_t mono_us) {
   while (c->relays[c->relay_next].in_use) c->relay_next = (c->relay_next + 1) % KV_RELAYS_MAX;
   relay_t *r = &c->relays[c->relay_next];
   r->in_use = true;
@@ -1197,22 +1187,22 @@ kv_err kv_coord_relay(kv_coord_t *c, const char *keyspace, const uint8_t *key,
   r->done = done;
   r->arg = arg;
   for (uint32_t k = 0; k < count; k++) {
-    r->out[k] = (kv_relay_outcome_t){.id = ids[k], .node = node_of[k], .code = KV_OK,
-                                     .applied_ms = 0};
+    r->out[k] = (kv_relay_outcome_t){.id = targets[k].id, .node = targets[k].node,
+                                     .code = KV_OK, .applied_ms = 0};
     r->answered[k] = false;
   }
   for (uint32_t k = 0; k < count; k++) {
     kv_status_t send_st;
-    kv_err send = c->tr.send_write(c->tr.arg, node_of[k], relay_id(c, r, k), keyspace, key,
-                                   key_bytes, rec, rec_bytes, durable, &send_st);
+    kv_msg_t m = kv_msg_write(relay_id(c, r, k), keyspace, key, key_bytes, rec, rec_bytes,
+                              durable);
+    kv_err send = c->tr.send(c->tr.arg, targets[k].node, &m, &send_st);
     if (send != KV_OK) relay_answer(c, relay_id(c, r, k), send, 0);
   }
   kv_metrics_add(c->metrics, KV_METRIC_RELAYED_WRITES, 1);
   if (--r->pending == 0) relay_finish(c, r);
-  return KV_OK;
 }
 
-/* One answer from replica `target` of slot s (see kv_coord_answer). */
+/* One answer from replica `target` of slot s (see kv_coord_on_peer_reply). */
 static void coord_took(kv_coord_t *c, slot_t *s, uint32_t target, bool repair, kv_err code,
                        const uint8_t *rec, size_t rec_bytes, uint64_t applied_ms,
                        uint64_t now_us) {
@@ -1246,24 +1236,24 @@ static void coord_took_relayed(kv_coord_t *c, slot_t *s, uint32_t f,
   relayed_fail_rest(c, s, f, now_us);
 }
 
-/* An answer (with the outcomes of the targets it relayed to, when it is a forwarder's). */
-static void coord_answer_one(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
-                             size_t rec_bytes, uint64_t applied_ms,
-                             const kv_relay_outcome_t *relayed, uint32_t count, uint64_t now_us) {
+/* An answer, to whichever part of the core its id names (ids.h). */
+static void coord_answer_one(kv_coord_t *c, const kv_msg_answer_t *a, uint64_t now_us) {
+  uint64_t id = a->id;
+  kv_err code = a->code;
   if (id & KV_HINT_ID_BIT) {
     kv_hints_answer(&c->hints, id, code);
     return;
   }
   if (id & KV_AAE_ID_BIT) {
-    kv_xch_answer(&c->xch, &c->tr, id, code, NULL, rec, rec_bytes, now_us);
+    kv_xch_answer(&c->xch, &c->tr, id, code, a->tree, a->rec, a->rec_bytes, now_us);
     return;
   }
   if (id & KV_REAP_ID_BIT) {
-    kv_reaper_answer(&c->reaper, &c->tr, id, code, rec, rec_bytes, now_us);
+    kv_reaper_answer(&c->reaper, &c->tr, id, code, a->rec, a->rec_bytes, now_us);
     return;
   }
   if (id & KV_RELAY_ID_BIT) {
-    relay_answer(c, id, code, applied_ms);
+    relay_answer(c, id, code, a->applied_ms);
     return;
   }
   /* Fault point: the same answer again, as a network that duplicates would deliver it. */
@@ -1273,24 +1263,17 @@ static void coord_answer_one(kv_coord_t *c, uint64_t id, kv_err code, const uint
     slot_t *s = slot_of(c, id, &target, &repair);
     /* This node's own answers never come over the wire. */
     if (!s || target == s->self_target) return;
-    if (!repair) coord_took_relayed(c, s, target, relayed, count, now_us);
+    if (!repair) coord_took_relayed(c, s, target, a->relayed, a->relayed_count, now_us);
     if ((s = slot_of(c, id, &target, &repair)) != NULL)
-      coord_took(c, s, target, repair, code, rec, rec_bytes, applied_ms, now_us);
+      coord_took(c, s, target, repair, code, a->rec, a->rec_bytes, a->applied_ms, now_us);
   }
 }
 
-void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
-                     size_t rec_bytes, uint64_t applied_ms, uint64_t mono_us) {
-  coord_answer_one(c, id, code, rec, rec_bytes, applied_ms, NULL, 0, mono_us);
+void kv_coord_on_peer_reply(kv_coord_t *c, const kv_msg_answer_t *a, uint64_t mono_us) {
+  coord_answer_one(c, a, mono_us);
 }
 
-void kv_coord_answer_relayed(kv_coord_t *c, uint64_t id, kv_err code, uint64_t applied_ms,
-                             const kv_relay_outcome_t *relayed, uint32_t count,
-                             uint64_t mono_us) {
-  coord_answer_one(c, id, code, NULL, 0, applied_ms, relayed, count, mono_us);
-}
-
-void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
+void kv_coord_on_tick(kv_coord_t *c, uint64_t mono_us) {
   /* Backwards: finishing a slot moves the last active one into its place. */
   for (uint32_t i = c->active_count; i-- > 0;) {
     slot_t *s = &c->slots[c->active[i]];
@@ -1313,11 +1296,6 @@ void kv_coord_tick(kv_coord_t *c, uint64_t mono_us) {
   kv_reaper_tick(&c->reaper, &c->tr, mono_us);
 }
 
-void kv_coord_aae_answer(kv_coord_t *c, uint64_t id, kv_err code, const kv_aae_answer_t *ans,
-                         uint64_t mono_us) {
-  kv_xch_answer(&c->xch, &c->tr, id, code, ans, NULL, 0, mono_us);
-}
-
 void kv_coord_aae_stats(kv_coord_t *c, uint32_t peer, kv_aae_stats_t *out) {
   kv_xch_stats(&c->xch, peer, out);
 }
@@ -1330,55 +1308,93 @@ void kv_coord_hint_stats(kv_coord_t *c, uint32_t target, kv_hint_stats_t *out) {
   kv_hints_stats(&c->hints, target, out);
 }
 
-/* The node index hint_for names: another node of the cluster. */
-static kv_err hint_target(kv_coord_t *c, const char *hint_for, uint32_t *target,
-                          kv_status_t *st) {
-  int t = kv_config_node_index(c->ring->cfg, hint_for);
-  if (t < 0)
-    return kv_status_set(st, KV_EINVAL, "hint_for names node '%.*s', which is not in the cluster",
-                         (int)KV_NODE_ID_BYTES_MAX, hint_for);
-  if ((uint32_t)t == kv_node_self(c->node))
+/* ---- the replica's side of peer messages --------------------------------------------- */
+
+/* A fallback keeps hints for other nodes only. */
+static kv_err hint_target(kv_coord_t *c, uint32_t hint_for, kv_status_t *st) {
+  KV_ASSERT(hint_for < c->ring->cfg->node_count);
+  if (hint_for == kv_node_self(c->node))
     return kv_status_set(st, KV_EINVAL, "hint_for names this node (%s); hints are kept for "
-                         "other nodes", hint_for);
-  *target = (uint32_t)t;
+                         "other nodes", c->ring->cfg->nodes[hint_for].id);
   return KV_OK;
 }
 
-kv_err kv_coord_hint_write(kv_coord_t *c, const char *hint_for, const char *keyspace,
-                           const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                           size_t rec_bytes, kv_status_t *st) {
-  uint32_t target;
-  kv_err err = hint_target(c, hint_for, &target, st);
-  if (err != KV_OK) return err;
-  return kv_hints_merge(&c->hints, target, keyspace, key, key_bytes, rec, rec_bytes, st);
-}
-
-kv_err kv_coord_hint_read(kv_coord_t *c, const char *hint_for, const char *keyspace,
-                          const uint8_t *key, size_t key_bytes, uint8_t **rec,
-                          size_t *rec_bytes, kv_status_t *st) {
-  *rec = NULL;
-  *rec_bytes = 0;
-  uint32_t target;
-  kv_err err = hint_target(c, hint_for, &target, st);
-  if (err != KV_OK) return err;
-  err = kv_hints_read(&c->hints, target, keyspace, key, key_bytes, rec, rec_bytes, st);
-  return err;
-}
-
-kv_err kv_coord_reap(kv_coord_t *c, const char *keyspace, const uint8_t *key, size_t key_bytes,
-                     const uint8_t *rec, size_t rec_bytes, bool hints_only, kv_status_t *st) {
-  if (!kv_config_keyspace(c->ring->cfg, keyspace))
+static kv_err replica_reap(kv_coord_t *c, const kv_msg_t *m, kv_status_t *st) {
+  if (!kv_config_keyspace(c->ring->cfg, m->keyspace))
     return kv_status_set(st, KV_EINVAL, "reap names keyspace '%.*s', which this node does not "
-                         "have", (int)KV_KEYSPACE_NAME_BYTES_MAX, keyspace);
+                         "have", (int)KV_KEYSPACE_NAME_BYTES_MAX, m->keyspace);
   kv_dvv_t tomb;
-  kv_err err = kv_dvv_decode(rec, rec_bytes, &tomb, st);
+  kv_err err = kv_dvv_decode(m->rec, m->rec_bytes, &tomb, st);
   if (err != KV_OK) return err;
-  err = kv_hints_forget(&c->hints, keyspace, key, key_bytes, &tomb.cc, st);
-  if (err == KV_OK && !hints_only)
-    err = kv_node_reap(c->node, keyspace, key, key_bytes,
-                       kv_hash_leaf(kv_hash_key(keyspace, key, key_bytes), rec, rec_bytes), st);
+  err = kv_hints_forget(&c->hints, m->keyspace, m->key, m->key_bytes, &tomb.cc, st);
+  if (err == KV_OK && !m->hints_only)
+    err = kv_node_reap(c->node, m->keyspace, m->key, m->key_bytes,
+                       kv_hash_leaf(kv_hash_key(m->keyspace, m->key, m->key_bytes), m->rec,
+                                    m->rec_bytes),
+                       st);
   kv_dvv_deinit(&tomb);
   return err;
+}
+
+/* A write: merged into the replica, or into the hint a fallback keeps. A forwarder's is
+ * refused whole when its relay cannot start, else relayed whatever became of the merge
+ * (*relaying: done will be called). */
+static kv_err replica_write(kv_coord_t *c, const kv_msg_t *m, kv_coord_relay_fn done,
+                            void *arg, uint64_t mono_us, bool *relaying, kv_status_t *st) {
+  kv_err err = m->hint_for != KV_NODE_NONE ? hint_target(c, m->hint_for, st) : KV_OK;
+  if (err == KV_OK && m->relay_count > 0)
+    err = relay_check(c, m->relay, m->relay_count, m->relay_wait_ms, st);
+  if (err != KV_OK) return err;
+  err = m->hint_for != KV_NODE_NONE
+            ? kv_hints_merge(&c->hints, m->hint_for, m->keyspace, m->key, m->key_bytes, m->rec,
+                             m->rec_bytes, st)
+            : kv_node_merge(c->node, m->keyspace, m->key, m->key_bytes, m->rec, m->rec_bytes, st);
+  if (m->relay_count == 0) return err;
+  *relaying = true;
+  relay_start(c, m->keyspace, m->key, m->key_bytes, m->rec, m->rec_bytes, m->durable, m->relay,
+              m->relay_count, m->relay_wait_ms, done, arg, mono_us);
+  return err;
+}
+
+void kv_coord_on_peer_request(kv_coord_t *c, const kv_msg_t *m, uint64_t mono_us,
+                              uint64_t wall_ms, kv_coord_relay_fn done, void *arg,
+                              kv_peer_result_t *out) {
+  memset(out, 0, sizeof *out);
+  kv_status_clear(&out->st);
+  kv_status_t *st = &out->st;
+  switch (m->kind) {
+    case KV_MSG_WRITE:
+      out->code = replica_write(c, m, done, arg, mono_us, &out->relaying, st);
+      out->applied_ms = wall_ms;
+      out->after_sync = out->code == KV_OK && m->durable;
+      break;
+    case KV_MSG_READ:
+      out->code = m->hint_for != KV_NODE_NONE ? hint_target(c, m->hint_for, st) : KV_OK;
+      if (out->code == KV_OK)
+        out->code = m->hint_for != KV_NODE_NONE
+                        ? kv_hints_read(&c->hints, m->hint_for, m->keyspace, m->key,
+                                        m->key_bytes, &out->rec, &out->rec_bytes, st)
+                        : kv_node_read_record(c->node, m->keyspace, m->key, m->key_bytes,
+                                              &out->rec, &out->rec_bytes, st);
+      break;
+    case KV_MSG_TREE:
+      out->code = kv_aae_serve(c->node, &m->tree, &out->tree, st);
+      break;
+    case KV_MSG_REAP:
+      out->code = replica_reap(c, m, st);
+      /* A forget is answered once the hints' deletions are on disk (reaper.h). */
+      out->after_sync = out->code == KV_OK && m->hints_only;
+      break;
+    default:
+      out->code = kv_status_set(st, KV_EINVAL, "peer message %llu has no body",
+                                (unsigned long long)m->id);
+  }
+}
+
+void kv_peer_result_deinit(kv_peer_result_t *r) {
+  free(r->rec);
+  kv_aae_answer_free(&r->tree);
+  memset(r, 0, sizeof *r);
 }
 
 /* Whether a write of (keyspace, key) is in flight here (answered or not). */

@@ -34,8 +34,8 @@
  * standing in for another primary of the request. Targets are then the N primaries followed
  * by the fallbacks (at most KV_TARGETS_MAX), and the UNAVAILABLE check counts the fallbacks
  * as live replicas. A fallback is sent the write as a hint for its primary (the transport's
- * send_hint_write) and its ack counts toward W, R and the level's regions (it is in its
- * primary's region), never toward pw / pr. A read asks it for its hint (send_hint_read), and
+ * (a WRITE with hint_for) and its ack counts toward W, R and the level's regions (it is in its
+ * primary's region), never toward pw / pr. A read asks it for its hint (a READ with hint_for), and
  * a read repair merges into that hint. The dead primary is not sent the write (it counts as
  * failed at once): were it alive after all, its ack and its fallback's would count one
  * replica twice. A fallback never coordinates a write, so a write whose primaries are all
@@ -49,9 +49,9 @@
  * Forwarding to a region (DESIGN section 7, as Cassandra does): a write is sent once to each
  * other region, to a forwarder there (the region's first target, in preference-list order),
  * with the ids of the region's other targets; the forwarder takes the write itself, relays it
- * to them (kv_coord_relay) and answers once all of them answered or half the request's
+ * to them (kv_coord_on_peer_request) and answers once all of them answered or half the request's
  * timeout passed (leaving the other half for the trips between regions), with each one's
- * outcome (kv_coord_answer_relayed), so acks still count per replica toward W,
+ * outcome (kv_msg_answer_t's relayed), so acks still count per replica toward W,
  * LOCAL_* and EACH_QUORUM, and durable still means fsynced on each replica counted (each
  * relayed replica answers after its own fsync). An outcome counts only for a target that was
  * forwarded through the node answering. When the forwarder's answer comes (or its message
@@ -94,6 +94,7 @@
 #include "kv_limits.h"
 #include "kv_err.h"
 #include "metrics.h"
+#include "msg.h"
 #include "node.h"
 #include "ring.h"
 #include "sync.h"
@@ -125,61 +126,17 @@ typedef struct {
   uint64_t dropped;           /* deletes not queued: the queue was full */
 } kv_reap_stats_t;
 
-/* One replica a forwarder relays a write to: its node index and the id of the coordinator's
- * message for it (echoed in the outcome). */
-typedef struct {
-  uint32_t node;
-  uint64_t id;
-} kv_relay_target_t;
-
-/* A relayed replica's outcome: KV_OK when it acknowledged (after its fsync when durable). */
-typedef struct {
-  uint64_t id;                /* the kv_relay_target_t's */
-  uint32_t node;
-  kv_err code;                /* KV_ETIMEDOUT when it did not answer in the relay's wait */
-  uint64_t applied_ms;        /* with KV_OK: its wall clock when it applied the write; 0 unknown */
-} kv_relay_outcome_t;
-
-/* How the coordinator reaches other nodes. Messages are queued; each answer comes back
- * through kv_coord_answer with the id given here. A send that fails (a full queue) has no
- * answer. */
+/* How the coordinator reaches other nodes. Messages (msg.h) are queued; each answer comes
+ * back through kv_coord_on_peer_reply with the message's id. A send that fails (a full
+ * queue) has no answer. */
 typedef struct {
   void *arg;
   bool (*alive)(void *arg, uint32_t node);
-  kv_err (*send_write)(void *arg, uint32_t node, uint64_t id, const char *keyspace,
-                       const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                       size_t rec_bytes, bool durable, kv_status_t *st);
-  kv_err (*send_read)(void *arg, uint32_t node, uint64_t id, const char *keyspace,
-                      const uint8_t *key, size_t key_bytes, kv_status_t *st);
-  /* Sloppy quorum: as send_write and send_read, to a fallback, for the hint it keeps for
-   * primary hint_for (a node index; the message names it by node id). */
-  kv_err (*send_hint_write)(void *arg, uint32_t node, uint32_t hint_for, uint64_t id,
-                            const char *keyspace, const uint8_t *key, size_t key_bytes,
-                            const uint8_t *rec, size_t rec_bytes, bool durable,
-                            kv_status_t *st);
-  kv_err (*send_hint_read)(void *arg, uint32_t node, uint32_t hint_for, uint64_t id,
-                           const char *keyspace, const uint8_t *key, size_t key_bytes,
-                           kv_status_t *st);
-  /* Forwarding to a region: as send_write, to a forwarder, which also relays the write to
-   * the relay_count replicas of relay (borrowed for the call) and answers with their
-   * outcomes (kv_coord_answer_relayed) within wait_ms. */
-  kv_err (*send_relay_write)(void *arg, uint32_t node, uint64_t id, const char *keyspace,
-                             const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                             size_t rec_bytes, bool durable, const kv_relay_target_t *relay,
-                             uint32_t relay_count, uint32_t wait_ms, kv_status_t *st);
+  kv_err (*send)(void *arg, uint32_t node, const kv_msg_t *m, kv_status_t *st);
   /* Sends a client's write request (as received) to node, which coordinates it; the
    * transport relays node's answer to the client call itself. */
   kv_err (*forward)(void *arg, uint32_t node, void *call, kv_op_t op, const uint8_t *request,
                     size_t request_bytes, uint32_t timeout_ms, kv_status_t *st);
-  /* Sends an anti-entropy request (aae.h); its answer comes back through
-   * kv_coord_aae_answer. */
-  kv_err (*send_aae)(void *arg, uint32_t node, uint64_t id, const kv_aae_req_t *req,
-                     kv_status_t *st);
-  /* Tombstone reaping (reaper.h): asks node to run kv_coord_reap; the answer comes back
-   * through kv_coord_answer. */
-  kv_err (*send_reap)(void *arg, uint32_t node, uint64_t id, const char *keyspace,
-                      const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                      size_t rec_bytes, bool hints_only, kv_status_t *st);
 } kv_coord_transport_t;
 
 /* Answers a client call: res is NULL unless st->code is KV_OK. Called once per request. */
@@ -207,69 +164,69 @@ kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *sync
  * first: both hold pointers into requests in flight. */
 void kv_coord_destroy(kv_coord_t *c);
 
-/* Starts a request; the reply callback runs (maybe before this returns) exactly once.
- * mono_us: monotonic clock (deadlines, lag); wall_ms: wall clock (write timestamps). */
-void kv_coord_request(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
-                      uint64_t mono_us, uint64_t wall_ms);
-/* An answer from another node: code KV_OK with rec (a read's record; may be empty) or an
- * error. applied_ms: a write's ack's wall-clock ms of applying it on that node (PeerAnswer's
- * applied_ms; 0 when unknown or not a write), kept for kv_coord_applied. Unknown or stale ids
- * (a request already finished) are ignored. */
-void kv_coord_answer(kv_coord_t *c, uint64_t id, kv_err code, const uint8_t *rec,
-                     size_t rec_bytes, uint64_t applied_ms, uint64_t mono_us);
-/* A forwarder's answer (see kv_coord_answer; applied_ms is its own) with the outcomes of the
- * replicas it relayed the write to (borrowed for the call; count may be 0), each with its
- * own applied_ms. */
-void kv_coord_answer_relayed(kv_coord_t *c, uint64_t id, kv_err code, uint64_t applied_ms,
-                             const kv_relay_outcome_t *relayed, uint32_t count,
-                             uint64_t mono_us);
-/* The forwarder's side: relays a write (rec, for keyspace and key) to the count replicas of
- * targets (node indexes resolved from the node ids in nodes[], each the coordinator's id in
- * ids[]; both borrowed for the call), and calls done(arg, outcomes, count) once, when each
- * has answered or wait_ms has passed (maybe before this returns; with inside the
- * core's step, so it must only queue work; outcomes borrowed for the call, in
- * the order of nodes). Errors, with a sentence, and done is never called: KV_EINVAL when count
- * is past KV_REPLICAS_MAX - 1, a node id is not another node of the cluster or wait_ms is not
- * 1 .. KV_TIMEOUT_MS_MAX, KV_EBUSY when
- * KV_RELAYS_MAX relays are waiting. */
+/* The core's events (DESIGN section 3). Each runs to completion; what it causes leaves
+ * through the transport (SEND), the reply callback (REPLY) and the syncer (SYNC, sync.h),
+ * and every clock reading comes in as an argument: mono_us monotonic (deadlines, lag),
+ * wall_ms the wall clock (write timestamps). */
+
+/* on_client: starts a request; the reply callback runs (maybe before this returns) exactly
+ * once. */
+void kv_coord_on_client(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
+                        uint64_t mono_us, uint64_t wall_ms);
+/* on_peer_reply: the answer to a message this node sent (msg.h), or its failure (a code
+ * alone). A write's applied_ms is kept for kv_coord_applied; a forwarder's relayed outcomes
+ * count for the targets forwarded through it. Unknown or stale ids (a request already
+ * finished) are ignored. */
+void kv_coord_on_peer_reply(kv_coord_t *c, const kv_msg_answer_t *a, uint64_t mono_us);
+
+/* A forwarder's relay is over: every replica it relayed to answered or the wait passed
+ * (outcomes borrowed for the call, in the order of the message's relay[]). Called inside the
+ * core's event, so it must only queue work. */
 typedef void (*kv_coord_relay_fn)(void *arg, const kv_relay_outcome_t *outcomes,
                                   uint32_t count);
-kv_err kv_coord_relay(kv_coord_t *c, const char *keyspace, const uint8_t *key,
-                      size_t key_bytes, const uint8_t *rec, size_t rec_bytes, bool durable,
-                      const char *const *nodes, const uint64_t *ids, uint32_t count,
-                      uint32_t wait_ms, kv_coord_relay_fn done, void *arg, uint64_t mono_us,
-                      kv_status_t *st);
-/* The answer to an anti-entropy request (ans borrowed for the call; NULL unless code is
- * KV_OK). Replica reads and writes of exchanges answer through kv_coord_answer. */
-void kv_coord_aae_answer(kv_coord_t *c, uint64_t id, kv_err code, const kv_aae_answer_t *ans,
-                         uint64_t mono_us);
-/* The passing of time: deadlines. Call every few milliseconds. */
-void kv_coord_tick(kv_coord_t *c, uint64_t mono_us);
+
+/* What the replica's side made of a peer's message, for the driver to answer with. */
+typedef struct {
+  kv_err code;
+  kv_status_t st;             /* the sentence when code is not KV_OK */
+  uint64_t applied_ms;        /* WRITE: wall_ms, when it was applied */
+  uint8_t *rec;               /* READ: the record, malloc'd (NULL, 0: none) */
+  size_t rec_bytes;
+  kv_aae_answer_t tree;       /* TREE: owned */
+  bool after_sync;            /* answer only once this node's next sync is done (push a
+                                 waiter on the syncer; a failed sync fails the answer) */
+  bool relaying;              /* a forwarder's write: answer only once done is called */
+} kv_peer_result_t;
+
+/* on_peer_request: the replica's side of a message from another node, the one dispatcher
+ * the runtime (kvnode/server_rpc.c) and the simulator share. WRITE merges rec into this
+ * replica (kv_node_merge) or, with hint_for, into the hint it keeps for that primary
+ * (kv_hints_merge); with relay_count > 0 it is a forwarder's: refused whole when the relay
+ * cannot start, else it also relays rec to relay[], whatever became of the merge, and
+ * out->relaying says done(arg, ...) will be called exactly once (maybe before this returns:
+ * the caller must be ready for it before the call); the answer waits for it. READ gives the replica's record or the hint's. TREE
+ * answers from this node's trees (kv_aae_serve). REAP drops the hints the tombstone rec has
+ * wholly seen and, unless hints_only, the replica's record while it is still rec
+ * (kv_node_reap). Errors, in out->code with a sentence: KV_EINVAL for hint_for naming this
+ * node, relay naming this node or past KV_REPLICAS_MAX - 1 replicas, a relay wait not 1 ..
+ * KV_TIMEOUT_MS_MAX, an unknown keyspace; KV_EBUSY when a hint has no room or KV_RELAYS_MAX
+ * relays wait; KV_ECORRUPT for a record that does not
+ * decode; KV_EPRECONDITION when a reaped record changed; else the store's. out is the
+ * caller's: kv_peer_result_deinit. */
+void kv_coord_on_peer_request(kv_coord_t *c, const kv_msg_t *m, uint64_t mono_us,
+                              uint64_t wall_ms, kv_coord_relay_fn done, void *arg,
+                              kv_peer_result_t *out);
+void kv_peer_result_deinit(kv_peer_result_t *r);
+
+/* on_tick: the passing of time (deadlines, handoff, exchanges, reaping). Call every few
+ * milliseconds. */
+void kv_coord_on_tick(kv_coord_t *c, uint64_t mono_us);
 /* Anti-entropy exchanges this node started with peer (see exchange.h). */
 void kv_coord_aae_stats(kv_coord_t *c, uint32_t peer, kv_aae_stats_t *out);
 /* Tombstone reaping on this node (see reaper.h). */
 void kv_coord_reap_stats(kv_coord_t *c, kv_reap_stats_t *out);
 /* Hinted handoff for one target node (see hints.h). */
 void kv_coord_hint_stats(kv_coord_t *c, uint32_t target, kv_hint_stats_t *out);
-/* The replica side of a fallback's messages (a ReplicaWrite or ReplicaRead naming hint_for,
- * the node id of the primary the hint is kept for), shared by the runtime and the
- * simulator: kv_coord_hint_write merges rec into the hint (kv_hints_merge), to be
- * acknowledged (after a kv_node_sync when durable); kv_coord_hint_read gives the hint's
- * record (*rec malloc'd; NULL, 0 when there is none). KV_EINVAL when hint_for is not another
- * node of the cluster; KV_EBUSY when the hint has no room; else as kv_hints_merge. */
-kv_err kv_coord_hint_write(kv_coord_t *c, const char *hint_for, const char *keyspace,
-                           const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                           size_t rec_bytes, kv_status_t *st);
-kv_err kv_coord_hint_read(kv_coord_t *c, const char *hint_for, const char *keyspace,
-                          const uint8_t *key, size_t key_bytes, uint8_t **rec,
-                          size_t *rec_bytes, kv_status_t *st);
-/* The replica side of a reap (reaper.h; a ReplicaReap), shared by the runtime and the
- * simulator: drops the hints this node keeps for the key that the tombstone rec has wholly
- * seen and, unless hints_only, removes this replica's record of the key while it is still
- * rec (kv_node_reap). KV_EINVAL when the keyspace is unknown, KV_ECORRUPT when rec does not
- * decode, KV_EPRECONDITION when the record changed; else as the store. */
-kv_err kv_coord_reap(kv_coord_t *c, const char *keyspace, const uint8_t *key, size_t key_bytes,
-                     const uint8_t *rec, size_t rec_bytes, bool hints_only, kv_status_t *st);
 /* Where a request for partition of ks would go now, as this node believes (the coordinator
  * plans every request with it; Admin.Ring reports it): *pl, the preference list, and, with
  * sloppy quorum, each dead primary's stand-in (kv_preflist_stand_ins over this node's liveness

@@ -12,11 +12,6 @@
 #include "hash.h"
 #include "log.h"
 
-#define ID_GEN_SHIFT 32u
-#define ID_GEN_MASK 0x3FFFFFFFu
-#define ID_KIND_SHIFT 28u
-#define ID_INDEX_MASK 0x0FFFFFFFu
-
 enum { KIND_ROOTS = 1, KIND_SEGMENTS, KIND_KEYS, KIND_READ, KIND_WRITE };
 
 /* The message kind that asks for each phase's step. */
@@ -25,8 +20,8 @@ static const uint32_t phase_kind[] = {[KV_XCH_ROOTS] = KIND_ROOTS,
                                       [KV_XCH_KEYS] = KIND_KEYS};
 
 static uint64_t xch_id(const kv_xch_t *x, uint32_t kind, uint32_t index) {
-  return KV_AAE_ID_BIT | (uint64_t)(x->gen & ID_GEN_MASK) << ID_GEN_SHIFT |
-         (uint64_t)kind << ID_KIND_SHIFT | (index & ID_INDEX_MASK);
+  return KV_AAE_ID_BIT | (uint64_t)(x->gen & KV_AAE_ID_GEN_MASK) << KV_AAE_ID_GEN_SHIFT |
+         (uint64_t)kind << KV_AAE_ID_KIND_SHIFT | (index & KV_AAE_ID_INDEX_MASK);
 }
 
 void kv_xch_init(kv_xch_t *x, kv_node_t *node, const kv_ring_t *ring) {
@@ -72,7 +67,9 @@ static void xch_ask(kv_xch_t *x, const kv_coord_transport_t *tr, kv_xch_phase_t 
   x->step++;
   x->deadline_us = now_us + KV_TIMEOUT_MS_DEFAULT * 1000ull;
   kv_status_t st;
-  if (tr->send_aae(tr->arg, x->peer, xch_id(x, phase_kind[phase], x->step), req, &st) != KV_OK)
+  kv_msg_t m = KV_MSG_INIT(KV_MSG_TREE, xch_id(x, phase_kind[phase], x->step));
+  m.tree = *req;
+  if (tr->send(tr->arg, x->peer, &m, &st) != KV_OK)
     xch_end(x, false, now_us);
 }
 
@@ -314,21 +311,21 @@ static bool repair_write(kv_xch_t *x, const kv_coord_transport_t *tr, uint32_t i
   size_t bytes;
   uint8_t *rec = local_record(x, k, &bytes);
   kv_status_t st;
-  bool sent = bytes > 0 && tr->send_write(tr->arg, x->peer, xch_id(x, KIND_WRITE, i),
-                                          x->ks->name, k->key, k->key_bytes, rec, bytes, false,
-                                          &st) == KV_OK;
+  kv_msg_t m = kv_msg_write(xch_id(x, KIND_WRITE, i), x->ks->name, k->key, k->key_bytes, rec,
+                            bytes, false);
+  bool sent = bytes > 0 && tr->send(tr->arg, x->peer, &m, &st) == KV_OK;
   free(rec);
   return sent;
 }
 
 static void repair_start(kv_xch_t *x, const kv_coord_transport_t *tr, uint32_t i) {
   kv_xch_key_t *k = &x->keys[i];
-  kv_status_t st;
   if (k->remote_leaf == 0) {
     if (repair_write(x, tr, i)) k->waiting = KIND_WRITE;
-  } else if (tr->send_read(tr->arg, x->peer, xch_id(x, KIND_READ, i), x->ks->name, k->key,
-                           k->key_bytes, &st) == KV_OK) {
-    k->waiting = KIND_READ;
+  } else {
+    kv_status_t st;
+    kv_msg_t m = kv_msg_read(xch_id(x, KIND_READ, i), x->ks->name, k->key, k->key_bytes);
+    if (tr->send(tr->arg, x->peer, &m, &st) == KV_OK) k->waiting = KIND_READ;
   }
   if (k->waiting) x->in_flight++;
 }
@@ -376,10 +373,10 @@ static void took_read(kv_xch_t *x, const kv_coord_transport_t *tr, uint32_t i,
 void kv_xch_answer(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t id, kv_err code,
                    const kv_aae_answer_t *ans, const uint8_t *rec, size_t rec_bytes,
                    uint64_t now_us) {
-  uint32_t gen = (uint32_t)(id >> ID_GEN_SHIFT) & ID_GEN_MASK;
-  uint32_t kind = (uint32_t)(id >> ID_KIND_SHIFT) & 0xFu;
-  uint32_t index = (uint32_t)id & ID_INDEX_MASK;
-  if (x->phase == KV_XCH_IDLE || gen != (x->gen & ID_GEN_MASK)) return;
+  uint32_t gen = (uint32_t)(id >> KV_AAE_ID_GEN_SHIFT) & KV_AAE_ID_GEN_MASK;
+  uint32_t kind = (uint32_t)(id >> KV_AAE_ID_KIND_SHIFT) & 0xFu;
+  uint32_t index = (uint32_t)id & KV_AAE_ID_INDEX_MASK;
+  if (x->phase == KV_XCH_IDLE || gen != (x->gen & KV_AAE_ID_GEN_MASK)) return;
   if (kind == KIND_READ || kind == KIND_WRITE) {
     if (x->phase != KV_XCH_KEYS || index >= x->key_count) return;
     kv_xch_key_t *k = &x->keys[index];
@@ -392,7 +389,7 @@ void kv_xch_answer(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t id, kv_
     pump(x, tr, now_us);
     return;
   }
-  if (kind != phase_kind[x->phase] || index != (x->step & ID_INDEX_MASK)) return;
+  if (kind != phase_kind[x->phase] || index != (x->step & KV_AAE_ID_INDEX_MASK)) return;
   x->step++; /* the step is answered: a duplicate of this answer is stale */
   const kv_aae_answer_t empty = {0};
   if (!ans) ans = &empty; /* a transport gives none for an answer listing nothing */

@@ -34,10 +34,6 @@
 #include "node.h"
 #include "ring.h"
 
-/* Message ids of exchanges have this bit set; coordinator slot ids never do, hint ids have
- * KV_HINT_ID_BIT (bit 63) instead. */
-#define KV_AAE_ID_BIT (1ull << 62)
-
 typedef enum { KV_XCH_IDLE, KV_XCH_ROOTS, KV_XCH_SEGMENTS, KV_XCH_KEYS } kv_xch_phase_t;
 
 /* One key found different, and how far its repair has come. */

@@ -256,11 +256,11 @@ static bool round_send(void *arg, const char *keyspace, const void *key, size_t 
   uint32_t index;
   kv_handoff_t *ho = h->tokens >= 1.0 ? handoff_free(h, &index) : NULL;
   if (!ho) return false;
-  uint64_t id = KV_HINT_ID_BIT | (uint64_t)ho->gen << 16 | index;
+  uint64_t id = KV_HINT_ID_BIT | (uint64_t)ho->gen << KV_HINT_ID_GEN_SHIFT | index;
   kv_status_t st;
   /* Durable: a fallback's hint may be one of the copies a durable write counted. */
-  if (r->tr->send_write(r->tr->arg, r->target, id, keyspace, key, key_bytes, rec, rec_bytes,
-                        true, &st) != KV_OK)
+  kv_msg_t m = kv_msg_write(id, keyspace, key, key_bytes, rec, rec_bytes, true);
+  if (r->tr->send(r->tr->arg, r->target, &m, &st) != KV_OK)
     return false; /* the peer's queue is full: the next round */
   ho->used = true;
   ho->target = r->target;
@@ -305,7 +305,7 @@ void kv_hints_tick(kv_hints_t *h, const kv_coord_transport_t *tr, uint64_t now_u
 void kv_hints_answer(kv_hints_t *h, uint64_t id, kv_err code) {
   KV_ASSERT(id & KV_HINT_ID_BIT);
   uint32_t index = (uint32_t)(id & 0xFFFF);
-  uint16_t gen = (uint16_t)(id >> 16);
+  uint16_t gen = (uint16_t)(id >> KV_HINT_ID_GEN_SHIFT);
   if (index >= KV_HANDOFF_IN_FLIGHT_MAX) return;
   kv_handoff_t *ho = &h->handoffs[index];
   if (!ho->used || ho->gen != gen) return;

@@ -43,9 +43,6 @@
 #include "kv_limits.h"
 #include "node.h"
 
-/* Message ids of handoffs have this bit set; coordinator slot ids never do. */
-#define KV_HINT_ID_BIT (1ull << 63)
-
 typedef struct {
   bool used;
   uint16_t gen;

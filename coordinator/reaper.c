@@ -15,10 +15,6 @@
 #include "hash.h"
 #include "log.h"
 
-#define ID_STEP_SHIFT 32u
-#define ID_GEN_SHIFT 16u
-#define ID_JOB_SHIFT 8u
-
 kv_err kv_reaper_init(kv_reaper_t *r, kv_node_t *node, const kv_ring_t *ring, kv_hints_t *hints,
                       kv_syncer_t *syncer, kv_sync_fn synced, void *owner, kv_status_t *st) {
   memset(r, 0, sizeof *r);
@@ -61,8 +57,8 @@ void kv_reaper_add(kv_reaper_t *r, const char *keyspace, const uint8_t *key, siz
 }
 
 static uint64_t job_id(const kv_reaper_t *r, const kv_reap_job_t *j, uint32_t index) {
-  return KV_REAP_ID_BIT | (uint64_t)j->step << ID_STEP_SHIFT | (uint64_t)j->gen << ID_GEN_SHIFT |
-         (uint64_t)(j - r->jobs) << ID_JOB_SHIFT | index;
+  return KV_REAP_ID_BIT | (uint64_t)j->step << KV_REAP_ID_STEP_SHIFT | (uint64_t)j->gen << KV_REAP_ID_GEN_SHIFT |
+         (uint64_t)(j - r->jobs) << KV_REAP_ID_JOB_SHIFT | index;
 }
 
 /* Counts the job's outcome and frees it, or with an fsync of its still pending (the syncer
@@ -143,10 +139,14 @@ static void job_ask(kv_reaper_t *r, const kv_coord_transport_t *tr, kv_reap_job_
                  kv_hash_leaf(j->hash, j->rec, j->rec_bytes), &st);
   } else {
     uint64_t id = job_id(r, j, index);
-    kv_err err = j->step == KV_REAP_READ
-                     ? tr->send_read(tr->arg, node, id, ks, j->key.key, j->key.key_bytes, &st)
-                     : tr->send_reap(tr->arg, node, id, ks, j->key.key, j->key.key_bytes,
-                                     j->rec, j->rec_bytes, j->step == KV_REAP_FORGET, &st);
+    kv_msg_t m = kv_msg_read(id, ks, j->key.key, j->key.key_bytes);
+    if (j->step != KV_REAP_READ) {
+      m.kind = KV_MSG_REAP;
+      m.rec = j->rec;
+      m.rec_bytes = j->rec_bytes;
+      m.hints_only = j->step == KV_REAP_FORGET;
+    }
+    kv_err err = tr->send(tr->arg, node, &m, &st);
     j->kept = err != KV_OK;
     j->waiting++;
   }
@@ -228,11 +228,11 @@ void kv_reaper_tick(kv_reaper_t *r, const kv_coord_transport_t *tr, uint64_t now
 
 void kv_reaper_answer(kv_reaper_t *r, const kv_coord_transport_t *tr, uint64_t id, kv_err code,
                       const uint8_t *rec, size_t rec_bytes, uint64_t now_us) {
-  uint32_t job = (uint32_t)(id >> ID_JOB_SHIFT) & 0xFFu, index = (uint32_t)id & 0xFFu;
+  uint32_t job = (uint32_t)(id >> KV_REAP_ID_JOB_SHIFT) & 0xFFu, index = (uint32_t)id & 0xFFu;
   if (job >= KV_REAP_IN_FLIGHT) return;
   kv_reap_job_t *j = &r->jobs[job];
-  if (!j->busy || j->ending || (uint16_t)(id >> ID_GEN_SHIFT) != j->gen ||
-      ((id >> ID_STEP_SHIFT) & 0x3u) != (uint64_t)j->step || index >= KV_NODES_MAX ||
+  if (!j->busy || j->ending || (uint16_t)(id >> KV_REAP_ID_GEN_SHIFT) != j->gen ||
+      ((id >> KV_REAP_ID_STEP_SHIFT) & 0x3u) != (uint64_t)j->step || index >= KV_NODES_MAX ||
       j->answered[index])
     return;
   j->answered[index] = true;

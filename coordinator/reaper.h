@@ -46,8 +46,6 @@
 #include "ring.h"
 #include "sync.h"
 
-/* Coordinator slot ids never have it; hints have bit 63, anti-entropy bit 62. */
-#define KV_REAP_ID_BIT (1ull << 61)
 #define KV_REAP_IN_FLIGHT 64u
 
 typedef struct {

@@ -42,8 +42,8 @@
 #include "fmt.h"
 #include "kv_limits.h"
 #include "log.h"
-#include "exchange.h"
 #include "peer.pb-c.h"
+#include "peer_codec.h"
 #include "phi.h"
 
 #define PEER_TICK_MS 5
@@ -346,32 +346,6 @@ static void batch_start(peer_t *p, uint32_t deadline_ms) {
   KV_ASSERT(err == KV_OK); /* a batch always finds room among the held calls */
 }
 
-/* Hands an answer to a tree request (exchange.h) to the coordinator as a borrowed view. An
- * answer with neither hashes nor keys is an empty tree's, or a repair's (a read's record),
- * which kv_coord_answer takes; both go to the exchange, which tells them apart by id. */
-static void tree_answer(kv_coord_t *coord, uint64_t id, kv_err code,
-                        const Tunekv__Peer__PeerAnswer *a, uint64_t now) {
-  kv_aae_key_t *keys = calloc(a->n_keys ? a->n_keys : 1, sizeof *keys);
-  KV_ASSERT(keys);
-  for (size_t i = 0; i < a->n_keys; i++) keys[i] = (kv_aae_key_t){a->keys[i].data, a->keys[i].len};
-  kv_aae_answer_t view = {.hashes = a->hashes, .hash_count = (uint32_t)a->n_hashes,
-                          .keys = keys, .key_count = (uint32_t)a->n_keys};
-  kv_coord_aae_answer(coord, id, code, &view, now);
-  free(keys);
-}
-
-/* Hands a forwarder's answer to the coordinator with the outcomes of its relays. */
-static void relayed_answer(kv_coord_t *coord, uint64_t id, kv_err code,
-                           const Tunekv__Peer__PeerAnswer *a, uint64_t now) {
-  kv_relay_outcome_t out[KV_REPLICAS_MAX];
-  uint32_t n = 0;
-  for (size_t k = 0; k < a->n_relayed && n < KV_REPLICAS_MAX; k++)
-    out[n++] = (kv_relay_outcome_t){.id = a->relayed[k]->id, .node = UINT32_MAX,
-                                    .code = a->relayed[k]->code == 0 ? KV_OK : KV_EUNAVAILABLE,
-                                    .applied_ms = a->relayed[k]->applied_ms};
-  kv_coord_answer_relayed(coord, id, code, a->applied_ms, out, n, now);
-}
-
 /* Clock sanity: the peer's clock at the midpoint of the round trip against ours. Peer lock
  * held; true when the peer's skewed state changed. */
 static bool clock_measure(kv_peers_t *ps, peer_t *p, uint64_t peer_wall_ms) {
@@ -440,14 +414,11 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32
     const Tunekv__Peer__PeerAnswer *a =
         reply && i < reply->n_answers && reply->answers[i]->id == ids[i] ? reply->answers[i]
                                                                           : NULL;
-    kv_err code = a && a->code == 0 ? KV_OK : KV_EUNAVAILABLE;
-    if ((ids[i] & KV_AAE_ID_BIT) && a && (a->n_hashes > 0 || a->n_keys > 0))
-      tree_answer(ps->coord, ids[i], code, a, now);
-    else if (a && a->n_relayed > 0)
-      relayed_answer(ps->coord, ids[i], code, a, now);
-    else
-      kv_coord_answer(ps->coord, ids[i], code, a ? a->record.data : NULL,
-                      a ? a->record.len : 0, a ? a->applied_ms : 0, now);
+    kv_msg_answer_t answer;
+    kv_peer_answer_scratch_t scratch;
+    kv_peer_answer_view(a, ids[i], &answer, &scratch);
+    kv_coord_on_peer_reply(ps->coord, &answer, now);
+    kv_peer_answer_scratch_free(&scratch);
   }
   if (ps->coord) kv_driver_unlock(ps->driver);
   if (reply) tunekv__peer__peer_batch_reply__free_unpacked(reply, NULL);
@@ -477,14 +448,14 @@ static void batch_complete(kv_peers_t *ps, peer_t *p) {
 
 /* ---- sending ------------------------------------------------------------------------ */
 
-static kv_err peer_send(kv_peers_t *ps, uint32_t node, Tunekv__Peer__PeerMessage *m,
-                        kv_status_t *st) {
+/* The transport's send (coord.h): m is packed once, here, and queued for the next batch. */
+static kv_err peer_send(void *arg, uint32_t node, const kv_msg_t *m, kv_status_t *st) {
+  kv_peers_t *ps = arg;
   KV_ASSERT(node < ps->cfg->node_count && node != ps->self);
   peer_t *p = &ps->peers[node];
-  queued_t q = {.len = tunekv__peer__peer_message__get_packed_size(m), .id = m->id};
-  q.bytes = malloc(q.len ? q.len : 1);
-  if (!q.bytes) return kv_status_set(st, KV_ENOMEM, "out of memory queueing a message");
-  tunekv__peer__peer_message__pack(m, q.bytes);
+  queued_t q = {.id = m->id};
+  kv_err err = kv_peer_msg_pack(ps->cfg, m, &q.bytes, &q.len, st);
+  if (err != KV_OK) return err;
   pthread_mutex_lock(&p->lock);
   if (p->count == KV_PEER_QUEUE_MAX) {
     pthread_mutex_unlock(&p->lock);
@@ -497,125 +468,6 @@ static kv_err peer_send(kv_peers_t *ps, uint32_t node, Tunekv__Peer__PeerMessage
   if (!p->in_flight && !atomic_load(&ps->stop)) batch_start(p, KV_TIMEOUT_MS_DEFAULT);
   pthread_mutex_unlock(&p->lock);
   return KV_OK;
-}
-
-/* A replica write, or with hint_for (a node index, UINT32_MAX for none) a fallback's, or
- * with relay_count > 0 a forwarder's. */
-static kv_err replica_write(kv_peers_t *ps, uint32_t node, uint32_t hint_for, uint64_t id,
-                            const char *keyspace, const uint8_t *key, size_t key_bytes,
-                            const uint8_t *rec, size_t rec_bytes, bool durable,
-                            const kv_relay_target_t *relay, uint32_t relay_count,
-                            uint32_t wait_ms, kv_status_t *st) {
-  Tunekv__Peer__Relay relays[KV_REPLICAS_MAX], *relay_ptrs[KV_REPLICAS_MAX];
-  KV_ASSERT(relay_count <= KV_REPLICAS_MAX);
-  Tunekv__Peer__ReplicaWrite w = TUNEKV__PEER__REPLICA_WRITE__INIT;
-  for (uint32_t k = 0; k < relay_count; k++) {
-    KV_ASSERT(relay[k].node < ps->cfg->node_count);
-    tunekv__peer__relay__init(&relays[k]);
-    relays[k].node = (char *)ps->cfg->nodes[relay[k].node].id;
-    relays[k].id = relay[k].id;
-    relay_ptrs[k] = &relays[k];
-  }
-  w.n_forward_to = relay_count;
-  w.forward_to = relay_ptrs;
-  w.forward_wait_ms = wait_ms;
-  w.keyspace = (char *)keyspace;
-  w.key = (ProtobufCBinaryData){key_bytes, (uint8_t *)key};
-  w.record = (ProtobufCBinaryData){rec_bytes, (uint8_t *)rec};
-  w.durable = durable;
-  if (hint_for != UINT32_MAX) w.hint_for = (char *)ps->cfg->nodes[hint_for].id;
-  Tunekv__Peer__PeerMessage m = TUNEKV__PEER__PEER_MESSAGE__INIT;
-  m.id = id;
-  m.body_case = TUNEKV__PEER__PEER_MESSAGE__BODY_WRITE;
-  m.write = &w;
-  return peer_send(ps, node, &m, st);
-}
-
-static kv_err replica_read(kv_peers_t *ps, uint32_t node, uint32_t hint_for, uint64_t id,
-                           const char *keyspace, const uint8_t *key, size_t key_bytes,
-                           kv_status_t *st) {
-  Tunekv__Peer__ReplicaRead r = TUNEKV__PEER__REPLICA_READ__INIT;
-  r.keyspace = (char *)keyspace;
-  r.key = (ProtobufCBinaryData){key_bytes, (uint8_t *)key};
-  if (hint_for != UINT32_MAX) r.hint_for = (char *)ps->cfg->nodes[hint_for].id;
-  Tunekv__Peer__PeerMessage m = TUNEKV__PEER__PEER_MESSAGE__INIT;
-  m.id = id;
-  m.body_case = TUNEKV__PEER__PEER_MESSAGE__BODY_READ;
-  m.read = &r;
-  return peer_send(ps, node, &m, st);
-}
-
-static kv_err send_write(void *arg, uint32_t node, uint64_t id, const char *keyspace,
-                         const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                         size_t rec_bytes, bool durable, kv_status_t *st) {
-  return replica_write(arg, node, UINT32_MAX, id, keyspace, key, key_bytes, rec, rec_bytes,
-                       durable, NULL, 0, 0, st);
-}
-
-static kv_err send_relay_write(void *arg, uint32_t node, uint64_t id, const char *keyspace,
-                               const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                               size_t rec_bytes, bool durable, const kv_relay_target_t *relay,
-                               uint32_t relay_count, uint32_t wait_ms, kv_status_t *st) {
-  return replica_write(arg, node, UINT32_MAX, id, keyspace, key, key_bytes, rec, rec_bytes,
-                       durable, relay, relay_count, wait_ms, st);
-}
-
-static kv_err send_read(void *arg, uint32_t node, uint64_t id, const char *keyspace,
-                        const uint8_t *key, size_t key_bytes, kv_status_t *st) {
-  return replica_read(arg, node, UINT32_MAX, id, keyspace, key, key_bytes, st);
-}
-
-static kv_err send_hint_write(void *arg, uint32_t node, uint32_t hint_for, uint64_t id,
-                              const char *keyspace, const uint8_t *key, size_t key_bytes,
-                              const uint8_t *rec, size_t rec_bytes, bool durable,
-                              kv_status_t *st) {
-  kv_peers_t *ps = arg;
-  KV_ASSERT(hint_for < ps->cfg->node_count);
-  return replica_write(ps, node, hint_for, id, keyspace, key, key_bytes, rec, rec_bytes,
-                       durable, NULL, 0, 0, st);
-}
-
-static kv_err send_hint_read(void *arg, uint32_t node, uint32_t hint_for, uint64_t id,
-                             const char *keyspace, const uint8_t *key, size_t key_bytes,
-                             kv_status_t *st) {
-  kv_peers_t *ps = arg;
-  KV_ASSERT(hint_for < ps->cfg->node_count);
-  return replica_read(ps, node, hint_for, id, keyspace, key, key_bytes, st);
-}
-
-static kv_err send_aae(void *arg, uint32_t node, uint64_t id, const kv_aae_req_t *req,
-                       kv_status_t *st) {
-  static const Tunekv__Peer__TreeRequest__Kind kinds[] = {
-      [KV_AAE_ASK_ROOTS] = TUNEKV__PEER__TREE_REQUEST__KIND__ROOTS,
-      [KV_AAE_ASK_SEGMENTS] = TUNEKV__PEER__TREE_REQUEST__KIND__SEGMENTS,
-      [KV_AAE_ASK_KEYS] = TUNEKV__PEER__TREE_REQUEST__KIND__KEYS};
-  Tunekv__Peer__TreeRequest t = TUNEKV__PEER__TREE_REQUEST__INIT;
-  t.kind = kinds[req->kind];
-  t.keyspace = (char *)req->keyspace;
-  t.n_partitions = req->partition_count;
-  t.partitions = (uint32_t *)req->partitions;
-  t.n_segments = req->segment_count;
-  t.segments = (uint32_t *)req->segments;
-  Tunekv__Peer__PeerMessage m = TUNEKV__PEER__PEER_MESSAGE__INIT;
-  m.id = id;
-  m.body_case = TUNEKV__PEER__PEER_MESSAGE__BODY_TREE;
-  m.tree = &t;
-  return peer_send(arg, node, &m, st);
-}
-
-static kv_err send_reap(void *arg, uint32_t node, uint64_t id, const char *keyspace,
-                        const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                        size_t rec_bytes, bool hints_only, kv_status_t *st) {
-  Tunekv__Peer__ReplicaReap r = TUNEKV__PEER__REPLICA_REAP__INIT;
-  r.keyspace = (char *)keyspace;
-  r.key = (ProtobufCBinaryData){key_bytes, (uint8_t *)key};
-  r.record = (ProtobufCBinaryData){rec_bytes, (uint8_t *)rec};
-  r.hints_only = hints_only;
-  Tunekv__Peer__PeerMessage m = TUNEKV__PEER__PEER_MESSAGE__INIT;
-  m.id = id;
-  m.body_case = TUNEKV__PEER__PEER_MESSAGE__BODY_REAP;
-  m.reap = &r;
-  return peer_send(arg, node, &m, st);
 }
 
 static bool peer_alive(void *arg, uint32_t node) {
@@ -756,11 +608,8 @@ static void forward_complete(kv_peers_t *ps, forward_t *f) {
 }
 
 void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
-  *tr = (kv_coord_transport_t){.arg = p, .alive = peer_alive, .send_write = send_write,
-                               .send_read = send_read, .send_hint_write = send_hint_write,
-                               .send_hint_read = send_hint_read,
-                               .send_relay_write = send_relay_write, .forward = peer_forward,
-                               .send_aae = send_aae, .send_reap = send_reap};
+  *tr = (kv_coord_transport_t){.arg = p, .alive = peer_alive, .send = peer_send,
+                               .forward = peer_forward};
 }
 
 /* ---- the thread --------------------------------------------------------------------- */
@@ -847,7 +696,7 @@ static void *peers_main(void *arg) {
     if (now >= next_tick) {
       if (!atomic_load(&ps->stop)) {
         kv_driver_lock(ps->driver);
-        kv_coord_tick(ps->coord, mono_us());
+        kv_coord_on_tick(ps->coord, mono_us());
         kv_driver_unlock(ps->driver);
         heartbeats(ps, now);
       }

@@ -11,11 +11,12 @@
  * A call's life (the tag of every operation is its call_t):
  *   ARMED     request_registered_call is pending. On completion: arm a replacement first
  *             (unless stopping), decode, and hand the request on: client calls to the
- *             coordinator, which answers through kv_server_reply (now, or later from
- *             the peer thread when the replicas have answered); peer batches to the
- *             replica, answered at once or, when they carry durable writes, after the
- *             syncer's fsync and the relays of the writes it forwards to this node's region
- *             (kv_coord_relay), whichever come last; admin calls (status, faults,
+ *             coordinator (kv_coord_on_client), which answers through kv_server_reply
+ *             (now, or later from the peer thread when the replicas have answered); peer
+ *             batches, each message viewed by peer_codec.c and run by the core's replica
+ *             side (kv_coord_on_peer_request), answered at once or, when they carry durable
+ *             writes, after the syncer's fsync and the relays of the writes it forwards to
+ *             this node's region, whichever come last; admin calls (status, faults,
  *             conflicts, applied, ring) at once (fault calls are refused unless the node was
  *             started with fault injection allowed).
  *   REPLYING  the reply batch (SEND_INITIAL_METADATA, SEND_MESSAGE when ok, SEND_STATUS,
@@ -43,6 +44,7 @@
 #include "kv_limits.h"
 #include "log.h"
 #include "peer.pb-c.h"
+#include "peer_codec.h"
 
 #define ARMED_PER_METHOD 64
 
@@ -340,7 +342,7 @@ static void handle_client(kv_server_t *srv, call_t *c) {
   c->op = op;
   if (!kv_level_parse(req.level ? req.level : "", &c->level)) c->level = KV_LEVEL_COUNT;
   kv_driver_lock(srv->deps.driver);
-  kv_coord_request(srv->deps.coord, c, op, &req, mono_us(), wall_ms());
+  kv_coord_on_client(srv->deps.coord, c, op, &req, mono_us(), wall_ms());
   kv_driver_unlock(srv->deps.driver);
   protobuf_c_message_free_unpacked(m, NULL);
   grpc_slice_unref(raw);
@@ -415,160 +417,86 @@ static void peer_batch_synced(kv_sync_waiter_t *w, const kv_status_t *st, uint64
   batch_release(c->batch, st);
 }
 
-/* Fills a forwarded write's relayed outcomes: codes[k] for ids[k] (applied at applied_ms[k]
- * when given and KV_OK), with a sentence naming the node (nodes[k]) when it is not KV_OK, or
- * why when given. */
-static void relayed_set(Tunekv__Peer__PeerAnswer *a, size_t count, const uint64_t *ids,
-                        const char *const *nodes, const kv_err *codes,
-                        const uint64_t *applied_ms, const char *why) {
-  Tunekv__Peer__PeerAnswer *outs = calloc(count, sizeof *outs);
-  a->relayed = calloc(count, sizeof *a->relayed);
+/* The relay of a forwarded write is over (the driver's lock is held): its answer gets one
+ * outcome per replica, with a sentence naming the node when it did not acknowledge. */
+static void relay_done(void *arg, const kv_relay_outcome_t *outcomes, uint32_t count) {
+  relay_ctx_t *ctx = arg;
+  const kv_config_t *cfg = ctx->batch->call->worker->srv->deps.cfg;
+  Tunekv__Peer__PeerAnswer *a = ctx->answer;
+  Tunekv__Peer__PeerAnswer *outs = calloc(count ? count : 1, sizeof *outs);
+  a->relayed = calloc(count ? count : 1, sizeof *a->relayed);
   KV_ASSERT(outs && a->relayed);
   a->n_relayed = count;
-  for (size_t k = 0; k < count; k++) {
+  for (uint32_t k = 0; k < count; k++) {
+    const kv_relay_outcome_t *o = &outcomes[k];
     tunekv__peer__peer_answer__init(&outs[k]);
-    outs[k].id = ids[k];
-    outs[k].code = (uint32_t)kv_err_grpc_code(codes[k]);
-    if (applied_ms && codes[k] == KV_OK) outs[k].applied_ms = applied_ms[k];
-    if (codes[k] != KV_OK) {
+    outs[k].id = o->id;
+    outs[k].code = (uint32_t)kv_err_grpc_code(o->code);
+    if (o->code == KV_OK) {
+      outs[k].applied_ms = o->applied_ms;
+    } else {
       char msg[KV_STATUS_MSG_BYTES];
-      if (why) snprintf(msg, sizeof msg, "%s", why);
-      else snprintf(msg, sizeof msg, "node %s did not acknowledge the relayed write: %s",
-                    nodes[k], kv_err_name(codes[k]));
+      snprintf(msg, sizeof msg, "node %s did not acknowledge the relayed write: %s",
+               cfg->nodes[o->node].id, kv_err_name(o->code));
       outs[k].message = strdup(msg);
       KV_ASSERT(outs[k].message);
     }
     a->relayed[k] = &outs[k];
   }
-}
-
-/* The relay of a forwarded write is over (kv_coord_relay; the driver's lock is held). */
-static void relay_done(void *arg, const kv_relay_outcome_t *outcomes, uint32_t count) {
-  relay_ctx_t *ctx = arg;
-  const kv_config_t *cfg = ctx->batch->call->worker->srv->deps.cfg;
-  uint64_t ids[KV_REPLICAS_MAX];
-  const char *nodes[KV_REPLICAS_MAX];
-  kv_err codes[KV_REPLICAS_MAX];
-  uint64_t applied_ms[KV_REPLICAS_MAX];
-  for (uint32_t k = 0; k < count; k++) {
-    ids[k] = outcomes[k].id;
-    nodes[k] = cfg->nodes[outcomes[k].node].id;
-    codes[k] = outcomes[k].code;
-    applied_ms[k] = outcomes[k].applied_ms;
-  }
-  relayed_set(ctx->answer, count, ids, nodes, codes, applied_ms, NULL);
   batch_release(ctx->batch, NULL);
 }
 
-/* A write with forward_to: relays it to those replicas of this region; its answer waits. */
-static void relay_start(kv_server_t *srv, batch_t *b, relay_ctx_t *ctx,
-                        const Tunekv__Peer__ReplicaWrite *w, Tunekv__Peer__PeerAnswer *a) {
-  size_t n = w->n_forward_to;
-  const char *nodes[KV_REPLICAS_MAX];
-  uint64_t ids[KV_REPLICAS_MAX];
-  for (size_t k = 0; k < n && k < KV_REPLICAS_MAX; k++) {
-    nodes[k] = w->forward_to[k]->node;
-    ids[k] = w->forward_to[k]->id;
-  }
-  *ctx = (relay_ctx_t){.batch = b, .answer = a};
-  pthread_mutex_lock(&b->lock);
-  b->waiting++;
-  pthread_mutex_unlock(&b->lock);
-  kv_status_t st;
-  kv_status_clear(&st);
-  if (kv_coord_relay(srv->deps.coord, w->keyspace, w->key.data, w->key.len, w->record.data,
-                     w->record.len, w->durable, nodes, ids, (uint32_t)n, w->forward_wait_ms,
-                     relay_done, ctx, mono_us(), &st) == KV_OK)
-    return;
-  /* Refused: every replica it names has failed, for the one reason. */
-  uint64_t *all_ids = calloc(n, sizeof *all_ids);
-  kv_err *codes = calloc(n, sizeof *codes);
-  KV_ASSERT(all_ids && codes);
-  for (size_t k = 0; k < n; k++) {
-    all_ids[k] = w->forward_to[k]->id;
-    codes[k] = st.code;
-  }
-  relayed_set(a, n, all_ids, NULL, codes, NULL, st.msg);
-  free(all_ids);
-  free(codes);
-  pthread_mutex_lock(&b->lock);
-  b->waiting--;
-  pthread_mutex_unlock(&b->lock);
-}
-
-/* Answers an anti-entropy tree request from this node's trees (aae.h). The answer's arrays
- * are malloc'd; answer_free releases them. */
-static kv_err tree_run(kv_node_t *node, const Tunekv__Peer__TreeRequest *t,
-                       Tunekv__Peer__PeerAnswer *a, kv_status_t *st) {
-  static const kv_aae_kind_t kinds[] = {
-      [TUNEKV__PEER__TREE_REQUEST__KIND__ROOTS] = KV_AAE_ASK_ROOTS,
-      [TUNEKV__PEER__TREE_REQUEST__KIND__SEGMENTS] = KV_AAE_ASK_SEGMENTS,
-      [TUNEKV__PEER__TREE_REQUEST__KIND__KEYS] = KV_AAE_ASK_KEYS};
-  if ((unsigned)t->kind >= sizeof kinds / sizeof kinds[0])
-    return kv_status_set(st, KV_EINVAL, "tree request kind %d is unknown", (int)t->kind);
-  kv_aae_req_t req = {.kind = kinds[t->kind], .keyspace = t->keyspace,
-                      .partitions = t->partitions, .partition_count = (uint32_t)t->n_partitions,
-                      .segments = t->segments, .segment_count = (uint32_t)t->n_segments};
-  kv_aae_answer_t out;
-  kv_err err = kv_aae_serve(node, &req, &out, st);
-  if (err != KV_OK) return err;
-  a->n_hashes = out.hash_count;
-  a->hashes = out.hashes;
-  a->n_keys = out.key_count;
-  a->keys = calloc(out.key_count ? out.key_count : 1, sizeof *a->keys);
+/* Moves a tree answer (kv_aae_serve's, owned) into a PeerAnswer; answer_free releases it. */
+static void tree_move(kv_aae_answer_t *t, Tunekv__Peer__PeerAnswer *a) {
+  a->n_hashes = t->hash_count;
+  a->hashes = t->hashes;
+  a->n_keys = t->key_count;
+  a->keys = calloc(t->key_count ? t->key_count : 1, sizeof *a->keys);
   KV_ASSERT(a->keys);
-  for (uint32_t i = 0; i < out.key_count; i++)
-    a->keys[i] = (ProtobufCBinaryData){out.keys[i].len, out.keys[i].data};
-  free(out.keys); /* the key bytes now belong to a->keys */
-  return KV_OK;
+  for (uint32_t i = 0; i < t->key_count; i++)
+    a->keys[i] = (ProtobufCBinaryData){t->keys[i].len, t->keys[i].data};
+  free(t->keys);
+  memset(t, 0, sizeof *t);
 }
 
-/* Runs one peer message on this replica (or, naming hint_for, on the hints this node keeps
- * as a fallback: kv_coord_hint_write / _read; with forward_to, relaying it too); true when it
- * succeeded and must be answered after an fsync (a durable write, a reaper's forget). */
+/* Runs one peer message through the core's replica side (kv_coord_on_peer_request) into its
+ * answer a, the driver's lock held; true when the answer waits for the next fsync. A
+ * forwarder's write holds the batch until its relay is done (relay_done). */
 static bool peer_message_run(kv_server_t *srv, batch_t *b, relay_ctx_t *ctx,
-                             const Tunekv__Peer__PeerMessage *m, Tunekv__Peer__PeerAnswer *a) {
-  kv_node_t *node = srv->deps.node;
-  kv_coord_t *coord = srv->deps.coord;
-  kv_status_t st;
-  kv_status_clear(&st);
-  kv_err err;
-  bool durable = false;
-  a->id = m->id;
-  if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_WRITE) {
-    const Tunekv__Peer__ReplicaWrite *w = m->write;
-    if (w->hint_for[0])
-      err = kv_coord_hint_write(coord, w->hint_for, w->keyspace, w->key.data, w->key.len,
-                                w->record.data, w->record.len, &st);
-    else
-      err = kv_node_merge(node, w->keyspace, w->key.data, w->key.len, w->record.data,
-                          w->record.len, &st);
-    a->applied_ms = wall_ms();
-    durable = err == KV_OK && w->durable;
-    if (w->n_forward_to > 0) relay_start(srv, b, ctx, w, a);
-  } else if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_READ) {
-    const Tunekv__Peer__ReplicaRead *r = m->read;
-    if (r->hint_for[0])
-      err = kv_coord_hint_read(coord, r->hint_for, r->keyspace, r->key.data, r->key.len,
-                               &a->record.data, &a->record.len, &st);
-    else
-      err = kv_node_read_record(node, r->keyspace, r->key.data, r->key.len, &a->record.data,
-                                &a->record.len, &st);
-  } else if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_TREE) {
-    err = tree_run(node, m->tree, a, &st);
-  } else if (m->body_case == TUNEKV__PEER__PEER_MESSAGE__BODY_REAP) {
-    const Tunekv__Peer__ReplicaReap *r = m->reap;
-    err = kv_coord_reap(coord, r->keyspace, r->key.data, r->key.len, r->record.data,
-                        r->record.len, r->hints_only, &st);
-    /* A forget is answered once the hints' deletions are on disk (reaper.h). */
-    durable = err == KV_OK && r->hints_only;
-  } else {
-    err = kv_status_set(&st, KV_EINVAL, "peer message %llu has no body",
-                        (unsigned long long)m->id);
+                             const Tunekv__Peer__PeerMessage *pm, Tunekv__Peer__PeerAnswer *a) {
+  kv_msg_t m;
+  kv_relay_target_t relay[KV_REPLICAS_MAX];
+  kv_peer_result_t r;
+  a->id = pm->id;
+  if (kv_peer_msg_view(srv->deps.cfg, pm, &m, relay, &r.st) != KV_OK) {
+    a->code = (uint32_t)kv_err_grpc_code(r.st.code);
+    a->message = strdup(r.st.msg);
+    return false;
   }
-  a->code = (uint32_t)kv_err_grpc_code(err);
-  if (err != KV_OK) a->message = strdup(st.msg);
-  return durable;
+  if (m.kind == KV_MSG_WRITE && m.relay_count > 0) {
+    *ctx = (relay_ctx_t){.batch = b, .answer = a};
+    pthread_mutex_lock(&b->lock);
+    b->waiting++;
+    pthread_mutex_unlock(&b->lock);
+  }
+  kv_coord_on_peer_request(srv->deps.coord, &m, mono_us(), wall_ms(), relay_done, ctx, &r);
+  if (m.kind == KV_MSG_WRITE && m.relay_count > 0 && !r.relaying) {
+    pthread_mutex_lock(&b->lock);
+    b->waiting--; /* refused whole: no relay to wait for */
+    pthread_mutex_unlock(&b->lock);
+  }
+  if (m.kind == KV_MSG_WRITE) a->applied_ms = r.applied_ms;
+  if (r.code == KV_OK) {
+    a->record = (ProtobufCBinaryData){r.rec_bytes, r.rec};
+    r.rec = NULL;
+    if (m.kind == KV_MSG_TREE) tree_move(&r.tree, a);
+  } else {
+    a->message = strdup(r.st.msg);
+  }
+  a->code = (uint32_t)kv_err_grpc_code(r.code);
+  bool after_sync = r.after_sync;
+  kv_peer_result_deinit(&r);
+  return after_sync;
 }
 
 static void handle_peer_batch(kv_server_t *srv, call_t *c) {

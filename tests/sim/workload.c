@@ -203,7 +203,7 @@ void workload_forwarded(world_t *w, uint32_t node, uint64_t call_id) {
                                          .origin_life = w->nodes[op->node].life,
                                          .origin_call = call_id});
   kv_node_req_t req = op_request(op);
-  kv_coord_request(w->nodes[node].coord, (void *)(uintptr_t)relay, op->op, &req, w->now_us,
+  kv_coord_on_client(w->nodes[node].coord, (void *)(uintptr_t)relay, op->op, &req, w->now_us,
                    world_wall_ms(w, node));
 }
 
@@ -281,7 +281,7 @@ static void client_start(world_t *w, uint32_t ci) {
                  EV_CLIENT_TIMEOUT, ci, id, 0, NULL);
   op->sloppy = op_sloppy_at(w, op, op->node);
   kv_node_req_t req = op_request(op);
-  kv_coord_request(n->coord, (void *)(uintptr_t)id, op->op, &req, w->now_us,
+  kv_coord_on_client(n->coord, (void *)(uintptr_t)id, op->op, &req, w->now_us,
                    world_wall_ms(w, op->node));
 }
 
@@ -323,7 +323,7 @@ bool workload_final_reads(world_t *w, uint32_t node) {
       snprintf(op->level, sizeof op->level, "ALL");
       uint64_t id = call_new(wl, (call_t){.kind = CALL_CLIENT, .op = index});
       kv_node_req_t req = op_request(op);
-      kv_coord_request(w->nodes[node].coord, (void *)(uintptr_t)id, KV_OP_GET, &req,
+      kv_coord_on_client(w->nodes[node].coord, (void *)(uintptr_t)id, KV_OP_GET, &req,
                        w->now_us, world_wall_ms(w, node));
       world_run_until(w, w->now_us + REQUEST_TIMEOUT_MS * 1000ull + 100000);
       answered = wl->ops[index].outcome == OUT_OK;

@@ -264,72 +264,32 @@ static kv_err tr_refused(uint32_t peer, kv_status_t *st) {
   return kv_status_set(st, KV_EBUSY, "the queue to peer %u is full", peer);
 }
 
-/* A replica write, or a fallback's for primary hint_for (UINT32_MAX: none), or with
- * relay_count > 0 a forwarder's. */
-static kv_err tr_write(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
-                       const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                       size_t rec_bytes, bool durable, const kv_relay_target_t *relay,
-                       uint32_t relay_count, uint32_t relay_wait_ms, kv_status_t *st) {
+/* The transport's send: m is copied into the simulated network. */
+static kv_err tr_send(void *arg, uint32_t peer, const kv_msg_t *m, kv_status_t *st) {
+  static const msg_type_t types[] = {[KV_MSG_WRITE] = MSG_WRITE, [KV_MSG_READ] = MSG_READ,
+                                     [KV_MSG_TREE] = MSG_TREE, [KV_MSG_REAP] = MSG_REAP};
   world_t *w = sim_world;
-  msg_t *m = msg_new(MSG_WRITE, node_index(w, arg), peer);
-  m->relay = dup_array(relay, relay_count * sizeof *relay);
-  m->relay_count = relay_count;
-  m->relay_wait_ms = relay_wait_ms;
-  m->id = id;
-  m->hint_for = hint_for;
-  m->key = sim_key_index(key, key_bytes);
-  m->rec = dup_array(rec, rec_bytes);
-  m->rec_bytes = rec_bytes;
-  m->durable = durable;
-  return world_send(w, m) ? KV_OK : tr_refused(peer, st);
-}
-
-static kv_err tr_read(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
-                      const uint8_t *key, size_t key_bytes, kv_status_t *st) {
-  world_t *w = sim_world;
-  msg_t *m = msg_new(MSG_READ, node_index(w, arg), peer);
-  m->id = id;
-  m->hint_for = hint_for;
-  m->key = sim_key_index(key, key_bytes);
-  return world_send(w, m) ? KV_OK : tr_refused(peer, st);
-}
-
-static kv_err tr_send_write(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
-                            const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                            size_t rec_bytes, bool durable, kv_status_t *st) {
-  return tr_write(arg, peer, UINT32_MAX, id, key, key_bytes, rec, rec_bytes, durable, NULL, 0,
-                  0, st);
-}
-
-static kv_err tr_send_relay_write(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
-                                  const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                                  size_t rec_bytes, bool durable,
-                                  const kv_relay_target_t *relay, uint32_t relay_count,
-                                  uint32_t wait_ms, kv_status_t *st) {
-  KV_ASSERT(relay_count > 0);
-  return tr_write(arg, peer, UINT32_MAX, id, key, key_bytes, rec, rec_bytes, durable, relay,
-                  relay_count, wait_ms, st);
-}
-
-static kv_err tr_send_read(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
-                           const uint8_t *key, size_t key_bytes, kv_status_t *st) {
-  return tr_read(arg, peer, UINT32_MAX, id, key, key_bytes, st);
-}
-
-static kv_err tr_send_hint_write(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
-                                 const char *keyspace, const uint8_t *key, size_t key_bytes,
-                                 const uint8_t *rec, size_t rec_bytes, bool durable,
-                                 kv_status_t *st) {
-  KV_ASSERT(hint_for < sim_world->node_count && hint_for != peer);
-  return tr_write(arg, peer, hint_for, id, key, key_bytes, rec, rec_bytes, durable, NULL, 0,
-                  0, st);
-}
-
-static kv_err tr_send_hint_read(void *arg, uint32_t peer, uint32_t hint_for, uint64_t id,
-                                const char *keyspace, const uint8_t *key, size_t key_bytes,
-                                kv_status_t *st) {
-  KV_ASSERT(hint_for < sim_world->node_count && hint_for != peer);
-  return tr_read(arg, peer, hint_for, id, key, key_bytes, st);
+  KV_ASSERT(m->hint_for == KV_NODE_NONE || (m->hint_for < w->node_count && m->hint_for != peer));
+  msg_t *c = msg_new(types[m->kind], node_index(w, arg), peer);
+  c->id = m->id;
+  c->hint_for = m->hint_for;
+  if (m->kind == KV_MSG_TREE) {
+    c->tree_kind = m->tree.kind;
+    c->part_count = m->tree.partition_count;
+    c->parts = dup_array(m->tree.partitions, m->tree.partition_count * sizeof *m->tree.partitions);
+    c->seg_count = m->tree.segment_count;
+    c->segs = dup_array(m->tree.segments, m->tree.segment_count * sizeof *m->tree.segments);
+  } else {
+    c->key = sim_key_index(m->key, m->key_bytes);
+    c->rec = dup_array(m->rec, m->rec_bytes);
+    c->rec_bytes = m->rec_bytes;
+  }
+  c->durable = m->durable;
+  c->relay = dup_array(m->relay, m->relay_count * sizeof *m->relay);
+  c->relay_count = m->relay_count;
+  c->relay_wait_ms = m->relay_wait_ms;
+  c->hints_only = m->hints_only;
+  return world_send(w, c) ? KV_OK : tr_refused(peer, st);
 }
 
 static kv_err tr_forward(void *arg, uint32_t peer, void *call, kv_op_t op,
@@ -341,34 +301,8 @@ static kv_err tr_forward(void *arg, uint32_t peer, void *call, kv_op_t op,
   return world_send(w, m) ? KV_OK : tr_refused(peer, st);
 }
 
-static kv_err tr_send_aae(void *arg, uint32_t peer, uint64_t id, const kv_aae_req_t *req,
-                          kv_status_t *st) {
-  world_t *w = sim_world;
-  msg_t *m = msg_new(MSG_TREE, node_index(w, arg), peer);
-  m->id = id;
-  m->tree_kind = req->kind;
-  m->part_count = req->partition_count;
-  m->parts = dup_array(req->partitions, req->partition_count * sizeof *req->partitions);
-  m->seg_count = req->segment_count;
-  m->segs = dup_array(req->segments, req->segment_count * sizeof *req->segments);
-  return world_send(w, m) ? KV_OK : tr_refused(peer, st);
-}
-
 void sim_record_reaped(const void *key, size_t key_bytes) {
   sim_world->reaped_us[sim_key_index(key, key_bytes)] = sim_world->now_us;
-}
-
-static kv_err tr_send_reap(void *arg, uint32_t peer, uint64_t id, const char *keyspace,
-                           const uint8_t *key, size_t key_bytes, const uint8_t *rec,
-                           size_t rec_bytes, bool hints_only, kv_status_t *st) {
-  world_t *w = sim_world;
-  msg_t *m = msg_new(MSG_REAP, node_index(w, arg), peer);
-  m->id = id;
-  m->key = sim_key_index(key, key_bytes);
-  m->rec = dup_array(rec, rec_bytes);
-  m->rec_bytes = rec_bytes;
-  m->hints_only = hints_only;
-  return world_send(w, m) ? KV_OK : tr_refused(peer, st);
 }
 
 /* ---- the replica side of peer messages (server_rpc.c's peer_message_run) -------------- */
@@ -427,39 +361,6 @@ static void fwd_relayed(void *arg, const kv_relay_outcome_t *outcomes, uint32_t 
   fwd_release(f);
 }
 
-/* A write with replicas to relay to: the answer a waits for the fsync (when durable) and the
- * relay, as server_rpc.c's does. */
-static void fwd_start(world_t *w, sim_node_t *n, const msg_t *m, msg_t *a, bool sync,
-                      const uint8_t *key, size_t key_bytes) {
-  fwd_t *f = calloc(1, sizeof *f);
-  KV_ASSERT(f != NULL);
-  f->answer = a;
-  f->node = node_index(w, n);
-  f->waiting = 1 + sync;
-  f->next = n->fwds;
-  n->fwds = f;
-  if (sync) kv_syncer_push(&n->syncer, &f->waiter, fwd_synced);
-  const char *nodes[KV_REPLICAS_MAX];
-  uint64_t ids[KV_REPLICAS_MAX];
-  KV_ASSERT(m->relay_count < KV_REPLICAS_MAX);
-  for (uint32_t k = 0; k < m->relay_count; k++) {
-    nodes[k] = w->cfg.nodes[m->relay[k].node].id;
-    ids[k] = m->relay[k].id;
-  }
-  kv_status_t st;
-  if (kv_coord_relay(n->coord, SIM_KEYSPACE, key, key_bytes, m->rec, m->rec_bytes, m->durable,
-                     nodes, ids, m->relay_count, m->relay_wait_ms, fwd_relayed, f, w->now_us,
-                     &st) == KV_OK) {
-    w->relays++;
-    return;
-  }
-  /* Refused (every relay entry busy): each replica it names has failed. */
-  kv_relay_outcome_t out[KV_REPLICAS_MAX];
-  for (uint32_t k = 0; k < m->relay_count; k++)
-    out[k] = (kv_relay_outcome_t){.id = ids[k], .node = m->relay[k].node, .code = st.code};
-  fwd_relayed(f, out, m->relay_count);
-}
-
 /* Coordinator slots embed their waiter (freed with the coordinator), and forwarders' answers
  * are freed from their list; replica waits are allocated here: a crash frees those. Told
  * apart by the callback. */
@@ -481,54 +382,71 @@ static void sync_wanted(void *arg) {
   world_schedule(w, w->now_us + delay, EV_SYNC, i, n->life, 0, NULL);
 }
 
+/* The replica's side of a message: the core's one dispatcher (kv_coord_on_peer_request), as
+ * server_rpc.c runs it, answered now, after the next fsync, or, for a forwarder's write,
+ * once the fsync (when durable) and the relay are done. */
 static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
-  size_t key_bytes;
-  const uint8_t *key = sim_key(m->key, &key_bytes);
-  kv_status_t st;
-  kv_status_clear(&st);
-  msg_t *a = msg_new(MSG_ANSWER, m->to, m->from);
+  static const kv_msg_kind_t kinds[] = {[MSG_WRITE] = KV_MSG_WRITE, [MSG_READ] = KV_MSG_READ,
+                                        [MSG_TREE] = KV_MSG_TREE, [MSG_REAP] = KV_MSG_REAP};
+  kv_msg_t v = KV_MSG_INIT(kinds[m->type], m->id);
+  if (m->type == MSG_TREE) {
+    v.tree = (kv_aae_req_t){.kind = m->tree_kind, .keyspace = SIM_KEYSPACE,
+                            .partitions = m->parts, .partition_count = m->part_count,
+                            .segments = m->segs, .segment_count = m->seg_count};
+  } else {
+    v.keyspace = SIM_KEYSPACE;
+    v.key = sim_key(m->key, &v.key_bytes);
+  }
+  v.rec = m->rec;
+  v.rec_bytes = m->rec_bytes;
+  v.hint_for = m->hint_for;
+  v.durable = m->durable;
+  v.relay = m->relay;
+  v.relay_count = m->relay_count;
+  v.relay_wait_ms = m->relay_wait_ms;
+  v.hints_only = m->hints_only;
+
+  msg_t *a = msg_new(m->type == MSG_TREE ? MSG_TREE_ANSWER : MSG_ANSWER, m->to, m->from);
   a->id = m->id;
   a->key = m->key;
   a->to_life = m->from_life; /* answered on the call the asker made */
-  /* A fallback's messages go to its hints, through the functions server_rpc.c calls. */
-  const char *hint_for = m->hint_for == UINT32_MAX ? NULL : w->cfg.nodes[m->hint_for].id;
-  if (m->type == MSG_TREE) {
-    kv_aae_req_t req = {.kind = m->tree_kind, .keyspace = SIM_KEYSPACE, .partitions = m->parts,
-                        .partition_count = m->part_count, .segments = m->segs,
-                        .segment_count = m->seg_count};
-    a->type = MSG_TREE_ANSWER;
-    a->code = kv_aae_serve(n->node, &req, &a->tree, &st);
-  } else if (m->type == MSG_REAP) {
-    a->code = kv_coord_reap(n->coord, SIM_KEYSPACE, key, key_bytes, m->rec, m->rec_bytes,
-                            m->hints_only, &st);
-    /* A forget is answered once the hints' deletions are synced (reaper.h). */
-    if (a->code == KV_OK && m->hints_only) {
-      answer_after_sync(n, a);
-      return;
-    }
-  } else if (m->type == MSG_WRITE) {
-    a->code = hint_for ? kv_coord_hint_write(n->coord, hint_for, SIM_KEYSPACE, key, key_bytes,
-                                             m->rec, m->rec_bytes, &st)
-                       : kv_node_merge(n->node, SIM_KEYSPACE, key, key_bytes, m->rec,
-                                       m->rec_bytes, &st);
-    a->applied_ms = world_wall_ms(w, m->to);
-    w->fallback_writes += hint_for && a->code == KV_OK;
-    if (m->relay_count > 0) {
-      fwd_start(w, n, m, a, a->code == KV_OK && m->durable, key, key_bytes);
-      return;
-    }
-    if (a->code == KV_OK && m->durable) {
-      answer_after_sync(n, a);
-      return;
-    }
-  } else {
-    a->code = hint_for ? kv_coord_hint_read(n->coord, hint_for, SIM_KEYSPACE, key, key_bytes,
-                                            &a->rec, &a->rec_bytes, &st)
-                       : kv_node_read_record(n->node, SIM_KEYSPACE, key, key_bytes, &a->rec,
-                                             &a->rec_bytes, &st);
-    w->fallback_reads += hint_for && a->code == KV_OK;
+  fwd_t *f = NULL;
+  if (m->relay_count > 0) {
+    f = calloc(1, sizeof *f);
+    KV_ASSERT(f != NULL);
+    f->answer = a;
+    f->node = node_index(w, n);
+    f->waiting = 2; /* the relay, and this function's hold */
+    f->next = n->fwds;
+    n->fwds = f;
+    w->relays++;
   }
-  world_send(w, a);
+  kv_peer_result_t r;
+  kv_coord_on_peer_request(n->coord, &v, w->now_us, world_wall_ms(w, m->to), fwd_relayed, f, &r);
+  a->code = r.code;
+  a->applied_ms = r.applied_ms;
+  a->rec = r.rec;
+  a->rec_bytes = r.rec_bytes;
+  a->tree = r.tree;
+  r.rec = NULL;
+  memset(&r.tree, 0, sizeof r.tree);
+  if (m->hint_for != KV_NODE_NONE && r.code == KV_OK) {
+    w->fallback_writes += m->type == MSG_WRITE;
+    w->fallback_reads += m->type == MSG_READ;
+  }
+  if (f) {
+    if (!r.relaying) f->waiting--; /* refused whole: no relay to wait for */
+    if (r.after_sync) {
+      f->waiting++;
+      kv_syncer_push(&n->syncer, &f->waiter, fwd_synced);
+    }
+    fwd_release(f);
+  } else if (r.after_sync) {
+    answer_after_sync(n, a);
+  } else {
+    world_send(w, a);
+  }
+  kv_peer_result_deinit(&r);
 }
 
 /* ---- nodes -------------------------------------------------------------------------- */
@@ -547,12 +465,8 @@ void world_restart(world_t *w, uint32_t i) {
   KV_ASSERT(kv_node_create(&w->cfg, w->cfg.nodes[i].id, &n->storage, &n->node, &st) == KV_OK);
   kv_journal_set_sink(kv_node_journal(n->node), world_journal_sink, w);
   kv_syncer_init(&n->syncer, sync_wanted, n);
-  n->tr = (kv_coord_transport_t){.arg = n, .alive = tr_alive, .send_write = tr_send_write,
-                                 .send_read = tr_send_read,
-                                 .send_hint_write = tr_send_hint_write,
-                                 .send_hint_read = tr_send_hint_read,
-                                 .send_relay_write = tr_send_relay_write, .forward = tr_forward,
-                                 .send_aae = tr_send_aae, .send_reap = tr_send_reap};
+  n->tr = (kv_coord_transport_t){.arg = n, .alive = tr_alive, .send = tr_send,
+                                 .forward = tr_forward};
   KV_ASSERT(kv_coord_create(n->node, &w->ring, &n->syncer, &n->tr, workload_reply,
                             &w->coord_opts, &n->coord, &st) == KV_OK);
   n->up = true;
@@ -632,16 +546,15 @@ static void deliver(world_t *w, msg_t *m) {
     replica_handle(w, n, m);
     break;
   case MSG_TREE_ANSWER:
-    kv_coord_aae_answer(n->coord, m->id, m->code, m->code == KV_OK ? &m->tree : NULL,
-                        w->now_us);
+  case MSG_ANSWER: {
+    bool tree = m->type == MSG_TREE_ANSWER && m->code == KV_OK &&
+                (m->tree.hash_count > 0 || m->tree.key_count > 0);
+    kv_msg_answer_t a = {.id = m->id, .code = m->code, .rec = m->rec, .rec_bytes = m->rec_bytes,
+                         .applied_ms = m->applied_ms, .relayed = m->relayed,
+                         .relayed_count = m->relayed_count, .tree = tree ? &m->tree : NULL};
+    kv_coord_on_peer_reply(n->coord, &a, w->now_us);
     break;
-  case MSG_ANSWER:
-    if (m->relayed_count > 0)
-      kv_coord_answer_relayed(n->coord, m->id, m->code, m->applied_ms, m->relayed, m->relayed_count,
-                              w->now_us);
-    else
-      kv_coord_answer(n->coord, m->id, m->code, m->rec, m->rec_bytes, m->applied_ms, w->now_us);
-    break;
+  }
   case MSG_HEARTBEAT: {
     msg_t *ack = msg_new(MSG_HEARTBEAT_ACK, m->to, m->from);
     ack->to_life = m->from_life;
@@ -664,7 +577,7 @@ static void node_event(world_t *w, const event_t *ev) {
   sim_node_t *n = &w->nodes[ev->node];
   if (!n->up || ev->a != n->life) return; /* for a process that has ended */
   if (ev->type == EV_TICK) {
-    kv_coord_tick(n->coord, w->now_us);
+    kv_coord_on_tick(n->coord, w->now_us);
     world_schedule(w, w->now_us + SIM_TICK_US, EV_TICK, ev->node, n->life, 0, NULL);
   } else if (ev->type == EV_HEARTBEAT) {
     for (uint32_t j = 0; j < w->node_count; j++)
