@@ -19,8 +19,9 @@
  * ReplicaWrite): a DVV merge never loses a write, so a repair can only add.
  *
  * The functions here answer those requests from this node's store, inside the core's step
- * like the rest of the core. Anti-entropy is off when the config's anti_entropy_interval_ms is 0: no tree
- * upkeep on writes, no exchanges; the trees then answer with what they last held. */
+ * like the rest of the core. Anti-entropy is off when the config's anti_entropy_interval_ms
+ * is 0: no tree upkeep on writes, no exchanges; the trees then answer with what they last
+ * held. */
 #ifndef KV_AAE_H
 #define KV_AAE_H
 

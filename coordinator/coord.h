@@ -1,10 +1,13 @@
 /* coord.h: coordination of client requests over the replicas of a key (DESIGN section 7).
  *
  * The coordinator turns a client request into replica operations and counts their answers
- * with kv_quorum (sans-IO); this module is the glue that holds the requests in flight, talks
- * to the local replica (kv_node), to other nodes (a transport table: kvnode/peer_rpc.c), to
- * the group-commit syncer, and answers the client through a reply callback. It includes no
- * gRPC, so it can be driven by tests and, later, the simulator.
+ * with kv_quorum; this module holds the requests in flight, talks to the local replica
+ * (kv_node), to other nodes (messages, msg.h, through a transport: kvnode/peer_rpc.c in the
+ * runtime, the simulator's network in tests/sim), to the group-commit queue (sync.h), and
+ * answers the client through a reply callback. It is part of the sans-IO core: no threads,
+ * sockets, storage engine or clock (times come in with each event), so the same code runs
+ * in kvnode, in the unit tests and in the simulator. It lives in coord.c (events),
+ * coord_slots.c, coord_write.c, coord_read.c, coord_relay.c and coord_replica.c.
  *
  * A put (or delete) at QUORUM on N=3:
  *   plan (validate) -> preference list -> enough live replicas? else UNAVAILABLE at once ->
@@ -24,8 +27,8 @@
  *
  * Threads: none. The coordinator is part of the single-threaded core: its driver
  * (kvnode/driver.h; the simulator's world) makes every call one at a time, and the reply
- * callback and the transport, which run inside those calls, only queue work. Bounded: at most KV_COORD_PENDING_MAX requests in flight; past that,
- * RESOURCE_EXHAUSTED. A request that fails because a peer's queue was full is answered with
+ * callback and the transport, which run inside those calls, only queue work. Bounded: at
+ * most KV_COORD_PENDING_MAX requests in flight; past that, RESOURCE_EXHAUSTED. A request that fails because a peer's queue was full is answered with
  * the transport's RESOURCE_EXHAUSTED too, not as a replica failure.
  *
  * Sloppy quorum (DESIGN section 8; the keyspace's sloppy_quorum, on by default): for each
@@ -204,8 +207,8 @@ typedef struct {
  * (kv_hints_merge); with relay_count > 0 it is a forwarder's: refused whole when the relay
  * cannot start, else it also relays rec to relay[], whatever became of the merge, and
  * out->relaying says done(arg, ...) will be called exactly once (maybe before this returns:
- * the caller must be ready for it before the call); the answer waits for it. READ gives the replica's record or the hint's. TREE
- * answers from this node's trees (kv_aae_serve). REAP drops the hints the tombstone rec has
+ * the caller must be ready for it before the call); the answer waits for it. READ gives
+ * the replica's record or the hint's. TREE answers from this node's trees (kv_aae_serve). REAP drops the hints the tombstone rec has
  * wholly seen and, unless hints_only, the replica's record while it is still rec
  * (kv_node_reap). Errors, in out->code with a sentence: KV_EINVAL for hint_for naming this
  * node, relay naming this node or past KV_REPLICAS_MAX - 1 replicas, a relay wait not 1 ..

@@ -57,7 +57,8 @@ void kv_reaper_add(kv_reaper_t *r, const char *keyspace, const uint8_t *key, siz
 }
 
 static uint64_t job_id(const kv_reaper_t *r, const kv_reap_job_t *j, uint32_t index) {
-  return KV_REAP_ID_BIT | (uint64_t)j->step << KV_REAP_ID_STEP_SHIFT | (uint64_t)j->gen << KV_REAP_ID_GEN_SHIFT |
+  return KV_REAP_ID_BIT | (uint64_t)j->step << KV_REAP_ID_STEP_SHIFT |
+         (uint64_t)j->gen << KV_REAP_ID_GEN_SHIFT |
          (uint64_t)(j - r->jobs) << KV_REAP_ID_JOB_SHIFT | index;
 }
 

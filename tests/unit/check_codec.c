@@ -136,7 +136,8 @@ START_TEST(an_answer_views_its_relays_and_tree_and_a_lost_one_fails) {
   ck_assert_int_eq(a.code, KV_EUNAVAILABLE);
   kv_peer_answer_scratch_free(&scratch);
 
-  Tunekv__Peer__PeerAnswer pa = TUNEKV__PEER__PEER_ANSWER__INIT, out = TUNEKV__PEER__PEER_ANSWER__INIT;
+  Tunekv__Peer__PeerAnswer pa = TUNEKV__PEER__PEER_ANSWER__INIT;
+  Tunekv__Peer__PeerAnswer out = TUNEKV__PEER__PEER_ANSWER__INIT;
   Tunekv__Peer__PeerAnswer *relayed[] = {&out};
   out.id = 11;
   out.code = 4; /* DEADLINE_EXCEEDED */

@@ -2517,7 +2517,8 @@ static void relay_done(void *arg, const kv_relay_outcome_t *outcomes, uint32_t c
 static kv_err relay_waiting(const char *const *nodes, uint32_t count, bool durable,
                             uint32_t wait_ms, uint64_t now_us, kv_status_t *st) {
   kv_relay_target_t targets[KV_REPLICAS_MAX];
-  for (uint32_t k = 0; k < count; k++) targets[k] = (kv_relay_target_t){node_named(nodes[k]), 101 + k};
+  for (uint32_t k = 0; k < count; k++)
+    targets[k] = (kv_relay_target_t){node_named(nodes[k]), 101 + k};
   if (!relayed_rec) record_of("n2", "v", &relayed_rec, &relayed_rec_bytes);
   relayed_calls = relayed_count = 0;
   kv_msg_t m = kv_msg_write(100, "default", (const uint8_t *)"k", 1, relayed_rec,

@@ -1,0 +1,90 @@
+/* coord_replica.c: the replica's side of peer messages, kv_coord_on_peer_request (see
+ * coord.h): the one dispatcher the runtime and the simulator share. */
+#include "coord_internal.h"
+
+/* A fallback keeps hints for other nodes only. */
+static kv_err hint_target(kv_coord_t *c, uint32_t hint_for, kv_status_t *st) {
+  KV_ASSERT(hint_for < c->ring->cfg->node_count);
+  if (hint_for == kv_node_self(c->node))
+    return kv_status_set(st, KV_EINVAL, "hint_for names this node (%s); hints are kept for "
+                         "other nodes", c->ring->cfg->nodes[hint_for].id);
+  return KV_OK;
+}
+
+static kv_err replica_reap(kv_coord_t *c, const kv_msg_t *m, kv_status_t *st) {
+  if (!kv_config_keyspace(c->ring->cfg, m->keyspace))
+    return kv_status_set(st, KV_EINVAL, "reap names keyspace '%.*s', which this node does not "
+                         "have", (int)KV_KEYSPACE_NAME_BYTES_MAX, m->keyspace);
+  kv_dvv_t tomb;
+  kv_err err = kv_dvv_decode(m->rec, m->rec_bytes, &tomb, st);
+  if (err != KV_OK) return err;
+  err = kv_hints_forget(&c->hints, m->keyspace, m->key, m->key_bytes, &tomb.cc, st);
+  if (err == KV_OK && !m->hints_only)
+    err = kv_node_reap(c->node, m->keyspace, m->key, m->key_bytes,
+                       kv_hash_leaf(kv_hash_key(m->keyspace, m->key, m->key_bytes), m->rec,
+                                    m->rec_bytes),
+                       st);
+  kv_dvv_deinit(&tomb);
+  return err;
+}
+
+/* A write: merged into the replica, or into the hint a fallback keeps. A forwarder's is
+ * refused whole when its relay cannot start, else relayed whatever became of the merge
+ * (*relaying: done will be called). */
+static kv_err replica_write(kv_coord_t *c, const kv_msg_t *m, kv_coord_relay_fn done,
+                            void *arg, uint64_t mono_us, bool *relaying, kv_status_t *st) {
+  kv_err err = m->hint_for != KV_NODE_NONE ? hint_target(c, m->hint_for, st) : KV_OK;
+  if (err == KV_OK && m->relay_count > 0)
+    err = coord_relay_check(c, m->relay, m->relay_count, m->relay_wait_ms, st);
+  if (err != KV_OK) return err;
+  err = m->hint_for != KV_NODE_NONE
+            ? kv_hints_merge(&c->hints, m->hint_for, m->keyspace, m->key, m->key_bytes, m->rec,
+                             m->rec_bytes, st)
+            : kv_node_merge(c->node, m->keyspace, m->key, m->key_bytes, m->rec, m->rec_bytes, st);
+  if (m->relay_count == 0) return err;
+  *relaying = true;
+  coord_relay_start(c, m->keyspace, m->key, m->key_bytes, m->rec, m->rec_bytes, m->durable,
+                    m->relay, m->relay_count, m->relay_wait_ms, done, arg, mono_us);
+  return err;
+}
+
+void kv_coord_on_peer_request(kv_coord_t *c, const kv_msg_t *m, uint64_t mono_us,
+                              uint64_t wall_ms, kv_coord_relay_fn done, void *arg,
+                              kv_peer_result_t *out) {
+  memset(out, 0, sizeof *out);
+  kv_status_clear(&out->st);
+  kv_status_t *st = &out->st;
+  switch (m->kind) {
+    case KV_MSG_WRITE:
+      out->code = replica_write(c, m, done, arg, mono_us, &out->relaying, st);
+      out->applied_ms = wall_ms;
+      out->after_sync = out->code == KV_OK && m->durable;
+      break;
+    case KV_MSG_READ:
+      out->code = m->hint_for != KV_NODE_NONE ? hint_target(c, m->hint_for, st) : KV_OK;
+      if (out->code == KV_OK)
+        out->code = m->hint_for != KV_NODE_NONE
+                        ? kv_hints_read(&c->hints, m->hint_for, m->keyspace, m->key,
+                                        m->key_bytes, &out->rec, &out->rec_bytes, st)
+                        : kv_node_read_record(c->node, m->keyspace, m->key, m->key_bytes,
+                                              &out->rec, &out->rec_bytes, st);
+      break;
+    case KV_MSG_TREE:
+      out->code = kv_aae_serve(c->node, &m->tree, &out->tree, st);
+      break;
+    case KV_MSG_REAP:
+      out->code = replica_reap(c, m, st);
+      /* A forget is answered once the hints' deletions are on disk (reaper.h). */
+      out->after_sync = out->code == KV_OK && m->hints_only;
+      break;
+    default:
+      out->code = kv_status_set(st, KV_EINVAL, "peer message %llu has no body",
+                                (unsigned long long)m->id);
+  }
+}
+
+void kv_peer_result_deinit(kv_peer_result_t *r) {
+  free(r->rec);
+  kv_aae_answer_free(&r->tree);
+  memset(r, 0, sizeof *r);
+}
