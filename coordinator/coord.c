@@ -11,7 +11,7 @@
 static void reap_synced(kv_sync_waiter_t *w, const kv_status_t *st, uint64_t mono_us) {
   kv_reap_job_t *j = (kv_reap_job_t *)((char *)w - offsetof(kv_reap_job_t, waiter));
   kv_coord_t *c = j->reaper->owner;
-  kv_reaper_synced(&c->reaper, &c->tr, w, st->code == KV_OK, mono_us);
+  kv_reaper_synced(&c->reaper, &c->out, w, st->code == KV_OK, mono_us);
 }
 
 kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *syncer,
@@ -38,6 +38,12 @@ kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *sync
   c->syncer = syncer;
   c->tr = *transport;
   c->reply = reply;
+  if ((err = coord_links_init(c, st)) != KV_OK) {
+    kv_reaper_deinit(&c->reaper);
+    kv_hints_deinit(&c->hints);
+    free(c);
+    return err;
+  }
   kv_xch_init(&c->xch, node, ring);
   c->metrics = c->xch.metrics = opts->metrics;
   for (uint32_t i = 0; i < KV_COORD_PENDING_MAX; i++) {
@@ -58,11 +64,13 @@ void kv_coord_destroy(kv_coord_t *c) {
   kv_hints_deinit(&c->hints);
   kv_xch_deinit(&c->xch);
   kv_reaper_deinit(&c->reaper);
+  coord_links_deinit(c);
   free(c);
 }
 
 void kv_coord_on_client(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
                       uint64_t mono_us, uint64_t wall_ms) {
+  coord_clock(c, mono_us);
   kv_node_plan_t plan;
   kv_status_t st;
   kv_status_clear(&st);
@@ -118,11 +126,11 @@ static void coord_answer_one(kv_coord_t *c, const kv_msg_answer_t *a, uint64_t n
     return;
   }
   if (id & KV_AAE_ID_BIT) {
-    kv_xch_answer(&c->xch, &c->tr, id, code, a->tree, a->rec, a->rec_bytes, now_us);
+    kv_xch_answer(&c->xch, &c->out, id, code, a->tree, a->rec, a->rec_bytes, now_us);
     return;
   }
   if (id & KV_REAP_ID_BIT) {
-    kv_reaper_answer(&c->reaper, &c->tr, id, code, a->rec, a->rec_bytes, now_us);
+    kv_reaper_answer(&c->reaper, &c->out, id, code, a->rec, a->rec_bytes, now_us);
     return;
   }
   if (id & KV_RELAY_ID_BIT) {
@@ -143,10 +151,12 @@ static void coord_answer_one(kv_coord_t *c, const kv_msg_answer_t *a, uint64_t n
 }
 
 void kv_coord_on_peer_reply(kv_coord_t *c, const kv_msg_answer_t *a, uint64_t mono_us) {
+  coord_clock(c, mono_us);
   coord_answer_one(c, a, mono_us);
 }
 
 void kv_coord_on_tick(kv_coord_t *c, uint64_t mono_us) {
+  coord_clock(c, mono_us);
   /* Backwards: finishing a slot moves the last active one into its place. */
   for (uint32_t i = c->active_count; i-- > 0;) {
     slot_t *s = &c->slots[c->active[i]];
@@ -164,9 +174,10 @@ void kv_coord_on_tick(kv_coord_t *c, uint64_t mono_us) {
     coord_slot_maybe_finish(c, s, mono_us);
   }
   coord_relay_tick(c, mono_us);
-  kv_hints_tick(&c->hints, &c->tr, mono_us);
-  kv_xch_tick(&c->xch, &c->tr, mono_us);
-  kv_reaper_tick(&c->reaper, &c->tr, mono_us);
+  kv_hints_tick(&c->hints, &c->out, mono_us);
+  kv_xch_tick(&c->xch, &c->out, mono_us);
+  kv_reaper_tick(&c->reaper, &c->out, mono_us);
+  coord_links_tick(c);
 }
 
 void kv_coord_aae_stats(kv_coord_t *c, uint32_t peer, kv_aae_stats_t *out) {

@@ -2,12 +2,14 @@
  *
  * The coordinator turns a client request into replica operations and counts their answers
  * with kv_quorum; this module holds the requests in flight, talks to the local replica
- * (kv_node), to other nodes (messages, msg.h, through a transport: kvnode/peer_rpc.c in the
+ * (kv_node), to other nodes (messages, msg.h, queued on a link per peer, link.h, which also
+ * judges the peer's liveness, and carried in batches by a transport: kvnode/peer_rpc.c in the
  * runtime, the simulator's network in tests/sim), to the group-commit queue (sync.h), and
  * answers the client through a reply callback. It is part of the sans-IO core: no threads,
  * sockets, storage engine or clock (times come in with each event), so the same code runs
  * in kvnode, in the unit tests and in the simulator. It lives in coord.c (events),
- * coord_slots.c, coord_write.c, coord_read.c, coord_relay.c and coord_replica.c.
+ * coord_slots.c, coord_write.c, coord_read.c, coord_relay.c, coord_replica.c and
+ * coord_link.c (the links: batches, heartbeats, liveness).
  *
  * A put (or delete) at QUORUM on N=3:
  *   plan (validate) -> preference list -> enough live replicas? else UNAVAILABLE at once ->
@@ -29,7 +31,7 @@
  * (kvnode/driver.h; the simulator's world) makes every call one at a time, and the reply
  * callback and the transport, which run inside those calls, only queue work. Bounded: at
  * most KV_COORD_PENDING_MAX requests in flight; past that, RESOURCE_EXHAUSTED. A request that fails because a peer's queue was full is answered with
- * the transport's RESOURCE_EXHAUSTED too, not as a replica failure.
+ * RESOURCE_EXHAUSTED too, not as a replica failure.
  *
  * Sloppy quorum (DESIGN section 8; the keyspace's sloppy_quorum, on by default): for each
  * primary believed dead, the request also goes to a fallback, the next live node on the ring
@@ -96,6 +98,7 @@
 #include "histogram.h"
 #include "kv_limits.h"
 #include "kv_err.h"
+#include "link.h"
 #include "metrics.h"
 #include "msg.h"
 #include "node.h"
@@ -129,13 +132,27 @@ typedef struct {
   uint64_t dropped;           /* deletes not queued: the queue was full */
 } kv_reap_stats_t;
 
-/* How the coordinator reaches other nodes. Messages (msg.h) are queued; each answer comes
- * back through kv_coord_on_peer_reply with the message's id. A send that fails (a full
- * queue) has no answer. */
+/* How the coordinator reaches other nodes: the driver's side of the links (link.h). The
+ * core decides what leaves and when (batches, heartbeats); the transport carries it. */
 typedef struct {
   void *arg;
+  /* NULL in the runtime and the simulator: the links' failure detector judges who is alive.
+   * A unit test of coordination alone may judge instead (then heartbeats and batch ends
+   * still run, but only this answers whether node is alive). */
   bool (*alive)(void *arg, uint32_t node);
-  kv_err (*send)(void *arg, uint32_t node, const kv_msg_t *m, kv_status_t *st);
+  /* Encodes m for node into *out (out->id is m->id; data and bytes are the transport's), to
+   * be queued on node's link until a batch takes it. KV_ENOMEM. */
+  kv_err (*pack)(void *arg, uint32_t node, const kv_msg_t *m, kv_link_item_t *out,
+                 kv_status_t *st);
+  /* Starts one batch call to node carrying items[0..count) in order (their data is taken
+   * over; count 0 is a heartbeat) with a deadline of deadline_ms. False when no call can
+   * start now (the runtime is stopping), and then nothing is taken. After true, exactly one
+   * kv_coord_on_batch_reply or kv_coord_on_batch_failed for node comes, in a later event. */
+  bool (*send_batch)(void *arg, uint32_t node, const kv_link_item_t *items, uint32_t count,
+                     uint32_t deadline_ms);
+  /* Frees the data of an item that was never sent (queued when the coordinator is
+   * destroyed). Must not need the transport to be alive. */
+  void (*discard)(void *arg, kv_link_item_t *item);
   /* Sends a client's write request (as received) to node, which coordinates it; the
    * transport relays node's answer to the client call itself. */
   kv_err (*forward)(void *arg, uint32_t node, void *call, kv_op_t op, const uint8_t *request,
@@ -182,6 +199,17 @@ void kv_coord_on_client(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
  * finished) are ignored. */
 void kv_coord_on_peer_reply(kv_coord_t *c, const kv_msg_answer_t *a, uint64_t mono_us);
 
+/* on_batch_reply: node answered the batch in flight to it; answers[i] is the answer to its
+ * i-th message (borrowed for the call). A message whose answer is missing or names another
+ * id has failed. The answer is a heartbeat arrival for the failure detector (link.h). */
+void kv_coord_on_batch_reply(kv_coord_t *c, uint32_t node, const kv_msg_answer_t *answers,
+                             uint32_t count, uint64_t mono_us);
+/* on_batch_failed: the batch in flight to node got no answer: outcome KV_LINK_TIMED_OUT
+ * (silence, for phi to judge) or KV_LINK_FAILED (the peer is down at once); why is the
+ * transport's sentence, for the log. Every message of the batch has failed. */
+void kv_coord_on_batch_failed(kv_coord_t *c, uint32_t node, kv_link_outcome_t outcome,
+                              const char *why, uint64_t mono_us);
+
 /* A forwarder's relay is over: every replica it relayed to answered or the wait passed
  * (outcomes borrowed for the call, in the order of the message's relay[]). Called inside the
  * core's event, so it must only queue work. */
@@ -221,9 +249,20 @@ void kv_coord_on_peer_request(kv_coord_t *c, const kv_msg_t *m, uint64_t mono_us
                               kv_peer_result_t *out);
 void kv_peer_result_deinit(kv_peer_result_t *r);
 
-/* on_tick: the passing of time (deadlines, handoff, exchanges, reaping). Call every few
- * milliseconds. */
+/* on_tick: the passing of time (deadlines, handoff, exchanges, reaping, heartbeats to idle
+ * peers, and the failure detector's verdicts). Call every few milliseconds. */
 void kv_coord_on_tick(kv_coord_t *c, uint64_t mono_us);
+
+/* What this node believes of a peer (link.h). */
+typedef struct {
+  bool up;
+  double phi;                 /* suspicion now; 0 until heard from */
+  int64_t last_heard_ms_ago;  /* -1: never */
+  uint32_t queued;            /* messages waiting for the next batch */
+  uint64_t downs;             /* times it was judged down, since this coordinator started */
+} kv_peer_liveness_t;
+/* Of node at mono_us (this node itself: always up, phi 0, heard 0 ms ago). */
+void kv_coord_liveness(kv_coord_t *c, uint32_t node, uint64_t mono_us, kv_peer_liveness_t *out);
 /* Anti-entropy exchanges this node started with peer (see exchange.h). */
 void kv_coord_aae_stats(kv_coord_t *c, uint32_t peer, kv_aae_stats_t *out);
 /* Tombstone reaping on this node (see reaper.h). */

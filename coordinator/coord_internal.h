@@ -1,5 +1,5 @@
 /* coord_internal.h: what the coordinator's files share (coord.c, coord_slots.c,
- * coord_read.c, coord_write.c, coord_relay.c, coord_replica.c); nothing outside them includes
+ * coord_read.c, coord_write.c, coord_relay.c, coord_replica.c, coord_link.c); nothing outside them includes
  * it.
  *
  * Request table: KV_COORD_PENDING_MAX slots. A slot's id in messages is
@@ -122,7 +122,10 @@ struct kv_coord {
   kv_node_t *node;
   const kv_ring_t *ring;
   kv_syncer_t *syncer;
-  kv_coord_transport_t tr;
+  kv_coord_transport_t tr;      /* the driver's: batches and forwards */
+  kv_msg_out_t out;             /* the core's parts send through the links (coord_link.c) */
+  kv_link_t links[KV_NODES_MAX]; /* one per peer (links[self] unused) */
+  uint64_t now_us;              /* the latest event's monotonic time */
   kv_coord_reply_fn reply;
   slot_t slots[KV_COORD_PENDING_MAX];
   uint32_t free_list[KV_COORD_PENDING_MAX];
@@ -139,6 +142,19 @@ struct kv_coord {
   uint32_t relay_next;          /* where the search for a free entry starts */
   kv_applied_t applied;         /* applied times of recent writes (applied.h) */
 };
+
+/* Every event starts by noting its time (monotonic, never going back). */
+static inline void coord_clock(kv_coord_t *c, uint64_t mono_us) {
+  if (mono_us > c->now_us) c->now_us = mono_us;
+}
+
+/* ---- coord_link.c ------------------------------------------------------------------------ */
+
+kv_err coord_links_init(kv_coord_t *c, kv_status_t *st);
+void coord_links_deinit(kv_coord_t *c);
+void coord_links_tick(kv_coord_t *c);
+bool coord_alive(kv_coord_t *c, uint32_t node);
+kv_err coord_send(kv_coord_t *c, uint32_t node, const kv_msg_t *m, kv_status_t *st);
 
 /* ---- coord_slots.c ----------------------------------------------------------------------- */
 

@@ -212,7 +212,7 @@ void coord_get_ask_live(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   uint32_t order[KV_TARGETS_MAX], n = 0;
   if (s->self_target != UINT32_MAX) order[n++] = s->self_target;
   for (uint32_t i = 0; i < s->q.target_count; i++)
-    if (i != s->self_target && c->tr.alive(c->tr.arg, s->q.targets[i].node)) order[n++] = i;
+    if (i != s->self_target && coord_alive(c, s->q.targets[i].node)) order[n++] = i;
   for (uint32_t k = 0; k < n; k++) s->asked[order[k]] = true;
   uint16_t gen = s->gen;
   for (uint32_t k = 0; k < n; k++) {

@@ -86,7 +86,7 @@ void coord_relay_start(kv_coord_t *c, const char *keyspace, const uint8_t *key,
     kv_status_t send_st;
     kv_msg_t m = kv_msg_write(relay_id(c, r, k), keyspace, key, key_bytes, rec, rec_bytes,
                               durable);
-    kv_err send = c->tr.send(c->tr.arg, targets[k].node, &m, &send_st);
+    kv_err send = coord_send(c, targets[k].node, &m, &send_st);
     if (send != KV_OK) coord_relay_answer(c, relay_id(c, r, k), send, 0);
   }
   kv_metrics_add(c->metrics, KV_METRIC_RELAYED_WRITES, 1);

@@ -51,6 +51,7 @@ static kv_err replica_write(kv_coord_t *c, const kv_msg_t *m, kv_coord_relay_fn 
 void kv_coord_on_peer_request(kv_coord_t *c, const kv_msg_t *m, uint64_t mono_us,
                               uint64_t wall_ms, kv_coord_relay_fn done, void *arg,
                               kv_peer_result_t *out) {
+  coord_clock(c, mono_us);
   memset(out, 0, sizeof *out);
   kv_status_clear(&out->st);
   kv_status_t *st = &out->st;

@@ -132,14 +132,14 @@ kv_err coord_target_send_write(kv_coord_t *c, const kv_target_t *t, uint64_t id,
                                bool durable, kv_status_t *st) {
   kv_msg_t m = kv_msg_write(id, s->keyspace, s->key, s->key_bytes, rec, rec_bytes, durable);
   if (!t->primary) m.hint_for = t->hint_for;
-  return c->tr.send(c->tr.arg, t->node, &m, st);
+  return coord_send(c, t->node, &m, st);
 }
 
 kv_err coord_target_send_read(kv_coord_t *c, const kv_target_t *t, uint64_t id,
                               const slot_t *s, kv_status_t *st) {
   kv_msg_t m = kv_msg_read(id, s->keyspace, s->key, s->key_bytes);
   if (!t->primary) m.hint_for = t->hint_for;
-  return c->tr.send(c->tr.arg, t->node, &m, st);
+  return coord_send(c, t->node, &m, st);
 }
 
 /* The index of the fallback standing in for primary `node` among s's targets, or -1. */
@@ -239,7 +239,7 @@ void coord_slot_failed_with_relayed(kv_coord_t *c, slot_t *s, uint32_t i, uint64
 }
 
 static bool node_alive(kv_coord_t *c, uint32_t node) {
-  return node == kv_node_self(c->node) || c->tr.alive(c->tr.arg, node);
+  return node == kv_node_self(c->node) || coord_alive(c, node);
 }
 
 void kv_coord_placement(kv_coord_t *c, const kv_keyspace_conf_t *ks, uint32_t partition,

@@ -13,7 +13,7 @@ static void coord_forward(kv_coord_t *c, void *call, kv_op_t op, const kv_node_r
   kv_status_t st;
   kv_status_clear(&st);
   for (uint32_t i = 0; i < count; i++) {
-    if (!targets[i].primary || !c->tr.alive(c->tr.arg, targets[i].node)) continue;
+    if (!targets[i].primary || !coord_alive(c, targets[i].node)) continue;
     if (c->tr.forward(c->tr.arg, targets[i].node, call, op, req->raw, req->raw_bytes,
                       plan->timeout_ms, &st) != KV_OK)
       coord_reply_error(c, call, &st);
@@ -36,7 +36,7 @@ static uint32_t region_relay(kv_coord_t *c, slot_t *s, uint32_t f, kv_relay_targ
   for (uint32_t j = 0; j < s->q.target_count; j++) {
     const kv_target_t *u = &s->q.targets[j];
     if (u->region != t->region) continue;
-    if (j < f || !u->primary || !c->tr.alive(c->tr.arg, u->node)) return 0;
+    if (j < f || !u->primary || !coord_alive(c, u->node)) return 0;
     if (j != f) relay[n++] = (kv_relay_target_t){.node = u->node, .id = coord_slot_id(c, s, j)};
   }
   for (uint32_t j = f + 1; j < s->q.target_count && n > 0; j++)
@@ -58,7 +58,7 @@ static kv_err write_send(kv_coord_t *c, slot_t *s, uint32_t i, const kv_node_res
     m.relay = relay;
     m.relay_count = n;
     m.relay_wait_ms = timeout_ms / 2 ? timeout_ms / 2 : 1;
-    err = c->tr.send(c->tr.arg, t->node, &m, &s->refused);
+    err = coord_send(c, t->node, &m, &s->refused);
   } else {
     err = coord_target_send_write(c, t, coord_slot_id(c, s, i), s, res->record,
                                   res->record_bytes, durable, &s->refused);

@@ -61,7 +61,7 @@ static void xch_end(kv_xch_t *x, bool ok, uint64_t now_us) {
 
 /* Sends a tree request as the exchange's next step; one that cannot be queued ends the
  * exchange as failed. */
-static void xch_ask(kv_xch_t *x, const kv_coord_transport_t *tr, kv_xch_phase_t phase,
+static void xch_ask(kv_xch_t *x, const kv_msg_out_t *tr, kv_xch_phase_t phase,
                     const kv_aae_req_t *req, uint64_t now_us) {
   x->phase = phase;
   x->step++;
@@ -75,7 +75,7 @@ static void xch_ask(kv_xch_t *x, const kv_coord_transport_t *tr, kv_xch_phase_t 
 
 /* Starts an exchange with peer over the partitions of ks both replicate; false when they
  * share none. */
-static bool xch_start(kv_xch_t *x, const kv_coord_transport_t *tr, uint32_t peer,
+static bool xch_start(kv_xch_t *x, const kv_msg_out_t *tr, uint32_t peer,
                       const kv_keyspace_conf_t *ks, uint64_t now_us) {
   uint32_t self = kv_node_self(x->node), partitions = x->ring->partitions;
   x->parts = malloc(partitions * sizeof *x->parts);
@@ -102,7 +102,7 @@ static bool xch_start(kv_xch_t *x, const kv_coord_transport_t *tr, uint32_t peer
   return true;
 }
 
-void kv_xch_tick(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t now_us) {
+void kv_xch_tick(kv_xch_t *x, const kv_msg_out_t *tr, uint64_t now_us) {
   if (x->interval_ms == 0) return;
   if (x->phase != KV_XCH_IDLE) {
     if (now_us < x->deadline_us) return;
@@ -130,10 +130,10 @@ void kv_xch_tick(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t now_us) {
 
 /* ---- steps ---------------------------------------------------------------------------- */
 
-static void next_segments(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t now_us);
+static void next_segments(kv_xch_t *x, const kv_msg_out_t *tr, uint64_t now_us);
 
 /* Asks for the segment sums of the next differing partition, or ends the exchange. */
-static void next_partition(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t now_us) {
+static void next_partition(kv_xch_t *x, const kv_msg_out_t *tr, uint64_t now_us) {
   if (x->part_at == x->part_count) {
     xch_end(x, true, now_us);
     return;
@@ -144,7 +144,7 @@ static void next_partition(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t
 }
 
 /* ROOTS answered: keeps the partitions whose roots differ. */
-static void took_roots(kv_xch_t *x, const kv_coord_transport_t *tr, const kv_aae_answer_t *ans,
+static void took_roots(kv_xch_t *x, const kv_msg_out_t *tr, const kv_aae_answer_t *ans,
                        uint64_t now_us) {
   if (ans->hash_count != x->part_count) {
     KV_WARN("anti-entropy: node %s answered %u roots for %u partitions",
@@ -169,7 +169,7 @@ static void took_roots(kv_xch_t *x, const kv_coord_transport_t *tr, const kv_aae
 }
 
 /* SEGMENTS answered: keeps the segments whose sums differ. */
-static void took_segments(kv_xch_t *x, const kv_coord_transport_t *tr,
+static void took_segments(kv_xch_t *x, const kv_msg_out_t *tr,
                           const kv_aae_answer_t *ans, uint64_t now_us) {
   uint64_t sums[KV_AAE_SEGMENTS], root;
   kv_status_t st;
@@ -187,7 +187,7 @@ static void took_segments(kv_xch_t *x, const kv_coord_transport_t *tr,
 }
 
 /* Asks for the keys of the next differing segments, or moves to the next partition. */
-static void next_segments(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t now_us) {
+static void next_segments(kv_xch_t *x, const kv_msg_out_t *tr, uint64_t now_us) {
   if (x->seg_at == x->seg_count) {
     x->part_at++;
     next_partition(x, tr, now_us);
@@ -263,10 +263,10 @@ static void diff_keys(kv_xch_t *x, const kv_aae_answer_t *ours, const kv_aae_ans
   free(b);
 }
 
-static void pump(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t now_us);
+static void pump(kv_xch_t *x, const kv_msg_out_t *tr, uint64_t now_us);
 
 /* KEYS answered: lists ours for the same segments and repairs the keys that differ. */
-static void took_keys(kv_xch_t *x, const kv_coord_transport_t *tr, const kv_aae_answer_t *ans,
+static void took_keys(kv_xch_t *x, const kv_msg_out_t *tr, const kv_aae_answer_t *ans,
                       uint64_t now_us) {
   kv_aae_answer_t ours = {0};
   kv_status_t st;
@@ -306,7 +306,7 @@ static uint8_t *local_record(kv_xch_t *x, const kv_xch_key_t *k, size_t *bytes) 
 
 /* Sends the peer our record of key i (it merges it); false when there is nothing to send
  * or it could not be queued. */
-static bool repair_write(kv_xch_t *x, const kv_coord_transport_t *tr, uint32_t i) {
+static bool repair_write(kv_xch_t *x, const kv_msg_out_t *tr, uint32_t i) {
   kv_xch_key_t *k = &x->keys[i];
   size_t bytes;
   uint8_t *rec = local_record(x, k, &bytes);
@@ -318,7 +318,7 @@ static bool repair_write(kv_xch_t *x, const kv_coord_transport_t *tr, uint32_t i
   return sent;
 }
 
-static void repair_start(kv_xch_t *x, const kv_coord_transport_t *tr, uint32_t i) {
+static void repair_start(kv_xch_t *x, const kv_msg_out_t *tr, uint32_t i) {
   kv_xch_key_t *k = &x->keys[i];
   if (k->remote_leaf == 0) {
     if (repair_write(x, tr, i)) k->waiting = KIND_WRITE;
@@ -331,7 +331,7 @@ static void repair_start(kv_xch_t *x, const kv_coord_transport_t *tr, uint32_t i
 }
 
 /* Starts repairs up to the bound; when every key of the batch is done, moves on. */
-static void pump(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t now_us) {
+static void pump(kv_xch_t *x, const kv_msg_out_t *tr, uint64_t now_us) {
   while (x->in_flight < KV_AAE_REPAIRS_IN_FLIGHT && x->key_next < x->key_count)
     repair_start(x, tr, x->key_next++);
   if (x->in_flight > 0 || x->key_next < x->key_count) return;
@@ -348,7 +348,7 @@ static void repaired(kv_xch_t *x) {
 
 /* The peer's record of key i came back: merge it here, then send the merge back when the
  * peer's differs from it. */
-static void took_read(kv_xch_t *x, const kv_coord_transport_t *tr, uint32_t i,
+static void took_read(kv_xch_t *x, const kv_msg_out_t *tr, uint32_t i,
                       const uint8_t *rec, size_t rec_bytes) {
   kv_xch_key_t *k = &x->keys[i];
   kv_status_t st;
@@ -370,7 +370,7 @@ static void took_read(kv_xch_t *x, const kv_coord_transport_t *tr, uint32_t i,
   }
 }
 
-void kv_xch_answer(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t id, kv_err code,
+void kv_xch_answer(kv_xch_t *x, const kv_msg_out_t *tr, uint64_t id, kv_err code,
                    const kv_aae_answer_t *ans, const uint8_t *rec, size_t rec_bytes,
                    uint64_t now_us) {
   uint32_t gen = (uint32_t)(id >> KV_AAE_ID_GEN_SHIFT) & KV_AAE_ID_GEN_MASK;

@@ -73,10 +73,10 @@ typedef struct {
 
 void kv_xch_init(kv_xch_t *x, kv_node_t *node, const kv_ring_t *ring);
 /* Starts rounds and exchanges as their time comes; ends a step past its deadline. */
-void kv_xch_tick(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t now_us);
+void kv_xch_tick(kv_xch_t *x, const kv_msg_out_t *tr, uint64_t now_us);
 /* An answer (id has KV_AAE_ID_BIT): tree answers carry ans (NULL: it lists nothing), repair
  * reads rec. */
-void kv_xch_answer(kv_xch_t *x, const kv_coord_transport_t *tr, uint64_t id, kv_err code,
+void kv_xch_answer(kv_xch_t *x, const kv_msg_out_t *tr, uint64_t id, kv_err code,
                    const kv_aae_answer_t *ans, const uint8_t *rec, size_t rec_bytes,
                    uint64_t now_us);
 void kv_xch_stats(const kv_xch_t *x, uint32_t peer, kv_aae_stats_t *out);

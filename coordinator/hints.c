@@ -234,7 +234,7 @@ kv_err kv_hints_forget(kv_hints_t *h, const char *keyspace, const uint8_t *key,
 
 typedef struct {
   kv_hints_t *h;
-  const kv_coord_transport_t *tr;
+  const kv_msg_out_t *tr;
   uint32_t target;
   uint64_t now_us;
 } round_t;
@@ -284,7 +284,7 @@ static void handoff_end(kv_hints_t *h, kv_handoff_t *ho) {
   ho->gen++;
 }
 
-void kv_hints_tick(kv_hints_t *h, const kv_coord_transport_t *tr, uint64_t now_us) {
+void kv_hints_tick(kv_hints_t *h, const kv_msg_out_t *tr, uint64_t now_us) {
   /* Pacing: tokens accrue at rate_per_s, at most a tenth of a second's worth banked. */
   double burst = h->rate_per_s / 10.0 > 1.0 ? h->rate_per_s / 10.0 : 1.0;
   if (now_us > h->last_tick_us) h->tokens += (double)(now_us - h->last_tick_us) * h->rate_per_s / 1e6;

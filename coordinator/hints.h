@@ -95,7 +95,7 @@ kv_err kv_hints_merge_held(kv_hints_t *h, const char *keyspace, const uint8_t *k
 kv_err kv_hints_forget(kv_hints_t *h, const char *keyspace, const uint8_t *key,
                        size_t key_bytes, const kv_cc_t *cc, kv_status_t *st);
 /* Starts the handoffs that pacing allows to targets alive() says are up. */
-void kv_hints_tick(kv_hints_t *h, const kv_coord_transport_t *tr, uint64_t now_us);
+void kv_hints_tick(kv_hints_t *h, const kv_msg_out_t *tr, uint64_t now_us);
 /* A handoff's answer (id has KV_HINT_ID_BIT). Stale and duplicate ids are ignored. */
 void kv_hints_answer(kv_hints_t *h, uint64_t id, kv_err code);
 void kv_hints_stats(const kv_hints_t *h, uint32_t target, kv_hint_stats_t *out);

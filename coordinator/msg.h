@@ -1,7 +1,8 @@
 /* msg.h: what one node's core says to another's (DESIGN section 3).
  *
  * Every request between cores is one tagged kv_msg_t, and every answer one kv_msg_answer_t; the
- * core sends them through its transport's one send (coord.h) and takes answers in
+ * parts of the core send them through a kv_msg_out_t (below: the coordinator's links to its
+ * peers, link.h, which batch them for the driver's transport, coord.h) and take answers in
  * kv_coord_on_peer_reply, and the replica's side takes requests in kv_coord_on_peer_request.
  * What carries them is the driver's business: kvnode/peer_codec.c maps them to and from the
  * peer protocol (proto/peer.proto) for gRPC, and the simulator copies them into its network.
@@ -75,6 +76,16 @@ typedef struct {
   uint32_t relayed_count;
   const kv_aae_answer_t *tree; /* TREE with KV_OK: the answer; NULL when it lists nothing */
 } kv_msg_answer_t;
+
+/* Where a part of the core (coordination, hints, exchanges, reaping) sends its messages, and
+ * asks whether a node is believed alive. The coordinator's own (coord_link.c) queues each
+ * message on its peer's link, to leave in the next batch; a send that fails (the peer's
+ * queue is full: KV_EBUSY with a sentence) has no answer. */
+typedef struct {
+  void *arg;
+  bool (*alive)(void *arg, uint32_t node);
+  kv_err (*send)(void *arg, uint32_t node, const kv_msg_t *m, kv_status_t *st);
+} kv_msg_out_t;
 
 /* A message that names only its kind and id, for filling in. */
 #define KV_MSG_INIT(k, i) ((kv_msg_t){.kind = (k), .id = (i), .hint_for = KV_NODE_NONE})

@@ -112,7 +112,7 @@ static bool forget_here(kv_reaper_t *r, const kv_reap_job_t *j, kv_status_t *st)
 }
 
 /* This node's part of the step, or the step's message to another node. */
-static void job_ask(kv_reaper_t *r, const kv_coord_transport_t *tr, kv_reap_job_t *j,
+static void job_ask(kv_reaper_t *r, const kv_msg_out_t *tr, kv_reap_job_t *j,
                     uint32_t index, uint32_t node) {
   const char *ks = j->key.ks->name;
   kv_status_t st;
@@ -154,7 +154,7 @@ static void job_ask(kv_reaper_t *r, const kv_coord_transport_t *tr, kv_reap_job_
 }
 
 /* Starts the job's current step: the primaries are asked, or for the forget every node. */
-static void job_step(kv_reaper_t *r, const kv_coord_transport_t *tr, kv_reap_job_t *j,
+static void job_step(kv_reaper_t *r, const kv_msg_out_t *tr, kv_reap_job_t *j,
                      uint64_t now_us) {
   j->waiting = 0;
   j->deadline_us = now_us + KV_TIMEOUT_MS_DEFAULT * 1000ull;
@@ -164,7 +164,7 @@ static void job_step(kv_reaper_t *r, const kv_coord_transport_t *tr, kv_reap_job
 }
 
 /* A step is over when every answer is in: the next starts, or after the last the job ends. */
-static void job_advance(kv_reaper_t *r, const kv_coord_transport_t *tr, kv_reap_job_t *j,
+static void job_advance(kv_reaper_t *r, const kv_msg_out_t *tr, kv_reap_job_t *j,
                         uint64_t now_us) {
   while (!j->kept && j->waiting == 0 && j->step != KV_REAP_REMOVE) {
     j->step++;
@@ -174,7 +174,7 @@ static void job_advance(kv_reaper_t *r, const kv_coord_transport_t *tr, kv_reap_
   else if (j->waiting == 0) job_end(r, j, true);
 }
 
-static void job_start(kv_reaper_t *r, const kv_coord_transport_t *tr, kv_reap_job_t *j,
+static void job_start(kv_reaper_t *r, const kv_msg_out_t *tr, kv_reap_job_t *j,
                       uint64_t now_us) {
   j->key = r->queue[r->head];
   r->head = (r->head + 1) % KV_REAP_QUEUE_MAX;
@@ -195,7 +195,7 @@ static void job_start(kv_reaper_t *r, const kv_coord_transport_t *tr, kv_reap_jo
   job_advance(r, tr, j, now_us);
 }
 
-void kv_reaper_synced(kv_reaper_t *r, const kv_coord_transport_t *tr, kv_sync_waiter_t *w,
+void kv_reaper_synced(kv_reaper_t *r, const kv_msg_out_t *tr, kv_sync_waiter_t *w,
                       bool ok, uint64_t now_us) {
   kv_reap_job_t *j = (kv_reap_job_t *)((char *)w - offsetof(kv_reap_job_t, waiter));
   KV_ASSERT(j->busy && j->sync_pending);
@@ -211,7 +211,7 @@ void kv_reaper_synced(kv_reaper_t *r, const kv_coord_transport_t *tr, kv_sync_wa
   job_advance(r, tr, j, now_us);
 }
 
-void kv_reaper_tick(kv_reaper_t *r, const kv_coord_transport_t *tr, uint64_t now_us) {
+void kv_reaper_tick(kv_reaper_t *r, const kv_msg_out_t *tr, uint64_t now_us) {
   for (uint32_t i = 0; i < KV_REAP_IN_FLIGHT; i++) {
     kv_reap_job_t *j = &r->jobs[i];
     if (j->busy && !j->ending && now_us >= j->deadline_us) {
@@ -227,7 +227,7 @@ void kv_reaper_tick(kv_reaper_t *r, const kv_coord_transport_t *tr, uint64_t now
   r->stats.waiting = r->count;
 }
 
-void kv_reaper_answer(kv_reaper_t *r, const kv_coord_transport_t *tr, uint64_t id, kv_err code,
+void kv_reaper_answer(kv_reaper_t *r, const kv_msg_out_t *tr, uint64_t id, kv_err code,
                       const uint8_t *rec, size_t rec_bytes, uint64_t now_us) {
   uint32_t job = (uint32_t)(id >> KV_REAP_ID_JOB_SHIFT) & 0xFFu, index = (uint32_t)id & 0xFFu;
   if (job >= KV_REAP_IN_FLIGHT) return;

@@ -101,12 +101,12 @@ void kv_reaper_deinit(kv_reaper_t *r);
 void kv_reaper_add(kv_reaper_t *r, const char *keyspace, const uint8_t *key, size_t key_bytes,
                    uint64_t now_us);
 /* Starts the keys whose grace is over; gives up steps past their deadline. */
-void kv_reaper_tick(kv_reaper_t *r, const kv_coord_transport_t *tr, uint64_t now_us);
+void kv_reaper_tick(kv_reaper_t *r, const kv_msg_out_t *tr, uint64_t now_us);
 /* This node's fsync after its part of a forget step (w is a job's waiter) ended. */
-void kv_reaper_synced(kv_reaper_t *r, const kv_coord_transport_t *tr, kv_sync_waiter_t *w,
+void kv_reaper_synced(kv_reaper_t *r, const kv_msg_out_t *tr, kv_sync_waiter_t *w,
                       bool ok, uint64_t now_us);
 /* An answer (id has KV_REAP_ID_BIT): a read's record, or a reap's outcome. */
-void kv_reaper_answer(kv_reaper_t *r, const kv_coord_transport_t *tr, uint64_t id, kv_err code,
+void kv_reaper_answer(kv_reaper_t *r, const kv_msg_out_t *tr, uint64_t id, kv_err code,
                       const uint8_t *rec, size_t rec_bytes, uint64_t now_us);
 
 #endif

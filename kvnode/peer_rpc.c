@@ -1,15 +1,18 @@
-/* peer_rpc.c: batched node-to-node calls, heartbeats and liveness (see peer_rpc.h).
+/* peer_rpc.c: the transport of the core's links (coordinator/link.h): batch calls, forwarded
+ * writes, fault injection and clock sanity (see peer_rpc.h).
  *
- * Encoding: each message is packed once, when queued, as a PeerMessage. A PeerBatch is field 1
- * (the sender's id) followed by one field-2 entry per message, and a repeated message field
- * is just its entries one after another, so a batch is built by concatenating the packed
- * messages behind their field headers: no message is decoded or copied twice.
+ * Encoding: each message is packed once, when the core queues it (peer_pack), as a
+ * PeerMessage. A PeerBatch is field 1 (the sender's id) followed by one field-2 entry per
+ * message, and a repeated message field is just its entries one after another, so a batch is
+ * built by concatenating the packed messages behind their field headers: no message is
+ * decoded or copied twice.
  *
- * Per peer, under its lock: the queue (a ring of packed messages), the batch in flight (the
- * call, its buffers, and the ids of the messages it carries), the failure detector's history,
- * the fault and the calls it holds back. Lock order: the driver's lock (driver.h) may be held
- * when a peer's lock is taken (sends, from inside the core), never the reverse: answers and
- * ticks are delivered to the coordinator under the driver's lock with no peer lock held.
+ * Per peer, under its lock: the batch call in flight (its buffers), the clock estimate, the
+ * fault and the calls it holds back. What is queued, when a batch leaves, and whether the
+ * peer is up are the core's (its links). Lock order: the driver's lock (driver.h) may be held
+ * when a peer's lock is taken (batches start from inside the core), never the reverse:
+ * batch ends and ticks are delivered to the core under the driver's lock with no peer lock
+ * held.
  *
  * Faults. Every call to a peer (its batch, a forwarded write) goes through call_send. With no
  * fault and nothing held it starts at once. Otherwise it becomes a held call: its deadline is
@@ -44,18 +47,11 @@
 #include "log.h"
 #include "peer.pb-c.h"
 #include "peer_codec.h"
-#include "phi.h"
 
 #define PEER_TICK_MS 5
 /* Once any fault has been set, held calls are swept this often, so injected delays keep a
  * 1 ms resolution (PBS labs compare latency distributions of a few ms). */
 #define FAULT_TICK_MS 1
-
-typedef struct {
-  uint8_t *bytes; /* a packed PeerMessage */
-  size_t len;
-  uint64_t id;
-} queued_t;
 
 /* What a completion on the peers' queue belongs to: each tag's struct starts with one. */
 typedef enum { TAG_BATCH, TAG_FORWARD } tag_kind_t;
@@ -89,20 +85,13 @@ typedef struct {
   void *method;                 /* registered /tunekv.peer.Peer/Batch */
   void *forward_method[2];      /* /tunekv.KV/Put and /tunekv.KV/Delete */
   pthread_mutex_t lock;
-  queued_t *queue;              /* KV_PEER_QUEUE_MAX entries, a ring */
-  uint32_t head, count;
-  /* The batch in flight (valid while in_flight). */
+  /* The batch call in flight (valid while in_flight). */
   bool in_flight;
   unary_t rpc;
-  uint64_t ids[KV_PEER_BATCH_MAX];
-  uint32_t id_count;
-  uint64_t last_sent_ms;
-  uint64_t sent_wall_ms;        /* the batch in flight left at this wall-clock time */
+  uint64_t sent_wall_ms;        /* it left at this wall-clock time */
   bool clock_known;             /* clock sanity (see peer_rpc.h) */
   int64_t clock_offset_ms;
   bool clock_skewed;
-  atomic_bool up;
-  kv_phi_t phi;                 /* arrivals: batches that succeeded */
   kv_fault_t fault;
   held_t *held;                 /* KV_FAULT_HELD_MAX + 1, made with the first fault; in order */
   uint32_t held_count;
@@ -301,31 +290,24 @@ static size_t varint_put(uint8_t *out, uint64_t v) {
   return n;
 }
 
-/* Builds the batch request from up to KV_PEER_BATCH_MAX queued messages (taking them off
- * the queue and remembering their ids). Called with the peer's lock held. */
-static grpc_byte_buffer *batch_build(peer_t *p, const char *from) {
-  uint32_t n = p->count < KV_PEER_BATCH_MAX ? p->count : KV_PEER_BATCH_MAX;
+/* Builds the batch request from items[0..count) (packed PeerMessages, freed here). */
+static grpc_byte_buffer *batch_build(const char *from, const kv_link_item_t *items,
+                                     uint32_t count) {
   size_t from_len = strlen(from);
   size_t total = 1 + 10 + from_len;
-  for (uint32_t i = 0; i < n; i++)
-    total += 1 + 10 + p->queue[(p->head + i) % KV_PEER_QUEUE_MAX].len;
+  for (uint32_t i = 0; i < count; i++) total += 1 + 10 + items[i].bytes;
   grpc_slice slice = grpc_slice_malloc(total);
   uint8_t *out = GRPC_SLICE_START_PTR(slice), *at = out;
   *at++ = 0x0a; /* field 1, length-delimited: from */
   at += varint_put(at, from_len);
   memcpy(at, from, from_len);
   at += from_len;
-  p->id_count = 0;
-  for (uint32_t i = 0; i < n; i++) {
-    queued_t *q = &p->queue[p->head];
+  for (uint32_t i = 0; i < count; i++) {
     *at++ = 0x12; /* field 2, length-delimited: one PeerMessage */
-    at += varint_put(at, q->len);
-    memcpy(at, q->bytes, q->len);
-    at += q->len;
-    p->ids[p->id_count++] = q->id;
-    free(q->bytes);
-    p->head = (p->head + 1) % KV_PEER_QUEUE_MAX;
-    p->count--;
+    at += varint_put(at, items[i].bytes);
+    memcpy(at, items[i].data, items[i].bytes);
+    at += items[i].bytes;
+    free(items[i].data);
   }
   grpc_slice sent = grpc_slice_sub(slice, 0, (size_t)(at - out));
   grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sent, 1);
@@ -334,17 +316,38 @@ static grpc_byte_buffer *batch_build(peer_t *p, const char *from) {
   return bb;
 }
 
-/* Starts a batch with what is queued (possibly nothing: a heartbeat). Peer lock held. */
-static void batch_start(peer_t *p, uint32_t deadline_ms) {
-  KV_ASSERT(!p->in_flight);
-  kv_peers_t *owner = p->owner;
-  grpc_byte_buffer *request = batch_build(p, owner->cfg->nodes[owner->self].id);
-  p->in_flight = true;
-  p->last_sent_ms = mono_ms();
-  p->sent_wall_ms = wall_ms();
-  kv_err err = call_send(owner, p, &p->rpc, p->method, request, deadline_ms, p, NULL);
-  KV_ASSERT(err == KV_OK); /* a batch always finds room among the held calls */
+/* The transport's send_batch (coord.h): one Batch call carrying items, unless stopping. */
+static bool peer_send_batch(void *arg, uint32_t node, const kv_link_item_t *items,
+                            uint32_t count, uint32_t deadline_ms) {
+  kv_peers_t *ps = arg;
+  KV_ASSERT(node < ps->cfg->node_count && node != ps->self);
+  peer_t *p = &ps->peers[node];
+  pthread_mutex_lock(&p->lock);
+  bool start = !atomic_load(&ps->stop);
+  if (start) {
+    KV_ASSERT(!p->in_flight); /* the core's link has one batch in flight at most */
+    grpc_byte_buffer *request = batch_build(ps->cfg->nodes[ps->self].id, items, count);
+    p->in_flight = true;
+    p->sent_wall_ms = wall_ms();
+    kv_err err = call_send(ps, p, &p->rpc, p->method, request, deadline_ms, p, NULL);
+    KV_ASSERT(err == KV_OK); /* a batch always finds room among the held calls */
+  }
+  pthread_mutex_unlock(&p->lock);
+  return start;
 }
+
+/* The transport's pack (coord.h): m becomes a PeerMessage, once. */
+static kv_err peer_pack(void *arg, uint32_t node, const kv_msg_t *m, kv_link_item_t *out,
+                        kv_status_t *st) {
+  kv_peers_t *ps = arg;
+  uint8_t *bytes;
+  size_t len;
+  kv_err err = kv_peer_msg_pack(ps->cfg, m, &bytes, &len, st);
+  if (err == KV_OK) *out = (kv_link_item_t){.id = m->id, .data = bytes, .bytes = len};
+  return err;
+}
+
+static void peer_discard(void *arg, kv_link_item_t *item) { free(item->data); }
 
 /* Clock sanity: the peer's clock at the midpoint of the round trip against ours. Peer lock
  * held; true when the peer's skewed state changed. */
@@ -360,10 +363,39 @@ static bool clock_measure(kv_peers_t *ps, peer_t *p, uint64_t peer_wall_ms) {
   return changed;
 }
 
-/* Delivers the outcome of a finished batch to the coordinator. No lock held. */
-static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32_t n,
-                          grpc_status_code status, grpc_slice details,
-                          grpc_byte_buffer *response) {
+/* Views reply's answers for the core (scratch: one per answer, freed by the caller). */
+static kv_msg_answer_t *answers_view(const Tunekv__Peer__PeerBatchReply *reply,
+                                     kv_peer_answer_scratch_t **scratch) {
+  size_t n = reply->n_answers;
+  kv_msg_answer_t *answers = calloc(n ? n : 1, sizeof *answers);
+  *scratch = calloc(n ? n : 1, sizeof **scratch);
+  KV_ASSERT(answers && *scratch);
+  for (size_t i = 0; i < n; i++)
+    kv_peer_answer_view(reply->answers[i], reply->answers[i]->id, &answers[i], &(*scratch)[i]);
+  return answers;
+}
+
+/* Measures the peer's clock from its reply, and reports a change of its skewed state. */
+static void clock_check(kv_peers_t *ps, peer_t *p, uint64_t peer_wall_ms) {
+  pthread_mutex_lock(&p->lock);
+  bool changed = clock_measure(ps, p, peer_wall_ms);
+  bool skewed = p->clock_skewed;
+  int64_t offset = p->clock_offset_ms;
+  pthread_mutex_unlock(&p->lock);
+  if (!changed) return;
+  if (ps->clock_node) kv_node_clock_suspect_set(ps->clock_node, p->node, skewed);
+  if (skewed)
+    KV_WARN("node %s's clock is %+lld ms off this node's, past max_clock_skew_ms %u: lww "
+            "decisions over its writes are journaled as suspect", ps->cfg->nodes[p->node].id,
+            (long long)offset, ps->cfg->max_clock_skew_ms);
+  else
+    KV_INFO("node %s's clock is back within max_clock_skew_ms (%+lld ms)",
+            ps->cfg->nodes[p->node].id, (long long)offset);
+}
+
+/* Delivers the end of a batch call to the core: its answers, or its failure. No lock held. */
+static void batch_deliver(kv_peers_t *ps, peer_t *p, grpc_status_code status,
+                          grpc_slice details, grpc_byte_buffer *response) {
   Tunekv__Peer__PeerBatchReply *reply = NULL;
   if (status == GRPC_STATUS_OK && response) {
     grpc_byte_buffer_reader reader;
@@ -375,60 +407,31 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, const uint64_t *ids, uint32
       grpc_slice_unref(s);
     }
   }
-  uint64_t now_ms = mono_ms();
-  pthread_mutex_lock(&p->lock);
-  bool ever_heard = p->phi.heard;
-  /* The silence before a peer judged down comes back is an outage, not an interval to learn
-   * (`up` changes on this thread only). */
-  if (reply && atomic_load(&p->up)) kv_phi_heartbeat(&p->phi, now_ms);
-  else if (reply) kv_phi_restart(&p->phi, now_ms);
-  bool clock_changed = reply && reply->wall_ms && clock_measure(ps, p, reply->wall_ms);
-  bool skewed = p->clock_skewed;
-  int64_t offset = p->clock_offset_ms;
-  pthread_mutex_unlock(&p->lock);
-  if (clock_changed) {
-    if (ps->clock_node) kv_node_clock_suspect_set(ps->clock_node, p->node, skewed);
-    if (skewed)
-      KV_WARN("node %s's clock is %+lld ms off this node's, past max_clock_skew_ms %u: lww "
-              "decisions over its writes are journaled as suspect", ps->cfg->nodes[p->node].id,
-              (long long)offset, ps->cfg->max_clock_skew_ms);
-    else
-      KV_INFO("node %s's clock is back within max_clock_skew_ms (%+lld ms)",
-              ps->cfg->nodes[p->node].id, (long long)offset);
+  if (reply && reply->wall_ms) clock_check(ps, p, reply->wall_ms);
+  kv_driver_lock(ps->driver);
+  if (reply) {
+    kv_peer_answer_scratch_t *scratch;
+    kv_msg_answer_t *answers = answers_view(reply, &scratch);
+    kv_coord_on_batch_reply(ps->coord, p->node, answers, (uint32_t)reply->n_answers, mono_us());
+    for (size_t i = 0; i < reply->n_answers; i++) kv_peer_answer_scratch_free(&scratch[i]);
+    free(scratch);
+    free(answers);
+  } else {
+    char *text = grpc_slice_to_c_string(details);
+    char why[KV_STATUS_MSG_BYTES];
+    snprintf(why, sizeof why, "%s: %s", kv_grpc_code_name((int)status),
+             status == GRPC_STATUS_OK ? "the reply does not decode" : text);
+    gpr_free(text);
+    kv_coord_on_batch_failed(ps->coord, p->node, status == GRPC_STATUS_DEADLINE_EXCEEDED
+                                                     ? KV_LINK_TIMED_OUT : KV_LINK_FAILED,
+                             why, mono_us());
   }
-  /* A timeout is silence, which phi judges, unless there is no history to judge it by. */
-  if (reply || status != GRPC_STATUS_DEADLINE_EXCEEDED || !ever_heard) {
-    bool was_up = atomic_exchange(&p->up, reply != NULL);
-    /* A peer never heard from is still starting; only losing a live one is news. */
-    if (was_up && ever_heard && !reply) {
-      char *why = grpc_slice_to_c_string(details);
-      KV_WARN("node %s is down: a batch of %u message(s) failed: %s: %s",
-              ps->cfg->nodes[p->node].id, n, kv_grpc_code_name((int)status), why);
-      gpr_free(why);
-    }
-  }
-  uint64_t now = mono_us();
-  if (ps->coord) kv_driver_lock(ps->driver);
-  for (uint32_t i = 0; i < n; i++) {
-    if (!ps->coord) break;
-    const Tunekv__Peer__PeerAnswer *a =
-        reply && i < reply->n_answers && reply->answers[i]->id == ids[i] ? reply->answers[i]
-                                                                          : NULL;
-    kv_msg_answer_t answer;
-    kv_peer_answer_scratch_t scratch;
-    kv_peer_answer_view(a, ids[i], &answer, &scratch);
-    kv_coord_on_peer_reply(ps->coord, &answer, now);
-    kv_peer_answer_scratch_free(&scratch);
-  }
-  if (ps->coord) kv_driver_unlock(ps->driver);
+  kv_driver_unlock(ps->driver);
   if (reply) tunekv__peer__peer_batch_reply__free_unpacked(reply, NULL);
 }
 
 static void batch_complete(kv_peers_t *ps, peer_t *p) {
-  uint64_t ids[KV_PEER_BATCH_MAX];
   pthread_mutex_lock(&p->lock);
-  uint32_t n = p->id_count;
-  memcpy(ids, p->ids, n * sizeof ids[0]);
   grpc_status_code status = p->rpc.status;
   grpc_slice details = p->rpc.details;
   grpc_byte_buffer *response = p->rpc.response;
@@ -436,62 +439,22 @@ static void batch_complete(kv_peers_t *ps, peer_t *p) {
   p->in_flight = false;
   pthread_mutex_unlock(&p->lock);
 
-  batch_deliver(ps, p, ids, n, status, details, response);
+  batch_deliver(ps, p, status, details, response);
   grpc_slice_unref(details);
   if (response) grpc_byte_buffer_destroy(response);
-
-  pthread_mutex_lock(&p->lock);
-  if (!p->in_flight && p->count > 0 && !atomic_load(&ps->stop))
-    batch_start(p, KV_TIMEOUT_MS_DEFAULT);
-  pthread_mutex_unlock(&p->lock);
 }
 
 /* ---- sending ------------------------------------------------------------------------ */
 
-/* The transport's send (coord.h): m is packed once, here, and queued for the next batch. */
-static kv_err peer_send(void *arg, uint32_t node, const kv_msg_t *m, kv_status_t *st) {
-  kv_peers_t *ps = arg;
-  KV_ASSERT(node < ps->cfg->node_count && node != ps->self);
+kv_peer_clock_t kv_peers_clock(kv_peers_t *ps, uint32_t node) {
+  kv_peer_clock_t c = {.known = true, .offset_ms = 0, .skewed = false};
+  if (node == ps->self) return c;
   peer_t *p = &ps->peers[node];
-  queued_t q = {.id = m->id};
-  kv_err err = kv_peer_msg_pack(ps->cfg, m, &q.bytes, &q.len, st);
-  if (err != KV_OK) return err;
   pthread_mutex_lock(&p->lock);
-  if (p->count == KV_PEER_QUEUE_MAX) {
-    pthread_mutex_unlock(&p->lock);
-    free(q.bytes);
-    return kv_status_set(st, KV_EBUSY, "the queue to node %s is full (%u messages)",
-                         ps->cfg->nodes[node].id, KV_PEER_QUEUE_MAX);
-  }
-  p->queue[(p->head + p->count) % KV_PEER_QUEUE_MAX] = q;
-  p->count++;
-  if (!p->in_flight && !atomic_load(&ps->stop)) batch_start(p, KV_TIMEOUT_MS_DEFAULT);
+  c = (kv_peer_clock_t){.known = p->clock_known, .offset_ms = p->clock_offset_ms,
+                        .skewed = p->clock_skewed};
   pthread_mutex_unlock(&p->lock);
-  return KV_OK;
-}
-
-static bool peer_alive(void *arg, uint32_t node) {
-  kv_peers_t *ps = arg;
-  return node == ps->self || atomic_load(&ps->peers[node].up);
-}
-
-kv_peer_state_t kv_peers_state(kv_peers_t *ps, uint32_t node) {
-  kv_peer_state_t s = {.up = true, .phi = 0, .last_heard_ms_ago = 0};
-  if (node == ps->self) return s;
-  peer_t *p = &ps->peers[node];
-  uint64_t now = mono_ms();
-  pthread_mutex_lock(&p->lock);
-  s.up = atomic_load(&p->up);
-  s.phi = kv_phi(&p->phi, now);
-  s.last_heard_ms_ago = -1;
-  /* The peer thread may have recorded an arrival after now was read. */
-  if (p->phi.heard)
-    s.last_heard_ms_ago = now > p->phi.last_ms ? (int64_t)(now - p->phi.last_ms) : 0;
-  s.clock_known = p->clock_known;
-  s.clock_offset_ms = p->clock_offset_ms;
-  s.clock_skewed = p->clock_skewed;
-  pthread_mutex_unlock(&p->lock);
-  return s;
+  return c;
 }
 
 /* Checks a fault and the peers it names; on KV_OK nodes[0..n) are their indexes. */
@@ -608,8 +571,8 @@ static void forward_complete(kv_peers_t *ps, forward_t *f) {
 }
 
 void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
-  *tr = (kv_coord_transport_t){.arg = p, .alive = peer_alive, .send = peer_send,
-                               .forward = peer_forward};
+  *tr = (kv_coord_transport_t){.arg = p, .pack = peer_pack, .send_batch = peer_send_batch,
+                               .discard = peer_discard, .forward = peer_forward};
 }
 
 /* ---- the thread --------------------------------------------------------------------- */
@@ -631,30 +594,6 @@ static bool answer_hold(kv_peers_t *ps, peer_t *p) {
 static void call_done(kv_peers_t *ps, void *tag) {
   if (*(tag_kind_t *)tag == TAG_FORWARD) forward_complete(ps, tag);
   else if (!answer_hold(ps, tag)) batch_complete(ps, tag);
-}
-
-/* Sends a heartbeat to each idle peer, and marks down a peer whose phi has passed the
- * threshold: a stopped process keeps its connections open, and a lost call is never
- * refused, so only silence gives them away. */
-static void heartbeats(kv_peers_t *ps, uint64_t now) {
-  for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
-    if (i == ps->self) continue;
-    peer_t *p = &ps->peers[i];
-    pthread_mutex_lock(&p->lock);
-    /* Compared without subtracting: another thread may have started a batch after `now`
-     * was read, leaving last_sent_ms ahead of it. */
-    if (!p->in_flight && now >= p->last_sent_ms + KV_PEER_HEARTBEAT_MS)
-      batch_start(p, KV_PEER_HEARTBEAT_TIMEOUT_MS);
-    /* Arrivals are recorded by this thread only, so none is later than now. */
-    double phi = kv_phi(&p->phi, now);
-    uint64_t silent_ms = now - p->phi.last_ms;
-    double mean = kv_phi_mean_ms(&p->phi), deviation = kv_phi_std_dev_ms(&p->phi);
-    pthread_mutex_unlock(&p->lock);
-    if (phi > ps->cfg->phi_threshold && atomic_exchange(&p->up, false))
-      KV_WARN("node %s is down: phi %.1f after %llu ms of silence (answers every %.0f ms, "
-              "deviation %.0f ms)", ps->cfg->nodes[i].id, phi, (unsigned long long)silent_ms,
-              mean, deviation);
-  }
 }
 
 /* Starts held calls that are due and fails those past their deadline, every held call once
@@ -698,7 +637,6 @@ static void *peers_main(void *arg) {
         kv_driver_lock(ps->driver);
         kv_coord_on_tick(ps->coord, mono_us());
         kv_driver_unlock(ps->driver);
-        heartbeats(ps, now);
       }
       faults_tick(ps, now);
       next_tick = now + PEER_TICK_MS;
@@ -746,8 +684,6 @@ kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message
     peer_t *p = &ps->peers[i];
     p->owner = ps;
     p->node = i;
-    p->queue = calloc(KV_PEER_QUEUE_MAX, sizeof *p->queue);
-    KV_ASSERT(p->queue != NULL);
     pthread_mutex_init(&p->lock, NULL);
     p->channel = peer_channel(cfg->nodes[i].address, max_message_bytes);
     p->kind = TAG_BATCH;
@@ -755,8 +691,6 @@ kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message
     p->forward_method[0] = grpc_channel_register_call(p->channel, "/tunekv.KV/Put", NULL, NULL);
     p->forward_method[1] =
         grpc_channel_register_call(p->channel, "/tunekv.KV/Delete", NULL, NULL);
-    atomic_store(&p->up, true); /* until a call says otherwise */
-    kv_phi_init(&p->phi);
     p->rng = mono_us() * 0x9e3779b97f4a7c15ull + i;
   }
   *out = ps;
@@ -807,9 +741,6 @@ void kv_peers_destroy(kv_peers_t *ps) {
   for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
     if (i == ps->self) continue;
     peer_t *p = &ps->peers[i];
-    for (uint32_t k = 0; k < p->count; k++)
-      free(p->queue[(p->head + k) % KV_PEER_QUEUE_MAX].bytes);
-    free(p->queue);
     free(p->held);
     grpc_channel_destroy(p->channel);
     pthread_mutex_destroy(&p->lock);

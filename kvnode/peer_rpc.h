@@ -1,19 +1,11 @@
-/* peer_rpc.h: this node's connections to the other nodes (DESIGN section 10).
+/* peer_rpc.h: this node's connections to the other nodes (DESIGN section 10): the transport
+ * the core's links (coordinator/link.h) send their batches through.
  *
- * One gRPC channel per peer. Messages to a peer queue (bounded: KV_PEER_QUEUE_MAX); while
- * no Batch call to that peer is in flight, the next message starts one carrying everything
- * queued (up to KV_PEER_BATCH_MAX); when it completes, whatever queued meanwhile leaves in
- * the next. No timers: batching comes from the round trip itself.
- *
- * Liveness (DESIGN section 8). An idle peer gets an empty batch (a heartbeat) every
- * KV_PEER_HEARTBEAT_MS, and every batch that succeeds is a heartbeat arrival for a
- * phi-accrual detector (coordinator/phi.h). A peer is down
- *   - once phi passes the config's phi_threshold: silence (a stopped process, a lost call);
- *     with the defaults an idle peer about 660 ms after its last answer;
- *   - at once when a batch to it fails outright (connection refused or reset: any failure but
- *     a timeout, which is silence and left to phi; before a peer has answered once there is
- *     no history to judge silence by, so then a timeout counts as a failure too);
- * and up again as soon as a batch to it succeeds.
+ * One gRPC channel per peer. The core decides what a batch carries and when it leaves
+ * (at most one in flight per peer; an empty one is a heartbeat) and judges liveness from how
+ * batches end; this module packs each message once as the core queues it, makes the Batch
+ * call, and hands its end back: the answers (kv_coord_on_batch_reply), or a timeout
+ * (DEADLINE_EXCEEDED: silence) or an outright failure (kv_coord_on_batch_failed).
  *
  * Fault injection (DESIGN section 10). kv_peers_fault_set delays, jitters or drops the calls
  * this node makes to a peer: its batches (heartbeats too) and the writes it forwards. Never
@@ -27,8 +19,8 @@
  * max_clock_skew_ms is logged, reported by kvctl status, and marked suspect on the node
  * (kv_node_clock_suspect_set) so resolutions over its versions are journaled as suspect.
  *
- * One thread owns the completion queue: it delivers answers to the coordinator, sends the
- * next batches and heartbeats, and ticks the coordinator every few milliseconds. */
+ * One thread owns the completion queue: it delivers batch ends and forwarded answers, and
+ * ticks the coordinator every few milliseconds (which sends heartbeats and judges silence). */
 #ifndef KV_PEER_RPC_H
 #define KV_PEER_RPC_H
 
@@ -64,16 +56,14 @@ void kv_peers_run(kv_peers_t *p, kv_coord_t *coord, kv_driver_t *driver,
  * closes the channels and frees p. */
 void kv_peers_destroy(kv_peers_t *p);
 
+/* Clock sanity's view of one peer (see above). */
 typedef struct {
-  bool up;
-  double phi;                 /* suspicion now; 0 until heard from */
-  int64_t last_heard_ms_ago;  /* -1: never */
-  bool clock_known;           /* an offset has been measured */
-  int64_t clock_offset_ms;    /* the peer's wall clock minus this node's */
-  bool clock_skewed;          /* |offset| > max_clock_skew_ms */
-} kv_peer_state_t;
-/* The liveness view of one node (self is always up, phi 0, heard 0 ms ago). */
-kv_peer_state_t kv_peers_state(kv_peers_t *p, uint32_t node);
+  bool known;                 /* an offset has been measured */
+  int64_t offset_ms;          /* the peer's wall clock minus this node's */
+  bool skewed;                /* |offset| > max_clock_skew_ms */
+} kv_peer_clock_t;
+/* Of node (self: known, 0, not skewed). Safe from any thread. */
+kv_peer_clock_t kv_peers_clock(kv_peers_t *p, uint32_t node);
 
 /* A fault on the calls this node makes to one peer: each is held back delay_ms plus a
  * uniform 0..jitter_ms plus an exponential of mean exp_delay_ms (for PBS labs), or, with

@@ -549,13 +549,15 @@ static void handle_status(kv_server_t *srv, call_t *c) {
   kv_driver_lock(srv->deps.driver);
   for (uint32_t i = 0; i < cfg->node_count; i++) {
     if (i == self) continue;
-    kv_peer_state_t ps = kv_peers_state(srv->deps.peers, i);
+    kv_peer_liveness_t lv;
+    kv_coord_liveness(srv->deps.coord, i, mono_us(), &lv);
+    kv_peer_clock_t clock = kv_peers_clock(srv->deps.peers, i);
     tunekv__peer__peer_status__init(&peers[n]);
     peers[n].id = (char *)cfg->nodes[i].id;
     peers[n].address = (char *)cfg->nodes[i].address;
-    peers[n].up = ps.up;
-    peers[n].last_heard_ms_ago = ps.last_heard_ms_ago;
-    peers[n].phi = ps.phi;
+    peers[n].up = lv.up;
+    peers[n].last_heard_ms_ago = lv.last_heard_ms_ago;
+    peers[n].phi = lv.phi;
     kv_hint_stats_t hs;
     kv_coord_hint_stats(srv->deps.coord, i, &hs);
     peers[n].hints_pending = hs.pending;
@@ -569,9 +571,9 @@ static void handle_status(kv_server_t *srv, call_t *c) {
     peers[n].aae_keys_repaired = as.keys_repaired;
     peers[n].aae_last_ms_ago = as.last_us ? (int64_t)(mono_us() - as.last_us) / 1000 : -1;
     peers[n].aae_last_repaired = as.last_repaired;
-    peers[n].clock_known = ps.clock_known;
-    peers[n].clock_offset_ms = ps.clock_offset_ms;
-    peers[n].clock_skewed = ps.clock_skewed;
+    peers[n].clock_known = clock.known;
+    peers[n].clock_offset_ms = clock.offset_ms;
+    peers[n].clock_skewed = clock.skewed;
     ptrs[n] = &peers[n];
     n++;
   }
@@ -758,6 +760,7 @@ static kv_err ring_msg_alloc(ring_msg_t *r, size_t keyspaces, size_t rows, uint3
 /* Every node with its place and, as this node believes, whether it is up. */
 static void ring_nodes(kv_server_t *srv, ring_msg_t *r) {
   const kv_config_t *cfg = srv->deps.cfg;
+  kv_driver_lock(srv->deps.driver);
   for (uint32_t i = 0; i < cfg->node_count; i++) {
     Tunekv__Peer__RingNode *n = &r->nodes[i];
     tunekv__peer__ring_node__init(n);
@@ -765,9 +768,12 @@ static void ring_nodes(kv_server_t *srv, ring_msg_t *r) {
     n->address = (char *)cfg->nodes[i].address;
     n->region = (char *)cfg->nodes[i].region;
     n->rack = (char *)cfg->nodes[i].rack;
-    n->up = kv_peers_state(srv->deps.peers, i).up;
+    kv_peer_liveness_t lv;
+    kv_coord_liveness(srv->deps.coord, i, mono_us(), &lv);
+    n->up = lv.up;
     r->node_ptrs[i] = n;
   }
+  kv_driver_unlock(srv->deps.driver);
   r->reply.n_nodes = cfg->node_count;
   r->reply.nodes = r->node_ptrs;
 }

@@ -467,3 +467,29 @@ void check_bounded(world_t *w) {
     }
   }
 }
+
+/* ---- accurate ----------------------------------------------------------------------- */
+
+void check_accurate_start(world_t *w) {
+  for (uint32_t i = 0; i < w->node_count; i++)
+    for (uint32_t j = 0; j < w->node_count; j++) {
+      kv_peer_liveness_t lv;
+      kv_coord_liveness(w->nodes[i].coord, j, w->now_us, &lv);
+      w->settled_downs[i][j] = lv.downs;
+    }
+}
+
+void check_accurate(world_t *w) {
+  for (uint32_t i = 0; i < w->node_count; i++)
+    for (uint32_t j = 0; j < w->node_count; j++) {
+      kv_peer_liveness_t lv;
+      kv_coord_liveness(w->nodes[i].coord, j, w->now_us, &lv);
+      if (lv.downs > w->settled_downs[i][j])
+        world_fail(w, "n%u judged n%u down %llu times after the cluster settled (every node up, "
+                   "the network healed): its failure detector accuses live peers (phi %.1f)",
+                   i + 1, j + 1, (unsigned long long)(lv.downs - w->settled_downs[i][j]),
+                   lv.phi);
+      else if (!lv.up)
+        world_fail(w, "n%u still believes n%u down after the cluster settled", i + 1, j + 1);
+    }
+}

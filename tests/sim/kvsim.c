@@ -177,6 +177,7 @@ static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verb
   uint64_t faults_end_us = w->now_us;
   if (!w->failure[0]) settle(w);
   if (!w->failure[0]) check_records(w);
+  check_accurate_start(w);
   if (!w->failure[0]) {
     /* Hints go at their paced rate: give them time (each round is a few seconds at most). */
     for (uint32_t s = 0; s < HINT_DRAIN_S_MAX && check_hints_pending(w) > 0; s++)
@@ -191,6 +192,7 @@ static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verb
   if (!w->failure[0]) {
     world_run_until(w, w->now_us + SETTLE_US);
     check_bounded(w);
+    check_accurate(w);
   }
   run_result_t r = {.trace = XXH64_digest(w->trace), .ok = !w->failure[0]};
   if (verbose) {

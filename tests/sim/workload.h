@@ -44,7 +44,11 @@
  *                     of every key hold byte-identical records, and only a power loss
  *                     exempts a put;
  *   bounded           once settled, no coordinator holds a request or a hint, and no fsync
- *                     waits.
+ *                     waits;
+ *   accurate          once settled (every node up, the network healed, past SETTLE_US), no
+ *                     node's failure detector judges a peer down, and at the end every node
+ *                     believes every peer up: phi and the links run here as in kvnode, and a
+ *                     detector that accuses live peers, or a link that stalls, shows.
  * A write not made durable may be lost by a power loss (memstore keeps only synced writes,
  * as the OS keeps only fsynced ones); such writes are exempt once a power loss followed
  * them. Tombstone reaping (grace 0-3 s in four seeds of five) forgets a deleted key's
@@ -151,5 +155,9 @@ void check_converged(world_t *w);
 /* Hints the live nodes still keep, over all targets. */
 uint64_t check_hints_pending(world_t *w);
 void check_bounded(world_t *w);
+/* accurate: once the cluster has settled, no node judges a peer down (start snapshots each
+ * node's count of verdicts; the check compares, and wants every peer believed up). */
+void check_accurate_start(world_t *w);
+void check_accurate(world_t *w);
 
 #endif

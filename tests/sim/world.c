@@ -5,7 +5,7 @@
  * its seed.
  *
  * A node's process: world_restart makes it (store open, kv_node, kv_coord, syncer, a tick
- * and a heartbeat loop), world_crash ends it (the core is destroyed without replies, as a
+ * loop: the core sends its own heartbeats), world_crash ends it (the core is destroyed without replies, as a
  * killed process answers nothing; the store keeps what its crash kind keeps). Events and
  * replies carry the life they belong to and are dropped when it has ended. */
 #include "world.h"
@@ -180,6 +180,8 @@ void sim_result_free(sim_result_t *r) {
 
 void msg_free(msg_t *m) {
   if (!m) return;
+  for (uint32_t i = 0; i < m->sub_count; i++) msg_free(m->sub[i]);
+  free(m->sub);
   free(m->rec);
   free(m->parts);
   free(m->segs);
@@ -217,6 +219,11 @@ static msg_t *msg_copy(const msg_t *m) {
     KV_ASSERT(c->result.context != NULL);
     if (r->context_bytes) memcpy(c->result.context, r->context, r->context_bytes);
   }
+  if (m->sub) {
+    c->sub = calloc(m->sub_count ? m->sub_count : 1, sizeof *c->sub);
+    KV_ASSERT(c->sub != NULL);
+    for (uint32_t i = 0; i < m->sub_count; i++) c->sub[i] = msg_copy(m->sub[i]);
+  }
   return c;
 }
 
@@ -252,20 +259,14 @@ static uint32_t node_index(const world_t *w, const sim_node_t *n) {
 }
 
 bool world_believes_alive(const world_t *w, uint32_t node, uint32_t peer) {
-  return node == peer ||
-         w->now_us - w->nodes[node].last_heard_us[peer] <= KV_PEER_HEARTBEAT_TIMEOUT_MS * 1000ull;
+  kv_peer_liveness_t lv;
+  kv_coord_liveness(w->nodes[node].coord, peer, w->now_us, &lv);
+  return lv.up;
 }
 
-static bool tr_alive(void *arg, uint32_t peer) {
-  return world_believes_alive(sim_world, node_index(sim_world, arg), peer);
-}
-
-static kv_err tr_refused(uint32_t peer, kv_status_t *st) {
-  return kv_status_set(st, KV_EBUSY, "the queue to peer %u is full", peer);
-}
-
-/* The transport's send: m is copied into the simulated network. */
-static kv_err tr_send(void *arg, uint32_t peer, const kv_msg_t *m, kv_status_t *st) {
+/* The transport's pack: m is copied into a message of the simulated network. */
+static kv_err tr_pack(void *arg, uint32_t peer, const kv_msg_t *m, kv_link_item_t *out,
+                      kv_status_t *st) {
   static const msg_type_t types[] = {[KV_MSG_WRITE] = MSG_WRITE, [KV_MSG_READ] = MSG_READ,
                                      [KV_MSG_TREE] = MSG_TREE, [KV_MSG_REAP] = MSG_REAP};
   world_t *w = sim_world;
@@ -289,7 +290,31 @@ static kv_err tr_send(void *arg, uint32_t peer, const kv_msg_t *m, kv_status_t *
   c->relay_count = m->relay_count;
   c->relay_wait_ms = m->relay_wait_ms;
   c->hints_only = m->hints_only;
-  return world_send(w, c) ? KV_OK : tr_refused(peer, st);
+  *out = (kv_link_item_t){.id = m->id, .data = c};
+  return KV_OK;
+}
+
+static void tr_discard(void *arg, kv_link_item_t *item) { msg_free(item->data); }
+
+/* The transport's send_batch: one network message carrying the batch's messages, as
+ * peer_rpc.c's one Batch call, with its deadline (EV_BATCH_DEADLINE). */
+static bool tr_send_batch(void *arg, uint32_t peer, const kv_link_item_t *items, uint32_t count,
+                          uint32_t deadline_ms) {
+  world_t *w = sim_world;
+  sim_node_t *n = arg;
+  uint32_t from = node_index(w, n);
+  KV_ASSERT(n->batch_seq[peer] == 0);
+  msg_t *b = msg_new(MSG_BATCH, from, peer);
+  b->id = ++w->batch_seq;
+  b->sub = calloc(count ? count : 1, sizeof *b->sub);
+  KV_ASSERT(b->sub != NULL);
+  for (uint32_t i = 0; i < count; i++) b->sub[i] = items[i].data;
+  b->sub_count = count;
+  n->batch_seq[peer] = b->id;
+  world_schedule(w, w->now_us + deadline_ms * 1000ull, EV_BATCH_DEADLINE, from, n->life,
+                 (uint64_t)peer << 56 | b->id, NULL);
+  KV_ASSERT(world_send(w, b)); /* one batch per link, and forwards: never near the bound */
+  return true;
 }
 
 static kv_err tr_forward(void *arg, uint32_t peer, void *call, kv_op_t op,
@@ -298,77 +323,97 @@ static kv_err tr_forward(void *arg, uint32_t peer, void *call, kv_op_t op,
   world_t *w = sim_world;
   msg_t *m = msg_new(MSG_FORWARD, node_index(w, arg), peer);
   m->id = (uint64_t)(uintptr_t)call;
-  return world_send(w, m) ? KV_OK : tr_refused(peer, st);
+  if (world_send(w, m)) return KV_OK;
+  return kv_status_set(st, KV_EBUSY, "the queue to peer %u is full", peer);
+}
+
+/* A batch to peer ended at node: answered (reply, its code KV_OK), refused (reply with an
+ * error: the peer's process is gone), or past its deadline (reply NULL). Stale ends (a
+ * duplicate's reply, a deadline after the reply) are not this link's batch and change
+ * nothing. */
+static void batch_ended(world_t *w, sim_node_t *n, uint32_t peer, uint64_t seq,
+                        const msg_t *reply) {
+  if (n->batch_seq[peer] != seq) return;
+  n->batch_seq[peer] = 0;
+  if (!reply) {
+    kv_coord_on_batch_failed(n->coord, peer, KV_LINK_TIMED_OUT, "DEADLINE_EXCEEDED", w->now_us);
+    return;
+  }
+  if (reply->code != KV_OK) {
+    kv_coord_on_batch_failed(n->coord, peer, KV_LINK_FAILED, "UNAVAILABLE: connection refused",
+                             w->now_us);
+    return;
+  }
+  kv_msg_answer_t *answers = calloc(reply->sub_count ? reply->sub_count : 1, sizeof *answers);
+  KV_ASSERT(answers != NULL);
+  for (uint32_t i = 0; i < reply->sub_count; i++) {
+    const msg_t *m = reply->sub[i];
+    bool tree = m->type == MSG_TREE_ANSWER && m->code == KV_OK &&
+                (m->tree.hash_count > 0 || m->tree.key_count > 0);
+    answers[i] = (kv_msg_answer_t){.id = m->id, .code = m->code, .rec = m->rec,
+                                   .rec_bytes = m->rec_bytes, .applied_ms = m->applied_ms,
+                                   .relayed = m->relayed, .relayed_count = m->relayed_count,
+                                   .tree = tree ? &m->tree : NULL};
+  }
+  kv_coord_on_batch_reply(n->coord, peer, answers, reply->sub_count, w->now_us);
+  free(answers);
 }
 
 void sim_record_reaped(const void *key, size_t key_bytes) {
   sim_world->reaped_us[sim_key_index(key, key_bytes)] = sim_world->now_us;
 }
 
-/* ---- the replica side of peer messages (server_rpc.c's peer_message_run) -------------- */
+/* ---- the replica side of peer batches (server_rpc.c's handle_peer_batch) --------------- */
 
-/* A durable replica write waits for the fsync before it is answered. */
+/* A batch being answered (server_rpc.c's batch_t): its answers wait for the fsync of its
+ * durable writes and for the relays of the writes it forwards, and leave together, in one
+ * reply, once `waiting` (those, and a hold of the handler's own while it runs the messages)
+ * is back to 0. A failed fsync fails the whole batch. Kept in its node's list, which a crash
+ * frees. */
+typedef struct rbatch rbatch_t;
+
 typedef struct {
+  rbatch_t *batch;
+  uint32_t index;               /* the answer its relay's outcomes go in */
+} relay_ctx_t;
+
+struct rbatch {
   kv_sync_waiter_t waiter;       /* first: the waiter is the allocation */
-  msg_t *answer;
-} replica_wait_t;
-
-static void replica_synced(kv_sync_waiter_t *wt, const kv_status_t *st, uint64_t mono_us) {
-  replica_wait_t *rw = (replica_wait_t *)wt;
-  if (st->code != KV_OK) rw->answer->code = st->code;
-  world_send(sim_world, rw->answer);
-  free(rw);
-}
-
-/* Sends answer a once n's next fsync is done. */
-static void answer_after_sync(sim_node_t *n, msg_t *a) {
-  replica_wait_t *rw = calloc(1, sizeof *rw);
-  KV_ASSERT(rw != NULL);
-  rw->answer = a;
-  kv_syncer_push(&n->syncer, &rw->waiter, replica_synced);
-}
-
-/* A forwarder's answer (server_rpc.c's batch_t, for one message): it leaves once the fsync
- * of the forwarder's own copy (when durable) and the relay are done. Kept in its node's list,
- * which a crash frees. */
-struct fwd {
-  kv_sync_waiter_t waiter;       /* first: the waiter is the allocation */
-  msg_t *answer;
+  msg_t *reply;                  /* MSG_BATCH_REPLY, its answers in sub[] */
+  relay_ctx_t *relays;           /* one per message */
   uint32_t waiting;
   uint32_t node;
-  fwd_t *next;
+  rbatch_t *next;
 };
 
-static void fwd_release(fwd_t *f) {
-  if (--f->waiting > 0) return;
-  fwd_t **at = &sim_world->nodes[f->node].fwds;
-  while (*at != f) at = &(*at)->next;
-  *at = f->next;
-  world_send(sim_world, f->answer);
-  free(f);
+static void rbatch_release(rbatch_t *b) {
+  if (--b->waiting > 0) return;
+  rbatch_t **at = &sim_world->nodes[b->node].rbatches;
+  while (*at != b) at = &(*at)->next;
+  *at = b->next;
+  world_send(sim_world, b->reply);
+  free(b->relays);
+  free(b);
 }
 
-static void fwd_synced(kv_sync_waiter_t *wt, const kv_status_t *st, uint64_t mono_us) {
-  fwd_t *f = (fwd_t *)wt;
-  if (st->code != KV_OK) f->answer->code = st->code;
-  fwd_release(f);
+static void rbatch_free(rbatch_t *b) {
+  msg_free(b->reply);
+  free(b->relays);
+  free(b);
 }
 
-static void fwd_relayed(void *arg, const kv_relay_outcome_t *outcomes, uint32_t count) {
-  fwd_t *f = arg;
-  f->answer->relayed = dup_array(outcomes, count * sizeof *outcomes);
-  f->answer->relayed_count = count;
-  fwd_release(f);
+static void rbatch_synced(kv_sync_waiter_t *wt, const kv_status_t *st, uint64_t mono_us) {
+  rbatch_t *b = (rbatch_t *)wt;
+  if (st->code != KV_OK) b->reply->code = st->code;
+  rbatch_release(b);
 }
 
-/* Coordinator slots embed their waiter (freed with the coordinator), and forwarders' answers
- * are freed from their list; replica waits are allocated here: a crash frees those. Told
- * apart by the callback. */
-static void replica_waiter_drop(kv_sync_waiter_t *wt) {
-  if (wt->fn != replica_synced) return;
-  replica_wait_t *rw = (replica_wait_t *)wt;
-  msg_free(rw->answer);
-  free(rw);
+static void rbatch_relayed(void *arg, const kv_relay_outcome_t *outcomes, uint32_t count) {
+  relay_ctx_t *ctx = arg;
+  msg_t *a = ctx->batch->reply->sub[ctx->index];
+  a->relayed = dup_array(outcomes, count * sizeof *outcomes);
+  a->relayed_count = count;
+  rbatch_release(ctx->batch);
 }
 
 /* A node's SYNC effect (sync.h): its fsync is done after a drawn disk time (EV_SYNC). */
@@ -382,10 +427,11 @@ static void sync_wanted(void *arg) {
   world_schedule(w, w->now_us + delay, EV_SYNC, i, n->life, 0, NULL);
 }
 
-/* The replica's side of a message: the core's one dispatcher (kv_coord_on_peer_request), as
- * server_rpc.c runs it, answered now, after the next fsync, or, for a forwarder's write,
- * once the fsync (when durable) and the relay are done. */
-static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
+/* One message of batch b, the core's one dispatcher (kv_coord_on_peer_request) as
+ * server_rpc.c's peer_message_run runs it, into answer `index` of b's reply. True when the
+ * answer waits for the next fsync. */
+static bool replica_handle(world_t *w, sim_node_t *n, rbatch_t *b, uint32_t index,
+                           const msg_t *m) {
   static const kv_msg_kind_t kinds[] = {[MSG_WRITE] = KV_MSG_WRITE, [MSG_READ] = KV_MSG_READ,
                                         [MSG_TREE] = KV_MSG_TREE, [MSG_REAP] = KV_MSG_REAP};
   kv_msg_t v = KV_MSG_INIT(kinds[m->type], m->id);
@@ -409,20 +455,17 @@ static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
   msg_t *a = msg_new(m->type == MSG_TREE ? MSG_TREE_ANSWER : MSG_ANSWER, m->to, m->from);
   a->id = m->id;
   a->key = m->key;
-  a->to_life = m->from_life; /* answered on the call the asker made */
-  fwd_t *f = NULL;
+  b->reply->sub[index] = a;
+  relay_ctx_t *ctx = &b->relays[index];
+  *ctx = (relay_ctx_t){.batch = b, .index = index};
   if (m->relay_count > 0) {
-    f = calloc(1, sizeof *f);
-    KV_ASSERT(f != NULL);
-    f->answer = a;
-    f->node = node_index(w, n);
-    f->waiting = 2; /* the relay, and this function's hold */
-    f->next = n->fwds;
-    n->fwds = f;
+    b->waiting++; /* the relay, unless it is refused */
     w->relays++;
   }
   kv_peer_result_t r;
-  kv_coord_on_peer_request(n->coord, &v, w->now_us, world_wall_ms(w, m->to), fwd_relayed, f, &r);
+  kv_coord_on_peer_request(n->coord, &v, w->now_us, world_wall_ms(w, m->to), rbatch_relayed,
+                           ctx, &r);
+  if (m->relay_count > 0 && !r.relaying) b->waiting--; /* refused whole: no relay to wait for */
   a->code = r.code;
   a->applied_ms = r.applied_ms;
   a->rec = r.rec;
@@ -434,19 +477,34 @@ static void replica_handle(world_t *w, sim_node_t *n, msg_t *m) {
     w->fallback_writes += m->type == MSG_WRITE;
     w->fallback_reads += m->type == MSG_READ;
   }
-  if (f) {
-    if (!r.relaying) f->waiting--; /* refused whole: no relay to wait for */
-    if (r.after_sync) {
-      f->waiting++;
-      kv_syncer_push(&n->syncer, &f->waiter, fwd_synced);
-    }
-    fwd_release(f);
-  } else if (r.after_sync) {
-    answer_after_sync(n, a);
-  } else {
-    world_send(w, a);
-  }
+  bool after_sync = r.after_sync;
   kv_peer_result_deinit(&r);
+  return after_sync;
+}
+
+/* A batch arrives at node n: each message is run, and the one reply leaves once every answer
+ * is ready. */
+static void replica_batch(world_t *w, sim_node_t *n, const msg_t *m) {
+  rbatch_t *b = calloc(1, sizeof *b);
+  KV_ASSERT(b != NULL);
+  b->reply = msg_new(MSG_BATCH_REPLY, m->to, m->from);
+  b->reply->id = m->id;
+  b->reply->to_life = m->from_life; /* answered on the call the asker made */
+  b->reply->sub = calloc(m->sub_count ? m->sub_count : 1, sizeof *b->reply->sub);
+  b->relays = calloc(m->sub_count ? m->sub_count : 1, sizeof *b->relays);
+  KV_ASSERT(b->reply->sub && b->relays);
+  b->reply->sub_count = m->sub_count;
+  b->node = node_index(w, n);
+  b->waiting = 1; /* this function's hold */
+  b->next = n->rbatches;
+  n->rbatches = b;
+  bool sync = false;
+  for (uint32_t i = 0; i < m->sub_count; i++) sync |= replica_handle(w, n, b, i, m->sub[i]);
+  if (sync) {
+    b->waiting++;
+    kv_syncer_push(&n->syncer, &b->waiter, rbatch_synced);
+  }
+  rbatch_release(b);
 }
 
 /* ---- nodes -------------------------------------------------------------------------- */
@@ -465,16 +523,14 @@ void world_restart(world_t *w, uint32_t i) {
   KV_ASSERT(kv_node_create(&w->cfg, w->cfg.nodes[i].id, &n->storage, &n->node, &st) == KV_OK);
   kv_journal_set_sink(kv_node_journal(n->node), world_journal_sink, w);
   kv_syncer_init(&n->syncer, sync_wanted, n);
-  n->tr = (kv_coord_transport_t){.arg = n, .alive = tr_alive, .send = tr_send,
-                                 .forward = tr_forward};
+  n->tr = (kv_coord_transport_t){.arg = n, .pack = tr_pack, .send_batch = tr_send_batch,
+                                 .discard = tr_discard, .forward = tr_forward};
   KV_ASSERT(kv_coord_create(n->node, &w->ring, &n->syncer, &n->tr, workload_reply,
                             &w->coord_opts, &n->coord, &st) == KV_OK);
   n->up = true;
   n->life++;
-  for (uint32_t j = 0; j < w->node_count; j++) n->last_heard_us[j] = w->now_us;
+  memset(n->batch_seq, 0, sizeof n->batch_seq);
   world_schedule(w, w->now_us + sim_below(SIM_TICK_US), EV_TICK, i, n->life, 0, NULL);
-  world_schedule(w, w->now_us + sim_below(KV_PEER_HEARTBEAT_MS * 1000), EV_HEARTBEAT, i,
-                 n->life, 0, NULL);
 }
 
 bool world_crashed_between(const world_t *w, uint32_t node, uint64_t from_us, uint64_t to_us) {
@@ -488,23 +544,17 @@ void world_crash(world_t *w, uint32_t i, bool power_loss) {
   sim_node_t *n = &w->nodes[i];
   KV_ASSERT(n->up);
   /* The syncer's waiters live in coordinator slots and in replica batches; both die here. */
-  kv_sync_waiter_t *pending = kv_syncer_take(&n->syncer);
-  while (pending) {
-    kv_sync_waiter_t *next = pending->next;
-    replica_waiter_drop(pending);
-    pending = next;
-  }
+  (void)kv_syncer_take(&n->syncer);
   for (uint32_t t = 0; t < w->node_count; t++) {
     kv_hint_stats_t hs;
     kv_coord_hint_stats(n->coord, t, &hs);
     w->hints_dropped += hs.dropped;
   }
   kv_coord_destroy(n->coord);
-  while (n->fwds) {
-    fwd_t *next = n->fwds->next;
-    msg_free(n->fwds->answer);
-    free(n->fwds);
-    n->fwds = next;
+  while (n->rbatches) {
+    rbatch_t *next = n->rbatches->next;
+    rbatch_free(n->rbatches);
+    n->rbatches = next;
   }
   kv_node_destroy(n->node);
   sim_store_crash(n->store, power_loss);
@@ -526,6 +576,8 @@ void world_heal(world_t *w) {
   memset(w->clog_us, 0, sizeof w->clog_us);
 }
 
+/* A message arrives at its node. A batch for a process that is gone is refused, as a
+ * closed port refuses a connection. */
 static void deliver(world_t *w, msg_t *m) {
   sim_node_t *n = &w->nodes[m->to];
   KV_ASSERT(w->link_in_flight[m->from][m->to] > 0);
@@ -533,42 +585,23 @@ static void deliver(world_t *w, msg_t *m) {
   world_trace(w, (uint64_t)m->type << 48 | (uint64_t)m->from << 40 | (uint64_t)m->to << 32 |
                      (uint32_t)m->code);
   world_trace(w, m->id);
+  if (!n->up && m->type == MSG_BATCH) {
+    msg_t *refused = msg_new(MSG_BATCH_REPLY, m->to, m->from);
+    refused->id = m->id;
+    refused->code = KV_EUNAVAILABLE;
+    refused->to_life = m->from_life;
+    world_send(w, refused);
+  }
   if (!n->up || (m->to_life != 0 && m->to_life != n->life)) {
     msg_free(m);
     return;
   }
-  n->last_heard_us[m->from] = w->now_us;
   switch (m->type) {
-  case MSG_WRITE:
-  case MSG_READ:
-  case MSG_TREE:
-  case MSG_REAP:
-    replica_handle(w, n, m);
-    break;
-  case MSG_TREE_ANSWER:
-  case MSG_ANSWER: {
-    bool tree = m->type == MSG_TREE_ANSWER && m->code == KV_OK &&
-                (m->tree.hash_count > 0 || m->tree.key_count > 0);
-    kv_msg_answer_t a = {.id = m->id, .code = m->code, .rec = m->rec, .rec_bytes = m->rec_bytes,
-                         .applied_ms = m->applied_ms, .relayed = m->relayed,
-                         .relayed_count = m->relayed_count, .tree = tree ? &m->tree : NULL};
-    kv_coord_on_peer_reply(n->coord, &a, w->now_us);
-    break;
-  }
-  case MSG_HEARTBEAT: {
-    msg_t *ack = msg_new(MSG_HEARTBEAT_ACK, m->to, m->from);
-    ack->to_life = m->from_life;
-    world_send(w, ack);
-    break;
-  }
-  case MSG_HEARTBEAT_ACK:
-    break;
-  case MSG_FORWARD:
-    workload_forwarded(w, m->to, m->id);
-    break;
-  case MSG_FORWARD_REPLY:
-    workload_forward_reply(w, m->id, &m->result);
-    break;
+  case MSG_BATCH: replica_batch(w, n, m); break;
+  case MSG_BATCH_REPLY: batch_ended(w, n, m->from, m->id, m); break;
+  case MSG_FORWARD: workload_forwarded(w, m->to, m->id); break;
+  case MSG_FORWARD_REPLY: workload_forward_reply(w, m->id, &m->result); break;
+  default: KV_ASSERT(!"a message that only travels inside a batch");
   }
   msg_free(m);
 }
@@ -579,11 +612,8 @@ static void node_event(world_t *w, const event_t *ev) {
   if (ev->type == EV_TICK) {
     kv_coord_on_tick(n->coord, w->now_us);
     world_schedule(w, w->now_us + SIM_TICK_US, EV_TICK, ev->node, n->life, 0, NULL);
-  } else if (ev->type == EV_HEARTBEAT) {
-    for (uint32_t j = 0; j < w->node_count; j++)
-      if (j != ev->node) world_send(w, msg_new(MSG_HEARTBEAT, ev->node, j));
-    world_schedule(w, w->now_us + KV_PEER_HEARTBEAT_MS * 1000, EV_HEARTBEAT, ev->node, n->life,
-                   0, NULL);
+  } else if (ev->type == EV_BATCH_DEADLINE) {
+    batch_ended(w, n, (uint32_t)(ev->b >> 56), ev->b & ((1ull << 56) - 1), NULL);
   } else { /* EV_SYNC: the fsync the core asked for ends, covering every write so far */
     kv_sync_waiter_t *batch = kv_syncer_take(&n->syncer);
     kv_status_t st;
@@ -611,7 +641,7 @@ void world_run_until(world_t *w, uint64_t until_us) {
     switch (ev.type) {
     case EV_DELIVER: deliver(w, ev.msg); break;
     case EV_TICK:
-    case EV_HEARTBEAT:
+    case EV_BATCH_DEADLINE:
     case EV_SYNC: node_event(w, &ev); break;
     case EV_CLIENT:
     case EV_CLIENT_TIMEOUT: workload_event(w, &ev); break;

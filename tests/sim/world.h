@@ -10,9 +10,11 @@
  * exponential tail, so messages reorder), loss, duplication, one-way and two-way cuts
  * (partitions) and clogging (one node's links slowed one after another). A reply is only
  * delivered to the process life that sent the request, as a gRPC call dies with its
- * process. Liveness follows the runtime's rule (peer_rpc.c): a peer is down when nothing has
- * been heard from it for KV_PEER_HEARTBEAT_TIMEOUT_MS; heartbeats go every
- * KV_PEER_HEARTBEAT_MS.
+ * process. Messages between cores travel as the runtime's do: in batches (one in flight per
+ * link, the core's links decide when, coordinator/link.h), each answered by one reply once
+ * all its answers are ready, or failed at its deadline (silence) or at once when the peer's
+ * process is gone (refused). So the real failure detector (phi accrual, fed by the core's
+ * own heartbeats) and the real batching run here.
  *
  * Files: world.c (events, nodes, network, the replica side of peer messages), workload.c
  * (clients and their history), check.c (the checkers), kvsim.c (runs, faults, the CLI). */
@@ -39,7 +41,7 @@
 typedef enum {
   EV_DELIVER,    /* ptr: msg_t */
   EV_TICK,       /* node; a: life */
-  EV_HEARTBEAT,  /* node; a: life */
+  EV_BATCH_DEADLINE, /* node; a: life; b: peer << 56 | batch id */
   EV_SYNC,       /* node; a: life */
   EV_CLIENT,     /* node: client index: start its next operation */
   EV_CLIENT_TIMEOUT, /* node: client index; a: call id */
@@ -49,16 +51,16 @@ typedef enum {
 } ev_type_t;
 
 typedef enum {
-  MSG_WRITE,     /* ReplicaWrite: merge rec */
-  MSG_READ,      /* ReplicaRead */
-  MSG_ANSWER,    /* to a coordinator: id, code, rec */
-  MSG_HEARTBEAT,
-  MSG_HEARTBEAT_ACK,
+  MSG_BATCH,     /* a batch of messages (sub[]; none: a heartbeat); id: the batch's */
+  MSG_BATCH_REPLY, /* its answers (sub[], in order), or code: refused; id: the batch's */
+  MSG_WRITE,     /* in a batch: ReplicaWrite: merge rec */
+  MSG_READ,      /* in a batch: ReplicaRead */
+  MSG_ANSWER,    /* in a reply: id, code, rec */
   MSG_FORWARD,   /* a client write to coordinate: call id */
   MSG_FORWARD_REPLY, /* its answer: call id, code, result */
-  MSG_TREE,      /* an anti-entropy tree request: tree_kind, parts, segs */
-  MSG_TREE_ANSWER, /* its answer: id, code, tree */
-  MSG_REAP,      /* ReplicaReap: key, rec, hints_only */
+  MSG_TREE,      /* in a batch: an anti-entropy tree request: tree_kind, parts, segs */
+  MSG_TREE_ANSWER, /* in a reply: its answer: id, code, tree */
+  MSG_REAP,      /* in a batch: ReplicaReap: key, rec, hints_only */
 } msg_type_t;
 
 /* What a client is told: the status and, on success, the key's state as answered. */
@@ -95,10 +97,12 @@ typedef struct msg {
   kv_relay_outcome_t *relayed;   /* its ANSWER: malloc'd, their outcomes */
   uint32_t relayed_count;
   bool hints_only;               /* REAP */
+  struct msg **sub;              /* BATCH, BATCH_REPLY: owned */
+  uint32_t sub_count;
 } msg_t;
 
-/* A forwarder's answer waiting for its fsync and its relay (world.c). */
-typedef struct fwd fwd_t;
+/* A batch being answered, waiting for its fsync and its relays (world.c). */
+typedef struct rbatch rbatch_t;
 
 typedef struct {
   bool up;
@@ -108,10 +112,10 @@ typedef struct {
   kv_node_t *node;
   kv_coord_t *coord;
   kv_syncer_t syncer;
-  uint64_t last_heard_us[SIM_NODES_MAX];
+  uint64_t batch_seq[SIM_NODES_MAX]; /* the batch in flight to each peer; 0: none */
   int64_t skew_ms;               /* this node's wall clock minus the true time */
   kv_coord_transport_t tr;
-  fwd_t *fwds;                   /* forwarders' answers waiting here (freed by a crash) */
+  rbatch_t *rbatches;            /* batches being answered here (freed by a crash) */
   uint64_t *crashes_us;          /* every crash, in order (malloc'd) */
   uint32_t crash_count;
 } sim_node_t;
@@ -149,6 +153,8 @@ struct world {
   uint64_t clog_us[SIM_NODES_MAX][SIM_NODES_MAX]; /* extra delay from i to j */
   uint32_t link_in_flight[SIM_NODES_MAX][SIM_NODES_MAX];
   uint32_t link_in_flight_max;
+  uint64_t batch_seq;            /* the last batch id handed out */
+  uint64_t settled_downs[SIM_NODES_MAX][SIM_NODES_MAX]; /* check_accurate's snapshot */
   net_params_t net;
   kv_coord_opts_t coord_opts;
   bool faults_on;                /* nemesis active, losses on */

@@ -102,7 +102,7 @@ static kv_err fake_record(char kind, uint32_t n, uint64_t id, const char *keyspa
   return KV_OK;
 }
 
-/* The transport's send: each message is recorded under its kind, a fallback's with the
+/* Each message sent is recorded under its kind, a fallback's with the
  * primary it is for, a forwarder's with the replicas it relays to. */
 static kv_err fake_send(void *arg, uint32_t n, const kv_msg_t *m, kv_status_t *st) {
   ck_assert_msg(m->kind != KV_MSG_TREE, "check_coord runs no anti-entropy");
@@ -275,8 +275,26 @@ static void cfg_build(uint32_t nodes) {
   cfg.keyspace_count = 2;
 }
 
+/* The transport's pack: the message is recorded, and the test answers it by its id
+ * (kv_coord_on_peer_reply); no batch ever starts (fake_send_batch), so the items the links
+ * queue carry nothing. */
+static kv_err fake_pack(void *arg, uint32_t n, const kv_msg_t *m, kv_link_item_t *out,
+                        kv_status_t *st) {
+  kv_err err = fake_send(arg, n, m, st);
+  *out = (kv_link_item_t){.id = m->id};
+  return err;
+}
+
+static bool fake_send_batch(void *arg, uint32_t n, const kv_link_item_t *items, uint32_t count,
+                            uint32_t deadline_ms) {
+  return false;
+}
+
+static void fake_discard(void *arg, kv_link_item_t *item) { ck_assert_ptr_null(item->data); }
+
 static kv_coord_transport_t fake_transport(void) {
-  return (kv_coord_transport_t){.arg = NULL, .alive = fake_alive, .send = fake_send,
+  return (kv_coord_transport_t){.arg = NULL, .alive = fake_alive, .pack = fake_pack,
+                                .send_batch = fake_send_batch, .discard = fake_discard,
                                 .forward = fake_forward};
 }
 

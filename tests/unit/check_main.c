@@ -13,6 +13,7 @@ Suite *ring_suite(void);
 Suite *quorum_suite(void);
 Suite *coord_suite(void);
 Suite *phi_suite(void);
+Suite *link_suite(void);
 Suite *conflict_suite(void);
 Suite *plugin_suite(void);
 Suite *report_suite(void);
@@ -32,6 +33,7 @@ int main(void) {
   srunner_add_suite(sr, quorum_suite());
   srunner_add_suite(sr, coord_suite());
   srunner_add_suite(sr, phi_suite());
+  srunner_add_suite(sr, link_suite());
   srunner_add_suite(sr, conflict_suite());
   srunner_add_suite(sr, plugin_suite());
   srunner_add_suite(sr, report_suite());
