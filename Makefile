@@ -159,6 +159,8 @@ cluster: deps
 	$(MAKE) all
 	deploy/cluster.sh config/cluster3.yaml $(KVNODE_FLAGS)
 
+# The peers deploy/bench.sh measures beside tunekv (../shared/peers/peers.sh).
+bench: DEB_PKGS += etcd-server etcd-client redis-server redis-tools
 bench: deps
 	$(MAKE) all
 	deploy/bench.sh

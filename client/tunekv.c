@@ -436,6 +436,8 @@ int kv_client_node_status(kv_client_t *c, kv_client_node_status_t *out,
     out->reap_dropped = r->reaping->dropped;
   }
   out->max_clock_skew_ms = r->max_clock_skew_ms;
+  out->rss_bytes = r->rss_bytes;
+  out->threads = r->threads;
   if (r->lag) {
     out->lag_writes = r->lag->writes;
     out->lag_p50_ms = r->lag->p50_ms;

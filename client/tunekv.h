@@ -165,6 +165,8 @@ typedef struct {
   uint32_t reap_grace_ms;         /* tombstone reaping: the grace period ... */
   uint64_t reap_waiting, reap_reaped, reap_kept, reap_dropped; /* ... and coordinator/reaper.h's counts */
   uint32_t max_clock_skew_ms;     /* the config's bound */
+  uint64_t rss_bytes;             /* the node process's resident memory; 0: unknown */
+  uint32_t threads;               /* and its threads */
 } kv_client_node_status_t;
 
 /* Asks the node c talks to for its status. */

@@ -36,9 +36,11 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kv.pb-c.h"
 #include "kv_limits.h"
@@ -540,6 +542,22 @@ static void handle_peer_batch(kv_server_t *srv, call_t *c) {
 
 /* ---- Status ------------------------------------------------------------------------- */
 
+/* This process's resident memory and thread count, from /proc (0 when unreadable). */
+static void process_usage(uint64_t *rss_bytes, uint32_t *threads) {
+  *rss_bytes = 0;
+  *threads = 0;
+  unsigned long long pages_total, pages_resident;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f && fscanf(f, "%llu %llu", &pages_total, &pages_resident) == 2)
+    *rss_bytes = pages_resident * (uint64_t)sysconf(_SC_PAGESIZE);
+  if (f) fclose(f);
+  char line[256];
+  f = fopen("/proc/self/status", "r");
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "Threads: %u", threads) == 1) break;
+  if (f) fclose(f);
+}
+
 static void handle_status(kv_server_t *srv, call_t *c) {
   const kv_config_t *cfg = srv->deps.cfg;
   uint32_t self = kv_node_self(srv->deps.node);
@@ -604,6 +622,7 @@ static void handle_status(kv_server_t *srv, call_t *c) {
   reaping.dropped = rs.dropped;
   r.reaping = &reaping;
   r.max_clock_skew_ms = cfg->max_clock_skew_ms;
+  process_usage(&r.rss_bytes, &r.threads);
   c->reply = message_pack(&r.base);
   kv_status_t st;
   kv_status_clear(&st);
