@@ -111,15 +111,13 @@ static void fx_answer(fx_cluster_t *c, const fx_msg_t *q, const kv_msg_answer_t 
   kv_coord_on_peer_reply(from->coord, a, now_us);
 }
 
-bool fx_step(fx_cluster_t *c, uint64_t now_us) {
-  fx_msg_t *q = fx_take(c);
-  if (!q) return false;
+void fx_deliver(fx_cluster_t *c, fx_msg_t *q, uint64_t now_us) {
   fx_node_t *to = &c->nodes[q->to];
   if (!to->up || c->down[q->to]) {
     kv_msg_answer_t a = {.id = q->m.id, .code = KV_EUNAVAILABLE};
     fx_answer(c, q, &a, now_us);
     fx_msg_free(q);
-    return true;
+    return;
   }
   ck_assert_msg(to->coord != NULL, "a bare node cannot answer messages: take them by hand");
   kv_peer_result_t r;
@@ -133,6 +131,12 @@ bool fx_step(fx_cluster_t *c, uint64_t now_us) {
   fx_answer(c, q, &a, now_us);
   kv_peer_result_deinit(&r);
   fx_msg_free(q);
+}
+
+bool fx_step(fx_cluster_t *c, uint64_t now_us) {
+  fx_msg_t *q = fx_take(c);
+  if (!q) return false;
+  fx_deliver(c, q, now_us);
   return true;
 }
 

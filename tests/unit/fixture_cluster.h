@@ -105,6 +105,8 @@ void fx_sync(fx_cluster_t *c, uint32_t i, uint64_t now_us);
  * caller frees it with fx_msg_free. */
 fx_msg_t *fx_take(fx_cluster_t *c);
 void fx_msg_free(fx_msg_t *m);
+/* Delivers a message taken with fx_take, as fx_step would, and frees it. */
+void fx_deliver(fx_cluster_t *c, fx_msg_t *m, uint64_t now_us);
 /* Drops every queued message to node `to` unanswered (lost); returns how many. */
 uint32_t fx_drop_to(fx_cluster_t *c, uint32_t to);
 
