@@ -41,7 +41,9 @@ NODE_SRC := $(filter-out kvnode/main.c,$(wildcard kvnode/*.c))
 # kvbench is kvbench.c (load mode, dispatch) plus bench_*.c (shared parts, other modes).
 BENCH_SRC := client/kvbench.c $(wildcard client/bench_*.c)
 CLIENT_SRC := $(filter-out client/kvctl.c $(BENCH_SRC),$(wildcard client/*.c))
-UNIT_SRC := $(wildcard tests/unit/*.c)
+# The unit tests drive the core on kvnode/store.c (RocksDB) and on the memory store of
+# tests/sim (memstore.h, which depends on coordinator/ and common/ only).
+UNIT_SRC := $(wildcard tests/unit/*.c) tests/sim/memstore.c
 TOOL_SRC := $(wildcard tests/integration/*.c)
 # The simulator: the core on the sim's memory store (through the storage table of
 # coordinator/storage.h, as store.c serves kvnode), driven by its world as kvnode/ drives it,
@@ -119,6 +121,8 @@ $(BUILD)/tools/%: $(call obj,tests/integration/%.c $(CLIENT_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(filter-out $(BUILD)/obj/tests/integration/%,$(call obj,$(CLIENT_SRC) $(COMMON_SRC))) \
 	  $(BUILD)/obj/tests/integration/$*.o $(LDLIBS)
+
+$(call sanobj,$(UNIT_SRC)): BASE_CFLAGS += -Itests/sim
 
 $(BUILD)/check_unit: $(call sanobj,$(UNIT_SRC) $(NODE_SRC) $(CLIENT_SRC) $(COMMON_SRC))
 	$(CC) -fsanitize=address,undefined -o $@ $^ $(CHECK_LIBS) $(LDLIBS)

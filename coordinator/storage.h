@@ -2,9 +2,10 @@
  *
  * The core (kv_node, hints, anti-entropy, reaping) reads and writes through a kv_storage_t:
  * an implementation's handle and its table. kvnode/store.c fills one over RocksDB
- * (kv_store_storage); the simulator's memory store (tests/sim/memstore.c) fills another,
- * whose power loss drops unsynced writes. Nothing here includes RocksDB, so the core links
- * without it, and both implementations can live in one program.
+ * (kv_store_storage); the memory store (tests/sim/memstore.h), which the simulator and the
+ * unit tests of the core run on, fills another, whose power loss drops unsynced writes.
+ * Nothing here includes RocksDB, so the core links without it, and both implementations can
+ * live in one program.
  *
  * The meaning of each operation, its layout and its errors are store.h's (kv_store_get and
  * the rest): every implementation must behave as store.c does, which tests/unit/check_store.c

@@ -1,5 +1,5 @@
-/* memstore.c: the core's storage (coordinator/storage.h) in memory, for the simulator
- * (see sim.h).
+/* memstore.c: the core's storage (coordinator/storage.h) in memory, for the simulator and
+ * the unit tests of the core (see memstore.h).
  *
  * A disk holds two images of the data: `live` (what reads see, every write so far) and
  * `durable` (as of the last sync). A sync copies live into durable; a power loss
@@ -12,16 +12,16 @@
  * store.c's one batch does.
  *
  * The incarnation id follows store.c note 4: the simulator's processes only ever end in a
- * crash, so every open of a disk makes a new one (from the run's generator). Sizes are small
- * (a simulated run touches tens of keys), so the images are plain arrays copied whole on
- * sync. */
+ * crash, so every open of a disk makes a new one (the opener's, from the run's generator in
+ * the simulator). Sizes are small (a simulated run touches tens of keys), so the images are
+ * plain arrays copied whole on sync. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kv_limits.h"
 #include "log.h"
-#include "sim.h"
+#include "memstore.h"
 
 #define DISKS_MAX 16u
 
@@ -41,10 +41,13 @@ typedef struct {
   char name[64];
   uint64_t incarnation;
   image_t live, durable;
+  uint32_t opens;                /* handles open on it */
 } disk_t;
 
 struct sim_store {
   disk_t *disk;
+  sim_store_removed_fn removed;  /* NULL: nobody asked */
+  void *removed_arg;
 };
 
 static disk_t *disks[DISKS_MAX];
@@ -120,7 +123,8 @@ static uint8_t *compose(char family, uint32_t partition, const char *keyspace, c
   return k;
 }
 
-sim_store_t *sim_store_open(const char *dir) {
+sim_store_t *sim_store_open(const char *dir, uint64_t incarnation) {
+  KV_ASSERT(incarnation != 0);
   disk_t *d = NULL;
   for (uint32_t i = 0; i < disk_count; i++)
     if (strcmp(disks[i]->name, dir) == 0) d = disks[i];
@@ -131,21 +135,28 @@ sim_store_t *sim_store_open(const char *dir) {
     snprintf(d->name, sizeof d->name, "%s", dir);
     disks[disk_count++] = d;
   }
-  d->incarnation = 0;
-  while (d->incarnation == 0) d->incarnation = sim_rand();
+  d->incarnation = incarnation;
+  d->opens++;
   sim_store_t *s = calloc(1, sizeof *s);
   KV_ASSERT(s != NULL);
   s->disk = d;
   return s;
 }
 
+void sim_store_on_remove(sim_store_t *s, sim_store_removed_fn fn, void *arg) {
+  s->removed = fn;
+  s->removed_arg = arg;
+}
+
 void sim_store_crash(sim_store_t *s, bool power_loss) {
   if (power_loss) image_copy(&s->disk->live, &s->disk->durable);
+  s->disk->opens--;
   free(s);
 }
 
 void sim_disks_reset(void) {
   for (uint32_t i = 0; i < disk_count; i++) {
+    KV_ASSERT(disks[i]->opens == 0);
     image_clear(&disks[i]->live);
     image_clear(&disks[i]->durable);
     free(disks[i]);
@@ -284,7 +295,7 @@ static kv_err mem_remove(void *impl, uint32_t partition, const char *keyspace, c
                          size_t key_bytes, bool sync, kv_status_t *st) {
   sim_store_t *s = impl;
   delete_in(s, 'd', partition, keyspace, key, key_bytes);
-  sim_record_reaped(key, key_bytes);
+  if (s->removed) s->removed(s->removed_arg, key, key_bytes);
   if (sync) return mem_sync(s, st);
   return KV_OK;
 }
@@ -384,7 +395,7 @@ static kv_err mem_remove_tracked(void *impl, uint32_t partition, const char *key
                                  kv_status_t *st) {
   sim_store_t *s = impl;
   delete_in(s, 'd', partition, keyspace, key, key_bytes);
-  sim_record_reaped(key, key_bytes);
+  if (s->removed) s->removed(s->removed_arg, key, key_bytes);
   tracked(s, partition, keyspace, key, key_bytes, segment, 0);
   if (sync) return mem_sync(s, st);
   return KV_OK;

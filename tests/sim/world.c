@@ -359,8 +359,11 @@ static void batch_ended(world_t *w, sim_node_t *n, uint32_t peer, uint64_t seq,
   free(answers);
 }
 
-void sim_record_reaped(const void *key, size_t key_bytes) {
-  sim_world->reaped_us[sim_key_index(key, key_bytes)] = sim_world->now_us;
+/* The memory store's removal hook: only tombstone reaping removes records; the checkers
+ * note when. */
+static void world_reaped(void *arg, const void *key, size_t key_bytes) {
+  world_t *w = arg;
+  w->reaped_us[sim_key_index(key, key_bytes)] = w->now_us;
 }
 
 /* ---- the replica side of peer batches (server_rpc.c's handle_peer_batch) --------------- */
@@ -518,7 +521,10 @@ void world_restart(world_t *w, uint32_t i) {
   kv_status_clear(&st);
   char disk[16];
   snprintf(disk, sizeof disk, "n%u", i + 1);
-  n->store = sim_store_open(disk);
+  uint64_t incarnation = 0;
+  while (incarnation == 0) incarnation = sim_rand();
+  n->store = sim_store_open(disk, incarnation);
+  sim_store_on_remove(n->store, world_reaped, w);
   sim_store_storage(n->store, &n->storage);
   KV_ASSERT(kv_node_create(&w->cfg, w->cfg.nodes[i].id, &n->storage, &n->node, &st) == KV_OK);
   kv_journal_set_sink(kv_node_journal(n->node), world_journal_sink, w);

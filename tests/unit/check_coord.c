@@ -1,9 +1,9 @@
-/* check_coord.c: the coordinator driven event by event, with no network. n1 coordinates on a
- * real store; n2 and n3 (and n4, n5 in the sloppy quorum tests) are reached through a fake
- * transport that records every message (or refuses it, as a full peer queue would), and the
- * test answers those messages in the order it chooses, at the (fake, monotonic) times it
- * chooses; fsyncs happen when the test runs a group-commit round (sync_round), as the driver
- * would. No threads, no real clock. The config is built in code. */
+/* check_coord.c: the coordinator driven event by event, with no network. n1 coordinates on
+ * the memory store (tests/sim/memstore.h); n2 and n3 (and n4, n5 in the sloppy quorum tests)
+ * are reached through a fake transport that records every message (or refuses it, as a full
+ * peer queue would), and the test answers those messages in the order it chooses, at the
+ * (fake, monotonic) times it chooses; fsyncs happen when the test runs a group-commit round
+ * (sync_round), as the driver would. No threads, no real clock. The config is built in code. */
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,7 +12,7 @@
 
 #include "coord.h"
 #include "hints.h"
-#include "store.h"
+#include "memstore.h"
 
 #define T0 UINT64_C(1000000) /* fake monotonic start: 1 s, in microseconds */
 #define WALL_MS UINT64_C(1700000000000)
@@ -22,13 +22,12 @@
 
 /* Configs are ~60 KiB: kept off the test's stack. */
 static kv_config_t cfg;
-static kv_store_t *store;
+static sim_store_t *store;
 static kv_storage_t storage;
 static kv_node_t *node;
 static kv_ring_t ring;
 static kv_syncer_t syncer;
 static kv_coord_t *coord;
-static char dir[64];
 static uint32_t syncs_wanted; /* the core's SYNC effects since setup */
 
 /* ---- the fake transport ------------------------------------------------------------ */
@@ -329,12 +328,10 @@ static void setup_nodes(uint32_t nodes) {
     ks->n = 6;
     cfg.keyspace_count = 1;
   }
-  snprintf(dir, sizeof dir, "/tmp/tunekv-coord-XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(dir));
   kv_status_t st;
   kv_status_clear(&st);
-  ck_assert_int_eq(kv_store_open(dir, &store, &st), KV_OK);
-  kv_store_storage(store, &storage);
+  store = sim_store_open("n1", 0x1111);
+  sim_store_storage(store, &storage);
   ck_assert_int_eq(kv_node_create(&cfg, "n1", &storage, &node, &st), KV_OK);
   ck_assert_uint_eq(kv_node_self(node), 0);
   ck_assert_int_eq(kv_ring_init(&ring, &cfg, &st), KV_OK);
@@ -367,14 +364,12 @@ static void coord_teardown(void) {
   sync_round(T0); /* runs queued self-acks while the coordinator still exists */
   kv_coord_destroy(coord);
   kv_node_destroy(node);
-  kv_store_close(store);
+  sim_store_crash(store, false);
+  sim_disks_reset();
   free(relayed_rec);
   relayed_rec = NULL;
   msgs_clear();
   replies_clear();
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  ck_assert_int_eq(system(cmd), 0);
 }
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -1273,26 +1268,20 @@ END_TEST
 /* ---- reads -------------------------------------------------------------------------- */
 
 /* A second real replica (n2) on its own store, for records n1 does not have. */
-static kv_store_t *store2;
+static sim_store_t *store2;
 static kv_storage_t storage2;
 static kv_node_t *node2;
-static char dir2[64];
 
 static void node2_open(void) {
-  snprintf(dir2, sizeof dir2, "/tmp/tunekv-coord2-XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(dir2));
   kv_status_t st;
-  ck_assert_int_eq(kv_store_open(dir2, &store2, &st), KV_OK);
-  kv_store_storage(store2, &storage2);
+  store2 = sim_store_open("n2", 0x2222);
+  sim_store_storage(store2, &storage2);
   ck_assert_int_eq(kv_node_create(&cfg, "n2", &storage2, &node2, &st), KV_OK);
 }
 
 static void node2_close(void) {
   kv_node_destroy(node2);
-  kv_store_close(store2);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir2);
-  ck_assert_int_eq(system(cmd), 0);
+  sim_store_crash(store2, false);
 }
 
 /* Puts on n2 directly; *rec gets the record it stored (malloc'd). */

@@ -20,6 +20,9 @@ Suite *report_suite(void);
 Suite *pbs_suite(void);
 Suite *metrics_suite(void);
 Suite *codec_suite(void);
+Suite *hints_suite(void);
+Suite *exchange_suite(void);
+Suite *reaper_suite(void);
 
 int main(void) {
   SRunner *sr = srunner_create(common_suite());
@@ -40,6 +43,9 @@ int main(void) {
   srunner_add_suite(sr, pbs_suite());
   srunner_add_suite(sr, metrics_suite());
   srunner_add_suite(sr, codec_suite());
+  srunner_add_suite(sr, hints_suite());
+  srunner_add_suite(sr, exchange_suite());
+  srunner_add_suite(sr, reaper_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
