@@ -4,9 +4,11 @@
  *   kvbench [load] -a ADDR[,ADDR..] (--ops N | --duration S) [--concurrency C]
  *           [--value-bytes B] [--keys K] [--mix put=50,get=50] [-c LEVEL[,LEVEL..]]
  *           [--warmup S] [--json FILE] [--html FILE] [--keyspace NAME] [--seed N]
- *           [--timeout MS] [--blind] [--durable] [--sequential] [--local]
+ *           [--timeout MS] [--blind] [--durable] [--sequential] [--local] [--preload]
  *           [--progress | --no-progress]
  *
+ * --preload first writes every key once (k00000000 .. K-1, in order, at the first level),
+ * so gets find values and puts replace them; only what runs after it is measured.
  * With several levels (-c ONE,QUORUM,ALL) the whole run (warmup, measurement) is made once per
  * level, in the order given, each from the same seed, so the levels see the same requests.
  *
@@ -35,10 +37,12 @@
  * failed measured requests. The first failure of the run (warmup included) is printed once
  * on stderr as "kvbench: first error (<op> to <addr>): <GRPC_STATUS_NAME>: <message>".
  *
- * Output: a table on stdout with a row per operation in the mix (per level and operation,
- * with a level column, when there are several levels). --json FILE writes
+ * Output: a line per node with its resident memory and threads after the run (from its
+ * status), then a table on stdout with a row per operation in the mix (per level and
+ * operation, with a level column, when there are several levels). --json FILE writes
  *   {"put": {"ops_per_sec": .., "p50_ms": .., "p99_ms": .., "p999_ms": .., "errors": ..},
- *    "get": {..}, "delete": {..}, "levels": [{"level": "ONE", "put": {..}, ..}, ..]}
+ *    "get": {..}, "delete": {..}, "levels": [{"level": "ONE", "put": {..}, ..}, ..],
+ *    "nodes": [{"address": .., "node": .., "rss_bytes": .., "threads": ..}, ..]}
  * on one line, always with every operation (zeros for one not in the mix); the top-level
  * ones are the first level's. --html FILE writes the report of bench.h: the table
  * and the latency CDF of every (operation, level). While it runs, a progress line is drawn
@@ -94,6 +98,7 @@ typedef struct {
   bool sequential;
   bool local;
   bool durable;
+  bool preload;
 } bench_args_t;
 
 typedef struct {
@@ -133,6 +138,10 @@ typedef struct {
   op_stats_t stats[LEVELS_MAX][OP_COUNT];
   double window_s[LEVELS_MAX];
   bench_progress_t progress;
+  /* Each node after the run (its status; rss 0 when it did not answer). */
+  char node_ids[KV_NODES_MAX][KV_NODE_ID_BYTES_MAX + 1];
+  uint64_t node_rss_bytes[KV_NODES_MAX];
+  uint32_t node_threads[KV_NODES_MAX];
 } bench_t;
 
 static void usage(FILE *f) {
@@ -140,7 +149,7 @@ static void usage(FILE *f) {
         "               [--value-bytes B] [--keys K] [--mix put=50,get=50] [-c LEVEL[,LEVEL..]]\n"
         "               [--warmup S] [--json FILE] [--html FILE] [--keyspace NAME] [--seed N]\n"
         "               [--timeout MS] [--blind] [--durable] [--sequential] [--local]\n"
-        "               [--progress | --no-progress]\n"
+        "               [--preload] [--progress | --no-progress]\n"
         "       kvbench staleness -h     t-visibility measured and predicted (PBS)\n"
         "       kvbench lag -h           replication lag per replica and region\n"
         "\n"
@@ -165,6 +174,8 @@ static void usage(FILE *f) {
         "  --durable          acknowledge puts only after fsync\n"
         "  --sequential       keys in order (k00000000, k00000001, ...) instead of at random\n"
         "  --local            gets read only the receiving node's own replica\n"
+        "  --preload          first write every key once (in order, at the first level);\n"
+        "                     only what runs after it is measured\n"
         "\n"
         "exit status: 0 no errors, 1 local failure, 2 usage error, 3 some requests failed\n",
         f);
@@ -248,6 +259,10 @@ static int parse_args(int argc, char **argv, bench_args_t *a) {
     }
     if (!strcmp(k, "--local")) {
       a->local = true;
+      continue;
+    }
+    if (!strcmp(k, "--preload")) {
+      a->preload = true;
       continue;
     }
     if (!strcmp(k, "--progress") || !strcmp(k, "--no-progress")) {
@@ -466,6 +481,57 @@ static int run(bench_t *b) {
   return rc;
 }
 
+/* --preload: every key written once, in order, at the first level; then the statistics are
+ * cleared, so the measured run starts as if nothing had run (but every key has a value, and
+ * its context). */
+static int preload(bench_t *b) {
+  bench_args_t saved = b->args;
+  memset(b->args.mix, 0, sizeof b->args.mix);
+  b->args.mix[OP_PUT] = 1;
+  b->args.sequential = true;
+  b->args.ops = b->args.keys;
+  b->args.duration_s = 0;
+  b->args.warmup_s = 0;
+  b->level = 0;
+  b->opts.level = b->args.levels[0];
+  b->rng = b->args.seed;
+  b->next_key = 0;
+  b->started_measured = 0;
+  uint64_t t0 = now_ns();
+  int rc = run(b);
+  double s = (double)(now_ns() - t0) / 1e9;
+  uint64_t errors = b->stats[0][OP_PUT].errors;
+  b->args = saved;
+  memset(b->stats, 0, sizeof b->stats);
+  for (uint32_t l = 0; l < LEVELS_MAX; l++)
+    for (int op = 0; op < OP_COUNT; op++) kv_histogram_init(&b->stats[l][op].hist);
+  printf("kvbench: preloaded %u keys in %.1f s (%.0f puts/s), %llu failed\n", b->args.keys, s,
+         s > 0 ? b->args.keys / s : 0, (unsigned long long)errors);
+  if (rc == EXIT_OK && errors) rc = EXIT_ERRORS;
+  return rc;
+}
+
+/* Each node's resident memory and threads, from its status (after the run). */
+static void nodes_measure(bench_t *b) {
+  kv_client_node_status_t *s = malloc(sizeof *s);
+  for (uint32_t i = 0; i < b->n_clients; i++) {
+    kv_client_status_t st;
+    snprintf(st.msg, sizeof st.msg, "out of memory");
+    b->node_rss_bytes[i] = 0;
+    snprintf(b->node_ids[i], sizeof b->node_ids[i], "?");
+    if (s && kv_client_node_status(b->clients[i], s, &st) == KV_OK) {
+      snprintf(b->node_ids[i], sizeof b->node_ids[i], "%s", s->node);
+      b->node_rss_bytes[i] = s->rss_bytes;
+      b->node_threads[i] = s->threads;
+      printf("kvbench: node %s (%s): rss %.1f MiB, %u threads\n", s->node, b->client_addrs[i],
+             (double)s->rss_bytes / (1 << 20), s->threads);
+    } else {
+      printf("kvbench: node at %s: no status: %s\n", b->client_addrs[i], st.msg);
+    }
+  }
+  free(s);
+}
+
 /* Runs the measurement once per level, each from the seed. */
 static int run_levels(bench_t *b) {
   int rc = EXIT_OK;
@@ -567,6 +633,15 @@ static int write_json(const bench_t *b) {
     fputs(", ", f);
     json_ops(f, b, l);
     fputc('}', f);
+  }
+  fputs("], \"nodes\": [", f);
+  for (uint32_t i = 0; i < b->n_clients; i++) {
+    fputs(i ? ", {\"address\": " : "{\"address\": ", f);
+    json_string(f, b->client_addrs[i]);
+    fputs(", \"node\": ", f);
+    json_string(f, b->node_ids[i]);
+    fprintf(f, ", \"rss_bytes\": %llu, \"threads\": %u}",
+            (unsigned long long)b->node_rss_bytes[i], b->node_threads[i]);
   }
   fputs("]}\n", f);
   if (fclose(f) != 0) {
@@ -679,8 +754,10 @@ static int load_main(int argc, char **argv) {
     fprintf(stderr, "kvbench: %s\n", st.msg);
     rc = EXIT_LOCAL;
   }
+  if (rc == EXIT_OK && a->preload) rc = preload(b);
   if (rc == EXIT_OK) rc = run_levels(b);
   if (rc == EXIT_OK) {
+    nodes_measure(b);
     print_table(b);
     if (a->json_path) rc = write_json(b);
     if (rc == EXIT_OK && a->html_path) rc = write_html(b);
