@@ -198,16 +198,20 @@ kv_err kv_node_plan(const kv_node_t *node, const kv_node_req_t *req, bool is_wri
 }
 
 /* Reads and decodes the key's object into *obj (uninitialized on entry, initialized on
- * return whatever happens); a missing key is the empty object. */
-static kv_err node_load(kv_node_t *node, uint32_t partition, const char *keyspace,
-                        const uint8_t *key, size_t key_bytes, kv_dvv_t *obj, kv_status_t *st) {
+ * return whatever happens); a missing key is the empty object. *leaf (when not NULL) gets the
+ * anti-entropy leaf of what was read (0: nothing), for the tracked write that replaces it. */
+static kv_err node_load(kv_node_t *node, uint32_t partition, uint64_t hash,
+                        const char *keyspace, const uint8_t *key, size_t key_bytes,
+                        kv_dvv_t *obj, uint64_t *leaf, kv_status_t *st) {
   uint8_t *rec = NULL;
   size_t rec_bytes = 0;
   bool found = false;
   kv_dvv_init(obj);
+  if (leaf) *leaf = 0;
   kv_err err = kv_storage_get(&node->storage, partition, keyspace, key, key_bytes, &rec,
                               &rec_bytes, &found, st);
   if (err != KV_OK || !found) return err;
+  if (leaf) *leaf = kv_hash_leaf(hash, rec, rec_bytes);
   err = kv_dvv_decode(rec, rec_bytes, obj, st);
   free(rec);
   if (err != KV_OK) {
@@ -355,9 +359,10 @@ kv_err kv_node_answer_resolved(kv_node_t *node, const char *keyspace, const uint
 }
 
 /* Encodes obj and writes it as the key's record, to the OS but not fsynced (see
- * kv_node_sync), with the key's anti-entropy leaf when anti-entropy is on. The encoding is
- * handed back in *rec (malloc'd) when rec is not NULL. */
-static kv_err node_store(kv_node_t *node, uint32_t partition, uint64_t hash,
+ * kv_node_sync), with the key's anti-entropy leaf when anti-entropy is on (old_leaf: the one
+ * of the record it replaces, node_load's). The encoding is handed back in *rec (malloc'd)
+ * when rec is not NULL. */
+static kv_err node_store(kv_node_t *node, uint32_t partition, uint64_t hash, uint64_t old_leaf,
                          const char *keyspace, const uint8_t *key, size_t key_bytes,
                          const kv_dvv_t *obj, uint8_t **rec, size_t *rec_bytes,
                          kv_status_t *st) {
@@ -369,7 +374,8 @@ static kv_err node_store(kv_node_t *node, uint32_t partition, uint64_t hash,
   kv_err err =
       node->cfg->anti_entropy_interval_ms > 0
           ? kv_storage_put_tracked(sto, partition, keyspace, key, key_bytes, buf, n,
-                                  kv_hash_segment(hash), kv_hash_leaf(hash, buf, n), false, st)
+                                  kv_hash_segment(hash), old_leaf, kv_hash_leaf(hash, buf, n),
+                                  false, st)
           : kv_storage_put(sto, partition, keyspace, key, key_bytes, buf, n, false, st);
   if (err == KV_OK && rec) {
     *rec = buf;
@@ -393,8 +399,9 @@ static kv_err node_write(kv_node_t *node, const kv_node_req_t *req, const kv_nod
                          kv_status_t *st) {
   node_result_init(res);
   kv_dvv_t *obj = &res->object;
-  kv_err err = node_load(node, plan->partition, req->keyspace, req->key, req->key_bytes, obj,
-                         st);
+  uint64_t old_leaf;
+  kv_err err = node_load(node, plan->partition, plan->hash, req->keyspace, req->key,
+                         req->key_bytes, obj, &old_leaf, st);
   if (err == KV_OK) node_hlc_observe(node, obj, now_ms);
   /* A put needs room for its own sibling first; the cap below brings it back to the
    * keyspace's bound. */
@@ -411,7 +418,7 @@ static kv_err node_write(kv_node_t *node, const kv_node_req_t *req, const kv_nod
     err = node_cap(node, plan->ks, req->key, req->key_bytes, plan->ks->siblings_max, now_ms,
                    obj, st);
   if (err == KV_OK)
-    err = node_store(node, plan->partition, plan->hash, req->keyspace, req->key,
+    err = node_store(node, plan->partition, plan->hash, old_leaf, req->keyspace, req->key,
                      req->key_bytes, obj, &res->record, &res->record_bytes, st);
   if (err == KV_OK)
     err = node_resolve_answer(node, req->keyspace, req->key, req->key_bytes, plan->handler,
@@ -433,8 +440,8 @@ kv_err kv_node_delete(kv_node_t *node, const kv_node_req_t *req, const kv_node_p
 kv_err kv_node_get(kv_node_t *node, const kv_node_req_t *req, const kv_node_plan_t *plan,
                    uint64_t now_ms, kv_node_result_t *res, kv_status_t *st) {
   node_result_init(res);
-  kv_err err = node_load(node, plan->partition, req->keyspace, req->key, req->key_bytes,
-                         &res->object, st);
+  kv_err err = node_load(node, plan->partition, plan->hash, req->keyspace, req->key,
+                         req->key_bytes, &res->object, NULL, st);
   if (err == KV_OK)
     err = node_resolve_answer(node, req->keyspace, req->key, req->key_bytes, plan->handler,
                               now_ms, &res->object, st);
@@ -466,10 +473,12 @@ kv_err kv_node_merge(kv_node_t *node, const char *keyspace, const uint8_t *key,
   uint64_t hash = kv_hash_key(keyspace, key, key_bytes);
   uint32_t partition = kv_hash_partition(hash, node->cfg->partitions);
   const kv_keyspace_conf_t *ks = kv_config_keyspace(node->cfg, keyspace);
-  err = node_load(node, partition, keyspace, key, key_bytes, &obj, st);
+  uint64_t old_leaf;
+  err = node_load(node, partition, hash, keyspace, key, key_bytes, &obj, &old_leaf, st);
   if (err == KV_OK) err = node_merge_capped(node, ks, key, key_bytes, &obj, &incoming, st);
   if (err == KV_OK)
-    err = node_store(node, partition, hash, keyspace, key, key_bytes, &obj, NULL, NULL, st);
+    err = node_store(node, partition, hash, old_leaf, keyspace, key, key_bytes, &obj, NULL,
+                     NULL, st);
   kv_dvv_deinit(&obj);
   kv_dvv_deinit(&incoming);
   return err;
@@ -486,7 +495,8 @@ kv_err kv_node_resolve_write(kv_node_t *node, const char *keyspace, const uint8_
   uint64_t hash = kv_hash_key(keyspace, key, key_bytes);
   uint32_t partition = kv_hash_partition(hash, node->cfg->partitions);
   kv_dvv_t obj;
-  kv_err err = node_load(node, partition, keyspace, key, key_bytes, &obj, st);
+  uint64_t old_leaf;
+  kv_err err = node_load(node, partition, hash, keyspace, key, key_bytes, &obj, &old_leaf, st);
   if (err == KV_OK) err = node_merge_capped(node, ks, key, key_bytes, &obj, merged, st);
   bool suspect[KV_NODES_MAX];
   kv_conflict_ctx_t ctx;
@@ -499,7 +509,8 @@ kv_err kv_node_resolve_write(kv_node_t *node, const char *keyspace, const uint8_
                       &obj, &o);
     err = node_put_resolution(node, &obj, &o, now_ms, st);
     if (err == KV_OK)
-      err = node_store(node, partition, hash, keyspace, key, key_bytes, &obj, rec, rec_bytes, st);
+      err = node_store(node, partition, hash, old_leaf, keyspace, key, key_bytes, &obj, rec,
+                       rec_bytes, st);
   }
   kv_conflict_outcome_free(&o);
   kv_dvv_deinit(&obj);
@@ -539,7 +550,7 @@ kv_err kv_node_reap(kv_node_t *node, const char *keyspace, const uint8_t *key, s
   } else if (err == KV_OK && found) {
     err = node->cfg->anti_entropy_interval_ms > 0
               ? kv_storage_remove_tracked(sto, partition, keyspace, key, key_bytes,
-                                         kv_hash_segment(hash), false, st)
+                                         kv_hash_segment(hash), leaf, false, st)
               : kv_storage_remove(sto, partition, keyspace, key, key_bytes, false, st);
   }
   free(rec);

@@ -14,7 +14,9 @@
  *     key); a read of a missing record is KV_OK with *found false;
  *   - a returned *rec is malloc'd and the caller's to free;
  *   - the tracked writes change a record, its anti-entropy leaf and its segment's sum
- *     together (leaf 0: no record), so a tree is always the XOR of its leaves;
+ *     together (leaf 0: no record), so a tree is always the XOR of its leaves; the caller
+ *     passes the old leaf it computed from the record it read (0: none), which an
+ *     implementation may use instead of reading its own (store.c note 8);
  *   - writes are not durable until sync returns KV_OK (group commit: one sync covers every
  *     write before it); sync=true on a write syncs it before the call returns;
  *   - scans run in key order; their callbacks borrow the pointers for the call and return
@@ -46,9 +48,10 @@ typedef struct {
                    size_t key_bytes, bool sync, kv_status_t *st);
   kv_err (*put_tracked)(void *impl, uint32_t partition, const char *keyspace, const void *key,
                         size_t key_bytes, const void *rec, size_t rec_bytes, uint32_t segment,
-                        uint64_t leaf, bool sync, kv_status_t *st);
+                        uint64_t old_leaf, uint64_t leaf, bool sync, kv_status_t *st);
   kv_err (*remove_tracked)(void *impl, uint32_t partition, const char *keyspace, const void *key,
-                           size_t key_bytes, uint32_t segment, bool sync, kv_status_t *st);
+                           size_t key_bytes, uint32_t segment, uint64_t old_leaf, bool sync,
+                           kv_status_t *st);
   kv_err (*scan_partition)(void *impl, uint32_t partition, kv_storage_scan_fn fn, void *arg,
                            kv_status_t *st);
   kv_err (*aae_sums)(void *impl, uint32_t partition, const char *keyspace, uint64_t *sums,
@@ -99,16 +102,17 @@ static inline kv_err kv_storage_remove(const kv_storage_t *s, uint32_t partition
 static inline kv_err kv_storage_put_tracked(const kv_storage_t *s, uint32_t partition,
                                             const char *keyspace, const void *key,
                                             size_t key_bytes, const void *rec, size_t rec_bytes,
-                                            uint32_t segment, uint64_t leaf, bool sync,
-                                            kv_status_t *st) {
+                                            uint32_t segment, uint64_t old_leaf, uint64_t leaf,
+                                            bool sync, kv_status_t *st) {
   return s->ops->put_tracked(s->impl, partition, keyspace, key, key_bytes, rec, rec_bytes, segment,
-                             leaf, sync, st);
+                             old_leaf, leaf, sync, st);
 }
 static inline kv_err kv_storage_remove_tracked(const kv_storage_t *s, uint32_t partition,
                                                const char *keyspace, const void *key,
-                                               size_t key_bytes, uint32_t segment, bool sync,
-                                               kv_status_t *st) {
-  return s->ops->remove_tracked(s->impl, partition, keyspace, key, key_bytes, segment, sync, st);
+                                               size_t key_bytes, uint32_t segment,
+                                               uint64_t old_leaf, bool sync, kv_status_t *st) {
+  return s->ops->remove_tracked(s->impl, partition, keyspace, key, key_bytes, segment, old_leaf,
+                                sync, st);
 }
 static inline kv_err kv_storage_scan_partition(const kv_storage_t *s, uint32_t partition,
                                                kv_storage_scan_fn fn, void *arg, kv_status_t *st) {

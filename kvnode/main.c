@@ -214,7 +214,9 @@ static void journal_log(void *arg, const kv_journal_entry_t *e) {
 
 static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
                            const kv_node_conf_t *self, const char *dir, kv_status_t *st) {
-  if (kv_store_open(dir, &d->store, st) != KV_OK) return st->code;
+  if (kv_store_open(dir, &d->store, st) != KV_OK ||
+      kv_store_set_tracking(d->store, cfg->anti_entropy_interval_ms > 0, st) != KV_OK)
+    return st->code;
   kv_store_storage(d->store, &d->storage);
   if (kv_node_create(cfg, self->id, &d->storage, &d->node, st) != KV_OK ||
       kv_ring_init(&d->ring, cfg, st) != KV_OK)

@@ -34,8 +34,16 @@
  *     lock between them, and the sum is changed in the same batch as the record and leaf.
  *     Sums are the one unframed value: the operator sees only operands, and a damaged sum
  *     costs an exchange that finds no differing key, never data.
- *  7. Only open and close mutate the kv_store_t; after open every field is read-only, and
- *     RocksDB's handles and const option objects are safe to share between threads.
+ *  7. Only open, kv_store_set_tracking (before the first write) and close mutate the
+ *     kv_store_t; after that every field is read-only, and RocksDB's handles and const
+ *     option objects are safe to share between threads.
+ *  8. A tracked write needs the key's old leaf to take it out of its segment's sum. The
+ *     caller passes the one it computed from the record it read (it reads the record to
+ *     merge anyway), which saves a read per write, but only a directory whose every record
+ *     was written tracked has a tree that agrees with its records. So meta holds
+ *     "untracked" (synced, forever) once the directory has been opened to write untracked
+ *     (anti-entropy off), and only a directory without it trusts the caller's old leaf;
+ *     one with it reads the leaf from the tree, as stale trees need.
  *
  * RocksDB reports errors as a malloc'd char *; each is turned into KV_EIO with a sentence
  * "<what we were doing>: rocksdb: <their message>" and freed where it was received. */
@@ -63,6 +71,7 @@
 #define KV_STORE_PREFIX_BYTES 4
 #define KV_STORE_INCARNATION_KEY "incarnation"
 #define KV_STORE_CLEAN_KEY "clean"
+#define KV_STORE_UNTRACKED_KEY "untracked"
 
 #define KV_STORE_AAE_LEAF 'L'
 #define KV_STORE_AAE_SUM 'S'
@@ -79,6 +88,7 @@ struct kv_store {
   rocksdb_writeoptions_t *write_wal;  /* WAL written to the OS, not fsynced */
   rocksdb_writeoptions_t *write_sync; /* WAL fsynced before the write returns */
   uint64_t incarnation;
+  bool leaves_known;                  /* the callers' old leaves can be trusted (note 8) */
 };
 
 /* A data key: what the caller named, and its encoding as three slices (note 2). The
@@ -662,8 +672,8 @@ static kv_err kv_store_leaf_get(kv_store_t *s, const kv_store_key_t *k, const ui
  * sum (note 6). */
 static kv_err kv_store_write_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
                                      const void *key, size_t key_bytes, const void *rec,
-                                     size_t rec_bytes, uint32_t segment, uint64_t leaf,
-                                     bool sync, kv_status_t *st) {
+                                     size_t rec_bytes, uint32_t segment, uint64_t old_leaf,
+                                     uint64_t leaf, bool sync, kv_status_t *st) {
   KV_ASSERT(s != NULL);
   kv_store_key_t k;
   kv_store_key_init(&k, partition, keyspace, key, key_bytes);
@@ -672,9 +682,11 @@ static kv_err kv_store_write_tracked(kv_store_t *s, uint32_t partition, const ch
                                              segment);
   size_t sum_key_bytes = kv_store_aae_head(sum_key, partition, keyspace, KV_STORE_AAE_SUM,
                                            segment);
-  uint64_t old = 0;
-  kv_err e = kv_store_leaf_get(s, &k, leaf_head, leaf_head_bytes, &old, st);
-  if (e != KV_OK) return e;
+  uint64_t old = old_leaf;
+  if (!s->leaves_known) {
+    kv_err e = kv_store_leaf_get(s, &k, leaf_head, leaf_head_bytes, &old, st);
+    if (e != KV_OK) return e;
+  }
 
   rocksdb_writebatch_t *b = rocksdb_writebatch_create();
   uint8_t head[KV_STORE_FRAME_HEAD_BYTES];
@@ -718,19 +730,37 @@ static kv_err kv_store_write_tracked(kv_store_t *s, uint32_t partition, const ch
 
 kv_err kv_store_put_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
                             const void *key, size_t key_bytes, const void *rec,
-                            size_t rec_bytes, uint32_t segment, uint64_t leaf, bool sync,
-                            kv_status_t *st) {
+                            size_t rec_bytes, uint32_t segment, uint64_t old_leaf,
+                            uint64_t leaf, bool sync, kv_status_t *st) {
   KV_ASSERT(rec != NULL || rec_bytes == 0);
   if (rec == NULL) rec = "";
   return kv_store_write_tracked(s, partition, keyspace, key, key_bytes, rec, rec_bytes,
-                                segment, leaf, sync, st);
+                                segment, old_leaf, leaf, sync, st);
 }
 
 kv_err kv_store_delete_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
-                               const void *key, size_t key_bytes, uint32_t segment, bool sync,
-                               kv_status_t *st) {
-  return kv_store_write_tracked(s, partition, keyspace, key, key_bytes, NULL, 0, segment, 0,
-                                sync, st);
+                               const void *key, size_t key_bytes, uint32_t segment,
+                               uint64_t old_leaf, bool sync, kv_status_t *st) {
+  return kv_store_write_tracked(s, partition, keyspace, key, key_bytes, NULL, 0, segment,
+                                old_leaf, 0, sync, st);
+}
+
+kv_err kv_store_set_tracking(kv_store_t *s, bool tracked, kv_status_t *st) {
+  const char *key = KV_STORE_UNTRACKED_KEY;
+  size_t key_bytes = strlen(key);
+  char *err = NULL;
+  rocksdb_pinnableslice_t *v = rocksdb_get_pinned_cf(s->db, s->read, s->cf[KV_STORE_CF_META],
+                                                     key, key_bytes, &err);
+  if (err != NULL) return kv_store_rocks_fail(st, err, "reading the untracked mark");
+  bool marked = v != NULL;
+  rocksdb_pinnableslice_destroy(v);
+  if (!tracked && !marked) {
+    kv_store_write_frame(s, s->cf[KV_STORE_CF_META], &key, &key_bytes, 1, "", 0, true, &err);
+    if (err != NULL) return kv_store_rocks_fail(st, err, "writing the untracked mark");
+    marked = true;
+  }
+  s->leaves_known = tracked && !marked;
+  return KV_OK;
 }
 
 /* An iterator over the "aae" keys in [lower, upper); both must outlive it. */
@@ -830,16 +860,17 @@ static kv_err ops_remove(void *s, uint32_t partition, const char *keyspace, cons
 
 static kv_err ops_put_tracked(void *s, uint32_t partition, const char *keyspace,
                               const void *key, size_t key_bytes, const void *rec,
-                              size_t rec_bytes, uint32_t segment, uint64_t leaf, bool sync,
-                              kv_status_t *st) {
+                              size_t rec_bytes, uint32_t segment, uint64_t old_leaf,
+                              uint64_t leaf, bool sync, kv_status_t *st) {
   return kv_store_put_tracked(s, partition, keyspace, key, key_bytes, rec, rec_bytes, segment,
-                              leaf, sync, st);
+                              old_leaf, leaf, sync, st);
 }
 
 static kv_err ops_remove_tracked(void *s, uint32_t partition, const char *keyspace,
                                  const void *key, size_t key_bytes, uint32_t segment,
-                                 bool sync, kv_status_t *st) {
-  return kv_store_delete_tracked(s, partition, keyspace, key, key_bytes, segment, sync, st);
+                                 uint64_t old_leaf, bool sync, kv_status_t *st) {
+  return kv_store_delete_tracked(s, partition, keyspace, key, key_bytes, segment, old_leaf,
+                                 sync, st);
 }
 
 static kv_err ops_scan_partition(void *s, uint32_t partition, kv_storage_scan_fn fn, void *arg,

@@ -60,16 +60,24 @@ kv_err kv_store_delete(kv_store_t *s, uint32_t partition, const char *keyspace,
  * kept in segments, and per segment the XOR of its leaves. The tracked writes below change
  * the record, the key's leaf and its segment's sum in one atomic batch: a crash never leaves
  * a tree that disagrees with its leaves, and nothing is ever rebuilt from a scan of the data.
- * The old leaf comes from the tree itself, so a tree stays the XOR of its leaves even when
- * tracking was off for a while (keys written meanwhile are simply stale in it until written
- * again or repaired). leaf 0 means "no record": kv_store_delete_tracked takes the leaf out. */
+ * old_leaf is the leaf of the record being replaced as the caller computed it (0: there was
+ * none). It is used only when kv_store_set_tracking(true) found that this directory was
+ * never written untracked; otherwise the old leaf comes from the tree itself, so a tree
+ * stays the XOR of its leaves even when tracking was off for a while (keys written
+ * meanwhile are simply stale in it until written again or repaired). leaf 0 means "no
+ * record": kv_store_delete_tracked takes the leaf out. */
 kv_err kv_store_put_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
                             const void *key, size_t key_bytes, const void *rec,
-                            size_t rec_bytes, uint32_t segment, uint64_t leaf, bool sync,
-                            kv_status_t *st);
+                            size_t rec_bytes, uint32_t segment, uint64_t old_leaf,
+                            uint64_t leaf, bool sync, kv_status_t *st);
 kv_err kv_store_delete_tracked(kv_store_t *s, uint32_t partition, const char *keyspace,
-                               const void *key, size_t key_bytes, uint32_t segment, bool sync,
-                               kv_status_t *st);
+                               const void *key, size_t key_bytes, uint32_t segment,
+                               uint64_t old_leaf, bool sync, kv_status_t *st);
+/* Says, before the first write, whether this process writes tracked (anti-entropy on). false
+ * marks the directory, for good, as one whose trees may be stale; true on an unmarked one
+ * lets tracked writes trust their callers' old leaves and skip a read (store.c note 8).
+ * Without the call nothing is trusted. KV_EIO from RocksDB. */
+kv_err kv_store_set_tracking(kv_store_t *s, bool tracked, kv_status_t *st);
 /* The segment sums of a tree into sums[0..KV_AAE_SEGMENTS) (0 where no key ever was). */
 kv_err kv_store_aae_sums(kv_store_t *s, uint32_t partition, const char *keyspace,
                          uint64_t *sums, kv_status_t *st);

@@ -356,8 +356,11 @@ static uint8_t *tree_key(uint32_t segment, const void *key, size_t key_bytes, si
   return k;
 }
 
+/* The memory store's trees are tracked from a disk's first write (its owner never turns
+ * anti-entropy on for a disk written without it), so the caller's old leaf must be the
+ * tree's own: a caller that got it wrong would corrupt store.c's sums, and is stopped here. */
 static void tracked(sim_store_t *s, uint32_t partition, const char *keyspace, const void *key,
-                    size_t key_bytes, uint32_t segment, uint64_t leaf) {
+                    size_t key_bytes, uint32_t segment, uint64_t old_leaf, uint64_t leaf) {
   size_t lk_bytes, sk_bytes, old_bytes;
   uint8_t *lk = tree_key(segment, key, key_bytes, &lk_bytes);
   uint8_t *sk = tree_key(segment, NULL, 0, &sk_bytes);
@@ -366,6 +369,7 @@ static void tracked(sim_store_t *s, uint32_t partition, const char *keyspace, co
   get_in(s, 'l', partition, keyspace, lk, lk_bytes, &old, &old_bytes, &found);
   uint64_t was = found ? le64_get(old) : 0;
   free(old);
+  KV_ASSERT(old_leaf == was);
   uint8_t *sum;
   size_t sum_bytes;
   get_in(s, 's', partition, keyspace, sk, sk_bytes, &sum, &sum_bytes, &found);
@@ -382,21 +386,22 @@ static void tracked(sim_store_t *s, uint32_t partition, const char *keyspace, co
 
 static kv_err mem_put_tracked(void *impl, uint32_t partition, const char *keyspace,
                               const void *key, size_t key_bytes, const void *rec, size_t rec_bytes,
-                              uint32_t segment, uint64_t leaf, bool sync, kv_status_t *st) {
+                              uint32_t segment, uint64_t old_leaf, uint64_t leaf, bool sync,
+                              kv_status_t *st) {
   sim_store_t *s = impl;
   put_in(s, 'd', partition, keyspace, key, key_bytes, rec, rec_bytes);
-  tracked(s, partition, keyspace, key, key_bytes, segment, leaf);
+  tracked(s, partition, keyspace, key, key_bytes, segment, old_leaf, leaf);
   if (sync) return mem_sync(s, st);
   return KV_OK;
 }
 
 static kv_err mem_remove_tracked(void *impl, uint32_t partition, const char *keyspace,
-                                 const void *key, size_t key_bytes, uint32_t segment, bool sync,
-                                 kv_status_t *st) {
+                                 const void *key, size_t key_bytes, uint32_t segment,
+                                 uint64_t old_leaf, bool sync, kv_status_t *st) {
   sim_store_t *s = impl;
   delete_in(s, 'd', partition, keyspace, key, key_bytes);
   if (s->removed) s->removed(s->removed_arg, key, key_bytes);
-  tracked(s, partition, keyspace, key, key_bytes, segment, 0);
+  tracked(s, partition, keyspace, key, key_bytes, segment, old_leaf, 0);
   if (sync) return mem_sync(s, st);
   return KV_OK;
 }

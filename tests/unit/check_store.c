@@ -700,7 +700,7 @@ static void tracked_ok(kv_store_t *s, uint32_t p, const char *key, const char *v
   kv_status_t st;
   kv_status_clear(&st);
   ck_assert_msg(kv_store_put_tracked(s, p, "default", key, strlen(key), val, strlen(val), segment,
-                                     leaf, false, &st) == KV_OK,
+                                     0, leaf, false, &st) == KV_OK,
                 "tracked put: %s", st.msg);
 }
 
@@ -726,6 +726,33 @@ static void expect_sums(kv_store_t *s, uint32_t p, uint32_t segment, uint64_t wa
     ck_assert_uint_eq(sums[i], i == segment ? want : 0);
 }
 
+/* A tracked write with the caller's old leaf (wrong on purpose here, to see which one the
+ * store took): trusted in a directory only ever written tracked, ignored for the tree's own
+ * once the directory was opened untracked, for good. */
+START_TEST(old_leaves_trusted_only_where_never_untracked) {
+  char dir[DIR_BYTES];
+  test_dir(dir, sizeof dir, "aae-trust");
+  kv_status_t st;
+  kv_store_t *s = open_ok(dir);
+  ck_assert_int_eq(kv_store_set_tracking(s, true, &st), KV_OK);
+  tracked_ok(s, 3, "a", "va", 7, 0x11);
+  ck_assert_int_eq(kv_store_put_tracked(s, 3, "default", "a", 1, "vb", 2, 7, 0x10, 0x22, false,
+                                        &st), KV_OK);
+  expect_sums(s, 3, 7, 0x11 ^ 0x10 ^ 0x22); /* the caller's 0x10 went out, not the tree's */
+  kv_store_close(s);
+  s = open_ok(dir);
+  ck_assert_int_eq(kv_store_set_tracking(s, false, &st), KV_OK);
+  kv_store_close(s);
+  s = open_ok(dir);
+  ck_assert_int_eq(kv_store_set_tracking(s, true, &st), KV_OK);
+  uint64_t before = 0x11 ^ 0x10 ^ 0x22;
+  ck_assert_int_eq(kv_store_put_tracked(s, 3, "default", "a", 1, "vc", 2, 7, 0x99, 0x44, false,
+                                        &st), KV_OK);
+  expect_sums(s, 3, 7, before ^ 0x22 ^ 0x44); /* the tree's own leaf 0x22 went out */
+  kv_store_close(s);
+}
+END_TEST
+
 START_TEST(tracked_writes_keep_leaves_and_segment_sums) {
   char dir[DIR_BYTES];
   test_dir(dir, sizeof dir, "aae");
@@ -749,7 +776,7 @@ START_TEST(tracked_writes_keep_leaves_and_segment_sums) {
   ck_assert(kv_store_aae_leaves(s, 3, "default", 8, leaf_seen, &l, &st) == KV_OK);
   ck_assert_uint_eq(l.count, 0);
   /* A tracked delete takes the record and the leaf out. */
-  ck_assert(kv_store_delete_tracked(s, 3, "default", "b", 1, 7, false, &st) == KV_OK);
+  ck_assert(kv_store_delete_tracked(s, 3, "default", "b", 1, 7, 0, false, &st) == KV_OK);
   expect(s, 3, "default", "b", 1, NULL);
   expect_sums(s, 3, 7, 0x44);
   /* The merged sums are durable like everything else. */
@@ -824,6 +851,7 @@ Suite *store_suite(void) {
   tcase_add_test(tc, unusable_directory_fails_with_sentence);
   tcase_add_test(tc, concurrent_puts_and_gets_all_land);
   tcase_add_test(tc, tracked_writes_keep_leaves_and_segment_sums);
+  tcase_add_test(tc, old_leaves_trusted_only_where_never_untracked);
   tcase_add_test(tc, tree_stays_the_xor_of_its_leaves_after_untracked_writes);
   suite_add_tcase(s, tc);
   return s;
