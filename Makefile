@@ -1,6 +1,9 @@
 # tunekv build. `make` builds everything into build/ and puts the programs in bin/.
 #   make deps      install missing Debian packages (a no-op when all are present)
-#   make test      deps, build, unit tests (Check, under ASan/UBSan), integration tests
+#   make test      deps, the layering check, build, unit tests (Check, under ASan/UBSan), the
+#                  simulator, integration tests
+#   make layering  the sans-IO rule read off the sources: what coordinator/ and common/ may
+#                  include and call (tests/layering.sh, which also checks itself)
 #   make cluster   deps, build, run the 3-node cluster of config/cluster3.yaml in the
 #                  foreground, logs prefixed by node id (Ctrl-C stops all three);
 #                  KVNODE_FLAGS=--allow-fault-injection lets kvctl fault work on it
@@ -150,10 +153,14 @@ sim: $(BUILD)/kvsim
 sim-mutants: $(BUILD)/kvsim
 	tests/sim/mutants.sh $(BUILD)
 
+layering:
+	tests/layering.sh
+
 integration: all
 	rc=0; for t in run cluster3 cluster5 faults splitbrain reports metrics regions tour; do tests/integration/$$t.sh || rc=1; done; exit $$rc
 
 test: deps
+	$(MAKE) layering
 	$(MAKE) all $(BUILD)/check_unit $(BUILD)/kvsim
 	$(MAKE) unit
 	$(MAKE) sim
@@ -176,7 +183,7 @@ lab: deps
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: all deps unit sim sim-mutants integration test cluster bench lab clean
+.PHONY: all deps unit sim sim-mutants layering integration test cluster bench lab clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,7 +1,13 @@
 /* kvsim: whole tunekv clusters in one thread, from one seed (DESIGN section 3).
  *
  *   kvsim --seed S [--nodes K] [--steps N]    one run; the last line is "trace <hex>"
- *   kvsim --seeds A-B [--nodes K] [--steps N] many runs; ends "N passed, N failed"
+ *   kvsim --seeds A-B [--nodes K] [--steps N] [--stop-at-first-fail]
+ *                                             many runs; ends "N passed, N failed"
+ *
+ * --stop-at-first-fail ends a seed range at its first failing seed: that seed's FAIL line
+ * and the summary of the seeds run so far are printed as usual, and the exit status is 1.
+ * It is for asking whether any seed fails (tests/sim/mutants.sh), not how many; with --seed
+ * it changes nothing.
  *
  * A run: K nodes (3..7; drawn from the seed unless --nodes) and a few clients doing N
  * operations in all while the nemesis partitions, clogs, crashes (some crashes are power
@@ -238,7 +244,8 @@ static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verb
 
 static int usage(const char *why) {
   fprintf(stderr, "kvsim: %s\nusage: kvsim --seed S [--nodes K] [--steps N]\n"
-                  "       kvsim --seeds A-B [--nodes K] [--steps N]\n", why);
+                  "       kvsim --seeds A-B [--nodes K] [--steps N] [--stop-at-first-fail]\n",
+          why);
   return 2;
 }
 
@@ -282,10 +289,14 @@ int main(int argc, char **argv) {
    * record) routine here; errors still print. */
   kv_log_set_level(KV_LOG_ERROR);
   uint64_t first = 0, last = 0, nodes = 0, steps = STEPS_DEFAULT;
-  bool one = false, many = false;
+  bool one = false, many = false, stop_at_first_fail = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (i + 1 >= argc) return usage("every option takes a value");
+    if (strcmp(a, "--stop-at-first-fail") == 0) {
+      stop_at_first_fail = true;
+      continue;
+    }
+    if (i + 1 >= argc) return usage("every option but --stop-at-first-fail takes a value");
     const char *v = argv[++i];
     if (strcmp(a, "--seed") == 0) {
       if (!parse_u64(v, &first)) return usage("--seed takes a number");
@@ -324,7 +335,7 @@ int main(int argc, char **argv) {
     dying_arm(s);
     if (run(s, (uint32_t)nodes, (uint32_t)steps, false).ok) passed++;
     else failed++;
-    if (s == UINT64_MAX) break;
+    if (s == UINT64_MAX || (failed && stop_at_first_fail)) break;
   }
   printf("%" PRIu64 " passed, %" PRIu64 " failed\n", passed, failed);
   return failed ? 1 : 0;

@@ -1,8 +1,9 @@
 #!/bin/bash
 # mutants.sh: shows the simulator has teeth. Each patch in tests/sim/mutants/ plants one bug
 # in the core; the simulator is rebuilt with it (in a scratch copy of the tree, reusing the
-# objects of build/sim so only the patched file recompiles) and run over seeds 1-500. Every
-# mutant must be caught: the first failing seed and its sentence are printed.
+# objects of build/sim so only the patched file recompiles) and run over seeds 1-500 with
+# --stop-at-first-fail, so a mutant costs only the seeds up to the first that catches it.
+# Every mutant must be caught: "NAME: caught at seed S: <its FAIL sentence>".
 #   usage: tests/sim/mutants.sh [BUILD]   (BUILD: the build directory holding sim/ and gen/)
 #   MUTANTS="name ..." runs only those; MUTANT_SEEDS=A-B other seeds than 1-500; MUTANT_JOBS=N
 #   how many build and run at once (default: one per core).
@@ -29,12 +30,22 @@ try() {
     { echo "mutant $name: does not build"; tail -5 "$tree/make.log"; } > "$scratch/$name.result"
     return
   fi
-  out=$("$tree/build/kvsim" --seeds "$seeds" 2> /dev/null)
+  local rc caught summary
+  out=$("$tree/build/kvsim" --seeds "$seeds" --stop-at-first-fail 2> /dev/null)
+  rc=$?
   first=$(grep -m1 ': FAIL ' <<< "$out")
-  if [ -n "$first" ]; then
-    echo "caught mutant $name: caught by $(grep -c ': FAIL ' <<< "$out") of seeds $seeds; first ${first}"
+  caught=$(sed -n 's/^seed \([0-9]*\): FAIL \(.*\)$/caught at seed \1: \2/p' <<< "$first")
+  summary=$(tail -1 <<< "$out")
+  if [ "$(grep -c ': FAIL ' <<< "$out")" -gt 1 ]; then
+    echo "mutant $name: kvsim --stop-at-first-fail went on past its first failing seed"
+  elif [ -n "$caught" ] && [ "$rc" -ne 0 ]; then
+    echo "caught mutant $name: $caught"
+  elif [ -n "$caught" ]; then
+    echo "mutant $name: kvsim printed a FAIL line but exited 0"
+  elif [ "$rc" -eq 0 ]; then
+    echo "mutant $name: NOT caught in seeds $seeds ($summary)"
   else
-    echo "mutant $name: NOT caught in seeds $seeds"
+    echo "mutant $name: kvsim exited $rc with no FAIL line ('$summary')"
   fi > "$scratch/$name.result"
   rm -rf "$tree"
 }
@@ -53,7 +64,7 @@ passed=0 failed=0
 for name in "${names[@]}"; do
   if grep -q '^caught ' "$scratch/$name.result"; then
     passed=$((passed + 1))
-    sed 's/^caught //' "$scratch/$name.result"
+    sed 's/^caught mutant //' "$scratch/$name.result"
   else
     failed=$((failed + 1))
     cat "$scratch/$name.result"
