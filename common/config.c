@@ -58,6 +58,8 @@ typedef struct {
   char *anti_entropy_interval_ms;
   char *tombstone_grace_ms;
   char *max_clock_skew_ms;
+  char *block_cache_mb;
+  char *memtable_mb;
 } cfg_raw_cluster_t;
 
 typedef struct {
@@ -98,6 +100,8 @@ static const cyaml_schema_field_t cfg_cluster_fields[] = {
     CFG_STR("anti_entropy_interval_ms", cfg_raw_cluster_t, anti_entropy_interval_ms),
     CFG_STR("tombstone_grace_ms", cfg_raw_cluster_t, tombstone_grace_ms),
     CFG_STR("max_clock_skew_ms", cfg_raw_cluster_t, max_clock_skew_ms),
+    CFG_STR("block_cache_mb", cfg_raw_cluster_t, block_cache_mb),
+    CFG_STR("memtable_mb", cfg_raw_cluster_t, memtable_mb),
     CYAML_FIELD_END,
 };
 
@@ -664,6 +668,18 @@ static kv_err cfg_check_ms(const cfg_load_t *c, const char *what, const char *ra
   return KV_OK;
 }
 
+/* A storage size in MiB, KV_STORE_MB_MIN .. KV_STORE_MB_MAX, into bytes. */
+static kv_err cfg_check_mb(const cfg_load_t *c, const char *what, const char *raw, uint32_t line,
+                           uint64_t *out) {
+  uint64_t v;
+  char shown[CFG_SHOW_BYTES];
+  if (!cfg_parse_uint(raw, &v) || v < KV_STORE_MB_MIN || v > KV_STORE_MB_MAX)
+    return cfg_fail(c, line, "%s is %s; it must be a whole number of MiB between %u and %u",
+                    what, cfg_show_number(shown, raw), KV_STORE_MB_MIN, KV_STORE_MB_MAX);
+  *out = v << 20;
+  return KV_OK;
+}
+
 static kv_err cfg_check_cluster(const cfg_load_t *c, kv_config_t *out) {
   const cfg_raw_cluster_t *raw = cfg_raw(c)->cluster;
   snprintf(out->cluster_name, sizeof out->cluster_name, "tunekv");
@@ -672,6 +688,8 @@ static kv_err cfg_check_cluster(const cfg_load_t *c, kv_config_t *out) {
   out->anti_entropy_interval_ms = KV_AAE_INTERVAL_MS_DEFAULT;
   out->tombstone_grace_ms = KV_TOMBSTONE_GRACE_MS_DEFAULT;
   out->max_clock_skew_ms = KV_CLOCK_SKEW_MS_DEFAULT;
+  out->block_cache_bytes = KV_STORE_BLOCK_CACHE_BYTES;
+  out->memtable_bytes = KV_STORE_MEMTABLES_BYTES;
   if (!raw) return KV_OK;
   int at = cfg_child(c, 0, "cluster");
   KV_ASSERT(at >= 0);
@@ -691,6 +709,12 @@ static kv_err cfg_check_cluster(const cfg_load_t *c, kv_config_t *out) {
     err = cfg_check_ms(c, "tombstone_grace_ms", raw->tombstone_grace_ms,
                        KV_TOMBSTONE_GRACE_MS_MAX, cfg_field_line(c, at, "tombstone_grace_ms"),
                        &out->tombstone_grace_ms);
+  if (!err && raw->block_cache_mb)
+    err = cfg_check_mb(c, "block_cache_mb", raw->block_cache_mb,
+                       cfg_field_line(c, at, "block_cache_mb"), &out->block_cache_bytes);
+  if (!err && raw->memtable_mb)
+    err = cfg_check_mb(c, "memtable_mb", raw->memtable_mb, cfg_field_line(c, at, "memtable_mb"),
+                       &out->memtable_bytes);
   uint64_t skew;
   char shown[CFG_SHOW_BYTES];
   if (!err && raw->max_clock_skew_ms &&

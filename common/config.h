@@ -14,6 +14,9 @@
  *              # optional: max_clock_skew_ms (default 500): a peer whose wall clock is off by
  *              # more is reported by kvctl status, and lww decisions over its writes are
  *              # journaled as suspect
+ *              # optional: block_cache_mb (default 64) and memtable_mb (default 128), 8 to
+ *              # 65536: RocksDB's block cache and its unflushed writes, over all column
+ *              # families, per node (kvnode/store.c)
  *   nodes:     - { id: n1, address: "127.0.0.1:7001", region: local, rack: r1 }
  *   keyspaces: - name: default
  *                replication: { local: 3 }               # replicas per region
@@ -75,6 +78,8 @@ typedef struct {
   uint32_t anti_entropy_interval_ms;      /* 0 (off) .. KV_AAE_INTERVAL_MS_MAX */
   uint32_t tombstone_grace_ms;            /* 0 .. KV_TOMBSTONE_GRACE_MS_MAX */
   uint32_t max_clock_skew_ms;             /* 1 .. KV_CLOCK_SKEW_MS_MAX; default 500 */
+  uint64_t block_cache_bytes;             /* KV_STORE_MB_MIN .. _MAX MiB; default 64 MiB */
+  uint64_t memtable_bytes;                /* the same range; default 128 MiB */
   kv_node_conf_t nodes[KV_NODES_MAX];
   uint32_t node_count;
   uint32_t nodes_line;                    /* line of the "nodes:" key */

@@ -133,6 +133,9 @@
  * a small (2-core, few GiB) node; without it each family would get a private cache of
  * RocksDB's choosing. */
 #define KV_STORE_BLOCK_CACHE_BYTES (64u << 20)
+/* The config may size both (cluster: block_cache_mb, memtable_mb) within these. */
+#define KV_STORE_MB_MIN 8u
+#define KV_STORE_MB_MAX 65536u
 /* Memtables summed over all column families, so four families cannot hold 4 x 2 x 64 MiB of
  * unflushed writes on a small machine. */
 #define KV_STORE_MEMTABLES_BYTES (128u << 20)

@@ -214,7 +214,8 @@ static void journal_log(void *arg, const kv_journal_entry_t *e) {
 
 static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
                            const kv_node_conf_t *self, const char *dir, kv_status_t *st) {
-  if (kv_store_open(dir, &d->store, st) != KV_OK ||
+  if (kv_store_open_sized(dir, cfg->block_cache_bytes, cfg->memtable_bytes, &d->store, st) !=
+          KV_OK ||
       kv_store_set_tracking(d->store, cfg->anti_entropy_interval_ms > 0, st) != KV_OK)
     return st->code;
   kv_store_storage(d->store, &d->storage);

@@ -224,7 +224,10 @@ static void kv_store_write_frame(kv_store_t *s, rocksdb_column_family_handle_t *
 
 /* ---------------------------------------------------------------- open and close */
 
-static rocksdb_options_t *kv_store_options_create(void) {
+/* The options of a family; cache (shared by every family) and memtable_bytes (summed over
+ * them) are the DB's. */
+static rocksdb_options_t *kv_store_options_create(rocksdb_cache_t *cache,
+                                                  uint64_t memtable_bytes) {
   rocksdb_options_t *o = rocksdb_options_create();
   rocksdb_options_set_create_if_missing(o, 1);
   rocksdb_options_set_create_missing_column_families(o, 1);
@@ -234,19 +237,17 @@ static rocksdb_options_t *kv_store_options_create(void) {
    * that true while the database is still small. */
   rocksdb_options_set_compaction_style(o, rocksdb_level_compaction);
   rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
-  rocksdb_options_set_db_write_buffer_size(o, KV_STORE_MEMTABLES_BYTES);
+  rocksdb_options_set_db_write_buffer_size(o, memtable_bytes);
   rocksdb_options_set_max_total_wal_size(o, KV_STORE_WAL_BYTES_MAX);
   rocksdb_options_set_keep_log_file_num(o, 4);
 
   /* The table options, cache and filter are reference-counted inside the options, so the
-   * wrappers can go as soon as they are attached; every family shares the one cache. */
+   * wrappers can go as soon as they are attached. */
   rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
-  rocksdb_cache_t *cache = rocksdb_cache_create_lru(KV_STORE_BLOCK_CACHE_BYTES);
   rocksdb_block_based_options_set_block_cache(t, cache);
   rocksdb_block_based_options_set_filter_policy(
       t, rocksdb_filterpolicy_create_bloom_full(KV_STORE_BLOOM_BITS_PER_KEY));
   rocksdb_options_set_block_based_table_factory(o, t);
-  rocksdb_cache_destroy(cache);
   rocksdb_block_based_options_destroy(t);
   return o;
 }
@@ -291,9 +292,13 @@ static const char *kv_store_xor_name(void *state) { return "tunekv.xor64"; }
 /* RocksDB calls the destructor unconditionally; the operator has no state to free. */
 static void kv_store_xor_destroy(void *state) {}
 
-static kv_err kv_store_open_db(kv_store_t *s, const char *dir, kv_status_t *st) {
-  rocksdb_options_t *o = kv_store_options_create();
-  rocksdb_options_t *aae = kv_store_options_create();
+static kv_err kv_store_open_db(kv_store_t *s, const char *dir, uint64_t cache_bytes,
+                               uint64_t memtable_bytes, kv_status_t *st) {
+  /* One block cache for every family (each set of options holds a reference). */
+  rocksdb_cache_t *cache = rocksdb_cache_create_lru(cache_bytes);
+  rocksdb_options_t *o = kv_store_options_create(cache, memtable_bytes);
+  rocksdb_options_t *aae = kv_store_options_create(cache, memtable_bytes);
+  rocksdb_cache_destroy(cache);
   /* The options own the operator from here on. */
   rocksdb_options_set_merge_operator(
       aae, rocksdb_mergeoperator_create(NULL, kv_store_xor_destroy, kv_store_xor_full, kv_store_xor_partial,
@@ -391,6 +396,11 @@ static void kv_store_free(kv_store_t *s) {
 }
 
 kv_err kv_store_open(const char *dir, kv_store_t **out, kv_status_t *st) {
+  return kv_store_open_sized(dir, KV_STORE_BLOCK_CACHE_BYTES, KV_STORE_MEMTABLES_BYTES, out, st);
+}
+
+kv_err kv_store_open_sized(const char *dir, uint64_t cache_bytes, uint64_t memtable_bytes,
+                           kv_store_t **out, kv_status_t *st) {
   KV_ASSERT(dir != NULL && out != NULL);
   kv_store_t *s = calloc(1, sizeof *s);
   if (s == NULL) return kv_status_set(st, KV_ENOMEM, "out of memory opening '%s'", dir);
@@ -398,7 +408,7 @@ kv_err kv_store_open(const char *dir, kv_store_t **out, kv_status_t *st) {
   s->write_wal = rocksdb_writeoptions_create();
   s->write_sync = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(s->write_sync, 1);
-  kv_err e = kv_store_open_db(s, dir, st);
+  kv_err e = kv_store_open_db(s, dir, cache_bytes, memtable_bytes, st);
   if (e == KV_OK) e = kv_store_load_incarnation(s, dir, st);
   if (e != KV_OK) {
     kv_store_free(s);

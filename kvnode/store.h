@@ -31,6 +31,11 @@ typedef struct kv_store kv_store_t;
 /* Opens (creating if needed) the database in dir. KV_EIO with a sentence on failure;
  * KV_ECORRUPT when the stored incarnation id fails its check. */
 kv_err kv_store_open(const char *dir, kv_store_t **out, kv_status_t *st);
+/* The same with RocksDB's memory sized: one block cache of cache_bytes shared by every
+ * family, and memtable_bytes of unflushed writes summed over them (kv_store_open: the
+ * kv_limits.h defaults; kvnode: the config's block_cache_mb and memtable_mb). */
+kv_err kv_store_open_sized(const char *dir, uint64_t cache_bytes, uint64_t memtable_bytes,
+                           kv_store_t **out, kv_status_t *st);
 /* Flushes and closes; s is freed. NULL is a no-op. */
 void kv_store_close(kv_store_t *s);
 /* The incarnation id of this data directory (never 0). */

@@ -582,7 +582,8 @@ END_TEST
 START_TEST(conflict_options_are_read) {
   static kv_config_t cfg;
   kv_status_t st;
-  ck_assert_int_eq(load_text("cluster: { max_clock_skew_ms: 250 }\n"
+  ck_assert_int_eq(load_text("cluster: { max_clock_skew_ms: 250, block_cache_mb: 16, "
+                             "memtable_mb: 32 }\n"
                              "nodes:\n"
                              "  - { id: n1, address: \"127.0.0.1:7001\", region: east }\n"
                              "  - { id: n2, address: \"127.0.0.1:7002\", region: west }\n"
@@ -600,6 +601,8 @@ START_TEST(conflict_options_are_read) {
                              &cfg, &st),
                    KV_OK);
   ck_assert_uint_eq(cfg.max_clock_skew_ms, 250);
+  ck_assert_uint_eq(cfg.block_cache_bytes, 16u << 20);
+  ck_assert_uint_eq(cfg.memtable_bytes, 32u << 20);
   const kv_keyspace_conf_t *k = &cfg.keyspaces[0];
   ck_assert_str_eq(k->handler, "region-priority");
   ck_assert_str_eq(k->fallback_handler, "set-union");
@@ -612,6 +615,8 @@ START_TEST(conflict_options_are_read) {
   ck_assert_uint_eq(k->region_priority_count, 0);
   ck_assert_int_eq(load_text(ONE_KEYSPACE, &cfg, &st), KV_OK);
   ck_assert_uint_eq(cfg.max_clock_skew_ms, KV_CLOCK_SKEW_MS_DEFAULT);
+  ck_assert_uint_eq(cfg.block_cache_bytes, KV_STORE_BLOCK_CACHE_BYTES);
+  ck_assert_uint_eq(cfg.memtable_bytes, KV_STORE_MEMTABLES_BYTES);
 }
 END_TEST
 
@@ -650,6 +655,12 @@ START_TEST(conflict_options_are_checked) {
   expect_error("cluster: { max_clock_skew_ms: soon }\n"
                ONE_KEYSPACE,
                1, "max_clock_skew_ms is 'soon'; it must be between 1 and 3600000");
+  expect_error("cluster: { block_cache_mb: 4 }\n"
+               ONE_KEYSPACE,
+               1, "block_cache_mb is 4; it must be a whole number of MiB between 8 and 65536");
+  expect_error("cluster: { memtable_mb: lots }\n"
+               ONE_KEYSPACE,
+               1, "memtable_mb is 'lots'; it must be a whole number of MiB between 8 and 65536");
 }
 END_TEST
 
