@@ -8,8 +8,9 @@
  * malformed address is a usage error (exit 2), one that cannot be bound a runtime one (1).
  *
  * Start-up: block SIGINT/SIGTERM in every thread (so only sigwait sees them), load the
- * config, open the store, start the gRPC server, log one "serving" line. Shutdown on
- * SIGINT/SIGTERM: stop accepting calls, finish in-flight ones, close RocksDB, exit 0.
+ * config, open the store, start the gRPC server, log one "serving" line and tell a service
+ * manager READY=1 (notify.h; systemd's Type=notify). Shutdown on SIGINT/SIGTERM: tell it
+ * STOPPING=1, stop accepting calls, finish in-flight ones, close RocksDB, exit 0.
  * Exit codes: 0 clean shutdown, 1 runtime failure (store, bind), 2 usage or config error (a
  * conflict handler plugin that does not load is a config error). */
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "node.h"
+#include "notify.h"
 #include "peer_rpc.h"
 #include "plugin.h"
 #include "ring.h"
@@ -266,6 +268,14 @@ static void daemon_stop(daemon_t *d) {
   kv_store_close(d->store);
 }
 
+/* Tells the service manager, if there is one; a failure costs only a warning (systemd would
+ * then time the start out, which says more than a node refusing to run). */
+static void notify(const char *state) {
+  kv_status_t st;
+  kv_status_clear(&st);
+  if (kv_notify(state, &st) != KV_OK) KV_WARN("%s", st.msg);
+}
+
 /* Runs the node until a signal; returns the exit code. */
 static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *self) {
   char default_dir[128];
@@ -294,8 +304,10 @@ static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *se
     if (a->allow_faults)
       KV_WARN("fault injection is allowed: kvctl fault can delay, drop and cut this node's "
               "calls to its peers");
+    notify("READY=1\nSTATUS=serving");
     int sig = wait_for_signal();
     KV_INFO("%s: stopping (finishing in-flight calls)", strsignal(sig));
+    notify("STOPPING=1\nSTATUS=stopping: finishing in-flight calls");
   }
   daemon_stop(&d);
   kv_rpc_shutdown();
