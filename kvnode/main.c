@@ -19,6 +19,7 @@
  * config, open the store, start the gRPC server, log one "serving" line and tell a service
  * manager READY=1 (notify.h; systemd's Type=notify). Shutdown on SIGINT/SIGTERM: tell it
  * STOPPING=1, stop accepting calls, finish in-flight ones, close RocksDB, exit 0.
+ * Logs go to stderr, with journal priorities when stderr is systemd's journal (log.h).
  * Exit codes: 0 clean shutdown, 1 runtime failure (store, bind), 2 usage or config error (a
  * conflict handler plugin that does not load is a config error). */
 #include <errno.h>
@@ -366,6 +367,16 @@ static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *se
   return exit_code;
 }
 
+/* Under systemd, stderr is the journal when JOURNAL_STREAM holds the device and inode of the
+ * stream stderr is (systemd.exec(5)); a stderr redirected elsewhere keeps plain lines. */
+static bool stderr_is_journal(void) {
+  const char *stream = getenv("JOURNAL_STREAM");
+  unsigned long long dev, ino;
+  struct stat sb;
+  return stream && sscanf(stream, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &sb) == 0 &&
+         (unsigned long long)sb.st_dev == dev && (unsigned long long)sb.st_ino == ino;
+}
+
 /* --check-config's one line: what the file holds, as the node would run it. */
 static void print_summary(const kv_config_t *cfg, const kv_node_conf_t *self) {
   uint32_t regions = 0;
@@ -409,5 +420,6 @@ int main(int argc, char **argv) {
     return 0;
   }
   kv_log_set_prefix(self->id);
+  kv_log_set_journal(stderr_is_journal());
   return run(&a, &cfg, self);
 }

@@ -211,8 +211,8 @@ else fail "SIGTERM stops the node cleanly (exit 0)" "exit $rc; log: $(tail -3 "$
 # As in a container: the file names the node (here 127.0.0.1:port+5, where nothing listens),
 # the node listens on 0.0.0.0:port+6, and a client on 127.0.0.1 reaches it there.
 single_config "$work/listen.yaml" $((port + 5))
-"$KVNODE" --config "$work/listen.yaml" --node n1 --data-dir "$work/dl" --listen 0.0.0.0:$((port + 6)) \
-  >"$work/nl.log" 2>&1 &
+JOURNAL_STREAM=0:0 "$KVNODE" --config "$work/listen.yaml" --node n1 --data-dir "$work/dl" \
+  --listen 0.0.0.0:$((port + 6)) >"$work/nl.log" 2>&1 &
 pidl=$!
 pids+=("$pidl")
 for _ in $(seq 100); do grep -q "serving on" "$work/nl.log" && break; sleep 0.1; done
@@ -222,6 +222,22 @@ expect "--listen: a client reaches the node on the address it listens on" 0 "the
   "'$KVCTL' -a 127.0.0.1:$((port + 6)) put default l1 there >/dev/null && '$KVCTL' -a 127.0.0.1:$((port + 6)) get default l1"
 stop_node "$pidl"; rc=$?
 check "--listen: SIGTERM still stops it cleanly" "exit $rc" [ "$rc" = 0 ]
+
+# ---- the journal: under systemd, stderr is the journal stream JOURNAL_STREAM names -------
+# The node then leaves the time to the journal and prefixes each line with its priority.
+: >"$work/nj.log"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$work/nj.log") "$KVNODE" --config "$work/listen.yaml" --node n1 \
+  --data-dir "$work/dl" >>"$work/nj.log" 2>&1 &
+pidj=$!
+pids+=("$pidj")
+for _ in $(seq 100); do grep -q "serving on" "$work/nj.log" && break; sleep 0.1; done
+stop_node "$pidj"; rc=$?
+expect_exact "journal: priority prefixes and no timestamps when stderr is the journal" 0 \
+  "<6>n1 INFO serving on
+<6>n1 INFO Terminated: stopping (finishing in-flight calls)
+<6>n1 INFO stopped cleanly" "" bash -c "sed -E 's/^(<6>n1 INFO serving on).*/\\1/' '$work/nj.log'; exit $rc"
+check "journal: lines to a stderr that is not the journal stream keep their timestamps" \
+  "$(head -1 "$work/nl.log")" grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T.* n1 INFO serving on' "$work/nl.log"
 
 # ---- durability: durable puts survive SIGKILL ------------------------------------------
 start_node "$cfg" n1 "$work/d1" "$work/n1b.log" || exit 1
