@@ -151,7 +151,7 @@ sim-mutants: $(BUILD)/kvsim
 	tests/sim/mutants.sh $(BUILD)
 
 integration: all
-	rc=0; for t in run cluster3 cluster5 faults splitbrain reports metrics regions tour; do tests/integration/$$t.sh || rc=1; done; exit $$rc
+	rc=0; for t in run cluster3 cluster5 faults splitbrain reports metrics regions service tour; do tests/integration/$$t.sh || rc=1; done; exit $$rc
 
 test: deps
 	$(MAKE) all $(BUILD)/check_unit $(BUILD)/kvsim

@@ -47,6 +47,9 @@
 #include "store.h"
 #include "driver.h"
 
+/* How long in-flight calls may run on after SIGTERM before they are cancelled. The whole stop
+ * (this, then the peers' and the store's close) must end well inside the service manager's
+ * own limit: deploy/tunekv.service's TimeoutStopSec=30 and the pods' grace period of 30 s. */
 #define SHUTDOWN_GRACE_MS 5000u
 
 typedef struct {
