@@ -8,12 +8,15 @@
 #   make lab       deps, build, the WAN lab: 6 nodes in two regions with injected delay between
 #                  them (deploy/lab.sh), kvbench at each level and kvbench lag, then stops them
 #   make sim       the deterministic simulator over SEEDS (default 1-300; `make test` runs it)
+#   make deb       the Debian package, build/tunekv_VERSION_ARCH.deb (README "Operations")
+#   make deploy-test  the package installed into a scratch root (tests/deploy/deb.sh);
+#                  `make test` runs it
 #   make sim-mutants  the simulator built with each planted bug of tests/sim/mutants/
 #   make clean
 
 DEB_PKGS := librocksdb-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev \
             check libcyaml-dev libyaml-dev libxxhash-dev pkg-config chromium libmicrohttpd-dev \
-            curl
+            curl dpkg-dev systemd adduser passwd
 PKGS := grpc libprotobuf-c rocksdb libcyaml yaml-0.1 check libxxhash libmicrohttpd
 
 BUILD := build
@@ -158,6 +161,16 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) sim
 	$(MAKE) integration
+	$(MAKE) deploy-test
+
+deploy-test: deb
+	tests/deploy/deb.sh
+
+# The Debian package (deploy/debian/build.sh): build/tunekv_VERSION_ARCH.deb and a link
+# build/tunekv.deb to it; tests/deploy/deb.sh installs it into a scratch root.
+deb: deps
+	$(MAKE) $(PROGRAMS)
+	deploy/debian/build.sh $(BUILD)
 
 cluster: deps
 	$(MAKE) all
@@ -176,7 +189,7 @@ lab: deps
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: all deps unit sim sim-mutants integration test cluster bench lab clean
+.PHONY: all deps unit sim sim-mutants integration test deb deploy-test cluster bench lab clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
