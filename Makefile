@@ -9,8 +9,9 @@
 #                  them (deploy/lab.sh), kvbench at each level and kvbench lag, then stops them
 #   make sim       the deterministic simulator over SEEDS (default 1-300; `make test` runs it)
 #   make deb       the Debian package, build/tunekv_VERSION_ARCH.deb (README "Operations")
-#   make deploy-test  the package installed into a scratch root (tests/deploy/deb.sh);
-#                  `make test` runs it
+#   make deploy-test  the package installed into a scratch root (tests/deploy/deb.sh), the
+#                  Containerfile, compose and Kubernetes files validated (tests/deploy/
+#                  manifests.sh, with validators from npm); `make test` runs it
 #   make sim-mutants  the simulator built with each planted bug of tests/sim/mutants/
 #   make clean
 
@@ -134,10 +135,12 @@ $(BUILD)/kvsim: $(call simobj,$(SIM_SRC))
 	$(CC) -fsanitize=address,undefined -o $@ $^ \
 	  $(shell pkg-config --libs libprotobuf-c libcyaml yaml-0.1 libxxhash) -lm
 
+# npm (for tests/deploy's validators) is asked for by command: it may come with a nodejs
+# package of another origin, which Debian's npm package would conflict with.
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
-	done); \
+	done; command -v npm >/dev/null || echo nodejs npm); \
 	if [ -n "$$missing" ]; then \
 	  echo "make deps: installing" $$missing; \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
@@ -164,7 +167,7 @@ test: deps
 	$(MAKE) deploy-test
 
 deploy-test: deb
-	tests/deploy/deb.sh
+	rc=0; for t in deb manifests; do tests/deploy/$$t.sh || rc=1; done; exit $$rc
 
 # The Debian package (deploy/debian/build.sh): build/tunekv_VERSION_ARCH.deb and a link
 # build/tunekv.deb to it; tests/deploy/deb.sh installs it into a scratch root.
