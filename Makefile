@@ -1,7 +1,7 @@
 # tunekv build. `make` builds everything into build/ and puts the programs in bin/.
 #   make deps      install missing Debian packages (a no-op when all are present)
 #   make test      deps, the layering check, build, unit tests (Check, under ASan/UBSan), the
-#                  simulator, integration tests
+#                  simulator, integration tests, deploy-test
 #   make layering  the sans-IO rule read off the sources: what coordinator/ and common/ may
 #                  include and call (tests/layering.sh, which also checks itself)
 #   make cluster   deps, build, run the 3-node cluster of config/cluster3.yaml in the
@@ -11,12 +11,16 @@
 #   make lab       deps, build, the WAN lab: 6 nodes in two regions with injected delay between
 #                  them (deploy/lab.sh), kvbench at each level and kvbench lag, then stops them
 #   make sim       the deterministic simulator over SEEDS (default 1-300; `make test` runs it)
+#   make deb       the Debian package, build/tunekv_VERSION_ARCH.deb (README "Operations")
+#   make deploy-test  the package installed into a scratch root (tests/deploy/deb.sh), the
+#                  Containerfile, compose and Kubernetes files validated (tests/deploy/
+#                  manifests.sh, with validators from npm); `make test` runs it
 #   make sim-mutants  the simulator built with each planted bug of tests/sim/mutants/
 #   make clean
 
 DEB_PKGS := librocksdb-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev \
             check libcyaml-dev libyaml-dev libxxhash-dev pkg-config chromium libmicrohttpd-dev \
-            curl
+            curl dpkg-dev systemd adduser passwd
 PKGS := grpc libprotobuf-c rocksdb libcyaml yaml-0.1 check libxxhash libmicrohttpd
 
 BUILD := build
@@ -134,10 +138,12 @@ $(BUILD)/kvsim: $(call simobj,$(SIM_SRC))
 	$(CC) -fsanitize=address,undefined -o $@ $^ \
 	  $(shell pkg-config --libs libprotobuf-c libcyaml yaml-0.1 libxxhash) -lm
 
+# npm (for tests/deploy's validators) is asked for by command: it may come with a nodejs
+# package of another origin, which Debian's npm package would conflict with.
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
-	done); \
+	done; command -v npm >/dev/null || echo nodejs npm); \
 	if [ -n "$$missing" ]; then \
 	  echo "make deps: installing" $$missing; \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
@@ -157,7 +163,7 @@ layering:
 	tests/layering.sh
 
 integration: all
-	rc=0; for t in run cluster3 cluster5 faults splitbrain reports metrics regions tour; do tests/integration/$$t.sh || rc=1; done; exit $$rc
+	rc=0; for t in run cluster3 cluster5 faults splitbrain reports metrics regions service tour; do tests/integration/$$t.sh || rc=1; done; exit $$rc
 
 test: deps
 	$(MAKE) layering
@@ -165,6 +171,16 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) sim
 	$(MAKE) integration
+	$(MAKE) deploy-test
+
+deploy-test: deb
+	rc=0; for t in deb manifests; do tests/deploy/$$t.sh || rc=1; done; exit $$rc
+
+# The Debian package (deploy/debian/build.sh): build/tunekv_VERSION_ARCH.deb and a link
+# build/tunekv.deb to it; tests/deploy/deb.sh installs it into a scratch root.
+deb: deps
+	$(MAKE) $(PROGRAMS)
+	deploy/debian/build.sh $(BUILD)
 
 cluster: deps
 	$(MAKE) all
@@ -183,7 +199,7 @@ lab: deps
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: all deps unit sim sim-mutants layering integration test cluster bench lab clean
+.PHONY: all deps unit sim sim-mutants layering integration test deb deploy-test cluster bench lab clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,15 +1,25 @@
 /* main.c: the kvnode daemon.
  *
- *   kvnode --config FILE --node ID [--data-dir DIR] [--threads N] [--hint-bytes-max BYTES]
- *          [--hint-rate N] [--metrics-addr HOST:PORT]
+ *   kvnode --config FILE --node ID [--data-dir DIR] [--listen HOST:PORT] [--threads N]
+ *          [--hint-bytes-max BYTES] [--hint-rate N] [--metrics-addr HOST:PORT]
  *          [--allow-fault-injection [--clock-offset-ms MS]]
+ *   kvnode --check-config FILE [--node ID]
  *
+ * --check-config loads FILE as a start would (the YAML, then the conflict handler plugins it
+ * names, then with --node that the node is in it), prints one line saying what it holds and
+ * exits 0, or exits 2 with the same sentence a start would give; it opens no store, binds
+ * nothing and creates no directory. --listen binds the gRPC server to another address than
+ * the node's own in the file (which peers and clients use): in a container the file names the
+ * node by its DNS name, and the node listens on 0.0.0.0 so that a health check on 127.0.0.1
+ * reaches it too.
  * --metrics-addr serves Prometheus text at http://HOST:PORT/metrics (metrics_http.h); a
  * malformed address is a usage error (exit 2), one that cannot be bound a runtime one (1).
  *
  * Start-up: block SIGINT/SIGTERM in every thread (so only sigwait sees them), load the
- * config, open the store, start the gRPC server, log one "serving" line. Shutdown on
- * SIGINT/SIGTERM: stop accepting calls, finish in-flight ones, close RocksDB, exit 0.
+ * config, open the store, start the gRPC server, log one "serving" line and tell a service
+ * manager READY=1 (notify.h; systemd's Type=notify). Shutdown on SIGINT/SIGTERM: tell it
+ * STOPPING=1, stop accepting calls, finish in-flight ones, close RocksDB, exit 0.
+ * Logs go to stderr, with journal priorities when stderr is systemd's journal (log.h).
  * Exit codes: 0 clean shutdown, 1 runtime failure (store, bind), 2 usage or config error (a
  * conflict handler plugin that does not load is a config error). */
 #include <errno.h>
@@ -29,6 +39,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "node.h"
+#include "notify.h"
 #include "peer_rpc.h"
 #include "plugin.h"
 #include "ring.h"
@@ -36,12 +47,17 @@
 #include "store.h"
 #include "driver.h"
 
+/* How long in-flight calls may run on after SIGTERM before they are cancelled. The whole stop
+ * (this, then the peers' and the store's close) must end well inside the service manager's
+ * own limit: deploy/tunekv.service's TimeoutStopSec=30 and the pods' grace period of 30 s. */
 #define SHUTDOWN_GRACE_MS 5000u
 
 typedef struct {
   const char *config_path;
   const char *node_id;
   const char *data_dir;
+  const char *listen;               /* --listen; NULL: the node's address in the file */
+  bool check_only;                  /* --check-config: load config_path, report, exit */
   uint32_t threads;
   kv_coord_opts_t coord;
   bool allow_faults;
@@ -52,12 +68,20 @@ typedef struct {
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: kvnode --config FILE --node ID [--data-dir DIR] [--threads N]\n"
-          "              [--hint-bytes-max BYTES] [--hint-rate N] [--metrics-addr HOST:PORT]\n"
-          "              [--allow-fault-injection]\n"
+          "usage: kvnode --config FILE --node ID [--data-dir DIR] [--listen HOST:PORT]\n"
+          "              [--threads N] [--hint-bytes-max BYTES] [--hint-rate N]\n"
+          "              [--metrics-addr HOST:PORT] [--allow-fault-injection]\n"
+          "       kvnode --check-config FILE [--node ID]\n"
           "  --config FILE    cluster config (YAML); every node uses the same file\n"
           "  --node ID        which node of the file this process is\n"
+          "  --check-config FILE\n"
+          "                   load FILE as a start would (and its plugins, and with --node\n"
+          "                   that node), print what it holds and exit: 0 when it is good,\n"
+          "                   2 with the reason when not; starts nothing\n"
           "  --data-dir DIR   where RocksDB keeps data (default data/ID)\n"
+          "  --listen HOST:PORT\n"
+          "                   listen there instead of at the node's address in the file\n"
+          "                   (e.g. 0.0.0.0:7000 in a container; peers still use the file's)\n"
           "  --threads N      gRPC worker threads (default %u)\n"
           "  --hint-bytes-max BYTES  hinted handoff: hints kept per peer (default %llu)\n"
           "  --hint-rate N    hinted handoff: hints handed over per second (default %u)\n"
@@ -87,6 +111,18 @@ static bool parse_number(const char *name, const char *text, uint64_t min, uint6
   return true;
 }
 
+/* "HOST:PORT" with a host and a port of 1..65535 ("[::]:7000" too); gRPC resolves the host
+ * when it binds, and a host it cannot bind is a runtime failure then. */
+static bool listen_ok(const char *text) {
+  const char *colon = strrchr(text, ':');
+  if (!colon || colon == text || !colon[1]) return false;
+  uint64_t port;
+  char *end;
+  errno = 0;
+  port = strtoull(colon + 1, &end, 10);
+  return !errno && !*end && colon[1] != '-' && colon[1] != '+' && port >= 1 && port <= 65535;
+}
+
 /* Returns 0 on success, or the exit code to leave with. */
 static int parse_args(int argc, char **argv, args_t *a) {
   static const struct option opts[] = {
@@ -96,13 +132,30 @@ static int parse_args(int argc, char **argv, args_t *a) {
       {"allow-fault-injection", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
       {"clock-offset-ms", required_argument, NULL, 'o'},
       {"metrics-addr", required_argument, NULL, 'm'},
+      {"check-config", required_argument, NULL, 'k'}, {"listen", required_argument, NULL, 'l'},
       {NULL, 0, NULL, 0}};
   *a = (args_t){.threads = KV_SERVER_THREADS_DEFAULT, .coord = KV_COORD_OPTS_DEFAULT};
   uint64_t v;
   int ch;
   while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (ch) {
-      case 'c': a->config_path = optarg; break;
+      case 'c':
+      case 'k':
+        if (a->config_path && (ch == 'k') != a->check_only) {
+          fprintf(stderr, "kvnode: --check-config takes the file to check; leave out --config\n");
+          return 2;
+        }
+        a->config_path = optarg;
+        a->check_only = ch == 'k';
+        break;
+      case 'l':
+        if (!listen_ok(optarg)) {
+          fprintf(stderr, "kvnode: --listen must be HOST:PORT with a port of 1 to 65535, not "
+                          "'%s'\n", optarg);
+          return 2;
+        }
+        a->listen = optarg;
+        break;
       case 'n': a->node_id = optarg; break;
       case 'd': a->data_dir = optarg; break;
       case 'f': a->allow_faults = true; break;
@@ -146,6 +199,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
                     "--allow-fault-injection\n");
     return 2;
   }
+  if (a->check_only) return 0;
   if (!a->config_path || !a->node_id) {
     fprintf(stderr, "kvnode: --config and --node are required\n");
     usage(stderr);
@@ -243,7 +297,8 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
   kv_peers_run(d->peers, d->coord, &d->driver, kv_server_relay);
   kv_server_deps_t deps = {.cfg = cfg, .node = d->node, .coord = d->coord,
                            .driver = &d->driver, .peers = d->peers, .metrics = d->metrics};
-  kv_server_opts_t opts = {.address = self->address, .threads = a->threads,
+  kv_server_opts_t opts = {.address = a->listen ? a->listen : self->address,
+                           .threads = a->threads,
                            .max_message_bytes = max_message,
                            .allow_fault_injection = a->allow_faults,
                            .clock_offset_ms = a->clock_offset_ms};
@@ -269,6 +324,14 @@ static void daemon_stop(daemon_t *d) {
   kv_store_close(d->store);
 }
 
+/* Tells the service manager, if there is one; a failure costs only a warning (systemd would
+ * then time the start out, which says more than a node refusing to run). */
+static void notify(const char *state) {
+  kv_status_t st;
+  kv_status_clear(&st);
+  if (kv_notify(state, &st) != KV_OK) KV_WARN("%s", st.msg);
+}
+
 /* Runs the node until a signal; returns the exit code. */
 static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *self) {
   char default_dir[128];
@@ -291,19 +354,48 @@ static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *se
     KV_ERROR("%s", st.msg);
     exit_code = 1;
   } else {
-    KV_INFO("serving on %s (cluster %s, data %s, incarnation %016" PRIx64 ", %u threads)",
-            self->address, cfg->cluster_name, dir, kv_store_incarnation(d.store), a->threads);
+    KV_INFO("serving on %s (%s%s%scluster %s, data %s, incarnation %016" PRIx64
+            ", %u threads)", self->address, a->listen ? "listening on " : "",
+            a->listen ? a->listen : "", a->listen ? ", " : "", cfg->cluster_name, dir,
+            kv_store_incarnation(d.store), a->threads);
     if (a->metrics_text) KV_INFO("metrics at http://%s/metrics", a->metrics_text);
     if (a->allow_faults)
       KV_WARN("fault injection is allowed: kvctl fault can delay, drop and cut this node's "
               "calls to its peers");
+    notify("READY=1\nSTATUS=serving");
     int sig = wait_for_signal();
     KV_INFO("%s: stopping (finishing in-flight calls)", strsignal(sig));
+    notify("STOPPING=1\nSTATUS=stopping: finishing in-flight calls");
   }
   daemon_stop(&d);
   kv_rpc_shutdown();
   if (exit_code == 0) KV_INFO("stopped cleanly");
   return exit_code;
+}
+
+/* Under systemd, stderr is the journal when JOURNAL_STREAM holds the device and inode of the
+ * stream stderr is (systemd.exec(5)); a stderr redirected elsewhere keeps plain lines. */
+static bool stderr_is_journal(void) {
+  const char *stream = getenv("JOURNAL_STREAM");
+  unsigned long long dev, ino;
+  struct stat sb;
+  return stream && sscanf(stream, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &sb) == 0 &&
+         (unsigned long long)sb.st_dev == dev && (unsigned long long)sb.st_ino == ino;
+}
+
+/* --check-config's one line: what the file holds, as the node would run it. */
+static void print_summary(const kv_config_t *cfg, const kv_node_conf_t *self) {
+  uint32_t regions = 0;
+  for (uint32_t i = 0; i < cfg->node_count; i++) {
+    uint32_t j = 0;
+    while (j < i && strcmp(cfg->nodes[j].region, cfg->nodes[i].region) != 0) j++;
+    regions += j == i;
+  }
+  printf("kvnode: %s: ok: cluster %s, %u node(s) in %u region(s), %u keyspace(s), %u "
+         "partitions", cfg->path, cfg->cluster_name, cfg->node_count, regions,
+         cfg->keyspace_count, cfg->partitions);
+  if (self) printf("; node %s at %s", self->id, self->address);
+  printf("\n");
 }
 
 int main(int argc, char **argv) {
@@ -318,8 +410,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "kvnode: %s\n", st.msg);
     return 2;
   }
-  const kv_node_conf_t *self = kv_config_node(&cfg, a.node_id);
-  if (!self) {
+  const kv_node_conf_t *self = a.node_id ? kv_config_node(&cfg, a.node_id) : NULL;
+  if (a.node_id && !self) {
     fprintf(stderr, "kvnode: %s:%u: node '%s' is not in the nodes list of this file\n",
             cfg.path, cfg.nodes_line, a.node_id);
     return 2;
@@ -329,6 +421,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "kvnode: %s\n", st.msg);
     return 2;
   }
+  if (a.check_only) {
+    print_summary(&cfg, self);
+    return 0;
+  }
   kv_log_set_prefix(self->id);
+  kv_log_set_journal(stderr_is_journal());
   return run(&a, &cfg, self);
 }

@@ -78,6 +78,39 @@ expect "config: missing file" 2 "kvnode: $work/none.yaml:0: cannot open the file
 expect "usage: unknown flag exits 2" 2 "usage: kvnode" "$KVNODE" --bogus
 if [ ! -e "$work/never" ]; then ok "a refused config creates no data directory"; else fail "a refused config creates no data directory" "$work/never exists"; fi
 
+# ---- kvnode --check-config: the loader's verdict, without starting ---------------------
+expect_exact "check-config: a good file, one line on stdout" 0 \
+  "kvnode: $work/ok.yaml: ok: cluster it, 1 node(s) in 1 region(s), 1 keyspace(s), 64 partitions" "" \
+  "$KVNODE" --check-config "$work/ok.yaml"
+expect_exact "check-config --node: and that node" 0 \
+  "kvnode: $work/ok.yaml: ok: cluster it, 1 node(s) in 1 region(s), 1 keyspace(s), 64 partitions; node n1 at 127.0.0.1:$port" "" \
+  "$KVNODE" --check-config "$work/ok.yaml" --node n1 --data-dir "$work/never"
+expect_exact "check-config: two regions" 0 \
+  "kvnode: config/multiregion.yaml: ok: cluster multiregion, 6 node(s) in 2 region(s), 1 keyspace(s), 256 partitions" "" \
+  "$KVNODE" --check-config config/multiregion.yaml
+printf '%s\n' "cluster:" "  partitions: 100" "nodes:" "$node1" "$ks" >"$work/bad.yaml"
+expect_exact "check-config: a bad line exits 2 with the loader's sentence" 2 \
+  "kvnode: $work/bad.yaml:2: partitions is 100; it must be a power of two between 1 and 65536" "" \
+  "$KVNODE" --check-config "$work/bad.yaml"
+expect_exact "check-config: a node not in the file" 2 \
+  "kvnode: $work/ok.yaml:4: node 'n7' is not in the nodes list of this file" "" \
+  "$KVNODE" --check-config "$work/ok.yaml" --node n7
+printf '%s\n' "nodes:" "$node1" "keyspaces:" \
+  '  - { name: default, replication: { local: 1 }, handler: "plugin:/nonexistent/x.so" }' >"$work/plugin.yaml"
+expect_exact "check-config: a plugin that does not load" 2 \
+  "kvnode: $work/plugin.yaml:4: handler 'plugin:/nonexistent/x.so' cannot be loaded: /nonexistent/x.so: cannot open shared object file: No such file or directory" "" \
+  "$KVNODE" --check-config "$work/plugin.yaml"
+expect_exact "check-config: a missing file" 2 \
+  "kvnode: $work/none.yaml:0: cannot open the file: No such file or directory" "" \
+  "$KVNODE" --check-config "$work/none.yaml"
+expect_exact "check-config with --config is a usage error" 2 \
+  "kvnode: --check-config takes the file to check; leave out --config" "" \
+  "$KVNODE" --config "$work/ok.yaml" --check-config "$work/ok.yaml"
+if [ ! -e "$work/never" ]; then ok "check-config creates no data directory"; else fail "check-config creates no data directory" "$work/never exists"; fi
+expect_exact "kvnode: bad --listen" 2 \
+  "kvnode: --listen must be HOST:PORT with a port of 1 to 65535, not '127.0.0.1'" "" \
+  "$KVNODE" --config "$work/ok.yaml" --node n1 --listen 127.0.0.1
+
 # ---- usage errors: exit 2 and a sentence, before anything is sent ----------------------
 expect "kvctl: unknown command" 2 "kvctl: unknown command 'frob'; 'kvctl -h' lists them" "$KVCTL" frob
 expect "kvctl: missing arguments" 2 \
@@ -173,6 +206,38 @@ expect "a second node on a bound port exits 1" 1 "cannot listen on 127.0.0.1:$po
 stop_node "$pid1"; rc=$?
 if [ $rc = 0 ] && grep -q "stopped cleanly" "$work/n1.log"; then ok "SIGTERM stops the node cleanly (exit 0)"
 else fail "SIGTERM stops the node cleanly (exit 0)" "exit $rc; log: $(tail -3 "$work/n1.log")"; fi
+
+# ---- --listen: bound elsewhere than the file's address ---------------------------------
+# As in a container: the file names the node (here 127.0.0.1:port+5, where nothing listens),
+# the node listens on 0.0.0.0:port+6, and a client on 127.0.0.1 reaches it there.
+single_config "$work/listen.yaml" $((port + 5))
+JOURNAL_STREAM=0:0 "$KVNODE" --config "$work/listen.yaml" --node n1 --data-dir "$work/dl" \
+  --listen 0.0.0.0:$((port + 6)) >"$work/nl.log" 2>&1 &
+pidl=$!
+pids+=("$pidl")
+for _ in $(seq 100); do grep -q "serving on" "$work/nl.log" && break; sleep 0.1; done
+expect "--listen: the serving line names both addresses" 0 \
+  "serving on 127.0.0.1:$((port + 5)) (listening on 0.0.0.0:$((port + 6)), cluster it" cat "$work/nl.log"
+expect "--listen: a client reaches the node on the address it listens on" 0 "there" bash -c \
+  "'$KVCTL' -a 127.0.0.1:$((port + 6)) put default l1 there >/dev/null && '$KVCTL' -a 127.0.0.1:$((port + 6)) get default l1"
+stop_node "$pidl"; rc=$?
+check "--listen: SIGTERM still stops it cleanly" "exit $rc" [ "$rc" = 0 ]
+
+# ---- the journal: under systemd, stderr is the journal stream JOURNAL_STREAM names -------
+# The node then leaves the time to the journal and prefixes each line with its priority.
+: >"$work/nj.log"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$work/nj.log") "$KVNODE" --config "$work/listen.yaml" --node n1 \
+  --data-dir "$work/dl" >>"$work/nj.log" 2>&1 &
+pidj=$!
+pids+=("$pidj")
+for _ in $(seq 100); do grep -q "serving on" "$work/nj.log" && break; sleep 0.1; done
+stop_node "$pidj"; rc=$?
+expect_exact "journal: priority prefixes and no timestamps when stderr is the journal" 0 \
+  "<6>n1 INFO serving on
+<6>n1 INFO Terminated: stopping (finishing in-flight calls)
+<6>n1 INFO stopped cleanly" "" bash -c "sed -E 's/^(<6>n1 INFO serving on).*/\\1/' '$work/nj.log'; exit $rc"
+check "journal: lines to a stderr that is not the journal stream keep their timestamps" \
+  "$(head -1 "$work/nl.log")" grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T.* n1 INFO serving on' "$work/nl.log"
 
 # ---- durability: durable puts survive SIGKILL ------------------------------------------
 start_node "$cfg" n1 "$work/d1" "$work/n1b.log" || exit 1

@@ -23,6 +23,7 @@ Suite *codec_suite(void);
 Suite *hints_suite(void);
 Suite *exchange_suite(void);
 Suite *reaper_suite(void);
+Suite *notify_suite(void);
 
 int main(void) {
   SRunner *sr = srunner_create(common_suite());
@@ -46,6 +47,7 @@ int main(void) {
   srunner_add_suite(sr, hints_suite());
   srunner_add_suite(sr, exchange_suite());
   srunner_add_suite(sr, reaper_suite());
+  srunner_add_suite(sr, notify_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
