@@ -82,11 +82,28 @@ typedef struct {
 } cfg_raw_keyspace_t;
 
 typedef struct {
+  char *cert;
+  char *key;
+  char *ca;
+  char *client_auth;
+} cfg_raw_tls_t;
+
+typedef struct {
+  char *name;
+  char *secret;
+  char *secret_file;
+  char *admin;        /* a string, as sloppy_quorum */
+} cfg_raw_token_t;
+
+typedef struct {
   cfg_raw_cluster_t *cluster;
   cfg_raw_node_t *nodes;
   unsigned nodes_count;
   cfg_raw_keyspace_t *keyspaces;
   unsigned keyspaces_count;
+  cfg_raw_tls_t *tls;
+  cfg_raw_token_t *tokens;
+  unsigned tokens_count;
 } cfg_raw_t;
 
 #define CFG_OPT (CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL)
@@ -130,6 +147,29 @@ static const cyaml_schema_field_t cfg_keyspace_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t cfg_tls_fields[] = {
+    CFG_STR("cert", cfg_raw_tls_t, cert),
+    CFG_STR("key", cfg_raw_tls_t, key),
+    CFG_STR("ca", cfg_raw_tls_t, ca),
+    CFG_STR("client_auth", cfg_raw_tls_t, client_auth),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t cfg_token_fields[] = {
+    CFG_STR("name", cfg_raw_token_t, name),
+    CFG_STR("secret", cfg_raw_token_t, secret),
+    CFG_STR("secret_file", cfg_raw_token_t, secret_file),
+    /* Read from the tree instead, where each entry's line is known. */
+    CYAML_FIELD_IGNORE("read", CYAML_FLAG_OPTIONAL),
+    CYAML_FIELD_IGNORE("write", CYAML_FLAG_OPTIONAL),
+    CFG_STR("admin", cfg_raw_token_t, admin),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t cfg_token_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, cfg_raw_token_t, cfg_token_fields),
+};
+
 static const cyaml_schema_value_t cfg_node_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, cfg_raw_node_t, cfg_node_fields),
 };
@@ -144,6 +184,9 @@ static const cyaml_schema_field_t cfg_top_fields[] = {
     CYAML_FIELD_SEQUENCE("nodes", CFG_OPT, cfg_raw_t, nodes, &cfg_node_schema, 0,
                          CYAML_UNLIMITED),
     CYAML_FIELD_SEQUENCE("keyspaces", CFG_OPT, cfg_raw_t, keyspaces, &cfg_keyspace_schema, 0,
+                         CYAML_UNLIMITED),
+    CYAML_FIELD_MAPPING_PTR("tls", CFG_OPT, cfg_raw_t, tls, cfg_tls_fields),
+    CYAML_FIELD_SEQUENCE("tokens", CFG_OPT, cfg_raw_t, tokens, &cfg_token_schema, 0,
                          CYAML_UNLIMITED),
     CYAML_FIELD_END,
 };
@@ -462,6 +505,8 @@ static const char *cfg_cyaml_place(const cfg_load_t *c) {
   const char *outer = c->log.steps[c->log.step_count - 1].field;
   if (strcmp(outer, "nodes") == 0) return "in a node";
   if (strcmp(outer, "keyspaces") == 0) return "in a keyspace";
+  if (strcmp(outer, "tls") == 0) return "in the tls section";
+  if (strcmp(outer, "tokens") == 0) return "in a token";
   return "in the cluster section";
 }
 
@@ -1038,6 +1083,198 @@ static kv_err cfg_check_keyspaces(const cfg_load_t *c, kv_config_t *out) {
   return KV_OK;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Step 4, continued: tls and tokens
+ * ---------------------------------------------------------------------------------------- */
+
+/* A path of the tls section, 1..KV_TLS_PATH_BYTES_MAX bytes. Whether it can be read is for
+ * kvnode/tls.c to say, when it loads the file. */
+static kv_err cfg_copy_path(const cfg_load_t *c, const char *what, const char *raw,
+                            uint32_t line, char *dst) {
+  char shown[CFG_SHOW_BYTES];
+  size_t len = strlen(raw);
+  if (len == 0) return cfg_fail(c, line, "%s is empty; give the path of a PEM file", what);
+  if (len > KV_TLS_PATH_BYTES_MAX)
+    return cfg_fail(c, line, "%s '%s' is %zu bytes; the limit is %u", what, cfg_show(shown, raw),
+                    len, KV_TLS_PATH_BYTES_MAX);
+  memcpy(dst, raw, len + 1);
+  return KV_OK;
+}
+
+static kv_err cfg_check_tls(const cfg_load_t *c, kv_config_t *out) {
+  static const cfg_raw_tls_t none;
+  kv_tls_conf_t *t = &out->tls;
+  t->client_auth_required = true;
+  int at = cfg_child(c, 0, "tls");
+  if (at < 0) return KV_OK;
+  /* "tls:" with nothing under it loads as no mapping at all. */
+  const cfg_raw_tls_t *raw = cfg_raw(c)->tls ? cfg_raw(c)->tls : &none;
+  uint32_t line = c->entries[at].line;
+  if (!raw->cert) return cfg_missing(c, line, "tls", "cert");
+  if (!raw->key) return cfg_missing(c, line, "tls", "key");
+  if (!raw->ca) return cfg_missing(c, line, "tls", "ca");
+  t->cert_line = cfg_field_line(c, at, "cert");
+  t->key_line = cfg_field_line(c, at, "key");
+  t->ca_line = cfg_field_line(c, at, "ca");
+  kv_err err = cfg_copy_path(c, "tls.cert", raw->cert, t->cert_line, t->cert);
+  if (!err) err = cfg_copy_path(c, "tls.key", raw->key, t->key_line, t->key);
+  if (!err) err = cfg_copy_path(c, "tls.ca", raw->ca, t->ca_line, t->ca);
+  if (err) return err;
+  if (raw->client_auth) {
+    char shown[CFG_SHOW_BYTES];
+    if (strcmp(raw->client_auth, "optional") == 0)
+      t->client_auth_required = false;
+    else if (strcmp(raw->client_auth, "require") != 0)
+      return cfg_fail(c, cfg_field_line(c, at, "client_auth"), "tls.client_auth is '%s'; use "
+                      "require or optional", cfg_show(shown, raw->client_auth));
+  }
+  t->enabled = true;
+  return KV_OK;
+}
+
+/* A token's read or write list: keyspace names, or "*" for every keyspace, as a bit set. */
+static kv_err cfg_check_token_keyspaces(const cfg_load_t *c, const kv_config_t *cfg, int entry,
+                                        const char *role, const kv_token_conf_t *t,
+                                        uint64_t *out) {
+  int list = cfg_child(c, entry, role);
+  if (list < 0) return KV_OK;
+  char shown[CFG_SHOW_BYTES];
+  for (int i = list; i < c->entry_count; i++) {
+    const cfg_entry_t *e = &c->entries[i];
+    if (i != list && e->parent != list) continue;
+    if ((i == list && e->kind != CFG_SEQUENCE) || (i != list && e->kind != CFG_SCALAR))
+      return cfg_fail(c, e->line, "token '%s' %s must be a list of keyspaces, like [default], "
+                      "or [\"*\"] for every keyspace", t->name, role);
+    if (i == list) continue;
+    if (strcmp(e->scalar, "*") == 0) {
+      *out = cfg->keyspace_count == 64 ? ~0ull : (1ull << cfg->keyspace_count) - 1;
+      continue;
+    }
+    uint32_t k = 0;
+    while (k < cfg->keyspace_count && strcmp(cfg->keyspaces[k].name, e->scalar) != 0) k++;
+    if (k == cfg->keyspace_count)
+      return cfg_fail(c, e->line, "token '%s' %s names keyspace '%s', which is not defined",
+                      t->name, role, cfg_show(shown, e->scalar));
+    *out |= 1ull << k;
+  }
+  return KV_OK;
+}
+
+/* Reads a secret_file: its bytes, less one line ending. At most max + 2 bytes are read, so a
+ * longer file is told from one at the limit with its newline. */
+static kv_err cfg_read_secret_file(const cfg_load_t *c, const kv_token_conf_t *t,
+                                   const char *path, uint32_t line, char *buf, size_t max,
+                                   size_t *len) {
+  char shown[CFG_SHOW_BYTES];
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return cfg_fail(c, line, "token '%s' secret_file '%s' cannot be read: %s", t->name,
+                    cfg_show(shown, path), strerror(errno));
+  size_t n = fread(buf, 1, max + 2, f);
+  int read_errno = ferror(f) ? errno : 0;
+  fclose(f);
+  if (read_errno)
+    return cfg_fail(c, line, "token '%s' secret_file '%s' cannot be read: %s", t->name,
+                    cfg_show(shown, path), strerror(read_errno));
+  if (n > 0 && buf[n - 1] == '\n') n--;
+  if (n > 0 && buf[n - 1] == '\r') n--;
+  *len = n;
+  return KV_OK;
+}
+
+/* Exactly one of secret and secret_file, 16 to 256 printable ASCII bytes without spaces. The
+ * secret itself never appears in a message. */
+static kv_err cfg_check_token_secret(const cfg_load_t *c, const cfg_raw_token_t *raw, int entry,
+                                     kv_token_conf_t *t) {
+  uint32_t line = cfg_field_line(c, entry, raw->secret_file ? "secret_file" : "secret");
+  if (raw->secret && raw->secret_file)
+    return cfg_fail(c, line, "token '%s' has both secret and secret_file; give one", t->name);
+  if (!raw->secret && !raw->secret_file)
+    return cfg_fail(c, t->line, "token '%s' has no secret; give secret or secret_file", t->name);
+  char buf[KV_TOKEN_SECRET_BYTES_MAX + 2];
+  const char *secret = raw->secret;
+  size_t len = raw->secret ? strlen(raw->secret) : 0;
+  if (raw->secret_file) {
+    kv_err err = cfg_read_secret_file(c, t, raw->secret_file, line, buf,
+                                      KV_TOKEN_SECRET_BYTES_MAX, &len);
+    if (err) return err;
+    secret = buf;
+  }
+  const char *what = raw->secret_file ? "secret_file holds a secret of" : "secret is";
+  if (len < KV_TOKEN_SECRET_BYTES_MIN)
+    return cfg_fail(c, line, "token '%s' %s %zu bytes; use at least %u (openssl rand -hex 16 "
+                    "makes one)", t->name, what, len, KV_TOKEN_SECRET_BYTES_MIN);
+  if (len > KV_TOKEN_SECRET_BYTES_MAX)
+    return cfg_fail(c, line, "token '%s' %s more than %u bytes, the limit", t->name, what,
+                    KV_TOKEN_SECRET_BYTES_MAX);
+  for (size_t i = 0; i < len; i++)
+    if (secret[i] < 0x21 || secret[i] > 0x7e)
+      return cfg_fail(c, line, "token '%s' secret has a space or a byte that is not printable "
+                      "ASCII; it travels in an HTTP header", t->name);
+  memcpy(t->secret, secret, len);
+  t->secret_bytes = (uint32_t)len;
+  return KV_OK;
+}
+
+/* The token just filled in at out->tokens[token_count] against the ones before it. */
+static kv_err cfg_check_token_unique(const cfg_load_t *c, const kv_config_t *out, int entry) {
+  const kv_token_conf_t *t = &out->tokens[out->token_count];
+  for (uint32_t j = 0; j < out->token_count; j++) {
+    const kv_token_conf_t *other = &out->tokens[j];
+    if (strcmp(other->name, t->name) == 0)
+      return cfg_fail(c, cfg_field_line(c, entry, "name"), "token name '%s' is used twice "
+                      "(first at line %u)", t->name, other->line);
+    if (other->secret_bytes == t->secret_bytes &&
+        memcmp(other->secret, t->secret, t->secret_bytes) == 0)
+      return cfg_fail(c, t->line, "token '%s' has the same secret as token '%s' (line %u); "
+                      "each token needs its own", t->name, other->name, other->line);
+  }
+  return KV_OK;
+}
+
+static kv_err cfg_check_token(const cfg_load_t *c, const cfg_raw_token_t *raw, int entry,
+                              kv_config_t *out) {
+  KV_ASSERT(entry >= 0);
+  kv_token_conf_t *t = &out->tokens[out->token_count];
+  t->line = c->entries[entry].line;
+  if (!raw->name) return cfg_missing(c, t->line, "a token", "name");
+  kv_err err = cfg_copy_name(c, "token name", raw->name, KV_TOKEN_NAME_BYTES_MAX,
+                             cfg_field_line(c, entry, "name"), t->name);
+  if (!err) err = cfg_check_token_secret(c, raw, entry, t);
+  if (!err) err = cfg_check_token_keyspaces(c, out, entry, "read", t, &t->read_keyspaces);
+  if (!err) err = cfg_check_token_keyspaces(c, out, entry, "write", t, &t->write_keyspaces);
+  if (!err) err = cfg_check_bool(c, "admin", raw->admin, cfg_field_line(c, entry, "admin"),
+                                 &t->admin);
+  if (!err && !t->admin && !t->read_keyspaces && !t->write_keyspaces)
+    err = cfg_fail(c, t->line, "token '%s' has no role; give it read or write keyspaces, or "
+                   "admin: true", t->name);
+  if (!err) err = cfg_check_token_unique(c, out, entry);
+  if (err) return err;
+  out->token_count++;
+  return KV_OK;
+}
+
+static kv_err cfg_check_tokens(const cfg_load_t *c, kv_config_t *out) {
+  const cfg_raw_t *raw = cfg_raw(c);
+  int list = cfg_child(c, 0, "tokens");
+  if (list < 0) return KV_OK;
+  out->tokens_line = c->entries[list].line;
+  if (raw->tokens_count == 0)
+    return cfg_fail(c, out->tokens_line, "the tokens list is empty; define a token, or remove "
+                    "the list to ask for none");
+  if (!out->tls.enabled)
+    return cfg_fail(c, out->tokens_line, "tokens need tls: without it bearer tokens would "
+                    "cross the network in the clear; add a tls section");
+  if (raw->tokens_count > KV_TOKENS_MAX)
+    return cfg_fail(c, c->entries[cfg_nth(c, list, KV_TOKENS_MAX)].line,
+                    "there are %u tokens; the limit is %u", raw->tokens_count, KV_TOKENS_MAX);
+  for (unsigned i = 0; i < raw->tokens_count; i++) {
+    kv_err err = cfg_check_token(c, &raw->tokens[i], cfg_nth(c, list, (int)i), out);
+    if (err) return err;
+  }
+  return KV_OK;
+}
+
 static void cfg_load_free(cfg_load_t *c) {
   for (int i = 0; i < c->entry_count; i++) {
     free(c->entries[i].key);
@@ -1069,6 +1306,8 @@ kv_err kv_config_load(const char *path, kv_config_t *out, kv_status_t *st) {
   if (!err) err = cfg_check_cluster(&c, out);
   if (!err) err = cfg_check_nodes(&c, out);
   if (!err) err = cfg_check_keyspaces(&c, out);
+  if (!err) err = cfg_check_tls(&c, out);
+  if (!err) err = cfg_check_tokens(&c, out);
   cfg_load_free(&c);
   /* A half-checked config must not be mistaken for a good one. */
   if (err) memset(out, 0, sizeof *out);

@@ -28,6 +28,17 @@
  *                # region_priority: [east, west] (for region-priority; first is highest)
  *                # handler and fallback_handler: siblings, lww, region-priority, set-union,
  *                # or plugin:/path/to/handler.so (common/conflict.h)
+ *   tls:       { cert: n1.pem, key: n1.key, ca: ca.pem, client_auth: require }   # optional
+ *              # cert, key and ca are required when tls is given (paths as given, from the
+ *              # working directory; kvnode/tls.c reads and checks them); client_auth:
+ *              # require (the default: every connection presents a certificate from ca) or
+ *              # optional (clients may connect without one; peer and admin calls still need
+ *              # one)
+ *   tokens:    - { name: app, secret_file: app.token, read: [default], write: [default] }
+ *              - { name: ops, secret: "...", admin: true }                    # optional
+ *              # each token: a name, exactly one of secret / secret_file (16 to 256
+ *              # printable bytes), and at least one role: read and write list keyspaces
+ *              # ("*" is every keyspace), admin: true allows the Admin calls. tokens need tls.
  */
 #ifndef KV_CONFIG_H
 #define KV_CONFIG_H
@@ -70,6 +81,27 @@ typedef struct {
   uint32_t line;
 } kv_keyspace_conf_t;
 
+/* The tls: section. Paths are as written in the file. */
+typedef struct {
+  bool enabled;                           /* the section is present */
+  char cert[KV_TLS_PATH_BYTES_MAX + 1];   /* this node's certificate chain, PEM */
+  char key[KV_TLS_PATH_BYTES_MAX + 1];    /* its private key, PEM */
+  char ca[KV_TLS_PATH_BYTES_MAX + 1];     /* the CA(s) every certificate must chain to, PEM */
+  bool client_auth_required;              /* require (default) or optional */
+  uint32_t cert_line, key_line, ca_line;  /* for messages about the files */
+} kv_tls_conf_t;
+
+/* One entry of tokens:. The secret is kept here only until kvnode/auth.c hashes it. */
+typedef struct {
+  char name[KV_TOKEN_NAME_BYTES_MAX + 1];
+  uint8_t secret[KV_TOKEN_SECRET_BYTES_MAX];
+  uint32_t secret_bytes;
+  bool admin;                             /* may make the Admin calls */
+  uint64_t read_keyspaces;                /* bit i: may read keyspaces[i] (KV_KEYSPACES_MAX is 64) */
+  uint64_t write_keyspaces;               /* bit i: may put and delete in keyspaces[i] */
+  uint32_t line;
+} kv_token_conf_t;
+
 typedef struct {
   char path[256];                         /* the file it was loaded from */
   char cluster_name[KV_CLUSTER_NAME_BYTES_MAX + 1]; /* "tunekv" when not given */
@@ -85,13 +117,19 @@ typedef struct {
   uint32_t nodes_line;                    /* line of the "nodes:" key */
   kv_keyspace_conf_t keyspaces[KV_KEYSPACES_MAX];
   uint32_t keyspace_count;
+  kv_tls_conf_t tls;
+  kv_token_conf_t tokens[KV_TOKENS_MAX];
+  uint32_t token_count;                   /* 0: no token is asked for */
+  uint32_t tokens_line;                   /* line of the "tokens:" key */
 } kv_config_t;
 
 /* Loads and validates path into *out (caller-owned, zeroed on failure; no heap survives).
  * Errors: KV_ECONFIG with st->msg "FILE:LINE: sentence" for an unreadable file, YAML syntax
  * error, unknown field, missing required field, bad value, duplicate node id or keyspace,
  * bad address, partitions not a power of two, a replication region with no node in it, an
- * unknown level name, or a value over its hard limit. LINE is 0 when the file itself cannot be
+ * unknown level name, a value over its hard limit, a tls section missing a file or with an
+ * unknown client_auth, or a token without a usable secret or role (a secret_file is read here;
+ * the tls files are not: kvnode/tls.c reads and checks them). LINE is 0 when the file itself cannot be
  * read. KV_ENOMEM ("FILE: out of memory while loading") when memory runs out. */
 kv_err kv_config_load(const char *path, kv_config_t *out, kv_status_t *st);
 

@@ -50,6 +50,15 @@
  * and a ring too large for one answer is asked about one key at a time. */
 #define KV_RING_ROWS_MAX 65536u
 
+/* Security (config tls: and tokens:, kvnode/tls.c, kvnode/auth.c). A token's secret is
+ * printable ASCII without spaces (it travels in an HTTP/2 header), at least 16 bytes so that
+ * it cannot be guessed. */
+#define KV_TLS_PATH_BYTES_MAX 255u
+#define KV_TOKENS_MAX 64u
+#define KV_TOKEN_NAME_BYTES_MAX 64u
+#define KV_TOKEN_SECRET_BYTES_MIN 16u
+#define KV_TOKEN_SECRET_BYTES_MAX 256u
+
 /* Clock sanity: a peer whose wall clock is off by more than the config's max_clock_skew_ms
  * is reported, and lww decisions over its writes are journaled as suspect. */
 #define KV_CLOCK_SKEW_MS_DEFAULT 500u

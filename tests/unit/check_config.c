@@ -664,6 +664,172 @@ START_TEST(conflict_options_are_checked) {
 }
 END_TEST
 
+/* ---- tls and tokens ------------------------------------------------------------------- */
+
+/* Lines 1-6: one node, keyspaces default and carts (line 5), then a tls section on line 6. */
+#define TWO_KEYSPACES_TLS                                      \
+  ONE_KEYSPACE                                                 \
+  "  - { name: carts, replication: { local: 1 } }\n"           \
+  "tls: { cert: n1.pem, key: n1.key, ca: ca.pem }\n"
+
+START_TEST(tls_and_tokens_are_read) {
+  static kv_config_t cfg;
+  kv_status_t st;
+  /* secret_file: read here, its newline dropped. */
+  const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  char secret_path[96];
+  snprintf(secret_path, sizeof secret_path, "%s/tunekv-secret-%d", base, (int)getpid());
+  FILE *f = fopen(secret_path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs("0123456789abcdef-file\n", f);
+  ck_assert_int_eq(fclose(f), 0);
+  char yaml[1024];
+  snprintf(yaml, sizeof yaml,
+           ONE_KEYSPACE
+           "  - { name: carts, replication: { local: 1 } }\n"
+           "tls: { cert: n1.pem, key: n1.key, ca: ca.pem, client_auth: optional }\n"
+           "tokens:\n"
+           "  - { name: app, secret: 0123456789abcdef-app, read: [default], write: [\"*\"] }\n"
+           "  - { name: ops, secret_file: %s, admin: true }\n", secret_path);
+  ck_assert_int_eq(load_text(yaml, &cfg, &st), KV_OK);
+  unlink(secret_path);
+  ck_assert(cfg.tls.enabled);
+  ck_assert_str_eq(cfg.tls.cert, "n1.pem");
+  ck_assert_str_eq(cfg.tls.key, "n1.key");
+  ck_assert_str_eq(cfg.tls.ca, "ca.pem");
+  ck_assert_uint_eq(cfg.tls.cert_line, 7);
+  ck_assert(!cfg.tls.client_auth_required);
+  ck_assert_uint_eq(cfg.token_count, 2);
+  ck_assert_uint_eq(cfg.tokens_line, 8);
+  const kv_token_conf_t *app = &cfg.tokens[0], *ops = &cfg.tokens[1];
+  ck_assert_str_eq(app->name, "app");
+  ck_assert_uint_eq(app->secret_bytes, 20);
+  ck_assert_mem_eq(app->secret, "0123456789abcdef-app", 20);
+  ck_assert_uint_eq(app->read_keyspaces, 1);
+  ck_assert_uint_eq(app->write_keyspaces, 3);
+  ck_assert(!app->admin);
+  ck_assert_uint_eq(ops->secret_bytes, 21);
+  ck_assert_mem_eq(ops->secret, "0123456789abcdef-file", 21);
+  ck_assert(ops->admin);
+  ck_assert_uint_eq(ops->read_keyspaces | ops->write_keyspaces, 0);
+  /* Without the sections: no tls, no token; client_auth defaults to require. */
+  ck_assert_int_eq(load_text(TWO_KEYSPACES_TLS, &cfg, &st), KV_OK);
+  ck_assert(cfg.tls.client_auth_required);
+  ck_assert_uint_eq(cfg.token_count, 0);
+  ck_assert_int_eq(load_text(ONE_KEYSPACE, &cfg, &st), KV_OK);
+  ck_assert(!cfg.tls.enabled);
+}
+END_TEST
+
+START_TEST(tls_section_is_checked) {
+  expect_error(ONE_KEYSPACE
+               "tls: { key: n1.key, ca: ca.pem }\n",
+               6, "tls is missing the required field 'cert'");
+  expect_error(ONE_KEYSPACE
+               "tls: { cert: n1.pem, ca: ca.pem }\n",
+               6, "tls is missing the required field 'key'");
+  expect_error(ONE_KEYSPACE
+               "tls:\n",
+               6, "tls is missing the required field 'cert'");
+  expect_error(ONE_KEYSPACE
+               "tls:\n"
+               "  cert: n1.pem\n"
+               "  key: n1.key\n",
+               6, "tls is missing the required field 'ca'");
+  expect_error(ONE_KEYSPACE
+               "tls:\n"
+               "  cert: \"\"\n"
+               "  key: n1.key\n"
+               "  ca: ca.pem\n",
+               7, "tls.cert is empty; give the path of a PEM file");
+  expect_error(ONE_KEYSPACE
+               "tls:\n"
+               "  cert: n1.pem\n"
+               "  key: n1.key\n"
+               "  ca: ca.pem\n"
+               "  client_auth: maybe\n",
+               10, "tls.client_auth is 'maybe'; use require or optional");
+  expect_error(ONE_KEYSPACE
+               "tls: { cert: n1.pem, key: n1.key, ca: ca.pem, crl: x.pem }\n",
+               6, "unknown field 'crl' in the tls section");
+}
+END_TEST
+
+START_TEST(tokens_are_checked) {
+  expect_error(ONE_KEYSPACE
+               "tokens:\n"
+               "  - { name: app, secret: 0123456789abcdef, read: [default] }\n",
+               6, "tokens need tls: without it bearer tokens would cross the network in the "
+                  "clear; add a tls section");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens: []\n",
+               8, "the tokens list is empty; define a token, or remove the list to ask for "
+                  "none");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens:\n"
+               "  - { secret: 0123456789abcdef, read: [default] }\n",
+               9, "a token is missing the required field 'name'");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens:\n"
+               "  - { name: app, read: [default] }\n",
+               9, "token 'app' has no secret; give secret or secret_file");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens:\n"
+               "  - name: app\n"
+               "    secret: 0123456789abcdef\n"
+               "    secret_file: app.token\n"
+               "    read: [default]\n",
+               11, "token 'app' has both secret and secret_file; give one");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens:\n"
+               "  - { name: app, secret: short, read: [default] }\n",
+               9, "token 'app' secret is 5 bytes; use at least 16 (openssl rand -hex 16 makes "
+                  "one)");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens:\n"
+               "  - { name: app, secret: \"0123456789 abcdef\", read: [default] }\n",
+               9, "token 'app' secret has a space or a byte that is not printable ASCII; it "
+                  "travels in an HTTP header");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens:\n"
+               "  - { name: app, secret_file: /nonexistent/app.token, read: [default] }\n",
+               9, "token 'app' secret_file '/nonexistent/app.token' cannot be read: No such "
+                  "file or directory");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens:\n"
+               "  - { name: app, secret: 0123456789abcdef, read: [default, orders] }\n",
+               9, "token 'app' read names keyspace 'orders', which is not defined");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens:\n"
+               "  - { name: app, secret: 0123456789abcdef, write: default }\n",
+               9, "token 'app' write must be a list of keyspaces, like [default], or [\"*\"] "
+                  "for every keyspace");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens:\n"
+               "  - { name: app, secret: 0123456789abcdef, admin: sometimes }\n",
+               9, "admin is 'sometimes'; it must be true or false");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens:\n"
+               "  - { name: app, secret: 0123456789abcdef, read: [], admin: false }\n",
+               9, "token 'app' has no role; give it read or write keyspaces, or admin: true");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens:\n"
+               "  - { name: app, secret: 0123456789abcdef, read: [default] }\n"
+               "  - { name: app, secret: 0123456789abcdefg, read: [default] }\n",
+               10, "token name 'app' is used twice (first at line 9)");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens:\n"
+               "  - { name: app, secret: 0123456789abcdef, read: [default] }\n"
+               "  - { name: ops, secret: 0123456789abcdef, admin: true }\n",
+               10, "token 'ops' has the same secret as token 'app' (line 9); each token needs "
+                  "its own");
+  expect_error(TWO_KEYSPACES_TLS
+               "tokens:\n"
+               "  - { name: app, secret: 0123456789abcdef, roles: [read] }\n",
+               9, "unknown field 'roles' in a token");
+}
+END_TEST
+
 Suite *config_suite(void) {
   Suite *s = suite_create("config");
   TCase *good = tcase_create("good");
@@ -672,6 +838,7 @@ Suite *config_suite(void) {
   tcase_add_test(good, every_option_is_read);
   tcase_add_test(good, lookups_find_nodes_keyspaces_and_limits);
   tcase_add_test(good, conflict_options_are_read);
+  tcase_add_test(good, tls_and_tokens_are_read);
   suite_add_tcase(s, good);
   TCase *bad = tcase_create("errors");
   tcase_add_test(bad, unreadable_files_are_reported);
@@ -690,6 +857,8 @@ Suite *config_suite(void) {
   tcase_add_test(bad, levels_must_be_known_and_possible);
   tcase_add_test(bad, keyspace_limits_are_enforced);
   tcase_add_test(bad, conflict_options_are_checked);
+  tcase_add_test(bad, tls_section_is_checked);
+  tcase_add_test(bad, tokens_are_checked);
   suite_add_tcase(s, bad);
   return s;
 }
