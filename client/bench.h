@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "report.h"
+#include "tunekv.h"
 
 enum { BENCH_EXIT_OK = 0, BENCH_EXIT_LOCAL = 1, BENCH_EXIT_USAGE = 2, BENCH_EXIT_ERRORS = 3 };
 
@@ -24,6 +25,12 @@ bool bench_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 bool bench_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 /* A finite decimal number in [min, max] (seconds, milliseconds, probabilities). */
 bool bench_parse_double(const char *s, double min, double max, double *out);
+
+/* TLS and token options for every connection a mode opens (cli_auth.h): the load mode's
+ * --tls-* and --token flags, else the environment. Every mode opens its clients with
+ * bench_open. */
+extern kv_client_auth_t bench_auth;
+int bench_open(const char *addr, kv_client_t **out, kv_client_status_t *st);
 
 /* Monotonic nanoseconds. */
 uint64_t bench_now_ns(void);

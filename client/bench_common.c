@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cli_auth.h"
 
 #define PROGRESS_EVERY_NS 250000000ull
 #define PROGRESS_COLUMNS 100
@@ -131,4 +132,11 @@ int bench_write_html(const char *path, const bench_html_t *h) {
     return BENCH_EXIT_LOCAL;
   }
   return BENCH_EXIT_OK;
+}
+
+kv_client_auth_t bench_auth;
+
+int bench_open(const char *addr, kv_client_t **out, kv_client_status_t *st) {
+  kv_cli_auth_env(&bench_auth);
+  return kv_client_open_auth(addr, &bench_auth, out, st);
 }

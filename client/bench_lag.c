@@ -278,10 +278,10 @@ static int load_cluster(lag_bench_t *b) {
 static int open_clients(lag_bench_t *b) {
   kv_client_status_t st;
   for (uint32_t i = 0; i < b->a.n_addrs; i++)
-    if (kv_client_open(b->a.addrs[i], &b->coords[i], &st) != KV_OK)
+    if (bench_open(b->a.addrs[i], &b->coords[i], &st) != KV_OK)
       return bench_usage_error("-a: '%s': %s", b->a.addrs[i], st.msg);
   for (uint32_t i = 0; i < b->cfg.node_count; i++)
-    if (kv_client_open(b->cfg.nodes[i].address, &b->nodes[i], &st) != KV_OK)
+    if (bench_open(b->cfg.nodes[i].address, &b->nodes[i], &st) != KV_OK)
       return bench_usage_error("%s: node %s: '%s': %s", b->a.config_path, b->cfg.nodes[i].id,
                                b->cfg.nodes[i].address, st.msg);
   uint32_t cap = b->a.inflight * (1 + KV_REPLICAS_MAX);

@@ -654,7 +654,7 @@ static int write_html(st_bench_t *b) {
 static int open_all(st_bench_t *b) {
   kv_client_status_t st;
   for (uint32_t i = 0; i < b->a.n; i++)
-    if (kv_client_open(b->a.replicas[i], &b->clients[i], &st) != KV_OK)
+    if (bench_open(b->a.replicas[i], &b->clients[i], &st) != KV_OK)
       return bench_usage_error("--replicas: '%s': %s", b->a.replicas[i], st.msg);
   b->writer = (uint32_t)index_of(&b->a, b->a.writer);
   b->reader = (uint32_t)index_of(&b->a, b->a.reader);

@@ -63,6 +63,7 @@
 #include "bench.h"
 #include "histogram.h"
 #include "kv_limits.h"
+#include "cli_auth.h"
 #include "tunekv.h"
 
 enum {
@@ -150,6 +151,7 @@ static void usage(FILE *f) {
         "               [--warmup S] [--json FILE] [--html FILE] [--keyspace NAME] [--seed N]\n"
         "               [--timeout MS] [--blind] [--durable] [--sequential] [--local]\n"
         "               [--preload] [--progress | --no-progress]\n"
+        "               [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] [--token TOKEN]\n"
         "       kvbench staleness -h     t-visibility measured and predicted (PBS)\n"
         "       kvbench lag -h           replication lag per replica and region\n"
         "\n"
@@ -176,6 +178,7 @@ static void usage(FILE *f) {
         "  --local            gets read only the receiving node's own replica\n"
         "  --preload          first write every key once (in order, at the first level);\n"
         "                     only what runs after it is measured\n"
+        KV_CLI_AUTH_USAGE
         "\n"
         "exit status: 0 no errors, 1 local failure, 2 usage error, 3 some requests failed\n",
         f);
@@ -273,12 +276,17 @@ static int parse_args(int argc, char **argv, bench_args_t *a) {
       static const char *const known[] = {"-a", "--ops", "--duration", "--concurrency",
                                           "--value-bytes", "--keys", "--mix", "-c",
                                           "--warmup", "--json", "--html", "--keyspace",
-                                          "--seed", "--timeout"};
+                                          "--seed", "--timeout", "--tls-ca", "--tls-cert",
+                                          "--tls-key", "--tls-server-name", "--token"};
       for (size_t j = 0; j < sizeof known / sizeof known[0]; j++)
         if (!strcmp(k, known[j])) return usage_error("option '%s' needs a value", k);
       return usage_error("unknown option '%s'", k);
     }
     const char *v = argv[++i];
+    if (kv_cli_auth_is_option(k)) {
+      kv_cli_auth_set(&bench_auth, k, v);
+      continue;
+    }
     if (!strcmp(k, "-a")) {
       free(a->addrs);
       a->addrs = strdup(v);
@@ -710,7 +718,7 @@ static int open_clients(bench_t *b) {
     if (b->n_clients == KV_NODES_MAX)
       return usage_error("-a names more than %u addresses", KV_NODES_MAX);
     kv_client_status_t st;
-    if (kv_client_open(addr, &b->clients[b->n_clients], &st) != KV_OK)
+    if (bench_open(addr, &b->clients[b->n_clients], &st) != KV_OK)
       return usage_error("-a: '%s': %s", addr, st.msg);
     b->client_addrs[b->n_clients++] = addr;
   }

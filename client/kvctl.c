@@ -71,6 +71,7 @@
 
 #include "level.h"
 #include "kv_limits.h"
+#include "cli_auth.h"
 #include "tunekv.h"
 
 enum { EXIT_OK = 0, EXIT_NOT_FOUND = 1, EXIT_USAGE = 2, EXIT_CLUSTER = 3 };
@@ -116,6 +117,7 @@ static const struct {
 
 typedef struct {
   const char *addr;
+  kv_client_auth_t auth;            /* --tls-*, --token (cli_auth.h) */
   const char *pos[POSITIONALS_MAX]; /* pos[0] is the command */
   int n_pos;
   int used;                         /* OPT_* bits given */
@@ -188,6 +190,7 @@ static void usage(FILE *f) {
           "                  keyspace's); a get's read repair writes its resolution back\n"
           "  --json          print the get result (or the conflicts, or the ring) as JSON\n"
           "  --timeout MS    the server's deadline for the request\n"
+          KV_CLI_AUTH_USAGE
           "  -h, --help      this text\n"
           "\n"
           "exit status: 0 ok, 1 key not found, 2 usage error, 3 error from the cluster\n",
@@ -391,7 +394,8 @@ static int parse_args(int argc, char **argv, args_t *a) {
                        !strcmp(name, "--timeout") || !strcmp(name, "--delay-ms") ||
                        !strcmp(name, "--jitter-ms") || !strcmp(name, "--drop") ||
                        !strcmp(name, "--exp-delay-ms") ||
-                       !strcmp(name, "--read-repair") || !strcmp(name, "-H");
+                       !strcmp(name, "--read-repair") || !strcmp(name, "-H") ||
+                       kv_cli_auth_is_option(name);
     bool is_flag = !strcmp(name, "--durable") || !strcmp(name, "--local") ||
                    !strcmp(name, "--json") || !strcmp(name, "--partition") ||
                    !strcmp(name, "--both-ways") ||
@@ -406,6 +410,9 @@ static int parse_args(int argc, char **argv, args_t *a) {
     if (!strcmp(name, "-a")) {
       if (!*v) return usage_error("-a needs HOST:PORT");
       a->addr = v;
+    } else if (kv_cli_auth_is_option(name)) {
+      if (!*v) return usage_error("option '%s' needs a value", name);
+      kv_cli_auth_set(&a->auth, name, v);
     } else if (!strcmp(name, "-c")) {
       a->level = v;
       a->used |= OPT_LEVEL;
@@ -1214,7 +1221,9 @@ int main(int argc, char **argv) {
   if (!addr || !*addr) addr = DEFAULT_ADDR;
   kv_client_t *c;
   kv_client_status_t st;
-  if (kv_client_open(addr, &c, &st) != KV_OK) return usage_error("%s: %s", addr, st.msg);
+  kv_cli_auth_env(&a.auth);
+  if (kv_client_open_auth(addr, &a.auth, &c, &st) != KV_OK)
+    return usage_error("%s: %s", addr, st.msg);
   if (is_status) rc = cmd_status(c);
   else if (is_hints) rc = cmd_hints(c);
   else if (is_fault) rc = cmd_fault(c, &a, fault_op);

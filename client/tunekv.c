@@ -26,7 +26,10 @@
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
+#include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -51,8 +54,8 @@ kv_err kv_client_err_from_grpc(int grpc_code) {
     case GRPC_STATUS_RESOURCE_EXHAUSTED: return KV_EBUSY;
     case GRPC_STATUS_FAILED_PRECONDITION: return KV_EPRECONDITION;
     case GRPC_STATUS_DATA_LOSS: return KV_ECORRUPT;
-    case GRPC_STATUS_PERMISSION_DENIED:
-    case GRPC_STATUS_UNAUTHENTICATED: return KV_EPERM;
+    case GRPC_STATUS_PERMISSION_DENIED: return KV_EPERM;
+    case GRPC_STATUS_UNAUTHENTICATED: return KV_EUNAUTH;
     default: return KV_EINTERNAL;
   }
 }
@@ -69,11 +72,15 @@ static void status_ok(kv_client_status_t *st) {
 }
 
 /* A failure found on this side of the wire: the gRPC code is the kv_err's own. */
-static kv_err status_local(kv_client_status_t *st, kv_err code, const char *msg) {
+__attribute__((format(printf, 3, 4)))
+static kv_err status_local(kv_client_status_t *st, kv_err code, const char *fmt, ...) {
   if (st) {
     st->code = code;
     st->grpc_code = kv_err_grpc_code(code);
-    snprintf(st->msg, sizeof st->msg, "%s", msg);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->msg, sizeof st->msg, fmt, ap);
+    va_end(ap);
   }
   return code;
 }
@@ -110,24 +117,119 @@ struct kv_client {
   void *conflicts_method;    /* /tunekv.peer.Admin/Conflicts */
   void *applied_method;      /* /tunekv.peer.Admin/Applied */
   void *ring_method;         /* /tunekv.peer.Admin/Ring */
+  grpc_metadata auth_md;     /* "authorization: Bearer TOKEN", sent with every call */
+  bool has_token;
 };
 
+/* The whole of a small file (a PEM) as a NUL-terminated string the caller frees; NULL with
+ * the reason in st. */
+static char *read_pem(const char *what, const char *path, kv_client_status_t *st) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    status_local(st, KV_EINVAL, "the %s '%s' cannot be read: %s", what, path, strerror(errno));
+    return NULL;
+  }
+  enum { PEM_BYTES_MAX = 1 << 20 };
+  char *text = malloc(PEM_BYTES_MAX + 1);
+  size_t n = text ? fread(text, 1, PEM_BYTES_MAX + 1, f) : 0;
+  bool bad = !text || ferror(f) || n > PEM_BYTES_MAX;
+  fclose(f);
+  if (bad) {
+    free(text);
+    status_local(st, KV_EINVAL, "the %s '%s' cannot be read (or is over 1 MiB)", what, path);
+    return NULL;
+  }
+  text[n] = '\0';
+  return text;
+}
+
+/* The channel credentials auth asks for (plaintext when it names no CA). */
+static grpc_channel_credentials *open_credentials(const kv_client_auth_t *auth,
+                                                  kv_client_status_t *st) {
+  bool cert = auth && auth->cert_file, key = auth && auth->key_file;
+  if (cert != key) {
+    status_local(st, KV_EINVAL, "a client certificate needs its key, and a key its certificate");
+    return NULL;
+  }
+  if (!auth || !auth->ca_file) {
+    if (cert) status_local(st, KV_EINVAL, "a client certificate needs a CA file too (TLS)");
+    return cert ? NULL : grpc_insecure_credentials_create();
+  }
+  char *ca = read_pem("CA file", auth->ca_file, st);
+  char *chain = ca && cert ? read_pem("certificate file", auth->cert_file, st) : NULL;
+  char *pkey = chain ? read_pem("key file", auth->key_file, st) : NULL;
+  grpc_channel_credentials *creds = NULL;
+  if (ca && cert == (pkey != NULL)) {
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = pkey, .cert_chain = chain};
+    creds = grpc_ssl_credentials_create_ex(ca, cert ? &pair : NULL, NULL, NULL);
+    if (!creds) status_local(st, KV_EINVAL, "gRPC refused the TLS files");
+  }
+  free(ca);
+  free(chain);
+  if (pkey) memset(pkey, 0, strlen(pkey));
+  free(pkey);
+  return creds;
+}
+
+/* "Bearer TOKEN" as the metadata every call sends; false (st set) for a token that cannot be
+ * sent as a header. */
+static bool open_token(kv_client_t *c, const char *token, kv_client_status_t *st) {
+  if (!token || !token[0]) return true;
+  for (const char *p = token; *p; p++)
+    if (*p < 0x21 || *p > 0x7e) {
+      status_local(st, KV_EINVAL, "the token has a space or a byte that is not printable ASCII");
+      return false;
+    }
+  size_t n = strlen(token);
+  char *value = malloc(n + 8);
+  if (!value) {
+    status_local(st, KV_ENOMEM, "out of memory opening a client");
+    return false;
+  }
+  memcpy(value, "Bearer ", 7);
+  memcpy(value + 7, token, n + 1);
+  c->auth_md.key = grpc_slice_from_static_string("authorization");
+  c->auth_md.value = grpc_slice_from_copied_string(value);
+  memset(value, 0, n + 7);
+  free(value);
+  c->has_token = true;
+  return true;
+}
+
 int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st) {
+  return kv_client_open_auth(addr, NULL, out, st);
+}
+
+int kv_client_open_auth(const char *addr, const kv_client_auth_t *auth, kv_client_t **out,
+                        kv_client_status_t *st) {
   KV_ASSERT(addr != NULL && out != NULL);
+  kv_client_status_t local;
+  if (!st) st = &local;
   *out = NULL;
   if (addr[0] == '\0') return status_local(st, KV_EINVAL, "the address is empty");
   if (strlen(addr) > KV_ADDRESS_BYTES_MAX)
     return status_local(st, KV_EINVAL, "the address is too long");
   kv_client_t *c = calloc(1, sizeof *c);
   if (!c) return status_local(st, KV_ENOMEM, "out of memory opening a client");
+  if (!open_token(c, auth ? auth->token : NULL, st)) {
+    free(c);
+    return st->code;
+  }
   grpc_init();
+  grpc_channel_credentials *creds = open_credentials(auth, st);
+  if (!creds) {
+    if (c->has_token) grpc_slice_unref(c->auth_md.value);
+    free(c);
+    grpc_shutdown();
+    return st->code;
+  }
 
   size_t max = kv_limits_grpc_message_bytes(KV_KEY_BYTES_HARD_MAX, KV_VALUE_BYTES_HARD_MAX,
                                             KV_SIBLINGS_MAX);
   int max_int = max > (size_t)INT_MAX ? INT_MAX : (int)max;
   /* Message sizes from the hard limits; reconnects retried within a second (gRPC's default
    * backoff grows to 120 s), so a long-lived client finds a restarted node quickly. */
-  grpc_arg args[4];
+  grpc_arg args[5];
   memset(args, 0, sizeof args);
   static const char *const keys[4] = {
       GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -138,9 +240,14 @@ int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st) 
     args[i].key = (char *)keys[i];
     args[i].value.integer = values[i];
   }
-  grpc_channel_args chargs = {.num_args = 4, .args = args};
+  size_t n_args = 4;
+  if (auth && auth->ca_file && auth->server_name) {
+    args[n_args].type = GRPC_ARG_STRING;
+    args[n_args].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+    args[n_args++].value.string = (char *)auth->server_name;
+  }
+  grpc_channel_args chargs = {.num_args = n_args, .args = args};
 
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   c->channel = grpc_channel_create(addr, creds, &chargs);
   grpc_channel_credentials_release(creds);
   c->cq = grpc_completion_queue_create_for_pluck(NULL);
@@ -167,6 +274,7 @@ void kv_client_close(kv_client_t *c) {
   KV_ASSERT(ev.type == GRPC_QUEUE_SHUTDOWN);
   grpc_completion_queue_destroy(c->cq);
   grpc_channel_destroy(c->channel);
+  if (c->has_token) grpc_slice_unref(c->auth_md.value);
   free(c);
   grpc_shutdown();
 }
@@ -292,6 +400,10 @@ static kv_err call_start_raw(kv_client_t *c, grpc_completion_queue *cq, void *me
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (c->has_token) {
+    ops[0].data.send_initial_metadata.count = 1;
+    ops[0].data.send_initial_metadata.metadata = &c->auth_md;
+  }
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = k->request;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

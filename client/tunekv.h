@@ -54,7 +54,7 @@ const char *kv_client_status_name(const kv_client_status_t *st);
 /* The kv_err a gRPC code maps to: INVALID_ARGUMENT -> KV_EINVAL, NOT_FOUND -> KV_ENOTFOUND,
  * UNAVAILABLE -> KV_EUNAVAILABLE, DEADLINE_EXCEEDED -> KV_ETIMEDOUT, RESOURCE_EXHAUSTED ->
  * KV_EBUSY, FAILED_PRECONDITION -> KV_EPRECONDITION, DATA_LOSS -> KV_ECORRUPT,
- * PERMISSION_DENIED and UNAUTHENTICATED -> KV_EPERM, anything else -> KV_EINTERNAL. */
+ * PERMISSION_DENIED -> KV_EPERM, UNAUTHENTICATED -> KV_EUNAUTH, anything else -> KV_EINTERNAL. */
 kv_err kv_client_err_from_grpc(int grpc_code);
 
 /* Consistency and other per-request options. Zero it (or use KV_CLIENT_OPTS_INIT) and set
@@ -80,6 +80,18 @@ typedef struct {
 /* One connection (one gRPC channel) to one node. Opaque. */
 typedef struct kv_client kv_client_t;
 
+/* How a client proves who it is to a node run with a tls section and tokens (README "TLS and
+ * tokens"). Zero it and set what you need; every pointer is borrowed for kv_client_open_auth
+ * (the files are read and the token copied there). */
+typedef struct {
+  const char *ca_file;     /* PEM CA the node's certificate must chain to; NULL: plaintext */
+  const char *cert_file;   /* PEM client certificate (chain), with key_file; NULL: none */
+  const char *key_file;    /* its private key, PEM, not encrypted */
+  const char *server_name; /* the name the node's certificate must carry; NULL: the host of
+                              the address (an IP address matches an IP subjectAltName) */
+  const char *token;       /* bearer token sent with every call; NULL or "": none */
+} kv_client_auth_t;
+
 /* Opens a client for `addr` ("HOST:PORT", borrowed for the call). No connection is made
  * here: an unreachable node shows up as UNAVAILABLE on the first call. *out is owned by the
  * caller until kv_client_close. Errors: KV_EINVAL (empty or over-long address), KV_ENOMEM. */
@@ -88,6 +100,13 @@ int kv_client_open(const char *addr, kv_client_t **out, kv_client_status_t *st);
  * started on c should have been harvested (or their kv_client_async_t destroyed). c may be
  * NULL. */
 void kv_client_close(kv_client_t *c);
+/* kv_client_open, with auth (NULL: plaintext and no token, as kv_client_open). Errors also:
+ * KV_EINVAL with a sentence for a file that cannot be read, a certificate without its key (or
+ * a key without its certificate), a certificate or key without ca_file, a token with a byte
+ * that is not printable ASCII or a space. A certificate the node does not trust, or a node
+ * whose certificate does not name server_name, shows up as UNAVAILABLE on the first call. */
+int kv_client_open_auth(const char *addr, const kv_client_auth_t *auth, kv_client_t **out,
+                        kv_client_status_t *st);
 
 typedef struct {
   const uint8_t *value; /* owned by the result; never NULL (points at "" when empty) */

@@ -1088,7 +1088,7 @@ static kv_err cfg_check_keyspaces(const cfg_load_t *c, kv_config_t *out) {
  * ---------------------------------------------------------------------------------------- */
 
 /* A path of the tls section, 1..KV_TLS_PATH_BYTES_MAX bytes. Whether it can be read is for
- * kvnode/tls.c to say, when it loads the file. */
+ * kvnode/tls_rpc.c to say, when it loads the file. */
 static kv_err cfg_copy_path(const cfg_load_t *c, const char *what, const char *raw,
                             uint32_t line, char *dst) {
   char shown[CFG_SHOW_BYTES];

@@ -30,7 +30,8 @@
  *                # or plugin:/path/to/handler.so (common/conflict.h)
  *   tls:       { cert: n1.pem, key: n1.key, ca: ca.pem, client_auth: require }   # optional
  *              # cert, key and ca are required when tls is given (paths as given, from the
- *              # working directory; kvnode/tls.c reads and checks them); client_auth:
+ *              # working directory, "{node}" standing for the node's id, as in
+ *              # certs/{node}.pem; kvnode/tls_rpc.c reads and checks them); client_auth:
  *              # require (the default: every connection presents a certificate from ca) or
  *              # optional (clients may connect without one; peer and admin calls still need
  *              # one)
@@ -129,7 +130,7 @@ typedef struct {
  * bad address, partitions not a power of two, a replication region with no node in it, an
  * unknown level name, a value over its hard limit, a tls section missing a file or with an
  * unknown client_auth, or a token without a usable secret or role (a secret_file is read here;
- * the tls files are not: kvnode/tls.c reads and checks them). LINE is 0 when the file itself cannot be
+ * the tls files are not: kvnode/tls_rpc.c reads and checks them). LINE is 0 when the file itself cannot be
  * read. KV_ENOMEM ("FILE: out of memory while loading") when memory runs out. */
 kv_err kv_config_load(const char *path, kv_config_t *out, kv_status_t *st);
 

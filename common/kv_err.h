@@ -24,7 +24,8 @@
   X(KV_EPERM,          -9,   7 /* PERMISSION_DENIED */,   "permission denied")         \
   X(KV_ECONFIG,       -10,   3 /* INVALID_ARGUMENT */,    "bad configuration")         \
   X(KV_ENOMEM,        -11,   8 /* RESOURCE_EXHAUSTED */,  "out of memory")             \
-  X(KV_EINTERNAL,     -12,  13 /* INTERNAL */,            "internal error")
+  X(KV_EINTERNAL,     -12,  13 /* INTERNAL */,            "internal error")            \
+  X(KV_EUNAUTH,       -13,  16 /* UNAUTHENTICATED */,     "unauthenticated")
 
 typedef enum {
 #define KV_ERR_ENUM(name, value, grpc, msg) name = value,

@@ -15,10 +15,13 @@
  * --metrics-addr serves Prometheus text at http://HOST:PORT/metrics (metrics_http.h); a
  * malformed address is a usage error (exit 2), one that cannot be bound a runtime one (1).
  *
- * Start-up: block SIGINT/SIGTERM in every thread (so only sigwait sees them), load the
- * config, open the store, start the gRPC server, log one "serving" line and tell a service
- * manager READY=1 (notify.h; systemd's Type=notify). Shutdown on SIGINT/SIGTERM: tell it
- * STOPPING=1, stop accepting calls, finish in-flight ones, close RocksDB, exit 0.
+ * Start-up: block SIGINT/SIGTERM/SIGHUP in every thread (so only sigwait sees them), load the
+ * config and, with a tls section, the certificates (tls_rpc.h; a bad one is a config error),
+ * open the store, start the gRPC server, log one "serving" line and tell a service
+ * manager READY=1 (notify.h; systemd's Type=notify). SIGHUP reloads the certificates: new
+ * handshakes get them, and one log line says which were loaded or why none were. Shutdown on
+ * SIGINT/SIGTERM: tell it STOPPING=1, stop accepting calls, finish in-flight ones, close
+ * RocksDB, exit 0.
  * Logs go to stderr, with journal priorities when stderr is systemd's journal (log.h).
  * Exit codes: 0 clean shutdown, 1 runtime failure (store, bind), 2 usage or config error (a
  * conflict handler plugin that does not load is a config error). */
@@ -31,6 +34,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "auth.h"
 #include "config.h"
 #include "coord.h"
 #include "fmt.h"
@@ -44,6 +48,7 @@
 #include "plugin.h"
 #include "ring.h"
 #include "server_rpc.h"
+#include "tls_rpc.h"
 #include "store.h"
 #include "driver.h"
 
@@ -222,21 +227,40 @@ static int make_dirs(const char *dir) {
   return 0;
 }
 
-static int wait_for_signal(void) {
+static void stop_signals(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGHUP);
+}
+
+/* SIGHUP: the certificates again (tls_rpc.h); the log says what came of it. */
+static void reload(kv_tls_t *tls) {
+  if (!tls) {
+    KV_INFO("SIGHUP: nothing to reload (the config has no tls section)");
+    return;
+  }
+  kv_status_t st;
+  kv_status_clear(&st);
+  if (kv_tls_reload(tls, &st) == KV_OK)
+    KV_INFO("SIGHUP: reloaded the certificate (%s); new connections get it",
+            kv_tls_describe(tls));
+  else
+    KV_WARN("SIGHUP: kept the certificate in use (%s): %s", kv_tls_describe(tls), st.msg);
+}
+
+/* Waits for SIGINT or SIGTERM, reloading on each SIGHUP meanwhile. */
+static int wait_for_signal(kv_tls_t *tls) {
   sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  stop_signals(&set);
   int sig = 0;
-  sigwait(&set, &sig);
+  while (sigwait(&set, &sig) == 0 && sig == SIGHUP) reload(tls);
   return sig;
 }
 
 static void block_signals(void) {
   sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  stop_signals(&set);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -253,6 +277,8 @@ typedef struct {
   kv_server_t *server;
   kv_metrics_t *metrics;
   kv_metrics_http_t *metrics_http;
+  kv_tls_t *tls;                /* the certificates, with a tls section; NULL without */
+  kv_auth_t *auth;
 } daemon_t;
 
 /* Every conflict journal entry is also logged: the journal lives in memory and is bounded,
@@ -268,6 +294,7 @@ static void journal_log(void *arg, const kv_journal_entry_t *e) {
 
 static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
                            const kv_node_conf_t *self, const char *dir, kv_status_t *st) {
+  if (kv_auth_create(cfg, &d->auth, st) != KV_OK) return st->code;
   if (kv_store_open_sized(dir, cfg->block_cache_bytes, cfg->memtable_bytes, &d->store, st) !=
           KV_OK ||
       kv_store_set_tracking(d->store, cfg->anti_entropy_interval_ms > 0, st) != KV_OK)
@@ -280,7 +307,7 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
   kv_driver_start(&d->driver);
   d->driver_started = true;
   size_t max_message = kv_node_max_message_bytes(d->node);
-  if (kv_peers_create(cfg, kv_node_self(d->node), max_message, &d->peers, st) != KV_OK)
+  if (kv_peers_create(cfg, kv_node_self(d->node), max_message, d->tls, &d->peers, st) != KV_OK)
     return st->code;
   kv_coord_transport_t tr;
   kv_peers_transport(d->peers, &tr);
@@ -296,12 +323,14 @@ static kv_err daemon_start(daemon_t *d, const args_t *a, const kv_config_t *cfg,
   kv_journal_set_sink(kv_node_journal(d->node), journal_log, NULL);
   kv_peers_run(d->peers, d->coord, &d->driver, kv_server_relay);
   kv_server_deps_t deps = {.cfg = cfg, .node = d->node, .coord = d->coord,
-                           .driver = &d->driver, .peers = d->peers, .metrics = d->metrics};
+                           .driver = &d->driver, .peers = d->peers, .metrics = d->metrics,
+                           .auth = d->auth};
   kv_server_opts_t opts = {.address = a->listen ? a->listen : self->address,
                            .threads = a->threads,
                            .max_message_bytes = max_message,
                            .allow_fault_injection = a->allow_faults,
-                           .clock_offset_ms = a->clock_offset_ms};
+                           .clock_offset_ms = a->clock_offset_ms,
+                           .tls = d->tls};
   if (kv_server_start(&deps, &opts, &d->server, st) != KV_OK) return st->code;
   if (!a->metrics_text) return KV_OK;
   return kv_metrics_http_start(a->metrics_text, &a->metrics_addr, d->metrics, d->coord,
@@ -322,6 +351,8 @@ static void daemon_stop(daemon_t *d) {
   kv_node_destroy(d->node);
   if (d->driver_started) kv_driver_deinit(&d->driver);
   kv_store_close(d->store);
+  kv_auth_destroy(d->auth);
+  kv_tls_destroy(d->tls); /* after the server and the peers' channels */
 }
 
 /* Tells the service manager, if there is one; a failure costs only a warning (systemd would
@@ -332,8 +363,10 @@ static void notify(const char *state) {
   if (kv_notify(state, &st) != KV_OK) KV_WARN("%s", st.msg);
 }
 
-/* Runs the node until a signal; returns the exit code. */
-static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *self) {
+/* Runs the node until a signal; returns the exit code. tls (the loaded certificates, or NULL)
+ * is the node's from here on. */
+static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *self,
+               kv_tls_t *tls) {
   char default_dir[128];
   const char *dir = a->data_dir;
   if (!dir) {
@@ -348,6 +381,7 @@ static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *se
   kv_status_t st;
   kv_status_clear(&st);
   static daemon_t d; /* large (the ring); lives for the whole process */
+  d.tls = tls;
   kv_rpc_init();
   int exit_code = 0;
   if (daemon_start(&d, a, cfg, self, dir, &st) != KV_OK) {
@@ -359,11 +393,14 @@ static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *se
             a->listen ? a->listen : "", a->listen ? ", " : "", cfg->cluster_name, dir,
             kv_store_incarnation(d.store), a->threads);
     if (a->metrics_text) KV_INFO("metrics at http://%s/metrics", a->metrics_text);
+    if (tls)
+      KV_INFO("tls: certificate %s (client_auth %s); %u token(s)", kv_tls_describe(tls),
+              cfg->tls.client_auth_required ? "require" : "optional", cfg->token_count);
     if (a->allow_faults)
       KV_WARN("fault injection is allowed: kvctl fault can delay, drop and cut this node's "
               "calls to its peers");
     notify("READY=1\nSTATUS=serving");
-    int sig = wait_for_signal();
+    int sig = wait_for_signal(tls);
     KV_INFO("%s: stopping (finishing in-flight calls)", strsignal(sig));
     notify("STOPPING=1\nSTATUS=stopping: finishing in-flight calls");
   }
@@ -384,7 +421,8 @@ static bool stderr_is_journal(void) {
 }
 
 /* --check-config's one line: what the file holds, as the node would run it. */
-static void print_summary(const kv_config_t *cfg, const kv_node_conf_t *self) {
+static void print_summary(const kv_config_t *cfg, const kv_node_conf_t *self,
+                          bool tls_unchecked) {
   uint32_t regions = 0;
   for (uint32_t i = 0; i < cfg->node_count; i++) {
     uint32_t j = 0;
@@ -395,6 +433,11 @@ static void print_summary(const kv_config_t *cfg, const kv_node_conf_t *self) {
          "partitions", cfg->path, cfg->cluster_name, cfg->node_count, regions,
          cfg->keyspace_count, cfg->partitions);
   if (self) printf("; node %s at %s", self->id, self->address);
+  if (cfg->tls.enabled)
+    printf("; tls (client_auth %s%s), %u token(s)",
+           cfg->tls.client_auth_required ? "require" : "optional",
+           tls_unchecked ? "; its files name {node}: give --node to check them" : "",
+           cfg->token_count);
   printf("\n");
 }
 
@@ -421,11 +464,21 @@ int main(int argc, char **argv) {
     fprintf(stderr, "kvnode: %s\n", st.msg);
     return 2;
   }
+  /* Certificates that do not load are config errors too: the node cannot serve as configured. */
+  kv_tls_t *tls = NULL;
+  bool per_node_files = strstr(cfg.tls.cert, "{node}") || strstr(cfg.tls.key, "{node}") ||
+                        strstr(cfg.tls.ca, "{node}");
+  bool check_tls = cfg.tls.enabled && (a.node_id || !per_node_files);
+  if (check_tls && kv_tls_load(&cfg, a.node_id, &tls, &st) != KV_OK) {
+    fprintf(stderr, "kvnode: %s\n", st.msg);
+    return 2;
+  }
   if (a.check_only) {
-    print_summary(&cfg, self);
+    print_summary(&cfg, self, cfg.tls.enabled && !check_tls);
+    kv_tls_destroy(tls);
     return 0;
   }
   kv_log_set_prefix(self->id);
   kv_log_set_journal(stderr_is_journal());
-  return run(&a, &cfg, self);
+  return run(&a, &cfg, self, tls);
 }

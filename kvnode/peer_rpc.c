@@ -646,11 +646,15 @@ static void *peers_main(void *arg) {
 
 /* ---- set-up --------------------------------------------------------------------------- */
 
-static grpc_channel *peer_channel(const char *address, size_t max_message_bytes) {
+/* A channel to a peer at address. With tls, the peer's server certificate must name its node
+ * id (the target name checked is the id, not the address), and this node's certificate goes
+ * along as the client certificate that the peer's auth checks (auth.h). */
+static grpc_channel *peer_channel(const char *address, const char *node_id,
+                                  size_t max_message_bytes, kv_tls_t *tls) {
   int max = max_message_bytes > INT32_MAX ? INT32_MAX : (int)max_message_bytes;
   /* Reconnect quickly (gRPC's default backoff grows to 2 minutes), so a restarted peer is
    * back in service within about a second. */
-  grpc_arg args[5];
+  grpc_arg args[6];
   memset(args, 0, sizeof args);
   const char *keys[5] = {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
                          GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
@@ -661,15 +665,19 @@ static grpc_channel *peer_channel(const char *address, size_t max_message_bytes)
     args[i].key = (char *)keys[i];
     args[i].value.integer = values[i];
   }
-  grpc_channel_args channel_args = {5, args};
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  args[5].type = GRPC_ARG_STRING;
+  args[5].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+  args[5].value.string = (char *)node_id;
+  grpc_channel_args channel_args = {tls ? 6 : 5, args};
+  grpc_channel_credentials *creds = tls ? kv_tls_channel_credentials(tls)
+                                        : grpc_insecure_credentials_create();
   grpc_channel *ch = grpc_channel_create(address, creds, &channel_args);
   grpc_channel_credentials_release(creds);
   return ch;
 }
 
 kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message_bytes,
-                       kv_peers_t **out, kv_status_t *st) {
+                       kv_tls_t *tls, kv_peers_t **out, kv_status_t *st) {
   kv_peers_t *ps = calloc(1, sizeof *ps);
   if (ps) ps->peers = calloc(cfg->node_count, sizeof *ps->peers);
   if (!ps || !ps->peers) {
@@ -685,7 +693,7 @@ kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message
     p->owner = ps;
     p->node = i;
     pthread_mutex_init(&p->lock, NULL);
-    p->channel = peer_channel(cfg->nodes[i].address, max_message_bytes);
+    p->channel = peer_channel(cfg->nodes[i].address, cfg->nodes[i].id, max_message_bytes, tls);
     p->kind = TAG_BATCH;
     p->method = grpc_channel_register_call(p->channel, "/tunekv.peer.Peer/Batch", NULL, NULL);
     p->forward_method[0] = grpc_channel_register_call(p->channel, "/tunekv.KV/Put", NULL, NULL);

@@ -31,13 +31,15 @@
 #include "coord.h"
 #include "driver.h"
 #include "kv_err.h"
+#include "tls_rpc.h"
 
 typedef struct kv_peers kv_peers_t;
 
-/* Opens a channel to every other node of cfg (borrowed; must outlive the peers). kv_rpc_init()
+/* Opens a channel to every other node of cfg (borrowed; must outlive the peers), over TLS with
+ * tls's certificates when tls is not NULL (borrowed; must outlive the peers). kv_rpc_init()
  * (server_rpc.h) must have been called. The thread starts with kv_peers_run. */
 kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message_bytes,
-                       kv_peers_t **out, kv_status_t *st);
+                       kv_tls_t *tls, kv_peers_t **out, kv_status_t *st);
 /* The transport table the coordinator uses to reach the peers. */
 void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr);
 /* Answers a client call with what the replica a write was forwarded to answered (gRPC

@@ -19,6 +19,8 @@
  *             this node's region, whichever come last; admin calls (status, faults,
  *             conflicts, applied, ring) at once (fault calls are refused unless the node was
  *             started with fault injection allowed).
+ *             Before any of this, the caller is checked (auth.h): a refused call is answered
+ *             with the refusal and reaches neither the coordinator nor the replica.
  *   REPLYING  the reply batch (SEND_INITIAL_METADATA, SEND_MESSAGE when ok, SEND_STATUS,
  *             RECV_CLOSE) is pending. On completion: free everything.
  * An ARMED completion with success == 0 means the server is shutting down: free it.
@@ -294,6 +296,48 @@ void kv_server_reply(void *call, const kv_status_t *st, const kv_node_result_t *
   call_reply(c, st);
 }
 
+/* ---- Who is calling ---------------------------------------------------------------- */
+
+/* The caller of c as auth.h wants it: the names of its verified client certificate (its
+ * subjectAltNames, else its common name) and its authorization header. The names point into
+ * *ctx, which the caller releases with grpc_auth_context_release (when not NULL) after the
+ * check; the header points into c's metadata. */
+static void call_caller(call_t *c, kv_auth_caller_t *who, grpc_auth_context **ctx) {
+  memset(who, 0, sizeof *who);
+  *ctx = grpc_call_auth_context(c->call);
+  if (*ctx && grpc_auth_context_peer_is_authenticated(*ctx)) {
+    who->has_cert = true;
+    static const char *const names[] = {GRPC_X509_SAN_PROPERTY_NAME, GRPC_X509_CN_PROPERTY_NAME};
+    for (int n = 0; n < 2 && who->cert_name_count == 0; n++) {
+      grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(*ctx, names[n]);
+      const grpc_auth_property *p;
+      while ((p = grpc_auth_property_iterator_next(&it)) &&
+             who->cert_name_count < KV_AUTH_CERT_NAMES_MAX)
+        who->cert_names[who->cert_name_count++] = p->value;
+    }
+  }
+  for (size_t i = 0; i < c->md.count; i++) {
+    if (grpc_slice_str_cmp(c->md.metadata[i].key, "authorization") != 0) continue;
+    who->authorization = (const char *)GRPC_SLICE_START_PTR(c->md.metadata[i].value);
+    who->authorization_bytes = GRPC_SLICE_LENGTH(c->md.metadata[i].value);
+  }
+}
+
+/* The three checks of auth.h on c's caller: KV_OK, or the refusal in st. */
+typedef enum { CHECK_PEER, CHECK_ADMIN, CHECK_DATA } check_kind_t;
+
+static kv_err call_check(kv_server_t *srv, call_t *c, check_kind_t kind, kv_auth_role_t role,
+                         const char *name, kv_status_t *st) {
+  kv_auth_caller_t who;
+  grpc_auth_context *ctx;
+  call_caller(c, &who, &ctx);
+  kv_err err = kind == CHECK_PEER    ? kv_auth_check_peer(srv->deps.auth, &who, name, st)
+               : kind == CHECK_ADMIN ? kv_auth_check_admin(srv->deps.auth, &who, st)
+                                     : kv_auth_check_data(srv->deps.auth, &who, role, name, st);
+  if (ctx) grpc_auth_context_release(ctx);
+  return err;
+}
+
 /* ---- Client calls ------------------------------------------------------------------- */
 
 /* Decodes a client call into a request and hands it to the coordinator, which answers
@@ -338,6 +382,13 @@ static void handle_client(kv_server_t *srv, call_t *c) {
                           .read_repair = r->read_repair, .handler = r->handler};
     req_consistency(&req, r->consistency, false);
     op = KV_OP_GET;
+  }
+  if (call_check(srv, c, CHECK_DATA, op == KV_OP_GET ? KV_AUTH_READ : KV_AUTH_WRITE,
+                 req.keyspace ? req.keyspace : "", &st) != KV_OK) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    grpc_slice_unref(raw);
+    call_reply(c, &st);
+    return;
   }
   req.raw = GRPC_SLICE_START_PTR(raw);
   req.raw_bytes = GRPC_SLICE_LENGTH(raw);
@@ -507,6 +558,11 @@ static void handle_peer_batch(kv_server_t *srv, call_t *c) {
   Tunekv__Peer__PeerBatch *m =
       (Tunekv__Peer__PeerBatch *)payload_unpack(c, &tunekv__peer__peer_batch__descriptor, &st);
   if (!m) {
+    call_reply(c, &st);
+    return;
+  }
+  if (call_check(srv, c, CHECK_PEER, KV_AUTH_ADMIN, m->from ? m->from : "", &st) != KV_OK) {
+    tunekv__peer__peer_batch__free_unpacked(m, NULL);
     call_reply(c, &st);
     return;
   }
@@ -991,6 +1047,14 @@ static void handle_conflicts(kv_server_t *srv, call_t *c) {
 
 static void call_handle(call_t *c) {
   kv_server_t *srv = c->worker->srv;
+  kv_status_t st;
+  kv_status_clear(&st);
+  bool admin = c->method != METHOD_PUT && c->method != METHOD_GET &&
+               c->method != METHOD_DELETE && c->method != METHOD_PEER_BATCH;
+  if (admin && call_check(srv, c, CHECK_ADMIN, KV_AUTH_ADMIN, NULL, &st) != KV_OK) {
+    call_reply(c, &st);
+    return;
+  }
   switch (c->method) {
     case METHOD_PUT:
     case METHOD_GET:
@@ -1071,7 +1135,8 @@ kv_err kv_server_start(const kv_server_deps_t *deps, const kv_server_opts_t *opt
     srv->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(srv->server, srv->workers[i].cq, NULL);
   }
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_server_credentials *creds = opts->tls ? kv_tls_server_credentials(opts->tls)
+                                             : grpc_insecure_server_credentials_create();
   int port = grpc_server_add_http2_port(srv->server, opts->address, creds);
   grpc_server_credentials_release(creds);
   if (port == 0) {

@@ -8,11 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "coord.h"
 #include "kv_err.h"
 #include "node.h"
 #include "peer_rpc.h"
 #include "driver.h"
+#include "tls_rpc.h"
 
 typedef struct {
   const char *address;        /* HOST:PORT to listen on; borrowed for the call */
@@ -21,6 +23,8 @@ typedef struct {
   bool allow_fault_injection; /* serve tunekv.peer.Admin/Fault; else PERMISSION_DENIED */
   int64_t clock_offset_ms;    /* added to the wall clock this node stamps writes and answers
                                  peers with (fault injection; 0 normally) */
+  kv_tls_t *tls;              /* serve TLS with these certificates; NULL: plaintext. Borrowed;
+                                 must outlive the server */
 } kv_server_opts_t;
 
 /* What the server serves with; all borrowed, all must outlive the server. */
@@ -31,6 +35,7 @@ typedef struct {
   kv_driver_t *driver;        /* every call into node and coord holds its lock */
   kv_peers_t *peers;
   kv_metrics_t *metrics;      /* client requests are counted here; may be NULL */
+  const kv_auth_t *auth;      /* who may make which call (auth.h), asked before each call */
 } kv_server_deps_t;
 
 typedef struct kv_server kv_server_t;

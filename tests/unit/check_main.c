@@ -24,6 +24,7 @@ Suite *hints_suite(void);
 Suite *exchange_suite(void);
 Suite *reaper_suite(void);
 Suite *notify_suite(void);
+Suite *auth_suite(void);
 
 int main(void) {
   SRunner *sr = srunner_create(common_suite());
@@ -48,6 +49,7 @@ int main(void) {
   srunner_add_suite(sr, exchange_suite());
   srunner_add_suite(sr, reaper_suite());
   srunner_add_suite(sr, notify_suite());
+  srunner_add_suite(sr, auth_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
