@@ -6,7 +6,9 @@
 #                  include and call (tests/layering.sh, which also checks itself)
 #   make cluster   deps, build, run the 3-node cluster of config/cluster3.yaml in the
 #                  foreground, logs prefixed by node id (Ctrl-C stops all three);
-#                  KVNODE_FLAGS=--allow-fault-injection lets kvctl fault work on it
+#                  KVNODE_FLAGS=--allow-fault-injection lets kvctl fault work on it;
+#                  TLS=1 runs it with TLS and mutual TLS between the nodes, certificates made
+#                  by deploy/certs.sh in data/cluster3-certs/ (README "TLS and tokens")
 #   make bench     deps, build, kvbench against a local node next to the peers (echo ceiling)
 #   make lab       deps, build, the WAN lab: 6 nodes in two regions with injected delay between
 #                  them (deploy/lab.sh), kvbench at each level and kvbench lag, then stops them
@@ -62,6 +64,7 @@ SIM_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow -Wno-unus
               $(shell pkg-config --cflags libprotobuf-c libcyaml yaml-0.1 libxxhash 2>/dev/null)
 SEEDS ?= 1-300
 KVNODE_FLAGS ?=
+TLS ?=
 
 # Object paths: sources under $(GEN) compile to .../gen/, everything else mirrors the tree.
 genrel = $(patsubst $(GEN)/%,gen/%,$(1))
@@ -163,7 +166,7 @@ layering:
 	tests/layering.sh
 
 integration: all
-	rc=0; for t in run cluster3 cluster5 faults splitbrain reports metrics regions service tour; do tests/integration/$$t.sh || rc=1; done; exit $$rc
+	rc=0; for t in run cluster3 cluster5 faults splitbrain reports metrics regions service tls tour; do tests/integration/$$t.sh || rc=1; done; exit $$rc
 
 test: deps
 	$(MAKE) layering
@@ -184,7 +187,7 @@ deb: deps
 
 cluster: deps
 	$(MAKE) all
-	deploy/cluster.sh config/cluster3.yaml $(KVNODE_FLAGS)
+	TLS=$(TLS) deploy/cluster.sh config/cluster3.yaml $(KVNODE_FLAGS)
 
 # The peers deploy/bench.sh measures beside tunekv (../shared/peers/peers.sh).
 bench: DEB_PKGS += etcd-server etcd-client redis-server redis-tools

@@ -2,6 +2,10 @@
 # cluster.sh: runs every node of a cluster config on this machine, in the foreground.
 #   deploy/cluster.sh [CONFIG [KVNODE-FLAG...]]   (default config/single.yaml; the flags,
 #                                                  e.g. --allow-fault-injection, go to every node)
+# With TLS=1 in the environment the nodes run with TLS and mutual TLS between them: certificates
+# for the config's nodes and a client (deploy/certs.sh) in data/<cluster>-certs/ (made once,
+# kept), and a copy of the config with a tls section naming them in data/<cluster>-tls.yaml;
+# the line it prints says how kvctl reaches them.
 # Each node keeps its data in data/<cluster>/<node id>; its log lines are prefixed with its
 # id. A node that dies is reported and the others keep serving; Ctrl-C (or SIGTERM) stops
 # every node cleanly and waits for them.
@@ -13,6 +17,19 @@ config=${1:-config/single.yaml}
 cluster=$(sed -n 's/^ *name: *\([A-Za-z0-9_.-]*\).*/\1/p' "$config" | head -1)
 ids=$(sed -n '/^nodes:/,/^[a-z]/s/.*id: *\([A-Za-z0-9_.-]*\).*/\1/p' "$config")
 [ -n "$ids" ] || { echo "cluster.sh: no nodes found in $config" >&2; exit 2; }
+
+if [ "${TLS:-}" = 1 ]; then
+  if grep -q '^tls:' "$config"; then echo "cluster.sh: $config has a tls section already" >&2; exit 2; fi
+  certs=data/$cluster-certs
+  [ -s "$certs/ca.pem" ] || deploy/certs.sh "$config" "$certs" || exit 2
+  tls_config=data/$cluster-tls.yaml
+  { cat "$config"
+    printf 'tls: { cert: "%s/{node}.pem", key: "%s/{node}.key", ca: "%s/ca.pem" }\n' \
+      "$certs" "$certs" "$certs"; } >"$tls_config"
+  config=$tls_config
+  echo "cluster.sh: TLS on; for kvctl and kvbench: export TUNEKV_TLS_CA=$certs/ca.pem" \
+    "TUNEKV_TLS_CERT=$certs/client.pem TUNEKV_TLS_KEY=$certs/client.key"
+fi
 
 pids=()
 declare -A node_of

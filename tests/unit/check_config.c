@@ -730,7 +730,7 @@ START_TEST(tls_section_is_checked) {
                6, "tls is missing the required field 'key'");
   expect_error(ONE_KEYSPACE
                "tls:\n",
-               6, "tls is missing the required field 'cert'");
+               6, "'tls' must be a mapping, not a single value");
   expect_error(ONE_KEYSPACE
                "tls:\n"
                "  cert: n1.pem\n"
