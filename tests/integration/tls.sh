@@ -59,12 +59,13 @@ start_node() {
   pids+=($!)
   wait_log "$i" "serving on" || { echo "kvnode n$i did not start:"; cat "${log[$i]}"; return 1; }
 }
-# serial_of ADDR: the serial of the certificate a new TLS handshake with ADDR shows.
+# serial_of ADDR: the serial of the certificate a new TLS handshake with ADDR shows, in hex
+# whole bytes as openssl and the node's log both print it (a serial may start with "0F").
 serial_of() {
   openssl s_client -connect "$1" -CAfile "$certs/ca.pem" -cert "$certs/client.pem" \
-    -key "$certs/client.key" </dev/null 2>/dev/null | openssl x509 -noout -serial | sed 's/^serial=0*//'
+    -key "$certs/client.key" </dev/null 2>/dev/null | openssl x509 -noout -serial | sed 's/^serial=//'
 }
-file_serial() { openssl x509 -in "$1" -noout -serial | sed 's/^serial=0*//'; }
+file_serial() { openssl x509 -in "$1" -noout -serial | sed 's/^serial=//'; }
 
 # ---- 1. bad certificate files stop the start with a sentence and exit 2 -------------------
 cfg=$work/cluster.yaml
