@@ -8,34 +8,52 @@
 # so gets find values. At the end, a summary: each tunekv row with its ratio to the echo
 # ceiling and to the peer doing the same job in the same run (QUORUM put / etcd put, QUORUM
 # get / etcd get, ONE put / Redis SET+WAIT 1, ONE get / Redis GET), and each node's RSS.
+# With TLS=1, a second copy of the cluster runs with a tls section (deploy/certs.sh makes its
+# certificates; kvbench connects with the client one), and a last row gives its QUORUM put
+# as a ratio of the plaintext QUORUM put measured in the same run.
 # Env: CONFIG PEERS (echo) LEVELS (keyspace default) DURATION (8) CONC (64) VALUE_BYTES (100)
-#      KEYS (10000) PRELOAD (1)
+#      KEYS (10000) PRELOAD (1) TLS (0)
 set -u
 cd "$(dirname "$0")/.." || exit 2
 peers=../shared/peers/peers.sh
 [ -x "$peers" ] || { echo "bench.sh: $peers is missing" >&2; exit 2; }
+for peer in ${PEERS:-echo}; do
+  case $peer in etcd) bin=etcd ;; redis) bin=redis-server ;; *) continue ;; esac
+  command -v $bin >/dev/null ||
+    { echo "bench.sh: PEERS names $peer but $bin is not installed (make bench installs it)" >&2; exit 2; }
+done
 CONFIG=${CONFIG:-config/single.yaml} LEVELS=${LEVELS:-default}
 DURATION=${DURATION:-8} CONC=${CONC:-64} VALUE_BYTES=${VALUE_BYTES:-100} KEYS=${KEYS:-10000}
-PRELOAD=${PRELOAD:-1}
+PRELOAD=${PRELOAD:-1} TLS=${TLS:-0}
 work=$(mktemp -d /tmp/tunekv-bench.XXXXXX)
 shift_ports=$((16000 + $$ % 1000))
-# Move every 127.0.0.1:PORT of the config by the same offset.
-python3 - "$CONFIG" "$shift_ports" >"$work/cluster.yaml" <<'PY'
+# shifted CONFIG OFFSET: CONFIG with every 127.0.0.1:PORT moved by OFFSET.
+shifted() {
+  python3 - "$1" "$2" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 print(re.sub(r'127\.0\.0\.1:(\d+)', lambda m: '127.0.0.1:%d' % (int(m.group(1)) + int(sys.argv[2])), text), end='')
 PY
-ids=$(sed -n '/^nodes:/,/^[a-z]/s/.*id: *\([A-Za-z0-9_.-]*\).*/\1/p' "$work/cluster.yaml")
-addrs=$(sed -n 's/.*address: *"\{0,1\}\([0-9.]*:[0-9]*\).*/\1/p' "$work/cluster.yaml" | paste -sd, -)
+}
 pids=()
 trap 'for p in "${pids[@]}"; do kill -TERM $p 2>/dev/null; done; wait; rm -rf "$work"' EXIT
-for id in $ids; do
-  bin/kvnode --config "$work/cluster.yaml" --node "$id" --data-dir "$work/$id" 2>"$work/$id.log" &
-  pids+=($!)
-done
-for id in $ids; do
-  for _ in $(seq 50); do grep -q "serving on" "$work/$id.log" && break; sleep 0.1; done
-done
+# start CONFIG DIR: every node of CONFIG, data and logs under DIR; returns once each serves.
+start() {
+  local id ids
+  ids=$(sed -n '/^nodes:/,/^[a-z]/s/.*id: *\([A-Za-z0-9_.-]*\).*/\1/p' "$1")
+  mkdir -p "$2"
+  for id in $ids; do
+    bin/kvnode --config "$1" --node "$id" --data-dir "$2/$id" 2>"$2/$id.log" &
+    pids+=($!)
+  done
+  for id in $ids; do
+    for _ in $(seq 50); do grep -q "serving on" "$2/$id.log" && break; sleep 0.1; done
+  done
+}
+addrs_of() { sed -n 's/.*address: *"\{0,1\}\([0-9.]*:[0-9]*\).*/\1/p' "$1" | paste -sd, -; }
+shifted "$CONFIG" "$shift_ports" >"$work/cluster.yaml"
+start "$work/cluster.yaml" "$work"
+addrs=$(addrs_of "$work/cluster.yaml")
 cmd=""
 pre=""; [ "$PRELOAD" = 1 ] && pre="--preload"
 for level in $LEVELS; do
@@ -47,6 +65,18 @@ for level in $LEVELS; do
     pre=""
   done
 done
+if [ "$TLS" = 1 ]; then
+  deploy/certs.sh "$work/cluster.yaml" "$work/certs" >/dev/null || exit 2
+  { shifted "$work/cluster.yaml" 100
+    printf 'tls: { cert: "%s/{node}.pem", key: "%s/{node}.key", ca: "%s/ca.pem" }\n' \
+      "$work/certs" "$work/certs" "$work/certs"; } >"$work/tls.yaml"
+  start "$work/tls.yaml" "$work/tls"
+  tls_flags="--tls-ca $work/certs/ca.pem --tls-cert $work/certs/client.pem"
+  tls_flags="$tls_flags --tls-key $work/certs/client.key"
+  cmd="$cmd bin/kvbench -a $(addrs_of "$work/tls.yaml") $tls_flags --duration $DURATION"
+  cmd="$cmd --warmup 2 --concurrency $CONC --value-bytes $VALUE_BYTES --keys $KEYS --mix put=100"
+  cmd="$cmd -c QUORUM --json $work/put-TLS.json | tail -1 | sed 's/^/TLS QUORUM /';"
+fi
 ONLY=${PEERS:-echo} DURATION=$DURATION CONC=$CONC TUNEKV_CMD="$cmd" "$peers" | tee "$work/peers.out"
 python3 - "$work" $LEVELS <<'PY'
 import json, os, re, sys
@@ -75,4 +105,16 @@ for level in levels:
             other = f"{peer.split(' (')[0]} {peers[peer][0]:.0f} (we are {ops / peers[peer][0]:.2f}x)"
         rss = " ".join(f"{n['rss_bytes'] / 2**20:.0f}" for n in r.get("nodes", []))
         print(f"| {level + ' ' + op:<22} | {ops:>8.0f} | {p99:>7.2f} | {ratio:>7} | {other:<42} | {rss} |")
+tls = os.path.join(work, "put-TLS.json")
+plain = os.path.join(work, "put-QUORUM.json")
+if os.path.exists(tls):
+    r = json.load(open(tls))
+    ops, p99 = r["put"]["ops_per_sec"], r["put"]["p99_ms"]
+    ratio = f"{ops / echo:.2f}x" if echo else "-"
+    other = ""
+    if os.path.exists(plain):
+        base = json.load(open(plain))["put"]["ops_per_sec"]
+        other = f"plaintext QUORUM put (TLS is {ops / base:.2f}x)"
+    rss = " ".join(f"{n['rss_bytes'] / 2**20:.0f}" for n in r.get("nodes", []))
+    print(f"| {'QUORUM put over TLS':<22} | {ops:>8.0f} | {p99:>7.2f} | {ratio:>7} | {other:<42} | {rss} |")
 PY
