@@ -19,9 +19,9 @@
  * config and, with a tls section, the certificates (tls_rpc.h; a bad one is a config error),
  * open the store, start the gRPC server, log one "serving" line and tell a service
  * manager READY=1 (notify.h; systemd's Type=notify). SIGHUP reloads the certificates: new
- * handshakes get them, and one log line says which were loaded or why none were. Shutdown on
- * SIGINT/SIGTERM: tell it STOPPING=1, stop accepting calls, finish in-flight ones, close
- * RocksDB, exit 0.
+ * handshakes and calls to peers get them, and one log line says which were loaded or why
+ * none were. Shutdown on SIGINT/SIGTERM: tell it STOPPING=1, stop accepting calls, finish
+ * in-flight ones, close RocksDB, exit 0.
  * Logs go to stderr, with journal priorities when stderr is systemd's journal (log.h).
  * Exit codes: 0 clean shutdown, 1 runtime failure (store, bind), 2 usage or config error (a
  * conflict handler plugin that does not load is a config error). */
@@ -234,27 +234,30 @@ static void stop_signals(sigset_t *set) {
   sigaddset(set, SIGHUP);
 }
 
-/* SIGHUP: the certificates again (tls_rpc.h); the log says what came of it. */
-static void reload(kv_tls_t *tls) {
+/* SIGHUP: the certificates again (tls_rpc.h), for the server's new handshakes and, on new
+ * channels, for the calls to peers (peer_rpc.h); the log says what came of it. */
+static void reload(kv_tls_t *tls, kv_peers_t *peers) {
   if (!tls) {
     KV_INFO("SIGHUP: nothing to reload (the config has no tls section)");
     return;
   }
   kv_status_t st;
   kv_status_clear(&st);
-  if (kv_tls_reload(tls, &st) == KV_OK)
-    KV_INFO("SIGHUP: reloaded the certificate (%s); new connections get it",
+  if (kv_tls_reload(tls, &st) == KV_OK) {
+    kv_peers_reload_tls(peers);
+    KV_INFO("SIGHUP: reloaded the certificate (%s); new connections and calls to peers get it",
             kv_tls_describe(tls));
-  else
+  } else {
     KV_WARN("SIGHUP: kept the certificate in use (%s): %s", kv_tls_describe(tls), st.msg);
+  }
 }
 
 /* Waits for SIGINT or SIGTERM, reloading on each SIGHUP meanwhile. */
-static int wait_for_signal(kv_tls_t *tls) {
+static int wait_for_signal(kv_tls_t *tls, kv_peers_t *peers) {
   sigset_t set;
   stop_signals(&set);
   int sig = 0;
-  while (sigwait(&set, &sig) == 0 && sig == SIGHUP) reload(tls);
+  while (sigwait(&set, &sig) == 0 && sig == SIGHUP) reload(tls, peers);
   return sig;
 }
 
@@ -400,7 +403,7 @@ static int run(const args_t *a, const kv_config_t *cfg, const kv_node_conf_t *se
       KV_WARN("fault injection is allowed: kvctl fault can delay, drop and cut this node's "
               "calls to its peers");
     notify("READY=1\nSTATUS=serving");
-    int sig = wait_for_signal(tls);
+    int sig = wait_for_signal(tls, d.peers);
     KV_INFO("%s: stopping (finishing in-flight calls)", strsignal(sig));
     notify("STOPPING=1\nSTATUS=stopping: finishing in-flight calls");
   }

@@ -67,10 +67,15 @@ typedef struct {
 } unary_t;
 
 /* A call held back by a fault (see the notes at the top). */
+/* The methods called on a peer, registered on its channel. */
+typedef enum { METHOD_BATCH, METHOD_PUT, METHOD_DELETE, METHOD_COUNT } peer_method_t;
+static const char *const method_path[METHOD_COUNT] = {
+    "/tunekv.peer.Peer/Batch", "/tunekv.KV/Put", "/tunekv.KV/Delete"};
+
 typedef struct {
   unary_t *u;                   /* the call's state, once it starts or fails */
   void *tag;                    /* the peer (its batch) or a forward_t */
-  void *method;
+  peer_method_t method;
   grpc_byte_buffer *request;
   gpr_timespec deadline;        /* the call's deadline, fixed when it was made */
   uint64_t deadline_ms;         /* the same on mono_ms's clock */
@@ -81,9 +86,8 @@ typedef struct {
   tag_kind_t kind;              /* TAG_BATCH */
   kv_peers_t *owner;
   uint32_t node;
-  grpc_channel *channel;
-  void *method;                 /* registered /tunekv.peer.Peer/Batch */
-  void *forward_method[2];      /* /tunekv.KV/Put and /tunekv.KV/Delete */
+  grpc_channel *channel;        /* replaced by kv_peers_reload_tls, under lock */
+  void *method[METHOD_COUNT];   /* registered on channel */
   pthread_mutex_t lock;
   /* The batch call in flight (valid while in_flight). */
   bool in_flight;
@@ -121,6 +125,8 @@ struct kv_peers {
   kv_coord_t *coord;
   kv_driver_t *driver;          /* held while answers and ticks go into coord */
   kv_node_t *clock_node;        /* told which peers' clocks are suspect; may be NULL */
+  size_t max_message_bytes;     /* what channels are made with */
+  kv_tls_t *tls;
 };
 
 static uint64_t mono_ms(void) {
@@ -236,7 +242,8 @@ static uint32_t held_sweep(kv_peers_t *ps, peer_t *p, uint64_t now, void **done)
                  stop ? "Cancelled" : "Deadline Exceeded");
       done[n++] = h->tag;
     } else if (now >= h->release_ms && now < h->deadline_ms) {
-      unary_start(h->u, p->channel, ps->cq, h->method, h->request, h->deadline, h->tag);
+      unary_start(h->u, p->channel, ps->cq, p->method[h->method], h->request, h->deadline,
+                  h->tag);
     } else {
       p->held[kept++] = *h;
     }
@@ -249,13 +256,13 @@ static uint32_t held_sweep(kv_peers_t *ps, peer_t *p, uint64_t now, void **done)
  * back or drops it (see the notes at the top); either way one completion comes for tag, on
  * the queue or from faults_tick. KV_EBUSY (and nothing comes) when a forward finds
  * KV_FAULT_HELD_MAX calls held. Peer lock held. */
-static kv_err call_send(kv_peers_t *ps, peer_t *p, unary_t *u, void *method,
+static kv_err call_send(kv_peers_t *ps, peer_t *p, unary_t *u, peer_method_t method,
                         grpc_byte_buffer *request, uint32_t deadline_ms, void *tag,
                         kv_status_t *st) {
   gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                        gpr_time_from_millis(deadline_ms, GPR_TIMESPAN));
   if (!fault_on(&p->fault) && p->held_count == 0) {
-    unary_start(u, p->channel, ps->cq, method, request, deadline, tag);
+    unary_start(u, p->channel, ps->cq, p->method[method], request, deadline, tag);
     return KV_OK;
   }
   if (tag != p && p->held_count >= KV_FAULT_HELD_MAX) {
@@ -329,7 +336,7 @@ static bool peer_send_batch(void *arg, uint32_t node, const kv_link_item_t *item
     grpc_byte_buffer *request = batch_build(ps->cfg->nodes[ps->self].id, items, count);
     p->in_flight = true;
     p->sent_wall_ms = wall_ms();
-    kv_err err = call_send(ps, p, &p->rpc, p->method, request, deadline_ms, p, NULL);
+    kv_err err = call_send(ps, p, &p->rpc, METHOD_BATCH, request, deadline_ms, p, NULL);
     KV_ASSERT(err == KV_OK); /* a batch always finds room among the held calls */
   }
   pthread_mutex_unlock(&p->lock);
@@ -542,7 +549,7 @@ static kv_err peer_forward(void *arg, uint32_t node, void *client_call, kv_op_t 
   grpc_slice_unref(slice);
   /* The replica applies the request's own deadline; this one only bounds the relay. */
   pthread_mutex_lock(&p->lock);
-  kv_err err = call_send(ps, p, &f->rpc, p->forward_method[op == KV_OP_DELETE], bb,
+  kv_err err = call_send(ps, p, &f->rpc, op == KV_OP_DELETE ? METHOD_DELETE : METHOD_PUT, bb,
                          timeout_ms + 1000, f, st);
   pthread_mutex_unlock(&p->lock);
   if (err != KV_OK) free(f);
@@ -646,12 +653,13 @@ static void *peers_main(void *arg) {
 
 /* ---- set-up --------------------------------------------------------------------------- */
 
-/* A channel to a peer at address. With tls, the peer's server certificate must name its node
- * id (the target name checked is the id, not the address), and this node's certificate goes
- * along as the client certificate that the peer's auth checks (auth.h). */
-static grpc_channel *peer_channel(const char *address, const char *node_id,
-                                  size_t max_message_bytes, kv_tls_t *tls) {
-  int max = max_message_bytes > INT32_MAX ? INT32_MAX : (int)max_message_bytes;
+/* A channel to peer i, with its methods registered on it. With tls, the peer's server
+ * certificate must name its node id (the target name checked is the id, not the address),
+ * and this node's certificate goes along as the client certificate that the peer's auth
+ * checks (auth.h). */
+static grpc_channel *peer_channel(kv_peers_t *ps, uint32_t i, void *method[METHOD_COUNT]) {
+  const kv_node_conf_t *node = &ps->cfg->nodes[i];
+  int max = ps->max_message_bytes > INT32_MAX ? INT32_MAX : (int)ps->max_message_bytes;
   /* Reconnect quickly (gRPC's default backoff grows to 2 minutes), so a restarted peer is
    * back in service within about a second. */
   grpc_arg args[6];
@@ -660,19 +668,21 @@ static grpc_channel *peer_channel(const char *address, const char *node_id,
                          GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
                          GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS};
   int values[5] = {max, max, 100, 100, 1000};
-  for (int i = 0; i < 5; i++) {
-    args[i].type = GRPC_ARG_INTEGER;
-    args[i].key = (char *)keys[i];
-    args[i].value.integer = values[i];
+  for (int k = 0; k < 5; k++) {
+    args[k].type = GRPC_ARG_INTEGER;
+    args[k].key = (char *)keys[k];
+    args[k].value.integer = values[k];
   }
   args[5].type = GRPC_ARG_STRING;
   args[5].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
-  args[5].value.string = (char *)node_id;
-  grpc_channel_args channel_args = {tls ? 6 : 5, args};
-  grpc_channel_credentials *creds = tls ? kv_tls_channel_credentials(tls)
-                                        : grpc_insecure_credentials_create();
-  grpc_channel *ch = grpc_channel_create(address, creds, &channel_args);
+  args[5].value.string = (char *)node->id;
+  grpc_channel_args channel_args = {ps->tls ? 6 : 5, args};
+  grpc_channel_credentials *creds = ps->tls ? kv_tls_channel_credentials(ps->tls)
+                                            : grpc_insecure_credentials_create();
+  grpc_channel *ch = grpc_channel_create(node->address, creds, &channel_args);
   grpc_channel_credentials_release(creds);
+  for (int m = 0; m < METHOD_COUNT; m++)
+    method[m] = grpc_channel_register_call(ch, method_path[m], NULL, NULL);
   return ch;
 }
 
@@ -686,6 +696,8 @@ kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message
   }
   ps->cfg = cfg;
   ps->self = self;
+  ps->max_message_bytes = max_message_bytes;
+  ps->tls = tls;
   ps->cq = grpc_completion_queue_create_for_next(NULL);
   for (uint32_t i = 0; i < cfg->node_count; i++) {
     if (i == self) continue;
@@ -693,16 +705,30 @@ kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message
     p->owner = ps;
     p->node = i;
     pthread_mutex_init(&p->lock, NULL);
-    p->channel = peer_channel(cfg->nodes[i].address, cfg->nodes[i].id, max_message_bytes, tls);
+    p->channel = peer_channel(ps, i, p->method);
     p->kind = TAG_BATCH;
-    p->method = grpc_channel_register_call(p->channel, "/tunekv.peer.Peer/Batch", NULL, NULL);
-    p->forward_method[0] = grpc_channel_register_call(p->channel, "/tunekv.KV/Put", NULL, NULL);
-    p->forward_method[1] =
-        grpc_channel_register_call(p->channel, "/tunekv.KV/Delete", NULL, NULL);
     p->rng = mono_us() * 0x9e3779b97f4a7c15ull + i;
   }
   *out = ps;
   return KV_OK;
+}
+
+void kv_peers_reload_tls(kv_peers_t *ps) {
+  if (!ps->tls) return;
+  for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
+    if (i == ps->self) continue;
+    peer_t *p = &ps->peers[i];
+    void *method[METHOD_COUNT];
+    grpc_channel *fresh = peer_channel(ps, i, method);
+    pthread_mutex_lock(&p->lock);
+    grpc_channel *old = p->channel;
+    p->channel = fresh;
+    memcpy(p->method, method, sizeof method);
+    pthread_mutex_unlock(&p->lock);
+    /* Not a cancel: the calls already on old hold it until they end (gRPC core's destroy
+     * drops this module's reference only). */
+    grpc_channel_destroy(old);
+  }
 }
 
 void kv_peers_watch_clocks(kv_peers_t *ps, kv_node_t *node) { ps->clock_node = node; }

@@ -40,6 +40,10 @@ typedef struct kv_peers kv_peers_t;
  * (server_rpc.h) must have been called. The thread starts with kv_peers_run. */
 kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message_bytes,
                        kv_tls_t *tls, kv_peers_t **out, kv_status_t *st);
+/* After a good kv_tls_reload: a new channel to every peer, made with the reloaded
+ * certificates, so the calls this node makes from now on present the new one; calls in
+ * flight end on the channel they started on. Safe from any thread; nothing without tls. */
+void kv_peers_reload_tls(kv_peers_t *p);
 /* The transport table the coordinator uses to reach the peers. */
 void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr);
 /* Answers a client call with what the replica a write was forwarded to answered (gRPC

@@ -12,9 +12,9 @@
  * Reload (SIGHUP): kv_tls_reload reads and checks the three files again. When they are good,
  * the server's certificate fetcher hands them to gRPC at the next handshake, so every new
  * connection sees the new certificate while connections already open go on; when they are
- * not, nothing changes and the sentence says why. Calls this node makes to its peers keep
- * the credentials their channels were made with until the node restarts (a limit: gRPC 1.51's
- * channel credentials cannot be swapped under a channel). */
+ * not, nothing changes and the sentence says why. gRPC 1.51's channel credentials cannot be
+ * swapped under a channel, so the peers' channels are made again from the reloaded files
+ * (kv_peers_reload_tls): the calls this node makes from then on present the new certificate. */
 #ifndef KV_TLS_RPC_H
 #define KV_TLS_RPC_H
 

@@ -8,7 +8,8 @@
 # another node is refused and changes nothing on any node, while the same batch from the right
 # node is taken; every token role's refusals, status and sentence exact; SIGHUP reload of a
 # renewed certificate (new handshakes see its serial, the cluster keeps serving) and of a
-# broken one (kept). Starts its nodes on ports of its own and stops each by pid. Prints one
+# broken one (kept); a CA rotation by SIGHUP alone, in which a node's calls to its peers
+# present the certificate it reloaded. Starts its nodes on ports of its own and stops each by pid. Prints one
 # line per test and ends with "N passed, N failed"; exits 1 on failure.
 . "$(dirname "$0")/lib.sh"
 base=$((39000 + ($$ % 300) * 10))   # this run's ports: base+1 .. base+3
@@ -51,10 +52,11 @@ wait_log() {
   for _ in $(seq 200); do grep -qF -- "$2" "${log[$1]}" && return 0; sleep 0.05; done
   return 1
 }
+conf=$work/cluster.yaml   # what start_node runs the nodes with
 start_node() {
   local i=$1
   log[$i]=$work/n$i.log
-  "$KVNODE" --config "$work/cluster.yaml" --node "n$i" --data-dir "$work/d$i" >"${log[$i]}" 2>&1 &
+  "$KVNODE" --config "$conf" --node "n$i" --data-dir "$work/d$i" >"${log[$i]}" 2>&1 &
   pid[$i]=$!
   pids+=($!)
   wait_log "$i" "serving on" || { echo "kvnode n$i did not start:"; cat "${log[$i]}"; return 1; }
@@ -204,4 +206,48 @@ for i in 1 2 3; do kill -TERM "${pid[$i]}"; done
 rc_all=0
 for i in 1 2 3; do wait "${pid[$i]}" || rc_all=1; done
 check "7. the three nodes stop cleanly" "exit status" test "$rc_all" = 0
+
+# ---- 8. a CA rotation by SIGHUP alone: calls to peers present the reloaded certificate -----
+# Each node trusts a CA file of its own. All come to trust the old and the new CA ($other's),
+# n2 takes a certificate of the new CA by SIGHUP, and n1 restarts trusting the new CA only:
+# n2's calls reach n1 only if they present n2's new certificate; n3's, not renewed, cannot.
+rot=$work/rot
+mkdir -p "$rot"
+sed "s|ca: \"$certs/ca.pem\"|ca: \"$rot/{node}-ca.pem\"|" "$work/cluster.yaml" >"$work/rot.yaml"
+conf=$work/rot.yaml
+for i in 1 2 3; do cp "$certs/ca.pem" "$rot/n$i-ca.pem"; done
+for i in 1 2 3; do start_node "$i" || exit 1; done
+both=$rot/both-ca.pem
+cat "$certs/ca.pem" "$other/ca.pem" >"$both"
+for i in 1 2 3; do cp "$both" "$rot/n$i-ca.pem"; kill -HUP "${pid[$i]}"; done
+for i in 1 2 3; do
+  check "8. n$i reloads trusting both CAs" "$(tail -3 "${log[$i]}")" wait_log "$i" "SIGHUP: reloaded"
+done
+cp "$other/n2.pem" "$certs/n2.pem"
+cp "$other/n2.key" "$certs/n2.key"
+: >"${log[2]}"
+kill -HUP "${pid[2]}"
+check "8. n2 reloads a certificate of the new CA" "$(tail -3 "${log[2]}")" \
+  wait_log 2 "SIGHUP: reloaded the certificate (serial $(file_serial "$other/n2.pem"),"
+kill -TERM "${pid[1]}"
+wait "${pid[1]}"
+cp "$other/ca.pem" "$rot/n1-ca.pem"
+cp "$other/n1.pem" "$certs/n1.pem"
+cp "$other/n1.key" "$certs/n1.key"
+start_node 1 || exit 1
+export TUNEKV_TLS_CA=$both
+check "8. n1, trusting only the new CA, is up for n2 (n2's new channel, new certificate)" \
+  "$(peer_state 2 n1)" wait_state 2 up n1
+out=$(as "$writer" 2 put default rotated yes -c ALL 2>&1); rc=$?
+check "8. an ALL put through n2 is taken (exit $rc)" "$out" test "$rc" = 0
+expect_exact "8. ... and is in n1's replica" 0 yes "" \
+  env TUNEKV_TLS_CERT="$other/client.pem" TUNEKV_TLS_KEY="$other/client.key" \
+  "$KVCTL" -a "${addr[1]}" --token "$reader" get default rotated --local
+out=$(as "$writer" 3 put default unrotated no -c ALL 2>&1); rc=$?
+check "8. n3, still on the old CA's certificate, cannot reach n1: its ALL put fails (exit $rc)" \
+  "$out" test "$rc" != 0
+for i in 1 2 3; do kill -TERM "${pid[$i]}"; done
+rc_all=0
+for i in 1 2 3; do wait "${pid[$i]}" || rc_all=1; done
+check "8. the three nodes stop cleanly" "exit status" test "$rc_all" = 0
 summary
