@@ -1,7 +1,8 @@
 # tunekv build. `make` builds everything into build/ and puts the programs in bin/.
 #   make deps      install missing Debian packages (a no-op when all are present)
 #   make test      deps, the layering check, build, unit tests (Check, under ASan/UBSan), the
-#                  simulator, integration tests, deploy-test
+#                  fuzz corpus replayed (fuzz-replay), the simulator, integration tests,
+#                  deploy-test
 #   make layering  the sans-IO rule read off the sources: what coordinator/ and common/ may
 #                  include and call (tests/layering.sh, which also checks itself)
 #   make cluster   deps, build, run the 3-node cluster of config/cluster3.yaml in the
