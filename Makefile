@@ -1,7 +1,8 @@
 # tunekv build. `make` builds everything into build/ and puts the programs in bin/.
 #   make deps      install missing Debian packages (a no-op when all are present)
 #   make test      deps, the layering check, build, unit tests (Check, under ASan/UBSan), the
-#                  simulator, integration tests, deploy-test
+#                  fuzz corpus replayed (fuzz-replay), the simulator, integration tests,
+#                  deploy-test
 #   make layering  the sans-IO rule read off the sources: what coordinator/ and common/ may
 #                  include and call (tests/layering.sh, which also checks itself)
 #   make cluster   deps, build, run the 3-node cluster of config/cluster3.yaml in the
@@ -18,11 +19,16 @@
 #                  Containerfile, compose and Kubernetes files validated (tests/deploy/
 #                  manifests.sh, with validators from npm); `make test` runs it
 #   make sim-mutants  the simulator built with each planted bug of tests/sim/mutants/
+#   make fuzz      each libFuzzer harness of tests/fuzz (clang), FUZZ_SECONDS (default 60) each,
+#                  one after the other, on a copy of its corpus in build/fuzz/ (README "Fuzzing")
+#   make fuzz-replay  the harnesses built with gcc and ASan/UBSan, every corpus file replayed
+#                  once; `make test` runs it
+#   make fuzz-seeds  rewrites the generated seeds of tests/fuzz/corpus/ (tests/fuzz/seeds.c)
 #   make clean
 
 DEB_PKGS := librocksdb-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev \
             check libcyaml-dev libyaml-dev libxxhash-dev pkg-config chromium libmicrohttpd-dev \
-            curl dpkg-dev systemd adduser passwd
+            curl dpkg-dev systemd adduser passwd clang
 PKGS := grpc libprotobuf-c rocksdb libcyaml yaml-0.1 check libxxhash libmicrohttpd
 
 BUILD := build
@@ -141,6 +147,78 @@ $(BUILD)/kvsim: $(call simobj,$(SIM_SRC))
 	$(CC) -fsanitize=address,undefined -o $@ $^ \
 	  $(shell pkg-config --libs libprotobuf-c libcyaml yaml-0.1 libxxhash) -lm
 
+# Fuzzing (README "Fuzzing"): one harness per decoder of bytes from outside, tests/fuzz/T.c
+# with its LLVMFuzzerTestOneInput, on the core, the memory store of tests/sim and
+# kvnode/peer_codec.c (no gRPC or RocksDB). `make fuzz` builds them with clang and libFuzzer
+# in build/fuzz/ (objects of their own, coverage-instrumented); `make fuzz-replay` builds them
+# with replay.c's main() on the ASan/UBSan objects of the unit tests, so it works without
+# clang and costs little in `make test`.
+FUZZ_TARGETS := token record peer hint exchange config
+FUZZ_SECONDS ?= 60
+FUZZ_LIB_SRC := tests/fuzz/fuzz_node.c tests/sim/memstore.c kvnode/peer_codec.c $(CORE_SRC) \
+                $(PB_SRC)
+FUZZ_LIBS := $(shell pkg-config --libs libprotobuf-c libcyaml yaml-0.1 libxxhash 2>/dev/null) -lm
+FUZZ_CFLAGS := $(BASE_CFLAGS) -Itests/sim -Itests/fuzz -O1 -fno-omit-frame-pointer \
+               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+fuzzobj = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(call genrel,$(1)))
+FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
+REPLAY_BINS := $(patsubst %,$(BUILD)/fuzz-replay/%,$(FUZZ_TARGETS))
+
+$(BUILD)/fuzz/obj/%.o: %.c | $(PB_HDR)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/obj/gen/%.o: $(GEN)/%.c | $(PB_HDR)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BINS): $(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/tests/fuzz/%.o $(call fuzzobj,$(FUZZ_LIB_SRC))
+	clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(FUZZ_LIBS)
+
+$(call sanobj,$(wildcard tests/fuzz/*.c)): BASE_CFLAGS += -Itests/sim -Itests/fuzz
+
+$(REPLAY_BINS): $(BUILD)/fuzz-replay/%: $(call sanobj,tests/fuzz/%.c tests/fuzz/replay.c \
+                                                  $(FUZZ_LIB_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) -fsanitize=address,undefined -o $@ $^ $(FUZZ_LIBS)
+
+$(BUILD)/fuzz-seeds: $(call sanobj,tests/fuzz/seeds.c $(FUZZ_LIB_SRC))
+	$(CC) -fsanitize=address,undefined -o $@ $^ $(FUZZ_LIBS)
+
+# Each target runs on a fresh copy of its corpus (what it finds stays in build/fuzz/corpus/T,
+# a crash's input in build/fuzz/crashes/T/), then prints libFuzzer's final numbers.
+fuzz: $(FUZZ_BINS)
+	@failed=; for t in $(FUZZ_TARGETS); do \
+	  rm -rf $(BUILD)/fuzz/corpus/$$t $(BUILD)/fuzz/crashes/$$t; \
+	  mkdir -p $(BUILD)/fuzz/corpus/$$t $(BUILD)/fuzz/crashes/$$t; \
+	  cp tests/fuzz/corpus/$$t/* $(BUILD)/fuzz/corpus/$$t/; \
+	  $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/crashes/$$t/ $(BUILD)/fuzz/corpus/$$t \
+	    >$(BUILD)/fuzz/$$t.log 2>&1 || failed="$$failed $$t"; \
+	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(BUILD)/fuzz/$$t.log); \
+	  last=$$(grep -E '^#[0-9]+' $(BUILD)/fuzz/$$t.log | tail -1); \
+	  cov=$$(echo "$$last" | sed -n 's/.* cov: \([0-9]*\).*/\1/p'); \
+	  ft=$$(echo "$$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p'); \
+	  echo "fuzz $$t: $${execs:-?} executions, cov $${cov:-?}, ft $${ft:-?}," \
+	    "corpus $$(ls $(BUILD)/fuzz/corpus/$$t | wc -l) files" \
+	    "$$(ls $(BUILD)/fuzz/crashes/$$t | sed 's/^/CRASH: /' | tr '\n' ' ')"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (logs in $(BUILD)/fuzz/)"; exit 1; fi
+
+fuzz-replay: $(REPLAY_BINS)
+	@passed=0; failed=0; for t in $(FUZZ_TARGETS); do \
+	  $(BUILD)/fuzz-replay/$$t tests/fuzz/corpus/$$t/* >$(BUILD)/fuzz-replay/$$t.log 2>&1; \
+	  grep '^FAIL' $(BUILD)/fuzz-replay/$$t.log | sed "s/^/$$t: /"; \
+	  p=$$(sed -n 's/.*: \([0-9]*\) passed, .*/\1/p' $(BUILD)/fuzz-replay/$$t.log); \
+	  f=$$(sed -n 's/.* passed, \([0-9]*\) failed/\1/p' $(BUILD)/fuzz-replay/$$t.log); \
+	  passed=$$((passed + $${p:-0})); failed=$$((failed + $${f:-1})); \
+	done; \
+	echo "fuzz-replay: $$passed passed, $$failed failed"; [ $$failed -eq 0 ]
+
+fuzz-seeds: $(BUILD)/fuzz-seeds
+	@mkdir -p $(patsubst %,tests/fuzz/corpus/%,$(FUZZ_TARGETS))
+	$(BUILD)/fuzz-seeds tests/fuzz/corpus
+
 # npm (for tests/deploy's validators) is asked for by command: it may come with a nodejs
 # package of another origin, which Debian's npm package would conflict with.
 deps:
@@ -182,6 +260,7 @@ test: deps
 	$(MAKE) layering
 	$(MAKE) all $(BUILD)/check_unit $(BUILD)/kvsim
 	$(MAKE) unit
+	$(MAKE) fuzz-replay
 	$(MAKE) sim
 	$(MAKE) integration
 	$(MAKE) deploy-test
@@ -212,7 +291,8 @@ lab: deps
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: all deps unit sim sim-mutants layering integration test deb deploy-test cluster bench lab clean
+.PHONY: all deps unit sim sim-mutants layering integration test deb deploy-test cluster bench lab clean \
+        fuzz fuzz-replay fuzz-seeds
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -399,7 +399,14 @@ kv_err kv_dvv_put(kv_dvv_t *o, const kv_actor_t *self, uint64_t floor, const kv_
   kv_cc_t cc = o->cc;
   kv_err err = cc_join_checked(&cc, ctx, KEY_CC, st);
   if (err != KV_OK) return err;
-  uint64_t counter = kv_cc_max_counter(&cc, self) + 1;
+  /* A context may claim self's last counter (a forged or corrupt one; the token harness's put
+   * check found it). Its successor wrapped to 0, and the floor then minted a dot the context
+   * already covered, a version every replica holding that context would drop. */
+  uint64_t seen = kv_cc_max_counter(&cc, self);
+  if (seen == UINT64_MAX)
+    return kv_status_set(st, KV_EINVAL, "context covers every counter of %s/%" PRIu64 "; no "
+                         "version can be minted past it", self->node, self->incarnation);
+  uint64_t counter = seen + 1;
   if (counter < floor) counter = floor;
   kv_sibling_t fresh = {.dot = {.actor = *self, .counter = counter},
                         .hlc = hlc, .tombstone = tombstone, .value_bytes = value_bytes};

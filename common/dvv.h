@@ -109,7 +109,9 @@ kv_err kv_dvv_copy(kv_dvv_t *dst, const kv_dvv_t *src);
  * at least floor (kvnode passes its hybrid logical clock: DESIGN section 6, "counters").
  * value is copied; tombstone puts pass value NULL, 0 bytes. On success the client is answered with o's
  * live siblings and o->cc. KV_EBUSY with a sentence when the object would have more than
- * siblings_max siblings or a context limit would be passed; the object is then unchanged. */
+ * siblings_max siblings or a context limit would be passed, KV_EINVAL when ctx or the object
+ * covers self's last counter (UINT64_MAX: no dot is left to mint); the object is then
+ * unchanged. */
 kv_err kv_dvv_put(kv_dvv_t *o, const kv_actor_t *self, uint64_t floor, const kv_cc_t *ctx,
                   const void *value, uint32_t value_bytes, bool tombstone, uint64_t hlc, uint32_t siblings_max,
                   kv_status_t *st);

@@ -240,7 +240,8 @@ typedef struct {
  * wholly seen and, unless hints_only, the replica's record while it is still rec
  * (kv_node_reap). Errors, in out->code with a sentence: KV_EINVAL for hint_for naming this
  * node, relay naming this node or past KV_REPLICAS_MAX - 1 replicas, a relay wait not 1 ..
- * KV_TIMEOUT_MS_MAX, an unknown keyspace; KV_EBUSY when a hint has no room or KV_RELAYS_MAX
+ * KV_TIMEOUT_MS_MAX, an unknown keyspace, an empty key ("key is empty") or one over
+ * KV_KEY_BYTES_HARD_MAX; KV_EBUSY when a hint has no room or KV_RELAYS_MAX
  * relays wait; KV_ECORRUPT for a record that does not
  * decode; KV_EPRECONDITION when a reaped record changed; else the store's. out is the
  * caller's: kv_peer_result_deinit. */

@@ -11,12 +11,26 @@ static kv_err hint_target(kv_coord_t *c, uint32_t hint_for, kv_status_t *st) {
   return KV_OK;
 }
 
-static kv_err replica_reap(kv_coord_t *c, const kv_msg_t *m, kv_status_t *st) {
+/* What a write, read or reap (`what`) names must be a keyspace of this node's config and a
+ * key the store can hold: a peer's message is not trusted, and the store asserts on an empty
+ * key. (The fuzzer found a read of an empty key reaching the store.) */
+static kv_err replica_key_check(kv_coord_t *c, const kv_msg_t *m, const char *what,
+                                kv_status_t *st) {
   if (!kv_config_keyspace(c->ring->cfg, m->keyspace))
-    return kv_status_set(st, KV_EINVAL, "reap names keyspace '%.*s', which this node does not "
-                         "have", (int)KV_KEYSPACE_NAME_BYTES_MAX, m->keyspace);
+    return kv_status_set(st, KV_EINVAL, "%s names keyspace '%.*s', which this node does not "
+                         "have", what, (int)KV_KEYSPACE_NAME_BYTES_MAX, m->keyspace);
+  if (m->key_bytes == 0) return kv_status_set(st, KV_EINVAL, "key is empty");
+  if (m->key_bytes > KV_KEY_BYTES_HARD_MAX)
+    return kv_status_set(st, KV_EINVAL, "key is %zu bytes; no keyspace allows more than %u",
+                         m->key_bytes, KV_KEY_BYTES_HARD_MAX);
+  return KV_OK;
+}
+
+static kv_err replica_reap(kv_coord_t *c, const kv_msg_t *m, kv_status_t *st) {
+  kv_err err = replica_key_check(c, m, "reap", st);
+  if (err != KV_OK) return err;
   kv_dvv_t tomb;
-  kv_err err = kv_dvv_decode(m->rec, m->rec_bytes, &tomb, st);
+  err = kv_dvv_decode(m->rec, m->rec_bytes, &tomb, st);
   if (err != KV_OK) return err;
   err = kv_hints_forget(&c->hints, m->keyspace, m->key, m->key_bytes, &tomb.cc, st);
   if (err == KV_OK && !m->hints_only)
@@ -33,7 +47,8 @@ static kv_err replica_reap(kv_coord_t *c, const kv_msg_t *m, kv_status_t *st) {
  * (*relaying: done will be called). */
 static kv_err replica_write(kv_coord_t *c, const kv_msg_t *m, kv_coord_relay_fn done,
                             void *arg, uint64_t mono_us, bool *relaying, kv_status_t *st) {
-  kv_err err = m->hint_for != KV_NODE_NONE ? hint_target(c, m->hint_for, st) : KV_OK;
+  kv_err err = replica_key_check(c, m, "write", st);
+  if (err == KV_OK && m->hint_for != KV_NODE_NONE) err = hint_target(c, m->hint_for, st);
   if (err == KV_OK && m->relay_count > 0)
     err = coord_relay_check(c, m->relay, m->relay_count, m->relay_wait_ms, st);
   if (err != KV_OK) return err;
@@ -62,7 +77,9 @@ void kv_coord_on_peer_request(kv_coord_t *c, const kv_msg_t *m, uint64_t mono_us
       out->after_sync = out->code == KV_OK && m->durable;
       break;
     case KV_MSG_READ:
-      out->code = m->hint_for != KV_NODE_NONE ? hint_target(c, m->hint_for, st) : KV_OK;
+      out->code = replica_key_check(c, m, "read", st);
+      if (out->code == KV_OK && m->hint_for != KV_NODE_NONE)
+        out->code = hint_target(c, m->hint_for, st);
       if (out->code == KV_OK)
         out->code = m->hint_for != KV_NODE_NONE
                         ? kv_hints_read(&c->hints, m->hint_for, m->keyspace, m->key,

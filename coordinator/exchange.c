@@ -265,6 +265,18 @@ static void diff_keys(kv_xch_t *x, const kv_aae_answer_t *ours, const kv_aae_ans
 
 static void pump(kv_xch_t *x, const kv_msg_out_t *tr, uint64_t now_us);
 
+/* Whether every key the peer listed is one a store can hold (1 to KV_KEY_BYTES_HARD_MAX bytes),
+ * as a repair reads and merges it here. (The exchange fuzzer's empty key reached the store.) */
+static bool keys_in_bounds(const kv_xch_t *x, const kv_aae_answer_t *ans) {
+  for (uint32_t i = 0; i < ans->key_count; i++) {
+    if (ans->keys[i].len >= 1 && ans->keys[i].len <= KV_KEY_BYTES_HARD_MAX) continue;
+    KV_WARN("anti-entropy: node %s listed a key of %zu bytes; keys are 1 to %u bytes",
+            x->ring->cfg->nodes[x->peer].id, ans->keys[i].len, KV_KEY_BYTES_HARD_MAX);
+    return false;
+  }
+  return true;
+}
+
 /* KEYS answered: lists ours for the same segments and repairs the keys that differ. */
 static void took_keys(kv_xch_t *x, const kv_msg_out_t *tr, const kv_aae_answer_t *ans,
                       uint64_t now_us) {
@@ -279,7 +291,7 @@ static void took_keys(kv_xch_t *x, const kv_msg_out_t *tr, const kv_aae_answer_t
       return;
     }
   }
-  if (ans->hash_count != ans->key_count) {
+  if (ans->hash_count != ans->key_count || !keys_in_bounds(x, ans)) {
     kv_aae_answer_free(&ours);
     xch_end(x, false, now_us);
     return;

@@ -2620,6 +2620,52 @@ START_TEST(relays_past_the_table_are_resource_exhausted) {
 }
 END_TEST
 
+START_TEST(a_peer_key_out_of_bounds_is_refused) {
+  /* A peer's message names its keyspace and key; the store must never see an empty key or an
+   * unknown keyspace (tests/fuzz/corpus/peer/crash-read-empty-key: a read of an empty key
+   * reached the store with a NULL key). */
+  kv_status_t st;
+  kv_status_clear(&st);
+  kv_dvv_t empty;
+  kv_dvv_init(&empty);
+  uint8_t *rec, *enc;
+  size_t rec_bytes, enc_bytes;
+  ck_assert_int_eq(kv_dvv_encode(&empty, &enc, &enc_bytes), KV_OK);
+  kv_msg_t m = kv_msg_read(1, "default", NULL, 0);
+  ck_assert_int_eq(peer_request(coord, &m, &rec, &rec_bytes, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "key is empty");
+  ck_assert_ptr_null(rec);
+  m.hint_for = node_named("n2");
+  ck_assert_int_eq(peer_request(coord, &m, &rec, &rec_bytes, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "key is empty");
+  m = kv_msg_read(1, "nope", (const uint8_t *)"k", 1);
+  ck_assert_int_eq(peer_request(coord, &m, &rec, &rec_bytes, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "read names keyspace 'nope', which this node does not have");
+  m = kv_msg_write(1, "nope", (const uint8_t *)"k", 1, enc, enc_bytes, false);
+  ck_assert_int_eq(peer_request(coord, &m, NULL, NULL, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "write names keyspace 'nope', which this node does not have");
+  uint8_t *long_key = calloc(KV_KEY_BYTES_HARD_MAX + 1, 1);
+  ck_assert_ptr_nonnull(long_key);
+  m = kv_msg_write(1, "default", long_key, KV_KEY_BYTES_HARD_MAX + 1, enc, enc_bytes, false);
+  ck_assert_int_eq(peer_request(coord, &m, NULL, NULL, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "key is 65537 bytes; no keyspace allows more than 65536");
+  m = kv_msg_write(1, "default", NULL, 0, enc, enc_bytes, false);
+  m.hint_for = node_named("n2");
+  ck_assert_int_eq(peer_request(coord, &m, NULL, NULL, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "key is empty");
+  ck_assert_int_eq(coord_reap(coord, "default", NULL, 0, enc, enc_bytes, false, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "key is empty");
+  /* The longest key a keyspace may allow is taken. */
+  m = kv_msg_write(1, "default", long_key, KV_KEY_BYTES_HARD_MAX, enc, enc_bytes, false);
+  ck_assert_int_eq(peer_request(coord, &m, NULL, NULL, &st), KV_OK);
+  kv_hint_stats_t hs;
+  kv_coord_hint_stats(coord, node_named("n2"), &hs);
+  ck_assert_uint_eq(hs.pending, 0); /* the refused fallback write kept nothing */
+  free(long_key);
+  free(enc);
+}
+END_TEST
+
 Suite *coord_suite(void) {
   Suite *s = suite_create("coord");
   TCase *tc = tcase_create("core");
@@ -2696,6 +2742,7 @@ Suite *coord_suite(void) {
   tcase_add_test(tc, a_forwarder_relays_and_answers_with_each_outcome);
   tcase_add_test(tc, a_relay_naming_bad_nodes_is_refused);
   tcase_add_test(tc, relays_past_the_table_are_resource_exhausted);
+  tcase_add_test(tc, a_peer_key_out_of_bounds_is_refused);
   suite_add_tcase(s, tc);
   return s;
 }

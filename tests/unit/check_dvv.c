@@ -343,6 +343,34 @@ END_TEST
 
 /* Two different writes under one dot should never happen; if a bug makes them, replicas must
  * still agree on one of them whichever way they merge. */
+START_TEST(put_refuses_a_context_covering_every_counter) {
+  /* tests/fuzz/corpus/token/crash-last-counter: a client's context claiming (n1, 2^64 - 1).
+   * The next counter wrapped to 0, and the put minted the floor, a dot the context covered. */
+  kv_actor_t x = actor("n1", 1);
+  const uint64_t last[] = {UINT64_MAX}, before_last[] = {UINT64_MAX - 1};
+  kv_cc_t ctx = cc_of("n1", last, 1);
+  kv_dvv_t o;
+  kv_dvv_init(&o);
+  kv_status_t st;
+  kv_status_clear(&st);
+  ck_assert_int_eq(kv_dvv_put(&o, &x, 5, &ctx, "v", 1, false, 1, 16, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "context covers every counter of n1/1; no version can be minted "
+                           "past it");
+  ck_assert_uint_eq(o.sib_count, 0);
+  ck_assert_uint_eq(o.cc.vv_count, 0);
+  /* One below the last still mints the last. */
+  ctx = cc_of("n1", before_last, 1);
+  ck_assert_int_eq(kv_dvv_put(&o, &x, 5, &ctx, "v", 1, false, 1, 16, &st), KV_OK);
+  ck_assert_uint_eq(o.sib[0].dot.counter, UINT64_MAX);
+  assert_valid(&o);
+  kv_cc_t empty;
+  kv_cc_init(&empty);
+  ck_assert_int_eq(kv_dvv_put(&o, &x, 5, &empty, "w", 1, false, 1, 16, &st), KV_EINVAL);
+  ck_assert_uint_eq(o.sib_count, 1);
+  kv_dvv_deinit(&o);
+}
+END_TEST
+
 START_TEST(merge_of_a_reused_dot_converges) {
   kv_actor_t x = actor("n1", 1);
   kv_cc_t empty;
@@ -1083,6 +1111,7 @@ Suite *dvv_suite(void) {
   tcase_add_test(obj, context_limit_refuses_put_and_leaves_object_unchanged);
   tcase_add_test(obj, put_mints_above_dots_the_context_has_seen);
   tcase_add_test(obj, put_mints_at_least_the_floor_after_a_reap);
+  tcase_add_test(obj, put_refuses_a_context_covering_every_counter);
   tcase_add_test(obj, merge_of_a_reused_dot_converges);
   tcase_add_test(obj, interleaved_clients_do_not_explode_siblings);
   tcase_add_test(obj, wiped_node_new_writes_survive);

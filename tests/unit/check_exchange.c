@@ -275,6 +275,49 @@ START_TEST(duplicated_answers_are_ignored) {
 }
 END_TEST
 
+/* Delivers every message to n2 and its answers back, with the first key of each KEYS answer
+ * replaced by bad. */
+static void run_listing(kv_aae_key_t bad, uint64_t now) {
+  fx_msg_t *q;
+  while ((q = fx_take(&cl)) != NULL) {
+    kv_peer_result_t r;
+    kv_coord_on_peer_request(cl.nodes[1].coord, &q->m, now, FX_WALL_MS, NULL, NULL, &r);
+    ck_assert_int_eq(r.code, KV_OK);
+    kv_aae_answer_t tree = r.tree;
+    if (q->m.kind == KV_MSG_TREE && q->m.tree.kind == KV_AAE_ASK_KEYS) {
+      ck_assert_uint_eq(tree.key_count, 1);
+      tree.keys = &bad;
+    }
+    kv_msg_answer_t a = {.id = q->m.id, .code = KV_OK, .rec = r.rec, .rec_bytes = r.rec_bytes,
+                         .tree = q->m.kind == KV_MSG_TREE ? &tree : NULL};
+    kv_coord_on_peer_reply(cl.nodes[0].coord, &a, now);
+    kv_peer_result_deinit(&r);
+    fx_msg_free(q);
+  }
+}
+
+/* A peer listing a key no store can hold (tests/fuzz/corpus/exchange/crash-keys-empty-key:
+ * an empty one was read and merged here) fails the exchange before any repair. */
+START_TEST(a_key_out_of_bounds_in_a_keys_answer_fails_the_exchange) {
+  fx_local_put(&cl, 1, "k", "v", NULL, NULL);
+  uint64_t now = first_round();
+  run_listing((kv_aae_key_t){NULL, 0}, now);
+  ck_assert_uint_eq(stats().failed, 1);
+  ck_assert_uint_eq(cl.sent[KV_MSG_READ], 0);
+  end_round(now);
+  now += INTERVAL_US;
+  tick(now);
+  uint8_t *long_key = calloc(KV_KEY_BYTES_HARD_MAX + 1, 1);
+  ck_assert_ptr_nonnull(long_key);
+  run_listing((kv_aae_key_t){long_key, KV_KEY_BYTES_HARD_MAX + 1}, now);
+  free(long_key);
+  ck_assert_uint_eq(stats().failed, 2);
+  ck_assert_uint_eq(cl.sent[KV_MSG_READ], 0);
+  ck_assert_uint_eq(stats().exchanges, 0);
+  ck_assert(!fx_same_record(&cl, 0, 1, "k"));
+}
+END_TEST
+
 Suite *exchange_suite(void) {
   Suite *s = suite_create("exchange");
   TCase *tc = tcase_create("core");
@@ -285,6 +328,7 @@ Suite *exchange_suite(void) {
   tcase_add_test(tc, repairs_in_flight_are_bounded);
   tcase_add_test(tc, a_silent_or_failing_peer_fails_the_exchange_until_a_later_round);
   tcase_add_test(tc, duplicated_answers_are_ignored);
+  tcase_add_test(tc, a_key_out_of_bounds_in_a_keys_answer_fails_the_exchange);
   suite_add_tcase(s, tc);
   return s;
 }
