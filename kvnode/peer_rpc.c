@@ -7,12 +7,13 @@
  * built by concatenating the packed messages behind their field headers: no message is
  * decoded or copied twice.
  *
- * Per peer, under its lock: the batch call in flight (its buffers), the clock estimate, the
- * fault and the calls it holds back. What is queued, when a batch leaves, and whether the
- * peer is up are the core's (its links). Lock order: the driver's lock (driver.h) may be held
- * when a peer's lock is taken (batches start from inside the core), never the reverse:
- * batch ends and ticks are delivered to the core under the driver's lock with no peer lock
- * held.
+ * Per peer, under its lock: the batch calls in flight, one per slot of the core's link
+ * (link.h: up to KV_PEER_WINDOW, each with its buffers and its completion tag), the clock
+ * estimate, the fault and the calls it holds back. What is queued, when a batch leaves, and
+ * whether the peer is up are the core's (its links). Lock order: the driver's lock (driver.h)
+ * may be held when a peer's lock is taken (batches start from inside the core), never the
+ * reverse: batch ends and ticks are delivered to the core under the driver's lock with no peer
+ * lock held.
  *
  * Faults. Every call to a peer (its batch, a forwarded write) goes through call_send. With no
  * fault and nothing held it starts at once. Otherwise it becomes a held call: its deadline is
@@ -25,10 +26,11 @@
  * deadline comes first fails (with both_ways, a batch's answer is held too, for a delay drawn
  * alike, and the batch stays in flight until it is released)
  * with DEADLINE_EXCEEDED, which is how a dropped call ends: exactly as a call whose packets
- * were lost would. So a dropped batch still holds the peer's one batch slot until its deadline,
+ * were lost would. So a dropped batch still holds its slot of the window until its deadline,
  * its messages are answered as failed only then, and nothing of it reaches the peer. A peer
- * has at most one batch held; forwards held per peer are bounded by KV_FAULT_HELD_MAX. At
- * shutdown every held call fails (CANCELLED), like the calls in flight. */
+ * has at most KV_PEER_WINDOW batches held (one per slot); forwards held per peer are bounded
+ * by KV_FAULT_HELD_MAX. At shutdown every held call fails (CANCELLED), like the calls in
+ * flight. */
 #include "peer_rpc.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -69,7 +71,7 @@ typedef struct {
 /* A call held back by a fault (see the notes at the top). */
 typedef struct {
   unary_t *u;                   /* the call's state, once it starts or fails */
-  void *tag;                    /* the peer (its batch) or a forward_t */
+  void *tag;                    /* a batch_t or a forward_t */
   void *method;
   grpc_byte_buffer *request;
   gpr_timespec deadline;        /* the call's deadline, fixed when it was made */
@@ -77,29 +79,39 @@ typedef struct {
   uint64_t release_ms;          /* when it leaves; UINT64_MAX: dropped, never */
 } held_t;
 
+typedef struct peer peer_t;
+
+/* The batch call of one slot of the peer's link (link.h), its completion's tag. */
 typedef struct {
   tag_kind_t kind;              /* TAG_BATCH */
-  kv_peers_t *owner;
+  peer_t *peer;
+  uint32_t slot;                /* its index in peer->batches, the link's slot */
+  bool in_flight;               /* rpc, sent_wall_ms and the answer's hold are valid */
+  unary_t rpc;
+  uint64_t sent_wall_ms;        /* it left at this wall-clock time */
+  bool answer_held;             /* both_ways: the answer waits for answer_release_ms */
+  uint64_t answer_release_ms;
+} batch_t;
+
+struct peer {
   uint32_t node;
   grpc_channel *channel;
   void *method;                 /* registered /tunekv.peer.Peer/Batch */
   void *forward_method[2];      /* /tunekv.KV/Put and /tunekv.KV/Delete */
   pthread_mutex_t lock;
-  /* The batch call in flight (valid while in_flight). */
-  bool in_flight;
-  unary_t rpc;
-  uint64_t sent_wall_ms;        /* it left at this wall-clock time */
+  batch_t batches[KV_PEER_WINDOW];
   bool clock_known;             /* clock sanity (see peer_rpc.h) */
   int64_t clock_offset_ms;
   bool clock_skewed;
   kv_fault_t fault;
-  held_t *held;                 /* KV_FAULT_HELD_MAX + 1, made with the first fault; in order */
+  held_t *held;                 /* HELD_ROOM, made with the first fault; in order */
   uint32_t held_count;
   uint64_t last_release_ms;     /* the latest release time handed out */
-  bool answer_held;             /* both_ways: the batch's answer waits for answer_release_ms */
-  uint64_t answer_release_ms;
   uint64_t rng;                 /* splitmix64 state, for drops and jitter */
-} peer_t;
+};
+
+/* Held calls per peer: the forwards' bound, and a batch for each slot of the window. */
+#define HELD_ROOM (KV_FAULT_HELD_MAX + KV_PEER_WINDOW)
 
 /* A client's write forwarded to the replica that coordinates it. */
 typedef struct {
@@ -258,12 +270,12 @@ static kv_err call_send(kv_peers_t *ps, peer_t *p, unary_t *u, void *method,
     unary_start(u, p->channel, ps->cq, method, request, deadline, tag);
     return KV_OK;
   }
-  if (tag != p && p->held_count >= KV_FAULT_HELD_MAX) {
+  if (*(tag_kind_t *)tag == TAG_FORWARD && p->held_count >= KV_FAULT_HELD_MAX) {
     grpc_byte_buffer_destroy(request);
     return kv_status_set(st, KV_EBUSY, "%u calls to node %s are held back by fault injection",
                          p->held_count, ps->cfg->nodes[p->node].id);
   }
-  KV_ASSERT(p->held_count <= KV_FAULT_HELD_MAX); /* room for the one batch */
+  KV_ASSERT(p->held_count < HELD_ROOM); /* room for a batch per slot */
   uint64_t now = mono_ms();
   held_t h = {.u = u, .tag = tag, .method = method, .request = request, .deadline = deadline,
               .deadline_ms = now + deadline_ms, .release_ms = UINT64_MAX};
@@ -316,20 +328,22 @@ static grpc_byte_buffer *batch_build(const char *from, const kv_link_item_t *ite
   return bb;
 }
 
-/* The transport's send_batch (coord.h): one Batch call carrying items, unless stopping. */
-static bool peer_send_batch(void *arg, uint32_t node, const kv_link_item_t *items,
+/* The transport's send_batch (coord.h): one Batch call carrying items, in slot's call,
+ * unless stopping. */
+static bool peer_send_batch(void *arg, uint32_t node, uint32_t slot, const kv_link_item_t *items,
                             uint32_t count, uint32_t deadline_ms) {
   kv_peers_t *ps = arg;
-  KV_ASSERT(node < ps->cfg->node_count && node != ps->self);
+  KV_ASSERT(node < ps->cfg->node_count && node != ps->self && slot < KV_PEER_WINDOW);
   peer_t *p = &ps->peers[node];
+  batch_t *b = &p->batches[slot];
   pthread_mutex_lock(&p->lock);
   bool start = !atomic_load(&ps->stop);
   if (start) {
-    KV_ASSERT(!p->in_flight); /* the core's link has one batch in flight at most */
+    KV_ASSERT(!b->in_flight); /* the core's link fills a slot only once its batch ended */
     grpc_byte_buffer *request = batch_build(ps->cfg->nodes[ps->self].id, items, count);
-    p->in_flight = true;
-    p->sent_wall_ms = wall_ms();
-    kv_err err = call_send(ps, p, &p->rpc, p->method, request, deadline_ms, p, NULL);
+    b->in_flight = true;
+    b->sent_wall_ms = wall_ms();
+    kv_err err = call_send(ps, p, &b->rpc, p->method, request, deadline_ms, b, NULL);
     KV_ASSERT(err == KV_OK); /* a batch always finds room among the held calls */
   }
   pthread_mutex_unlock(&p->lock);
@@ -349,11 +363,12 @@ static kv_err peer_pack(void *arg, uint32_t node, const kv_msg_t *m, kv_link_ite
 
 static void peer_discard(void *arg, kv_link_item_t *item) { free(item->data); }
 
-/* Clock sanity: the peer's clock at the midpoint of the round trip against ours. Peer lock
- * held; true when the peer's skewed state changed. */
-static bool clock_measure(kv_peers_t *ps, peer_t *p, uint64_t peer_wall_ms) {
+/* Clock sanity: the peer's clock at the midpoint of the round trip of a batch sent at
+ * sent_wall_ms against ours. Peer lock held; true when the peer's skewed state changed. */
+static bool clock_measure(kv_peers_t *ps, peer_t *p, uint64_t sent_wall_ms,
+                          uint64_t peer_wall_ms) {
   uint64_t now = wall_ms();
-  int64_t mid = (int64_t)(p->sent_wall_ms + (now > p->sent_wall_ms ? now : p->sent_wall_ms)) / 2;
+  int64_t mid = (int64_t)(sent_wall_ms + (now > sent_wall_ms ? now : sent_wall_ms)) / 2;
   p->clock_offset_ms = (int64_t)peer_wall_ms - mid;
   p->clock_known = true;
   int64_t bound = (int64_t)ps->cfg->max_clock_skew_ms;
@@ -375,10 +390,12 @@ static kv_msg_answer_t *answers_view(const Tunekv__Peer__PeerBatchReply *reply,
   return answers;
 }
 
-/* Measures the peer's clock from its reply, and reports a change of its skewed state. */
-static void clock_check(kv_peers_t *ps, peer_t *p, uint64_t peer_wall_ms) {
+/* Measures the peer's clock from its reply to a batch sent at sent_wall_ms, and reports a
+ * change of its skewed state. */
+static void clock_check(kv_peers_t *ps, peer_t *p, uint64_t sent_wall_ms,
+                        uint64_t peer_wall_ms) {
   pthread_mutex_lock(&p->lock);
-  bool changed = clock_measure(ps, p, peer_wall_ms);
+  bool changed = clock_measure(ps, p, sent_wall_ms, peer_wall_ms);
   bool skewed = p->clock_skewed;
   int64_t offset = p->clock_offset_ms;
   pthread_mutex_unlock(&p->lock);
@@ -393,9 +410,11 @@ static void clock_check(kv_peers_t *ps, peer_t *p, uint64_t peer_wall_ms) {
             ps->cfg->nodes[p->node].id, (long long)offset);
 }
 
-/* Delivers the end of a batch call to the core: its answers, or its failure. No lock held. */
-static void batch_deliver(kv_peers_t *ps, peer_t *p, grpc_status_code status,
-                          grpc_slice details, grpc_byte_buffer *response) {
+/* Delivers the end of slot's batch call, sent at sent_wall_ms, to the core: its answers, or
+ * its failure. No lock held. */
+static void batch_deliver(kv_peers_t *ps, peer_t *p, uint32_t slot, uint64_t sent_wall_ms,
+                          grpc_status_code status, grpc_slice details,
+                          grpc_byte_buffer *response) {
   Tunekv__Peer__PeerBatchReply *reply = NULL;
   if (status == GRPC_STATUS_OK && response) {
     grpc_byte_buffer_reader reader;
@@ -407,12 +426,13 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, grpc_status_code status,
       grpc_slice_unref(s);
     }
   }
-  if (reply && reply->wall_ms) clock_check(ps, p, reply->wall_ms);
+  if (reply && reply->wall_ms) clock_check(ps, p, sent_wall_ms, reply->wall_ms);
   kv_driver_lock(ps->driver);
   if (reply) {
     kv_peer_answer_scratch_t *scratch;
     kv_msg_answer_t *answers = answers_view(reply, &scratch);
-    kv_coord_on_batch_reply(ps->coord, p->node, answers, (uint32_t)reply->n_answers, mono_us());
+    kv_coord_on_batch_reply(ps->coord, p->node, slot, answers, (uint32_t)reply->n_answers,
+                            mono_us());
     for (size_t i = 0; i < reply->n_answers; i++) kv_peer_answer_scratch_free(&scratch[i]);
     free(scratch);
     free(answers);
@@ -422,24 +442,29 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, grpc_status_code status,
     snprintf(why, sizeof why, "%s: %s", kv_grpc_code_name((int)status),
              status == GRPC_STATUS_OK ? "the reply does not decode" : text);
     gpr_free(text);
-    kv_coord_on_batch_failed(ps->coord, p->node, status == GRPC_STATUS_DEADLINE_EXCEEDED
-                                                     ? KV_LINK_TIMED_OUT : KV_LINK_FAILED,
+    kv_coord_on_batch_failed(ps->coord, p->node, slot,
+                             status == GRPC_STATUS_DEADLINE_EXCEEDED ? KV_LINK_TIMED_OUT
+                                                                     : KV_LINK_FAILED,
                              why, mono_us());
   }
   kv_driver_unlock(ps->driver);
   if (reply) tunekv__peer__peer_batch_reply__free_unpacked(reply, NULL);
 }
 
-static void batch_complete(kv_peers_t *ps, peer_t *p) {
+/* Ends b's call and frees its slot before the core hears of it: the core may start the
+ * slot's next batch from inside the delivery. No lock held. */
+static void batch_complete(kv_peers_t *ps, batch_t *b) {
+  peer_t *p = b->peer;
   pthread_mutex_lock(&p->lock);
-  grpc_status_code status = p->rpc.status;
-  grpc_slice details = p->rpc.details;
-  grpc_byte_buffer *response = p->rpc.response;
-  unary_end(&p->rpc);
-  p->in_flight = false;
+  grpc_status_code status = b->rpc.status;
+  grpc_slice details = b->rpc.details;
+  grpc_byte_buffer *response = b->rpc.response;
+  uint64_t sent_wall_ms = b->sent_wall_ms;
+  unary_end(&b->rpc);
+  b->in_flight = false;
   pthread_mutex_unlock(&p->lock);
 
-  batch_deliver(ps, p, status, details, response);
+  batch_deliver(ps, p, b->slot, sent_wall_ms, status, details, response);
   grpc_slice_unref(details);
   if (response) grpc_byte_buffer_destroy(response);
 }
@@ -492,7 +517,7 @@ kv_err kv_peers_fault_set(kv_peers_t *ps, const char *const *ids, size_t n, cons
   for (size_t i = 0; i < n && err == KV_OK && fault_on(f); i++) {
     peer_t *p = &ps->peers[nodes[i]];
     pthread_mutex_lock(&p->lock);
-    if (!p->held) p->held = calloc(KV_FAULT_HELD_MAX + 1, sizeof *p->held);
+    if (!p->held) p->held = calloc(HELD_ROOM, sizeof *p->held);
     if (!p->held) err = kv_status_set(st, KV_ENOMEM, "out of memory setting a fault");
     pthread_mutex_unlock(&p->lock);
   }
@@ -577,14 +602,15 @@ void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
 
 /* ---- the thread --------------------------------------------------------------------- */
 
-/* Under a both_ways fault, holds back the answer of p's batch that just came, as if it
+/* Under a both_ways fault, holds back the answer of batch b that just came, as if it
  * crossed the link back; faults_tick completes it. True when held. No lock held. */
-static bool answer_hold(kv_peers_t *ps, peer_t *p) {
+static bool answer_hold(kv_peers_t *ps, batch_t *b) {
+  peer_t *p = b->peer;
   pthread_mutex_lock(&p->lock);
-  bool hold = p->fault.both_ways && p->rpc.status == GRPC_STATUS_OK && !atomic_load(&ps->stop);
+  bool hold = p->fault.both_ways && b->rpc.status == GRPC_STATUS_OK && !atomic_load(&ps->stop);
   if (hold) {
-    p->answer_held = true;
-    p->answer_release_ms = mono_ms() + fault_delay(p);
+    b->answer_held = true;
+    b->answer_release_ms = mono_ms() + fault_delay(p);
   }
   pthread_mutex_unlock(&p->lock);
   return hold;
@@ -599,17 +625,23 @@ static void call_done(kv_peers_t *ps, void *tag) {
 /* Starts held calls that are due and fails those past their deadline, every held call once
  * stopping (kv_peers_destroy makes them all overdue). */
 static void faults_tick(kv_peers_t *ps, uint64_t now) {
-  void *done[KV_FAULT_HELD_MAX + 1];
+  void *done[HELD_ROOM];
   for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
     if (i == ps->self) continue;
     peer_t *p = &ps->peers[i];
+    batch_t *answers[KV_PEER_WINDOW];
+    uint32_t answer_count = 0;
     pthread_mutex_lock(&p->lock);
     uint32_t n = p->held_count ? held_sweep(ps, p, now, done) : 0;
-    bool answer = p->answer_held && (now >= p->answer_release_ms || atomic_load(&ps->stop));
-    if (answer) p->answer_held = false;
+    for (uint32_t k = 0; k < KV_PEER_WINDOW; k++) {
+      batch_t *b = &p->batches[k];
+      if (!b->answer_held || (now < b->answer_release_ms && !atomic_load(&ps->stop))) continue;
+      b->answer_held = false;
+      answers[answer_count++] = b;
+    }
     pthread_mutex_unlock(&p->lock);
     for (uint32_t k = 0; k < n; k++) call_done(ps, done[k]);
-    if (answer) batch_complete(ps, p);
+    for (uint32_t k = 0; k < answer_count; k++) batch_complete(ps, answers[k]);
   }
 }
 
@@ -690,11 +722,11 @@ kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message
   for (uint32_t i = 0; i < cfg->node_count; i++) {
     if (i == self) continue;
     peer_t *p = &ps->peers[i];
-    p->owner = ps;
     p->node = i;
+    for (uint32_t k = 0; k < KV_PEER_WINDOW; k++)
+      p->batches[k] = (batch_t){.kind = TAG_BATCH, .peer = p, .slot = k};
     pthread_mutex_init(&p->lock, NULL);
     p->channel = peer_channel(cfg->nodes[i].address, cfg->nodes[i].id, max_message_bytes, tls);
-    p->kind = TAG_BATCH;
     p->method = grpc_channel_register_call(p->channel, "/tunekv.peer.Peer/Batch", NULL, NULL);
     p->forward_method[0] = grpc_channel_register_call(p->channel, "/tunekv.KV/Put", NULL, NULL);
     p->forward_method[1] =
@@ -723,7 +755,9 @@ void kv_peers_destroy(kv_peers_t *ps) {
     if (i == ps->self) continue;
     peer_t *p = &ps->peers[i];
     pthread_mutex_lock(&p->lock);
-    if (p->in_flight && p->rpc.call) grpc_call_cancel(p->rpc.call, NULL);
+    for (uint32_t k = 0; k < KV_PEER_WINDOW; k++)
+      if (p->batches[k].in_flight && p->batches[k].rpc.call)
+        grpc_call_cancel(p->batches[k].rpc.call, NULL);
     for (uint32_t k = 0; k < p->held_count; k++) p->held[k].deadline_ms = 0;
     pthread_mutex_unlock(&p->lock);
   }
@@ -734,9 +768,11 @@ void kv_peers_destroy(kv_peers_t *ps) {
     busy = false;
     for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
       if (i == ps->self) continue;
-      pthread_mutex_lock(&ps->peers[i].lock);
-      busy |= ps->peers[i].in_flight || ps->peers[i].held_count > 0;
-      pthread_mutex_unlock(&ps->peers[i].lock);
+      peer_t *p = &ps->peers[i];
+      pthread_mutex_lock(&p->lock);
+      busy |= p->held_count > 0;
+      for (uint32_t k = 0; k < KV_PEER_WINDOW; k++) busy |= p->batches[k].in_flight;
+      pthread_mutex_unlock(&p->lock);
     }
     if (busy) {
       struct timespec pause = {0, 1000000};
