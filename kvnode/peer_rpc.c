@@ -75,8 +75,8 @@ typedef struct {
   void *method;
   grpc_byte_buffer *request;
   gpr_timespec deadline;        /* the call's deadline, fixed when it was made */
-  uint64_t deadline_ms;         /* the same on mono_ms's clock */
-  uint64_t release_ms;          /* when it leaves; UINT64_MAX: dropped, never */
+  uint64_t deadline_us;         /* the same on mono_us's clock */
+  uint64_t release_us;          /* when it leaves; UINT64_MAX: dropped, never */
 } held_t;
 
 typedef struct peer peer_t;
@@ -89,8 +89,8 @@ typedef struct {
   bool in_flight;               /* rpc, sent_wall_ms and the answer's hold are valid */
   unary_t rpc;
   uint64_t sent_wall_ms;        /* it left at this wall-clock time */
-  bool answer_held;             /* both_ways: the answer waits for answer_release_ms */
-  uint64_t answer_release_ms;
+  bool answer_held;             /* both_ways: the answer waits for answer_release_us */
+  uint64_t answer_release_us;
 } batch_t;
 
 struct peer {
@@ -106,7 +106,7 @@ struct peer {
   kv_fault_t fault;
   held_t *held;                 /* HELD_ROOM, made with the first fault; in order */
   uint32_t held_count;
-  uint64_t last_release_ms;     /* the latest release time handed out */
+  uint64_t last_release_us;     /* the latest release time handed out */
   uint64_t rng;                 /* splitmix64 state, for drops and jitter */
 };
 
@@ -238,16 +238,16 @@ static uint64_t fault_delay(peer_t *p) {
  * not NULL, takes out those whose deadline has passed, filled in as failed (CANCELLED once
  * stopping), putting their tags in done for the caller to finish with no lock held. Returns
  * how many it took out. Peer lock held. */
-static uint32_t held_sweep(kv_peers_t *ps, peer_t *p, uint64_t now, void **done) {
+static uint32_t held_sweep(kv_peers_t *ps, peer_t *p, uint64_t now_us, void **done) {
   bool stop = atomic_load(&ps->stop);
   uint32_t kept = 0, n = 0;
   for (uint32_t i = 0; i < p->held_count; i++) {
     held_t *h = &p->held[i];
-    if (done && now >= h->deadline_ms) {
+    if (done && now_us >= h->deadline_us) {
       unary_fail(h->u, h->request, stop ? GRPC_STATUS_CANCELLED : GRPC_STATUS_DEADLINE_EXCEEDED,
                  stop ? "Cancelled" : "Deadline Exceeded");
       done[n++] = h->tag;
-    } else if (now >= h->release_ms && now < h->deadline_ms) {
+    } else if (now_us >= h->release_us && now_us < h->deadline_us) {
       unary_start(h->u, p->channel, ps->cq, h->method, h->request, h->deadline, h->tag);
     } else {
       p->held[kept++] = *h;
@@ -276,14 +276,16 @@ static kv_err call_send(kv_peers_t *ps, peer_t *p, unary_t *u, void *method,
                          p->held_count, ps->cfg->nodes[p->node].id);
   }
   KV_ASSERT(p->held_count < HELD_ROOM); /* room for a batch per slot */
-  uint64_t now = mono_ms();
+  /* Microseconds: in whole milliseconds a call made late in one would leave up to 1 ms short
+   * of its delay. */
+  uint64_t now = mono_us();
   held_t h = {.u = u, .tag = tag, .method = method, .request = request, .deadline = deadline,
-              .deadline_ms = now + deadline_ms, .release_ms = UINT64_MAX};
+              .deadline_us = now + deadline_ms * 1000ull, .release_us = UINT64_MAX};
   /* 53 random bits as a fraction in [0, 1): drop 0 never drops, drop 1 always does. */
   if ((double)(rng_next(p) >> 11) * 0x1.0p-53 >= p->fault.drop) {
-    uint64_t release = now + fault_delay(p);
-    if (release < p->last_release_ms) release = p->last_release_ms;
-    h.release_ms = p->last_release_ms = release;
+    uint64_t release = now + fault_delay(p) * 1000;
+    if (release < p->last_release_us) release = p->last_release_us;
+    h.release_us = p->last_release_us = release;
   }
   p->held[p->held_count++] = h;
   held_sweep(ps, p, now, NULL);
@@ -610,7 +612,7 @@ static bool answer_hold(kv_peers_t *ps, batch_t *b) {
   bool hold = p->fault.both_ways && b->rpc.status == GRPC_STATUS_OK && !atomic_load(&ps->stop);
   if (hold) {
     b->answer_held = true;
-    b->answer_release_ms = mono_ms() + fault_delay(p);
+    b->answer_release_us = mono_us() + fault_delay(p) * 1000;
   }
   pthread_mutex_unlock(&p->lock);
   return hold;
@@ -622,9 +624,9 @@ static void call_done(kv_peers_t *ps, void *tag) {
   else if (!answer_hold(ps, tag)) batch_complete(ps, tag);
 }
 
-/* Starts held calls that are due and fails those past their deadline, every held call once
- * stopping (kv_peers_destroy makes them all overdue). */
-static void faults_tick(kv_peers_t *ps, uint64_t now) {
+/* Starts held calls that are due at now_us and fails those past their deadline, every held
+ * call once stopping (kv_peers_destroy makes them all overdue). */
+static void faults_tick(kv_peers_t *ps, uint64_t now_us) {
   void *done[HELD_ROOM];
   for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
     if (i == ps->self) continue;
@@ -632,10 +634,11 @@ static void faults_tick(kv_peers_t *ps, uint64_t now) {
     batch_t *answers[KV_PEER_WINDOW];
     uint32_t answer_count = 0;
     pthread_mutex_lock(&p->lock);
-    uint32_t n = p->held_count ? held_sweep(ps, p, now, done) : 0;
+    uint32_t n = p->held_count ? held_sweep(ps, p, now_us, done) : 0;
     for (uint32_t k = 0; k < KV_PEER_WINDOW; k++) {
       batch_t *b = &p->batches[k];
-      if (!b->answer_held || (now < b->answer_release_ms && !atomic_load(&ps->stop))) continue;
+      if (!b->answer_held || (now_us < b->answer_release_us && !atomic_load(&ps->stop)))
+        continue;
       b->answer_held = false;
       answers[answer_count++] = b;
     }
@@ -663,14 +666,14 @@ static void *peers_main(void *arg) {
     bool faulted = atomic_load(&ps->faulted);
     wait = gpr_time_from_millis(faulted ? FAULT_TICK_MS : PEER_TICK_MS, GPR_TIMESPAN);
     uint64_t now = mono_ms();
-    if (faulted && now < next_tick) faults_tick(ps, now);
+    if (faulted && now < next_tick) faults_tick(ps, mono_us());
     if (now >= next_tick) {
       if (!atomic_load(&ps->stop)) {
         kv_driver_lock(ps->driver);
         kv_coord_on_tick(ps->coord, mono_us());
         kv_driver_unlock(ps->driver);
       }
-      faults_tick(ps, now);
+      faults_tick(ps, mono_us());
       next_tick = now + PEER_TICK_MS;
     }
   }
@@ -758,7 +761,7 @@ void kv_peers_destroy(kv_peers_t *ps) {
     for (uint32_t k = 0; k < KV_PEER_WINDOW; k++)
       if (p->batches[k].in_flight && p->batches[k].rpc.call)
         grpc_call_cancel(p->batches[k].rpc.call, NULL);
-    for (uint32_t k = 0; k < p->held_count; k++) p->held[k].deadline_ms = 0;
+    for (uint32_t k = 0; k < p->held_count; k++) p->held[k].deadline_us = 0;
     pthread_mutex_unlock(&p->lock);
   }
   /* The thread finishes the cancelled batches and fails the held calls (answering their
