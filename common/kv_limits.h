@@ -99,6 +99,15 @@
 #define KV_REAP_QUEUE_MAX 65536u          /* deletes waiting out their grace period */
 #define KV_PEER_QUEUE_MAX 8192u
 #define KV_PEER_BATCH_MAX 1024u          /* messages in one batch RPC */
+/* Batches in flight to one peer at once (coordinator/link.h). One left every message waiting
+ * a whole round trip behind the batch before it; a few let the stages of successive batches
+ * overlap (the sender packing one while the network carries another and the peer applies and
+ * fsyncs a third), and let a batch leave every RTT/4 over a WAN link. More than 4 buys little
+ * on the 2- to 8-core machines nodes run on (the peer's handler threads are already busy) and
+ * costs batching: every free slot takes whatever is queued at once, so the wider the window
+ * the smaller each batch and the more calls, fsync waits and answers for the same messages.
+ * Each slot keeps up to KV_PEER_BATCH_MAX message ids. */
+#define KV_PEER_WINDOW 4u
 #define KV_PEER_HEARTBEAT_MS 100u        /* an idle peer hears from us this often */
 /* A heartbeat's deadline. A heartbeat that times out is silence, which the failure detector
  * judges; it does not by itself mark the peer down (unless the peer was never heard from). */

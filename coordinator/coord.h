@@ -144,12 +144,14 @@ typedef struct {
    * be queued on node's link until a batch takes it. KV_ENOMEM. */
   kv_err (*pack)(void *arg, uint32_t node, const kv_msg_t *m, kv_link_item_t *out,
                  kv_status_t *st);
-  /* Starts one batch call to node carrying items[0..count) in order (their data is taken
-   * over; count 0 is a heartbeat) with a deadline of deadline_ms. False when no call can
-   * start now (the runtime is stopping), and then nothing is taken. After true, exactly one
-   * kv_coord_on_batch_reply or kv_coord_on_batch_failed for node comes, in a later event. */
-  bool (*send_batch)(void *arg, uint32_t node, const kv_link_item_t *items, uint32_t count,
-                     uint32_t deadline_ms);
+  /* Starts one batch call to node in the link's slot (< KV_PEER_WINDOW; other slots' calls
+   * may be in flight meanwhile) carrying items[0..count) in order (their data is taken over;
+   * count 0 is a heartbeat) with a deadline of deadline_ms. False when no call can start now
+   * (the runtime is stopping), and then nothing is taken. After true, exactly one
+   * kv_coord_on_batch_reply or kv_coord_on_batch_failed for node and slot comes, in a later
+   * event. */
+  bool (*send_batch)(void *arg, uint32_t node, uint32_t slot, const kv_link_item_t *items,
+                     uint32_t count, uint32_t deadline_ms);
   /* Frees the data of an item that was never sent (queued when the coordinator is
    * destroyed). Must not need the transport to be alive. */
   void (*discard)(void *arg, kv_link_item_t *item);
@@ -199,16 +201,17 @@ void kv_coord_on_client(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req
  * finished) are ignored. */
 void kv_coord_on_peer_reply(kv_coord_t *c, const kv_msg_answer_t *a, uint64_t mono_us);
 
-/* on_batch_reply: node answered the batch in flight to it; answers[i] is the answer to its
- * i-th message (borrowed for the call). A message whose answer is missing or names another
- * id has failed. The answer is a heartbeat arrival for the failure detector (link.h). */
-void kv_coord_on_batch_reply(kv_coord_t *c, uint32_t node, const kv_msg_answer_t *answers,
-                             uint32_t count, uint64_t mono_us);
-/* on_batch_failed: the batch in flight to node got no answer: outcome KV_LINK_TIMED_OUT
- * (silence, for phi to judge) or KV_LINK_FAILED (the peer is down at once); why is the
- * transport's sentence, for the log. Every message of the batch has failed. */
-void kv_coord_on_batch_failed(kv_coord_t *c, uint32_t node, kv_link_outcome_t outcome,
-                              const char *why, uint64_t mono_us);
+/* on_batch_reply: node answered the batch in flight to it in slot (send_batch's);
+ * answers[i] is the answer to its i-th message (borrowed for the call). A message whose
+ * answer is missing or names another id has failed. The answer is a heartbeat arrival for
+ * the failure detector (link.h). */
+void kv_coord_on_batch_reply(kv_coord_t *c, uint32_t node, uint32_t slot,
+                             const kv_msg_answer_t *answers, uint32_t count, uint64_t mono_us);
+/* on_batch_failed: the batch in flight to node in slot got no answer: outcome
+ * KV_LINK_TIMED_OUT (silence, for phi to judge) or KV_LINK_FAILED (the peer is down at once);
+ * why is the transport's sentence, for the log. Every message of the batch has failed. */
+void kv_coord_on_batch_failed(kv_coord_t *c, uint32_t node, uint32_t slot,
+                              kv_link_outcome_t outcome, const char *why, uint64_t mono_us);
 
 /* A forwarder's relay is over: every replica it relayed to answered or the wait passed
  * (outcomes borrowed for the call, in the order of the message's relay[]). Called inside the

@@ -1,7 +1,8 @@
 /* coord_link.c: the coordinator's links to its peers (link.h): every message the core sends
- * is packed by the transport and queued on its peer's link; a batch leaves whenever the
- * link's slot is free (at once, from inside the event that sent it, or when the batch before
- * it ends) and an empty one every KV_PEER_HEARTBEAT_MS to an idle peer (on_tick). A batch's
+ * is packed by the transport and queued on its peer's link; a batch leaves whenever one of
+ * the link's KV_PEER_WINDOW slots is free (at once, from inside the event that sent it, or
+ * when a batch in flight ends) and an empty one every KV_PEER_HEARTBEAT_MS to an idle peer
+ * (on_tick). A batch's
  * end answers each of its messages and feeds the failure detector, whose verdict is what
  * alive() tells the rest of the core.
  *
@@ -40,13 +41,16 @@ void coord_links_deinit(kv_coord_t *c) {
     if (c->links[i].queue) kv_link_deinit(&c->links[i], c->tr.discard, c->tr.arg);
 }
 
-/* Starts node's next batch if its link says one should leave now. */
+/* Starts node's next batches while its link says one should leave now: as many as there
+ * are free slots and queued messages (a heartbeat only on an idle link). */
 static void link_pump(kv_coord_t *c, uint32_t node) {
   kv_link_t *l = &c->links[node];
-  uint32_t count, deadline_ms;
-  if (!kv_link_next(l, now_ms(c), &count, &deadline_ms)) return;
-  if (c->tr.send_batch(c->tr.arg, node, l->batch, count, deadline_ms))
-    kv_link_sent(l, count, now_ms(c));
+  uint32_t slot, count, deadline_ms;
+  while (kv_link_next(l, now_ms(c), &slot, &count, &deadline_ms)) {
+    if (!c->tr.send_batch(c->tr.arg, node, slot, l->slots[slot].items, count, deadline_ms))
+      return;
+    kv_link_sent(l, slot, count, now_ms(c));
+  }
 }
 
 bool coord_alive(kv_coord_t *c, uint32_t node) {
@@ -72,16 +76,17 @@ kv_err coord_send(kv_coord_t *c, uint32_t node, const kv_msg_t *m, kv_status_t *
   return KV_OK;
 }
 
-/* The batch in flight to node ended with these answers (NULL: every message failed). The
- * ids are copied first: a message sent while the answers are taken may start the next batch,
- * which reuses the link's batch[]. */
-static void batch_end(kv_coord_t *c, uint32_t node, kv_link_outcome_t outcome,
+/* The batch in flight to node in slot ended with these answers (NULL: every message
+ * failed). The ids are copied first: a message sent while the answers are taken may start a
+ * batch in the slot just freed, which reuses its items. */
+static void batch_end(kv_coord_t *c, uint32_t node, uint32_t slot, kv_link_outcome_t outcome,
                       const kv_msg_answer_t *answers, uint32_t count, const char *why) {
   kv_link_t *l = &c->links[node];
+  KV_ASSERT(slot < KV_PEER_WINDOW);
   uint64_t ids[KV_PEER_BATCH_MAX];
-  uint32_t n = l->batch_count;
-  for (uint32_t i = 0; i < n; i++) ids[i] = l->batch[i].id;
-  kv_link_change_t change = kv_link_done(l, outcome, now_ms(c));
+  uint32_t n = l->slots[slot].count;
+  for (uint32_t i = 0; i < n; i++) ids[i] = l->slots[slot].items[i].id;
+  kv_link_change_t change = kv_link_done(l, slot, outcome, now_ms(c));
   if (change == KV_LINK_WENT_DOWN)
     KV_WARN("node %s is down: a batch of %u message(s) failed: %s", node_id(c, node), n, why);
   else if (change == KV_LINK_WENT_UP)
@@ -95,17 +100,17 @@ static void batch_end(kv_coord_t *c, uint32_t node, kv_link_outcome_t outcome,
   link_pump(c, node);
 }
 
-void kv_coord_on_batch_reply(kv_coord_t *c, uint32_t node, const kv_msg_answer_t *answers,
-                             uint32_t count, uint64_t mono_us) {
+void kv_coord_on_batch_reply(kv_coord_t *c, uint32_t node, uint32_t slot,
+                             const kv_msg_answer_t *answers, uint32_t count, uint64_t mono_us) {
   coord_clock(c, mono_us);
-  batch_end(c, node, KV_LINK_ANSWERED, answers, count, "");
+  batch_end(c, node, slot, KV_LINK_ANSWERED, answers, count, "");
 }
 
-void kv_coord_on_batch_failed(kv_coord_t *c, uint32_t node, kv_link_outcome_t outcome,
-                              const char *why, uint64_t mono_us) {
+void kv_coord_on_batch_failed(kv_coord_t *c, uint32_t node, uint32_t slot,
+                              kv_link_outcome_t outcome, const char *why, uint64_t mono_us) {
   KV_ASSERT(outcome != KV_LINK_ANSWERED);
   coord_clock(c, mono_us);
-  batch_end(c, node, outcome, NULL, 0, why);
+  batch_end(c, node, slot, outcome, NULL, 0, why);
 }
 
 /* Each peer's verdict (a stopped process keeps its connections open and a lost call is

@@ -7,12 +7,13 @@
  * built by concatenating the packed messages behind their field headers: no message is
  * decoded or copied twice.
  *
- * Per peer, under its lock: the batch call in flight (its buffers), the clock estimate, the
- * fault and the calls it holds back. What is queued, when a batch leaves, and whether the
- * peer is up are the core's (its links). Lock order: the driver's lock (driver.h) may be held
- * when a peer's lock is taken (batches start from inside the core), never the reverse:
- * batch ends and ticks are delivered to the core under the driver's lock with no peer lock
- * held.
+ * Per peer, under its lock: the batch calls in flight, one per slot of the core's link
+ * (link.h: up to KV_PEER_WINDOW, each with its buffers and its completion tag), the clock
+ * estimate, the fault and the calls it holds back. What is queued, when a batch leaves, and
+ * whether the peer is up are the core's (its links). Lock order: the driver's lock (driver.h)
+ * may be held when a peer's lock is taken (batches start from inside the core), never the
+ * reverse: batch ends and ticks are delivered to the core under the driver's lock with no peer
+ * lock held.
  *
  * Faults. Every call to a peer (its batch, a forwarded write) goes through call_send. With no
  * fault and nothing held it starts at once. Otherwise it becomes a held call: its deadline is
@@ -25,10 +26,11 @@
  * deadline comes first fails (with both_ways, a batch's answer is held too, for a delay drawn
  * alike, and the batch stays in flight until it is released)
  * with DEADLINE_EXCEEDED, which is how a dropped call ends: exactly as a call whose packets
- * were lost would. So a dropped batch still holds the peer's one batch slot until its deadline,
+ * were lost would. So a dropped batch still holds its slot of the window until its deadline,
  * its messages are answered as failed only then, and nothing of it reaches the peer. A peer
- * has at most one batch held; forwards held per peer are bounded by KV_FAULT_HELD_MAX. At
- * shutdown every held call fails (CANCELLED), like the calls in flight. */
+ * has at most KV_PEER_WINDOW batches held (one per slot); forwards held per peer are bounded
+ * by KV_FAULT_HELD_MAX. At shutdown every held call fails (CANCELLED), like the calls in
+ * flight. */
 #include "peer_rpc.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -66,44 +68,54 @@ typedef struct {
   grpc_slice details;
 } unary_t;
 
-/* A call held back by a fault (see the notes at the top). */
 /* The methods called on a peer, registered on its channel. */
 typedef enum { METHOD_BATCH, METHOD_PUT, METHOD_DELETE, METHOD_COUNT } peer_method_t;
 static const char *const method_path[METHOD_COUNT] = {
     "/tunekv.peer.Peer/Batch", "/tunekv.KV/Put", "/tunekv.KV/Delete"};
 
+/* A call held back by a fault (see the notes at the top). */
 typedef struct {
   unary_t *u;                   /* the call's state, once it starts or fails */
-  void *tag;                    /* the peer (its batch) or a forward_t */
+  void *tag;                    /* a batch_t or a forward_t */
   peer_method_t method;
   grpc_byte_buffer *request;
   gpr_timespec deadline;        /* the call's deadline, fixed when it was made */
-  uint64_t deadline_ms;         /* the same on mono_ms's clock */
-  uint64_t release_ms;          /* when it leaves; UINT64_MAX: dropped, never */
+  uint64_t deadline_us;         /* the same on mono_us's clock */
+  uint64_t release_us;          /* when it leaves; UINT64_MAX: dropped, never */
 } held_t;
 
+typedef struct peer peer_t;
+
+/* The batch call of one slot of the peer's link (link.h), its completion's tag. */
 typedef struct {
   tag_kind_t kind;              /* TAG_BATCH */
-  kv_peers_t *owner;
+  peer_t *peer;
+  uint32_t slot;                /* its index in peer->batches, the link's slot */
+  bool in_flight;               /* rpc, sent_wall_ms and the answer's hold are valid */
+  unary_t rpc;
+  uint64_t sent_wall_ms;        /* it left at this wall-clock time */
+  bool answer_held;             /* both_ways: the answer waits for answer_release_us */
+  uint64_t answer_release_us;
+} batch_t;
+
+struct peer {
   uint32_t node;
   grpc_channel *channel;        /* replaced by kv_peers_reload_tls, under lock */
   void *method[METHOD_COUNT];   /* registered on channel */
   pthread_mutex_t lock;
-  /* The batch call in flight (valid while in_flight). */
-  bool in_flight;
-  unary_t rpc;
-  uint64_t sent_wall_ms;        /* it left at this wall-clock time */
+  batch_t batches[KV_PEER_WINDOW];
   bool clock_known;             /* clock sanity (see peer_rpc.h) */
   int64_t clock_offset_ms;
   bool clock_skewed;
   kv_fault_t fault;
-  held_t *held;                 /* KV_FAULT_HELD_MAX + 1, made with the first fault; in order */
+  held_t *held;                 /* HELD_ROOM, made with the first fault; in order */
   uint32_t held_count;
-  uint64_t last_release_ms;     /* the latest release time handed out */
-  bool answer_held;             /* both_ways: the batch's answer waits for answer_release_ms */
-  uint64_t answer_release_ms;
+  uint64_t last_release_us;     /* the latest release time handed out */
   uint64_t rng;                 /* splitmix64 state, for drops and jitter */
-} peer_t;
+};
+
+/* Held calls per peer: the forwards' bound, and a batch for each slot of the window. */
+#define HELD_ROOM (KV_FAULT_HELD_MAX + KV_PEER_WINDOW)
 
 /* A client's write forwarded to the replica that coordinates it. */
 typedef struct {
@@ -232,16 +244,16 @@ static uint64_t fault_delay(peer_t *p) {
  * not NULL, takes out those whose deadline has passed, filled in as failed (CANCELLED once
  * stopping), putting their tags in done for the caller to finish with no lock held. Returns
  * how many it took out. Peer lock held. */
-static uint32_t held_sweep(kv_peers_t *ps, peer_t *p, uint64_t now, void **done) {
+static uint32_t held_sweep(kv_peers_t *ps, peer_t *p, uint64_t now_us, void **done) {
   bool stop = atomic_load(&ps->stop);
   uint32_t kept = 0, n = 0;
   for (uint32_t i = 0; i < p->held_count; i++) {
     held_t *h = &p->held[i];
-    if (done && now >= h->deadline_ms) {
+    if (done && now_us >= h->deadline_us) {
       unary_fail(h->u, h->request, stop ? GRPC_STATUS_CANCELLED : GRPC_STATUS_DEADLINE_EXCEEDED,
                  stop ? "Cancelled" : "Deadline Exceeded");
       done[n++] = h->tag;
-    } else if (now >= h->release_ms && now < h->deadline_ms) {
+    } else if (now_us >= h->release_us && now_us < h->deadline_us) {
       unary_start(h->u, p->channel, ps->cq, p->method[h->method], h->request, h->deadline,
                   h->tag);
     } else {
@@ -265,20 +277,22 @@ static kv_err call_send(kv_peers_t *ps, peer_t *p, unary_t *u, peer_method_t met
     unary_start(u, p->channel, ps->cq, p->method[method], request, deadline, tag);
     return KV_OK;
   }
-  if (tag != p && p->held_count >= KV_FAULT_HELD_MAX) {
+  if (*(tag_kind_t *)tag == TAG_FORWARD && p->held_count >= KV_FAULT_HELD_MAX) {
     grpc_byte_buffer_destroy(request);
     return kv_status_set(st, KV_EBUSY, "%u calls to node %s are held back by fault injection",
                          p->held_count, ps->cfg->nodes[p->node].id);
   }
-  KV_ASSERT(p->held_count <= KV_FAULT_HELD_MAX); /* room for the one batch */
-  uint64_t now = mono_ms();
+  KV_ASSERT(p->held_count < HELD_ROOM); /* room for a batch per slot */
+  /* Microseconds: in whole milliseconds a call made late in one would leave up to 1 ms short
+   * of its delay. */
+  uint64_t now = mono_us();
   held_t h = {.u = u, .tag = tag, .method = method, .request = request, .deadline = deadline,
-              .deadline_ms = now + deadline_ms, .release_ms = UINT64_MAX};
+              .deadline_us = now + deadline_ms * 1000ull, .release_us = UINT64_MAX};
   /* 53 random bits as a fraction in [0, 1): drop 0 never drops, drop 1 always does. */
   if ((double)(rng_next(p) >> 11) * 0x1.0p-53 >= p->fault.drop) {
-    uint64_t release = now + fault_delay(p);
-    if (release < p->last_release_ms) release = p->last_release_ms;
-    h.release_ms = p->last_release_ms = release;
+    uint64_t release = now + fault_delay(p) * 1000;
+    if (release < p->last_release_us) release = p->last_release_us;
+    h.release_us = p->last_release_us = release;
   }
   p->held[p->held_count++] = h;
   held_sweep(ps, p, now, NULL);
@@ -323,20 +337,22 @@ static grpc_byte_buffer *batch_build(const char *from, const kv_link_item_t *ite
   return bb;
 }
 
-/* The transport's send_batch (coord.h): one Batch call carrying items, unless stopping. */
-static bool peer_send_batch(void *arg, uint32_t node, const kv_link_item_t *items,
+/* The transport's send_batch (coord.h): one Batch call carrying items, in slot's call,
+ * unless stopping. */
+static bool peer_send_batch(void *arg, uint32_t node, uint32_t slot, const kv_link_item_t *items,
                             uint32_t count, uint32_t deadline_ms) {
   kv_peers_t *ps = arg;
-  KV_ASSERT(node < ps->cfg->node_count && node != ps->self);
+  KV_ASSERT(node < ps->cfg->node_count && node != ps->self && slot < KV_PEER_WINDOW);
   peer_t *p = &ps->peers[node];
+  batch_t *b = &p->batches[slot];
   pthread_mutex_lock(&p->lock);
   bool start = !atomic_load(&ps->stop);
   if (start) {
-    KV_ASSERT(!p->in_flight); /* the core's link has one batch in flight at most */
+    KV_ASSERT(!b->in_flight); /* the core's link fills a slot only once its batch ended */
     grpc_byte_buffer *request = batch_build(ps->cfg->nodes[ps->self].id, items, count);
-    p->in_flight = true;
-    p->sent_wall_ms = wall_ms();
-    kv_err err = call_send(ps, p, &p->rpc, METHOD_BATCH, request, deadline_ms, p, NULL);
+    b->in_flight = true;
+    b->sent_wall_ms = wall_ms();
+    kv_err err = call_send(ps, p, &b->rpc, METHOD_BATCH, request, deadline_ms, b, NULL);
     KV_ASSERT(err == KV_OK); /* a batch always finds room among the held calls */
   }
   pthread_mutex_unlock(&p->lock);
@@ -356,11 +372,12 @@ static kv_err peer_pack(void *arg, uint32_t node, const kv_msg_t *m, kv_link_ite
 
 static void peer_discard(void *arg, kv_link_item_t *item) { free(item->data); }
 
-/* Clock sanity: the peer's clock at the midpoint of the round trip against ours. Peer lock
- * held; true when the peer's skewed state changed. */
-static bool clock_measure(kv_peers_t *ps, peer_t *p, uint64_t peer_wall_ms) {
+/* Clock sanity: the peer's clock at the midpoint of the round trip of a batch sent at
+ * sent_wall_ms against ours. Peer lock held; true when the peer's skewed state changed. */
+static bool clock_measure(kv_peers_t *ps, peer_t *p, uint64_t sent_wall_ms,
+                          uint64_t peer_wall_ms) {
   uint64_t now = wall_ms();
-  int64_t mid = (int64_t)(p->sent_wall_ms + (now > p->sent_wall_ms ? now : p->sent_wall_ms)) / 2;
+  int64_t mid = (int64_t)(sent_wall_ms + (now > sent_wall_ms ? now : sent_wall_ms)) / 2;
   p->clock_offset_ms = (int64_t)peer_wall_ms - mid;
   p->clock_known = true;
   int64_t bound = (int64_t)ps->cfg->max_clock_skew_ms;
@@ -382,10 +399,12 @@ static kv_msg_answer_t *answers_view(const Tunekv__Peer__PeerBatchReply *reply,
   return answers;
 }
 
-/* Measures the peer's clock from its reply, and reports a change of its skewed state. */
-static void clock_check(kv_peers_t *ps, peer_t *p, uint64_t peer_wall_ms) {
+/* Measures the peer's clock from its reply to a batch sent at sent_wall_ms, and reports a
+ * change of its skewed state. */
+static void clock_check(kv_peers_t *ps, peer_t *p, uint64_t sent_wall_ms,
+                        uint64_t peer_wall_ms) {
   pthread_mutex_lock(&p->lock);
-  bool changed = clock_measure(ps, p, peer_wall_ms);
+  bool changed = clock_measure(ps, p, sent_wall_ms, peer_wall_ms);
   bool skewed = p->clock_skewed;
   int64_t offset = p->clock_offset_ms;
   pthread_mutex_unlock(&p->lock);
@@ -400,9 +419,11 @@ static void clock_check(kv_peers_t *ps, peer_t *p, uint64_t peer_wall_ms) {
             ps->cfg->nodes[p->node].id, (long long)offset);
 }
 
-/* Delivers the end of a batch call to the core: its answers, or its failure. No lock held. */
-static void batch_deliver(kv_peers_t *ps, peer_t *p, grpc_status_code status,
-                          grpc_slice details, grpc_byte_buffer *response) {
+/* Delivers the end of slot's batch call, sent at sent_wall_ms, to the core: its answers, or
+ * its failure. No lock held. */
+static void batch_deliver(kv_peers_t *ps, peer_t *p, uint32_t slot, uint64_t sent_wall_ms,
+                          grpc_status_code status, grpc_slice details,
+                          grpc_byte_buffer *response) {
   Tunekv__Peer__PeerBatchReply *reply = NULL;
   if (status == GRPC_STATUS_OK && response) {
     grpc_byte_buffer_reader reader;
@@ -414,12 +435,13 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, grpc_status_code status,
       grpc_slice_unref(s);
     }
   }
-  if (reply && reply->wall_ms) clock_check(ps, p, reply->wall_ms);
+  if (reply && reply->wall_ms) clock_check(ps, p, sent_wall_ms, reply->wall_ms);
   kv_driver_lock(ps->driver);
   if (reply) {
     kv_peer_answer_scratch_t *scratch;
     kv_msg_answer_t *answers = answers_view(reply, &scratch);
-    kv_coord_on_batch_reply(ps->coord, p->node, answers, (uint32_t)reply->n_answers, mono_us());
+    kv_coord_on_batch_reply(ps->coord, p->node, slot, answers, (uint32_t)reply->n_answers,
+                            mono_us());
     for (size_t i = 0; i < reply->n_answers; i++) kv_peer_answer_scratch_free(&scratch[i]);
     free(scratch);
     free(answers);
@@ -429,24 +451,29 @@ static void batch_deliver(kv_peers_t *ps, peer_t *p, grpc_status_code status,
     snprintf(why, sizeof why, "%s: %s", kv_grpc_code_name((int)status),
              status == GRPC_STATUS_OK ? "the reply does not decode" : text);
     gpr_free(text);
-    kv_coord_on_batch_failed(ps->coord, p->node, status == GRPC_STATUS_DEADLINE_EXCEEDED
-                                                     ? KV_LINK_TIMED_OUT : KV_LINK_FAILED,
+    kv_coord_on_batch_failed(ps->coord, p->node, slot,
+                             status == GRPC_STATUS_DEADLINE_EXCEEDED ? KV_LINK_TIMED_OUT
+                                                                     : KV_LINK_FAILED,
                              why, mono_us());
   }
   kv_driver_unlock(ps->driver);
   if (reply) tunekv__peer__peer_batch_reply__free_unpacked(reply, NULL);
 }
 
-static void batch_complete(kv_peers_t *ps, peer_t *p) {
+/* Ends b's call and frees its slot before the core hears of it: the core may start the
+ * slot's next batch from inside the delivery. No lock held. */
+static void batch_complete(kv_peers_t *ps, batch_t *b) {
+  peer_t *p = b->peer;
   pthread_mutex_lock(&p->lock);
-  grpc_status_code status = p->rpc.status;
-  grpc_slice details = p->rpc.details;
-  grpc_byte_buffer *response = p->rpc.response;
-  unary_end(&p->rpc);
-  p->in_flight = false;
+  grpc_status_code status = b->rpc.status;
+  grpc_slice details = b->rpc.details;
+  grpc_byte_buffer *response = b->rpc.response;
+  uint64_t sent_wall_ms = b->sent_wall_ms;
+  unary_end(&b->rpc);
+  b->in_flight = false;
   pthread_mutex_unlock(&p->lock);
 
-  batch_deliver(ps, p, status, details, response);
+  batch_deliver(ps, p, b->slot, sent_wall_ms, status, details, response);
   grpc_slice_unref(details);
   if (response) grpc_byte_buffer_destroy(response);
 }
@@ -499,7 +526,7 @@ kv_err kv_peers_fault_set(kv_peers_t *ps, const char *const *ids, size_t n, cons
   for (size_t i = 0; i < n && err == KV_OK && fault_on(f); i++) {
     peer_t *p = &ps->peers[nodes[i]];
     pthread_mutex_lock(&p->lock);
-    if (!p->held) p->held = calloc(KV_FAULT_HELD_MAX + 1, sizeof *p->held);
+    if (!p->held) p->held = calloc(HELD_ROOM, sizeof *p->held);
     if (!p->held) err = kv_status_set(st, KV_ENOMEM, "out of memory setting a fault");
     pthread_mutex_unlock(&p->lock);
   }
@@ -584,14 +611,15 @@ void kv_peers_transport(kv_peers_t *p, kv_coord_transport_t *tr) {
 
 /* ---- the thread --------------------------------------------------------------------- */
 
-/* Under a both_ways fault, holds back the answer of p's batch that just came, as if it
+/* Under a both_ways fault, holds back the answer of batch b that just came, as if it
  * crossed the link back; faults_tick completes it. True when held. No lock held. */
-static bool answer_hold(kv_peers_t *ps, peer_t *p) {
+static bool answer_hold(kv_peers_t *ps, batch_t *b) {
+  peer_t *p = b->peer;
   pthread_mutex_lock(&p->lock);
-  bool hold = p->fault.both_ways && p->rpc.status == GRPC_STATUS_OK && !atomic_load(&ps->stop);
+  bool hold = p->fault.both_ways && b->rpc.status == GRPC_STATUS_OK && !atomic_load(&ps->stop);
   if (hold) {
-    p->answer_held = true;
-    p->answer_release_ms = mono_ms() + fault_delay(p);
+    b->answer_held = true;
+    b->answer_release_us = mono_us() + fault_delay(p) * 1000;
   }
   pthread_mutex_unlock(&p->lock);
   return hold;
@@ -603,20 +631,27 @@ static void call_done(kv_peers_t *ps, void *tag) {
   else if (!answer_hold(ps, tag)) batch_complete(ps, tag);
 }
 
-/* Starts held calls that are due and fails those past their deadline, every held call once
- * stopping (kv_peers_destroy makes them all overdue). */
-static void faults_tick(kv_peers_t *ps, uint64_t now) {
-  void *done[KV_FAULT_HELD_MAX + 1];
+/* Starts held calls that are due at now_us and fails those past their deadline, every held
+ * call once stopping (kv_peers_destroy makes them all overdue). */
+static void faults_tick(kv_peers_t *ps, uint64_t now_us) {
+  void *done[HELD_ROOM];
   for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
     if (i == ps->self) continue;
     peer_t *p = &ps->peers[i];
+    batch_t *answers[KV_PEER_WINDOW];
+    uint32_t answer_count = 0;
     pthread_mutex_lock(&p->lock);
-    uint32_t n = p->held_count ? held_sweep(ps, p, now, done) : 0;
-    bool answer = p->answer_held && (now >= p->answer_release_ms || atomic_load(&ps->stop));
-    if (answer) p->answer_held = false;
+    uint32_t n = p->held_count ? held_sweep(ps, p, now_us, done) : 0;
+    for (uint32_t k = 0; k < KV_PEER_WINDOW; k++) {
+      batch_t *b = &p->batches[k];
+      if (!b->answer_held || (now_us < b->answer_release_us && !atomic_load(&ps->stop)))
+        continue;
+      b->answer_held = false;
+      answers[answer_count++] = b;
+    }
     pthread_mutex_unlock(&p->lock);
     for (uint32_t k = 0; k < n; k++) call_done(ps, done[k]);
-    if (answer) batch_complete(ps, p);
+    for (uint32_t k = 0; k < answer_count; k++) batch_complete(ps, answers[k]);
   }
 }
 
@@ -638,14 +673,14 @@ static void *peers_main(void *arg) {
     bool faulted = atomic_load(&ps->faulted);
     wait = gpr_time_from_millis(faulted ? FAULT_TICK_MS : PEER_TICK_MS, GPR_TIMESPAN);
     uint64_t now = mono_ms();
-    if (faulted && now < next_tick) faults_tick(ps, now);
+    if (faulted && now < next_tick) faults_tick(ps, mono_us());
     if (now >= next_tick) {
       if (!atomic_load(&ps->stop)) {
         kv_driver_lock(ps->driver);
         kv_coord_on_tick(ps->coord, mono_us());
         kv_driver_unlock(ps->driver);
       }
-      faults_tick(ps, now);
+      faults_tick(ps, mono_us());
       next_tick = now + PEER_TICK_MS;
     }
   }
@@ -702,11 +737,11 @@ kv_err kv_peers_create(const kv_config_t *cfg, uint32_t self, size_t max_message
   for (uint32_t i = 0; i < cfg->node_count; i++) {
     if (i == self) continue;
     peer_t *p = &ps->peers[i];
-    p->owner = ps;
     p->node = i;
+    for (uint32_t k = 0; k < KV_PEER_WINDOW; k++)
+      p->batches[k] = (batch_t){.kind = TAG_BATCH, .peer = p, .slot = k};
     pthread_mutex_init(&p->lock, NULL);
     p->channel = peer_channel(ps, i, p->method);
-    p->kind = TAG_BATCH;
     p->rng = mono_us() * 0x9e3779b97f4a7c15ull + i;
   }
   *out = ps;
@@ -749,8 +784,10 @@ void kv_peers_destroy(kv_peers_t *ps) {
     if (i == ps->self) continue;
     peer_t *p = &ps->peers[i];
     pthread_mutex_lock(&p->lock);
-    if (p->in_flight && p->rpc.call) grpc_call_cancel(p->rpc.call, NULL);
-    for (uint32_t k = 0; k < p->held_count; k++) p->held[k].deadline_ms = 0;
+    for (uint32_t k = 0; k < KV_PEER_WINDOW; k++)
+      if (p->batches[k].in_flight && p->batches[k].rpc.call)
+        grpc_call_cancel(p->batches[k].rpc.call, NULL);
+    for (uint32_t k = 0; k < p->held_count; k++) p->held[k].deadline_us = 0;
     pthread_mutex_unlock(&p->lock);
   }
   /* The thread finishes the cancelled batches and fails the held calls (answering their
@@ -760,9 +797,11 @@ void kv_peers_destroy(kv_peers_t *ps) {
     busy = false;
     for (uint32_t i = 0; i < ps->cfg->node_count; i++) {
       if (i == ps->self) continue;
-      pthread_mutex_lock(&ps->peers[i].lock);
-      busy |= ps->peers[i].in_flight || ps->peers[i].held_count > 0;
-      pthread_mutex_unlock(&ps->peers[i].lock);
+      peer_t *p = &ps->peers[i];
+      pthread_mutex_lock(&p->lock);
+      busy |= p->held_count > 0;
+      for (uint32_t k = 0; k < KV_PEER_WINDOW; k++) busy |= p->batches[k].in_flight;
+      pthread_mutex_unlock(&p->lock);
     }
     if (busy) {
       struct timespec pause = {0, 1000000};

@@ -2,9 +2,10 @@
  * the core's links (coordinator/link.h) send their batches through.
  *
  * One gRPC channel per peer. The core decides what a batch carries and when it leaves
- * (at most one in flight per peer; an empty one is a heartbeat) and judges liveness from how
- * batches end; this module packs each message once as the core queues it, makes the Batch
- * call, and hands its end back: the answers (kv_coord_on_batch_reply), or a timeout
+ * (up to KV_PEER_WINDOW in flight per peer, each in a slot of its link; an empty one is a
+ * heartbeat) and judges liveness from how batches end; this module packs each message once as
+ * the core queues it, makes one Batch call per slot in flight, and hands its end back, naming
+ * the slot: the answers (kv_coord_on_batch_reply), or a timeout
  * (DEADLINE_EXCEEDED: silence) or an outright failure (kv_coord_on_batch_failed).
  *
  * Fault injection (DESIGN section 10). kv_peers_fault_set delays, jitters or drops the calls

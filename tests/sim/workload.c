@@ -255,9 +255,11 @@ static void client_start(world_t *w, uint32_t ci) {
   op->repair_blocking = op->read_repair[0] ? op->read_repair[1] == 'l' : op->needed * 2 > SIM_N;
   if (op->op == KV_OP_PUT) snprintf(op->value, sizeof op->value, "c%u.%u", ci, index);
   /* Three deletes in ten go without a context (the coordinator reads, then deletes what it
-   * read); the rest, and seven puts in ten, carry the last context the client saw. */
+   * read); the rest, and seven puts in ten, carry the last context the client saw. An empty
+   * one (a read that found nothing) is no context: the coordinator tells them apart by
+   * length, so the checkers must see such a delete as one without a context too. */
   bool with_ctx = op->op == KV_OP_DELETE ? !sim_chance(0.3) : op->op == KV_OP_PUT && sim_chance(0.7);
-  if (with_ctx && cl->ctx[op->key]) {
+  if (with_ctx && cl->ctx[op->key] && cl->ctx_len[op->key] > 0) {
     op->ctx_bytes = dup_bytes(cl->ctx[op->key], cl->ctx_len[op->key]);
     op->ctx_len = cl->ctx_len[op->key];
     op->ctx = malloc(sizeof *op->ctx);

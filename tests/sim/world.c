@@ -297,23 +297,24 @@ static kv_err tr_pack(void *arg, uint32_t peer, const kv_msg_t *m, kv_link_item_
 static void tr_discard(void *arg, kv_link_item_t *item) { msg_free(item->data); }
 
 /* The transport's send_batch: one network message carrying the batch's messages, as
- * peer_rpc.c's one Batch call, with its deadline (EV_BATCH_DEADLINE). */
-static bool tr_send_batch(void *arg, uint32_t peer, const kv_link_item_t *items, uint32_t count,
-                          uint32_t deadline_ms) {
+ * peer_rpc.c's one Batch call, with its deadline (EV_BATCH_DEADLINE). The network delays each
+ * batch alike, so batches in flight together to one peer may arrive in any order. */
+static bool tr_send_batch(void *arg, uint32_t peer, uint32_t slot, const kv_link_item_t *items,
+                          uint32_t count, uint32_t deadline_ms) {
   world_t *w = sim_world;
   sim_node_t *n = arg;
   uint32_t from = node_index(w, n);
-  KV_ASSERT(n->batch_seq[peer] == 0);
+  KV_ASSERT(slot < KV_PEER_WINDOW && n->batch_seq[peer][slot] == 0);
   msg_t *b = msg_new(MSG_BATCH, from, peer);
   b->id = ++w->batch_seq;
   b->sub = calloc(count ? count : 1, sizeof *b->sub);
   KV_ASSERT(b->sub != NULL);
   for (uint32_t i = 0; i < count; i++) b->sub[i] = items[i].data;
   b->sub_count = count;
-  n->batch_seq[peer] = b->id;
+  n->batch_seq[peer][slot] = b->id;
   world_schedule(w, w->now_us + deadline_ms * 1000ull, EV_BATCH_DEADLINE, from, n->life,
                  (uint64_t)peer << 56 | b->id, NULL);
-  KV_ASSERT(world_send(w, b)); /* one batch per link, and forwards: never near the bound */
+  KV_ASSERT(world_send(w, b)); /* a window per link, and forwards: never near the bound */
   return true;
 }
 
@@ -329,19 +330,22 @@ static kv_err tr_forward(void *arg, uint32_t peer, void *call, kv_op_t op,
 
 /* A batch to peer ended at node: answered (reply, its code KV_OK), refused (reply with an
  * error: the peer's process is gone), or past its deadline (reply NULL). Stale ends (a
- * duplicate's reply, a deadline after the reply) are not this link's batch and change
- * nothing. */
+ * duplicate's reply, a deadline after the reply) are no batch in flight on this link and
+ * change nothing. */
 static void batch_ended(world_t *w, sim_node_t *n, uint32_t peer, uint64_t seq,
                         const msg_t *reply) {
-  if (n->batch_seq[peer] != seq) return;
-  n->batch_seq[peer] = 0;
+  uint32_t slot = 0;
+  while (slot < KV_PEER_WINDOW && n->batch_seq[peer][slot] != seq) slot++;
+  if (slot == KV_PEER_WINDOW) return;
+  n->batch_seq[peer][slot] = 0;
   if (!reply) {
-    kv_coord_on_batch_failed(n->coord, peer, KV_LINK_TIMED_OUT, "DEADLINE_EXCEEDED", w->now_us);
+    kv_coord_on_batch_failed(n->coord, peer, slot, KV_LINK_TIMED_OUT, "DEADLINE_EXCEEDED",
+                             w->now_us);
     return;
   }
   if (reply->code != KV_OK) {
-    kv_coord_on_batch_failed(n->coord, peer, KV_LINK_FAILED, "UNAVAILABLE: connection refused",
-                             w->now_us);
+    kv_coord_on_batch_failed(n->coord, peer, slot, KV_LINK_FAILED,
+                             "UNAVAILABLE: connection refused", w->now_us);
     return;
   }
   kv_msg_answer_t *answers = calloc(reply->sub_count ? reply->sub_count : 1, sizeof *answers);
@@ -355,7 +359,7 @@ static void batch_ended(world_t *w, sim_node_t *n, uint32_t peer, uint64_t seq,
                                    .relayed = m->relayed, .relayed_count = m->relayed_count,
                                    .tree = tree ? &m->tree : NULL};
   }
-  kv_coord_on_batch_reply(n->coord, peer, answers, reply->sub_count, w->now_us);
+  kv_coord_on_batch_reply(n->coord, peer, slot, answers, reply->sub_count, w->now_us);
   free(answers);
 }
 

@@ -112,7 +112,8 @@ typedef struct {
   kv_node_t *node;
   kv_coord_t *coord;
   kv_syncer_t syncer;
-  uint64_t batch_seq[SIM_NODES_MAX]; /* the batch in flight to each peer; 0: none */
+  uint64_t batch_seq[SIM_NODES_MAX][KV_PEER_WINDOW]; /* the batch in flight to each peer in
+                                                        each slot of its link; 0: none */
   int64_t skew_ms;               /* this node's wall clock minus the true time */
   kv_coord_transport_t tr;
   rbatch_t *rbatches;            /* batches being answered here (freed by a crash) */

@@ -284,7 +284,8 @@ static kv_err fake_pack(void *arg, uint32_t n, const kv_msg_t *m, kv_link_item_t
   return err;
 }
 
-static bool fake_send_batch(void *arg, uint32_t n, const kv_link_item_t *items, uint32_t count,
+static bool fake_send_batch(void *arg, uint32_t n, uint32_t slot,
+                            const kv_link_item_t *items, uint32_t count,
                             uint32_t deadline_ms) {
   return false;
 }

@@ -64,7 +64,7 @@ static kv_err fx_pack(void *arg, uint32_t node, const kv_msg_t *m, kv_link_item_
   return fx_send(arg, node, m, st);
 }
 
-static bool fx_send_batch(void *arg, uint32_t node, const kv_link_item_t *items,
+static bool fx_send_batch(void *arg, uint32_t node, uint32_t slot, const kv_link_item_t *items,
                           uint32_t count, uint32_t deadline_ms) {
   return false;
 }
