@@ -20,8 +20,8 @@ static kv_err pack(void *arg, uint32_t node, const kv_msg_t *m, kv_link_item_t *
 }
 
 /* No batch ever leaves: the queued messages are discarded when the coordinator goes. */
-static bool send_batch(void *arg, uint32_t node, const kv_link_item_t *items, uint32_t count,
-                       uint32_t deadline_ms) {
+static bool send_batch(void *arg, uint32_t node, uint32_t slot, const kv_link_item_t *items,
+                       uint32_t count, uint32_t deadline_ms) {
   return false;
 }
 
