@@ -196,8 +196,10 @@ kv_err kv_ring_init_members(kv_ring_t *ring, const kv_config_t *cfg, uint64_t me
   ring->epoch = 1;
   ring->phase = KV_RING_STABLE;
   build_claim(ring, members);
+  ring->first_members = members;
   ring->from.members = members;
   ring->from.member_count = (uint32_t)__builtin_popcountll(members);
+  ring->from.cyclic = true;
   for (uint32_t p = 0; p < ring->partitions; p++)
     ring->from.owner[p] = ring->claim[p % ring->from.member_count];
   ring->to = ring->from;
@@ -329,6 +331,7 @@ kv_err kv_ring_plan(const kv_ring_t *ring, uint64_t members, kv_ring_t *out, kv_
   claim_fill(ring, members, share, owned, out->to.owner);
   out->to.members = members;
   out->to.member_count = (uint32_t)__builtin_popcountll(members);
+  out->to.cyclic = false;
   out->epoch = ring->epoch + 1;
   out->phase = KV_RING_HANDOFF;
   out->sources = plan_sources(out);
@@ -408,6 +411,11 @@ static void preflist_add(kv_preflist_t *out, uint8_t node, const uint8_t *region
 /* The members of c in the order a walk from partition meets them. */
 static void claim_walk(const kv_ring_t *ring, const kv_claim_t *c, uint32_t partition,
                        uint8_t *walk) {
+  if (c->cyclic) {
+    for (uint32_t k = 0; k < c->member_count; k++)
+      walk[k] = ring->claim[(partition + k) % c->member_count];
+    return;
+  }
   uint64_t met = 0;
   uint32_t count = 0;
   for (uint32_t k = 0; k < ring->partitions && count < c->member_count; k++) {
@@ -481,14 +489,16 @@ static const uint8_t *get_u64(const uint8_t *b, uint64_t *v) {
   return b + 8;
 }
 
-/* Layout: format, phase (a byte each), partitions, epoch, sources, done, seen, from's and to's
- * members (u64 little-endian each), then from's and to's owners (a byte per partition). */
-#define RING_HEAD_BYTES (2u + 8u * 7u)
+/* Layout: format, phase, which claims are cyclic (bit 0 from's, bit 1 to's; a byte each),
+ * partitions, epoch, sources, done, seen, from's and to's members (u64 little-endian each),
+ * then from's and to's owners (a byte per partition). */
+#define RING_HEAD_BYTES (3u + 8u * 7u)
 
 size_t kv_ring_encode(const kv_ring_t *ring, uint8_t *buf) {
   uint8_t *b = buf;
   *b++ = RING_FORMAT;
   *b++ = (uint8_t)ring->phase;
+  *b++ = (uint8_t)(ring->from.cyclic | ring->to.cyclic << 1);
   b = put_u64(b, ring->partitions);
   b = put_u64(b, ring->epoch);
   b = put_u64(b, ring->sources);
@@ -501,10 +511,14 @@ size_t kv_ring_encode(const kv_ring_t *ring, uint8_t *buf) {
   return (size_t)(b - buf) + 2u * ring->partitions;
 }
 
-/* Checks one decoded claim: members within the config, owners members, each member owning. */
+/* Checks one decoded claim: members within the config, owners members, each member owning; a
+ * cyclic one is the first claim of this node's own first ring. */
 static bool claim_valid(const kv_ring_t *ring, kv_claim_t *c) {
   if (c->members == 0 || (c->members & ~all_nodes(ring->node_count))) return false;
   c->member_count = (uint32_t)__builtin_popcountll(c->members);
+  if (c->cyclic && c->members != ring->first_members) return false;
+  for (uint32_t p = 0; c->cyclic && p < ring->partitions; p++)
+    if (c->owner[p] != ring->claim[p % c->member_count]) return false;
   uint64_t owning = 0;
   for (uint32_t p = 0; p < ring->partitions; p++) {
     if (c->owner[p] >= ring->node_count || !(c->members >> c->owner[p] & 1)) return false;
@@ -516,12 +530,12 @@ static bool claim_valid(const kv_ring_t *ring, kv_claim_t *c) {
 kv_err kv_ring_decode(const kv_ring_t *like, const uint8_t *bytes, size_t len, kv_ring_t *out,
                       kv_status_t *st) {
   if (len != RING_HEAD_BYTES + 2u * like->partitions || bytes[0] != RING_FORMAT ||
-      bytes[1] > KV_RING_FLIPPED)
+      bytes[1] > KV_RING_FLIPPED || bytes[2] > 3)
     return kv_status_set(st, KV_ECORRUPT, "a ring of %zu bytes is not one of this config's "
                          "(%u partitions)", len, like->partitions);
   *out = *like;
   uint64_t partitions;
-  const uint8_t *b = get_u64(bytes + 2, &partitions);
+  const uint8_t *b = get_u64(bytes + 3, &partitions);
   b = get_u64(b, &out->epoch);
   b = get_u64(b, &out->sources);
   b = get_u64(b, &out->done);
@@ -529,6 +543,8 @@ kv_err kv_ring_decode(const kv_ring_t *like, const uint8_t *bytes, size_t len, k
   b = get_u64(b, &out->from.members);
   b = get_u64(b, &out->to.members);
   out->phase = (kv_ring_phase_t)bytes[1];
+  out->from.cyclic = bytes[2] & 1;
+  out->to.cyclic = bytes[2] >> 1 & 1;
   memcpy(out->from.owner, b, like->partitions);
   memcpy(out->to.owner, b + like->partitions, like->partitions);
   if (partitions != like->partitions || out->epoch == 0 || !claim_valid(out, &out->from) ||

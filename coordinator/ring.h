@@ -25,17 +25,23 @@
  * replication take the first n_r distinct members of region r, preferring members whose rack
  * is not yet used (a second pass fills up with repeated racks). Those are the primaries,
  * grouped by the keyspace's region order. Walking on, every other member follows as a fallback
- * (for sloppy quorum), in walk order. For the first claim this is the walk of claim order.
+ * (for sloppy quorum), in walk order. The first claim walks round the claim order instead
+ * (claim[(p + k) mod S]), as rings did before they had epochs: the same but at the wrap from
+ * partition Q - 1 to 0 when S does not divide Q, where it keeps today's preference lists.
  *
  * A membership change (issue 19) runs in three epochs, each one a deterministic function of the
  * one before, so every node that takes the same steps holds the same ring:
  *
- *   phase    claims          writes go to                     reads go to   ends when
- *   STABLE   from == to      the primaries                    the primaries kv_ring_plan
- *   HANDOFF  from -> to      from's and to's primaries: W of  from's        every source
- *                            each must acknowledge                          has streamed
- *   FLIPPED  from -> to      the same                         to's          every node has
+ *   phase    claims          requests go to                   read claim    ends when
+ *   STABLE   from == to      the primaries                    both          kv_ring_plan
+ *   HANDOFF  from -> to      from's and to's primaries, the   from          every source
+ *                            level met within each (W of the                has streamed
+ *   FLIPPED  from -> to      old and W of the new)            to            every node has
  *                                                                           seen the epoch
+ *
+ * The read claim is the one kv_ring_preflist and kv_ring_owner answer for: where a moving
+ * ring's stand-ins (sloppy quorum) come from, and what Admin.Ring shows. Reads go to both
+ * claims like writes (coordinator/coord_slots.c says why: their repairs are writes).
  *
  * kv_ring_plan makes the HANDOFF ring (epoch + 1) of a STABLE one; kv_ring_advance makes the
  * FLIPPED ring once `done` holds every source (the nodes that are a primary under `from` of a
@@ -46,7 +52,8 @@
  * it reached from's primaries before they began to stream (a replica whose ring is newer than
  * a request's refuses it), so every source's stream carries it. Why the second step: a node
  * that has not yet seen the flip still reads from's primaries, so writes keep going there
- * until every node has seen it. `seen` and `done` only grow within an epoch and are merged by
+ * until every node has seen it, and a replica refuses a request made under an older epoch.
+ * `seen` and `done` only grow within an epoch and are merged by
  * union (kv_ring_merge), so nodes spread them by gossip in any order.
  *
  * Invariants: the claim order is a permutation of the first members; node_rack numbers racks
@@ -71,6 +78,7 @@
 typedef struct {
   uint64_t members;              /* bit i: node i of the config is a member */
   uint32_t member_count;
+  bool cyclic;                   /* the first claim: walks go round the claim order (below) */
   uint8_t owner[KV_PARTITIONS_MAX]; /* the first `partitions` entries: node indexes */
 } kv_claim_t;
 
@@ -81,6 +89,7 @@ typedef struct {
   uint32_t partitions;
   uint32_t node_count;           /* nodes in the config: every node that may be a member */
   uint8_t claim[KV_NODES_MAX];   /* the first members' claim order: node indexes */
+  uint64_t first_members;        /* the first ring's members, whose order claim is */
   uint8_t node_rack[KV_NODES_MAX]; /* rack number per node (equal racks, equal numbers) */
   const kv_config_t *cfg;        /* borrowed; must outlive the ring */
   uint64_t epoch;                /* 1 for the first ring; + 1 per step of the table above */
@@ -124,9 +133,9 @@ bool kv_ring_advance(kv_ring_t *ring);
  * mine, the same epoch adds its seen and done; then `self` is added to seen and the ring
  * advanced as far as it goes. True when mine's epoch changed. */
 bool kv_ring_merge(kv_ring_t *mine, const kv_ring_t *theirs, uint32_t self);
-/* The claim reads use: from's while HANDOFF, else to's. */
+/* The read claim: from's while HANDOFF, else to's. */
 const kv_claim_t *kv_ring_read_claim(const kv_ring_t *ring);
-/* Whether writes go to two claims (HANDOFF, FLIPPED). */
+/* Whether requests go to two claims (HANDOFF, FLIPPED). */
 bool kv_ring_moving(const kv_ring_t *ring);
 /* The nodes partition p is streamed to (primaries under to, of some keyspace, that are no
  * primary of it under from), and in *sources the nodes that stream it (its primaries under

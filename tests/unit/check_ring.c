@@ -146,6 +146,20 @@ START_TEST(each_node_owns_its_share) {
 }
 END_TEST
 
+START_TEST(first_ring_walks_round_the_claim_order_at_the_wrap) {
+  /* 256 mod 6 = 4: past partition 255 the walk goes on round the claim order. */
+  cfg_reset(&cfg, 256);
+  add_cluster(&cfg, 6, LOCAL, 1, 3);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "local", 3, NULL, 0);
+  ring_ok(&ring, &cfg);
+  for (uint32_t p = 0; p < 256; p++) {
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, ks, p, &pl);
+    for (uint32_t k = 0; k < 6; k++) ck_assert_uint_eq(pl.node[k], ring.claim[(p + k) % 6]);
+  }
+}
+END_TEST
+
 START_TEST(owner_is_the_claim_and_walks_meet_every_node) {
   cfg_reset(&cfg, 256);
   add_cluster(&cfg, 5, LOCAL, 1, 3);
@@ -648,7 +662,7 @@ START_TEST(encoded_rings_decode_to_the_same_ring) {
   planned.seen = 0x9;
   static uint8_t buf[KV_RING_ENCODED_BYTES_MAX];
   size_t len = kv_ring_encode(&planned, buf);
-  ck_assert_uint_eq(len, 58 + 512);
+  ck_assert_uint_eq(len, 59 + 512);
   ck_assert_int_eq(kv_ring_decode(&ring, buf, len, &ring2, &st), KV_OK);
   ck_assert_uint_eq(ring2.epoch, planned.epoch);
   ck_assert_int_eq(ring2.phase, planned.phase);
@@ -660,8 +674,8 @@ START_TEST(encoded_rings_decode_to_the_same_ring) {
   ck_assert(!memcmp(ring2.to.owner, planned.to.owner, 256));
 
   ck_assert_int_eq(kv_ring_decode(&ring, buf, len - 1, &ring2, &st), KV_ECORRUPT);
-  ck_assert_str_eq(st.msg, "a ring of 569 bytes is not one of this config's (256 partitions)");
-  buf[58 + 256 + 7] = 0; /* a partition of `to` owned by n00, no member of it */
+  ck_assert_str_eq(st.msg, "a ring of 570 bytes is not one of this config's (256 partitions)");
+  buf[59 + 256 + 7] = 0; /* a partition of `to` owned by n00, no member of it */
   ck_assert_int_eq(kv_ring_decode(&ring, buf, len, &ring2, &st), KV_ECORRUPT);
   ck_assert_str_eq(st.msg, "ring epoch 2 does not fit this config: a claim names a node that is "
                    "not one of its members");
@@ -714,6 +728,7 @@ Suite *ring_suite(void) {
   tcase_add_test(tc, file_order_does_not_change_the_ring);
   tcase_add_test(tc, each_node_owns_its_share);
   tcase_add_test(tc, owner_is_the_claim_and_walks_meet_every_node);
+  tcase_add_test(tc, first_ring_walks_round_the_claim_order_at_the_wrap);
   tcase_add_test(tc, preflist_holds_every_node_once);
   tcase_add_test(tc, each_region_gets_its_primaries);
   tcase_add_test(tc, two_regions_of_three_give_three_and_three);
