@@ -25,7 +25,8 @@
   X(KV_ECONFIG,       -10,   3 /* INVALID_ARGUMENT */,    "bad configuration")         \
   X(KV_ENOMEM,        -11,   8 /* RESOURCE_EXHAUSTED */,  "out of memory")             \
   X(KV_EINTERNAL,     -12,  13 /* INTERNAL */,            "internal error")            \
-  X(KV_EUNAUTH,       -13,  16 /* UNAUTHENTICATED */,     "unauthenticated")
+  X(KV_EUNAUTH,       -13,  16 /* UNAUTHENTICATED */,     "unauthenticated")             \
+  X(KV_ESTALE,        -14,   9 /* FAILED_PRECONDITION */, "stale ring")
 
 typedef enum {
 #define KV_ERR_ENUM(name, value, grpc, msg) name = value,

@@ -87,6 +87,11 @@
 #define KV_HINT_RATE_DEFAULT 2000u       /* hints handed off per second; kvnode --hint-rate */
 #define KV_HINT_BYTES_MAX (1ull << 40)
 #define KV_HINT_RATE_MAX 1000000u
+/* Membership changes (coordinator/ownership.h): how often a node whose ring has changed
+ * sends it to its next peer, and the records of a partition streamed to its new owners in one
+ * chunk (one chunk in flight per node). */
+#define KV_RING_GOSSIP_MS 100u
+#define KV_OWN_CHUNK_MAX 32u
 /* Anti-entropy (coordinator/aae.h). */
 #define KV_AAE_SEGMENTS 1024u            /* per (partition, keyspace) tree; a power of two */
 #define KV_AAE_KEYS_SEGMENTS_MAX 64u     /* segments whose keys one exchange step lists */

@@ -21,26 +21,33 @@ kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *sync
   if (!opts) opts = &defaults;
   kv_coord_t *c = calloc(1, sizeof *c);
   if (!c) return kv_status_set(st, KV_ENOMEM, "out of memory creating the coordinator");
-  kv_err err = kv_hints_init(&c->hints, node, ring->cfg->node_count, opts->hint_bytes_max,
-                             opts->hint_rate_per_s, st);
+  kv_err err = kv_own_init(&c->own, node, ring, opts->hint_rate_per_s, st);
   if (err != KV_OK) {
+    free(c);
+    return err;
+  }
+  ring = c->ring = c->own.ring;
+  if ((err = kv_hints_init(&c->hints, node, ring->cfg->node_count, opts->hint_bytes_max,
+                           opts->hint_rate_per_s, st)) != KV_OK) {
+    kv_own_deinit(&c->own);
     free(c);
     return err;
   }
   if ((err = kv_reaper_init(&c->reaper, node, ring, &c->hints, syncer, reap_synced, c, st)) !=
       KV_OK) {
     kv_hints_deinit(&c->hints);
+    kv_own_deinit(&c->own);
     free(c);
     return err;
   }
   c->node = node;
-  c->ring = ring;
   c->syncer = syncer;
   c->tr = *transport;
   c->reply = reply;
   if ((err = coord_links_init(c, st)) != KV_OK) {
     kv_reaper_deinit(&c->reaper);
     kv_hints_deinit(&c->hints);
+    kv_own_deinit(&c->own);
     free(c);
     return err;
   }
@@ -65,6 +72,7 @@ void kv_coord_destroy(kv_coord_t *c) {
   kv_xch_deinit(&c->xch);
   kv_reaper_deinit(&c->reaper);
   coord_links_deinit(c);
+  kv_own_deinit(&c->own);
   free(c);
 }
 
@@ -121,6 +129,12 @@ static void coord_took_relayed(kv_coord_t *c, slot_t *s, uint32_t f,
 static void coord_answer_one(kv_coord_t *c, const kv_msg_answer_t *a, uint64_t now_us) {
   uint64_t id = a->id;
   kv_err code = a->code;
+  kv_status_t st;
+  /* A replica with a newer ring refused the request, and says what the ring is now. */
+  if (code == KV_ESTALE && a->rec_bytes > 0 &&
+      kv_own_take(&c->own, a->rec, a->rec_bytes, now_us, &st) != KV_OK)
+    KV_WARN("a replica refused a request for a stale ring with one this node cannot take: %s",
+            st.msg);
   if (id & KV_HINT_ID_BIT) {
     kv_hints_answer(&c->hints, id, code);
     return;
@@ -137,6 +151,10 @@ static void coord_answer_one(kv_coord_t *c, const kv_msg_answer_t *a, uint64_t n
     coord_relay_answer(c, id, code, a->applied_ms);
     return;
   }
+  if (id & KV_RING_ID_BIT) {
+    kv_own_answer(&c->own, id, code, a->rec, a->rec_bytes, now_us);
+    return;
+  }
   /* Fault point: the same answer again, as a network that duplicates would deliver it. */
   for (int copy = 0; copy == 0 || (copy == 1 && KV_BUGGIFY()); copy++) {
     uint32_t target;
@@ -144,6 +162,7 @@ static void coord_answer_one(kv_coord_t *c, const kv_msg_answer_t *a, uint64_t n
     slot_t *s = coord_slot_of(c, id, &target, &repair);
     /* This node's own answers never come over the wire. */
     if (!s || target == s->self_target) return;
+    if (code == KV_ESTALE && !repair && coord_slot_retry(c, s, now_us)) return;
     if (!repair) coord_took_relayed(c, s, target, a->relayed, a->relayed_count, now_us);
     if ((s = coord_slot_of(c, id, &target, &repair)) != NULL)
       coord_took(c, s, target, repair, code, a->rec, a->rec_bytes, a->applied_ms, now_us);
@@ -177,7 +196,16 @@ void kv_coord_on_tick(kv_coord_t *c, uint64_t mono_us) {
   kv_hints_tick(&c->hints, &c->out, mono_us);
   kv_xch_tick(&c->xch, &c->out, mono_us);
   kv_reaper_tick(&c->reaper, &c->out, mono_us);
+  kv_own_tick(&c->own, &c->out, mono_us);
   coord_links_tick(c);
+}
+
+const kv_ring_t *kv_coord_ring(const kv_coord_t *c) { return c->ring; }
+
+kv_err kv_coord_ring_change(kv_coord_t *c, uint64_t members, uint64_t mono_us,
+                            kv_status_t *st) {
+  coord_clock(c, mono_us);
+  return kv_own_change(&c->own, members, c->now_us, st);
 }
 
 void kv_coord_aae_stats(kv_coord_t *c, uint32_t peer, kv_aae_stats_t *out) {

@@ -51,6 +51,13 @@
  * that a read meets the last acknowledged write (they may have met different nodes);
  * PR + PW > N does.
  *
+ * Membership changes (ring.h, ownership.h): while this node's ring moves partitions, every
+ * request goes to the primaries of both claims (stand-ins only for those of the read claim,
+ * and never a node that is already a target) and needs its level within each claim (quorum.h's
+ * sets): W of the old owners and W of the new, R of each. Requests carry this node's ring
+ * epoch; a replica with a newer ring refuses (KV_ESTALE) with it, this node takes it, and an
+ * undecided request starts over on the new ring's targets (coord_internal.h).
+ *
  * Forwarding to a region (DESIGN section 7, as Cassandra does): a write is sent once to each
  * other region, to a forwarder there (the region's first target, in preference-list order),
  * with the ids of the region's other targets; the forwarder takes the write itself, relays it
@@ -177,8 +184,10 @@ typedef struct {
 
 #define KV_COORD_OPTS_DEFAULT {KV_HINT_BYTES_DEFAULT, KV_HINT_RATE_DEFAULT, NULL}
 
-/* Everything is borrowed and must outlive the coordinator. Fails when the hints already
- * stored cannot be counted (a store error). */
+/* Everything is borrowed and must outlive the coordinator, but ring, which is copied (the
+ * coordinator keeps its own, ownership.h). Fails when the hints already stored cannot be
+ * counted or the stored ring read (a store error), or the stored ring is not one of this
+ * config's (KV_ECORRUPT). */
 kv_err kv_coord_create(kv_node_t *node, const kv_ring_t *ring, kv_syncer_t *syncer,
                        const kv_coord_transport_t *transport, kv_coord_reply_fn reply,
                        const kv_coord_opts_t *opts, kv_coord_t **out, kv_status_t *st);
@@ -224,7 +233,8 @@ typedef struct {
   kv_err code;
   kv_status_t st;             /* the sentence when code is not KV_OK */
   uint64_t applied_ms;        /* WRITE: wall_ms, when it was applied */
-  uint8_t *rec;               /* READ: the record, malloc'd (NULL, 0: none) */
+  uint8_t *rec;               /* READ: the record, malloc'd (NULL, 0: none); RING and
+                                 KV_ESTALE: this node's ring */
   size_t rec_bytes;
   kv_aae_answer_t tree;       /* TREE: owned */
   bool after_sync;            /* answer only once this node's next sync is done (push a
@@ -256,6 +266,18 @@ void kv_peer_result_deinit(kv_peer_result_t *r);
 /* on_tick: the passing of time (deadlines, handoff, exchanges, reaping, heartbeats to idle
  * peers, and the failure detector's verdicts). Call every few milliseconds. */
 void kv_coord_on_tick(kv_coord_t *c, uint64_t mono_us);
+
+/* This node's ring (ring.h; borrowed, changed by the coordinator's events: read it between
+ * them). It starts as `ring` of kv_coord_create, or the newer one the node stored. */
+const kv_ring_t *kv_coord_ring(const kv_coord_t *c);
+/* A membership change made at this node, its claimant (ownership.h): the ring moves to the
+ * member set `members` (bit i: node i of the config) through handoff, flip and settling, each
+ * step spread by gossip. One change at a time, planned from a STABLE ring: KV_EBUSY with a
+ * sentence while one runs; KV_EINVAL for a member set the ring cannot take (kv_ring_plan).
+ * Nothing calls it in kvnode yet (kvctl join/leave/replace come with the gRPC step); the
+ * simulator's nemesis does. */
+kv_err kv_coord_ring_change(kv_coord_t *c, uint64_t members, uint64_t mono_us,
+                            kv_status_t *st);
 
 /* What this node believes of a peer (link.h). */
 typedef struct {

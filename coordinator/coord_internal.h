@@ -22,6 +22,12 @@
  *   PENDING, as its write, under a new generation -> as a put;
  *   READING -> (read failed or timed out, coord_delete_read_failed) FREE, answered with the
  *   read's status and a sentence saying so; nothing is written.
+ * A PENDING request that a replica refuses for a stale ring (KV_ESTALE: its ring is newer, and
+ * this node has taken it) starts over on the new ring's targets while undecided, under a new
+ * generation, keeping what it has (coord_slot_retry): a get its merge, a write its record and
+ * this replica's ack, sent again to every other target. A request the new ring cannot serve
+ * from here (this node no longer a replica of a write, too few live targets) counts the
+ * refusal as the replica's failure instead, as does a READING delete.
  * A READING slot keeps the write's plan in delete_plan for when the read decides. The read
  * is asked and merged as a get's (ONE on this replica reads only it), with no read repair
  * and no write-back: the tombstone, written with the merge's context, covers every version
@@ -47,6 +53,7 @@
 #include "hash.h"
 #include "hints.h"
 #include "log.h"
+#include "ownership.h"
 #include "quorum.h"
 #include "reaper.h"
 
@@ -74,7 +81,8 @@ typedef struct {
   kv_node_result_t *result;     /* put/delete: the answer to give when the quorum is met */
   kv_dvv_t *merged;             /* get, READING delete: the merge of the answers so far */
   kv_node_plan_t *delete_plan;  /* READING (a delete without a context): its write's plan */
-  bool durable;                 /* READING: whether its write is durable */
+  bool durable;                 /* writes (READING too): whether the write is durable */
+  uint64_t epoch;               /* the ring epoch its targets were planned under */
   bool asked[KV_TARGETS_MAX];   /* get: the replicas asked so far */
   uint64_t held[KV_TARGETS_MAX]; /* get: hash of each ok answer's record */
   bool repair_blocking;         /* get: repair before answering */
@@ -120,7 +128,8 @@ typedef struct {
 
 struct kv_coord {
   kv_node_t *node;
-  const kv_ring_t *ring;
+  const kv_ring_t *ring;        /* own.ring: this node's, which only own changes */
+  kv_own_t own;                 /* the ring, its gossip and ownership handoff (ownership.h) */
   kv_syncer_t *syncer;
   kv_coord_transport_t tr;      /* the driver's: batches and forwards */
   kv_msg_out_t out;             /* the core's parts send through the links (coord_link.c) */
@@ -188,6 +197,7 @@ slot_t *coord_slot_start(kv_coord_t *c, void *call, kv_op_t op, slot_state_t sta
 void coord_slot_keep_key(slot_t *s, const kv_node_req_t *req, uint64_t wall_ms);
 void coord_self_synced(kv_sync_waiter_t *w, const kv_status_t *st, uint64_t mono_us);
 void coord_slot_abort(kv_coord_t *c, slot_t *s, const kv_status_t *st);
+bool coord_slot_retry(kv_coord_t *c, slot_t *s, uint64_t now_us);
 
 /* ---- coord_read.c ------------------------------------------------------------------------ */
 
@@ -212,6 +222,9 @@ void coord_get(kv_coord_t *c, void *call, const kv_node_req_t *req,
 void coord_write(kv_coord_t *c, void *call, kv_op_t op, const kv_node_req_t *req,
                  const kv_node_plan_t *plan, uint64_t now_us, uint64_t wall_ms);
 void coord_delete_read_failed(kv_coord_t *c, slot_t *s);
+/* Sends a PENDING write's record to every target but this node (a failed send fails the
+ * target), forwarding to other regions as coord.h describes; timeout_ms is what is left. */
+void coord_write_send_all(kv_coord_t *c, slot_t *s, uint32_t timeout_ms, uint64_t now_us);
 void coord_delete_read_decided(kv_coord_t *c, slot_t *s, uint64_t now_us);
 
 /* ---- coord_relay.c ----------------------------------------------------------------------- */
@@ -222,7 +235,7 @@ kv_err coord_relay_check(kv_coord_t *c, const kv_relay_target_t *targets, uint32
                          uint32_t wait_ms, kv_status_t *st);
 void coord_relay_start(kv_coord_t *c, const char *keyspace, const uint8_t *key,
                        size_t key_bytes, const uint8_t *rec, size_t rec_bytes, bool durable,
-                       const kv_relay_target_t *targets, uint32_t count, uint32_t wait_ms,
-                       kv_coord_relay_fn done, void *arg, uint64_t mono_us);
+                       uint64_t epoch, const kv_relay_target_t *targets, uint32_t count,
+                       uint32_t wait_ms, kv_coord_relay_fn done, void *arg, uint64_t mono_us);
 
 #endif

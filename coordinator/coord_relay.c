@@ -66,8 +66,8 @@ kv_err coord_relay_check(kv_coord_t *c, const kv_relay_target_t *targets, uint32
 /* Starts a relay coord_relay_check admitted. */
 void coord_relay_start(kv_coord_t *c, const char *keyspace, const uint8_t *key,
                        size_t key_bytes, const uint8_t *rec, size_t rec_bytes, bool durable,
-                       const kv_relay_target_t *targets, uint32_t count, uint32_t wait_ms,
-                       kv_coord_relay_fn done, void *arg, uint64_t mono_us) {
+                       uint64_t epoch, const kv_relay_target_t *targets, uint32_t count,
+                       uint32_t wait_ms, kv_coord_relay_fn done, void *arg, uint64_t mono_us) {
   while (c->relays[c->relay_next].in_use) c->relay_next = (c->relay_next + 1) % KV_RELAYS_MAX;
   relay_t *r = &c->relays[c->relay_next];
   r->in_use = true;
@@ -86,6 +86,7 @@ void coord_relay_start(kv_coord_t *c, const char *keyspace, const uint8_t *key,
     kv_status_t send_st;
     kv_msg_t m = kv_msg_write(relay_id(c, r, k), keyspace, key, key_bytes, rec, rec_bytes,
                               durable);
+    m.epoch = epoch; /* the coordinator's, so a replica with a newer ring refuses it too */
     kv_err send = coord_send(c, targets[k].node, &m, &send_st);
     if (send != KV_OK) coord_relay_answer(c, relay_id(c, r, k), send, 0);
   }

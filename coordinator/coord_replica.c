@@ -59,8 +59,22 @@ static kv_err replica_write(kv_coord_t *c, const kv_msg_t *m, kv_coord_relay_fn 
   if (m->relay_count == 0) return err;
   *relaying = true;
   coord_relay_start(c, m->keyspace, m->key, m->key_bytes, m->rec, m->rec_bytes, m->durable,
-                    m->relay, m->relay_count, m->relay_wait_ms, done, arg, mono_us);
+                    m->epoch, m->relay, m->relay_count, m->relay_wait_ms, done, arg, mono_us);
   return err;
+}
+
+/* A request made under an older ring than this node's is refused with the ring (ownership.h):
+ * its coordinator takes it, and plans the next one on the preference lists it gives. */
+static bool stale_request(kv_coord_t *c, const kv_msg_t *m, kv_peer_result_t *out) {
+  if ((m->kind != KV_MSG_WRITE && m->kind != KV_MSG_READ) || m->epoch == 0 ||
+      m->epoch >= c->ring->epoch)
+    return false;
+  out->code = kv_status_set(&out->st, KV_ESTALE, "the request was made under ring epoch %llu; "
+                            "node %s has epoch %llu", (unsigned long long)m->epoch,
+                            c->ring->cfg->nodes[kv_node_self(c->node)].id,
+                            (unsigned long long)c->ring->epoch);
+  kv_own_encode(&c->own, &out->rec, &out->rec_bytes);
+  return true;
 }
 
 void kv_coord_on_peer_request(kv_coord_t *c, const kv_msg_t *m, uint64_t mono_us,
@@ -70,6 +84,7 @@ void kv_coord_on_peer_request(kv_coord_t *c, const kv_msg_t *m, uint64_t mono_us
   memset(out, 0, sizeof *out);
   kv_status_clear(&out->st);
   kv_status_t *st = &out->st;
+  if (stale_request(c, m, out)) return;
   switch (m->kind) {
     case KV_MSG_WRITE:
       out->code = replica_write(c, m, done, arg, mono_us, &out->relaying, st);
@@ -94,6 +109,10 @@ void kv_coord_on_peer_request(kv_coord_t *c, const kv_msg_t *m, uint64_t mono_us
       out->code = replica_reap(c, m, st);
       /* A forget is answered once the hints' deletions are on disk (reaper.h). */
       out->after_sync = out->code == KV_OK && m->hints_only;
+      break;
+    case KV_MSG_RING:
+      out->code = kv_own_take(&c->own, m->rec, m->rec_bytes, c->now_us, st);
+      if (out->code == KV_OK) kv_own_encode(&c->own, &out->rec, &out->rec_bytes);
       break;
     default:
       out->code = kv_status_set(st, KV_EINVAL, "peer message %llu has no body",

@@ -132,6 +132,7 @@ kv_err coord_target_send_write(kv_coord_t *c, const kv_target_t *t, uint64_t id,
                                bool durable, kv_status_t *st) {
   kv_msg_t m = kv_msg_write(id, s->keyspace, s->key, s->key_bytes, rec, rec_bytes, durable);
   if (!t->primary) m.hint_for = t->hint_for;
+  m.epoch = c->ring->epoch;
   return coord_send(c, t->node, &m, st);
 }
 
@@ -139,6 +140,7 @@ kv_err coord_target_send_read(kv_coord_t *c, const kv_target_t *t, uint64_t id,
                               const slot_t *s, kv_status_t *st) {
   kv_msg_t m = kv_msg_read(id, s->keyspace, s->key, s->key_bytes);
   if (!t->primary) m.hint_for = t->hint_for;
+  m.epoch = c->ring->epoch;
   return coord_send(c, t->node, &m, st);
 }
 
@@ -255,9 +257,51 @@ void kv_coord_placement(kv_coord_t *c, const kv_keyspace_conf_t *ks, uint32_t pa
   for (uint32_t i = 0; i < pl->primary_count; i++) stand_in[i] = -1;
 }
 
-/* The targets of a request: the key's primaries, then (sloppy quorum) the stand-ins for those
- * believed dead (see coord.h). *self_target is this node's index among them, or UINT32_MAX
- * when it is not one of them. */
+/* The index of node among the first count targets; count when it is not one. */
+static uint32_t target_index(const kv_target_t *targets, uint32_t count, uint32_t node) {
+  uint32_t i = 0;
+  while (i < count && targets[i].node != node) i++;
+  return i;
+}
+
+static kv_target_t target_of(const kv_config_t *cfg, const kv_preflist_t *pl, uint32_t k,
+                             const char *self_region) {
+  return (kv_target_t){.node = pl->node[k], .region = pl->region[k], .primary = true,
+                       .local = strcmp(cfg->nodes[pl->node[k]].region, self_region) == 0};
+}
+
+/* A moving ring's request also goes to the primaries of the claim reads do not use (ring.h):
+ * each target is marked with the claims it is a primary of, and those of the other claim not
+ * among them are added (after count targets); returns the new count. Reads go to both claims
+ * too, and need R of each: their read repairs and write-backs are writes, which must reach
+ * both claims as any write does, or a read after the flip could go back on a repaired one. */
+static uint32_t add_other_claim(kv_coord_t *c, const kv_node_plan_t *plan, kv_target_t *targets,
+                                uint32_t count, uint32_t *self_target) {
+  const kv_ring_t *ring = c->ring;
+  bool reads_from = kv_ring_read_claim(ring) == &ring->from;
+  uint8_t read_set = reads_from ? KV_SET_FROM : KV_SET_TO;
+  uint8_t other_set = reads_from ? KV_SET_TO : KV_SET_FROM;
+  kv_preflist_t other;
+  kv_ring_claim_preflist(ring, reads_from ? &ring->to : &ring->from, plan->ks, plan->partition,
+                         &other);
+  for (uint32_t i = 0; i < count; i++) targets[i].sets = read_set;
+  const char *self_region = ring->cfg->nodes[kv_node_self(c->node)].region;
+  for (uint32_t k = 0; k < other.primary_count; k++) {
+    uint32_t i = target_index(targets, count, other.node[k]);
+    if (i == count) {
+      KV_ASSERT(count < KV_TARGETS_MAX);
+      if (other.node[k] == kv_node_self(c->node)) *self_target = count;
+      targets[count++] = target_of(ring->cfg, &other, k, self_region);
+    }
+    targets[i].sets |= other_set;
+  }
+  return count;
+}
+
+/* The targets of a request: the key's primaries (while the ring moves, those of both
+ * claims), then (sloppy quorum) the stand-ins for those of the read claim believed dead (see
+ * coord.h); each stand-in counts in its primary's sets. *self_target is this node's index
+ * among them, or UINT32_MAX when it is not one of them. */
 uint32_t coord_plan_targets(kv_coord_t *c, const kv_node_plan_t *plan, kv_target_t *targets,
                             uint32_t *self_target) {
   kv_preflist_t pl;
@@ -269,19 +313,22 @@ uint32_t coord_plan_targets(kv_coord_t *c, const kv_node_plan_t *plan, kv_target
   *self_target = UINT32_MAX;
   uint32_t count = pl.primary_count;
   for (uint32_t i = 0; i < pl.primary_count; i++) {
-    targets[i] = (kv_target_t){.node = pl.node[i], .region = pl.region[i], .primary = true,
-                               .local = strcmp(cfg->nodes[pl.node[i]].region, self_region) == 0};
+    targets[i] = target_of(cfg, &pl, i, self_region);
     if (pl.node[i] == self) *self_target = i;
   }
+  if (kv_ring_moving(c->ring))
+    count = add_other_claim(c, plan, targets, count, self_target);
+  uint32_t primaries = count;
   for (uint32_t i = 0; i < pl.primary_count; i++) {
     int f = stand_in[i];
-    if (f < 0) continue;
+    /* A primary of the other claim is no stand-in: one ack would count for two replicas. */
+    if (f < 0 || target_index(targets, primaries, pl.node[f]) < primaries) continue;
     KV_ASSERT(count < KV_TARGETS_MAX);
     if (pl.node[f] == self) *self_target = count;
-    targets[count++] = (kv_target_t){
-        .node = pl.node[f], .region = pl.region[f], .primary = false,
-        .local = strcmp(cfg->nodes[pl.node[f]].region, self_region) == 0,
-        .hint_for = pl.node[i]};
+    targets[count] = target_of(cfg, &pl, (uint32_t)f, self_region);
+    targets[count].primary = false;
+    targets[count].hint_for = pl.node[i];
+    targets[count++].sets = targets[i].sets;
   }
   return count;
 }
@@ -305,6 +352,7 @@ void coord_slot_begin(slot_t *s, const kv_node_plan_t *plan, const kv_target_t *
                       uint64_t deadline_ms) {
   s->level = plan->level;
   s->self_target = self_target;
+  s->epoch = s->coord->ring->epoch;
   s->sync_pending = false;
   kv_status_clear(&s->refused);
   s->decided_us = s->last_ok_us = 0;
@@ -360,6 +408,44 @@ void coord_self_synced(kv_sync_waiter_t *w, const kv_status_t *st, uint64_t mono
   kv_coord_t *c = s->coord;
   s->sync_pending = false;
   coord_slot_answer(c, s, s->self_target, st->code == KV_OK, mono_us);
+}
+
+bool coord_slot_retry(kv_coord_t *c, slot_t *s, uint64_t now_us) {
+  if (s->state != SLOT_PENDING || s->q.outcome != KV_QUORUM_PENDING ||
+      s->epoch >= c->ring->epoch || now_us / 1000 >= s->q.deadline_ms)
+    return false;
+  const kv_config_t *cfg = c->ring->cfg;
+  kv_node_plan_t plan = {.ks = kv_config_keyspace(cfg, s->keyspace), .level = s->level,
+                         .need = s->q.need};
+  KV_ASSERT(plan.ks);
+  plan.partition = kv_hash_partition(kv_hash_key(s->keyspace, s->key, s->key_bytes),
+                                     cfg->partitions);
+  kv_target_t targets[KV_TARGETS_MAX];
+  bool alive[KV_TARGETS_MAX];
+  uint32_t self, count = coord_plan_targets(c, &plan, targets, &self);
+  for (uint32_t i = 0; i < count; i++) alive[i] = node_alive(c, targets[i].node);
+  bool writing = s->op != KV_OP_GET;
+  if ((writing && (self == UINT32_MAX || !targets[self].primary)) ||
+      !kv_quorum_possible(&plan.need, targets, count, alive, "", NULL))
+    return false;
+  bool self_acked = s->self_target != UINT32_MAX &&
+                    s->q.answers[s->self_target] == KV_ANSWER_OK;
+  bool sync_pending = s->sync_pending;
+  s->gen++; /* the old targets' answers are for a finished request now */
+  coord_slot_begin(s, &plan, targets, count, self, s->q.start_ms, s->q.deadline_ms);
+  s->sync_pending = sync_pending;
+  uint16_t gen = s->gen;
+  uint32_t left_ms = (uint32_t)(s->q.deadline_ms - now_us / 1000); /* above 0: checked */
+  if (!writing) {
+    memset(s->asked, 0, sizeof s->asked);
+    coord_get_ask_live(c, s, now_us);
+    if (slot_live(s, gen) && s->q.outcome == KV_QUORUM_PENDING) coord_get_ask_more(c, s, now_us);
+    return true;
+  }
+  s->applied_ms[self] = s->wall_ms;
+  coord_write_send_all(c, s, left_ms, now_us);
+  if (slot_live(s, gen) && self_acked) coord_slot_answer(c, s, self, true, now_us);
+  return true;
 }
 
 /* Ends a slot whose request failed before any message left: answers and frees it. */

@@ -57,6 +57,7 @@ static kv_err write_send(kv_coord_t *c, slot_t *s, uint32_t i, const kv_node_res
                               res->record, res->record_bytes, durable);
     m.relay = relay;
     m.relay_count = n;
+    m.epoch = c->ring->epoch;
     m.relay_wait_ms = timeout_ms / 2 ? timeout_ms / 2 : 1;
     err = coord_send(c, t->node, &m, &s->refused);
   } else {
@@ -65,6 +66,20 @@ static kv_err write_send(kv_coord_t *c, slot_t *s, uint32_t i, const kv_node_res
   }
   if (err == KV_OK && !t->local) kv_metrics_add(c->metrics, KV_METRIC_REMOTE_WRITES, 1);
   return err;
+}
+
+void coord_write_send_all(kv_coord_t *c, slot_t *s, uint32_t timeout_ms, uint64_t now_us) {
+  for (uint32_t i = 0; i < s->q.target_count; i++) {
+    if (i == s->self_target || s->via[i] != VIA_NONE) continue;
+    /* A primary a fallback stands in for is not sent the write: were it alive after all,
+     * its ack and the fallback's would count one replica twice (the hint becomes its copy),
+     * so a durable write could be acknowledged at w with w - 1 copies. It counts as failed
+     * at once, as a refused connection would. */
+    const kv_target_t *t = &s->q.targets[i];
+    if ((t->primary && coord_stood_in_for(s, t->node)) ||
+        write_send(c, s, i, s->result, s->durable, timeout_ms) != KV_OK)
+      coord_slot_failed_with_relayed(c, s, i, now_us);
+  }
 }
 
 /* A PENDING put's or delete's work: applies it on this replica (minting the dot) at wall_ms,
@@ -83,18 +98,9 @@ static void write_apply(kv_coord_t *c, slot_t *s, const kv_node_req_t *req,
     coord_slot_abort(c, s, &st);
     return;
   }
+  s->durable = req->durable;
   /* The self-ack comes last, so the slot outlives this loop. */
-  for (uint32_t i = 0; i < s->q.target_count; i++) {
-    if (i == s->self_target || s->via[i] != VIA_NONE) continue;
-    /* A primary a fallback stands in for is not sent the write: were it alive after all,
-     * its ack and the fallback's would count one replica twice (the hint becomes its copy),
-     * so a durable write could be acknowledged at w with w - 1 copies. It counts as failed
-     * at once, as a refused connection would. */
-    const kv_target_t *t = &s->q.targets[i];
-    if ((t->primary && coord_stood_in_for(s, t->node)) ||
-        write_send(c, s, i, res, req->durable, plan->timeout_ms) != KV_OK)
-      coord_slot_failed_with_relayed(c, s, i, now_us);
-  }
+  coord_write_send_all(c, s, plan->timeout_ms, now_us);
   if (req->durable) {
     s->sync_pending = true;
     kv_syncer_push(c->syncer, &s->waiter, coord_self_synced);
@@ -168,7 +174,16 @@ void coord_delete_read_decided(kv_coord_t *c, slot_t *s, uint64_t now_us) {
   s->gen++; /* the read's late answers are for a finished request now */
   kv_target_t targets[KV_TARGETS_MAX];
   uint32_t self_target, count = coord_plan_targets(c, plan, targets, &self_target);
-  KV_ASSERT(self_target != UINT32_MAX && targets[self_target].primary);
+  /* The ring may have moved while the read ran, and this node with it. */
+  if (self_target == UINT32_MAX || !targets[self_target].primary) {
+    kv_status_t st;
+    kv_status_set(&st, KV_EUNAVAILABLE, "a delete without a context read the key, but the ring "
+                  "moved meanwhile and node %s is no longer one of its replicas; nothing was "
+                  "deleted", c->ring->cfg->nodes[kv_node_self(c->node)].id);
+    coord_slot_abort(c, s, &st);
+    free(plan);
+    return;
+  }
   if (!coord_targets_possible(c, s->call, plan, targets, count, self_target)) {
     s->call = NULL;
     coord_slot_release(c, s);

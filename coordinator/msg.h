@@ -31,6 +31,10 @@ typedef enum {
   KV_MSG_READ,  /* the replica's record of the key (or the hint kept for hint_for) */
   KV_MSG_TREE,  /* an anti-entropy tree request (aae.h) */
   KV_MSG_REAP,  /* drop what the tombstone rec has wholly seen (reaper.h) */
+  KV_MSG_RING,  /* rec is the sender's ring (ring.h, kv_ring_encode): take what it knows, and
+                   answer with this node's ring (ownership.h). Only sent once a ring has
+                   changed, so a fixed cluster never sends one; kvnode's transport does not
+                   carry it yet (the gRPC step of issue 19) */
 } kv_msg_kind_t;
 
 /* One replica a forwarder relays a write to: its node and the id of the coordinator's
@@ -62,6 +66,9 @@ typedef struct {
   uint32_t relay_count;
   uint32_t relay_wait_ms;     /* ... and how long it waits for them */
   bool hints_only;            /* REAP: the hints only (a forget), not the record */
+  uint64_t epoch;             /* WRITE, READ of a request: the coordinator's ring epoch, which a
+                                 replica with a newer ring refuses (KV_ESTALE, answering with
+                                 its ring); 0: not checked (hints, handoff, repairs of others) */
   kv_aae_req_t tree;          /* TREE */
 } kv_msg_t;
 
@@ -69,7 +76,8 @@ typedef struct {
 typedef struct {
   uint64_t id;                /* the message's */
   kv_err code;
-  const uint8_t *rec;         /* READ: the record (may be empty: none) */
+  const uint8_t *rec;         /* READ: the record (may be empty: none); RING, and KV_ESTALE:
+                                 the answerer's ring */
   size_t rec_bytes;
   uint64_t applied_ms;        /* WRITE: the replica's wall clock when it applied it; 0 unknown */
   const kv_relay_outcome_t *relayed; /* a forwarder's WRITE: its relays' outcomes */

@@ -17,6 +17,8 @@
  *     KV_TARGETS_MAX targets, cheaper than keeping per-group counters correct.
  *   - At init every target, answering ok, could meet the need (callers refuse with
  *     kv_quorum_possible first), so a PENDING request always has a way to reach OK.
+ *   - With two sets (targets naming KV_SET_FROM / KV_SET_TO), each group is counted over the
+ *     targets of each set in turn, and must be met in both; a target in both counts in both.
  *   - Once a group is unreachable it stays so: answers only turn pending into ok or error.
  *     That is why a FAILED request's message still names the right group after late oks. */
 #include "quorum.h"
@@ -69,10 +71,32 @@ static void group_noun(int g, char *buf, size_t n) {
     snprintf(buf, n, "replicas in region %d", g - GROUP_REGION0);
 }
 
-static tally_t tally(const kv_quorum_t *q, int g) {
+/* The sets to count over: one (0, every target) unless some target names a set. */
+static uint32_t set_count(const kv_target_t *targets, uint32_t count) {
+  for (uint32_t i = 0; i < count; i++)
+    if (targets[i].sets) return 2;
+  return 1;
+}
+
+/* Set k of set_count: 0 is every target, else KV_SET_FROM (k = 0) or KV_SET_TO (k = 1). */
+static uint8_t set_bit(uint32_t sets, uint32_t k) {
+  return sets == 1 ? 0 : k == 0 ? KV_SET_FROM : KV_SET_TO;
+}
+
+static bool in_set(const kv_target_t *t, uint8_t set) { return set == 0 || (t->sets & set); }
+
+/* The group's name in a sentence with its set: "replicas of the old owners". */
+static void set_noun(int g, uint8_t set, char *buf, size_t n) {
+  char noun[48];
+  group_noun(g, noun, sizeof noun);
+  snprintf(buf, n, "%s%s", noun, set == KV_SET_FROM ? " of the old owners"
+                                 : set == KV_SET_TO ? " of the new owners" : "");
+}
+
+static tally_t tally(const kv_quorum_t *q, int g, uint8_t set) {
   tally_t t = {0, 0, 0, 0};
   for (uint32_t i = 0; i < q->target_count; i++) {
-    if (!group_has(&q->targets[i], g)) continue;
+    if (!group_has(&q->targets[i], g) || !in_set(&q->targets[i], set)) continue;
     t.members++;
     if (q->answers[i] == KV_ANSWER_OK)
       t.ok++;
@@ -85,19 +109,28 @@ static tally_t tally(const kv_quorum_t *q, int g) {
 }
 
 /* The first group whose ok answers (plus, when counting_pending, every unanswered target)
- * fall short of its need; -1 when none does. */
-static int first_short_group(const kv_quorum_t *q, bool counting_pending) {
-  for (int g = 0; g < GROUP_COUNT; g++) {
-    tally_t t = tally(q, g);
-    uint32_t could = t.ok + (counting_pending ? t.pending : 0);
-    if (could < group_need(&q->need, g)) return g;
-  }
+ * fall short of its need, in the first set where one does (*set); -1 when none does. */
+static int first_short_group(const kv_quorum_t *q, bool counting_pending, uint8_t *set) {
+  uint32_t sets = set_count(q->targets, q->target_count);
+  for (uint32_t k = 0; k < sets; k++)
+    for (int g = 0; g < GROUP_COUNT; g++) {
+      *set = set_bit(sets, k);
+      tally_t t = tally(q, g, *set);
+      uint32_t could = t.ok + (counting_pending ? t.pending : 0);
+      if (could < group_need(&q->need, g)) return g;
+    }
   return -1;
 }
 
-static bool need_met(const kv_quorum_t *q) { return first_short_group(q, false) < 0; }
+static bool need_met(const kv_quorum_t *q) {
+  uint8_t set;
+  return first_short_group(q, false, &set) < 0;
+}
 
-static bool need_unreachable(const kv_quorum_t *q) { return first_short_group(q, true) >= 0; }
+static bool need_unreachable(const kv_quorum_t *q) {
+  uint8_t set;
+  return first_short_group(q, true, &set) >= 0;
+}
 
 static void decide(kv_quorum_t *q, kv_quorum_outcome_t outcome, uint64_t now_ms) {
   KV_ASSERT(q->outcome == KV_QUORUM_PENDING);
@@ -129,21 +162,24 @@ bool kv_quorum_possible(const kv_need_t *need, const kv_target_t *targets,
                         uint32_t target_count, const bool *alive, const char *level_name,
                         kv_status_t *st) {
   KV_ASSERT(target_count <= KV_TARGETS_MAX);
-  for (int g = 0; g < GROUP_COUNT; g++) {
-    uint32_t members = 0, live = 0;
-    for (uint32_t i = 0; i < target_count; i++) {
-      if (!group_has(&targets[i], g)) continue;
-      members++;
-      if (alive[i]) live++;
+  uint32_t sets = set_count(targets, target_count);
+  for (uint32_t k = 0; k < sets; k++)
+    for (int g = 0; g < GROUP_COUNT; g++) {
+      uint8_t set = set_bit(sets, k);
+      uint32_t members = 0, live = 0;
+      for (uint32_t i = 0; i < target_count; i++) {
+        if (!group_has(&targets[i], g) || !in_set(&targets[i], set)) continue;
+        members++;
+        if (alive[i]) live++;
+      }
+      uint32_t want = group_need(need, g);
+      if (live >= want) continue;
+      char noun[80];
+      set_noun(g, set, noun, sizeof noun);
+      kv_status_set(st, KV_EUNAVAILABLE, "%s needs %u of %u %s; %u %s alive", level_name, want,
+                    members, noun, live, live == 1 ? "is" : "are");
+      return false;
     }
-    uint32_t want = group_need(need, g);
-    if (live >= want) continue;
-    char noun[48];
-    group_noun(g, noun, sizeof noun);
-    kv_status_set(st, KV_EUNAVAILABLE, "%s needs %u of %u %s; %u %s alive", level_name, want,
-                  members, noun, live, live == 1 ? "is" : "are");
-    return false;
-  }
   return true;
 }
 
@@ -188,11 +224,12 @@ kv_err kv_quorum_failure(const kv_quorum_t *q, const char *level_name, const cha
   KV_ASSERT(q->outcome == KV_QUORUM_FAILED || q->outcome == KV_QUORUM_TIMED_OUT);
   bool timed_out = q->outcome == KV_QUORUM_TIMED_OUT;
   /* A timed-out request fell short on ok answers; a failed one on what could still come. */
-  int g = first_short_group(q, !timed_out);
+  uint8_t set;
+  int g = first_short_group(q, !timed_out, &set);
   KV_ASSERT(g >= 0);
-  tally_t t = tally(q, g);
-  char noun[48];
-  group_noun(g, noun, sizeof noun);
+  tally_t t = tally(q, g, set);
+  char noun[80];
+  set_noun(g, set, noun, sizeof noun);
   uint32_t want = group_need(&q->need, g);
   if (timed_out)
     return kv_status_set(st, KV_ETIMEDOUT, "%u of %u %s %s within %" PRIu64 " ms; %s needs %u",

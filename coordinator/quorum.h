@@ -7,6 +7,10 @@
  *           each region, primaries);
  *   FAILED  as soon as the targets still able to answer can no longer meet it (each error
  *           answer removes one), or when the deadline passes first (TIMED_OUT).
+ * While the ring moves partitions (ring.h), a write goes to the primaries of two claims, and
+ * each target says which it belongs to (sets: KV_SET_FROM, KV_SET_TO, or both): then every
+ * count of the need must be met within each set, so W of the old owners and W of the new ones
+ * acknowledge. Targets whose sets are all 0 are one set, as when the ring is stable.
  * After the decision the counter keeps recording answers (late acks), so the runtime can
  * measure replication lag: the time from the answer that decided OK to the last ok answer.
  * The request is finished when every target has answered or the deadline has passed.
@@ -35,7 +39,13 @@ typedef struct {
   /* A fallback of a sloppy quorum (primary false): the node index of the primary it keeps
    * the key for. For the runtime; the counter does not interpret it. */
   uint8_t hint_for;
+  /* Which claims of a moving ring it is a primary of (a fallback: its primary's); 0 for
+   * every target when the request counts one set. */
+  uint8_t sets;
 } kv_target_t;
+
+#define KV_SET_FROM 1u
+#define KV_SET_TO 2u
 
 typedef enum {
   KV_QUORUM_PENDING,

@@ -188,9 +188,11 @@ static void job_start(kv_reaper_t *r, const kv_msg_out_t *tr, kv_reap_job_t *j,
   j->primary_count = pl.primary_count;
   for (uint32_t i = 0; i < pl.primary_count; i++) j->primaries[i] = pl.node[i];
   /* Every node takes part in the forget: one believed down could not, and its hints could
-   * bring the key back. The key then waits for another delete. */
+   * bring the key back. The key then waits for another delete. While the ring moves, the key's
+   * records are on their way to new owners, which this job would not ask: kept too. */
   for (uint32_t n = 0; n < r->ring->node_count; n++)
     if (n != kv_node_self(r->node) && !tr->alive(tr->arg, n)) j->kept = true;
+  if (kv_ring_moving(r->ring)) j->kept = true;
   if (!j->kept) job_step(r, tr, j, now_us);
   job_advance(r, tr, j, now_us);
 }

@@ -11,7 +11,8 @@
  * the rest): every implementation must behave as store.c does, which tests/unit/check_store.c
  * checks for RocksDB and the simulator's checkers for the memory store. In short:
  *   - records live under (partition, keyspace, key); hints under (target node, keyspace,
- *     key); a read of a missing record is KV_OK with *found false;
+ *     key); the core's own facts (the ring, an ownership handoff's progress) under a name in
+ *     meta; a read of a missing record is KV_OK with *found false;
  *   - a returned *rec is malloc'd and the caller's to free;
  *   - the tracked writes change a record, its anti-entropy leaf and its segment's sum
  *     together (leaf 0: no record), so a tree is always the XOR of its leaves; the caller
@@ -67,6 +68,10 @@ typedef struct {
                         size_t key_bytes, kv_status_t *st);
   kv_err (*hint_scan)(void *impl, uint32_t target, kv_storage_scan_fn fn, void *arg,
                       kv_status_t *st);
+  kv_err (*meta_get)(void *impl, const char *name, uint8_t **val, size_t *val_bytes, bool *found,
+                     kv_status_t *st);
+  kv_err (*meta_put)(void *impl, const char *name, const void *val, size_t val_bytes, bool sync,
+                     kv_status_t *st);
 } kv_storage_ops_t;
 
 /* An implementation's handle and its table (both borrowed). */
@@ -146,6 +151,14 @@ static inline kv_err kv_storage_hint_remove(const kv_storage_t *s, uint32_t targ
 static inline kv_err kv_storage_hint_scan(const kv_storage_t *s, uint32_t target,
                                           kv_storage_scan_fn fn, void *arg, kv_status_t *st) {
   return s->ops->hint_scan(s->impl, target, fn, arg, st);
+}
+static inline kv_err kv_storage_meta_get(const kv_storage_t *s, const char *name, uint8_t **val,
+                                         size_t *val_bytes, bool *found, kv_status_t *st) {
+  return s->ops->meta_get(s->impl, name, val, val_bytes, found, st);
+}
+static inline kv_err kv_storage_meta_put(const kv_storage_t *s, const char *name, const void *val,
+                                         size_t val_bytes, bool sync, kv_status_t *st) {
+  return s->ops->meta_put(s->impl, name, val, val_bytes, sync, st);
 }
 
 #endif

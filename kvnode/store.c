@@ -921,12 +921,32 @@ static kv_err ops_hint_scan(void *s, uint32_t target, kv_storage_scan_fn fn, voi
   return kv_store_hint_scan(s, target, fn, arg, st);
 }
 
+/* The core's facts (storage.h's meta) live in the meta family under a prefix no fact of the
+ * store's own ("incarnation", "clean", ...: printable ASCII) can start with. */
+#define KV_STORE_CORE_META_PARTITION UINT32_MAX
+#define KV_STORE_CORE_META_KEYSPACE "core"
+
+static kv_err ops_meta_get(void *s, const char *name, uint8_t **val, size_t *val_bytes,
+                           bool *found, kv_status_t *st) {
+  return kv_store_get_cf(s, KV_STORE_CF_META, KV_STORE_CORE_META_PARTITION,
+                         KV_STORE_CORE_META_KEYSPACE, name, strlen(name), val, val_bytes, found,
+                         st);
+}
+
+static kv_err ops_meta_put(void *s, const char *name, const void *val, size_t val_bytes,
+                           bool sync, kv_status_t *st) {
+  return kv_store_put_cf(s, KV_STORE_CF_META, KV_STORE_CORE_META_PARTITION,
+                         KV_STORE_CORE_META_KEYSPACE, name, strlen(name), val, val_bytes, sync,
+                         st);
+}
+
 static const kv_storage_ops_t store_ops = {
     .incarnation = ops_incarnation, .sync = ops_sync, .get = ops_get, .put = ops_put,
     .remove = ops_remove, .put_tracked = ops_put_tracked, .remove_tracked = ops_remove_tracked,
     .scan_partition = ops_scan_partition, .aae_sums = ops_aae_sums,
     .aae_leaves = ops_aae_leaves, .hint_get = ops_hint_get, .hint_put = ops_hint_put,
-    .hint_remove = ops_hint_remove, .hint_scan = ops_hint_scan};
+    .hint_remove = ops_hint_remove, .hint_scan = ops_hint_scan,
+    .meta_get = ops_meta_get, .meta_put = ops_meta_put};
 
 void kv_store_storage(kv_store_t *s, kv_storage_t *out) {
   *out = (kv_storage_t){.ops = &store_ops, .impl = s};

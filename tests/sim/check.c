@@ -389,7 +389,7 @@ static void check_identical(world_t *w) {
     uint32_t partition = kv_hash_partition(kv_hash_key(SIM_KEYSPACE, k, key_bytes),
                                            w->cfg.partitions);
     kv_preflist_t pl;
-    kv_ring_preflist(&w->ring, ks, partition, &pl);
+    kv_ring_preflist(world_ring(w, 0), ks, partition, &pl); /* settled: every node's */
     uint8_t *first = NULL;
     size_t first_bytes = 0;
     for (uint32_t r = 0; r < pl.primary_count; r++) {
@@ -438,7 +438,7 @@ void check_converged(world_t *w) {
     uint32_t partition = kv_hash_partition(kv_hash_key(SIM_KEYSPACE, k, key_bytes),
                                            w->cfg.partitions);
     kv_preflist_t pl;
-    kv_ring_preflist(&w->ring, ks, partition, &pl);
+    kv_ring_preflist(world_ring(w, 0), ks, partition, &pl); /* settled: every node's */
     for (uint32_t r = 0; r < pl.primary_count; r++) {
       if (replica_covers(w, pl.node[r], p->key, &p->dot)) continue;
       world_fail(w, "replica n%u of k%u never got put %s (acknowledged at %llu us, w=%u)",

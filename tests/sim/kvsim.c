@@ -1,7 +1,8 @@
 /* kvsim: whole tunekv clusters in one thread, from one seed (DESIGN section 3).
  *
- *   kvsim --seed S [--nodes K] [--steps N]    one run; the last line is "trace <hex>"
- *   kvsim --seeds A-B [--nodes K] [--steps N] [--stop-at-first-fail]
+ *   kvsim --seed S [--nodes K] [--steps N] [--membership]
+ *                                             one run; the last line is "trace <hex>"
+ *   kvsim --seeds A-B [--nodes K] [--steps N] [--membership] [--stop-at-first-fail]
  *                                             many runs; ends "N passed, N failed"
  *
  * --stop-at-first-fail ends a seed range at its first failing seed: that seed's FAIL line
@@ -14,6 +15,15 @@
  * losses) and restarts nodes, and the network loses and duplicates messages. Then the
  * faults stop, every node comes back, the cluster settles, and the checkers of workload.h
  * run. The trace hash covers every event in order, so the same seed gives the same hash.
+ * Membership changes (issue 19): one seed in two with four nodes or more (every one with
+ * --membership, which also draws four to seven nodes) makes one change while the clients run
+ * and the nemesis strikes: a join of the spare last node, a leave of a member, or a replace of
+ * a member by the spare, committed at a random live node (its claimant, kv_coord_ring_change)
+ * a random time into the run. The ring then goes through handoff, flip and settling by the
+ * cores' own gossip and streams, and every checker holds throughout; after the faults stop the
+ * run waits for every node to hold the same STABLE ring (ring_settled) before the settled
+ * checks, which then read the new owners. One change per run: a second could hand a partition
+ * back to a node holding an old copy of it (ownership.h's limits).
  * Each seed runs one conflict handler (siblings, lww, region-priority or set-union: world.c),
  * and the checkers hold it to its promise: nothing lost, or every loss journaled.
  *
@@ -35,6 +45,10 @@
 #define RECORD_CHECK_US 2000000u
 #define HINT_DRAIN_S_MAX 120u
 #define RUN_US_MAX 600000000u       /* ten virtual minutes: a stuck run is a failure */
+
+#define CHANGE_AT_US_MAX 4000000u
+#define CHANGE_RETRY_US 200000u
+#define RING_SETTLE_S_MAX 120u
 
 typedef struct {
   uint32_t crashes, power_losses, partitions, clogs;
@@ -102,10 +116,49 @@ void kvsim_nemesis(world_t *w) {
                  NULL);
 }
 
+/* The members after the run's change of the current ones: a join adds the spare, a leave
+ * takes a random member away, a replace does both. */
+static uint64_t change_members(world_t *w, uint64_t members) {
+  uint64_t spare = 1ull << (w->node_count - 1);
+  uint32_t in[SIM_NODES_MAX], n = 0;
+  for (uint32_t i = 0; i < w->node_count; i++)
+    if (members >> i & 1) in[n++] = i;
+  uint64_t leaver = 1ull << in[sim_below(n)];
+  if (w->change == CHANGE_JOIN) return members | spare;
+  if (w->change == CHANGE_LEAVE) return members & ~leaver;
+  return (members & ~leaver) | spare;
+}
+
+/* EV_MEMBERSHIP: a random live node commits the run's change; a node that is down, or a
+ * member set its ring refuses (a leave that would leave a region short), tries again later. */
+void kvsim_membership(world_t *w) {
+  uint32_t node = (uint32_t)sim_below(w->node_count);
+  kv_status_t st;
+  if (w->nodes[node].up) {
+    uint64_t to = change_members(w, world_ring(w, node)->to.members);
+    if (kv_coord_ring_change(w->nodes[node].coord, to, w->now_us, &st) == KV_OK) {
+      w->change_us = w->now_us;
+      w->change_members = to;
+      return;
+    }
+  }
+  world_schedule(w, w->now_us + CHANGE_RETRY_US, EV_MEMBERSHIP, 0, 0, 0, NULL);
+}
+
+/* The membership change of a seed: drawn apart from the run's generator, one seed in two
+ * (always when forced) with more than N nodes. */
+static sim_change_t change_for(uint64_t seed, uint32_t nodes, bool forced) {
+  uint64_t z = (seed + 0x6a09e667f3bcc909ull) * 0xbf58476d1ce4e5b9ull;
+  z ^= z >> 31;
+  if (nodes <= SIM_N || (!forced && z % 2 == 0)) return CHANGE_NONE;
+  return (sim_change_t)(CHANGE_JOIN + (z >> 8) % 3);
+}
+
 /* Node count for a seed when not given: drawn apart from the run's generator. */
-static uint32_t nodes_for(uint64_t seed) {
+static uint32_t nodes_for(uint64_t seed, bool membership) {
   uint64_t z = seed * 0x9e3779b97f4a7c15ull;
   z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9ull;
+  if (membership) return 4 + (uint32_t)((z >> 33) % (SIM_NODES_MAX - 3));
   return 3 + (uint32_t)((z >> 33) % (SIM_NODES_MAX - 2));
 }
 
@@ -114,13 +167,41 @@ typedef struct {
   bool ok;
 } run_result_t;
 
-/* Faults stop, every node comes back, and the cluster is given time to settle. */
+/* Faults stop, every node comes back, and the cluster is given time to settle: the ring
+ * too, once the run's change is made (ring_settled). */
 static void settle(world_t *w) {
   w->faults_on = false;
   world_heal(w);
   for (uint32_t i = 0; i < w->node_count; i++)
     if (!w->nodes[i].up) world_restart(w, i);
   world_run_until(w, w->now_us + SETTLE_US);
+  if (w->change == CHANGE_NONE) return;
+  for (uint32_t s = 0; s < RING_SETTLE_S_MAX && (!w->change_us || !world_ring_settled(w)); s++)
+    world_run_until(w, w->now_us + 1000000);
+  if (!w->change_us)
+    world_fail(w, "the membership change was never committed");
+  else if (!world_ring_settled(w))
+    world_fail(w, "the ring did not settle within %u s of the faults' end: n1 holds epoch %llu "
+               "in phase %d", RING_SETTLE_S_MAX, (unsigned long long)world_ring(w, 0)->epoch,
+               (int)world_ring(w, 0)->phase);
+  else if (world_ring(w, 0)->to.members != w->change_members)
+    world_fail(w, "the ring settled on members %llx, not the change's %llx",
+               (unsigned long long)world_ring(w, 0)->to.members,
+               (unsigned long long)w->change_members);
+}
+
+/* What the run's membership change did. */
+static void print_change(world_t *w) {
+  static const char *const names[] = {"none", "join", "leave", "replace"};
+  if (w->change == CHANGE_NONE) {
+    printf("membership: no change\n");
+    return;
+  }
+  const kv_ring_t *r = world_ring(w, 0);
+  printf("membership: %s from members %llx to %llx at %.2f s; ring epoch %llu %s\n",
+         names[w->change], (unsigned long long)w->members0,
+         (unsigned long long)w->change_members, (double)w->change_us / 1e6,
+         (unsigned long long)r->epoch, r->phase == KV_RING_STABLE ? "stable" : "moving");
 }
 
 /* What the anti-entropy exchanges did, summed over the nodes and their peers. */
@@ -159,15 +240,19 @@ static void print_reaps(world_t *w) {
          w->grace_ms, sum.reaped, sum.kept, sum.waiting, sum.dropped);
 }
 
-static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verbose) {
+static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool membership,
+                        bool verbose) {
   world_t *w = calloc(1, sizeof *w);
   KV_ASSERT(w != NULL);
   memset(&faults, 0, sizeof faults);
   w->seed = seed;
-  world_init(w, nodes ? nodes : nodes_for(seed));
+  if (!nodes) nodes = nodes_for(seed, membership);
+  world_init(w, nodes, change_for(seed, nodes, membership));
   workload_init(w, steps);
   w->faults_on = true;
   world_schedule(w, sim_below(NEMESIS_GAP_US_MAX), EV_NEMESIS, 0, 0, 0, NULL);
+  if (w->change != CHANGE_NONE)
+    world_schedule(w, 500000 + sim_below(CHANGE_AT_US_MAX), EV_MEMBERSHIP, 0, 0, 0, NULL);
   uint64_t next_check = RECORD_CHECK_US;
   while (!workload_finished(w) && !w->failure[0]) {
     if (w->now_us > RUN_US_MAX) {
@@ -234,6 +319,7 @@ static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verb
              w->relays);
     print_aae(w);
     print_reaps(w);
+    if (w->nodes[0].up) print_change(w);
   }
   if (!r.ok) printf("seed %" PRIu64 ": FAIL %s\n", seed, w->failure);
   workload_deinit(w);
@@ -243,8 +329,9 @@ static run_result_t run(uint64_t seed, uint32_t nodes, uint32_t steps, bool verb
 }
 
 static int usage(const char *why) {
-  fprintf(stderr, "kvsim: %s\nusage: kvsim --seed S [--nodes K] [--steps N]\n"
-                  "       kvsim --seeds A-B [--nodes K] [--steps N] [--stop-at-first-fail]\n",
+  fprintf(stderr, "kvsim: %s\nusage: kvsim --seed S [--nodes K] [--steps N] [--membership]\n"
+                  "       kvsim --seeds A-B [--nodes K] [--steps N] [--membership] "
+                  "[--stop-at-first-fail]\n",
           why);
   return 2;
 }
@@ -289,14 +376,15 @@ int main(int argc, char **argv) {
    * record) routine here; errors still print. */
   kv_log_set_level(KV_LOG_ERROR);
   uint64_t first = 0, last = 0, nodes = 0, steps = STEPS_DEFAULT;
-  bool one = false, many = false, stop_at_first_fail = false;
+  bool one = false, many = false, stop_at_first_fail = false, membership = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (strcmp(a, "--stop-at-first-fail") == 0) {
-      stop_at_first_fail = true;
+    if (strcmp(a, "--stop-at-first-fail") == 0 || strcmp(a, "--membership") == 0) {
+      *(a[2] == 's' ? &stop_at_first_fail : &membership) = true;
       continue;
     }
-    if (i + 1 >= argc) return usage("every option but --stop-at-first-fail takes a value");
+    if (i + 1 >= argc)
+      return usage("every option but --stop-at-first-fail and --membership takes a value");
     const char *v = argv[++i];
     if (strcmp(a, "--seed") == 0) {
       if (!parse_u64(v, &first)) return usage("--seed takes a number");
@@ -326,14 +414,14 @@ int main(int argc, char **argv) {
   signal(SIGABRT, dying_on_abort);
   dying_arm(first);
   if (one) {
-    run_result_t r = run(first, (uint32_t)nodes, (uint32_t)steps, true);
+    run_result_t r = run(first, (uint32_t)nodes, (uint32_t)steps, membership, true);
     printf("trace %016" PRIx64 "\n", r.trace);
     return r.ok ? 0 : 1;
   }
   uint64_t passed = 0, failed = 0;
   for (uint64_t s = first; s <= last; s++) {
     dying_arm(s);
-    if (run(s, (uint32_t)nodes, (uint32_t)steps, false).ok) passed++;
+    if (run(s, (uint32_t)nodes, (uint32_t)steps, membership, false).ok) passed++;
     else failed++;
     if (s == UINT64_MAX || (failed && stop_at_first_fail)) break;
   }

@@ -462,12 +462,26 @@ static kv_err mem_aae_leaves(void *impl, uint32_t partition, const char *keyspac
   return KV_OK;
 }
 
+/* The core's facts: family 'm', under their name as the key. */
+static kv_err mem_meta_get(void *impl, const char *name, uint8_t **val, size_t *val_bytes,
+                           bool *found, kv_status_t *st) {
+  return get_in(impl, 'm', 0, "", name, strlen(name), val, val_bytes, found);
+}
+
+static kv_err mem_meta_put(void *impl, const char *name, const void *val, size_t val_bytes,
+                           bool sync, kv_status_t *st) {
+  put_in(impl, 'm', 0, "", name, strlen(name), val, val_bytes);
+  if (sync) return mem_sync(impl, st);
+  return KV_OK;
+}
+
 static const kv_storage_ops_t mem_ops = {
     .incarnation = mem_incarnation, .sync = mem_sync, .get = mem_get, .put = mem_put,
     .remove = mem_remove, .put_tracked = mem_put_tracked, .remove_tracked = mem_remove_tracked,
     .scan_partition = mem_scan_partition, .aae_sums = mem_aae_sums,
     .aae_leaves = mem_aae_leaves, .hint_get = mem_hint_get, .hint_put = mem_hint_put,
-    .hint_remove = mem_hint_remove, .hint_scan = mem_hint_scan};
+    .hint_remove = mem_hint_remove, .hint_scan = mem_hint_scan, .meta_get = mem_meta_get,
+    .meta_put = mem_meta_put};
 
 void sim_store_storage(sim_store_t *s, kv_storage_t *out) {
   *out = (kv_storage_t){.ops = &mem_ops, .impl = s};

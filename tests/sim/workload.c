@@ -186,7 +186,7 @@ static bool op_sloppy_at(const world_t *w, const op_t *op, uint32_t node) {
   size_t key_bytes;
   const uint8_t *key = sim_key(op->key, &key_bytes);
   kv_preflist_t pl;
-  kv_ring_preflist(&w->ring, ks, kv_hash_partition(kv_hash_key(SIM_KEYSPACE, key, key_bytes),
+  kv_ring_preflist(world_ring(w, node), ks, kv_hash_partition(kv_hash_key(SIM_KEYSPACE, key, key_bytes),
                                                    w->cfg.partitions), &pl);
   for (uint32_t i = 0; i < pl.primary_count; i++)
     if (!world_believes_alive(w, node, pl.node[i])) return true;

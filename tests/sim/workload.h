@@ -49,6 +49,11 @@
  *                     node's failure detector judges a peer down, and at the end every node
  *                     believes every peer up: phi and the links run here as in kvnode, and a
  *                     detector that accuses live peers, or a link that stalls, shows.
+ *   ring_settled      a run with a membership change (kvsim.c) ends, once the faults stop,
+ *                     with every node holding the same STABLE ring whose members are the
+ *                     change's; the settled checkers above read its primaries. Every other
+ *                     checker holds through the change (its handoff, flip and settling) as
+ *                     at any other time.
  * A write not made durable may be lost by a power loss (memstore keeps only synced writes,
  * as the OS keeps only fsynced ones); such writes are exempt once a power loss followed
  * them. Tombstone reaping (grace 0-3 s in four seeds of five) forgets a deleted key's

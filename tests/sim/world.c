@@ -258,6 +258,22 @@ static uint32_t node_index(const world_t *w, const sim_node_t *n) {
   return (uint32_t)(n - w->nodes);
 }
 
+const kv_ring_t *world_ring(const world_t *w, uint32_t node) {
+  KV_ASSERT(w->nodes[node].up);
+  return kv_coord_ring(w->nodes[node].coord);
+}
+
+bool world_ring_settled(const world_t *w) {
+  for (uint32_t i = 0; i < w->node_count; i++) {
+    if (!w->nodes[i].up) return false;
+    const kv_ring_t *r = world_ring(w, i), *first = world_ring(w, 0);
+    if (r->phase != KV_RING_STABLE || r->epoch != first->epoch ||
+        memcmp(r->to.owner, first->to.owner, r->partitions) != 0)
+      return false;
+  }
+  return true;
+}
+
 bool world_believes_alive(const world_t *w, uint32_t node, uint32_t peer) {
   kv_peer_liveness_t lv;
   kv_coord_liveness(w->nodes[node].coord, peer, w->now_us, &lv);
@@ -268,13 +284,18 @@ bool world_believes_alive(const world_t *w, uint32_t node, uint32_t peer) {
 static kv_err tr_pack(void *arg, uint32_t peer, const kv_msg_t *m, kv_link_item_t *out,
                       kv_status_t *st) {
   static const msg_type_t types[] = {[KV_MSG_WRITE] = MSG_WRITE, [KV_MSG_READ] = MSG_READ,
-                                     [KV_MSG_TREE] = MSG_TREE, [KV_MSG_REAP] = MSG_REAP};
+                                     [KV_MSG_TREE] = MSG_TREE, [KV_MSG_REAP] = MSG_REAP,
+                                     [KV_MSG_RING] = MSG_RING};
   world_t *w = sim_world;
   KV_ASSERT(m->hint_for == KV_NODE_NONE || (m->hint_for < w->node_count && m->hint_for != peer));
   msg_t *c = msg_new(types[m->kind], node_index(w, arg), peer);
   c->id = m->id;
   c->hint_for = m->hint_for;
-  if (m->kind == KV_MSG_TREE) {
+  c->epoch = m->epoch;
+  if (m->kind == KV_MSG_RING) {
+    c->rec = dup_array(m->rec, m->rec_bytes);
+    c->rec_bytes = m->rec_bytes;
+  } else if (m->kind == KV_MSG_TREE) {
     c->tree_kind = m->tree.kind;
     c->part_count = m->tree.partition_count;
     c->parts = dup_array(m->tree.partitions, m->tree.partition_count * sizeof *m->tree.partitions);
@@ -440,13 +461,15 @@ static void sync_wanted(void *arg) {
 static bool replica_handle(world_t *w, sim_node_t *n, rbatch_t *b, uint32_t index,
                            const msg_t *m) {
   static const kv_msg_kind_t kinds[] = {[MSG_WRITE] = KV_MSG_WRITE, [MSG_READ] = KV_MSG_READ,
-                                        [MSG_TREE] = KV_MSG_TREE, [MSG_REAP] = KV_MSG_REAP};
+                                        [MSG_TREE] = KV_MSG_TREE, [MSG_REAP] = KV_MSG_REAP,
+                                        [MSG_RING] = KV_MSG_RING};
   kv_msg_t v = KV_MSG_INIT(kinds[m->type], m->id);
+  v.epoch = m->epoch;
   if (m->type == MSG_TREE) {
     v.tree = (kv_aae_req_t){.kind = m->tree_kind, .keyspace = SIM_KEYSPACE,
                             .partitions = m->parts, .partition_count = m->part_count,
                             .segments = m->segs, .segment_count = m->seg_count};
-  } else {
+  } else if (m->type != MSG_RING) { /* a ring is only rec */
     v.keyspace = SIM_KEYSPACE;
     v.key = sim_key(m->key, &v.key_bytes);
   }
@@ -639,6 +662,7 @@ static void clog_event(world_t *w, const event_t *ev) {
 }
 
 extern void kvsim_nemesis(world_t *w);
+extern void kvsim_membership(world_t *w);
 
 void world_run_until(world_t *w, uint64_t until_us) {
   while (w->heap_count > 0 && w->heap[0].at_us <= until_us) {
@@ -660,6 +684,7 @@ void world_run_until(world_t *w, uint64_t until_us) {
       if (!w->nodes[ev.node].up) world_restart(w, ev.node);
       break;
     case EV_CLOG: clog_event(w, &ev); break;
+    case EV_MEMBERSHIP: kvsim_membership(w); break;
     }
   }
   if (w->now_us < until_us) w->now_us = until_us;
@@ -755,11 +780,12 @@ static void world_config(world_t *w, uint32_t k) {
     fprintf(stderr, "kvsim: %s\n", st.msg);
     exit(2);
   }
-  KV_ASSERT(kv_ring_init(&w->ring, &w->cfg, &st) == KV_OK);
+  KV_ASSERT(kv_ring_init_members(&w->ring, &w->cfg, w->members0, &st) == KV_OK);
 }
 
-void world_init(world_t *w, uint32_t node_count) {
+void world_init(world_t *w, uint32_t node_count, sim_change_t change) {
   KV_ASSERT(node_count >= SIM_N && node_count <= SIM_NODES_MAX);
+  KV_ASSERT(change == CHANGE_NONE || node_count > SIM_N);
   uint64_t seed = w->seed;
   memset(w, 0, sizeof *w);
   w->seed = seed;
@@ -775,6 +801,10 @@ void world_init(world_t *w, uint32_t node_count) {
   w->grace_ms = sim_chance(0.2) ? KV_TOMBSTONE_GRACE_MS_DEFAULT : (uint32_t)sim_below(3000);
   world_pick_handler(w);
   w->regions = regions_for(seed);
+  w->change = change;
+  /* A join or a replace needs a spare node: the last one. */
+  w->members0 = (1ull << node_count) - 1;
+  if (change == CHANGE_JOIN || change == CHANGE_REPLACE) w->members0 >>= 1;
   world_config(w, node_count);
   w->net = (net_params_t){
       .delay_us = 50 + sim_below(500),

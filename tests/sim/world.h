@@ -48,6 +48,7 @@ typedef enum {
   EV_NEMESIS,    /* the next fault */
   EV_RESTART,    /* node */
   EV_CLOG,       /* node: the clogged node; a: peer; b: extra delay us (0: unclog) */
+  EV_MEMBERSHIP, /* the run's membership change (kvsim.c) */
 } ev_type_t;
 
 typedef enum {
@@ -61,6 +62,7 @@ typedef enum {
   MSG_TREE,      /* in a batch: an anti-entropy tree request: tree_kind, parts, segs */
   MSG_TREE_ANSWER, /* in a reply: its answer: id, code, tree */
   MSG_REAP,      /* in a batch: ReplicaReap: key, rec, hints_only */
+  MSG_RING,      /* in a batch: a node's ring (rec) */
 } msg_type_t;
 
 /* What a client is told: the status and, on success, the key's state as answered. */
@@ -97,6 +99,7 @@ typedef struct msg {
   kv_relay_outcome_t *relayed;   /* its ANSWER: malloc'd, their outcomes */
   uint32_t relayed_count;
   bool hints_only;               /* REAP */
+  uint64_t epoch;                /* WRITE, READ: the coordinator's ring epoch (0: unchecked) */
   struct msg **sub;              /* BATCH, BATCH_REPLY: owned */
   uint32_t sub_count;
 } msg_t;
@@ -131,6 +134,8 @@ typedef struct {
 
 typedef struct world world_t;
 
+typedef enum { CHANGE_NONE, CHANGE_JOIN, CHANGE_LEAVE, CHANGE_REPLACE } sim_change_t;
+
 /* Network and fault parameters of a run (drawn from the seed). */
 typedef struct {
   uint64_t delay_us;             /* base one-way delay */
@@ -147,7 +152,7 @@ struct world {
   uint64_t seq;
   XXH64_state_t *trace;
   kv_config_t cfg;
-  kv_ring_t ring;
+  kv_ring_t ring;                /* the first ring (the nodes' own are in their cores) */
   uint32_t node_count;
   sim_node_t nodes[SIM_NODES_MAX];
   bool cut[SIM_NODES_MAX][SIM_NODES_MAX];        /* messages from i to j are lost */
@@ -165,6 +170,13 @@ struct world {
   uint64_t hints_dropped;         /* by processes that have ended (a node's count restarts) */
   uint64_t fallback_writes, fallback_reads; /* a fallback's messages answered ok */
   bool regions;                  /* two regions, a (n1, n4, n7) and b, replication {a: 1, b: 2} */
+  /* A membership change (issue 19) in the run: one join, leave or replace (kvsim.c), the
+   * first members (the last node is a spare unless it is a leave), when the change was made
+   * (0: not yet) and the members it went to. */
+  sim_change_t change;
+  uint64_t members0;
+  uint64_t change_us;
+  uint64_t change_members;
   uint64_t relays;               /* writes forwarded to a region and relayed there */
   uint64_t power_losses;         /* count, and when the last one happened */
   uint64_t last_power_loss_us;
@@ -181,8 +193,9 @@ struct world {
   uint32_t discarded_count, discarded_cap;
 };
 
-/* Sets up K nodes (all up) from w->seed; the config is built in memory. */
-void world_init(world_t *w, uint32_t node_count);
+/* Sets up K nodes (all up) from w->seed, with membership change `change` (the first members
+ * follow from it); the config is built in memory. */
+void world_init(world_t *w, uint32_t node_count, sim_change_t change);
 void world_deinit(world_t *w);
 /* Runs events until the queue is empty or the time passes until_us. */
 void world_run_until(world_t *w, uint64_t until_us);
@@ -201,6 +214,11 @@ bool world_crashed_between(const world_t *w, uint32_t node, uint64_t from_us, ui
 void world_restart(world_t *w, uint32_t node);
 /* Heals every cut and clog. */
 void world_heal(world_t *w);
+
+/* The ring of node (up), as its core holds it. */
+const kv_ring_t *world_ring(const world_t *w, uint32_t node);
+/* Whether every node is up and holds the same STABLE ring. */
+bool world_ring_settled(const world_t *w);
 
 /* Whether node believes peer alive (the coordinator's transport answers this; a node always
  * believes itself alive). */

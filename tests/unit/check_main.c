@@ -23,6 +23,7 @@ Suite *codec_suite(void);
 Suite *hints_suite(void);
 Suite *exchange_suite(void);
 Suite *reaper_suite(void);
+Suite *ownership_suite(void);
 Suite *notify_suite(void);
 Suite *auth_suite(void);
 
@@ -48,6 +49,7 @@ int main(void) {
   srunner_add_suite(sr, hints_suite());
   srunner_add_suite(sr, exchange_suite());
   srunner_add_suite(sr, reaper_suite());
+  srunner_add_suite(sr, ownership_suite());
   srunner_add_suite(sr, notify_suite());
   srunner_add_suite(sr, auth_suite());
   srunner_run_all(sr, CK_NORMAL);

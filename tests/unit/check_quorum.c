@@ -521,6 +521,41 @@ START_TEST(failure_messages_are_exact) {
 }
 END_TEST
 
+START_TEST(a_moving_ring_needs_w_of_each_set) {
+  /* N=3 moving from {n0, n1, n2} to {n0, n1, n3}: n0 and n1 are in both sets. */
+  kv_target_t t[4];
+  for (uint8_t i = 0; i < 4; i++) t[i] = target(i, 0, true, true);
+  t[0].sets = t[1].sets = KV_SET_FROM | KV_SET_TO;
+  t[2].sets = KV_SET_FROM;
+  t[3].sets = KV_SET_TO;
+  kv_quorum_t q;
+  start(&q, need_of(2, 0, 0, 0, 0), t, 4);
+  ck_assert(!kv_quorum_answer(&q, 0, true, START_MS + 1));
+  ck_assert(!kv_quorum_answer(&q, 2, true, START_MS + 2)); /* two of the old, one of the new */
+  ck_assert(kv_quorum_answer(&q, 3, true, START_MS + 3));
+  ck_assert_int_eq(q.outcome, KV_QUORUM_OK);
+
+  start(&q, need_of(2, 0, 0, 0, 0), t, 4);
+  ck_assert(!kv_quorum_answer(&q, 0, true, START_MS + 1));
+  ck_assert(kv_quorum_answer(&q, 1, true, START_MS + 2)); /* both in both sets */
+
+  start(&q, need_of(2, 0, 0, 0, 0), t, 4);
+  kv_quorum_answer(&q, 2, true, START_MS + 1);
+  kv_quorum_answer(&q, 1, false, START_MS + 2);
+  ck_assert(!kv_quorum_answer(&q, 0, true, START_MS + 3));
+  ck_assert(kv_quorum_answer(&q, 3, false, START_MS + 4));
+  failure_is(&q, "QUORUM", "acknowledged", KV_EUNAVAILABLE,
+             "1 of 3 replicas of the new owners acknowledged, 2 failed; QUORUM needs 2");
+
+  bool alive[4] = {true, false, true, false};
+  kv_status_t st;
+  ck_assert(!kv_quorum_possible(&q.need, t, 4, alive, "QUORUM", &st));
+  ck_assert_str_eq(st.msg, "QUORUM needs 2 of 3 replicas of the new owners; 1 is alive");
+  alive[3] = true;
+  ck_assert(kv_quorum_possible(&q.need, t, 4, alive, "QUORUM", &st));
+}
+END_TEST
+
 START_TEST(init_refuses_a_need_the_targets_cannot_meet) {
   kv_quorum_t q;
   start(&q, need_of(4, 0, 0, 0, 0), three_targets(), 3);
@@ -550,6 +585,7 @@ Suite *quorum_suite(void) {
   tcase_add_test(tc, finished_when_all_answered_or_deadline);
   tcase_add_test(tc, possible_for_every_level_shape);
   tcase_add_test(tc, failure_messages_are_exact);
+  tcase_add_test(tc, a_moving_ring_needs_w_of_each_set);
   tcase_add_test_raise_signal(tc, init_refuses_a_need_the_targets_cannot_meet, SIGABRT);
   suite_add_tcase(s, tc);
   return s;

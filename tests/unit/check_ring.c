@@ -146,6 +146,20 @@ START_TEST(each_node_owns_its_share) {
 }
 END_TEST
 
+START_TEST(first_ring_walks_round_the_claim_order_at_the_wrap) {
+  /* 256 mod 6 = 4: past partition 255 the walk goes on round the claim order. */
+  cfg_reset(&cfg, 256);
+  add_cluster(&cfg, 6, LOCAL, 1, 3);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg, "ks", "local", 3, NULL, 0);
+  ring_ok(&ring, &cfg);
+  for (uint32_t p = 0; p < 256; p++) {
+    kv_preflist_t pl;
+    kv_ring_preflist(&ring, ks, p, &pl);
+    for (uint32_t k = 0; k < 6; k++) ck_assert_uint_eq(pl.node[k], ring.claim[(p + k) % 6]);
+  }
+}
+END_TEST
+
 START_TEST(owner_is_the_claim_and_walks_meet_every_node) {
   cfg_reset(&cfg, 256);
   add_cluster(&cfg, 5, LOCAL, 1, 3);
@@ -514,6 +528,199 @@ START_TEST(too_many_replicas_in_a_region_are_refused) {
 }
 END_TEST
 
+
+/* ---- membership changes (issue 19) ---------------------------------------------------- */
+
+static kv_ring_t planned;
+
+/* Plans ring -> members and checks the result's claim: owned only by members, each member's
+ * count Q/S or Q/S + 1 (within 10% of the mean at Q = 256), and the moves the fewest those
+ * counts allow (only partitions of leaving nodes or past a share move, and no member both
+ * gains and loses). Returns how many partitions moved. */
+static uint32_t plan_checked(const kv_ring_t *from, uint64_t members) {
+  kv_status_t st;
+  kv_status_clear(&st);
+  ck_assert_int_eq(kv_ring_plan(from, members, &planned, &st), KV_OK);
+  ck_assert_uint_eq(planned.epoch, from->epoch + 1);
+  ck_assert_int_eq(planned.phase, KV_RING_HANDOFF);
+  uint32_t q = from->partitions, s = (uint32_t)__builtin_popcountll(members);
+  uint32_t before[KV_NODES_MAX] = {0}, after[KV_NODES_MAX] = {0}, moved = 0, gained = 0;
+  for (uint32_t p = 0; p < q; p++) {
+    before[from->to.owner[p]]++;
+    after[planned.to.owner[p]]++;
+    ck_assert(members >> planned.to.owner[p] & 1);
+    moved += planned.to.owner[p] != from->to.owner[p];
+  }
+  for (uint32_t i = 0; i < from->node_count; i++) {
+    if (!(members >> i & 1)) {
+      ck_assert_uint_eq(after[i], 0);
+      continue;
+    }
+    ck_assert_uint_ge(after[i], q / s);
+    ck_assert_uint_le(after[i], q / s + 1);
+    ck_assert_double_le(after[i] * (double)s, 1.1 * q);
+    ck_assert_double_ge(after[i] * (double)s, 0.9 * q);
+    if (after[i] > before[i]) gained += after[i] - before[i];
+  }
+  ck_assert_uint_eq(moved, gained);
+  for (uint32_t p = 0; p < q; p++)
+    if (planned.to.owner[p] != from->to.owner[p]) {
+      uint32_t o = from->to.owner[p];
+      ck_assert(!(members >> o & 1) || after[o] < before[o]);
+    }
+  return moved;
+}
+
+static void ring_members(uint32_t nodes, uint64_t members) {
+  cfg_reset(&cfg, 256);
+  add_cluster(&cfg, nodes, LOCAL, 1, 3);
+  add_keyspace(&cfg, "ks", "local", 2, NULL, 0);
+  kv_status_t st;
+  ck_assert_int_eq(kv_ring_init_members(&ring, &cfg, members, &st), KV_OK);
+}
+
+START_TEST(join_two_to_three_moves_a_third) {
+  ring_members(3, 0x3);
+  ck_assert_uint_eq(plan_checked(&ring, 0x7), 85); /* 128, 128 -> 86, 85, 85 */
+}
+END_TEST
+
+START_TEST(join_three_to_five_moves_two_fifths) {
+  cfg_reset(&cfg, 256);
+  add_cluster(&cfg, 5, LOCAL, 1, 3);
+  add_keyspace(&cfg, "ks", "local", 3, NULL, 0);
+  kv_status_t st;
+  ck_assert_int_eq(kv_ring_init_members(&ring, &cfg, 0x7, &st), KV_OK);
+  ck_assert_uint_eq(plan_checked(&ring, 0x1F), 102); /* 86, 85, 85 -> 52, 51, 51, 51, 51 */
+}
+END_TEST
+
+START_TEST(leave_five_to_four_moves_the_leavers_share) {
+  ring_members(5, 0x1F);
+  ck_assert_uint_eq(plan_checked(&ring, 0x1F & ~0x4ull), 51); /* n02's 51 are spread */
+}
+END_TEST
+
+START_TEST(replace_moves_exactly_the_replaced_nodes_share) {
+  ring_members(4, 0x7);
+  uint32_t n1 = 0;
+  for (uint32_t p = 0; p < 256; p++) n1 += ring.to.owner[p] == 1;
+  ck_assert_uint_eq(plan_checked(&ring, 0xD), n1); /* n01 out, n03 in */
+  for (uint32_t p = 0; p < 256; p++)
+    ck_assert_uint_eq(planned.to.owner[p], ring.to.owner[p] == 1 ? 3 : ring.to.owner[p]);
+}
+END_TEST
+
+START_TEST(a_change_runs_handoff_then_flip_then_stable) {
+  ring_members(3, 0x3);
+  kv_ring_t *r = &ring2;
+  *r = ring;
+  kv_status_t st;
+  ck_assert_int_eq(kv_ring_plan(&ring, 0x7, r, &st), KV_OK);
+  ck_assert(kv_ring_moving(r));
+  ck_assert(kv_ring_read_claim(r) == &r->from);
+  ck_assert_uint_eq(r->sources, 0x3); /* n02 takes partitions from both */
+  uint32_t moving = 0;
+  for (uint32_t p = 0; p < 256; p++) {
+    uint64_t sources, to = kv_ring_moving_to(r, p, &sources);
+    if (!to) continue;
+    moving++;
+    ck_assert_uint_eq(to, 0x4);
+    ck_assert_uint_eq(sources & 0x4, 0);
+  }
+  ck_assert_uint_gt(moving, 85); /* a moved partition changes the preflists of its neighbours */
+  ck_assert(!kv_ring_advance(r));
+  kv_ring_t other = *r;
+  other.done = 0x1;
+  ck_assert(!kv_ring_merge(r, &other, 2)); /* n01 done, n00 not yet */
+  ck_assert_uint_eq(r->seen, 0x4);
+  other.done = 0x2;
+  ck_assert(kv_ring_merge(r, &other, 2));
+  ck_assert_int_eq(r->phase, KV_RING_FLIPPED);
+  ck_assert_uint_eq(r->epoch, 3);
+  ck_assert(kv_ring_read_claim(r) == &r->to);
+  ck_assert(kv_ring_moving(r));
+  ck_assert_uint_eq(r->seen, 0x4);
+  other = *r;
+  other.seen = 0x3;
+  ck_assert(kv_ring_merge(r, &other, 2));
+  ck_assert_int_eq(r->phase, KV_RING_STABLE);
+  ck_assert_uint_eq(r->epoch, 4);
+  ck_assert_uint_eq(r->from.members, 0x7);
+  ck_assert(!memcmp(r->from.owner, r->to.owner, 256));
+  kv_ring_t old = ring;
+  ck_assert(!kv_ring_merge(r, &old, 2)); /* an older ring changes nothing */
+  ck_assert_uint_eq(r->epoch, 4);
+}
+END_TEST
+
+START_TEST(encoded_rings_decode_to_the_same_ring) {
+  ring_members(4, 0x7);
+  kv_status_t st;
+  ck_assert_int_eq(kv_ring_plan(&ring, 0xE, &planned, &st), KV_OK);
+  planned.done = 0x2;
+  planned.seen = 0x9;
+  static uint8_t buf[KV_RING_ENCODED_BYTES_MAX];
+  size_t len = kv_ring_encode(&planned, buf);
+  ck_assert_uint_eq(len, 59 + 512);
+  ck_assert_int_eq(kv_ring_decode(&ring, buf, len, &ring2, &st), KV_OK);
+  ck_assert_uint_eq(ring2.epoch, planned.epoch);
+  ck_assert_int_eq(ring2.phase, planned.phase);
+  ck_assert_uint_eq(ring2.sources, planned.sources);
+  ck_assert_uint_eq(ring2.done, 0x2);
+  ck_assert_uint_eq(ring2.seen, 0x9);
+  ck_assert_uint_eq(ring2.to.member_count, 3);
+  ck_assert(!memcmp(ring2.from.owner, planned.from.owner, 256));
+  ck_assert(!memcmp(ring2.to.owner, planned.to.owner, 256));
+
+  ck_assert_int_eq(kv_ring_decode(&ring, buf, len - 1, &ring2, &st), KV_ECORRUPT);
+  ck_assert_str_eq(st.msg, "a ring of 570 bytes is not one of this config's (256 partitions)");
+  buf[59 + 256 + 7] = 0; /* a partition of `to` owned by n00, no member of it */
+  ck_assert_int_eq(kv_ring_decode(&ring, buf, len, &ring2, &st), KV_ECORRUPT);
+  ck_assert_str_eq(st.msg, "ring epoch 2 does not fit this config: a claim names a node that is "
+                   "not one of its members");
+}
+END_TEST
+
+START_TEST(plans_are_refused_with_a_sentence) {
+  ring_members(4, 0x7);
+  kv_status_t st;
+  ck_assert_int_eq(kv_ring_plan(&ring, 0x7, &planned, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "the ring already has exactly those members");
+  ck_assert_int_eq(kv_ring_plan(&ring, 0x1, &planned, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "keyspace 'ks': replication for region 'local' is 2, but the region "
+                   "has 1 nodes");
+  ck_assert_int_eq(kv_ring_plan(&ring, 0x17, &planned, &st), KV_EINVAL);
+  ck_assert_str_eq(st.msg, "a ring's members must be some of the config's 4 nodes");
+  ck_assert_int_eq(kv_ring_plan(&ring, 0xF, &planned, &st), KV_OK);
+  ck_assert_int_eq(kv_ring_plan(&planned, 0x7, &ring2, &st), KV_EBUSY);
+  ck_assert_str_eq(st.msg, "ring epoch 2 is still moving partitions; one membership change at a "
+                   "time");
+  ck_assert_int_eq(kv_ring_init_members(&ring, &cfg, 0, &st), KV_ECONFIG);
+  ck_assert_str_eq(st.msg, "a ring's members must be some of the config's 4 nodes");
+}
+END_TEST
+
+START_TEST(first_members_claim_as_a_config_of_only_them) {
+  /* Spare nodes in the config change nothing about the members' ring. */
+  ring_members(5, 0x7);
+  kv_ring_t *spare = &ring2;
+  *spare = ring;
+  cfg_reset(&cfg2, 256);
+  add_cluster(&cfg2, 3, LOCAL, 1, 3);
+  const kv_keyspace_conf_t *ks = add_keyspace(&cfg2, "ks", "local", 2, NULL, 0);
+  kv_status_t st;
+  ck_assert_int_eq(kv_ring_init(&ring, &cfg2, &st), KV_OK);
+  for (uint32_t p = 0; p < 256; p++) {
+    kv_preflist_t a, b;
+    kv_ring_preflist(&ring, ks, p, &a);
+    kv_ring_preflist(spare, &cfg.keyspaces[0], p, &b);
+    ck_assert_uint_eq(b.count, 3);
+    ck_assert(!memcmp(a.node, b.node, 3));
+  }
+}
+END_TEST
+
 Suite *ring_suite(void) {
   Suite *s = suite_create("ring");
   TCase *tc = tcase_create("core");
@@ -521,6 +728,7 @@ Suite *ring_suite(void) {
   tcase_add_test(tc, file_order_does_not_change_the_ring);
   tcase_add_test(tc, each_node_owns_its_share);
   tcase_add_test(tc, owner_is_the_claim_and_walks_meet_every_node);
+  tcase_add_test(tc, first_ring_walks_round_the_claim_order_at_the_wrap);
   tcase_add_test(tc, preflist_holds_every_node_once);
   tcase_add_test(tc, each_region_gets_its_primaries);
   tcase_add_test(tc, two_regions_of_three_give_three_and_three);
@@ -536,6 +744,14 @@ Suite *ring_suite(void) {
   tcase_add_test(tc, fallbacks_come_from_the_primarys_region_in_walk_order);
   tcase_add_test(tc, stand_ins_take_each_live_fallback_once);
   tcase_add_test(tc, too_many_replicas_in_a_region_are_refused);
+  tcase_add_test(tc, join_two_to_three_moves_a_third);
+  tcase_add_test(tc, join_three_to_five_moves_two_fifths);
+  tcase_add_test(tc, leave_five_to_four_moves_the_leavers_share);
+  tcase_add_test(tc, replace_moves_exactly_the_replaced_nodes_share);
+  tcase_add_test(tc, a_change_runs_handoff_then_flip_then_stable);
+  tcase_add_test(tc, encoded_rings_decode_to_the_same_ring);
+  tcase_add_test(tc, plans_are_refused_with_a_sentence);
+  tcase_add_test(tc, first_members_claim_as_a_config_of_only_them);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -266,7 +266,8 @@ void fx_start(fx_cluster_t *c, bool bare, const kv_coord_opts_t *opts) {
   c->opts = opts ? *opts : defaults;
   kv_status_t st;
   kv_status_clear(&st);
-  ck_assert_int_eq(kv_ring_init(&c->ring, &c->cfg, &st), KV_OK);
+  ck_assert_int_eq(c->members ? kv_ring_init_members(&c->ring, &c->cfg, c->members, &st)
+                              : kv_ring_init(&c->ring, &c->cfg, &st), KV_OK);
   fx_current = c;
   for (uint32_t i = 0; i < c->cfg.node_count; i++) fx_open(c, i);
 }

@@ -71,6 +71,7 @@ typedef struct {
 typedef struct fx_cluster {
   kv_config_t cfg;            /* filled by fx_config; the test may change it before fx_start */
   kv_ring_t ring;
+  uint64_t members;           /* the first ring's members (bit i: node i); 0: every node */
   bool bare;                  /* nodes without a kv_coord */
   kv_coord_opts_t opts;
   fx_node_t nodes[FX_NODES_MAX];
@@ -78,7 +79,7 @@ typedef struct fx_cluster {
   bool full[FX_NODES_MAX];    /* sends to the node are refused, as by a full peer queue */
   fx_msg_t queue[FX_MSGS_MAX]; /* a ring: head, count */
   uint32_t head, count;
-  uint32_t sent[4];           /* messages sent, by kv_msg_kind_t */
+  uint32_t sent[KV_MSG_RING + 1]; /* messages sent, by kv_msg_kind_t */
   uint32_t trees[3];          /* TREE messages sent, by kv_aae_kind_t */
   fx_reply_t replies[FX_REPLIES_MAX];
   uint32_t reply_count;
