@@ -159,6 +159,16 @@ static void client_done(world_t *w, uint64_t call_id, const sim_result_t *r) {
   client_next(w, op->client, op->code == KV_EUNAVAILABLE);
 }
 
+/* A relay's answer (taken over) goes back to the node that forwarded the request. */
+static void relay_back(world_t *w, call_t *c, sim_result_t r) {
+  c->done = true;
+  msg_t *m = msg_new(MSG_FORWARD_REPLY, c->at, c->origin);
+  m->id = c->origin_call;
+  m->to_life = c->origin_life;
+  m->result = r;
+  world_send(w, m);
+}
+
 void workload_reply(void *call, const kv_status_t *st, const kv_node_result_t *res) {
   world_t *w = sim_world;
   uint64_t id = (uint64_t)(uintptr_t)call;
@@ -169,13 +179,7 @@ void workload_reply(void *call, const kv_status_t *st, const kv_node_result_t *r
     sim_result_free(&r);
     return;
   }
-  /* A relay: the answer goes back to the node that forwarded the request. */
-  c->done = true;
-  msg_t *m = msg_new(MSG_FORWARD_REPLY, c->at, c->origin);
-  m->id = c->origin_call;
-  m->to_life = c->origin_life;
-  m->result = r;
-  world_send(w, m);
+  relay_back(w, c, r);
 }
 
 /* Whether node, coordinating op now, may put fallbacks in its targets: sloppy quorum is on
@@ -193,14 +197,14 @@ static bool op_sloppy_at(const world_t *w, const op_t *op, uint32_t node) {
   return false;
 }
 
-void workload_forwarded(world_t *w, uint32_t node, uint64_t call_id) {
+void workload_forwarded(world_t *w, uint32_t from, uint32_t node, uint64_t call_id) {
   struct workload *wl = w->wl;
   call_t *origin = call_get(wl, call_id);
   op_t *op = &wl->ops[origin->op];
   op->coordinator = node;
   op->sloppy |= op_sloppy_at(w, op, node);
-  uint64_t relay = call_new(wl, (call_t){.kind = CALL_RELAY, .at = node, .origin = op->node,
-                                         .origin_life = w->nodes[op->node].life,
+  uint64_t relay = call_new(wl, (call_t){.kind = CALL_RELAY, .op = origin->op, .at = node,
+                                         .origin = from, .origin_life = w->nodes[from].life,
                                          .origin_call = call_id});
   kv_node_req_t req = op_request(op);
   kv_coord_on_client(w->nodes[node].coord, (void *)(uintptr_t)relay, op->op, &req, w->now_us,
@@ -208,7 +212,18 @@ void workload_forwarded(world_t *w, uint32_t node, uint64_t call_id) {
 }
 
 void workload_forward_reply(world_t *w, uint64_t call_id, sim_result_t *res) {
-  client_done(w, call_id, res);
+  call_t *c = call_get(w->wl, call_id);
+  if (c->kind == CALL_CLIENT) {
+    client_done(w, call_id, res);
+    return;
+  }
+  /* A relay that was forwarded again (while the ring moves, the node it reached may hold a
+   * newer ring in which it is no primary): the answer goes on back, once. */
+  if (c->done) return;
+  sim_result_t r = *res;
+  res->code = KV_EINTERNAL; /* moved out: the message frees nothing of it */
+  res->context = NULL;
+  relay_back(w, c, r);
 }
 
 /* ---- starting operations ------------------------------------------------------------ */

@@ -103,7 +103,7 @@ typedef enum { CALL_CLIENT, CALL_RELAY } call_kind_t;
 
 typedef struct {
   call_kind_t kind;
-  uint32_t op;                   /* client calls: index in the history */
+  uint32_t op;                   /* index in the history (of the request a relay carries) */
   uint32_t at;                   /* relays: the node coordinating */
   uint32_t origin, origin_life;  /* relays: the node that forwarded, and its life */
   uint64_t origin_call;          /* relays: the call it forwarded */

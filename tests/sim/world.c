@@ -632,7 +632,7 @@ static void deliver(world_t *w, msg_t *m) {
   switch (m->type) {
   case MSG_BATCH: replica_batch(w, n, m); break;
   case MSG_BATCH_REPLY: batch_ended(w, n, m->from, m->id, m); break;
-  case MSG_FORWARD: workload_forwarded(w, m->to, m->id); break;
+  case MSG_FORWARD: workload_forwarded(w, m->from, m->to, m->id); break;
   case MSG_FORWARD_REPLY: workload_forward_reply(w, m->id, &m->result); break;
   default: KV_ASSERT(!"a message that only travels inside a batch");
   }

@@ -243,9 +243,10 @@ extern world_t *sim_world;
 
 /* ---- workload.c: the coordinator's reply callback and forwarded requests ---- */
 void workload_reply(void *call, const kv_status_t *st, const kv_node_result_t *res);
-/* A forwarded request arrives at node: coordinate it there. */
-void workload_forwarded(world_t *w, uint32_t node, uint64_t call_id);
-/* A forwarded request's answer arrives back at the node that forwarded it. */
+/* A request forwarded by from (its call call_id there) arrives at node: coordinate it there. */
+void workload_forwarded(world_t *w, uint32_t from, uint32_t node, uint64_t call_id);
+/* A forwarded request's answer arrives back at the node that forwarded it (a client's call,
+ * or a relay that node had forwarded again). */
 void workload_forward_reply(world_t *w, uint64_t call_id, sim_result_t *res);
 /* A client's event (next operation, or a timeout). */
 void workload_event(world_t *w, const event_t *ev);
